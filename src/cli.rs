@@ -1,0 +1,146 @@
+//! The command line: flags (each also read from an environment variable) and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+use crate::env::Env;
+use crate::exit::{self, Code};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "uworker-image",
+    version,
+    about = "Build OpenStack worker images with Packer, CI-native: fingerprint the inputs, skip unchanged builds, report to GitHub.",
+    after_help = "Exit codes: 0 ok (built or skipped), 1 build or validation failure, 2 bad input or config, 3 external service failure after retries, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The image definition directory (holding image.toml).
+    #[arg(
+        long,
+        global = true,
+        env = "UWORKER_IMAGE_DIR",
+        default_value = "provision"
+    )]
+    pub dir: PathBuf,
+    /// The target (a [target.NAME] of image.toml); needed when there are several.
+    #[arg(long, global = true, env = "UWORKER_IMAGE_TARGET")]
+    pub target: Option<String>,
+    /// Output format on stdout.
+    #[arg(long, global = true, env = "UWORKER_IMAGE_OUTPUT", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// The seed's variables.json (openstack_free_floating_ip, uworker_config_file, test_host, test_ssh_key, test_ssh_username).
+    #[arg(
+        long,
+        global = true,
+        env = "UWORKER_IMAGE_VAR_FILE",
+        value_name = "FILE"
+    )]
+    pub var_file: Option<PathBuf>,
+    /// Set a variable (overrides the var-file); repeatable.
+    #[arg(long = "var", global = true, value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// The worker config file of `export UWORKER_...=value` lines (as in the seed).
+    #[arg(
+        long,
+        global = true,
+        env = "UWORKER_IMAGE_WORKER_CONFIG",
+        value_name = "FILE"
+    )]
+    pub worker_config: Option<PathBuf>,
+    /// The packer executable.
+    #[arg(long, global = true, env = "UWORKER_IMAGE_PACKER", value_name = "PATH")]
+    pub packer: Option<PathBuf>,
+    /// More detail on stderr.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Only results and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the Packer template that would run (secrets never inlined).
+    Render(RenderArgs),
+    /// Check the definition, the inputs and secrets, then `packer validate` and shellcheck.
+    Validate(ValidateArgs),
+    /// Print the fingerprint of a target's inputs.
+    Fingerprint(FingerprintArgs),
+    /// Say whether `build` would build, and why. The default main job.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Write template.json, variables.json (0600) and the worker config (0600) into DIR
+    /// instead of printing the template.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Do not require the worker secrets (fork pull requests have none).
+    #[arg(long, env = "UWORKER_IMAGE_WITHOUT_SECRETS")]
+    pub without_secrets: bool,
+    /// Skip shellcheck even when it is installed.
+    #[arg(long)]
+    pub no_shellcheck: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// List every input with its digest before the fingerprint.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A manifest or record of an earlier run (`fingerprint --output json`, `plan --output json`): list what changed.
+    #[arg(long, env = "UWORKER_IMAGE_PREVIOUS", value_name = "FILE")]
+    pub previous: Option<PathBuf>,
+    /// Plan a build even when an image with this fingerprint exists.
+    #[arg(long, env = "UWORKER_IMAGE_FORCE")]
+    pub force: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => Code::BadInput.into(),
+            };
+        }
+    };
+    let env = Env::from_process();
+    match commands::run(&cli, &env) {
+        Ok(code) => code.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit::classify(&error).into()
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The commands: each loads what it needs, runs the pipeline stages in order and prints.
+
+mod fingerprint;
+mod plan;
+mod render;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::{Cli, Command, Global};
+use crate::definition::{Definition, Target};
+use crate::env::Env;
+use crate::exit::Code;
+use crate::fingerprint::{files, Manifest, ManifestInputs};
+use crate::inputs::{InputOptions, Inputs};
+use crate::packer::Packer;
+use crate::render::{self as template, Builders, VarKind};
+use crate::secrets::Redactor;
+use crate::vars;
+use crate::workdir::Workdir;
+
+pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
+    match &cli.command {
+        Command::Render(args) => render::run(&cli.global, args, env),
+        Command::Validate(args) => validate::run(&cli.global, args, env),
+        Command::Fingerprint(args) => fingerprint::run(&cli.global, args, env),
+        Command::Plan(args) => plan::run(&cli.global, args, env),
+    }
+}
+
+/// The loaded definition and inputs of one invocation.
+pub struct Session {
+    pub definition: Definition,
+    pub inputs: Inputs,
+    pub redactor: Redactor,
+    pub quiet: bool,
+}
+
+impl Session {
+    pub fn load(global: &Global, env: &Env) -> Result<Session> {
+        let definition = Definition::load(&global.dir)?;
+        let options = InputOptions {
+            var_file: global.var_file.clone(),
+            vars: global.vars.clone(),
+            worker_config: global.worker_config.clone(),
+        };
+        let inputs = Inputs::gather(&definition, &options, env)?;
+        let redactor = Redactor::for_run(&inputs.worker, env);
+        Ok(Session {
+            definition,
+            inputs,
+            redactor,
+            quiet: global.quiet,
+        })
+    }
+
+    /// A progress line on stderr (redacted), unless --quiet.
+    pub fn info(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{}", self.redactor.redact(line));
+        }
+    }
+
+    /// Required worker keys that have no value.
+    pub fn missing_secrets(&self) -> Vec<&str> {
+        self.inputs
+            .worker
+            .missing(self.definition.worker.required.iter().map(String::as_str))
+    }
+
+    /// The manifest of one target: files hashed while packer reports its version.
+    pub fn manifest(&self, target: &Target, packer: &Packer) -> Result<Manifest> {
+        let version_probe = packer.start_version()?;
+        let sources = crate::fingerprint::local_sources(&self.definition, target);
+        let found = files::collect(&self.definition.dir, &sources)?;
+        let hashed = files::hash_all(&found)?;
+        let packer_version = version_probe.wait()?;
+        Ok(Manifest::build(
+            &ManifestInputs {
+                definition: &self.definition,
+                target,
+                values: &self.inputs.values,
+                worker: &self.inputs.worker,
+                fingerprint_key: self.inputs.fingerprint_key.as_ref(),
+                packer_version: &packer_version,
+            },
+            hashed,
+        ))
+    }
+}
+
+/// Run-time facts for the var-file that are not inputs of the image.
+#[derive(Debug, Default)]
+pub struct RunFacts {
+    pub worker_config_path: Option<PathBuf>,
+    pub manifest_file: Option<PathBuf>,
+    pub fingerprint: Option<String>,
+}
+
+/// Values of every template variable for a run. Holds secrets: write it 0600 only.
+pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
+    let definition_dir = session
+        .definition
+        .dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", session.definition.dir.display()))?;
+    let path_text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let mut values = serde_json::Map::new();
+    for var in template::template_variables(&session.definition) {
+        let value = match (var.kind, var.name.as_str()) {
+            // Worker keys map to lower-case variables; their values are secrets.
+            (VarKind::Secret, name) => session
+                .inputs
+                .worker
+                .get(&name.to_ascii_uppercase())
+                .map(str::to_string),
+            (_, vars::DEFINITION_DIR) => Some(definition_dir.display().to_string()),
+            (_, vars::WORKER_CONFIG_PATH) => path_text(&facts.worker_config_path),
+            (_, vars::MANIFEST_FILE) => path_text(&facts.manifest_file),
+            (_, vars::IMAGE_FINGERPRINT) => facts.fingerprint.clone(),
+            (_, vars::TEST_HOST) => session.inputs.test_host().map(|h| h.host),
+            (_, vars::TEST_PORT) => session.inputs.test_host().map(|h| h.port.to_string()),
+            (_, name) => session.inputs.get(name).map(str::to_string),
+        };
+        values.insert(
+            var.name,
+            serde_json::Value::String(value.unwrap_or(var.default)),
+        );
+    }
+    Ok(serde_json::to_string_pretty(&serde_json::Value::Object(
+        values,
+    ))?)
+}
+
+/// The files packer needs for a run over all builders: template, var-file and worker config.
+pub struct Staged {
+    pub workdir: Workdir,
+    pub template: PathBuf,
+    pub var_file: PathBuf,
+}
+
+pub fn stage(session: &Session, builders: Builders) -> Result<Staged> {
+    let workdir = Workdir::create().context("creating a private work directory")?;
+    let text = template::to_text(&template::template(&session.definition, builders));
+    let template_path = workdir.write_public("template.json", text.as_bytes())?;
+    let worker_config_path = write_worker_config(session, workdir.path())?;
+    let facts = RunFacts {
+        worker_config_path,
+        manifest_file: Some(workdir.path().join("packer-manifest.json")),
+        fingerprint: None,
+    };
+    let var_file =
+        workdir.write_secret("variables.json", var_file_json(session, &facts)?.as_bytes())?;
+    Ok(Staged {
+        workdir,
+        template: template_path,
+        var_file,
+    })
+}
+
+/// Writes the generated worker config (0600) into `dir`; None when there are no values.
+pub fn write_worker_config(session: &Session, dir: &Path) -> Result<Option<PathBuf>> {
+    use secrecy::ExposeSecret;
+    if session.inputs.worker.is_empty() {
+        return Ok(None);
+    }
+    let path = dir.join("uworker.conf");
+    let content = session.inputs.worker.config_file();
+    crate::workdir::write_new(&path, content.expose_secret().as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(Some(path))
+}
+
+pub fn find_packer(global: &Global) -> Result<Packer> {
+    Ok(Packer::find(global.packer.as_deref())?)
+}

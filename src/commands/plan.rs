@@ -1,0 +1,54 @@
+//! `plan`: load, render, check, fingerprint, decide. The main job; no side effects.
+
+use anyhow::Result;
+
+use super::{find_packer, Session};
+use crate::cli::{Global, Output, PlanArgs};
+use crate::env::Env;
+use crate::exit::Code;
+use crate::fingerprint;
+use crate::plan::{self, Lookup};
+
+pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
+    let session = Session::load(global, env)?;
+    let target = session.definition.select_target(global.target.as_deref())?;
+    let previous = args
+        .previous
+        .as_deref()
+        .map(fingerprint::read_previous)
+        .transpose()?;
+    let packer = find_packer(global)?;
+    let manifest = session.manifest(target, &packer)?;
+
+    let mut warnings = Vec::new();
+    let missing = session.missing_secrets();
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "worker config incomplete ({} unset): `validate` and `build` need them",
+            missing.join(", ")
+        ));
+    }
+    let lookup = match &session.inputs.cloud {
+        None => Lookup::Unavailable(
+            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_CLOUD)".into(),
+        ),
+        Some(method) => Lookup::Unavailable(format!(
+            "image lookup in Glance is not available in this version (credentials found: {})",
+            method.describe()
+        )),
+    };
+    let plan = plan::decide(manifest, lookup, args.force, previous.as_ref(), warnings);
+    match global.output {
+        Output::Json => println!("{}", serde_json::to_string(&plan)?),
+        Output::Text => {
+            let label = args.previous.as_ref().map(|p| p.display().to_string());
+            print!(
+                "{}",
+                session
+                    .redactor
+                    .redact(&plan::to_text(&plan, label.as_deref()))
+            );
+        }
+    }
+    Ok(Code::Ok)
+}

@@ -1,0 +1,263 @@
+//! The image definition: `provision/image.toml` and the files it names, loaded into a
+//! validated model. Reading the file is the only I/O here; everything after is pure.
+
+mod raw;
+
+pub use raw::check_ip;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub const FILE_NAME: &str = "image.toml";
+
+/// The worker config keys every definition requires unless it says otherwise.
+pub const DEFAULT_REQUIRED_WORKER_KEYS: [&str; 3] = [
+    "UWORKER_JOB_API_ROOT",
+    "UWORKER_JOB_API_USERNAME",
+    "UWORKER_JOB_API_PASSWORD",
+];
+
+/// Builder name of the test host (packer's null builder); no target may take it.
+pub const TEST_BUILDER: &str = "test";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Definition {
+    /// Directory holding image.toml; step paths are relative to it.
+    pub dir: PathBuf,
+    pub name: String,
+    /// Non-secret user variables with their default values.
+    pub variables: BTreeMap<String, String>,
+    /// Targets by name, in byte order of their names.
+    pub targets: BTreeMap<String, Target>,
+    pub steps: Vec<Step>,
+    pub worker: WorkerKeys,
+    pub test: TestSettings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceImage {
+    Id(String),
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub source_image: SourceImage,
+    pub flavor: String,
+    pub networks: Vec<String>,
+    pub security_groups: Vec<String>,
+    /// None: the seed's `openstack_free_floating_ip` variable supplies it.
+    pub floating_ip: Option<String>,
+    pub floating_ip_network: Option<String>,
+    pub ssh_username: String,
+    pub ssh_timeout: Option<String>,
+    pub region: Option<String>,
+    pub availability_zone: Option<String>,
+    pub use_blockstorage_volume: Option<bool>,
+    pub volume_size: Option<u32>,
+    pub volume_type: Option<String>,
+    pub image_visibility: Option<String>,
+    pub image_min_disk: Option<u32>,
+    pub image_tags: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub config_drive: Option<bool>,
+    /// Line of the `[target.NAME]` header, for error annotations.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    Build,
+    Test,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    /// A shell script, path relative to the definition directory.
+    Script(String),
+    Inline(Vec<String>),
+    /// A file or directory upload; a source ending in `/` uploads the directory's content.
+    Upload {
+        source: String,
+        destination: String,
+    },
+    /// Upload of the worker config the tool generates from the worker secrets.
+    WorkerConfig {
+        destination: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub kind: StepKind,
+    pub environment: BTreeMap<String, String>,
+    pub sudo: bool,
+    pub only: Option<Only>,
+    pub line: usize,
+}
+
+impl Step {
+    /// Whether this step runs for the given builder (a target name or the test builder).
+    pub fn runs_on(&self, builder: &str) -> bool {
+        match self.only {
+            None => true,
+            Some(Only::Test) => builder == TEST_BUILDER,
+            Some(Only::Build) => builder != TEST_BUILDER,
+        }
+    }
+
+    /// Local paths this step reads, relative to the definition directory.
+    pub fn local_sources(&self) -> Option<&str> {
+        match &self.kind {
+            StepKind::Script(path) => Some(path),
+            StepKind::Upload { source, .. } => Some(source),
+            StepKind::Inline(_) | StepKind::WorkerConfig { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerKeys {
+    pub required: Vec<String>,
+    pub optional: Vec<String>,
+}
+
+impl Default for WorkerKeys {
+    fn default() -> Self {
+        WorkerKeys {
+            required: DEFAULT_REQUIRED_WORKER_KEYS.map(String::from).to_vec(),
+            optional: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestSettings {
+    pub ssh_username: String,
+    pub ssh_timeout: String,
+}
+
+#[derive(Debug, Error)]
+pub enum DefinitionError {
+    #[error("cannot read {path}: {source}; pass the definition directory with --dir (or UWORKER_IMAGE_DIR)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl DefinitionError {
+    /// File and line for a CI annotation, when the error points into the definition.
+    pub fn location(&self) -> Option<(&Path, Option<usize>)> {
+        match self {
+            DefinitionError::Read { .. } => None,
+            DefinitionError::Parse { path, line, .. }
+            | DefinitionError::Invalid { path, line, .. } => Some((path, Some(*line))),
+        }
+    }
+}
+
+impl Definition {
+    /// Loads `DIR/image.toml` and checks everything that can be checked without secrets:
+    /// keys, step shapes, names, and that every referenced file exists inside DIR.
+    pub fn load(dir: &Path) -> Result<Definition, DefinitionError> {
+        let path = dir.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|source| DefinitionError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let definition = Self::parse(&text, dir, &path)?;
+        definition.check_files(&path)?;
+        Ok(definition)
+    }
+
+    /// Parses definition text; `dir` is where step paths will be resolved, `path` names
+    /// the file in errors.
+    pub fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, DefinitionError> {
+        raw::parse(text, dir, path)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Every worker key the definition names: required first, then optional.
+    pub fn declared_worker_keys(&self) -> impl Iterator<Item = &str> {
+        self.worker
+            .required
+            .iter()
+            .chain(&self.worker.optional)
+            .map(String::as_str)
+    }
+
+    /// The target a single-target command works on: the named one, or the only one.
+    pub fn select_target(&self, name: Option<&str>) -> Result<&Target, DefinitionError> {
+        let invalid = |message: String| DefinitionError::Invalid {
+            path: self.path(),
+            line: 1,
+            message,
+        };
+        let names = || self.targets.keys().cloned().collect::<Vec<_>>().join(", ");
+        match name {
+            Some(name) => self.targets.get(name).ok_or_else(|| {
+                invalid(format!(
+                    "no target named `{name}`; the definition has: {}",
+                    names()
+                ))
+            }),
+            None if self.targets.len() == 1 => Ok(self.targets.values().next().expect("one")),
+            None => Err(invalid(format!(
+                "the definition has {} targets ({}): choose one with --target (or UWORKER_IMAGE_TARGET)",
+                self.targets.len(),
+                names()
+            ))),
+        }
+    }
+
+    fn check_files(&self, path: &Path) -> Result<(), DefinitionError> {
+        for step in &self.steps {
+            let Some(source) = step.local_sources() else {
+                continue;
+            };
+            let full = self.dir.join(source);
+            let invalid = |message: String| DefinitionError::Invalid {
+                path: path.to_path_buf(),
+                line: step.line,
+                message,
+            };
+            let meta = std::fs::metadata(&full).map_err(|e| {
+                invalid(format!(
+                    "`{source}` cannot be read ({e}): paths are relative to {}",
+                    self.dir.display()
+                ))
+            })?;
+            if matches!(step.kind, StepKind::Script(_)) && !meta.is_file() {
+                return Err(invalid(format!("script `{source}` is not a file")));
+            }
+            if source.ends_with('/') && !meta.is_dir() {
+                return Err(invalid(format!(
+                    "`{source}` ends with `/` but is not a directory"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

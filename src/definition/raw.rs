@@ -1,0 +1,419 @@
+//! image.toml as written (serde, unknown keys refused, spans kept for line numbers) and
+//! its conversion into the checked model.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Component, Path};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    Definition, DefinitionError, Only, SourceImage, Step, StepKind, Target, TestSettings,
+    WorkerKeys, TEST_BUILDER,
+};
+use crate::vars;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefinition {
+    name: Spanned<String>,
+    #[serde(default)]
+    variables: Option<Spanned<BTreeMap<String, String>>>,
+    #[serde(default)]
+    target: BTreeMap<String, Spanned<RawTarget>>,
+    #[serde(default)]
+    provision: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    worker: Option<Spanned<RawWorker>>,
+    #[serde(default)]
+    test: Option<RawTest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    source_image: Option<String>,
+    source_image_name: Option<String>,
+    flavor: String,
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    security_groups: Vec<String>,
+    floating_ip: Option<String>,
+    floating_ip_network: Option<String>,
+    #[serde(default = "default_ssh_username")]
+    ssh_username: String,
+    ssh_timeout: Option<String>,
+    region: Option<String>,
+    availability_zone: Option<String>,
+    use_blockstorage_volume: Option<bool>,
+    volume_size: Option<u32>,
+    volume_type: Option<String>,
+    image_visibility: Option<String>,
+    image_min_disk: Option<u32>,
+    #[serde(default)]
+    image_tags: Vec<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    config_drive: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    script: Option<String>,
+    inline: Option<Vec<String>>,
+    file: Option<String>,
+    destination: Option<String>,
+    worker_config: Option<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    sudo: bool,
+    only: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    #[serde(default)]
+    required: Option<Vec<String>>,
+    #[serde(default)]
+    optional: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    #[serde(default = "default_ssh_username")]
+    ssh_username: String,
+    #[serde(default = "default_test_ssh_timeout")]
+    ssh_timeout: String,
+}
+
+fn default_ssh_username() -> String {
+    "ubuntu".to_string()
+}
+
+fn default_test_ssh_timeout() -> String {
+    "5m".to_string()
+}
+
+const VISIBILITIES: [&str; 4] = ["private", "shared", "community", "public"];
+
+/// Converts byte offsets into 1-based line numbers of one text.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn of(&self, offset: usize) -> usize {
+        let end = offset.min(self.0.len());
+        self.0.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+}
+
+pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, DefinitionError> {
+    let lines = Lines(text);
+    let raw: RawDefinition = toml::from_str(text).map_err(|e| DefinitionError::Parse {
+        path: path.to_path_buf(),
+        line: e.span().map_or(1, |span| lines.of(span.start)),
+        message: e.message().trim_end().to_string(),
+    })?;
+    let invalid = |line: usize, message: String| DefinitionError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+
+    let name_line = lines.of(raw.name.span().start);
+    let name = raw.name.into_inner();
+    if !is_name(&name, true) {
+        return Err(invalid(
+            name_line,
+            format!(
+                "name `{name}` must be letters, digits, `.`, `_` or `-` (it prefixes image names)"
+            ),
+        ));
+    }
+
+    let (variables, variables_line) = match raw.variables {
+        Some(v) => (v.get_ref().clone(), lines.of(v.span().start)),
+        None => (BTreeMap::new(), 1),
+    };
+    for key in variables.keys() {
+        if !vars::is_user_variable_name(key) {
+            return Err(invalid(variables_line, format!(
+                "variable `{key}`: names are lower-case letters, digits and `_`, and may not be one of the tool's own ({})",
+                vars::RESERVED.join(", ")
+            )));
+        }
+    }
+
+    let worker = match raw.worker {
+        None => WorkerKeys::default(),
+        Some(w) => {
+            let line = lines.of(w.span().start);
+            let w = w.into_inner();
+            let keys = WorkerKeys {
+                required: w.required.unwrap_or_else(|| WorkerKeys::default().required),
+                optional: w.optional,
+            };
+            check_worker_keys(&keys).map_err(|m| invalid(line, m))?;
+            keys
+        }
+    };
+
+    if raw.target.is_empty() {
+        return Err(invalid(
+            1,
+            "no target: add a `[target.NAME]` table (source image, flavor, ssh_username)".into(),
+        ));
+    }
+    let mut targets = BTreeMap::new();
+    for (target_name, spanned) in raw.target {
+        let line = lines.of(spanned.span().start);
+        let target = convert_target(target_name.clone(), spanned.into_inner(), line)
+            .map_err(|m| invalid(line, format!("[target.{target_name}]: {m}")))?;
+        targets.insert(target_name, target);
+    }
+
+    let known_vars: Vec<String> = vars::template_variable_names(&variables, &worker);
+    let mut steps = Vec::with_capacity(raw.provision.len());
+    for (index, spanned) in raw.provision.into_iter().enumerate() {
+        let line = lines.of(spanned.span().start);
+        let step = convert_step(spanned.into_inner(), line, &known_vars)
+            .map_err(|m| invalid(line, format!("[[provision]] step {}: {m}", index + 1)))?;
+        steps.push(step);
+    }
+
+    let test = raw.test.unwrap_or(RawTest {
+        ssh_username: default_ssh_username(),
+        ssh_timeout: default_test_ssh_timeout(),
+    });
+
+    Ok(Definition {
+        dir: dir.to_path_buf(),
+        name,
+        variables,
+        targets,
+        steps,
+        worker,
+        test: TestSettings {
+            ssh_username: test.ssh_username,
+            ssh_timeout: test.ssh_timeout,
+        },
+    })
+}
+
+fn is_name(s: &str, allow_dot: bool) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (allow_dot && b == b'.')
+        })
+}
+
+fn convert_target(name: String, raw: RawTarget, line: usize) -> Result<Target, String> {
+    if !is_name(&name, false) {
+        return Err(
+            "target names are letters, digits, `_` and `-` (they name packer builders)".into(),
+        );
+    }
+    if name == TEST_BUILDER {
+        return Err(format!(
+            "`{TEST_BUILDER}` is the test host's builder name; call the target something else"
+        ));
+    }
+    let source_image = match (raw.source_image, raw.source_image_name) {
+        (Some(id), None) if !id.trim().is_empty() => SourceImage::Id(id),
+        (None, Some(n)) if !n.trim().is_empty() => SourceImage::Name(n),
+        (Some(_), Some(_)) => {
+            return Err(
+                "set either `source_image` (an image ID) or `source_image_name`, not both".into(),
+            )
+        }
+        _ => return Err("missing `source_image` (an image ID) or `source_image_name`".into()),
+    };
+    if raw.flavor.trim().is_empty() {
+        return Err("`flavor` is empty".into());
+    }
+    if raw.ssh_username.trim().is_empty() {
+        return Err("`ssh_username` is empty".into());
+    }
+    if let Some(ip) = &raw.floating_ip {
+        check_ip(ip).map_err(|m| format!("floating_ip: {m}"))?;
+    }
+    if let Some(v) = &raw.image_visibility {
+        if !VISIBILITIES.contains(&v.as_str()) {
+            return Err(format!(
+                "image_visibility `{v}` is not one of {}",
+                VISIBILITIES.join(", ")
+            ));
+        }
+    }
+    Ok(Target {
+        name,
+        source_image,
+        flavor: raw.flavor,
+        networks: raw.networks,
+        security_groups: raw.security_groups,
+        floating_ip: raw.floating_ip,
+        floating_ip_network: raw.floating_ip_network,
+        ssh_username: raw.ssh_username,
+        ssh_timeout: raw.ssh_timeout,
+        region: raw.region,
+        availability_zone: raw.availability_zone,
+        use_blockstorage_volume: raw.use_blockstorage_volume,
+        volume_size: raw.volume_size,
+        volume_type: raw.volume_type,
+        image_visibility: raw.image_visibility,
+        image_min_disk: raw.image_min_disk,
+        image_tags: raw.image_tags,
+        metadata: raw.metadata,
+        config_drive: raw.config_drive,
+        line,
+    })
+}
+
+/// An IP address as the floating IP must be: a literal address.
+pub fn check_ip(value: &str) -> Result<(), String> {
+    value
+        .parse::<IpAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("`{value}` is not an IP address (expected e.g. 130.238.29.214)"))
+}
+
+fn convert_step(raw: RawStep, line: usize, known_vars: &[String]) -> Result<Step, String> {
+    let given: Vec<&str> = [
+        ("script", raw.script.is_some()),
+        ("inline", raw.inline.is_some()),
+        ("file", raw.file.is_some()),
+        ("worker_config", raw.worker_config.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| *k)
+    .collect();
+    if given.len() != 1 {
+        return Err(format!(
+            "a step has exactly one of `script`, `inline`, `file` or `worker_config` (found {})",
+            if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(", ")
+            }
+        ));
+    }
+    if raw.destination.is_some() && raw.file.is_none() {
+        return Err("`destination` belongs to `file` steps".into());
+    }
+    let kind = if let Some(script) = raw.script {
+        check_relative(&script)?;
+        StepKind::Script(script)
+    } else if let Some(inline) = raw.inline {
+        if inline.is_empty() {
+            return Err("`inline` has no commands".into());
+        }
+        StepKind::Inline(inline)
+    } else if let Some(source) = raw.file {
+        check_relative(&source)?;
+        let destination = raw
+            .destination
+            .filter(|d| !d.trim().is_empty())
+            .ok_or("a `file` step needs `destination` (the path on the image)")?;
+        StepKind::Upload {
+            source,
+            destination,
+        }
+    } else {
+        let destination = raw.worker_config.unwrap_or_default();
+        if !destination.starts_with('/') {
+            return Err(format!(
+                "worker_config `{destination}` must be an absolute path on the image, e.g. /tmp/uworker.conf"
+            ));
+        }
+        StepKind::WorkerConfig { destination }
+    };
+    if matches!(
+        kind,
+        StepKind::WorkerConfig { .. } | StepKind::Upload { .. }
+    ) && (raw.sudo || !raw.environment.is_empty())
+    {
+        return Err("`sudo` and `environment` apply to `script` and `inline` steps".into());
+    }
+    for key in raw.environment.keys() {
+        if !is_env_name(key) {
+            return Err(format!(
+                "environment name `{key}` is not a valid variable name"
+            ));
+        }
+    }
+    let only = match raw.only.as_deref() {
+        None => None,
+        Some("build") => Some(Only::Build),
+        Some("test") => Some(Only::Test),
+        Some(other) => return Err(format!("only = `{other}`: expected \"build\" or \"test\"")),
+    };
+    let step = Step {
+        kind,
+        environment: raw.environment,
+        sudo: raw.sudo,
+        only,
+        line,
+    };
+    for text in step_texts(&step) {
+        vars::check_references(text, known_vars)?;
+    }
+    Ok(step)
+}
+
+/// The strings of a step that packer interpolates.
+fn step_texts(step: &Step) -> Vec<&str> {
+    let mut texts: Vec<&str> = step.environment.values().map(String::as_str).collect();
+    match &step.kind {
+        StepKind::Inline(lines) => texts.extend(lines.iter().map(String::as_str)),
+        StepKind::Upload { destination, .. } | StepKind::WorkerConfig { destination } => {
+            texts.push(destination)
+        }
+        StepKind::Script(_) => {}
+    }
+    texts
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Step paths stay inside the definition directory: relative, no `..`.
+fn check_relative(path: &str) -> Result<(), String> {
+    let p = Path::new(path);
+    if path.trim().is_empty() {
+        return Err("empty path".into());
+    }
+    if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!(
+            "`{path}` must be relative to the definition directory and stay inside it (no leading `/`, no `..`)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_worker_keys(keys: &WorkerKeys) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for key in keys.required.iter().chain(&keys.optional) {
+        if !vars::is_worker_key(key) {
+            return Err(format!(
+                "[worker] `{key}`: worker keys are UWORKER_ followed by A-Z, 0-9 or _ (UWORKER_IMAGE_* and UWORKER_FINGERPRINT_KEY are the tool's own)"
+            ));
+        }
+        if !seen.insert(key) {
+            return Err(format!("[worker] `{key}` is listed twice"));
+        }
+    }
+    Ok(())
+}

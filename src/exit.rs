@@ -1,0 +1,46 @@
+//! Exit codes, as documented: 0 ok (built or skipped), 1 build or validation failure,
+//! 2 bad input or config, 3 external service failure after retries, 130 interrupted.
+
+use std::process::ExitCode;
+
+use crate::definition::DefinitionError;
+use crate::fingerprint::FingerprintError;
+use crate::inputs::InputError;
+use crate::packer::PackerError;
+use crate::seed::SeedError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Ok = 0,
+    Failed = 1,
+    BadInput = 2,
+    External = 3,
+    Interrupted = 130,
+}
+
+impl From<Code> for ExitCode {
+    fn from(code: Code) -> ExitCode {
+        ExitCode::from(code as u8)
+    }
+}
+
+/// The exit code for an error that ended a command.
+pub fn classify(error: &anyhow::Error) -> Code {
+    for cause in error.chain() {
+        if cause.is::<DefinitionError>()
+            || cause.is::<InputError>()
+            || cause.is::<SeedError>()
+            || cause.is::<FingerprintError>()
+            || cause.is::<clap::Error>()
+        {
+            return Code::BadInput;
+        }
+        if let Some(packer) = cause.downcast_ref::<PackerError>() {
+            return match packer {
+                PackerError::NotFound { .. } | PackerError::Version { .. } => Code::BadInput,
+                PackerError::Run { .. } => Code::Failed,
+            };
+        }
+    }
+    Code::Failed
+}

@@ -1,0 +1,258 @@
+//! The fingerprint: SHA-256 of a canonical, versioned manifest of every input that shapes
+//! an image of one target. Secret values enter only through HMAC under a dedicated key.
+
+pub mod files;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::definition::{Definition, SourceImage, Target};
+use crate::render::{self, Builders, VarKind};
+use crate::secrets::WorkerConfig;
+
+pub use files::FileInput;
+
+/// Bumped whenever what the manifest holds, or how it is hashed, changes.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum FingerprintError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} links to {target}, outside the definition directory: copy the file in, or move the definition")]
+    LinkEscapes { path: PathBuf, target: PathBuf },
+    #[error("{path}: a link loops back to a directory above it")]
+    LinkLoop { path: PathBuf },
+    #[error("{path}: the file name is not UTF-8; rename it")]
+    NotUtf8 { path: PathBuf },
+    #[error("{path} is neither a file nor a directory")]
+    NotAFile { path: PathBuf },
+    #[error("{path} is not a manifest or a record of an earlier run: {message}")]
+    Previous { path: PathBuf, message: String },
+}
+
+/// The base image as the definition names it (a later step resolves names to IDs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseImage {
+    /// "id" or "name".
+    pub by: String,
+    pub value: String,
+    /// The ID a name resolved to, when it was resolved.
+    pub resolved_id: Option<String>,
+}
+
+/// Everything that shapes the image of one target. Serialized with sorted keys; its
+/// SHA-256 is the fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: u32,
+    pub image: String,
+    pub target: String,
+    /// SHA-256 of the target's rendered template (secrets are references in it).
+    pub template_sha256: String,
+    pub files: Vec<FileInput>,
+    /// Non-secret variable values.
+    pub variables: BTreeMap<String, String>,
+    /// Secret names; each value is an HMAC of the secret when a fingerprint key is set.
+    pub secrets: BTreeMap<String, Option<String>>,
+    pub base_image: BaseImage,
+    pub packer_version: String,
+}
+
+/// Inputs of a manifest that do not come from the file system.
+pub struct ManifestInputs<'a> {
+    pub definition: &'a Definition,
+    pub target: &'a Target,
+    /// Values of the non-secret variables (defaults already applied).
+    pub values: &'a BTreeMap<String, String>,
+    pub worker: &'a WorkerConfig,
+    pub fingerprint_key: Option<&'a SecretString>,
+    pub packer_version: &'a str,
+}
+
+/// Local paths the target's steps read, relative to the definition directory.
+pub fn local_sources<'a>(definition: &'a Definition, target: &Target) -> Vec<&'a str> {
+    definition
+        .steps
+        .iter()
+        .filter(|s| s.runs_on(&target.name))
+        .filter_map(|s| s.local_sources())
+        .collect()
+}
+
+impl Manifest {
+    pub fn build(inputs: &ManifestInputs, files: Vec<FileInput>) -> Manifest {
+        let def = inputs.definition;
+        let template = render::template(def, Builders::Target(inputs.target));
+        let template_bytes = serde_json::to_vec(&template).expect("JSON values serialize");
+
+        let variables = render::template_variables(def)
+            .into_iter()
+            .filter(|v| v.kind == VarKind::Input)
+            .map(|v| {
+                let value = inputs.values.get(&v.name).cloned().unwrap_or(v.default);
+                (v.name, value)
+            })
+            .collect();
+
+        // Declared names count even when absent, so a run without secrets (a fork pull
+        // request) gets the fingerprint of the run with them.
+        let names: std::collections::BTreeSet<&str> = def
+            .declared_worker_keys()
+            .chain(inputs.worker.keys())
+            .collect();
+        let secrets = names
+            .into_iter()
+            .map(|name| {
+                let digest = inputs
+                    .fingerprint_key
+                    .map(|key| secret_digest(key, name, inputs.worker.get(name).unwrap_or("")));
+                (name.to_string(), digest)
+            })
+            .collect();
+
+        let base_image = match &inputs.target.source_image {
+            SourceImage::Id(id) => BaseImage {
+                by: "id".into(),
+                value: id.clone(),
+                resolved_id: Some(id.clone()),
+            },
+            SourceImage::Name(name) => BaseImage {
+                by: "name".into(),
+                value: name.clone(),
+                resolved_id: None,
+            },
+        };
+
+        Manifest {
+            schema: SCHEMA,
+            image: def.name.clone(),
+            target: inputs.target.name.clone(),
+            template_sha256: hex::encode(Sha256::digest(&template_bytes)),
+            files,
+            variables,
+            secrets,
+            base_image,
+            packer_version: inputs.packer_version.to_string(),
+        }
+    }
+
+    /// `sha256:<hex>` of the canonical JSON (sorted keys, no whitespace).
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_value(self).expect("manifest serializes");
+        let bytes = serde_json::to_vec(&canonical).expect("JSON values serialize");
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// Every input as a (name, digest or value) pair, in a stable order: what `--explain`
+    /// prints and what a comparison with an earlier manifest works on.
+    pub fn inputs(&self) -> Vec<(String, String)> {
+        let mut list = vec![
+            ("schema".to_string(), self.schema.to_string()),
+            ("packer".to_string(), self.packer_version.clone()),
+            (
+                "base-image".to_string(),
+                match &self.base_image.resolved_id {
+                    Some(id) if self.base_image.by == "name" => {
+                        format!("name {} = {id}", self.base_image.value)
+                    }
+                    _ => format!("{} {}", self.base_image.by, self.base_image.value),
+                },
+            ),
+            (
+                "template".to_string(),
+                format!("sha256:{}", self.template_sha256),
+            ),
+        ];
+        list.extend(self.files.iter().map(|f| {
+            let mode = if f.executable { " (executable)" } else { "" };
+            (
+                format!("file {}", f.path),
+                format!("sha256:{}{mode}", f.sha256),
+            )
+        }));
+        list.extend(
+            self.variables
+                .iter()
+                .map(|(k, v)| (format!("variable {k}"), format!("{v:?}"))),
+        );
+        list.extend(self.secrets.iter().map(|(k, digest)| {
+            let shown = match digest {
+                Some(d) => format!("hmac-sha256:{d}"),
+                None => "name only (set UWORKER_FINGERPRINT_KEY to include values)".into(),
+            };
+            (format!("secret {k}"), shown)
+        }));
+        list
+    }
+}
+
+/// HMAC-SHA256(key, name NUL value): not guessable offline without the key.
+fn secret_digest(key: &SecretString, name: &str, value: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.expose_secret().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(name.as_bytes());
+    mac.update(&[0]);
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// What differs between an earlier manifest and this one, by input name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+impl Changes {
+    pub fn between(previous: &Manifest, current: &Manifest) -> Changes {
+        let before: BTreeMap<String, String> = previous.inputs().into_iter().collect();
+        let after: BTreeMap<String, String> = current.inputs().into_iter().collect();
+        let mut changes = Changes::default();
+        for (name, value) in &after {
+            match before.get(name) {
+                None => changes.added.push(name.clone()),
+                Some(old) if old != value => changes.changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        changes.removed = before
+            .keys()
+            .filter(|name| !after.contains_key(*name))
+            .cloned()
+            .collect();
+        changes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// An earlier run's manifest, from a manifest file or a record that holds one.
+pub fn read_previous(path: &std::path::Path) -> Result<Manifest, FingerprintError> {
+    let fail = |message: String| FingerprintError::Previous {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let manifest = match value.get("manifest") {
+        Some(inner) => inner.clone(),
+        None => value,
+    };
+    serde_json::from_value(manifest).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

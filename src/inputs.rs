@@ -1,0 +1,218 @@
+//! Everything a run takes besides the definition: variables (definition defaults, the
+//! seed's var-file, `--var`), the worker config (file and environment), cloud credentials
+//! and the fingerprint key. Reading the files named is this module's only I/O.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use thiserror::Error;
+
+use crate::definition::{self, Definition};
+use crate::env::Env;
+use crate::openstack::credentials::{self, AuthMethod};
+use crate::secrets::WorkerConfig;
+use crate::seed::{self, SeedError};
+use crate::vars;
+
+/// What the command line says about inputs.
+#[derive(Debug, Clone, Default)]
+pub struct InputOptions {
+    pub var_file: Option<PathBuf>,
+    pub vars: Vec<String>,
+    pub worker_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
+    #[error("{} is too short ({len} bytes): use at least {MIN_FINGERPRINT_KEY_LEN} random bytes, e.g. `openssl rand -hex 32`", vars::FINGERPRINT_KEY_ENV)]
+    WeakFingerprintKey { len: usize },
+}
+
+pub const MIN_FINGERPRINT_KEY_LEN: usize = 32;
+
+/// The test host as the seed's `test_host` (`host` or `host:port`) gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestHost {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug)]
+pub struct Inputs {
+    /// Every variable value: definition variables and the seed's keys that were given.
+    /// Paths (`uworker_config_file`, `test_ssh_key`) are resolved against the var-file.
+    pub values: BTreeMap<String, String>,
+    /// Where each value came from, for messages.
+    pub origins: BTreeMap<String, String>,
+    pub worker: WorkerConfig,
+    pub cloud: Option<AuthMethod>,
+    pub fingerprint_key: Option<SecretString>,
+}
+
+impl Inputs {
+    pub fn gather(
+        definition: &Definition,
+        options: &InputOptions,
+        env: &Env,
+    ) -> Result<Inputs, InputError> {
+        let mut values = definition.variables.clone();
+        let mut origins: BTreeMap<String, String> = values
+            .keys()
+            .map(|k| (k.clone(), definition.path().display().to_string()))
+            .collect();
+
+        if let Some(path) = &options.var_file {
+            let origin = path.display().to_string();
+            let base = path.parent().unwrap_or(Path::new(""));
+            for (key, value) in seed::read_var_file(path)? {
+                seed::check_variable_known(&key, &origin, &definition.variables)?;
+                let value = if key == vars::WORKER_CONFIG_FILE_KEY || key == vars::TEST_SSH_KEY {
+                    resolve(base, &value)
+                } else {
+                    value
+                };
+                origins.insert(key.clone(), origin.clone());
+                values.insert(key, value);
+            }
+        }
+        for arg in &options.vars {
+            let (key, value) = seed::parse_var_arg(arg)?;
+            seed::check_variable_known(&key, "--var", &definition.variables)?;
+            origins.insert(key.clone(), "--var".into());
+            values.insert(key, value);
+        }
+        if let Some(path) = &options.worker_config {
+            origins.insert(
+                vars::WORKER_CONFIG_FILE_KEY.into(),
+                "--worker-config".into(),
+            );
+            values.insert(
+                vars::WORKER_CONFIG_FILE_KEY.into(),
+                path.display().to_string(),
+            );
+        }
+
+        let inputs_check = |key: &str, check: fn(&str) -> Result<(), String>| match values
+            .get(key)
+            .filter(|v| !v.is_empty())
+        {
+            Some(value) => check(value).map_err(|message| InputError::Invalid {
+                origin: origins[key].clone(),
+                key: key.to_string(),
+                message,
+            }),
+            None => Ok(()),
+        };
+        inputs_check(vars::FLOATING_IP, definition::check_ip)?;
+        inputs_check(vars::TEST_HOST, |v| parse_test_host(v).map(|_| ()))?;
+
+        let file = match values.get(vars::WORKER_CONFIG_FILE_KEY) {
+            Some(path) if !path.is_empty() => {
+                Some((path.clone(), seed::read_worker_config(Path::new(path))?))
+            }
+            _ => None,
+        };
+        let worker = WorkerConfig::gather(file.as_ref().map(|(p, e)| (p.as_str(), e.clone())), env);
+
+        let fingerprint_key = match env.get(vars::FINGERPRINT_KEY_ENV) {
+            Some(key) if key.len() < MIN_FINGERPRINT_KEY_LEN => {
+                return Err(InputError::WeakFingerprintKey { len: key.len() })
+            }
+            Some(key) => Some(SecretString::from(key.to_string())),
+            None => None,
+        };
+
+        Ok(Inputs {
+            values,
+            origins,
+            worker,
+            cloud: credentials::detect(env),
+            fingerprint_key,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn test_host(&self) -> Option<TestHost> {
+        self.get(vars::TEST_HOST)
+            .and_then(|v| parse_test_host(v).ok())
+    }
+}
+
+fn resolve(base: &Path, value: &str) -> String {
+    if value.is_empty() || Path::new(value).is_absolute() {
+        value.to_string()
+    } else {
+        base.join(value).display().to_string()
+    }
+}
+
+/// `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+pub fn parse_test_host(value: &str) -> Result<TestHost, String> {
+    let bad = || format!("`{value}` is not `host` or `host:port`");
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
+        match tail.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if tail.is_empty() => (host, None),
+            None => return Err(bad()),
+        }
+    } else if value.matches(':').count() == 1 {
+        let (host, port) = value.split_once(':').expect("one colon");
+        (host, Some(port))
+    } else {
+        (value, None)
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("port `{p}` in `{value}` is not 1-65535"))?,
+        None => 22,
+    };
+    Ok(TestHost {
+        host: host.to_string(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_host_forms() {
+        let h = |host: &str, port| {
+            Ok(TestHost {
+                host: host.into(),
+                port,
+            })
+        };
+        assert_eq!(parse_test_host("130.238.29.14"), h("130.238.29.14", 22));
+        assert_eq!(parse_test_host("127.0.0.1:2222"), h("127.0.0.1", 2222));
+        assert_eq!(parse_test_host("[::1]:2200"), h("::1", 2200));
+        assert_eq!(parse_test_host("::1"), h("::1", 22));
+        assert!(parse_test_host("host:0").is_err());
+        assert!(parse_test_host("host:x").is_err());
+        assert!(parse_test_host("a b").is_err());
+        assert!(parse_test_host("").is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! uworker-image: CI-native builds of OpenStack worker images with Packer.
+//!
+//! Data flows one way: definition -> render -> fingerprint -> plan -> packer -> record
+//! -> report. The core (definition, render, fingerprint, plan) is pure; the edges
+//! (file system, packer, shellcheck, environment) live in their own modules.
+
+pub mod cli;
+mod commands;
+pub mod definition;
+pub mod env;
+pub mod exit;
+pub mod fingerprint;
+pub mod inputs;
+pub mod openstack;
+pub mod packer;
+pub mod plan;
+pub mod render;
+pub mod secrets;
+pub mod seed;
+pub mod shell;
+pub mod shellcheck;
+pub mod vars;
+pub mod workdir;

@@ -1,0 +1,371 @@
+//! The Packer JSON template for a definition (pure): one `openstack` builder per target,
+//! the `test` null builder, provisioners in the definition's order, a manifest
+//! post-processor. Secrets are never in it: they are sensitive user variables whose values
+//! arrive at run time through a 0600 var-file. Keys come out sorted (serde_json's map is
+//! ordered), so the same definition always renders the same bytes.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::definition::{Definition, SourceImage, Step, StepKind, Target, TEST_BUILDER};
+use crate::vars;
+
+/// Which builders a template carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Builders<'a> {
+    /// Every target and the test host: what `render` prints and `validate` checks.
+    All,
+    /// Every target, no test host: what a full `validate` checks when no test host is set.
+    Targets,
+    /// One target alone: what its fingerprint covers (test-only steps left out).
+    Target(&'a Target),
+}
+
+/// How a template variable's value counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarKind {
+    /// Shapes the image: the value enters the fingerprint.
+    Input,
+    /// A worker secret: only its name enters the fingerprint.
+    Secret,
+    /// Where and when the run happens (paths, provenance, test host): not an input.
+    Runtime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVar {
+    pub name: String,
+    pub kind: VarKind,
+    pub default: String,
+}
+
+/// Every user variable a template declares, sorted by name.
+pub fn template_variables(def: &Definition) -> Vec<TemplateVar> {
+    let var = |name: &str, kind, default: &str| TemplateVar {
+        name: name.to_string(),
+        kind,
+        default: default.to_string(),
+    };
+    let mut list = vec![
+        var(vars::FLOATING_IP, VarKind::Input, ""),
+        var(vars::DEFINITION_DIR, VarKind::Runtime, "."),
+        var(vars::WORKER_CONFIG_PATH, VarKind::Runtime, ""),
+        var(
+            vars::MANIFEST_FILE,
+            VarKind::Runtime,
+            "packer-manifest.json",
+        ),
+        var(vars::IMAGE_FINGERPRINT, VarKind::Runtime, ""),
+        var(vars::GIT_COMMIT, VarKind::Runtime, ""),
+        var(vars::RUN_URL, VarKind::Runtime, ""),
+        var(vars::RUN_ID, VarKind::Runtime, ""),
+        var(vars::TEST_HOST, VarKind::Runtime, ""),
+        var(vars::TEST_PORT, VarKind::Runtime, "22"),
+        var(vars::TEST_SSH_KEY, VarKind::Runtime, ""),
+        var(
+            vars::TEST_SSH_USERNAME,
+            VarKind::Runtime,
+            &def.test.ssh_username,
+        ),
+    ];
+    list.extend(
+        def.variables
+            .iter()
+            .map(|(name, default)| var(name, VarKind::Input, default)),
+    );
+    list.extend(
+        def.declared_worker_keys()
+            .map(|key| var(&vars::worker_variable(key), VarKind::Secret, "")),
+    );
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    list
+}
+
+pub fn template(def: &Definition, builders: Builders) -> Value {
+    let variables = template_variables(def);
+    let declared: Map<String, Value> = variables
+        .iter()
+        .map(|v| (v.name.clone(), Value::String(v.default.clone())))
+        .collect();
+    let sensitive: Vec<&str> = variables
+        .iter()
+        .filter(|v| v.kind == VarKind::Secret)
+        .map(|v| v.name.as_str())
+        .collect();
+
+    let (builder_list, builder_names): (Vec<Value>, Vec<&str>) = match builders {
+        Builders::All => {
+            let mut list: Vec<Value> = def
+                .targets
+                .values()
+                .map(|t| openstack_builder(def, t))
+                .collect();
+            list.push(test_builder(def));
+            let mut names: Vec<&str> = def.targets.keys().map(String::as_str).collect();
+            names.push(TEST_BUILDER);
+            (list, names)
+        }
+        Builders::Targets => (
+            def.targets
+                .values()
+                .map(|t| openstack_builder(def, t))
+                .collect(),
+            def.targets.keys().map(String::as_str).collect(),
+        ),
+        Builders::Target(t) => (vec![openstack_builder(def, t)], vec![t.name.as_str()]),
+    };
+
+    let provisioners: Vec<Value> = def
+        .steps
+        .iter()
+        .filter_map(|step| provisioner(step, &builder_names))
+        .collect();
+
+    json!({
+        "variables": declared,
+        "sensitive-variables": sensitive,
+        "builders": builder_list,
+        "provisioners": provisioners,
+        "post-processors": [{
+            "type": "manifest",
+            "output": user(vars::MANIFEST_FILE),
+            "strip_path": true,
+        }],
+    })
+}
+
+/// `{{user `NAME`}}`: a reference packer fills in at run time.
+fn user(name: &str) -> String {
+    format!("{{{{user `{name}`}}}}")
+}
+
+fn openstack_builder(def: &Definition, t: &Target) -> Value {
+    let mut b = Map::new();
+    let mut put = |key: &str, value: Value| {
+        b.insert(key.to_string(), value);
+    };
+    put("name", json!(t.name));
+    put("type", json!("openstack"));
+    put(
+        "image_name",
+        json!(format!(
+            "{}-{}-{{{{isotime \"20060102-150405\"}}}}",
+            def.name, t.name
+        )),
+    );
+    match &t.source_image {
+        SourceImage::Id(id) => put("source_image", json!(id)),
+        SourceImage::Name(name) => put("source_image_name", json!(name)),
+    }
+    put("flavor", json!(t.flavor));
+    put("ssh_username", json!(t.ssh_username));
+    // A pty ties remote commands to the SSH session: a cancelled build leaves none behind.
+    put("ssh_pty", json!(true));
+    match (&t.floating_ip, &t.floating_ip_network) {
+        (Some(ip), _) => put("floating_ip", json!(ip)),
+        (None, None) => put("floating_ip", json!(user(vars::FLOATING_IP))),
+        (None, Some(_)) => {}
+    }
+    let optional = [
+        (
+            "floating_ip_network",
+            t.floating_ip_network.as_ref().map(|v| json!(v)),
+        ),
+        ("ssh_timeout", t.ssh_timeout.as_ref().map(|v| json!(v))),
+        ("region", t.region.as_ref().map(|v| json!(v))),
+        (
+            "availability_zone",
+            t.availability_zone.as_ref().map(|v| json!(v)),
+        ),
+        (
+            "use_blockstorage_volume",
+            t.use_blockstorage_volume.map(|v| json!(v)),
+        ),
+        ("volume_size", t.volume_size.map(|v| json!(v))),
+        ("volume_type", t.volume_type.as_ref().map(|v| json!(v))),
+        (
+            "image_visibility",
+            t.image_visibility.as_ref().map(|v| json!(v)),
+        ),
+        ("image_min_disk", t.image_min_disk.map(|v| json!(v))),
+        ("config_drive", t.config_drive.map(|v| json!(v))),
+        ("networks", non_empty(&t.networks)),
+        ("security_groups", non_empty(&t.security_groups)),
+        ("image_tags", non_empty(&t.image_tags)),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            put(key, value);
+        }
+    }
+    let mut metadata: BTreeMap<String, String> = t.metadata.clone();
+    metadata.extend([
+        ("uworker_image".to_string(), def.name.clone()),
+        ("uworker_target".to_string(), t.name.clone()),
+        (
+            "uworker_fingerprint".to_string(),
+            user(vars::IMAGE_FINGERPRINT),
+        ),
+        ("uworker_git_commit".to_string(), user(vars::GIT_COMMIT)),
+        ("uworker_run_url".to_string(), user(vars::RUN_URL)),
+    ]);
+    put("metadata", json!(metadata));
+    // On the temporary server, so a cancelled run's leftovers can be found and deleted.
+    put(
+        "instance_metadata",
+        json!({ "uworker_image": def.name, "uworker_run_id": user(vars::RUN_ID) }),
+    );
+    Value::Object(b)
+}
+
+fn non_empty(list: &[String]) -> Option<Value> {
+    (!list.is_empty()).then(|| json!(list))
+}
+
+fn test_builder(def: &Definition) -> Value {
+    json!({
+        "name": TEST_BUILDER,
+        "type": "null",
+        "communicator": "ssh",
+        "ssh_host": user(vars::TEST_HOST),
+        "ssh_port": user(vars::TEST_PORT),
+        "ssh_username": user(vars::TEST_SSH_USERNAME),
+        "ssh_private_key_file": user(vars::TEST_SSH_KEY),
+        "ssh_timeout": def.test.ssh_timeout,
+        "ssh_pty": true,
+    })
+}
+
+/// Runs a script through sudo, keeping the step's environment (`-E`), never prompting (`-n`).
+const SUDO_EXECUTE: &str = "chmod +x {{ .Path }}; {{ .Vars }} sudo -n -E sh -c '{{ .Path }}'";
+
+fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
+    let runs_on: Vec<&str> = builders
+        .iter()
+        .copied()
+        .filter(|b| step.runs_on(b))
+        .collect();
+    if runs_on.is_empty() {
+        return None;
+    }
+    let mut p = Map::new();
+    let local = |path: &str| format!("{}/{path}", user(vars::DEFINITION_DIR));
+    match &step.kind {
+        StepKind::Script(path) => {
+            p.insert("type".into(), json!("shell"));
+            p.insert("script".into(), json!(local(path)));
+        }
+        StepKind::Inline(lines) => {
+            p.insert("type".into(), json!("shell"));
+            p.insert("inline".into(), json!(lines));
+        }
+        StepKind::Upload {
+            source,
+            destination,
+        } => {
+            p.insert("type".into(), json!("file"));
+            p.insert("source".into(), json!(local(source)));
+            p.insert("destination".into(), json!(destination));
+        }
+        StepKind::WorkerConfig { destination } => {
+            p.insert("type".into(), json!("file"));
+            p.insert("source".into(), json!(user(vars::WORKER_CONFIG_PATH)));
+            p.insert("destination".into(), json!(destination));
+        }
+    }
+    if !step.environment.is_empty() {
+        let env: Vec<String> = step
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        p.insert("environment_vars".into(), json!(env));
+    }
+    if step.sudo {
+        p.insert("execute_command".into(), json!(SUDO_EXECUTE));
+    }
+    if runs_on.len() < builders.len() {
+        p.insert("only".into(), json!(runs_on));
+    }
+    Some(Value::Object(p))
+}
+
+/// Pretty JSON with a trailing newline, as written to disk and stdout.
+pub fn to_text(template: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(template).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn def(text: &str) -> Definition {
+        Definition::parse(text, Path::new("/d"), Path::new("/d/image.toml")).unwrap()
+    }
+
+    const TWO_TARGETS: &str = r#"
+name = "img"
+[target.a]
+source_image = "id-a"
+flavor = "f"
+[target.b]
+source_image_name = "Ubuntu"
+flavor = "f"
+floating_ip_network = "public"
+[[provision]]
+inline = ["echo build"]
+only = "build"
+[[provision]]
+inline = ["echo test"]
+only = "test"
+[[provision]]
+inline = ["echo all"]
+"#;
+
+    #[test]
+    fn only_lists_name_the_builders_a_step_runs_on() {
+        let t = template(&def(TWO_TARGETS), Builders::All);
+        let p = t["provisioners"].as_array().unwrap();
+        assert_eq!(p[0]["only"], json!(["a", "b"]));
+        assert_eq!(p[1]["only"], json!(["test"]));
+        assert!(p[2].get("only").is_none());
+    }
+
+    #[test]
+    fn a_target_template_drops_test_steps_and_other_targets() {
+        let d = def(TWO_TARGETS);
+        let t = template(&d, Builders::Target(&d.targets["b"]));
+        assert_eq!(t["builders"].as_array().unwrap().len(), 1);
+        assert_eq!(t["builders"][0]["source_image_name"], "Ubuntu");
+        assert!(
+            t["builders"][0].get("floating_ip").is_none(),
+            "pool given, no fixed IP"
+        );
+        let p = t["provisioners"].as_array().unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(p.iter().all(|p| p.get("only").is_none()));
+    }
+
+    #[test]
+    fn worker_keys_are_sensitive_variables_without_values() {
+        let d = def(TWO_TARGETS);
+        let t = template(&d, Builders::All);
+        assert_eq!(
+            t["sensitive-variables"],
+            json!([
+                "uworker_job_api_password",
+                "uworker_job_api_root",
+                "uworker_job_api_username"
+            ])
+        );
+        assert_eq!(t["variables"]["uworker_job_api_password"], "");
+        assert_eq!(
+            t["builders"][0]["floating_ip"],
+            "{{user `openstack_free_floating_ip`}}"
+        );
+    }
+}

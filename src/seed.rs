@@ -1,0 +1,280 @@
+//! The original build script's config files, read as they were written: `variables.json`
+//! (packer user variables) and the worker config file of `export UWORKER_X=value` lines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::shell;
+use crate::vars;
+
+#[derive(Debug, Error)]
+pub enum SeedError {
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: not a JSON object of variables: {message}")]
+    VarFileSyntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: `{key}` must be a string (found {found}); write it as \"...\"")]
+    VarFileType {
+        path: PathBuf,
+        key: String,
+        found: &'static str,
+    },
+    #[error("{origin}: unknown variable `{key}`; known: {known}")]
+    UnknownVariable {
+        origin: String,
+        key: String,
+        known: String,
+    },
+    #[error("--var `{0}`: expected KEY=VALUE")]
+    VarSyntax(String),
+    #[error("{path}:{line}: {message}")]
+    WorkerConfigLine {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Reads a seed-style variables.json: a flat JSON object of string values.
+pub fn read_var_file(path: &Path) -> Result<BTreeMap<String, String>, SeedError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
+        what: "var-file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_var_file(&text, path)
+}
+
+pub fn parse_var_file(text: &str, path: &Path) -> Result<BTreeMap<String, String>, SeedError> {
+    let syntax = |line: usize, message: String| SeedError::VarFileSyntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| syntax(e.line(), e.to_string()))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(syntax(
+            1,
+            "the top level must be an object {\"key\": \"value\", ...}".into(),
+        ));
+    };
+    map.into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => Ok((key, s)),
+            other => Err(SeedError::VarFileType {
+                path: path.to_path_buf(),
+                key,
+                found: json_kind(&other),
+            }),
+        })
+        .collect()
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Splits a `--var KEY=VALUE` argument.
+pub fn parse_var_arg(arg: &str) -> Result<(String, String), SeedError> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(SeedError::VarSyntax(arg.to_string())),
+    }
+}
+
+/// Refuses variables that neither the seed nor the definition knows.
+pub fn check_variable_known(
+    key: &str,
+    origin: &str,
+    definition_vars: &BTreeMap<String, String>,
+) -> Result<(), SeedError> {
+    if vars::SEED_KEYS.contains(&key) || definition_vars.contains_key(key) {
+        return Ok(());
+    }
+    let known: Vec<&str> = vars::SEED_KEYS
+        .iter()
+        .copied()
+        .chain(definition_vars.keys().map(String::as_str))
+        .collect();
+    Err(SeedError::UnknownVariable {
+        origin: origin.to_string(),
+        key: key.to_string(),
+        known: known.join(", "),
+    })
+}
+
+/// One `export KEY=value` line of a worker config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub key: String,
+    pub value: String,
+    pub line: usize,
+}
+
+pub fn read_worker_config(path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
+        what: "worker config",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_worker_config(&text, path)
+}
+
+/// Parses the seed's worker config: `export KEY=value` lines, values quoted or not, blank
+/// lines and `#` comments allowed. Anything else is refused with its line number: the
+/// file is never run through a shell, so a command in it would silently do nothing.
+pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
+    let mut entries = Vec::new();
+    let mut lines = text.split('\n').enumerate().peekable();
+    while let Some((index, raw_line)) = lines.next() {
+        let line_no = index + 1;
+        let fail = |message: String| SeedError::WorkerConfigLine {
+            path: path.to_path_buf(),
+            line: line_no,
+            message,
+        };
+        let line = raw_line.trim_end_matches('\r').trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some(assignment) = line
+            .strip_prefix("export")
+            .filter(|rest| rest.starts_with([' ', '\t']))
+        else {
+            return Err(fail(
+                "expected `export KEY=value` (the seed's worker config format)".into(),
+            ));
+        };
+        let Some((key, raw_value)) = assignment.trim_start().split_once('=') else {
+            return Err(fail("expected `export KEY=value`: no `=`".into()));
+        };
+        if !vars::is_worker_key(key) {
+            return Err(fail(format!(
+                "`{key}` is not a worker key (UWORKER_ followed by A-Z, 0-9, _); a Docker registry login uses UWORKER_REGISTRY_URL, UWORKER_REGISTRY_USERNAME and UWORKER_REGISTRY_PASSWORD"
+            )));
+        }
+        // A quoted value may span lines, as it does for `source`.
+        let mut value_text = raw_value.trim_end_matches('\r').to_string();
+        let value = loop {
+            match shell::parse_word(&value_text) {
+                Ok(value) => break value,
+                Err(shell::WordError::Unterminated(kind)) if kind != "escape" => {
+                    match lines.next() {
+                        Some((_, next)) => {
+                            value_text.push('\n');
+                            value_text.push_str(next);
+                        }
+                        None => {
+                            return Err(fail(format!(
+                                "the {kind} quote opened in the value of {key} is never closed"
+                            )))
+                        }
+                    }
+                }
+                Err(e) => return Err(fail(format!("value of {key}: {e}"))),
+            }
+        };
+        entries.push(ConfigEntry {
+            key: key.to_string(),
+            value,
+            line: line_no,
+        });
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
+        parse_worker_config(text, Path::new("w.conf"))
+            .map(|v| v.into_iter().map(|e| (e.key, e.value)).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_the_seed_example_as_written() {
+        let text = "export UWORKER_JOB_API_ROOT=http://example.com/uservice/api/root\n\
+                    export UWORKER_JOB_API_USERNAME=<uservice username>\n";
+        // `<` is shell syntax: the seed's placeholder is not a value anyone runs with.
+        assert!(parse(text).unwrap_err().contains("w.conf:2"));
+        let text = "# worker\nexport UWORKER_JOB_API_ROOT=http://example.com/api\n\n\
+                    export UWORKER_JOB_API_USERNAME='alice'\n\
+                    export UWORKER_JOB_API_PASSWORD=\"p a\\$s\"\n";
+        assert_eq!(
+            parse(text).unwrap(),
+            vec![
+                (
+                    "UWORKER_JOB_API_ROOT".into(),
+                    "http://example.com/api".into()
+                ),
+                ("UWORKER_JOB_API_USERNAME".into(), "alice".into()),
+                ("UWORKER_JOB_API_PASSWORD".into(), "p a$s".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn multi_line_quoted_values_are_read_whole() {
+        let text = "export UWORKER_JOB_API_PASSWORD='line1\nline2'\nexport UWORKER_X=y\n";
+        assert_eq!(
+            parse(text).unwrap(),
+            vec![
+                ("UWORKER_JOB_API_PASSWORD".into(), "line1\nline2".into()),
+                ("UWORKER_X".into(), "y".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_lines_that_are_not_exports() {
+        for (text, needle) in [
+            ("UWORKER_X=1\n", "w.conf:1: expected `export KEY=value`"),
+            ("export UWORKER_X\n", "no `=`"),
+            ("export HOME=/x\n", "not a worker key"),
+            ("export UWORKER_X=$HOME\n", "single quotes"),
+            ("export UWORKER_X='open\n", "never closed"),
+            ("exportUWORKER_X=1\n", "expected `export KEY=value`"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn var_file_needs_an_object_of_strings() {
+        let path = Path::new("variables.json");
+        let ok = parse_var_file(r#"{"openstack_free_floating_ip": "1.2.3.4"}"#, path).unwrap();
+        assert_eq!(ok["openstack_free_floating_ip"], "1.2.3.4");
+        let err = parse_var_file("{\n\"a\": 1}", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`a` must be a string (found a number)"),
+            "{err}"
+        );
+        let err = parse_var_file("{\n\"a\": ", path).unwrap_err().to_string();
+        assert!(err.starts_with("variables.json:2:"), "{err}");
+        let err = parse_var_file("[]", path).unwrap_err().to_string();
+        assert!(err.contains("top level must be an object"), "{err}");
+    }
+}
