@@ -3,7 +3,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
@@ -14,10 +14,12 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn create() -> io::Result<Workdir> {
-        // mkdtemp gives 0700: nobody else can list or open what goes in.
         let dir = tempfile::Builder::new()
             .prefix("uworker-image-")
             .tempdir()?;
+        // tempfile leaves directories to the umask; made 0700 while still empty, so
+        // nobody else can list or open what goes in.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         Ok(Workdir { dir })
     }
 
@@ -51,7 +53,6 @@ pub fn write_new(path: &Path, content: &[u8], mode: u32) -> io::Result<PathBuf> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn modes_are_private_and_the_directory_goes_away() {

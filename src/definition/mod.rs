@@ -258,6 +258,3 @@ impl Definition {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -253,6 +253,3 @@ pub fn read_previous(path: &std::path::Path) -> Result<Manifest, FingerprintErro
     };
     serde_json::from_value(manifest).map_err(|e| fail(e.to_string()))
 }
-
-#[cfg(test)]
-mod tests;

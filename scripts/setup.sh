@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what uworker-image and its tests run: Debian's packer and shellcheck, pinned.
+# Installs only what is missing; runs `apt-get update` once, before the install.
+set -euo pipefail
+
+packages=()
+command -v packer >/dev/null 2>&1 || packages+=("packer=1.6.6*")
+command -v shellcheck >/dev/null 2>&1 || packages+=("shellcheck=0.9.0*")
+
+if [ "${#packages[@]}" -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "setup: installing ${packages[*]}" >&2
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${packages[@]}"
+fi
