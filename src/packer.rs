@@ -48,6 +48,69 @@ impl VersionProbe {
     }
 }
 
+/// A packer version known from the cache, or being asked.
+pub enum CachedVersion {
+    Known(String),
+    Running(VersionProbe, Option<VersionCache>),
+}
+
+impl CachedVersion {
+    pub fn wait(self) -> Result<String, PackerError> {
+        match self {
+            CachedVersion::Known(version) => Ok(version),
+            CachedVersion::Running(probe, cache) => {
+                let version = probe.wait()?;
+                if let Some(cache) = cache {
+                    // A cache that cannot be written only costs the next run a probe.
+                    let _ = cache.write(&version);
+                }
+                Ok(version)
+            }
+        }
+    }
+}
+
+/// One cache file per packer executable identity: `packer-version-<key>`.
+pub struct VersionCache {
+    file: PathBuf,
+}
+
+impl VersionCache {
+    fn new(dir: &Path, program: &Path) -> Option<VersionCache> {
+        use sha2::{Digest, Sha256};
+        use std::os::unix::fs::MetadataExt;
+        let program = program.canonicalize().ok()?;
+        let meta = std::fs::metadata(&program).ok()?;
+        let identity = format!(
+            "{}\0{}\0{}\0{}\0{}",
+            program.display(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino()
+        );
+        let key = hex::encode(&Sha256::digest(identity.as_bytes())[..12]);
+        Some(VersionCache {
+            file: dir.join(format!("packer-version-{key}")),
+        })
+    }
+
+    fn read(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.file).ok()?;
+        parse_version(&text)
+    }
+
+    fn write(&self, version: &str) -> std::io::Result<()> {
+        let dir = self.file.parent().expect("cache files live in a directory");
+        std::fs::create_dir_all(dir)?;
+        // Written aside and renamed, so a concurrent run never reads half a file.
+        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::fs::write(tmp.path(), format!("Packer v{version}\n"))?;
+        tmp.persist(&self.file).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
 /// What `packer validate` said.
 #[derive(Debug)]
 pub struct Validation {
@@ -108,6 +171,17 @@ impl Packer {
 
     pub fn version(&self) -> Result<String, PackerError> {
         self.start_version()?.wait()
+    }
+
+    /// The version, from `cache_dir` when this very executable (same path, size, mtime and
+    /// inode) was asked before; otherwise by running it, in the background: call `wait`
+    /// on the result when the version is needed.
+    pub fn version_cached(&self, cache_dir: Option<&Path>) -> Result<CachedVersion, PackerError> {
+        let cache = cache_dir.and_then(|dir| VersionCache::new(dir, &self.program));
+        if let Some(version) = cache.as_ref().and_then(VersionCache::read) {
+            return Ok(CachedVersion::Known(version));
+        }
+        Ok(CachedVersion::Running(self.start_version()?, cache))
     }
 
     /// `packer validate [-syntax-only] -var-file VARS TEMPLATE`, in `cwd`.
@@ -189,6 +263,34 @@ mod tests {
         );
         assert_eq!(parse_version("Packer v1.11.2\n").as_deref(), Some("1.11.2"));
         assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn the_version_cache_follows_the_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("packer");
+        let write = |version: &str| {
+            std::fs::write(
+                &program,
+                format!("#!/bin/sh\necho '1,,version,{version}'\n"),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write("1.6.6");
+        let packer = Packer::find(Some(&program)).unwrap();
+        let cache = dir.path().join("cache");
+        let first = packer.version_cached(Some(&cache)).unwrap();
+        assert!(matches!(first, CachedVersion::Running(..)));
+        assert_eq!(first.wait().unwrap(), "1.6.6");
+        let second = packer.version_cached(Some(&cache)).unwrap();
+        assert!(matches!(&second, CachedVersion::Known(v) if v == "1.6.6"));
+        // A new executable (another size) is asked again.
+        write("1.11.22");
+        let third = packer.version_cached(Some(&cache)).unwrap();
+        assert!(matches!(third, CachedVersion::Running(..)));
+        assert_eq!(third.wait().unwrap(), "1.11.22");
     }
 
     #[test]

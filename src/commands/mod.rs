@@ -36,6 +36,8 @@ pub struct Session {
     pub inputs: Inputs,
     pub redactor: Redactor,
     pub quiet: bool,
+    /// Where the tool may cache facts between runs (the packer version).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Session {
@@ -48,11 +50,17 @@ impl Session {
         };
         let inputs = Inputs::gather(&definition, &options, env)?;
         let redactor = Redactor::for_run(&inputs.worker, env);
+        let cache_dir = env
+            .get("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".cache")))
+            .map(|dir| dir.join("uworker-image"));
         Ok(Session {
             definition,
             inputs,
             redactor,
             quiet: global.quiet,
+            cache_dir,
         })
     }
 
@@ -72,7 +80,7 @@ impl Session {
 
     /// The manifest of one target: files hashed while packer reports its version.
     pub fn manifest(&self, target: &Target, packer: &Packer) -> Result<Manifest> {
-        let version_probe = packer.start_version()?;
+        let version_probe = packer.version_cached(self.cache_dir.as_deref())?;
         let sources = crate::fingerprint::local_sources(&self.definition, target);
         let found = files::collect(&self.definition.dir, &sources)?;
         let hashed = files::hash_all(&found)?;

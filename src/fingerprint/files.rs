@@ -2,10 +2,11 @@
 //! (links may not leave it), then hashed in parallel, streaming, with SHA-256.
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, FileType};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ pub struct FileInput {
 const BUFFER: usize = 256 * 1024;
 
 /// Every file under `sources` (paths relative to `root`), sorted by path bytes, each once.
-pub fn collect(root: &Path, sources: &[&str]) -> Result<Vec<(String, PathBuf)>, FingerprintError> {
+pub fn collect(root: &Path, sources: &[&str]) -> Result<Vec<Found>, FingerprintError> {
     let canonical_root = root
         .canonicalize()
         .map_err(|source| FingerprintError::Unreadable {
@@ -36,104 +37,213 @@ pub fn collect(root: &Path, sources: &[&str]) -> Result<Vec<(String, PathBuf)>, 
         })?;
     let mut found = BTreeMap::new();
     for source in sources {
-        let rel = source.trim_end_matches('/');
-        let mut ancestors = Vec::new();
-        walk(&canonical_root, root, rel, &mut ancestors, &mut found)?;
+        let rel = source.trim_end_matches('/').to_string();
+        let full = root.join(&rel);
+        let kind = std::fs::symlink_metadata(&full)
+            .map_err(|source| FingerprintError::Unreadable {
+                path: full.clone(),
+                source,
+            })?
+            .file_type();
+        let walker = Walker {
+            canonical_root: &canonical_root,
+            root,
+        };
+        found.extend(walker.visit(rel, kind, &[])?);
     }
-    Ok(found.into_iter().collect())
+    // Byte order of the relative paths, whatever order the file system listed them in.
+    Ok(found.into_values().collect())
 }
 
-fn walk(
-    canonical_root: &Path,
-    root: &Path,
-    rel: &str,
-    ancestors: &mut Vec<PathBuf>,
-    found: &mut BTreeMap<String, PathBuf>,
-) -> Result<(), FingerprintError> {
-    let full = root.join(rel);
-    let unreadable = |source| FingerprintError::Unreadable {
-        path: full.clone(),
-        source,
-    };
-    let link_meta = std::fs::symlink_metadata(&full).map_err(unreadable)?;
-    let real = if link_meta.file_type().is_symlink() {
-        let target = full.canonicalize().map_err(unreadable)?;
-        if !target.starts_with(canonical_root) {
-            return Err(FingerprintError::LinkEscapes {
-                path: full.clone(),
-                target,
-            });
+/// A file found by the walk, with what its listing already told.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub rel: String,
+    pub full: PathBuf,
+    pub len: u64,
+    pub executable: bool,
+}
+
+struct Walker<'a> {
+    canonical_root: &'a Path,
+    root: &'a Path,
+}
+
+impl Walker<'_> {
+    /// The files at `rel`; `kind` comes from the directory listing (no extra stat for
+    /// plain files and directories). Subdirectories are walked in parallel.
+    fn visit(
+        &self,
+        rel: String,
+        kind: FileType,
+        ancestors: &[PathBuf],
+    ) -> Result<Vec<(String, Found)>, FingerprintError> {
+        let full = self.root.join(&rel);
+        let unreadable = |source| FingerprintError::Unreadable {
+            path: full.clone(),
+            source,
+        };
+        if kind.is_symlink() {
+            let target = full.canonicalize().map_err(unreadable)?;
+            if !target.starts_with(self.canonical_root) {
+                return Err(FingerprintError::LinkEscapes {
+                    path: full.clone(),
+                    target,
+                });
+            }
         }
-        target
-    } else {
-        full.clone()
-    };
-    let meta = std::fs::metadata(&real).map_err(unreadable)?;
-    if meta.is_dir() {
-        let canonical = real.canonicalize().map_err(unreadable)?;
+        if !kind.is_dir() {
+            // stat follows a link to what it names; one call gives kind, size and mode.
+            let meta = std::fs::metadata(&full).map_err(unreadable)?;
+            if meta.is_file() {
+                let found = Found {
+                    rel: rel.clone(),
+                    full,
+                    len: meta.len(),
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                };
+                return Ok(vec![(rel, found)]);
+            }
+            if !meta.is_dir() {
+                return Err(FingerprintError::NotAFile { path: full });
+            }
+        }
+
+        let canonical = full.canonicalize().map_err(unreadable)?;
         if ancestors.contains(&canonical) {
             return Err(FingerprintError::LinkLoop { path: full.clone() });
         }
-        let mut names = Vec::new();
+        let mut entries = Vec::new();
         for entry in std::fs::read_dir(&full).map_err(unreadable)? {
-            let name = entry.map_err(unreadable)?.file_name();
-            let name = name
-                .into_string()
-                .map_err(|name| FingerprintError::NotUtf8 {
-                    path: full.join(name),
-                })?;
-            names.push(name);
-        }
-        // Byte order, whatever order the file system lists them in.
-        names.sort_unstable();
-        ancestors.push(canonical);
-        for name in names {
+            let entry = entry.map_err(unreadable)?;
+            let kind = entry.file_type().map_err(unreadable)?;
+            let name =
+                entry
+                    .file_name()
+                    .into_string()
+                    .map_err(|name| FingerprintError::NotUtf8 {
+                        path: full.join(name),
+                    })?;
             let child = if rel.is_empty() {
                 name
             } else {
                 format!("{rel}/{name}")
             };
-            walk(canonical_root, root, &child, ancestors, found)?;
+            entries.push((child, kind));
         }
-        ancestors.pop();
-    } else if meta.is_file() {
-        found.insert(rel.to_string(), full);
-    } else {
-        return Err(FingerprintError::NotAFile { path: full });
+        let mut below = ancestors.to_vec();
+        below.push(canonical);
+        let nested: Vec<Vec<(String, Found)>> = entries
+            .into_par_iter()
+            .map(|(child, kind)| self.visit(child, kind, &below))
+            .collect::<Result<_, _>>()?;
+        Ok(nested.into_iter().flatten().collect())
+    }
+}
+
+/// Files at least this big are hashed through memory maps rather than `read`.
+const MAP_THRESHOLD: u64 = 4 * 1024 * 1024;
+/// A mapped window: mapped pages count as resident memory, so one window at a time per
+/// thread keeps memory flat whatever the file size.
+const MAP_WINDOW: u64 = 8 * 1024 * 1024;
+
+/// Hashes a big file window by window from the page cache, without copying it into a
+/// buffer first (the copy costs as much CPU as a third of the hashing).
+fn hash_mapped(file: &File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+    let mut offset = 0;
+    while offset < len {
+        let size = MAP_WINDOW.min(len - offset);
+        // SAFETY: the map is read-only and dropped before the next one. If another process
+        // truncates the file meanwhile, reading past its end raises SIGBUS; a definition's
+        // files being rewritten during a fingerprint run is outside what the tool supports.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(size as usize)
+                .populate()
+                .map(file)?
+        };
+        hasher.update(&map[..]);
+        offset += size;
     }
     Ok(())
 }
 
-/// Hashes `files` on all cores; the result keeps their order.
-pub fn hash_all(files: &[(String, PathBuf)]) -> Result<Vec<FileInput>, FingerprintError> {
-    files
-        .par_iter()
-        .map_init(
-            || vec![0u8; BUFFER],
-            |buffer, (rel, full)| hash_one(rel, full, buffer),
-        )
-        .collect()
+/// Hashes `files` on every core; the result keeps their order. Largest files go first,
+/// each thread taking the next from a shared counter, so no core idles while another
+/// still has a big file ahead of it.
+pub fn hash_all(files: &[Found]) -> Result<Vec<FileInput>, FingerprintError> {
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].len));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Vec<(usize, Result<FileInput, FingerprintError>)>> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut buffer = vec![0u8; BUFFER];
+                        let mut done = Vec::new();
+                        loop {
+                            let at = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&index) = order.get(at) else { break };
+                            done.push((index, hash_one(&files[index], &mut buffer)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("hashing threads do not panic"))
+                .collect()
+        });
+    let mut slots: Vec<Option<FileInput>> = vec![None; files.len()];
+    for (index, result) in results.into_iter().flatten() {
+        slots[index] = Some(result?);
+    }
+    Ok(slots
+        .into_iter()
+        .map(|s| s.expect("every file hashed"))
+        .collect())
 }
 
-fn hash_one(rel: &str, full: &Path, buffer: &mut [u8]) -> Result<FileInput, FingerprintError> {
+fn hash_one(found: &Found, buffer: &mut [u8]) -> Result<FileInput, FingerprintError> {
     let unreadable = |source| FingerprintError::Unreadable {
-        path: full.to_path_buf(),
+        path: found.full.clone(),
         source,
     };
-    let mut file = File::open(full).map_err(unreadable)?;
-    let executable = file.metadata().map_err(unreadable)?.permissions().mode() & 0o111 != 0;
+    let mut file = File::open(&found.full).map_err(unreadable)?;
     let mut hasher = Sha256::new();
-    loop {
-        match file.read(buffer) {
+    if found.len >= MAP_THRESHOLD {
+        hash_mapped(&file, found.len, &mut hasher).map_err(unreadable)?;
+        return Ok(FileInput {
+            path: found.rel.clone(),
+            executable: found.executable,
+            sha256: hex::encode(hasher.finalize()),
+        });
+    }
+    // Reading stops at the size the walk saw: a small file costs one read, not two.
+    let mut left = found.len;
+    while left > 0 {
+        let want = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        match file.read(&mut buffer[..want]) {
             Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                left -= n as u64;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(unreadable(e)),
         }
     }
     Ok(FileInput {
-        path: rel.to_string(),
-        executable,
+        path: found.rel.clone(),
+        executable: found.executable,
         sha256: hex::encode(hasher.finalize()),
     })
 }
