@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-
 use common::*;
 
 fn render_checked(def: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> String {
@@ -59,29 +57,15 @@ fn seed_variables_json_renders_a_runnable_var_file() {
 
     let out = tempfile::tempdir().unwrap();
     let def = default_definition();
-    let rendered = run_tool(
+    let rendered = render_out(
         &def,
-        &[
-            "--var-file",
-            var_file.to_str().unwrap(),
-            "render",
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
+        out.path(),
         &[],
+        &["--var-file", var_file.to_str().unwrap()],
     );
-    assert_eq!(rendered.code, 0, "{}", rendered.all());
     assert!(!rendered.all().contains("second line"));
-
-    let mode = |name: &str| {
-        std::fs::metadata(out.path().join(name))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777
-    };
-    assert_eq!(mode("variables.json"), 0o600);
-    assert_eq!(mode("uworker.conf"), 0o600);
+    assert_eq!(mode(&out.path().join("variables.json")), 0o600);
+    assert_eq!(mode(&out.path().join("uworker.conf")), 0o600);
     let template = out.path().join("template.json");
     let var_file_out = out.path().join("variables.json");
     packer_syntax_check(&template, Some(&var_file_out));
@@ -130,16 +114,7 @@ fn render_out_replaces_earlier_files_and_keeps_modes() {
     let out = tempfile::tempdir().unwrap();
     let vars = worker_env();
     for _ in 0..2 {
-        let r = run_tool(
-            fixture.path(),
-            &["render", "--out", out.path().to_str().unwrap()],
-            &vars,
-        );
-        assert_eq!(r.code, 0, "{}", r.all());
+        render_out(fixture.path(), out.path(), &vars, &[]);
     }
-    let conf = out.path().join("uworker.conf");
-    assert_eq!(
-        std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(mode(&out.path().join("uworker.conf")), 0o600);
 }

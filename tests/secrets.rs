@@ -14,12 +14,7 @@ fn generated_worker_config_sources_to_the_exact_values() {
     let extra = "tab\there 'single' \"double\" \\ $(id) ${HOME}";
     let mut vars = worker_env();
     vars.push(("UWORKER_REGISTRY_URL", extra));
-    let r = run_tool(
-        fixture.path(),
-        &["render", "--out", out.path().to_str().unwrap()],
-        &vars,
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
+    render_out(fixture.path(), out.path(), &vars, &[]);
     let conf = out.path().join("uworker.conf");
     for shell in ["bash", "sh"] {
         for (key, expected) in &vars {

@@ -181,6 +181,19 @@ pub fn run_tool(def: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     run(cmd)
 }
 
+/// `render --out OUT`, which must succeed.
+pub fn render_out(def: &Path, out: &Path, vars: &[(&str, &str)], extra: &[&str]) -> Run {
+    let out = out.to_str().unwrap();
+    let r = run_tool(def, &[extra, &["render", "--out", out]].concat(), vars);
+    assert_eq!(r.code, 0, "{}", r.all());
+    r
+}
+
+/// Permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 /// Real `packer validate -syntax-only` of a template and var-file. Packer is part of the
 /// test setup (README): a missing packer fails the test rather than skipping it.
 pub fn packer_syntax_check(template: &Path, var_file: Option<&Path>) {
