@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo test --locked --no-fail-fast "$@"
+cargo test --locked --no-fail-fast --lib --tests "$@"
