@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what uworker-image and its tests run: Debian's packer and shellcheck, pinned.
+# Installs what uworker-image and its tests run: Debian's packer, shellcheck and
+# openssh-server (a private sshd is the test host of `test` mode), pinned.
 # Installs only what is missing; runs `apt-get update` once, before the install.
 set -euo pipefail
 
 packages=()
 command -v packer >/dev/null 2>&1 || packages+=("packer=1.6.6*")
 command -v shellcheck >/dev/null 2>&1 || packages+=("shellcheck=0.9.0*")
+[ -x /usr/sbin/sshd ] || packages+=("openssh-server=1:9.2p1*")
 
 if [ "${#packages[@]}" -gt 0 ]; then
   sudo=()

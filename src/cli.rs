@@ -85,6 +85,31 @@ pub enum Command {
     Fingerprint(FingerprintArgs),
     /// Say whether `build` would build, and why. The default main job.
     Plan(PlanArgs),
+    /// Run the provisioning steps on a running test host (packer's null builder over SSH).
+    Test(TestArgs),
+}
+
+/// How long and how often packer may run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Deadline for the whole run, retries included (e.g. 90m, 4h).
+    #[arg(long, env = "UWORKER_IMAGE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Attempts when a failure is transient (SSH timeout, cloud 5xx, No valid host).
+    #[arg(long, env = "UWORKER_IMAGE_ATTEMPTS")]
+    pub attempts: Option<u32>,
+    /// Wait before the second attempt; doubled before each later one.
+    #[arg(long, env = "UWORKER_IMAGE_RETRY_DELAY", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub retry_delay: std::time::Duration,
+    /// Print a heartbeat line when packer has been quiet this long.
+    #[arg(long, env = "UWORKER_IMAGE_HEARTBEAT", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub heartbeat: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

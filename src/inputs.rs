@@ -194,9 +194,35 @@ pub fn parse_test_host(value: &str) -> Result<TestHost, String> {
     })
 }
 
+/// An http(s) URL with a host, as the worker's requests need. The value is not echoed:
+/// it is handled as a secret like every worker value.
+pub fn check_url(value: &str) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err("has no host".into());
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err("contains whitespace".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_shapes() {
+        assert!(check_url("http://example.com/uservice/api/root").is_ok());
+        assert!(check_url("https://h:8443").is_ok());
+        assert!(check_url("example.com").is_err());
+        assert!(check_url("http:///x").is_err());
+        assert!(check_url("http://h/a b").is_err());
+    }
 
     #[test]
     fn test_host_forms() {

@@ -18,6 +18,8 @@ pub enum Builders<'a> {
     All,
     /// Every target, no test host: what a full `validate` checks when no test host is set.
     Targets,
+    /// The test host alone: what `test` runs.
+    Test,
     /// One target alone: what its fingerprint covers (test-only steps left out).
     Target(&'a Target),
 }
@@ -113,6 +115,7 @@ pub fn template(def: &Definition, builders: Builders) -> Value {
                 .collect(),
             def.targets.keys().map(String::as_str).collect(),
         ),
+        Builders::Test => (vec![test_builder(def)], vec![TEST_BUILDER]),
         Builders::Target(t) => (vec![openstack_builder(def, t)], vec![t.name.as_str()]),
     };
 

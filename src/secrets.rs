@@ -171,6 +171,21 @@ impl Redactor {
         out
     }
 
+    /// This redactor plus every secret as packer's machine-readable output escapes it
+    /// (`,` as `%!(PACKER_COMMA)`, line breaks as `\n`), for lines not yet unescaped.
+    pub fn with_packer_escapes(&self) -> Redactor {
+        let escaped: Vec<String> = self
+            .needles
+            .iter()
+            .map(|n| {
+                n.replace(',', "%!(PACKER_COMMA)")
+                    .replace('\n', "\\n")
+                    .replace('\r', "\\r")
+            })
+            .collect();
+        Redactor::new(self.needles.iter().chain(&escaped).map(String::as_str))
+    }
+
     /// Values for `::add-mask::`, one per line of each secret.
     pub fn values(&self) -> impl Iterator<Item = &str> {
         self.needles.iter().map(String::as_str)
@@ -225,6 +240,16 @@ mod tests {
     fn debug_output_never_shows_values() {
         let config = WorkerConfig::gather(None, &env(&[("UWORKER_JOB_API_PASSWORD", "hunter2")]));
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn escaped_forms_catch_secrets_before_packer_lines_are_unescaped() {
+        let r = Redactor::new(["a,b\nc", "lit\\nx"]).with_packer_escapes();
+        assert_eq!(
+            r.redact("1,,ui,message,a%!(PACKER_COMMA)b\\nc"),
+            "1,,ui,message,***"
+        );
+        assert_eq!(r.redact("say lit\\nx"), "say ***");
     }
 
     #[test]

@@ -3,18 +3,19 @@
 mod fingerprint;
 mod plan;
 mod render;
+mod test;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 use crate::cli::{Cli, Command, Global};
 use crate::definition::{Definition, Target};
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint::{files, Manifest, ManifestInputs};
-use crate::inputs::{InputOptions, Inputs};
+use crate::inputs::{check_url, InputError, InputOptions, Inputs};
 use crate::packer::Packer;
 use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
@@ -27,6 +28,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Validate(args) => validate::run(&cli.global, args, env),
         Command::Fingerprint(args) => fingerprint::run(&cli.global, args, env),
         Command::Plan(args) => plan::run(&cli.global, args, env),
+        Command::Test(args) => test::run(&cli.global, args, env),
     }
 }
 
@@ -76,6 +78,31 @@ impl Session {
         self.inputs
             .worker
             .missing(self.definition.worker.required.iter().map(String::as_str))
+    }
+
+    /// Required worker values present (unless waived, as for fork pull requests) and
+    /// shaped right. Values are never echoed: every worker value is a secret.
+    pub fn check_worker_config(&self, without_secrets: bool) -> Result<()> {
+        let missing = self.missing_secrets();
+        if !missing.is_empty() && !without_secrets {
+            bail!(InputError::Invalid {
+                origin: "worker config".into(),
+                key: missing.join(", "),
+                message: "not set: export them, or put `export NAME=value` lines in the --worker-config file (fork pull requests: --without-secrets)".into(),
+            });
+        }
+        let worker = &self.inputs.worker;
+        if let Some(root) = worker.get("UWORKER_JOB_API_ROOT") {
+            check_url(root).map_err(|message| InputError::Invalid {
+                origin: worker
+                    .origin("UWORKER_JOB_API_ROOT")
+                    .map(|o| o.to_string())
+                    .unwrap_or_default(),
+                key: "UWORKER_JOB_API_ROOT".into(),
+                message,
+            })?;
+        }
+        Ok(())
     }
 
     /// The manifest of one target: files hashed while packer reports its version.

@@ -1,7 +1,7 @@
 //! `validate`: static checks of the definition and inputs, then `packer validate` (full
 //! when OpenStack credentials are present, syntax-only otherwise) and shellcheck.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::json;
 
 use super::{find_packer, stage, Session};
@@ -9,7 +9,6 @@ use crate::cli::{Global, Output, ValidateArgs};
 use crate::definition::StepKind;
 use crate::env::Env;
 use crate::exit::Code;
-use crate::inputs::InputError;
 use crate::render::Builders;
 use crate::shellcheck::{self, Outcome};
 
@@ -23,7 +22,7 @@ pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
         def.targets.keys().cloned().collect::<Vec<_>>().join(", "),
         def.steps.len()
     ));
-    check_worker_config(&session, args.without_secrets)?;
+    session.check_worker_config(args.without_secrets)?;
 
     let packer = find_packer(global)?;
     // The test builder needs a test host; without one only the targets are checked.
@@ -109,59 +108,4 @@ pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
         }
     }
     Ok(if valid { Code::Ok } else { Code::Failed })
-}
-
-/// Required worker values present (unless waived) and shaped right.
-fn check_worker_config(session: &Session, without_secrets: bool) -> Result<()> {
-    let missing = session.missing_secrets();
-    if !missing.is_empty() && !without_secrets {
-        bail!(InputError::Invalid {
-            origin: "worker config".into(),
-            key: missing.join(", "),
-            message: "not set: export them, or put `export NAME=value` lines in the --worker-config file (fork pull requests: --without-secrets)".into(),
-        });
-    }
-    let worker = &session.inputs.worker;
-    if let Some(root) = worker.get("UWORKER_JOB_API_ROOT") {
-        check_url(root).map_err(|message| InputError::Invalid {
-            origin: worker
-                .origin("UWORKER_JOB_API_ROOT")
-                .map(|o| o.to_string())
-                .unwrap_or_default(),
-            key: "UWORKER_JOB_API_ROOT".into(),
-            message,
-        })?;
-    }
-    Ok(())
-}
-
-/// An http(s) URL with a host, as the worker's requests need. The value is not echoed:
-/// it is handled as a secret like every worker value.
-fn check_url(value: &str) -> Result<(), String> {
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or("must start with http:// or https://")?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || host.starts_with(':') {
-        return Err("has no host".into());
-    }
-    if value.chars().any(char::is_whitespace) {
-        return Err("contains whitespace".into());
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_url;
-
-    #[test]
-    fn url_shapes() {
-        assert!(check_url("http://example.com/uservice/api/root").is_ok());
-        assert!(check_url("https://h:8443").is_ok());
-        assert!(check_url("example.com").is_err());
-        assert!(check_url("http:///x").is_err());
-        assert!(check_url("http://h/a b").is_err());
-    }
 }

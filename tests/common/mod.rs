@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod sshd;
+
 /// Secrets that break naive quoting: quotes, `$`, spaces, a backslash and a newline.
 pub const NASTY_PASSWORD: &str = "p'a\"s s$HOME `id` \\n\nsecond line";
 pub const NASTY_USERNAME: &str = "o'brien $USER";

@@ -1,4 +1,10 @@
-//! The packer executable: finding it, its version, and `packer validate`.
+//! The packer executable: finding it, its version, `packer validate`, and builds
+//! (`run`: one run; `attempts`: retries; `machine`: its output; `classify`: failures).
+
+pub mod attempts;
+pub mod classify;
+pub mod machine;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

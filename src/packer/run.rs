@@ -1,0 +1,395 @@
+//! One `packer build` run: in its own process group, its machine-readable output parsed
+//! and printed redacted as it arrives, a heartbeat while it is quiet, a deadline, and on
+//! SIGINT/SIGTERM an interrupt of the whole group, a grace period for packer's cleanup,
+//! then a kill. Nothing of the run outlives it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::machine::{self, Event, UiLevel};
+use super::{Packer, PackerError};
+use crate::secrets::Redactor;
+
+/// What to run and how long to let it go.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    pub template: PathBuf,
+    pub var_file: PathBuf,
+    /// The one builder to run (`-only`).
+    pub only: String,
+    pub cwd: PathBuf,
+    /// The whole run ends at this instant.
+    pub deadline: Instant,
+    /// A heartbeat line after this long without output.
+    pub heartbeat: Duration,
+    /// After an interrupt caused by the deadline, how long packer may clean up.
+    pub deadline_grace: Duration,
+    /// After SIGINT/SIGTERM: GitHub Actions kills the job 10 s after its first SIGINT.
+    pub signal_grace: Duration,
+    /// Fold output into `::group::` blocks (GitHub Actions).
+    pub ci_groups: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Packer exited by itself.
+    Exited {
+        code: Option<i32>,
+        /// Artifact IDs of the `only` build, by index, from the artifact lines.
+        artifact_ids: Vec<String>,
+        /// `artifact-count` of the `only` build (0 when packer never said).
+        artifact_count: u32,
+        /// Build errors packer reported (not yet redacted).
+        errors: Vec<String>,
+    },
+    /// The deadline passed; packer was interrupted.
+    TimedOut,
+    /// SIGINT or SIGTERM reached the tool; packer was interrupted.
+    Interrupted,
+}
+
+enum Line {
+    Out(String),
+    Err(String),
+    Closed,
+}
+
+/// Signals that ask the tool to stop, noticed as a flag while packer runs.
+pub struct StopSignals {
+    flag: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl StopSignals {
+    pub fn install() -> std::io::Result<StopSignals> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let ids = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+            .into_iter()
+            .map(|sig| signal_hook::flag::register(sig, Arc::clone(&flag)))
+            .collect::<Result<_, _>>()?;
+        Ok(StopSignals { flag, ids })
+    }
+
+    pub fn raised(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// Sends `signal` to every process of the group led by `child`.
+fn signal_group(child: &Child, signal: libc::c_int) {
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a negative pid addresses the process group we created.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Reads `source` line by line into the channel; bytes that are not UTF-8 are replaced.
+fn pump(source: impl Read + Send + 'static, tx: mpsc::Sender<Line>, wrap: fn(String) -> Line) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(source);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    let text = text.trim_end_matches(['\n', '\r']).to_string();
+                    if tx.send(wrap(text)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Line::Closed);
+    });
+}
+
+/// Prints packer's events for a person; every line goes through the redactor first.
+pub struct Printer<'a, W: Write> {
+    pub out: W,
+    pub redactor: &'a Redactor,
+    /// The secrets as packer's machine-readable output writes them, for raw lines.
+    raw_redactor: Redactor,
+    pub ci_groups: bool,
+    group_open: bool,
+    /// The last `==> ` line: what packer is doing now, for the heartbeat.
+    pub phase: String,
+}
+
+impl<'a, W: Write> Printer<'a, W> {
+    pub fn new(out: W, redactor: &'a Redactor, ci_groups: bool) -> Self {
+        Printer {
+            out,
+            raw_redactor: redactor.with_packer_escapes(),
+            redactor,
+            ci_groups,
+            group_open: false,
+            phase: String::from("starting"),
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        let _ = writeln!(self.out, "{}", self.redactor.redact(text));
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        match event {
+            Event::Ui { level, text } => {
+                let text = text.trim_start_matches('\n');
+                if *level == UiLevel::Say {
+                    if let Some(phase) = text.strip_prefix("==> ") {
+                        self.phase = phase.to_string();
+                        if self.ci_groups {
+                            self.end_group();
+                            let _ = writeln!(self.out, "::group::{}", self.redactor.redact(phase));
+                            self.group_open = true;
+                        }
+                    }
+                }
+                for line in text.split('\n') {
+                    self.line(line);
+                }
+            }
+            Event::BuildError { build, text } => {
+                for line in text.split('\n') {
+                    self.line(&format!("error ({build}): {line}"));
+                }
+            }
+            Event::ErrorCount(_) | Event::ArtifactCount { .. } | Event::Artifact { .. } => {}
+            Event::Other { .. } => {}
+        }
+    }
+
+    pub fn raw(&mut self, text: &str) {
+        self.line(text);
+    }
+
+    /// Handles one line of packer's stdout. It is redacted before it is unescaped:
+    /// packer leaves backslashes alone, so a secret holding a literal `\n` would turn
+    /// into two lines, neither of them the secret, once unescaped.
+    pub fn packer_line(&mut self, text: &str) -> Option<Event> {
+        let text = self.raw_redactor.redact(text);
+        match machine::parse(&text) {
+            Some(event) => {
+                self.event(&event);
+                Some(event)
+            }
+            None => {
+                self.line(&text);
+                None
+            }
+        }
+    }
+
+    pub fn end_group(&mut self) {
+        if self.group_open {
+            let _ = writeln!(self.out, "::endgroup::");
+            self.group_open = false;
+        }
+    }
+}
+
+fn format_elapsed(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s / 60) % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m{sec:02}s"),
+        (h, min, sec) => format!("{h}h{min:02}m{sec:02}s"),
+    }
+}
+
+impl Packer {
+    /// `packer build -machine-readable -color=false -only=B -var-file=F TEMPLATE`, to the end.
+    pub fn build<W: Write>(
+        &self,
+        spec: &BuildSpec,
+        printer: &mut Printer<'_, W>,
+        stop: &StopSignals,
+    ) -> Result<RunEnd, PackerError> {
+        let mut cmd = self.command();
+        cmd.args(["build", "-machine-readable", "-color=false"])
+            .arg(format!("-only={}", spec.only))
+            .arg(format!("-var-file={}", spec.var_file.display()))
+            .arg(&spec.template)
+            .current_dir(&spec.cwd)
+            // Packer's own temp files (inline scripts, which may hold interpolated values)
+            // go into the private work directory and vanish with it, even when packer is
+            // interrupted before it cleans up.
+            .env("TMPDIR", &spec.cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group: a terminal's Ctrl-C does not reach packer behind our back, and
+            // one kill(-pgid) reaches packer, its plugin child and everything they started.
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|e| self.run_error(e))?;
+        let (tx, rx) = mpsc::channel();
+        pump(child.stdout.take().expect("piped"), tx.clone(), Line::Out);
+        pump(child.stderr.take().expect("piped"), tx, Line::Err);
+        let end = watch(&mut child, &rx, spec, printer, stop);
+        printer.end_group();
+        end.map_err(|e| self.run_error(e))
+    }
+}
+
+/// The loop that reads, prints, beats, and interrupts.
+fn watch<W: Write>(
+    child: &mut Child,
+    rx: &Receiver<Line>,
+    spec: &BuildSpec,
+    printer: &mut Printer<'_, W>,
+    stop: &StopSignals,
+) -> std::io::Result<RunEnd> {
+    let started = Instant::now();
+    let mut last_output = Instant::now();
+    let mut open_streams = 2;
+    let mut artifact_ids: Vec<String> = Vec::new();
+    let mut artifact_count = 0;
+    let mut errors = Vec::new();
+    // Set once packer has been asked to stop: why, and when to stop waiting for it.
+    let mut interrupted: Option<(RunEnd, Instant)> = None;
+    let mut killed = false;
+
+    while open_streams > 0 {
+        let tick = Duration::from_millis(200);
+        match rx.recv_timeout(tick) {
+            Ok(Line::Out(text)) => {
+                last_output = Instant::now();
+                if let Some(event) = printer.packer_line(&text) {
+                    match event {
+                        Event::ArtifactCount { build, count } if build == spec.only => {
+                            artifact_count = count
+                        }
+                        Event::Artifact {
+                            build,
+                            index,
+                            key,
+                            value,
+                        } if build == spec.only && key == "id" => {
+                            let i = index as usize;
+                            if artifact_ids.len() <= i {
+                                artifact_ids.resize(i + 1, String::new());
+                            }
+                            artifact_ids[i] = value;
+                        }
+                        Event::BuildError { text, .. } => errors.push(text),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(Line::Err(text)) => {
+                last_output = Instant::now();
+                printer.raw(&text);
+            }
+            Ok(Line::Closed) => open_streams -= 1,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+
+        let now = Instant::now();
+        match &interrupted {
+            None => {
+                let why = if stop.raised() {
+                    Some((RunEnd::Interrupted, spec.signal_grace, "interrupted"))
+                } else if now >= spec.deadline {
+                    Some((RunEnd::TimedOut, spec.deadline_grace, "deadline reached"))
+                } else {
+                    None
+                };
+                if let Some((end, grace, reason)) = why {
+                    printer.end_group();
+                    printer.raw(&format!(
+                        "uworker-image: {reason} after {}: interrupting packer (it cleans up for up to {})",
+                        format_elapsed(started.elapsed()),
+                        format_elapsed(grace)
+                    ));
+                    signal_group(child, libc::SIGINT);
+                    interrupted = Some((end, now + grace));
+                }
+            }
+            Some((_, give_up)) if now >= *give_up && !killed => {
+                printer.raw("uworker-image: packer did not stop in time: killing it");
+                signal_group(child, libc::SIGKILL);
+                killed = true;
+            }
+            Some(_) => {}
+        }
+        if interrupted.is_none() && last_output.elapsed() >= spec.heartbeat {
+            printer.raw(&format!(
+                "uworker-image: still running, {} elapsed; packer is at: {}",
+                format_elapsed(started.elapsed()),
+                printer.phase.clone()
+            ));
+            last_output = Instant::now();
+        }
+    }
+
+    let status = child.wait()?;
+    // The group may outlive its leader (a plugin, an ssh session): end it either way.
+    signal_group(child, libc::SIGKILL);
+    Ok(match interrupted {
+        Some((end, _)) => end,
+        None => RunEnd::Exited {
+            code: status.code(),
+            artifact_ids,
+            artifact_count,
+            errors,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_redacts_groups_and_tracks_the_phase() {
+        let redactor = Redactor::new(["s3cret, with comma"]);
+        let mut out = Vec::new();
+        let mut p = Printer::new(&mut out, &redactor, true);
+        for line in [
+            "1,,ui,say,==> test: Provisioning with shell script: a.sh",
+            "1,,ui,message,    test: password is s3cret%!(PACKER_COMMA) with comma",
+            "1,test,error,bad s3cret%!(PACKER_COMMA) with comma\\nsecond",
+            "not machine readable",
+        ] {
+            p.packer_line(line);
+        }
+        let phase = p.phase.clone();
+        p.end_group();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "::group::test: Provisioning with shell script: a.sh\n\
+             ==> test: Provisioning with shell script: a.sh\n    test: password is ***\n\
+             error (test): bad ***\nerror (test): second\nnot machine readable\n::endgroup::\n"
+        );
+        assert_eq!(phase, "test: Provisioning with shell script: a.sh");
+    }
+
+    #[test]
+    fn elapsed_reads_well() {
+        assert_eq!(format_elapsed(Duration::from_secs(5)), "5s");
+        assert_eq!(format_elapsed(Duration::from_secs(125)), "2m05s");
+        assert_eq!(
+            format_elapsed(Duration::from_secs(3 * 3600 + 61)),
+            "3h01m01s"
+        );
+    }
+}
