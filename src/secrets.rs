@@ -1,9 +1,11 @@
 //! Secret values: the worker config, the generated config file, and redaction of every
 //! secret the run knows from anything the tool prints.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::env::Env;
@@ -128,6 +130,8 @@ impl WorkerConfig {
 pub struct Redactor {
     /// Longest first, so a secret that contains another is replaced whole.
     needles: Vec<String>,
+    /// All needles in one automaton: one pass over each line, whatever their number.
+    matcher: Option<AhoCorasick>,
 }
 
 impl fmt::Debug for Redactor {
@@ -152,7 +156,13 @@ impl Redactor {
             }
         }
         needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Redactor { needles }
+        let matcher = (!needles.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&needles)
+                .expect("secret values make a valid automaton")
+        });
+        Redactor { needles, matcher }
     }
 
     /// All secrets of a run: worker values and the secret environment variables.
@@ -161,14 +171,14 @@ impl Redactor {
         Redactor::new(worker.secret_values().map(|(_, v)| v).chain(env_secrets))
     }
 
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), MASK);
+    /// The text with every secret replaced by `***`; borrowed when there is none.
+    pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match &self.matcher {
+            Some(m) if m.is_match(text) => {
+                Cow::Owned(m.replace_all(text, &vec![MASK; self.needles.len()]))
             }
+            _ => Cow::Borrowed(text),
         }
-        out
     }
 
     /// This redactor plus every secret as packer's machine-readable output escapes it
