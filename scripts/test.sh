@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The test suite: sets up what it needs, then runs every test (unit, integration,
-# snapshots, real packer and shellcheck). Extra arguments go to `cargo test`.
+# snapshots, real packer, shellcheck, sshd, Keystone and Glance). Extra arguments go to
+# `cargo test`. The OpenStack services start on first use (their venv is cached in
+# ~/.cache/uworker-image-test) and stop when the suite ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+trap 'tests/harness/openstack.sh stop' EXIT
 cargo test --locked --no-fail-fast --lib --tests "$@"

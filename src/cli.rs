@@ -87,6 +87,18 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the provisioning steps on a running test host (packer's null builder over SSH).
     Test(TestArgs),
+    /// Delete old images of this definition in Glance, keeping the newest N per target.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// How many active images to keep per target.
+    #[arg(long, env = "UWORKER_IMAGE_KEEP", default_value_t = 3)]
+    pub keep: usize,
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// How long and how often packer may run.

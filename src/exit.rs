@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::definition::DefinitionError;
 use crate::fingerprint::FingerprintError;
 use crate::inputs::InputError;
+use crate::openstack::client::OpenStackError;
 use crate::packer::PackerError;
 use crate::seed::SeedError;
 
@@ -34,6 +35,13 @@ pub fn classify(error: &anyhow::Error) -> Code {
             || cause.is::<clap::Error>()
         {
             return Code::BadInput;
+        }
+        if let Some(cloud) = cause.downcast_ref::<OpenStackError>() {
+            return if cloud.is_external() {
+                Code::External
+            } else {
+                Code::BadInput
+            };
         }
         if let Some(packer) = cause.downcast_ref::<PackerError>() {
             return match packer {

@@ -14,6 +14,7 @@ pub mod inputs;
 pub mod openstack;
 pub mod packer;
 pub mod plan;
+pub mod prune;
 pub mod render;
 pub mod secrets;
 pub mod seed;

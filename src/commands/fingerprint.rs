@@ -13,7 +13,9 @@ pub fn run(global: &Global, args: &FingerprintArgs, env: &Env) -> Result<Code> {
     let session = Session::load(global, env)?;
     let target = session.definition.select_target(global.target.as_deref())?;
     let packer = find_packer(global)?;
-    let manifest = session.manifest(target, &packer)?;
+    let cloud = session.connect()?;
+    let base = session.resolve_base_image(target, cloud.as_ref())?;
+    let manifest = session.manifest(target, &packer, base.as_deref())?;
     let fingerprint = manifest.fingerprint();
     match global.output {
         Output::Json => {

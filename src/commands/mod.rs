@@ -2,6 +2,7 @@
 
 mod fingerprint;
 mod plan;
+mod prune;
 mod render;
 mod test;
 mod validate;
@@ -11,11 +12,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use crate::cli::{Cli, Command, Global};
-use crate::definition::{Definition, Target};
+use crate::definition::{Definition, SourceImage, Target};
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint::{files, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, InputOptions, Inputs};
+use crate::openstack::client::{Backoff, Cloud, OpenStackError};
+use crate::openstack::credentials::Credentials;
+use crate::openstack::glance::Glance;
 use crate::packer::Packer;
 use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
@@ -29,6 +33,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Fingerprint(args) => fingerprint::run(&cli.global, args, env),
         Command::Plan(args) => plan::run(&cli.global, args, env),
         Command::Test(args) => test::run(&cli.global, args, env),
+        Command::Prune(args) => prune::run(&cli.global, args, env),
     }
 }
 
@@ -40,6 +45,8 @@ pub struct Session {
     pub quiet: bool,
     /// Where the tool may cache facts between runs (the packer version).
     pub cache_dir: Option<PathBuf>,
+    /// OpenStack credentials from OS_*: none, a usable set, or why the set is unusable.
+    credentials: Result<Option<Credentials>, String>,
 }
 
 impl Session {
@@ -63,6 +70,7 @@ impl Session {
             redactor,
             quiet: global.quiet,
             cache_dir,
+            credentials: Credentials::from_env(env),
         })
     }
 
@@ -105,8 +113,47 @@ impl Session {
         Ok(())
     }
 
+    /// A Keystone session when credentials are present (one token per run).
+    pub fn connect(&self) -> Result<Option<Cloud>> {
+        match &self.credentials {
+            Ok(None) => Ok(None),
+            Ok(Some(credentials)) => Ok(Some(Cloud::connect(credentials, Backoff::default())?)),
+            Err(why) => Err(OpenStackError::Config(why.clone()).into()),
+        }
+    }
+
+    /// The base image ID a `source_image_name` resolves to (newest active image of that
+    /// name), so a new base image changes the fingerprint. None for IDs or without a cloud.
+    pub fn resolve_base_image(
+        &self,
+        target: &Target,
+        cloud: Option<&Cloud>,
+    ) -> Result<Option<String>> {
+        let (SourceImage::Name(name), Some(cloud)) = (&target.source_image, cloud) else {
+            return Ok(None);
+        };
+        match Glance::new(cloud)?.resolve_name(name)? {
+            Some(image) => Ok(Some(image.id)),
+            None => Err(InputError::Invalid {
+                origin: format!(
+                    "{} [target.{}]",
+                    self.definition.path().display(),
+                    target.name
+                ),
+                key: "source_image_name".into(),
+                message: format!("no active image named `{name}` in Glance"),
+            }
+            .into()),
+        }
+    }
+
     /// The manifest of one target: files hashed while packer reports its version.
-    pub fn manifest(&self, target: &Target, packer: &Packer) -> Result<Manifest> {
+    pub fn manifest(
+        &self,
+        target: &Target,
+        packer: &Packer,
+        resolved_base_image: Option<&str>,
+    ) -> Result<Manifest> {
         let version_probe = packer.version_cached(self.cache_dir.as_deref())?;
         let sources = crate::fingerprint::local_sources(&self.definition, target);
         let found = files::collect(&self.definition.dir, &sources)?;
@@ -120,6 +167,7 @@ impl Session {
                 worker: &self.inputs.worker,
                 fingerprint_key: self.inputs.fingerprint_key.as_ref(),
                 packer_version: &packer_version,
+                resolved_base_image,
             },
             hashed,
         ))

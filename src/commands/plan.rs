@@ -7,6 +7,7 @@ use crate::cli::{Global, Output, PlanArgs};
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint;
+use crate::openstack::glance::Glance;
 use crate::plan::{self, Lookup};
 
 pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
@@ -18,7 +19,9 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
         .map(fingerprint::read_previous)
         .transpose()?;
     let packer = find_packer(global)?;
-    let manifest = session.manifest(target, &packer)?;
+    let cloud = session.connect()?;
+    let base = session.resolve_base_image(target, cloud.as_ref())?;
+    let manifest = session.manifest(target, &packer, base.as_deref())?;
 
     let mut warnings = Vec::new();
     let missing = session.missing_secrets();
@@ -28,14 +31,14 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
             missing.join(", ")
         ));
     }
-    let lookup = match &session.inputs.cloud {
+    let lookup = match &cloud {
         None => Lookup::Unavailable(
-            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_CLOUD)".into(),
+            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET)".into(),
         ),
-        Some(method) => Lookup::Unavailable(format!(
-            "image lookup in Glance is not available in this version (credentials found: {})",
-            method.describe()
-        )),
+        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&manifest.fingerprint())? {
+            Some(image) => Lookup::Found { image_id: image.id },
+            None => Lookup::Missing,
+        },
     };
     let plan = plan::decide(manifest, lookup, args.force, previous.as_ref(), warnings);
     match global.output {

@@ -77,6 +77,8 @@ pub struct ManifestInputs<'a> {
     pub worker: &'a WorkerConfig,
     pub fingerprint_key: Option<&'a SecretString>,
     pub packer_version: &'a str,
+    /// The image ID a `source_image_name` resolved to in Glance, when it was looked up.
+    pub resolved_base_image: Option<&'a str>,
 }
 
 /// Local paths the target's steps read, relative to the definition directory.
@@ -129,7 +131,7 @@ impl Manifest {
             SourceImage::Name(name) => BaseImage {
                 by: "name".into(),
                 value: name.clone(),
-                resolved_id: None,
+                resolved_id: inputs.resolved_base_image.map(str::to_string),
             },
         };
 

@@ -1,4 +1,5 @@
-//! OpenStack: which credentials the environment carries (the Keystone and Glance client
-//! builds on this).
+//! OpenStack: credentials from the environment, a Keystone v3 session, Glance v2.
 
+pub mod client;
 pub mod credentials;
+pub mod glance;

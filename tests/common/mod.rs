@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod openstack;
 pub mod sshd;
 
 /// Secrets that break naive quoting: quotes, `$`, spaces, a backslash and a newline.

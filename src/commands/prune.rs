@@ -1,0 +1,75 @@
+//! `prune`: delete old images of this definition in Glance, keeping the newest N per
+//! target; never a protected image, never the image of a target's current fingerprint.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+
+use super::{find_packer, Session};
+use crate::cli::{Global, Output, PruneArgs};
+use crate::env::Env;
+use crate::exit::Code;
+use crate::inputs::InputError;
+use crate::openstack::glance::{Glance, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::prune;
+
+pub fn run(global: &Global, args: &PruneArgs, env: &Env) -> Result<Code> {
+    let session = Session::load(global, env)?;
+    let Some(cloud) = session.connect()? else {
+        bail!(InputError::Invalid {
+            origin: "prune".into(),
+            key: "OS_*".into(),
+            message: "no OpenStack credentials in the environment: prune needs Glance".into(),
+        });
+    };
+    let targets: Vec<_> = match &global.target {
+        Some(name) => vec![session.definition.select_target(Some(name))?],
+        None => session.definition.targets.values().collect(),
+    };
+    let packer = find_packer(global)?;
+    let mut current = BTreeMap::new();
+    for target in &targets {
+        let base = session.resolve_base_image(target, Some(&cloud))?;
+        let manifest = session.manifest(target, &packer, base.as_deref())?;
+        current.insert(target.name.clone(), manifest.fingerprint());
+    }
+
+    let glance = Glance::new(&cloud)?;
+    let name = &session.definition.name;
+    let prefix = format!("{name}-");
+    let images: Vec<_> = glance
+        .list(&[(IMAGE_PROPERTY, name.as_str())], |_| true)?
+        .into_iter()
+        // Both marks must agree: a property alone could be copied onto a foreign image.
+        .filter(|i| i.property(IMAGE_PROPERTY) == Some(name.as_str()))
+        .filter(|i| i.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
+        .filter(|i| {
+            i.property(TARGET_PROPERTY)
+                .is_some_and(|t| current.contains_key(t))
+        })
+        .collect();
+    let decisions = prune::decide(&images, args.keep, &current);
+    for d in decisions.iter().filter(|d| d.delete && !args.dry_run) {
+        glance.delete(&d.id)?;
+    }
+    match global.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&decisions)?),
+        Output::Text => {
+            let verb = if args.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            for d in &decisions {
+                let what = if d.delete { verb } else { "keep" };
+                println!(
+                    "{what:<12} {} {} ({}, {}): {}",
+                    d.id, d.name, d.target, d.created_at, d.reason
+                );
+            }
+            let n = decisions.iter().filter(|d| d.delete).count();
+            println!("{n} image(s) {verb}, {} kept", decisions.len() - n);
+        }
+    }
+    Ok(Code::Ok)
+}

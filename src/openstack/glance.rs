@@ -1,0 +1,178 @@
+//! Glance v2: finding images by the fingerprint property, resolving base image names,
+//! listing, patching, tagging and deleting images.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::client::{Cloud, OpenStackError};
+
+/// The image property the build sets to the fingerprint (`sha256:<hex>`).
+pub const FINGERPRINT_PROPERTY: &str = "uworker_fingerprint";
+/// The image property naming the definition (`name` of image.toml).
+pub const IMAGE_PROPERTY: &str = "uworker_image";
+pub const TARGET_PROPERTY: &str = "uworker_target";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Image {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Every other field, custom properties included.
+    #[serde(flatten)]
+    pub properties: BTreeMap<String, Value>,
+}
+
+impl Image {
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties.get(key).and_then(Value::as_str)
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    images: Vec<Image>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub struct Glance<'a> {
+    cloud: &'a Cloud,
+    base: String,
+    /// Images per page (Glance's own default is 25).
+    pub page_size: u32,
+}
+
+impl<'a> Glance<'a> {
+    pub fn new(cloud: &'a Cloud) -> Result<Glance<'a>, OpenStackError> {
+        let base = cloud.endpoint("image")?;
+        // A catalog entry may or may not carry the version.
+        let base = base.trim_end_matches("/v2").to_string();
+        Ok(Glance {
+            cloud,
+            base,
+            page_size: 100,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2{path}", self.base)
+    }
+
+    /// Images matching `filters` (server-side), newest first, all pages followed while
+    /// `keep_going` says so.
+    pub fn list(
+        &self,
+        filters: &[(&str, &str)],
+        mut keep_going: impl FnMut(&Image) -> bool,
+    ) -> Result<Vec<Image>, OpenStackError> {
+        let mut query: Vec<(String, String)> = filters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        query.push(("sort".into(), "created_at:desc,id:desc".into()));
+        query.push(("limit".into(), self.page_size.to_string()));
+        let mut url = self.url("/images");
+        let mut first = true;
+        let mut images = Vec::new();
+        loop {
+            let page: Page = self
+                .cloud
+                .call(
+                    Method::GET,
+                    &url,
+                    |r| if first { r.query(&query) } else { r },
+                )?
+                .json()
+                .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))?;
+            first = false;
+            for image in page.images {
+                let more = keep_going(&image);
+                images.push(image);
+                if !more {
+                    return Ok(images);
+                }
+            }
+            match page.next {
+                // `next` is a path with its query (`/v2/images?marker=...`).
+                Some(next) if !next.is_empty() => url = format!("{}{next}", self.base),
+                _ => return Ok(images),
+            }
+        }
+    }
+
+    /// The newest active image with `property` = `value`.
+    pub fn newest_with(
+        &self,
+        property: &str,
+        value: &str,
+    ) -> Result<Option<Image>, OpenStackError> {
+        let found = self.list(&[(property, value), ("status", "active")], |_| false)?;
+        Ok(found
+            .into_iter()
+            .find(|i| i.property(property) == Some(value)))
+    }
+
+    /// The newest active image whose fingerprint property is `fingerprint`.
+    pub fn find_fingerprint(&self, fingerprint: &str) -> Result<Option<Image>, OpenStackError> {
+        self.newest_with(FINGERPRINT_PROPERTY, fingerprint)
+    }
+
+    /// The newest active image called `name` (what `source_image_name` means to packer).
+    pub fn resolve_name(&self, name: &str) -> Result<Option<Image>, OpenStackError> {
+        let found = self.list(&[("name", name), ("status", "active")], |_| false)?;
+        Ok(found.into_iter().find(|i| i.name.as_deref() == Some(name)))
+    }
+
+    pub fn get(&self, id: &str) -> Result<Image, OpenStackError> {
+        let url = self.url(&format!("/images/{id}"));
+        self.cloud
+            .call(Method::GET, &url, |r| r)?
+            .json()
+            .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))
+    }
+
+    /// Sets string properties (JSON patch, `add` replaces an existing value).
+    pub fn set_properties(
+        &self,
+        id: &str,
+        properties: &[(&str, &str)],
+    ) -> Result<Image, OpenStackError> {
+        let url = self.url(&format!("/images/{id}"));
+        let ops: Vec<Value> = properties
+            .iter()
+            .map(|(k, v)| serde_json::json!({ "op": "add", "path": format!("/{k}"), "value": v }))
+            .collect();
+        let body = serde_json::to_vec(&ops).expect("JSON serializes");
+        self.cloud
+            .call(Method::PATCH, &url, |r| {
+                r.header(
+                    "Content-Type",
+                    "application/openstack-images-v2.1-json-patch",
+                )
+                .body(body.clone())
+            })?
+            .json()
+            .map_err(|e| OpenStackError::Config(format!("PATCH {url}: {e}")))
+    }
+
+    pub fn add_tag(&self, id: &str, tag: &str) -> Result<(), OpenStackError> {
+        let url = self.url(&format!("/images/{id}/tags/{tag}"));
+        self.cloud.call(Method::PUT, &url, |r| r)?;
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str) -> Result<(), OpenStackError> {
+        let url = self.url(&format!("/images/{id}"));
+        self.cloud.call(Method::DELETE, &url, |r| r)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Which old images of a definition to delete (pure): per target, the newest `keep`
+//! active images stay; protected images, the image of the current fingerprint and images
+//! still being made (queued, saving, importing) are never touched.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::openstack::glance::{Image, FINGERPRINT_PROPERTY, TARGET_PROPERTY};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub id: String,
+    pub name: String,
+    pub target: String,
+    pub created_at: String,
+    pub delete: bool,
+    pub reason: String,
+}
+
+const IN_PROGRESS: [&str; 4] = ["queued", "saving", "importing", "uploading"];
+
+/// `images` are the definition's images (any order); `current` maps a target to its
+/// current fingerprint.
+pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>) -> Vec<Decision> {
+    let mut by_target: BTreeMap<String, Vec<&Image>> = BTreeMap::new();
+    for image in images {
+        let target = image.property(TARGET_PROPERTY).unwrap_or("").to_string();
+        by_target.entry(target).or_default().push(image);
+    }
+    let mut decisions = Vec::new();
+    for (target, mut list) in by_target {
+        // Newest first; created_at is RFC 3339 in UTC, so text order is time order.
+        list.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        let mut kept_active = 0;
+        for image in list {
+            let fingerprint = image.property(FINGERPRINT_PROPERTY);
+            let (delete, reason) = if image.protected {
+                (false, "protected".to_string())
+            } else if fingerprint.is_some()
+                && current.get(&target).map(String::as_str) == fingerprint
+            {
+                (false, "image of the current fingerprint".to_string())
+            } else if IN_PROGRESS.contains(&image.status.as_str()) {
+                (false, format!("still {}", image.status))
+            } else if image.status == "active" && kept_active < keep {
+                kept_active += 1;
+                (false, format!("among the newest {keep}"))
+            } else {
+                (
+                    true,
+                    format!("older than the newest {keep} ({})", image.status),
+                )
+            };
+            decisions.push(Decision {
+                id: image.id.clone(),
+                name: image.name.clone().unwrap_or_default(),
+                target: target.clone(),
+                created_at: image.created_at.clone(),
+                delete,
+                reason,
+            });
+        }
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(id: &str, created: &str, status: &str, protected: bool, fp: &str) -> Image {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": format!("img-t-{id}"), "status": status,
+            "created_at": created, "protected": protected,
+            "uworker_target": "t", "uworker_fingerprint": fp,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn keeps_the_newest_active_and_spares_protected_current_and_unfinished() {
+        let images = vec![
+            image("a", "2026-01-01T00:00:01Z", "active", false, "sha256:a"),
+            image("b", "2026-01-01T00:00:02Z", "active", true, "sha256:b"),
+            image("c", "2026-01-01T00:00:03Z", "active", false, "sha256:c"),
+            image("d", "2026-01-01T00:00:04Z", "killed", false, "sha256:d"),
+            image("e", "2026-01-01T00:00:05Z", "active", false, "sha256:e"),
+            image("f", "2026-01-01T00:00:06Z", "queued", false, "sha256:f"),
+            image(
+                "g",
+                "2026-01-01T00:00:00Z",
+                "active",
+                false,
+                "sha256:current",
+            ),
+        ];
+        let current = BTreeMap::from([("t".to_string(), "sha256:current".to_string())]);
+        let decisions = decide(&images, 1, &current);
+        let deleted: Vec<&str> = decisions
+            .iter()
+            .filter(|d| d.delete)
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(deleted, ["d", "c", "a"]);
+        let reason = |id: &str| {
+            decisions
+                .iter()
+                .find(|d| d.id == id)
+                .unwrap()
+                .reason
+                .clone()
+        };
+        assert_eq!(reason("e"), "among the newest 1");
+        assert_eq!(reason("b"), "protected");
+        assert_eq!(reason("f"), "still queued");
+        assert_eq!(reason("g"), "image of the current fingerprint");
+    }
+}

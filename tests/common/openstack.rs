@@ -1,0 +1,109 @@
+//! The real Keystone + Glance of tests/harness/openstack.sh, started once per test binary
+//! (the script reuses running services and a cached venv), and a few helpers to make
+//! images the way a build leaves them.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use reqwest::Method;
+use uworker_image::env::Env;
+use uworker_image::openstack::client::{Backoff, Cloud};
+use uworker_image::openstack::credentials::Credentials;
+use uworker_image::openstack::glance::{Glance, Image};
+
+/// The OS_* variables of the test cloud's RC file.
+pub fn openrc() -> &'static Vec<(String, String)> {
+    static RC: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    RC.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/openstack.sh");
+        let out = Command::new(&script)
+            .arg("start")
+            .output()
+            .expect("the harness runs");
+        assert!(
+            out.status.success(),
+            "starting Keystone + Glance failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
+}
+
+/// The RC variables for one login method: "password" or "appcred".
+pub fn os_env(method: &str) -> Vec<(String, String)> {
+    openrc()
+        .iter()
+        .filter(|(k, _)| match method {
+            "password" => !k.starts_with("OS_APPLICATION_CREDENTIAL"),
+            _ => !matches!(
+                k.as_str(),
+                "OS_USERNAME" | "OS_PASSWORD" | "OS_PROJECT_NAME"
+            ),
+        })
+        .cloned()
+        .collect()
+}
+
+pub fn env_pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+pub fn cloud() -> Cloud {
+    let env = Env::from_pairs(os_env("appcred"));
+    let credentials = Credentials::from_env(&env).unwrap().unwrap();
+    Cloud::connect(&credentials, Backoff::default()).unwrap()
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}{:x}{:x}", std::process::id(), nanos)
+}
+
+/// Creates an image with string `properties`; with `data`, uploads it (status active).
+pub fn create_image(cloud: &Cloud, name: &str, properties: &[(&str, &str)], data: bool) -> Image {
+    let glance = Glance::new(cloud).unwrap();
+    let base = cloud.endpoint("image").unwrap();
+    let mut body =
+        serde_json::json!({ "name": name, "disk_format": "raw", "container_format": "bare" });
+    for (k, v) in properties {
+        body[*k] = serde_json::json!(v);
+    }
+    let created: Image = cloud
+        .call(Method::POST, &format!("{base}/v2/images"), |r| {
+            r.json(&body)
+        })
+        .unwrap()
+        .json()
+        .unwrap();
+    if data {
+        cloud
+            .call(
+                Method::PUT,
+                &format!("{base}/v2/images/{}/file", created.id),
+                |r| {
+                    r.header("Content-Type", "application/octet-stream")
+                        .body(vec![7u8; 512])
+                },
+            )
+            .unwrap();
+    }
+    glance.get(&created.id).unwrap()
+}
+
+/// Glance's created_at has one-second resolution: wait so the next image is newer.
+pub fn next_second() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}

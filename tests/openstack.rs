@@ -1,0 +1,315 @@
+//! Against a real Keystone v3 and Glance v2 on loopback (tests/harness/openstack.sh).
+
+mod common;
+
+use common::openstack::*;
+use common::*;
+use uworker_image::openstack::glance::Glance;
+
+fn definition(source: &str, name: &str) -> Fixture {
+    let f = Fixture::new(&format!(
+        "name = \"{name}\"\n[target.t]\n{source}\nflavor = \"f\"\n[[provision]]\nscript = \"s.sh\"\n"
+    ));
+    f.script("s.sh", "#!/bin/sh\necho hi\n");
+    f
+}
+
+fn plan_json(f: &Fixture, vars: &[(&str, &str)]) -> serde_json::Value {
+    let r = run_tool(f.path(), &["--output", "json", "plan"], vars);
+    assert_eq!(r.code, 0, "{}", r.all());
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+#[test]
+fn password_and_application_credential_logins_both_work() {
+    let f = definition("source_image = \"base-id\"", &unique("auth"));
+    for method in ["password", "appcred"] {
+        let vars = os_env(method);
+        let plan = plan_json(&f, &env_pairs(&vars));
+        assert_eq!(plan["action"], "build", "{method}");
+        assert_eq!(
+            plan["reason"], "no image has this fingerprint yet",
+            "{method}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_secret_names_the_variables_and_not_the_values() {
+    let f = definition("source_image = \"base-id\"", &unique("auth"));
+    for (method, key) in [
+        ("password", "OS_PASSWORD"),
+        ("appcred", "OS_APPLICATION_CREDENTIAL_SECRET"),
+    ] {
+        let mut vars = os_env(method);
+        let wrong = "wrong 'secret' $x";
+        vars.iter_mut().find(|(k, _)| k == key).unwrap().1 = wrong.into();
+        let r = run_tool(f.path(), &["plan"], &env_pairs(&vars));
+        assert_eq!(r.code, 2, "{}", r.all());
+        assert!(
+            r.stderr.contains("HTTP 401") && r.stderr.contains(key),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.all().contains(wrong));
+    }
+}
+
+#[test]
+fn endpoints_come_from_the_catalog_by_region_and_interface() {
+    let f = definition("source_image = \"base-id\"", &unique("cat"));
+    let mut vars = os_env("appcred");
+    vars.retain(|(k, _)| k != "OS_REGION_NAME" && k != "OS_INTERFACE");
+    let mut internal = vars.clone();
+    internal.push(("OS_INTERFACE".into(), "internal".into()));
+    assert_eq!(plan_json(&f, &env_pairs(&internal))["action"], "build");
+    let mut elsewhere = vars.clone();
+    elsewhere.push(("OS_REGION_NAME".into(), "Nowhere".into()));
+    let r = run_tool(f.path(), &["plan"], &env_pairs(&elsewhere));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("no `public` endpoint of `image` in region Nowhere"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn plan_skips_when_an_active_image_has_the_fingerprint() {
+    let name = unique("hit");
+    let f = definition("source_image = \"base-id\"", &name);
+    let vars = os_env("appcred");
+    let first = plan_json(&f, &env_pairs(&vars));
+    let fingerprint = first["fingerprint"].as_str().unwrap().to_string();
+    let cloud = cloud();
+    // Not yet active: no hit.
+    create_image(
+        &cloud,
+        &format!("{name}-t-queued"),
+        &[("uworker_fingerprint", &fingerprint)],
+        false,
+    );
+    assert_eq!(plan_json(&f, &env_pairs(&vars))["action"], "build");
+    let image = create_image(
+        &cloud,
+        &format!("{name}-t-1"),
+        &[("uworker_fingerprint", &fingerprint)],
+        true,
+    );
+    assert_eq!(image.status, "active");
+    let plan = plan_json(&f, &env_pairs(&vars));
+    assert_eq!(plan["action"], "skip");
+    assert_eq!(plan["image_id"], image.id.as_str());
+    let forced = run_tool(
+        f.path(),
+        &["--output", "json", "plan", "--force"],
+        &env_pairs(&vars),
+    );
+    assert!(
+        forced.stdout.contains("\"action\":\"build\""),
+        "{}",
+        forced.stdout
+    );
+}
+
+#[test]
+fn a_lookup_by_fingerprint_costs_two_requests_and_lists_follow_pages() {
+    let cloud = cloud();
+    assert_eq!(cloud.requests.get(), 1, "the token");
+    let value = unique("sha256:page");
+    for i in 0..5 {
+        create_image(
+            &cloud,
+            &format!("page-{i}"),
+            &[("uworker_fingerprint", &value)],
+            true,
+        );
+    }
+    let before = cloud.requests.get();
+    let glance = Glance::new(&cloud).unwrap();
+    let hit = glance.find_fingerprint(&value).unwrap();
+    assert!(hit.is_some());
+    assert_eq!(
+        cloud.requests.get() - before,
+        1,
+        "one query after the token"
+    );
+
+    let mut paged = Glance::new(&cloud).unwrap();
+    paged.page_size = 2;
+    let before = cloud.requests.get();
+    let all = paged
+        .list(&[("uworker_fingerprint", value.as_str())], |_| true)
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(cloud.requests.get() - before, 3, "pages of 2, 2 and 1");
+    assert!(glance
+        .find_fingerprint("sha256:none-such")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_base_image_name_resolves_to_the_newest_active_image_and_feeds_the_fingerprint() {
+    let cloud = cloud();
+    let base = unique("Ubuntu 22.04 ");
+    let older = create_image(&cloud, &base, &[], true);
+    let f = definition(&format!("source_image_name = \"{base}\""), &unique("res"));
+    let vars = os_env("appcred");
+    let explain = |f: &Fixture| {
+        let r = run_tool(f.path(), &["fingerprint", "--explain"], &env_pairs(&vars));
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.stdout
+    };
+    let first = explain(&f);
+    assert!(
+        first.contains(&format!("name {base} = {}", older.id)),
+        "{first}"
+    );
+    next_second();
+    let newer = create_image(&cloud, &base, &[], true);
+    next_second();
+    create_image(&cloud, &base, &[], false); // newest, but not active
+    let second = explain(&f);
+    assert!(second.contains(&newer.id), "{second}");
+    assert_ne!(
+        first.lines().last(),
+        second.lines().last(),
+        "a new base image changes the fingerprint"
+    );
+
+    let missing = definition("source_image_name = \"no such image\"", &unique("res"));
+    let r = run_tool(missing.path(), &["fingerprint"], &env_pairs(&vars));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("no active image named `no such image`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn prune_keeps_the_newest_and_spares_protected_and_current_images() {
+    let name = unique("prune");
+    let f = definition("source_image = \"base-id\"", &name);
+    let vars = os_env("appcred");
+    let current = plan_json(&f, &env_pairs(&vars))["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cloud = cloud();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let fp = if i == 0 {
+            current.clone()
+        } else {
+            format!("sha256:old{i}")
+        };
+        let mut props = vec![
+            ("uworker_image", name.as_str()),
+            ("uworker_target", "t"),
+            ("uworker_fingerprint", fp.as_str()),
+        ];
+        if i == 1 {
+            props.push(("protected", "true"));
+        }
+        // `protected` is a boolean in Glance: set it through the API's own field.
+        let image = create_image(&cloud, &format!("{name}-t-{i}"), &props[..3], true);
+        if i == 1 {
+            let base = cloud.endpoint("image").unwrap();
+            cloud
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("{base}/v2/images/{}", image.id),
+                    |r| {
+                        r.header(
+                            "Content-Type",
+                            "application/openstack-images-v2.1-json-patch",
+                        )
+                        .body(r#"[{"op":"replace","path":"/protected","value":true}]"#)
+                    },
+                )
+                .unwrap();
+        }
+        ids.push(image.id);
+        next_second();
+    }
+    // A foreign image with the property but not the name prefix is never considered.
+    let foreign = create_image(
+        &cloud,
+        "someone-else",
+        &[("uworker_image", &name), ("uworker_target", "t")],
+        true,
+    );
+
+    let dry = run_tool(
+        f.path(),
+        &["prune", "--keep", "1", "--dry-run"],
+        &env_pairs(&vars),
+    );
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    assert!(
+        dry.stdout.contains("2 image(s) would delete"),
+        "{}",
+        dry.stdout
+    );
+    let glance = Glance::new(&cloud).unwrap();
+    assert!(
+        ids.iter().all(|id| glance.get(id).is_ok()),
+        "dry run deletes nothing"
+    );
+
+    let r = run_tool(
+        f.path(),
+        &["--output", "json", "prune", "--keep", "1"],
+        &env_pairs(&vars),
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let gone = |id: &str| glance.get(id).is_err();
+    // Newest first: 4 kept (newest), 3 and 2 deleted, 1 protected, 0 current fingerprint.
+    assert!(!gone(&ids[4]) && gone(&ids[3]) && gone(&ids[2]) && !gone(&ids[1]) && !gone(&ids[0]));
+    assert!(!gone(&foreign.id));
+    let base = cloud.endpoint("image").unwrap();
+    cloud
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{base}/v2/images/{}", ids[1]),
+            |r| {
+                r.header(
+                    "Content-Type",
+                    "application/openstack-images-v2.1-json-patch",
+                )
+                .body(r#"[{"op":"replace","path":"/protected","value":false}]"#)
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn full_packer_validate_logs_in_to_keystone() {
+    let f = definition("source_image = \"base-id\"", &unique("val"));
+    let mut vars = os_env("password");
+    let worker = worker_env();
+    let all: Vec<(&str, &str)> = env_pairs(&vars)
+        .into_iter()
+        .chain(worker.iter().copied())
+        .collect();
+    let r = run_tool(f.path(), &["validate"], &all);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("packer validate, full"), "{}", r.stdout);
+
+    vars.iter_mut().find(|(k, _)| k == "OS_PASSWORD").unwrap().1 = "wrong-password".into();
+    let all: Vec<(&str, &str)> = env_pairs(&vars)
+        .into_iter()
+        .chain(worker.iter().copied())
+        .collect();
+    let r = run_tool(f.path(), &["validate"], &all);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout.contains("Authentication failed") || r.stdout.contains("401"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.all().contains("wrong-password"));
+}
