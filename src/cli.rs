@@ -87,8 +87,29 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the provisioning steps on a running test host (packer's null builder over SSH).
     Test(TestArgs),
+    /// Plan, then build the target's image with packer unless one with this fingerprint exists.
+    Build(BuildArgs),
     /// Delete old images of this definition in Glance, keeping the newest N per target.
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Build even when an image with this fingerprint exists (e.g. after a password rotation).
+    #[arg(long, env = "UWORKER_IMAGE_FORCE")]
+    pub force: bool,
+    /// Write the result record (JSON) to FILE.
+    #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Before building, log in to the job service with the worker's credentials
+    /// (GET <UWORKER_JOB_API_ROOT>/token).
+    #[arg(long, env = "UWORKER_IMAGE_CHECK_WORKER_CREDENTIALS")]
+    pub check_worker_credentials: bool,
+    /// A manifest or record of an earlier run: the record lists what changed.
+    #[arg(long, env = "UWORKER_IMAGE_PREVIOUS", value_name = "FILE")]
+    pub previous: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

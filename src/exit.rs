@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::definition::DefinitionError;
 use crate::fingerprint::FingerprintError;
 use crate::inputs::InputError;
+use crate::jobapi::JobApiError;
 use crate::openstack::client::OpenStackError;
 use crate::packer::PackerError;
 use crate::seed::SeedError;
@@ -46,7 +47,14 @@ pub fn classify(error: &anyhow::Error) -> Code {
         if let Some(packer) = cause.downcast_ref::<PackerError>() {
             return match packer {
                 PackerError::NotFound { .. } | PackerError::Version { .. } => Code::BadInput,
+                PackerError::Plugin { .. } => Code::External,
                 PackerError::Run { .. } => Code::Failed,
+            };
+        }
+        if let Some(api) = cause.downcast_ref::<JobApiError>() {
+            return match api {
+                JobApiError::Unreachable(_) => Code::External,
+                JobApiError::Refused(_) | JobApiError::NoToken => Code::BadInput,
             };
         }
     }

@@ -142,6 +142,10 @@ impl fmt::Debug for Redactor {
 
 pub const MASK: &str = "***";
 
+/// Values shorter than this are not masked: a 1-3 character value is guessed at once
+/// anyway, and masking every `u` or `ci` in a log would make it unreadable.
+pub const MIN_REDACTED_LEN: usize = 4;
+
 impl Redactor {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Redactor {
         let mut needles: Vec<String> = Vec::new();
@@ -150,7 +154,9 @@ impl Redactor {
             let parts = std::iter::once(value).chain(value.lines());
             for part in parts {
                 let part = part.trim_end_matches('\r');
-                if !part.trim().is_empty() && !needles.iter().any(|n| n == part) {
+                if part.trim().chars().count() >= MIN_REDACTED_LEN
+                    && !needles.iter().any(|n| n == part)
+                {
                     needles.push(part.to_string());
                 }
             }
@@ -264,9 +270,10 @@ mod tests {
 
     #[test]
     fn redacts_longest_first_and_each_line_of_multiline_secrets() {
-        let r = Redactor::new(["abc", "abcdef", "top\nsecret", "  "]);
-        assert_eq!(r.redact("x abcdef y abc"), "x *** y ***");
-        assert_eq!(r.redact("say top"), "say ***");
+        let r = Redactor::new(["abcd", "abcdefg", "top!\nsecret", "  ", "ci"]);
+        assert_eq!(r.redact("x abcdefg y abcd"), "x *** y ***");
+        assert_eq!(r.redact("ci builds"), "ci builds", "too short to mask");
+        assert_eq!(r.redact("say top!"), "say ***");
         assert_eq!(r.redact("secret"), "***");
         assert_eq!(
             r.redact("  spaces  "),

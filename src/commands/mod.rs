@@ -1,7 +1,8 @@
 //! The commands: each loads what it needs, runs the pipeline stages in order and prints.
 
+mod build;
 mod fingerprint;
-mod plan;
+pub(crate) mod plan;
 mod prune;
 mod render;
 mod test;
@@ -11,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::cli::{Cli, Command, Global};
+use std::time::{Duration, Instant};
+
+use crate::cli::{Cli, Command, Global, RunArgs};
 use crate::definition::{Definition, SourceImage, Target};
 use crate::env::Env;
 use crate::exit::Code;
@@ -20,7 +23,10 @@ use crate::inputs::{check_url, InputError, InputOptions, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::Glance;
+use crate::packer::attempts::{Outcome, Retry};
+use crate::packer::run::{BuildSpec, Printer, StopSignals};
 use crate::packer::Packer;
+use crate::record::Provenance;
 use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
 use crate::vars;
@@ -34,6 +40,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Plan(args) => plan::run(&cli.global, args, env),
         Command::Test(args) => test::run(&cli.global, args, env),
         Command::Prune(args) => prune::run(&cli.global, args, env),
+        Command::Build(args) => build::run(&cli.global, args, env),
     }
 }
 
@@ -180,6 +187,7 @@ pub struct RunFacts {
     pub worker_config_path: Option<PathBuf>,
     pub manifest_file: Option<PathBuf>,
     pub fingerprint: Option<String>,
+    pub provenance: Provenance,
 }
 
 /// Values of every template variable for a run. Holds secrets: write it 0600 only.
@@ -203,6 +211,9 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
             (_, vars::WORKER_CONFIG_PATH) => path_text(&facts.worker_config_path),
             (_, vars::MANIFEST_FILE) => path_text(&facts.manifest_file),
             (_, vars::IMAGE_FINGERPRINT) => facts.fingerprint.clone(),
+            (_, vars::GIT_COMMIT) => facts.provenance.git_commit.clone(),
+            (_, vars::RUN_URL) => facts.provenance.run_url.clone(),
+            (_, vars::RUN_ID) => facts.provenance.run_id.clone(),
             (_, vars::TEST_HOST) => session.inputs.test_host().map(|h| h.host),
             (_, vars::TEST_PORT) => session.inputs.test_host().map(|h| h.port.to_string()),
             (_, name) => session.inputs.get(name).map(str::to_string),
@@ -224,7 +235,9 @@ pub struct Staged {
     pub var_file: PathBuf,
 }
 
-pub fn stage(session: &Session, builders: Builders) -> Result<Staged> {
+/// Renders `builders` into a private work dir with the var-file; `run` adds the
+/// fingerprint and provenance a build stamps on the image.
+pub fn stage(session: &Session, builders: Builders, run: RunFacts) -> Result<Staged> {
     let workdir = Workdir::create().context("creating a private work directory")?;
     let text = template::to_text(&template::template(&session.definition, builders));
     let template_path = workdir.write_public("template.json", text.as_bytes())?;
@@ -232,7 +245,7 @@ pub fn stage(session: &Session, builders: Builders) -> Result<Staged> {
     let facts = RunFacts {
         worker_config_path,
         manifest_file: Some(workdir.path().join("packer-manifest.json")),
-        fingerprint: None,
+        ..run
     };
     let var_file =
         workdir.write_secret("variables.json", var_file_json(session, &facts)?.as_bytes())?;
@@ -254,6 +267,75 @@ pub fn write_worker_config(session: &Session, dir: &Path) -> Result<Option<PathB
     crate::workdir::write_new(&path, content.expose_secret().as_bytes(), 0o600)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(Some(path))
+}
+
+/// A command's defaults for running packer.
+pub struct RunDefaults {
+    pub timeout: Duration,
+    pub attempts: u32,
+    /// How long packer may clean up after the deadline (a cloud server takes a while).
+    pub deadline_grace: Duration,
+}
+
+/// Runs packer on a staged template for one builder, printing its output redacted on
+/// stderr; Ctrl-C, SIGTERM and the deadline interrupt it cleanly.
+pub fn run_packer(
+    session: &Session,
+    packer: &Packer,
+    staged: &Staged,
+    only: &str,
+    args: &RunArgs,
+    defaults: &RunDefaults,
+    env: &Env,
+) -> Result<Outcome> {
+    let spec = BuildSpec {
+        template: staged.template.clone(),
+        var_file: staged.var_file.clone(),
+        only: only.to_string(),
+        cwd: staged.workdir.path().to_path_buf(),
+        deadline: Instant::now() + args.timeout.unwrap_or(defaults.timeout),
+        heartbeat: args.heartbeat,
+        deadline_grace: defaults.deadline_grace,
+        // GitHub Actions kills the job 10 s after its first SIGINT.
+        signal_grace: Duration::from_secs(7),
+        ci_groups: env.get("GITHUB_ACTIONS") == Some("true"),
+    };
+    let retry = Retry {
+        attempts: args.attempts.unwrap_or(defaults.attempts),
+        first_delay: args.retry_delay,
+    };
+    let manifest_file = staged.workdir.path().join("packer-manifest.json");
+    let stop = StopSignals::install().context("installing signal handlers")?;
+    let stderr = std::io::stderr();
+    let mut printer = Printer::new(stderr.lock(), &session.redactor, spec.ci_groups);
+    Ok(packer.build_with_retries(&spec, &manifest_file, &retry, &mut printer, &stop)?)
+}
+
+/// The exit code and a one-line verdict for an outcome that is not a success.
+pub fn failure_verdict(outcome: &Outcome, what: &str, timeout: Duration) -> (Code, String) {
+    match outcome {
+        Outcome::Built { .. } => (Code::Ok, format!("{what}: ok")),
+        Outcome::Failed {
+            reason,
+            transient,
+            attempts,
+        } => (
+            if *transient {
+                Code::External
+            } else {
+                Code::Failed
+            },
+            format!("{what}: FAILED after {attempts} attempt(s): {reason}"),
+        ),
+        Outcome::TimedOut { attempts } => (
+            Code::Failed,
+            format!(
+                "{what}: FAILED: the deadline ({}) passed during attempt {attempts}",
+                humantime::format_duration(timeout)
+            ),
+        ),
+        Outcome::Interrupted => (Code::Interrupted, format!("{what}: interrupted")),
+    }
 }
 
 pub fn find_packer(global: &Global) -> Result<Packer> {

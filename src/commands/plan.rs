@@ -4,11 +4,15 @@ use anyhow::Result;
 
 use super::{find_packer, Session};
 use crate::cli::{Global, Output, PlanArgs};
+use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint;
+use crate::fingerprint::Manifest;
+use crate::openstack::client::Cloud;
 use crate::openstack::glance::Glance;
-use crate::plan::{self, Lookup};
+use crate::packer::Packer;
+use crate::plan::{self, Lookup, Plan};
 
 pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
     let session = Session::load(global, env)?;
@@ -20,27 +24,14 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
         .transpose()?;
     let packer = find_packer(global)?;
     let cloud = session.connect()?;
-    let base = session.resolve_base_image(target, cloud.as_ref())?;
-    let manifest = session.manifest(target, &packer, base.as_deref())?;
-
-    let mut warnings = Vec::new();
-    let missing = session.missing_secrets();
-    if !missing.is_empty() {
-        warnings.push(format!(
-            "worker config incomplete ({} unset): `validate` and `build` need them",
-            missing.join(", ")
-        ));
-    }
-    let lookup = match &cloud {
-        None => Lookup::Unavailable(
-            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET)".into(),
-        ),
-        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&manifest.fingerprint())? {
-            Some(image) => Lookup::Found { image_id: image.id },
-            None => Lookup::Missing,
-        },
-    };
-    let plan = plan::decide(manifest, lookup, args.force, previous.as_ref(), warnings);
+    let plan = compute(
+        &session,
+        target,
+        &packer,
+        cloud.as_ref(),
+        args.force,
+        previous.as_ref(),
+    )?;
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&plan)?),
         Output::Text => {
@@ -54,4 +45,36 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
         }
     }
     Ok(Code::Ok)
+}
+
+/// Fingerprint the target (its base image name resolved when a cloud is at hand) and
+/// decide: `plan` prints this, `build` acts on it.
+pub(super) fn compute(
+    session: &Session,
+    target: &Target,
+    packer: &Packer,
+    cloud: Option<&Cloud>,
+    force: bool,
+    previous: Option<&Manifest>,
+) -> Result<Plan> {
+    let base = session.resolve_base_image(target, cloud)?;
+    let manifest = session.manifest(target, packer, base.as_deref())?;
+    let mut warnings = Vec::new();
+    let missing = session.missing_secrets();
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "worker config incomplete ({} unset): `validate` and `build` need them",
+            missing.join(", ")
+        ));
+    }
+    let lookup = match cloud {
+        None => Lookup::Unavailable(
+            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET)".into(),
+        ),
+        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&manifest.fingerprint())? {
+            Some(image) => Lookup::Found { image_id: image.id },
+            None => Lookup::Missing,
+        },
+    };
+    Ok(plan::decide(manifest, lookup, force, previous, warnings))
 }

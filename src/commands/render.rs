@@ -43,7 +43,7 @@ fn write_out(session: &Session, out: &Path, template: &str) -> Result<()> {
     let facts = RunFacts {
         worker_config_path: write_worker_config(session, &out)?,
         manifest_file: Some(out.join("packer-manifest.json")),
-        fingerprint: None,
+        ..RunFacts::default()
     };
     let var_file = out.join("variables.json");
     write_new(&var_file, var_file_json(session, &facts)?.as_bytes(), 0o600)

@@ -1,18 +1,17 @@
 //! `test`: the definition's steps on a running test host through packer's null builder,
 //! as the seed's `build_uworker_image.sh test` did.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use super::{find_packer, stage, Session};
+use super::{failure_verdict, find_packer, run_packer, stage, RunDefaults, RunFacts, Session};
 use crate::cli::{Global, TestArgs};
 use crate::definition::TEST_BUILDER;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::inputs::InputError;
-use crate::packer::attempts::{Outcome, Retry};
-use crate::packer::run::{BuildSpec, Printer, StopSignals};
+use crate::packer::attempts::Outcome;
 use crate::render::Builders;
 use crate::vars;
 
@@ -45,24 +44,13 @@ pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
     session.check_worker_config(false)?;
 
     let packer = find_packer(global)?;
-    let staged = stage(&session, Builders::Test)?;
-    let manifest_file = staged.workdir.path().join("packer-manifest.json");
-    let timeout = args.run.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let spec = BuildSpec {
-        template: staged.template.clone(),
-        var_file: staged.var_file.clone(),
-        only: TEST_BUILDER.to_string(),
-        cwd: staged.workdir.path().to_path_buf(),
-        deadline: Instant::now() + timeout,
-        heartbeat: args.run.heartbeat,
+    let staged = stage(&session, Builders::Test, RunFacts::default())?;
+    let defaults = RunDefaults {
+        timeout: DEFAULT_TIMEOUT,
+        attempts: 1,
         deadline_grace: Duration::from_secs(30),
-        signal_grace: Duration::from_secs(7),
-        ci_groups: env.get("GITHUB_ACTIONS") == Some("true"),
     };
-    let retry = Retry {
-        attempts: args.run.attempts.unwrap_or(1),
-        first_delay: args.run.retry_delay,
-    };
+    let timeout = args.run.timeout.unwrap_or(defaults.timeout);
     session.info(&format!(
         "test: provisioning {}:{} as {} (timeout {})",
         host.host,
@@ -73,46 +61,26 @@ pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
             .unwrap_or(&session.definition.test.ssh_username),
         humantime::format_duration(timeout)
     ));
-    let stop = StopSignals::install().context("installing signal handlers")?;
-    let stderr = std::io::stderr();
-    let mut printer = Printer::new(stderr.lock(), &session.redactor, spec.ci_groups);
-    let outcome = packer.build_with_retries(&spec, &manifest_file, &retry, &mut printer, &stop)?;
-    drop(printer);
+    let outcome = run_packer(
+        &session,
+        &packer,
+        &staged,
+        TEST_BUILDER,
+        &args.run,
+        &defaults,
+        env,
+    )?;
     drop(staged);
-
-    let say = |line: String| println!("{}", session.redactor.redact(&line));
-    Ok(match outcome {
-        Outcome::Built { attempts, .. } => {
-            say(format!(
+    let (code, verdict) = match &outcome {
+        Outcome::Built { attempts, .. } => (
+            Code::Ok,
+            format!(
                 "test: ok, every step ran on {}:{} (attempts: {attempts})",
                 host.host, host.port
-            ));
-            Code::Ok
-        }
-        Outcome::Failed {
-            reason,
-            transient,
-            attempts,
-        } => {
-            say(format!(
-                "test: FAILED after {attempts} attempt(s): {reason}"
-            ));
-            if transient {
-                Code::External
-            } else {
-                Code::Failed
-            }
-        }
-        Outcome::TimedOut { attempts } => {
-            say(format!(
-                "test: FAILED: the deadline ({}) passed during attempt {attempts}",
-                humantime::format_duration(timeout)
-            ));
-            Code::Failed
-        }
-        Outcome::Interrupted => {
-            say("test: interrupted".to_string());
-            Code::Interrupted
-        }
-    })
+            ),
+        ),
+        other => failure_verdict(other, "test", timeout),
+    };
+    println!("{}", session.redactor.redact(&verdict));
+    Ok(code)
 }

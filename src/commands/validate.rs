@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{find_packer, stage, Session};
+use super::{find_packer, stage, RunFacts, Session};
 use crate::cli::{Global, Output, ValidateArgs};
 use crate::definition::StepKind;
 use crate::env::Env;
@@ -30,7 +30,7 @@ pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
         Some(_) => Builders::All,
         None => Builders::Targets,
     };
-    let staged = stage(&session, builders)?;
+    let staged = stage(&session, builders, RunFacts::default())?;
     let full = session.inputs.cloud.is_some();
     let mode = match &session.inputs.cloud {
         Some(method) => format!("full (OpenStack login with {})", method.describe()),

@@ -17,6 +17,8 @@ pub enum PackerError {
     NotFound { program: String },
     #[error("`{program} version` gave no version ({detail})")]
     Version { program: String, detail: String },
+    #[error("packer {version} needs the openstack plugin and `packer plugins install github.com/hashicorp/openstack` failed")]
+    Plugin { version: String },
     #[error("running {program}: {source}")]
     Run {
         program: String,
@@ -190,6 +192,34 @@ impl Packer {
         Ok(CachedVersion::Running(self.start_version()?, cache))
     }
 
+    /// Packer 1.9 and later no longer bundle the openstack builder: install the plugin
+    /// when it is missing. Older versions carry it.
+    pub fn ensure_openstack_plugin(&self, version: &str) -> Result<(), PackerError> {
+        if !needs_plugins(version) {
+            return Ok(());
+        }
+        let installed = self
+            .command()
+            .args(["plugins", "installed"])
+            .output()
+            .map_err(|e| self.run_error(e))?;
+        if String::from_utf8_lossy(&installed.stdout).contains("openstack") {
+            return Ok(());
+        }
+        let status = self
+            .command()
+            .args(["plugins", "install", "github.com/hashicorp/openstack"])
+            .status()
+            .map_err(|e| self.run_error(e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(PackerError::Plugin {
+                version: version.to_string(),
+            })
+        }
+    }
+
     /// `packer validate [-syntax-only] -var-file VARS TEMPLATE`, in `cwd`.
     pub fn validate(
         &self,
@@ -218,6 +248,13 @@ impl Packer {
             output,
         })
     }
+}
+
+/// Whether this packer version loads builders as separately installed plugins (1.9+).
+pub fn needs_plugins(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (1, 9)
 }
 
 /// Finds an executable on PATH.
@@ -260,6 +297,15 @@ pub fn parse_version(stdout: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugins_are_separate_from_1_9_on() {
+        assert!(!needs_plugins("1.6.6"));
+        assert!(!needs_plugins("1.8.7"));
+        assert!(needs_plugins("1.9.0"));
+        assert!(needs_plugins("1.11.2"));
+        assert!(needs_plugins("2.0.0"));
+    }
 
     #[test]
     fn reads_both_version_forms() {

@@ -1,0 +1,240 @@
+//! `build`: plan; unless an image with the fingerprint exists (or with --force),
+//! pre-flight checks, the target's openstack builder with retries and a deadline, then
+//! the image verified and marked in Glance, and a result record.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::{
+    failure_verdict, find_packer, plan, run_packer, stage, RunDefaults, RunFacts, Session,
+};
+use crate::cli::{BuildArgs, Global, Output};
+use crate::definition::{SourceImage, Target};
+use crate::env::Env;
+use crate::exit::Code;
+use crate::fingerprint;
+use crate::inputs::InputError;
+use crate::jobapi;
+use crate::openstack::client::Cloud;
+use crate::openstack::glance::{Glance, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::packer::attempts::Outcome;
+use crate::packer::Packer;
+use crate::plan::Action;
+use crate::record::{Provenance, Record};
+use crate::render::Builders;
+use crate::workdir::write_new;
+
+/// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
+    let session = Session::load(global, env)?;
+    let target = session.definition.select_target(global.target.as_deref())?;
+    session.check_worker_config(false)?;
+    let Some(cloud) = session.connect()? else {
+        bail!(InputError::Invalid {
+            origin: "build".into(),
+            key: "OS_*".into(),
+            message: "no OpenStack credentials in the environment: export the RC file's variables or an application credential".into(),
+        });
+    };
+    let packer = find_packer(global)?;
+    let previous = args
+        .previous
+        .as_deref()
+        .map(fingerprint::read_previous)
+        .transpose()?;
+    let plan = plan::compute(
+        &session,
+        target,
+        &packer,
+        Some(&cloud),
+        args.force,
+        previous.as_ref(),
+    )?;
+    let provenance = Provenance::from_env(env);
+    let mut record = Record::new(&plan, &provenance);
+    session.info(&format!("build: {} ({})", record.action, record.reason));
+    if plan.action == Action::Skip {
+        return finish(&session, global, args, &record, Code::Ok);
+    }
+
+    preflight(
+        &session,
+        target,
+        &packer,
+        &cloud,
+        &record.packer_version,
+        args,
+    )?;
+    let staged = stage(
+        &session,
+        Builders::Target(target),
+        RunFacts {
+            fingerprint: Some(record.fingerprint.clone()),
+            provenance,
+            ..RunFacts::default()
+        },
+    )?;
+    let defaults = RunDefaults {
+        timeout: DEFAULT_TIMEOUT,
+        attempts: 3,
+        // Deleting the temporary server and key pair takes the cloud a while.
+        deadline_grace: Duration::from_secs(300),
+    };
+    let outcome = run_packer(
+        &session,
+        &packer,
+        &staged,
+        &target.name,
+        &args.run,
+        &defaults,
+        env,
+    )?;
+    drop(staged);
+
+    let code = match &outcome {
+        Outcome::Built {
+            artifact_id,
+            attempts,
+        } => {
+            record.attempts = *attempts;
+            let image = mark_image(
+                &cloud,
+                artifact_id,
+                &session.definition.name,
+                target,
+                &record.fingerprint,
+            )?;
+            record.built = true;
+            record.image_id = Some(image.id.clone());
+            record.image_name = image.name.clone();
+            record.reason = format!("built {} in {attempts} attempt(s)", image.id);
+            Code::Ok
+        }
+        other => {
+            let (code, verdict) =
+                failure_verdict(other, "build", args.run.timeout.unwrap_or(DEFAULT_TIMEOUT));
+            record.reason = verdict;
+            record.attempts = match other {
+                Outcome::Failed { attempts, .. } | Outcome::TimedOut { attempts } => *attempts,
+                _ => 0,
+            };
+            code
+        }
+    };
+    finish(&session, global, args, &record, code)
+}
+
+/// Fail in seconds what would otherwise fail after twenty minutes.
+fn preflight(
+    session: &Session,
+    target: &Target,
+    packer: &Packer,
+    cloud: &Cloud,
+    packer_version: &str,
+    args: &BuildArgs,
+) -> Result<()> {
+    packer.ensure_openstack_plugin(packer_version)?;
+    if let SourceImage::Id(id) = &target.source_image {
+        let glance = Glance::new(cloud)?;
+        let image = glance.get(id).map_err(|e| InputError::Invalid {
+            origin: format!(
+                "{} [target.{}]",
+                session.definition.path().display(),
+                target.name
+            ),
+            key: "source_image".into(),
+            message: format!("image {id} cannot be read in Glance: {e}"),
+        })?;
+        if image.status != "active" {
+            bail!(InputError::Invalid {
+                origin: format!(
+                    "{} [target.{}]",
+                    session.definition.path().display(),
+                    target.name
+                ),
+                key: "source_image".into(),
+                message: format!("image {id} is {}, not active", image.status),
+            });
+        }
+    }
+    if args.check_worker_credentials {
+        let worker = &session.inputs.worker;
+        let get = |k: &str| worker.get(k).unwrap_or_default();
+        jobapi::check_credentials(
+            get("UWORKER_JOB_API_ROOT"),
+            get("UWORKER_JOB_API_USERNAME"),
+            get("UWORKER_JOB_API_PASSWORD"),
+        )?;
+        session.info("build: the job service accepted the worker's credentials");
+    }
+    Ok(())
+}
+
+/// The built image must be active; it gets the fingerprint and definition properties
+/// (in case the builder did not set them) and a tag with the short fingerprint.
+fn mark_image(
+    cloud: &Cloud,
+    id: &str,
+    definition: &str,
+    target: &Target,
+    fingerprint: &str,
+) -> Result<crate::openstack::glance::Image> {
+    let glance = Glance::new(cloud)?;
+    let image = glance
+        .get(id)
+        .with_context(|| format!("reading the built image {id}"))?;
+    if image.status != "active" {
+        bail!(
+            "packer reported image {id}, but Glance says it is {}",
+            image.status
+        );
+    }
+    let wanted = [
+        (FINGERPRINT_PROPERTY, fingerprint),
+        (IMAGE_PROPERTY, definition),
+        (TARGET_PROPERTY, target.name.as_str()),
+    ];
+    let missing: Vec<(&str, &str)> = wanted
+        .iter()
+        .copied()
+        .filter(|(k, v)| image.property(k) != Some(*v))
+        .collect();
+    let image = if missing.is_empty() {
+        image
+    } else {
+        glance.set_properties(id, &missing)?
+    };
+    let short = fingerprint.trim_start_matches("sha256:");
+    glance.add_tag(id, &format!("uworker-{}", &short[..short.len().min(12)]))?;
+    Ok(image)
+}
+
+/// Writes the record (--out), prints it, and returns the code.
+fn finish(
+    session: &Session,
+    global: &Global,
+    args: &BuildArgs,
+    record: &Record,
+    code: Code,
+) -> Result<Code> {
+    let json = serde_json::to_string_pretty(record)?;
+    if let Some(path) = &args.out {
+        let _ = std::fs::remove_file(path);
+        write_new(path, format!("{json}\n").as_bytes(), 0o644)
+            .with_context(|| format!("writing the record to {}", path.display()))?;
+    }
+    match global.output {
+        Output::Json => println!("{json}"),
+        Output::Text => {
+            let image = record.image_id.as_deref().unwrap_or("none");
+            println!("{}", session.redactor.redact(&format!(
+                "target:      {}\nfingerprint: {}\naction:      {}\nbuilt:       {}\nimage:       {image}\nresult:      {}",
+                record.target, record.fingerprint, record.action, record.built, record.reason
+            )));
+        }
+    }
+    Ok(code)
+}
