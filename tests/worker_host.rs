@@ -171,7 +171,17 @@ fn the_worker_runs_on_a_booted_host_in_both_modes_and_a_second_run_changes_nothi
         "the unit's main process is the worker itself (exec'd by uworker-run)"
     );
 
+    // After the network; in command mode docker is neither required nor waited for.
+    assert!(show(&host, "After").contains("network-online.target"));
+    assert!(!show(&host, "Requires").contains("docker"));
+    assert!(!show(&host, "After").contains("docker"));
+
     let requests = wait_for_login(&service, 0);
+    let journal = host.root_ok(&format!("journalctl --unit={UNIT} --no-pager --quiet"));
+    assert!(
+        journal.contains("uworker stand-in: command mode"),
+        "the worker's output is in its journal: {journal}"
+    );
     let token = requests.iter().find(|r| r.path == "/token").unwrap();
     assert_eq!(
         token.basic_auth,
