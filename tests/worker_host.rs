@@ -339,7 +339,71 @@ fn the_worker_runs_on_a_booted_host_in_both_modes_and_a_second_run_changes_nothi
         .root_ok("cat /etc/systemd/system/uworker.service.d/mode.conf")
         .contains("Requires=docker.service"));
 
+    // 4. The start command's registry login (docker mode, UWORKER_REGISTRY_* set): no
+    // docker daemon runs here, so a `docker` first on PATH records what it is given; the
+    // worker then starts in docker mode and refuses, as the real one does, without docker.
+    let registry = [
+        ("UWORKER_REGISTRY_URL", "registry.example.org:5000"),
+        ("UWORKER_REGISTRY_USERNAME", "-r'obot $x #=\\"),
+        ("UWORKER_REGISTRY_PASSWORD", "-tok'en \"$y\" \\ #=\nline 2"),
+    ];
+    let mut config = config;
+    config.extend(registry.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let r = provision(def.path(), &host, &config);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let login = host.root(
+        r#"set -e
+        install -d -o uworker -m 0700 /tmp/docker-shim
+        cat >/tmp/docker-shim/docker <<'SHIM'
+#!/bin/sh
+[ "$1" = login ] || exit 1
+printf '%s\0' "$@" >/tmp/docker-shim/args
+cat >/tmp/docker-shim/stdin
+SHIM
+        chmod 0755 /tmp/docker-shim/docker
+        cd /var/lib/uworker
+        runuser -u uworker -- env PATH=/tmp/docker-shim:/usr/bin:/bin \
+          /opt/uworker/bin/uworker-run --no-command 2>&1 || echo "exit $?"
+        base64 -w0 /tmp/docker-shim/args; echo; base64 -w0 /tmp/docker-shim/stdin; echo"#,
+    );
+    let login = String::from_utf8_lossy(&login.stdout).to_string();
+    let lines: Vec<&str> = login.lines().collect();
+    assert!(
+        login.contains("The docker daemon is not available") && login.contains("exit 1"),
+        "{login}"
+    );
+    let args = base64_decode(lines[lines.len() - 2]);
+    let args: Vec<&str> = std::str::from_utf8(&args)
+        .unwrap()
+        .trim_end_matches('\0')
+        .split('\0')
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "login",
+            "--username",
+            registry[1].1,
+            "--password-stdin",
+            "--",
+            registry[0].1
+        ]
+    );
+    assert_eq!(
+        base64_decode(lines[lines.len() - 1]),
+        registry[2].1.as_bytes(),
+        "the password arrives on stdin, exactly"
+    );
+
     host.stop();
+    // Everything happened inside the host: this machine has no worker.
+    assert!(!Path::new("/etc/uworker").exists());
+    assert!(!Path::new("/opt/uworker").exists());
+    let user = std::process::Command::new("getent")
+        .args(["passwd", "uworker"])
+        .output()
+        .unwrap();
+    assert!(!user.status.success(), "no uworker user on this machine");
     eprintln!(
         "booted-host sequence: first run {first_run:?}, second run {second_run:?}, total {:?}",
         t0.elapsed()

@@ -13,11 +13,21 @@ pub fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/systemd-host.sh")
 }
 
-/// The pristine rootfs directory (built and cached on first use, about a minute).
+/// The pristine rootfs directory (built and cached on first use, one to three minutes).
 /// Never boot it persistently: copy it first.
 pub fn rootfs() -> PathBuf {
+    rootfs_path(&[])
+}
+
+/// The cached rootfs tarball (zstd), to unpack a root of one's own.
+pub fn rootfs_tarball() -> PathBuf {
+    rootfs_path(&["--tarball"])
+}
+
+fn rootfs_path(args: &[&str]) -> PathBuf {
     let out = Command::new(harness())
         .arg("rootfs")
+        .args(args)
         .stderr(Stdio::inherit())
         .output()
         .expect("systemd-host.sh runs");
