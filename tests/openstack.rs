@@ -401,3 +401,31 @@ fn os_cloud_reads_clouds_yaml_for_the_lookup_and_for_packer() {
         r.stderr
     );
 }
+
+#[test]
+fn an_unreachable_keystone_is_retried_then_exits_3() {
+    let f = definition("source_image = \"base-id\"", &unique("down"));
+    let started = std::time::Instant::now();
+    let r = run_tool(
+        f.path(),
+        &["plan"],
+        &[
+            ("OS_AUTH_URL", "http://127.0.0.1:1/v3"),
+            ("OS_APPLICATION_CREDENTIAL_ID", "id"),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "not-shown-anywhere"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "POST http://127.0.0.1:1/v3/auth/tokens: cannot connect, still after 4 attempts"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "backed off between attempts"
+    );
+    assert!(!r.all().contains("not-shown-anywhere"));
+}
