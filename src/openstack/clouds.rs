@@ -288,36 +288,30 @@ clouds:
     #[test]
     fn errors_name_the_cloud_the_file_and_what_exists() {
         let dir = dir_with(&[("clouds.yaml", CLOUDS), ("bad.yaml", "clouds: [\n")]);
-        let clouds = dir.path().join("clouds.yaml");
-        let err = resolve(&env(&[
-            ("OS_CLOUD", "nope"),
-            ("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap()),
-        ]))
-        .unwrap_err()
-        .to_string();
+        let error_for = |cloud: &str, file: &str| {
+            let path = dir.path().join(file);
+            resolve(&env(&[
+                ("OS_CLOUD", cloud),
+                ("OS_CLIENT_CONFIG_FILE", path.to_str().unwrap()),
+            ]))
+            .unwrap_err()
+            .to_string()
+        };
+        let err = error_for("nope", "clouds.yaml");
         assert!(
-            err.contains("OS_CLOUD=nope") && err.contains("smog, ci"),
+            err.contains("OS_CLOUD=nope") && err.contains("(it has: smog, ci)"),
             "{err}"
         );
-        assert!(err.contains(clouds.to_str().unwrap()), "{err}");
-        let missing = dir.path().join("missing.yaml");
-        let err = resolve(&env(&[
-            ("OS_CLOUD", "smog"),
-            ("OS_CLIENT_CONFIG_FILE", missing.to_str().unwrap()),
-        ]))
-        .unwrap_err()
-        .to_string();
+        assert!(
+            err.contains(dir.path().join("clouds.yaml").to_str().unwrap()),
+            "{err}"
+        );
+        let err = error_for("smog", "missing.yaml");
         assert!(
             err.contains("no clouds.yaml found") && err.contains("missing.yaml"),
             "{err}"
         );
-        let bad = dir.path().join("bad.yaml");
-        let err = resolve(&env(&[
-            ("OS_CLOUD", "smog"),
-            ("OS_CLIENT_CONFIG_FILE", bad.to_str().unwrap()),
-        ]))
-        .unwrap_err()
-        .to_string();
+        let err = error_for("smog", "bad.yaml");
         assert!(err.contains("bad.yaml: not valid YAML"), "{err}");
     }
 
