@@ -8,6 +8,7 @@ use crate::fingerprint::FingerprintError;
 use crate::inputs::InputError;
 use crate::jobapi::JobApiError;
 use crate::openstack::client::OpenStackError;
+use crate::openstack::clouds::CloudsError;
 use crate::packer::PackerError;
 use crate::seed::SeedError;
 
@@ -33,6 +34,7 @@ pub fn classify(error: &anyhow::Error) -> Code {
             || cause.is::<InputError>()
             || cause.is::<SeedError>()
             || cause.is::<FingerprintError>()
+            || cause.is::<CloudsError>()
             || cause.is::<clap::Error>()
         {
             return Code::BadInput;

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    failure_verdict, find_packer, plan, run_packer, stage, RunDefaults, RunFacts, Session,
-};
+use super::{failure_verdict, plan, run_packer, stage, RunDefaults, RunFacts, Session};
 use crate::cli::{BuildArgs, Global, Output};
 use crate::definition::{SourceImage, Target};
 use crate::env::Env;
@@ -39,7 +37,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             message: "no OpenStack credentials in the environment: export the RC file's variables or an application credential".into(),
         });
     };
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     let previous = args
         .previous
         .as_deref()

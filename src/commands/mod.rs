@@ -21,6 +21,7 @@ use crate::exit::Code;
 use crate::fingerprint::{files, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, InputOptions, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
+use crate::openstack::clouds;
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::Glance;
 use crate::packer::attempts::{Outcome, Retry};
@@ -55,11 +56,17 @@ pub struct Session {
     pub cache_dir: Option<PathBuf>,
     /// OpenStack credentials from OS_*: none, a usable set, or why the set is unusable.
     credentials: Result<Option<Credentials>, String>,
+    /// OS_CLOUD's clouds.yaml entry as OS_* variables, for packer.
+    cloud_entry: Vec<(String, String)>,
 }
 
 impl Session {
     pub fn load(global: &Global, env: &Env) -> Result<Session> {
         let mut definition = Definition::load(&global.dir)?;
+        // OS_CLOUD's clouds.yaml entry, as the OS_* variables it stands for, so the
+        // credentials, the redactor and validate see one kind of cloud settings.
+        let clouds = clouds::resolve(env)?;
+        let env = &clouds.env;
         let options = InputOptions {
             var_file: global.var_file.clone(),
             vars: global.vars.clone(),
@@ -80,6 +87,7 @@ impl Session {
             quiet: global.quiet,
             cache_dir,
             credentials: Credentials::from_env(env),
+            cloud_entry: clouds.from_entry,
         })
     }
 
@@ -368,6 +376,14 @@ pub fn failure_verdict(outcome: &Outcome, what: &str, timeout: Duration) -> (Cod
     }
 }
 
-pub fn find_packer(global: &Global) -> Result<Packer> {
-    Ok(Packer::find(global.packer.as_deref())?)
+impl Session {
+    /// Packer (from --packer or PATH), with the cloud settings the tool itself uses.
+    pub fn packer(&self, global: &Global) -> Result<Packer> {
+        let packer = Packer::find(global.packer.as_deref())?;
+        Ok(if self.cloud_entry.is_empty() {
+            packer
+        } else {
+            packer.with_env(self.cloud_entry.clone(), vec!["OS_CLOUD"])
+        })
+    }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{find_packer, Session};
+use super::Session;
 use crate::cli::{Global, Output, PlanArgs};
 use crate::definition::Target;
 use crate::env::Env;
@@ -22,7 +22,7 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
         .as_deref()
         .map(fingerprint::read_previous)
         .transpose()?;
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     let cloud = session.connect()?;
     let plan = compute(
         &session,
