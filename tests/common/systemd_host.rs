@@ -72,13 +72,7 @@ impl SystemdHost {
     pub fn boot(options: &BootOptions) -> SystemdHost {
         let state = tempfile::tempdir().unwrap();
         let key = state.path().join("client_key");
-        let ok = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen runs")
-            .success();
-        assert!(ok, "ssh-keygen failed");
+        super::sshd::keygen(&key);
         let mut cmd = Command::new(harness());
         cmd.arg("boot")
             .arg("--state")
