@@ -19,6 +19,12 @@ pub fn rootfs() -> PathBuf {
     rootfs_path(&[])
 }
 
+/// The pristine rootfs of a release the harness knows (`bookworm`, `noble`); boot it
+/// volatile with `BootOptions { root: Some(..), .. }`.
+pub fn rootfs_of(release: &str) -> PathBuf {
+    rootfs_path(&["--release", release])
+}
+
 /// The cached rootfs tarball (zstd), to unpack a root of one's own.
 pub fn rootfs_tarball() -> PathBuf {
     rootfs_path(&["--tarball"])
