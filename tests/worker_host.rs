@@ -4,8 +4,9 @@
 //! installed as a local worker_source) starts under systemd as user uworker and logs in to
 //! a job-service stand-in on loopback with exactly the configured credentials.
 //!
-//! One host serves the whole sequence (first run, second run, docker mode), so the
-//! slow part (apt upgrade, docker.io, pip) runs once.
+//! One Debian host serves the whole sequence (first run, second run, docker mode, registry
+//! login), so the slow part (apt upgrade, docker.io, pip) runs once there; Ubuntu 22.04
+//! and 24.04 hosts get the first run and its assertions, in parallel.
 
 mod common;
 
@@ -21,7 +22,8 @@ use common::*;
 /// This test's loopback addresses (127.0.2.0/24 is this suite's; 127.0.3.0/24 belongs to
 /// the end-to-end tests).
 const HOST_ADDRESS: &str = "127.0.2.10";
-const UBUNTU_ADDRESS: &str = "127.0.2.12";
+const UBUNTU_2404_ADDRESS: &str = "127.0.2.12";
+const UBUNTU_2204_ADDRESS: &str = "127.0.2.13";
 const UNIT: &str = "uworker.service";
 
 /// Values that break naive quoting, `EnvironmentFile=` and argument parsing: quotes, `$`,
@@ -430,33 +432,46 @@ SHIM
     );
 }
 
-/// The same provisioning on Ubuntu 24.04 (Python 3.12, where ConcurrentLogHandler cannot
-/// be built): the worker runs in command mode with the exact values, and issue 8's
-/// assertions hold.
-#[test]
-fn the_worker_runs_on_ubuntu_24_04() {
+/// The same provisioning on Ubuntu: the worker runs in command mode with the exact
+/// values, and issue 8's assertions hold. `cloghandler`: whether ConcurrentLogHandler can
+/// be built there (not on Python 3.12+).
+fn the_worker_runs_on_ubuntu(release: &str, version: &str, address: &str, cloghandler: bool) {
     let t0 = Instant::now();
-    let service = JobService::start(UBUNTU_ADDRESS);
+    let service = JobService::start(address);
     let def = definition();
     let mut host = SystemdHost::boot(&BootOptions {
-        root: Some(systemd_host::rootfs_of("noble")),
-        ..BootOptions::volatile(UBUNTU_ADDRESS)
+        root: Some(systemd_host::rootfs_of(release)),
+        ..BootOptions::volatile(address)
     });
     assert!(host
         .root_ok("cat /etc/os-release")
-        .contains("VERSION_ID=\"24.04\""));
+        .contains(&format!("VERSION_ID=\"{version}\"")));
     let config = worker_config(&service, true);
     let r = provision(def.path(), &host, &config);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
+    assert_eq!(
         r.stderr.contains("installed without ConcurrentLogHandler"),
+        !cloghandler,
         "{}",
         r.stderr
     );
     assert_running_in_command_mode(&host, &service, &config);
     assert_installed(&host, &config);
+    if cloghandler {
+        host.root_ok("/opt/uworker/venv/bin/python -c 'import cloghandler'");
+    }
     host.stop();
-    eprintln!("Ubuntu 24.04 host: {:?}", t0.elapsed());
+    eprintln!("Ubuntu {version} host: {:?}", t0.elapsed());
+}
+
+#[test]
+fn the_worker_runs_on_ubuntu_22_04() {
+    the_worker_runs_on_ubuntu("jammy", "22.04", UBUNTU_2204_ADDRESS, true);
+}
+
+#[test]
+fn the_worker_runs_on_ubuntu_24_04() {
+    the_worker_runs_on_ubuntu("noble", "24.04", UBUNTU_2404_ADDRESS, false);
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

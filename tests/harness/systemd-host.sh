@@ -6,14 +6,14 @@
 #
 # Interface (stable; the Rust wrapper tests/common/systemd_host.rs and other tests use it):
 #
-#   systemd-host.sh rootfs [--release bookworm|noble] [--tarball]
+#   systemd-host.sh rootfs [--release bookworm|jammy|noble] [--tarball]
 #       Ensures the cached rootfs tarball (built once with debootstrap, 1-3 min) and an
 #       unpacked pristine copy beside it; prints the pristine directory (or, with
 #       --tarball, the tarball). Never boot the pristine directory persistently: copy it
 #       (`cp -a --reflink=auto DIR NEW`) or unpack the tarball
 #       (`tar --zstd -xpf TARBALL -C NEW`).
-#       The rootfs: minbase Debian 12 (bookworm, the default) or Ubuntu 24.04 (noble, main
-#       and universe) + systemd, dbus, openssh-server, sudo, python3
+#       The rootfs: minbase Debian 12 (bookworm, the default), Ubuntu 22.04 (jammy) or
+#       24.04 (noble; Ubuntu with main and universe) + systemd, dbus, openssh-server, sudo, python3
 #       (no python3-venv, like a cloud image), ca-certificates with this machine's extra
 #       CAs and /etc/pip.conf trusting them; user `ubuntu` with NOPASSWD sudo and no
 #       password; getty and networkd-wait-online masked.
@@ -53,8 +53,8 @@ tarball='' pristine=''
 # set_release NAME: the release and its cache paths.
 set_release() {
   case $1 in
-    bookworm | noble) release=$1 ;;
-    *) die "unknown release '$1' (bookworm or noble)" ;;
+    bookworm | jammy | noble) release=$1 ;;
+    *) die "unknown release '$1' (bookworm, jammy or noble)" ;;
   esac
   tarball=$cache/rootfs-$release-v$ROOTFS_VERSION.tar.zst
   pristine=$cache/rootfs-$release-v$ROOTFS_VERSION
@@ -66,7 +66,7 @@ die() {
 }
 
 mirror() {
-  if [ "$release" = noble ]; then
+  if [ "$release" != bookworm ]; then
     echo "${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}"
   elif [ -n "${DEBIAN_MIRROR:-}" ]; then
     echo "$DEBIAN_MIRROR"
@@ -86,15 +86,24 @@ build_tarball() {
   t0=$(date +%s)
   echo "systemd-host.sh: building the rootfs with debootstrap (once; cached in $cache)" >&2
   local extra=()
-  if [ "$release" = noble ]; then
+  if [ "$release" != bookworm ]; then
     # docker.io is in universe; debootstrap 1.0.128 predates noble but its jammy script fits.
     extra=("--components=main,universe")
-    [ -e /usr/share/debootstrap/scripts/noble ] || script=/usr/share/debootstrap/scripts/jammy
+    [ -e "/usr/share/debootstrap/scripts/$release" ] || script=/usr/share/debootstrap/scripts/jammy
   fi
   debootstrap --variant=minbase "${extra[@]}" \
     --include=systemd,systemd-sysv,dbus,openssh-server,sudo,ca-certificates,python3 \
     "$release" "$root" "$(mirror)" ${script:+"$script"} >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+  # Name resolution as this machine's: nspawn copies its resolv.conf over a plain file,
+  # not over jammy's link to a systemd-resolved that has no upstream servers in here.
+  if [ -e "$root/lib/systemd/system/systemd-resolved.service" ]; then
+    chroot "$root" systemctl mask systemd-resolved.service >/dev/null 2>&1
+  fi
+  if [ -L "$root/etc/resolv.conf" ]; then
+    rm "$root/etc/resolv.conf"
+    : >"$root/etc/resolv.conf"
+  fi
   if [ "$release" = noble ]; then
     # sshd from ssh.service, which honours ListenAddress; not socket-activated on every address.
     chroot "$root" systemctl disable ssh.socket >/dev/null 2>&1 || true
