@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use crate::definition::DefinitionError;
 use crate::fingerprint::FingerprintError;
+use crate::github::GitHubError;
 use crate::inputs::InputError;
 use crate::jobapi::JobApiError;
 use crate::openstack::client::OpenStackError;
 use crate::packer::PackerError;
+use crate::report::ReportError;
 use crate::seed::SeedError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,7 @@ pub fn classify(error: &anyhow::Error) -> Code {
             || cause.is::<SeedError>()
             || cause.is::<FingerprintError>()
             || cause.is::<clap::Error>()
+            || cause.is::<ReportError>()
         {
             return Code::BadInput;
         }
@@ -49,6 +52,13 @@ pub fn classify(error: &anyhow::Error) -> Code {
                 PackerError::NotFound { .. } | PackerError::Version { .. } => Code::BadInput,
                 PackerError::Plugin { .. } => Code::External,
                 PackerError::Run { .. } => Code::Failed,
+            };
+        }
+        if let Some(github) = cause.downcast_ref::<GitHubError>() {
+            return if github.is_bad_input() {
+                Code::BadInput
+            } else {
+                Code::External
             };
         }
         if let Some(api) = cause.downcast_ref::<JobApiError>() {
