@@ -209,6 +209,13 @@ pub fn mask<'a>(values: impl IntoIterator<Item = &'a str>) {
     command(&mask_lines(values));
 }
 
+/// Masks a run's secrets at start. The job token is left out: the runner masks it
+/// already, and the token is never printed, not even in a mask command.
+pub fn mask_secrets(redactor: &crate::secrets::Redactor, env: &Env) {
+    let token = env.get("GITHUB_TOKEN");
+    mask(redactor.values().filter(|v| Some(*v) != token));
+}
+
 pub fn warning(message: &str) {
     command(&format!("{}\n", warning_line(message)));
 }

@@ -461,7 +461,8 @@ impl GitHub {
     }
 }
 
-const JSON: &str = "application/vnd.github+json";
+/// The media type GitHub's description gives its answers (Prism negotiates on it).
+const JSON: &str = "application/json";
 
 /// `scheme://authority` of a URL.
 fn origin(url: &str) -> Result<String, GitHubError> {

@@ -69,7 +69,7 @@ impl Session {
         let inputs = Inputs::gather(&definition, &options, env)?;
         let redactor = Redactor::for_run(&inputs.worker, env);
         if crate::ci::in_actions(env) {
-            crate::ci::mask(redactor.values());
+            crate::ci::mask_secrets(&redactor, env);
         }
         let cache_dir = env
             .get("XDG_CACHE_HOME")

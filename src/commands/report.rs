@@ -30,7 +30,7 @@ pub fn run(args: &ReportArgs, env: &Env) -> Result<Code> {
     let validation = Validation::parse(args.validation.as_deref())?;
     let redactor = Redactor::for_run(&WorkerConfig::gather(None, env), env);
     if ci::in_actions(env) {
-        ci::mask(redactor.values());
+        ci::mask_secrets(&redactor, env);
     }
     publish(&subject, &text, validation, env, &redactor)
 }

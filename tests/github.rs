@@ -1,0 +1,551 @@
+//! `report` (and `plan` reporting by itself) against GitHub's official OpenAPI
+//! description: Prism's mock checks every request; Prism as a proxy in front of a
+//! stateful fake checks the flows (release exists or not, comment exists or not, a
+//! fork's 403, a 502 then success) and the fake's answers too.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::github::{FakeGitHub, Prism};
+use common::{default_definition, run, tool, Run};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "ghs_s3cr3tT0kenNeverPrinted0123456789";
+
+/// A plan record of the repository's default definition, from the real `plan`.
+fn plan_record() -> Value {
+    let mut cmd = tool(&[]);
+    cmd.arg("--dir")
+        .arg(default_definition())
+        .args(["plan", "--output", "json"]);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// A build record for the plan: what `build --out` writes after a successful build.
+fn build_record(plan: &Value) -> Value {
+    let mut record = plan.clone();
+    let fields = json!({
+        "schema": 1, "built": true, "image_id": "0b5e7c1e-aaaa-4bbb-8ccc-000000000042",
+        "image_name": "uworker-smog-f33b2c8f0694", "reason": "built 0b5e7c1e in 1 attempt(s)",
+        "packer_version": plan["manifest"]["packer_version"], "attempts": 1,
+        "git_commit": "2222222222222222222222222222222222222222",
+        "run_url": "https://github.com/o/r/actions/runs/77",
+    });
+    for (k, v) in fields.as_object().unwrap() {
+        record[k] = v.clone();
+    }
+    record
+}
+
+/// A GitHub Actions job step: event payload, output and summary files, the token.
+struct Job {
+    dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+}
+
+impl Job {
+    fn new(api: &str, event: &str, payload: Value, git_ref: &str) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        let event_path = dir.path().join("event.json");
+        std::fs::write(&event_path, payload.to_string()).unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let vars = [
+            ("GITHUB_ACTIONS", "true".to_string()),
+            ("GITHUB_EVENT_NAME", event.to_string()),
+            ("GITHUB_EVENT_PATH", event_path.display().to_string()),
+            ("GITHUB_REF", git_ref.to_string()),
+            ("GITHUB_REPOSITORY", "o/r".to_string()),
+            ("GITHUB_API_URL", api.to_string()),
+            ("GITHUB_SERVER_URL", "https://github.com".to_string()),
+            ("GITHUB_RUN_ID", "77".to_string()),
+            (
+                "GITHUB_SHA",
+                "2222222222222222222222222222222222222222".to_string(),
+            ),
+            ("GITHUB_TOKEN", TOKEN.to_string()),
+            ("GITHUB_OUTPUT", path("output")),
+            ("GITHUB_STEP_SUMMARY", path("summary.md")),
+            ("UWORKER_IMAGE_GITHUB_RETRY_DELAY", "50ms".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Job { dir, vars }
+    }
+
+    fn push(api: &str) -> Job {
+        let payload = json!({"repository": {"default_branch": "main", "full_name": "o/r"}});
+        Job::new(api, "push", payload, "refs/heads/main")
+    }
+
+    fn pull_request(api: &str, number: u64, fork: bool) -> Job {
+        let head_repo = if fork { "someone/r" } else { "o/r" };
+        let payload = json!({
+            "number": number,
+            "pull_request": {"number": number, "head": {"sha": "3333", "repo": {"full_name": head_repo}}},
+            "repository": {"full_name": "o/r", "default_branch": "main"}
+        });
+        Job::new(api, "pull_request", payload, "refs/pull/7/merge")
+    }
+
+    fn without(mut self, key: &str) -> Job {
+        self.vars.retain(|(k, _)| k != key);
+        self
+    }
+
+    fn command(&self) -> std::process::Command {
+        let pairs: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        tool(&pairs)
+    }
+
+    /// `report --record FILE` with the record written into the job's dir.
+    fn report(&self, record: &Value, extra: &[&str]) -> Run {
+        let file = self.dir.path().join("record.json");
+        std::fs::write(&file, serde_json::to_string_pretty(record).unwrap()).unwrap();
+        let mut cmd = self.command();
+        cmd.arg("report").arg("--record").arg(&file).args(extra);
+        let r = run(cmd);
+        self.assert_no_token(&r);
+        r
+    }
+
+    fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    fn outputs(&self) -> String {
+        self.file("output")
+    }
+
+    fn summary(&self) -> String {
+        self.file("summary.md")
+    }
+
+    fn assert_no_token(&self, r: &Run) {
+        for (what, text) in [
+            ("output", r.all()),
+            ("GITHUB_OUTPUT", self.outputs()),
+            ("summary", self.summary()),
+        ] {
+            assert!(!text.contains(TOKEN), "the token leaked into the {what}");
+        }
+    }
+}
+
+fn record_path(dir: &Path) -> PathBuf {
+    dir.join("record.json")
+}
+
+#[test]
+fn mock_every_request_of_a_release_and_a_comment_conforms() {
+    let prism = Prism::mock();
+    let plan = plan_record();
+
+    let job = Job::push(&prism.url);
+    let r = job.report(&build_record(&plan), &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // GitHub's example release exists with this tag: updated, and image.json uploaded.
+    assert!(
+        r.stderr.contains("report: updated release image-"),
+        "{}",
+        r.stderr
+    );
+    assert!(job.outputs().contains("built=true\n"), "{}", job.outputs());
+
+    let pr = Job::pull_request(&prism.url, 7, false);
+    let r = pr.report(&plan, &["--validation", "success"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("report: posted the comment on #7"),
+        "{}",
+        r.stderr
+    );
+
+    let requests = prism.requests();
+    for expected in [
+        "GET /repos/o/r/releases",
+        "PATCH /repos/o/r/releases/1",
+        "POST /repos/o/r/releases/1/assets",
+        "GET /repos/o/r/issues/7/comments",
+        "POST /repos/o/r/issues/7/comments",
+    ] {
+        assert!(
+            requests.iter().any(|r| r.starts_with(expected)),
+            "no {expected} in {requests:#?}"
+        );
+    }
+    prism.assert_conformant();
+}
+
+#[test]
+fn release_is_created_once_then_updated_with_changes_against_the_latest_image() {
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy_logging(&fake.url);
+    let plan = plan_record();
+    let record = build_record(&plan);
+    let target = plan["target"].as_str().unwrap();
+
+    // The target's previous image: its record has another version of a script.
+    let mut older = record.clone();
+    let files = older["manifest"]["files"].as_array_mut().unwrap();
+    files[0]["sha256"] = json!("0".repeat(64));
+    let changed_file = format!("file {}", files[0]["path"].as_str().unwrap());
+    fake.state.lock().unwrap().add_release(
+        "image-000000000000",
+        &format!("<!-- uworker-image:{target} -->\nolder"),
+        &[("image.json", &older.to_string())],
+    );
+
+    let job = Job::push(&prism.url);
+    let r = job.report(&record, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), prism.log());
+    assert!(
+        r.stderr
+            .contains("report: created release image-f33b2c8f0694")
+            || r.stderr.contains("report: created release image-"),
+        "{}",
+        r.stderr
+    );
+    let again = job.report(&record, &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(
+        again.stderr.contains("report: updated release image-"),
+        "{}",
+        again.stderr
+    );
+
+    let state = fake.state.lock().unwrap();
+    let tag = format!("image-{}", &record["fingerprint"].as_str().unwrap()[7..19]);
+    let ours: Vec<_> = state.releases.iter().filter(|r| r.tag == tag).collect();
+    assert_eq!(ours.len(), 1, "never a duplicate release");
+    let release = ours[0];
+    assert_eq!(
+        release.assets.len(),
+        1,
+        "image.json replaced, not added twice"
+    );
+    assert_eq!(release.assets[0].name, "image.json");
+    let attached: Value = serde_json::from_slice(&release.assets[0].content).unwrap();
+    assert_eq!(attached, record, "the record is attached as it was written");
+    for expected in [
+        "0b5e7c1e-aaaa-4bbb-8ccc-000000000042",
+        "uworker-smog-f33b2c8f0694",
+        record["fingerprint"].as_str().unwrap(),
+        "2222222222222222222222222222222222222222",
+        "https://github.com/o/r/actions/runs/77",
+        &format!("changed: `{changed_file}`"),
+        "the latest image (`image-000000000000`)",
+        &format!("<!-- uworker-image:{target} -->"),
+    ] {
+        assert!(
+            release.body.contains(expected),
+            "no {expected} in the body:\n{}",
+            release.body
+        );
+    }
+    drop(state);
+
+    let outputs = job.outputs();
+    for line in [
+        "action=build\n",
+        "built=true\n",
+        "image_id=0b5e7c1e-aaaa-4bbb-8ccc-000000000042\n",
+    ] {
+        assert!(outputs.contains(line), "{outputs}");
+    }
+    assert!(
+        outputs.contains(&format!("changed={changed_file}\n")),
+        "{outputs}"
+    );
+    assert!(
+        job.summary().contains("created release [image-"),
+        "{}",
+        job.summary()
+    );
+    prism.assert_conformant_but_storage();
+}
+
+#[test]
+fn asset_downloads_follow_the_redirect_to_storage_without_the_token() {
+    // Straight to the fake: Prism would follow the redirect itself.
+    let fake = FakeGitHub::start();
+    let plan = plan_record();
+    let record = build_record(&plan);
+    fake.state.lock().unwrap().add_release(
+        "image-000000000000",
+        "<!-- uworker-image:smog -->",
+        &[("image.json", &record.to_string())],
+    );
+    let job = Job::pull_request(&fake.url, 3, false);
+    let r = job.report(&plan, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let seen = fake.seen();
+    let download = seen
+        .iter()
+        .find(|s| s.path.starts_with("/download/"))
+        .expect("the record was downloaded");
+    assert_eq!(
+        download.authorization, None,
+        "the token went to the storage host"
+    );
+    assert!(seen
+        .iter()
+        .filter(|s| s.path.starts_with("/repos/"))
+        .all(|s| s.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))));
+    let comment = &fake.state.lock().unwrap().comments[0].body;
+    assert!(
+        comment.contains("No input changed against the latest image (`image-000000000000`)"),
+        "{comment}"
+    );
+}
+
+#[test]
+fn sticky_comment_is_posted_then_edited_in_place() {
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy(&fake.url);
+    let plan = plan_record();
+    fake.state
+        .lock()
+        .unwrap()
+        .add_comment(7, "an unrelated comment");
+
+    let job = Job::pull_request(&prism.url, 7, false);
+    let r = job.report(&plan, &["--validation", "success"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = job.report(&plan, &["--validation", "failure"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("report: updated the comment on #7"),
+        "{}",
+        r.stderr
+    );
+
+    let state = fake.state.lock().unwrap();
+    let ours: Vec<_> = state
+        .comments
+        .iter()
+        .filter(|c| c.body.contains("<!-- uworker-image:smog -->"))
+        .collect();
+    assert_eq!(ours.len(), 1, "one sticky comment per target");
+    let body = &ours[0].body;
+    assert!(body.contains("❌ validation failed"), "{body}");
+    assert!(
+        body.contains(plan["fingerprint"].as_str().unwrap()),
+        "{body}"
+    );
+    assert!(body.contains("a new image will be built"), "{body}");
+    assert!(body.contains("No earlier image of this target"), "{body}");
+    assert_eq!(state.comments.len(), 2);
+    drop(state);
+    let patches = fake
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.path.starts_with("/repos/o/r/issues/comments/"))
+        .count();
+    assert_eq!(patches, 1, "the second report edits with PATCH");
+    prism.assert_conformant();
+}
+
+#[test]
+fn plan_reports_by_itself_in_actions_and_not_with_no_report() {
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy(&fake.url);
+    let job = Job::pull_request(&prism.url, 9, false);
+    let mut cmd = job.command();
+    cmd.arg("--dir")
+        .arg(default_definition())
+        .args(["plan", "--output", "json", "--no-report"]);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(fake.seen().is_empty(), "--no-report sent requests");
+    assert_eq!(job.outputs(), "");
+
+    let mut cmd = job.command();
+    cmd.arg("--dir")
+        .arg(default_definition())
+        .args(["plan", "--output", "json"]);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    job.assert_no_token(&r);
+    let printed: Value = serde_json::from_str(&r.stdout).expect("stdout stays pure JSON");
+    assert_eq!(printed["action"], "build");
+    assert!(fake
+        .state
+        .lock()
+        .unwrap()
+        .comments
+        .iter()
+        .any(|c| c.issue == 9));
+    assert!(
+        job.outputs().contains("action=build\nbuilt=false\n"),
+        "{}",
+        job.outputs()
+    );
+    assert!(
+        r.stderr.contains("::group::uworker-image: report smog"),
+        "{}",
+        r.stderr
+    );
+    prism.assert_conformant();
+}
+
+#[test]
+fn a_forks_read_only_token_gets_a_warning_and_the_summary() {
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy(&fake.url);
+    fake.state.lock().unwrap().read_only = true;
+    let plan = plan_record();
+    let job = Job::pull_request(&prism.url, 8, true);
+    let r = job.report(&plan, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("::warning::no comment on #8: a fork's pull request gets a read-only token"),
+        "{}",
+        r.stderr
+    );
+    let summary = job.summary();
+    assert!(summary.contains("this summary is the report"), "{summary}");
+    assert!(
+        summary.contains(plan["fingerprint"].as_str().unwrap()),
+        "{summary}"
+    );
+    assert!(fake.state.lock().unwrap().comments.is_empty());
+    prism.assert_conformant();
+}
+
+#[test]
+fn a_502_is_retried_then_succeeds() {
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy(&fake.url);
+    fake.state.lock().unwrap().failures.push_back(502);
+    let plan = plan_record();
+    let job = Job::pull_request(&prism.url, 5, false);
+    let r = job.report(&plan, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("HTTP 502, attempt 1 of 5; retrying"),
+        "{}",
+        r.stderr
+    );
+    let seen = fake.seen();
+    assert_eq!(
+        seen[0].path, seen[1].path,
+        "the failed request is sent again"
+    );
+    assert_eq!(fake.state.lock().unwrap().comments.len(), 1);
+}
+
+#[test]
+fn failures_are_reported_with_exit_codes() {
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy(&fake.url);
+    let plan = plan_record();
+    let record = build_record(&plan);
+
+    // Every attempt fails: exit 3, and the outputs and summary are still written.
+    fake.state.lock().unwrap().failures.extend([502; 5]);
+    let job = Job::push(&prism.url);
+    let r = job.report(&record, &[]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("GitHub answered HTTP 502"),
+        "{}",
+        r.stderr
+    );
+    assert!(job.outputs().contains("built=true\n"));
+    assert!(
+        job.summary().contains("❌ listing releases"),
+        "{}",
+        job.summary()
+    );
+
+    // A release without a token: bad configuration, exit 2.
+    let job = Job::push(&prism.url).without("GITHUB_TOKEN");
+    let r = job.report(&record, &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("GITHUB_TOKEN is not set"), "{}", r.stderr);
+
+    // A record that is not one.
+    let job = Job::push(&prism.url);
+    let r = job.report(&json!({"action": "build"}), &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: not a record",
+            record_path(job.dir.path()).display()
+        )),
+        "{}",
+        r.stderr
+    );
+    let r = job.report(&plan, &["--validation", "maybe"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+}
+
+#[test]
+fn a_skipped_build_makes_no_release_and_names_the_serving_image() {
+    let fake = FakeGitHub::start();
+    let mut plan = plan_record();
+    plan["action"] = json!("skip");
+    plan["image_id"] = json!("0b5e7c1e-0000-4000-8000-000000000001");
+    let job = Job::push(&fake.url);
+    let r = job.report(&plan, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(fake.seen().is_empty(), "a skip sends nothing to GitHub");
+    let outputs = job.outputs();
+    assert!(outputs.contains("action=skip\nbuilt=false\n"), "{outputs}");
+    assert!(
+        outputs.contains("image_id=0b5e7c1e-0000-4000-8000-000000000001\n"),
+        "{outputs}"
+    );
+    let summary = job.summary();
+    assert!(
+        summary.contains("skipped: `0b5e7c1e-0000-4000-8000-000000000001` serves this fingerprint"),
+        "{summary}"
+    );
+    assert!(summary.contains("no release made"), "{summary}");
+}
+
+#[test]
+fn secrets_are_masked_at_start_and_definition_errors_annotated() {
+    let fixture = common::Fixture::new("name = \"x\"\nbogus_key = 1\n");
+    let job = Job::push("http://127.0.0.1:9");
+    let mut cmd = job.command();
+    cmd.env("UWORKER_JOB_API_PASSWORD", common::NASTY_PASSWORD)
+        .env("GITHUB_WORKSPACE", fixture.path())
+        .arg("--dir")
+        .arg(fixture.path())
+        .arg("plan");
+    let r = run(cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("::error file=image.toml,line=2::"),
+        "{}",
+        r.stderr
+    );
+
+    let mut cmd = job.command();
+    cmd.env("UWORKER_JOB_API_PASSWORD", common::NASTY_PASSWORD)
+        .arg("--dir")
+        .arg(default_definition())
+        .args(["plan", "--no-report"]);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Each line of the multi-line password, and the token, before anything else.
+    assert!(r.stderr.starts_with("::add-mask::"), "{}", r.stderr);
+    for line in common::NASTY_PASSWORD.lines() {
+        assert!(
+            r.stderr.contains(&format!("::add-mask::{line}\n")),
+            "{line} not masked: {}",
+            r.stderr
+        );
+    }
+    job.assert_no_token(&r);
+}
