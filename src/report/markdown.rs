@@ -215,7 +215,6 @@ pub fn summary(
         ("Result", result),
         ("Action", code(&subject.action)),
         ("Fingerprint", code(&subject.fingerprint)),
-        ("Image", image_text(subject)),
     ];
     if validation != Validation::Unknown {
         rows.push(("Validation", validation_text(validation).to_string()));

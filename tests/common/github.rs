@@ -438,7 +438,10 @@ impl FakeGitHub {
                     // Another origin (`localhost`, not the API's 127.0.0.1), as storage is.
                     vec![(
                         "Location".into(),
-                        format!("{}/download/{id}", self.url.replace("127.0.0.1", "localhost")),
+                        format!(
+                            "{}/download/{id}",
+                            self.url.replace("127.0.0.1", "localhost")
+                        ),
                     )],
                     Vec::new(),
                 )
