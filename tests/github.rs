@@ -425,7 +425,7 @@ fn a_forks_read_only_token_gets_a_warning_and_the_summary() {
 fn a_502_is_retried_then_succeeds() {
     let fake = FakeGitHub::start();
     let prism = Prism::proxy(&fake.url);
-    fake.state.lock().unwrap().failures.push_back(502);
+    fake.state.lock().unwrap().fail(502, &[]);
     let plan = plan_record();
     let job = Job::pull_request(&prism.url, 5, false);
     let r = job.report(&plan, &[]);
@@ -451,7 +451,9 @@ fn failures_are_reported_with_exit_codes() {
     let record = build_record(&plan);
 
     // Every attempt fails: exit 3, and the outputs and summary are still written.
-    fake.state.lock().unwrap().failures.extend([502; 5]);
+    for _ in 0..5 {
+        fake.state.lock().unwrap().fail(502, &[]);
+    }
     let job = Job::push(&prism.url);
     let r = job.report(&record, &[]);
     assert_eq!(r.code, 3, "{}", r.all());
@@ -498,7 +500,12 @@ fn a_skipped_build_makes_no_release_and_names_the_serving_image() {
     let job = Job::push(&fake.url);
     let r = job.report(&plan, &[]);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(fake.seen().is_empty(), "a skip sends nothing to GitHub");
+    let seen = fake.seen();
+    assert!(
+        seen.iter().all(|s| s.method == "GET"),
+        "a skip writes nothing to GitHub: {seen:?}"
+    );
+    assert_eq!(seen.len(), 1, "one lookup of the latest image: {seen:?}");
     let outputs = job.outputs();
     assert!(outputs.contains("action=skip\nbuilt=false\n"), "{outputs}");
     assert!(
@@ -548,4 +555,65 @@ fn secrets_are_masked_at_start_and_definition_errors_annotated() {
         );
     }
     job.assert_no_token(&r);
+}
+
+#[test]
+fn rate_limits_wait_as_github_says_and_give_up_when_too_long() {
+    // Straight to the fake: the description lists no 403/429 for these operations.
+    let fake = FakeGitHub::start();
+    let plan = plan_record();
+    let job = Job::pull_request(&fake.url, 4, false);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    {
+        let mut state = fake.state.lock().unwrap();
+        state.fail(403, &[("Retry-After", "1")]);
+        state.fail(
+            429,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &now.to_string()),
+            ],
+        );
+    }
+    let started = std::time::Instant::now();
+    let r = job.report(&plan, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+    assert!(
+        r.stderr
+            .contains("HTTP 403, attempt 1 of 5; retrying in 1 s"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("HTTP 429, attempt 2 of 5"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fake.state.lock().unwrap().comments.len(), 1);
+
+    // A primary limit that resets in an hour: no hour-long wait, exit 3 at once.
+    let reset = (now + 3600).to_string();
+    fake.state.lock().unwrap().fail(
+        403,
+        &[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let r = job.report(&plan, &[]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains("rate limited by GitHub for 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

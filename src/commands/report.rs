@@ -65,6 +65,17 @@ pub fn publish(
         return Ok(Code::Ok);
     };
     context.event = actions.event.describe();
+    if let (
+        None,
+        Event::PullRequest {
+            head_sha: Some(sha),
+            ..
+        },
+    ) = (&subject.git_commit, &actions.event)
+    {
+        // GITHUB_SHA of a pull request is a merge commit nobody pushed.
+        context.commit = Some(sha.clone());
+    }
     let mut notes = Vec::new();
     let published = {
         let _group = ci::Group::start(&format!("uworker-image: report {}", subject.target));
@@ -118,17 +129,20 @@ fn to_github(
         _ => None,
     };
     let release = actions.event.publishes_releases() && subject.built;
-    if pull_request.is_none() && !release {
-        notes.push(nothing_to_publish(subject, &actions.event));
-        return Ok(Baseline::choose(subject, None));
-    }
+    let publishes = release || pull_request.is_some();
     let Some(token) = env.get("GITHUB_TOKEN") else {
         if release {
             return Err(ReportError::NoToken.into());
         }
-        let note = "GITHUB_TOKEN is not set: no pull-request comment; this summary is the report";
-        ci::warning(note);
-        notes.push(note.into());
+        let note = if publishes {
+            "GITHUB_TOKEN is not set: no pull-request comment; this summary is the report".into()
+        } else {
+            nothing_to_publish(subject, &actions.event)
+        };
+        if publishes {
+            ci::warning(&note);
+        }
+        notes.push(note);
         return Ok(Baseline::choose(subject, None));
     };
     let repository = actions.repository.as_deref().unwrap_or_default();
@@ -136,7 +150,21 @@ fn to_github(
         .get("GITHUB_API_URL")
         .unwrap_or("https://api.github.com");
     let github = GitHub::new(api, repository, token, retry_settings(env)?)?;
-    let baseline = latest_baseline(&github, subject)?;
+    // The comparison with the latest image is worth a lookup on every event (the
+    // `changed` output), but only a failure to publish fails the step.
+    let baseline = match latest_baseline(&github, subject) {
+        Ok(baseline) => baseline,
+        Err(error) if !publishes => {
+            let why = redactor.redact(&format!("{error:#}")).into_owned();
+            ci::warning(&format!("changed inputs unknown: {why}"));
+            Baseline::Unavailable(why)
+        }
+        Err(error) => return Err(error),
+    };
+    if !publishes {
+        notes.push(nothing_to_publish(subject, &actions.event));
+        return Ok(baseline);
+    }
     let redacted = |text: String| redactor.redact(&text).into_owned();
     if release {
         let body = redacted(markdown::release_body(subject, context, &baseline));

@@ -207,8 +207,8 @@ pub struct State {
     pub releases: Vec<FakeRelease>,
     pub comments: Vec<FakeComment>,
     next_id: u64,
-    /// Statuses to answer the next requests with, whatever they ask (e.g. 502).
-    pub failures: VecDeque<u16>,
+    /// Answers (status, headers) for the next requests, whatever they ask (e.g. 502).
+    pub failures: VecDeque<(u16, Vec<(String, String)>)>,
     /// Writes answer 403, as with a fork's read-only token.
     pub read_only: bool,
     pub seen: Vec<Seen>,
@@ -238,6 +238,15 @@ impl State {
             assets,
         });
         id
+    }
+
+    /// The next request gets this status and these headers.
+    pub fn fail(&mut self, status: u16, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.failures.push_back((status, headers));
     }
 
     pub fn add_comment(&mut self, issue: u64, body: &str) -> u64 {
@@ -352,8 +361,15 @@ impl FakeGitHub {
         let reply = |status: u16, value: Value| {
             (status, json_headers.clone(), value.to_string().into_bytes())
         };
-        if let Some(status) = state.failures.pop_front() {
-            return reply(status, json!({"message": "Server Error"}));
+        if let Some((status, headers)) = state.failures.pop_front() {
+            let message = if status == 502 {
+                "Server Error"
+            } else {
+                "API rate limit exceeded"
+            };
+            let (status, mut all, body) = reply(status, json!({"message": message}));
+            all.extend(headers);
+            return (status, all, body);
         }
         if let Some(id) = path.strip_prefix("/download/") {
             // Storage on another host: what the API redirects asset downloads to.
