@@ -295,9 +295,20 @@ impl GitHub {
         })
     }
 
-    fn get_json<T: DeserializeOwned>(&self, what: &str, url: &str) -> Result<T, GitHubError> {
-        let answer = self.send(what, Method::GET, url, None, JSON)?;
+    /// A request whose answer is JSON of type T.
+    fn call<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        method: Method,
+        url: &str,
+        payload: Option<Payload>,
+    ) -> Result<T, GitHubError> {
+        let answer = self.send(what, method, url, payload, JSON)?;
         self.json(what, &answer)
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, what: &str, url: &str) -> Result<T, GitHubError> {
+        self.call(what, Method::GET, url, None)
     }
 
     /// The release with this tag; None when there is none.
@@ -322,14 +333,12 @@ impl GitHub {
         if let Some(commit) = commit {
             payload["target_commitish"] = json!(commit);
         }
-        let answer = self.send(
+        self.call(
             &what,
             Method::POST,
             &self.repo_url("/releases"),
             Some(Payload::Json(payload)),
-            JSON,
-        )?;
-        self.json(&what, &answer)
+        )
     }
 
     pub fn update_release(
@@ -339,14 +348,12 @@ impl GitHub {
         body: &str,
     ) -> Result<Release, GitHubError> {
         let what = format!("updating release {}", release.tag_name);
-        let answer = self.send(
+        self.call(
             &what,
             Method::PATCH,
             &self.repo_url(&format!("/releases/{}", release.id)),
             Some(Payload::Json(json!({"name": name, "body": body}))),
-            JSON,
-        )?;
-        self.json(&what, &answer)
+        )
     }
 
     /// Uploads `bytes` as asset `name`, replacing an asset of that name.
@@ -370,8 +377,7 @@ impl GitHub {
             "{}/repos/{}/releases/{}/assets?name={name}",
             self.uploads, self.repo, release.id
         );
-        let answer = self.send(&what, Method::POST, &url, Some(Payload::Bytes(bytes)), JSON)?;
-        self.json(&what, &answer)
+        self.call(&what, Method::POST, &url, Some(Payload::Bytes(bytes)))
     }
 
     /// The newest published release whose body carries `marker` and that has an asset
@@ -437,27 +443,24 @@ impl GitHub {
 
     pub fn create_comment(&self, issue: u64, body: &str) -> Result<Comment, GitHubError> {
         let what = format!("commenting on #{issue}");
-        let answer = self.send(
+        let url = self.repo_url(&format!("/issues/{issue}/comments"));
+        self.call(
             &what,
             Method::POST,
-            &self.repo_url(&format!("/issues/{issue}/comments")),
+            &url,
             Some(Payload::Json(json!({"body": body}))),
-            JSON,
-        )?;
-        self.json(&what, &answer)
+        )
     }
 
     /// Edits a comment in place (PATCH, as the API says; octocrab's update_comment POSTs).
     pub fn update_comment(&self, id: u64, body: &str) -> Result<Comment, GitHubError> {
         let what = format!("updating comment {id}");
-        let answer = self.send(
+        self.call(
             &what,
             Method::PATCH,
             &self.repo_url(&format!("/issues/comments/{id}")),
             Some(Payload::Json(json!({"body": body}))),
-            JSON,
-        )?;
-        self.json(&what, &answer)
+        )
     }
 }
 
