@@ -489,6 +489,16 @@ fn failures_are_reported_with_exit_codes() {
     );
     let r = job.report(&plan, &["--validation", "maybe"]);
     assert_eq!(r.code, 2, "{}", r.all());
+    let mut cmd = job.command();
+    cmd.args(["report", "--record", "/nonexistent/record.json"]);
+    let r = run(cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("cannot read the record /nonexistent/record.json"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

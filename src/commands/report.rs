@@ -22,9 +22,9 @@ pub const VALIDATION_ENV: &str = "UWORKER_IMAGE_VALIDATION";
 
 pub fn run(args: &ReportArgs, env: &Env) -> Result<Code> {
     let path = args.record.display().to_string();
-    let text = std::fs::read_to_string(&args.record).map_err(|e| ReportError::Record {
+    let text = std::fs::read_to_string(&args.record).map_err(|source| ReportError::Read {
         path: path.clone(),
-        message: e.to_string(),
+        source,
     })?;
     let subject = Subject::from_json(&path, &text)?;
     let validation = Validation::parse(args.validation.as_deref())?;
@@ -125,7 +125,8 @@ fn to_github(
     notes: &mut Vec<String>,
 ) -> Result<Baseline> {
     let pull_request = match actions.event {
-        Event::PullRequest { number, fork, .. } => Some((number, fork)),
+        // Number 0: the payload was unreadable; there is nothing to comment on.
+        Event::PullRequest { number, fork, .. } if number > 0 => Some((number, fork)),
         _ => None,
     };
     let release = actions.event.publishes_releases() && subject.built;

@@ -11,6 +11,11 @@ use crate::fingerprint::{Changes, Manifest};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
+    #[error("cannot read the record {path}: {source}; pass the file `plan --output json` or `build --out` wrote")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a record of `plan --output json` or `build --out`: {message}")]
     Record { path: String, message: String },
     #[error("GITHUB_TOKEN is not set: publishing a release needs it (`env: GITHUB_TOKEN: ${{ github.token }}`, `permissions: contents: write`)")]
