@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::sshd::free_port;
+use super::{run, tool, Run};
+
+/// The job token of the tests: it must never appear in any output.
+pub const TOKEN: &str = "ghs_s3cr3tT0kenNeverPrinted0123456789";
 
 fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/github")
@@ -594,4 +598,103 @@ fn user() -> Value {
         "repos_url": format!("{u}/repos"), "events_url": format!("{u}/events{{/privacy}}"),
         "received_events_url": format!("{u}/received_events"), "type": "Bot", "site_admin": false
     })
+}
+
+/// A GitHub Actions job step: event payload, output and summary files, the token.
+pub struct Job {
+    pub dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+}
+
+impl Job {
+    pub fn new(api: &str, event: &str, payload: Value, git_ref: &str) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        let event_path = dir.path().join("event.json");
+        std::fs::write(&event_path, payload.to_string()).unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let vars = [
+            ("GITHUB_ACTIONS", "true".to_string()),
+            ("GITHUB_EVENT_NAME", event.to_string()),
+            ("GITHUB_EVENT_PATH", event_path.display().to_string()),
+            ("GITHUB_REF", git_ref.to_string()),
+            ("GITHUB_REPOSITORY", "o/r".to_string()),
+            ("GITHUB_API_URL", api.to_string()),
+            ("GITHUB_SERVER_URL", "https://github.com".to_string()),
+            ("GITHUB_RUN_ID", "77".to_string()),
+            (
+                "GITHUB_SHA",
+                "2222222222222222222222222222222222222222".to_string(),
+            ),
+            ("GITHUB_TOKEN", TOKEN.to_string()),
+            ("GITHUB_OUTPUT", path("output")),
+            ("GITHUB_STEP_SUMMARY", path("summary.md")),
+            ("UWORKER_IMAGE_GITHUB_RETRY_DELAY", "50ms".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Job { dir, vars }
+    }
+
+    pub fn push(api: &str) -> Job {
+        let payload = json!({"repository": {"default_branch": "main", "full_name": "o/r"}});
+        Job::new(api, "push", payload, "refs/heads/main")
+    }
+
+    pub fn pull_request(api: &str, number: u64, fork: bool) -> Job {
+        let head_repo = if fork { "someone/r" } else { "o/r" };
+        let payload = json!({
+            "number": number,
+            "pull_request": {"number": number, "head": {"sha": "3333", "repo": {"full_name": head_repo}}},
+            "repository": {"full_name": "o/r", "default_branch": "main"}
+        });
+        Job::new(api, "pull_request", payload, "refs/pull/7/merge")
+    }
+
+    pub fn without(mut self, key: &str) -> Job {
+        self.vars.retain(|(k, _)| k != key);
+        self
+    }
+
+    pub fn command(&self) -> std::process::Command {
+        let pairs: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        tool(&pairs)
+    }
+
+    /// `report --record FILE` with the record written into the job's dir.
+    pub fn report(&self, record: &Value, extra: &[&str]) -> Run {
+        let file = self.dir.path().join("record.json");
+        std::fs::write(&file, serde_json::to_string_pretty(record).unwrap()).unwrap();
+        let mut cmd = self.command();
+        cmd.arg("report").arg("--record").arg(&file).args(extra);
+        let r = run(cmd);
+        self.assert_no_token(&r);
+        r
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    pub fn outputs(&self) -> String {
+        self.file("output")
+    }
+
+    pub fn summary(&self) -> String {
+        self.file("summary.md")
+    }
+
+    pub fn assert_no_token(&self, r: &Run) {
+        for (what, text) in [
+            ("output", r.all()),
+            ("GITHUB_OUTPUT", self.outputs()),
+            ("summary", self.summary()),
+        ] {
+            assert!(!text.contains(TOKEN), "the token leaked into the {what}");
+        }
+    }
 }
