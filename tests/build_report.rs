@@ -22,19 +22,7 @@ fn build_in_actions_reports_a_skip_with_the_serving_image() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let plan = run_tool(f.path(), &["--output", "json", "plan"], &env_pairs(&vars));
-    assert_eq!(plan.code, 0, "{}", plan.all());
-    let fingerprint = serde_json::from_str::<serde_json::Value>(&plan.stdout).unwrap()
-        ["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let image = create_image(
-        &cloud(),
-        &format!("{name}-t-1"),
-        &[("uworker_fingerprint", &fingerprint)],
-        true,
-    );
+    let (fingerprint, image) = image_with_fingerprint_of(f.path(), &vars, &format!("{name}-t-1"));
 
     let fake = FakeGitHub::start();
     let prism = Prism::proxy(&fake.url);
