@@ -380,7 +380,7 @@ impl GitHub {
         self.call(&what, Method::POST, &url, Some(Payload::Bytes(bytes)))
     }
 
-    /// The newest published release whose body carries `marker` and that has an asset
+    /// The newest published release whose body starts with `marker` and that has an asset
     /// `asset`, other than `except_tag`; with the asset's content.
     pub fn latest_asset(
         &self,
@@ -393,7 +393,7 @@ impl GitHub {
         let found = releases.into_iter().find(|r| {
             !r.draft
                 && r.tag_name != except_tag
-                && r.body.as_deref().is_some_and(|b| b.contains(marker))
+                && r.body.as_deref().is_some_and(|b| b.starts_with(marker))
                 && r.assets.iter().any(|a| a.name == asset)
         });
         let Some(release) = found else {
@@ -416,7 +416,8 @@ impl GitHub {
         Ok(Some((release, answer.body)))
     }
 
-    /// The first comment of the issue or pull request whose body holds `marker`.
+    /// The first comment of the issue or pull request whose body starts with `marker`
+    /// (a reply quoting it starts with `>`, and is left alone).
     pub fn find_comment(&self, issue: u64, marker: &str) -> Result<Option<Comment>, GitHubError> {
         const PER_PAGE: usize = 100;
         // Bounded: a pull request with more than 3,000 comments gets a new one.
@@ -430,7 +431,7 @@ impl GitHub {
             let last = comments.len() < PER_PAGE;
             if let Some(found) = comments
                 .into_iter()
-                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+                .find(|c| c.body.as_deref().is_some_and(|b| b.starts_with(marker)))
             {
                 return Ok(Some(found));
             }

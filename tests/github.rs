@@ -214,6 +214,10 @@ fn sticky_comment_is_posted_then_edited_in_place() {
         .lock()
         .unwrap()
         .add_comment(7, "an unrelated comment");
+    fake.state
+        .lock()
+        .unwrap()
+        .add_comment(7, "> <!-- uworker-image:smog -->\n> quoted by a reviewer");
 
     let job = Job::pull_request(&prism.url, 7, false);
     let r = job.report(&plan, &["--validation", "success"]);
@@ -230,7 +234,7 @@ fn sticky_comment_is_posted_then_edited_in_place() {
     let ours: Vec<_> = state
         .comments
         .iter()
-        .filter(|c| c.body.contains("<!-- uworker-image:smog -->"))
+        .filter(|c| c.body.starts_with("<!-- uworker-image:smog -->"))
         .collect();
     assert_eq!(ours.len(), 1, "one sticky comment per target");
     let body = &ours[0].body;
@@ -241,7 +245,11 @@ fn sticky_comment_is_posted_then_edited_in_place() {
     );
     assert!(body.contains("a new image will be built"), "{body}");
     assert!(body.contains("No earlier image of this target"), "{body}");
-    assert_eq!(state.comments.len(), 2);
+    assert_eq!(state.comments.len(), 3);
+    assert!(
+        state.comments[1].body.ends_with("quoted by a reviewer"),
+        "a reviewer's quote was edited"
+    );
     drop(state);
     let patches = fake
         .seen()
