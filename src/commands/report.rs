@@ -129,7 +129,7 @@ fn to_github(
         Event::PullRequest { number, fork, .. } if number > 0 => Some((number, fork)),
         _ => None,
     };
-    let release = actions.event.publishes_releases() && subject.built;
+    let release = actions.event.publishes_releases() && subject.built();
     let publishes = release || pull_request.is_some();
     let Some(token) = env.get("GITHUB_TOKEN") else {
         if release {
@@ -180,7 +180,7 @@ fn to_github(
 }
 
 fn nothing_to_publish(subject: &Subject, event: &Event) -> String {
-    if subject.built {
+    if subject.built() {
         format!(
             "a new image, but no release: a {} does not publish (push to the default branch or dispatch does)",
             event.describe()

@@ -202,7 +202,7 @@ pub fn summary(
     baseline: &Baseline,
     notes: &[String],
 ) -> String {
-    let result = if subject.built {
+    let result = if subject.built() {
         format!("✅ built {}", image_text(subject))
     } else if subject.failed_build() {
         format!("❌ {}", subject.reason)
@@ -269,6 +269,27 @@ mod tests {
         assert!(text.contains("no build: image `img-0` already has this fingerprint"));
         let failed = pr_comment(&subject, &context(), Validation::Failed, &Baseline::None);
         assert!(failed.contains("❌ validation failed"));
+    }
+
+    #[test]
+    fn a_failed_build_says_so_in_the_summary() {
+        let json = record_json("build", false, None).replace(
+            "built in 1 attempt(s)",
+            "build: FAILED after 3 attempt(s): No valid host",
+        );
+        let subject = Subject::from_json("r", &json).unwrap();
+        let text = summary(
+            &subject,
+            &context(),
+            Validation::Unknown,
+            &Baseline::None,
+            &[],
+        );
+        assert!(
+            text.contains("| Result | ❌ build: FAILED after 3 attempt(s): No valid host |"),
+            "{text}"
+        );
+        assert!(!text.contains("| Validation |"), "{text}");
     }
 
     #[test]

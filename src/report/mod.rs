@@ -34,8 +34,9 @@ pub const RECORD_ASSET: &str = "image.json";
 #[derive(Debug, Clone, Deserialize)]
 pub struct Subject {
     pub action: String,
+    /// Set in build records only: a plan has built nothing and failed nothing.
     #[serde(default)]
-    pub built: bool,
+    built: Option<bool>,
     pub target: String,
     pub fingerprint: String,
     pub image_id: Option<String>,
@@ -73,9 +74,14 @@ impl Subject {
         self.action == "build"
     }
 
-    /// A build was planned or tried, but no image came of it in this run.
+    /// A new image was made by this run.
+    pub fn built(&self) -> bool {
+        self.built == Some(true)
+    }
+
+    /// `build` tried and no image came of it (failed, timed out or interrupted).
     pub fn failed_build(&self) -> bool {
-        self.builds() && !self.built && self.reason.contains("FAILED")
+        self.builds() && self.built == Some(false)
     }
 }
 
@@ -165,7 +171,7 @@ pub fn changed_names(changes: &Changes) -> Vec<&str> {
 pub fn outputs(subject: &Subject, baseline: &Baseline) -> Vec<(&'static str, String)> {
     vec![
         ("action", subject.action.clone()),
-        ("built", subject.built.to_string()),
+        ("built", subject.built().to_string()),
         ("fingerprint", subject.fingerprint.clone()),
         ("image_id", subject.image_id.clone().unwrap_or_default()),
         ("image_name", subject.image_name.clone().unwrap_or_default()),
@@ -212,7 +218,9 @@ pub(crate) mod tests {
     fn reads_build_and_plan_records() {
         let built =
             Subject::from_json("r.json", &record_json("build", true, Some("img-1"))).unwrap();
-        assert!(built.built && built.builds());
+        assert!(built.built() && built.builds() && !built.failed_build());
+        let failed = Subject::from_json("f", &record_json("build", false, None)).unwrap();
+        assert!(failed.failed_build());
         assert_eq!(
             built.image_name.as_deref(),
             Some("worker-north-0123456789ab")
@@ -224,7 +232,7 @@ pub(crate) mod tests {
             manifest_json("a", "b")
         );
         let plan = Subject::from_json("p.json", &plan).unwrap();
-        assert!(!plan.built && !plan.builds());
+        assert!(!plan.built() && !plan.builds() && !plan.failed_build());
         assert_eq!(plan.warnings, ["w"]);
         let error = Subject::from_json("x.json", r#"{"action":"build"}"#).unwrap_err();
         assert!(
