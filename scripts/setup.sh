@@ -8,6 +8,9 @@ packages=()
 command -v packer >/dev/null 2>&1 || packages+=("packer=1.6.6*")
 command -v shellcheck >/dev/null 2>&1 || packages+=("shellcheck=0.9.0*")
 [ -x /usr/sbin/sshd ] || packages+=("openssh-server=1:9.2p1*")
+# node and npm run Prism, the GitHub API conformance check (tests/harness/github).
+command -v node >/dev/null 2>&1 || packages+=("nodejs=18.20.4*")
+command -v npm >/dev/null 2>&1 || packages+=("npm=9.2.0*")
 
 if [ "${#packages[@]}" -gt 0 ]; then
   sudo=()

@@ -91,6 +91,9 @@ pub enum Command {
     Build(BuildArgs),
     /// Delete old images of this definition in Glance, keeping the newest N per target.
     Prune(PruneArgs),
+    /// Report a plan or build record to GitHub: a release (push to the default branch,
+    /// dispatch) or a sticky pull-request comment, step outputs and the job summary.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +113,19 @@ pub struct BuildArgs {
     /// A manifest or record of an earlier run: the record lists what changed.
     #[arg(long, env = "UWORKER_IMAGE_PREVIOUS", value_name = "FILE")]
     pub previous: Option<PathBuf>,
+    /// Inside GitHub Actions, do not report (release, comment, outputs, summary).
+    #[arg(long, env = "UWORKER_IMAGE_NO_REPORT")]
+    pub no_report: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The record: `plan --output json` or `build --output json` / `build --out FILE`.
+    #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
+    pub record: PathBuf,
+    /// The `validate` step's outcome (success, failure, cancelled, skipped), for the comment.
+    #[arg(long, env = "UWORKER_IMAGE_VALIDATION", value_name = "OUTCOME")]
+    pub validation: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +194,9 @@ pub struct PlanArgs {
     /// Plan a build even when an image with this fingerprint exists.
     #[arg(long, env = "UWORKER_IMAGE_FORCE")]
     pub force: bool,
+    /// Inside GitHub Actions, do not report (release, comment, outputs, summary).
+    #[arg(long, env = "UWORKER_IMAGE_NO_REPORT")]
+    pub no_report: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -198,6 +217,9 @@ pub fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(error) => {
             eprintln!("error: {error:#}");
+            if crate::ci::in_actions(&env) {
+                crate::ci::annotate(&error, &env);
+            }
             exit::classify(&error).into()
         }
     }

@@ -55,7 +55,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
     let mut record = Record::new(&plan, &provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if plan.action == Action::Skip {
-        return finish(&session, global, args, &record, Code::Ok);
+        return finish(&session, global, args, &record, Code::Ok, env);
     }
 
     preflight(
@@ -122,7 +122,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             code
         }
     };
-    finish(&session, global, args, &record, code)
+    finish(&session, global, args, &record, code, env)
 }
 
 /// Fail in seconds what would otherwise fail after twenty minutes.
@@ -210,13 +210,15 @@ fn mark_image(
     Ok(image)
 }
 
-/// Writes the record (--out), prints it, and returns the code.
+/// Writes the record (--out), prints it, reports it inside GitHub Actions (unless
+/// --no-report), and returns the code: the build's, unless only the report failed.
 fn finish(
     session: &Session,
     global: &Global,
     args: &BuildArgs,
     record: &Record,
     code: Code,
+    env: &Env,
 ) -> Result<Code> {
     let json = serde_json::to_string_pretty(record)?;
     if let Some(path) = &args.out {
@@ -233,6 +235,17 @@ fn finish(
                 record.target, record.fingerprint, record.action, record.built, record.reason
             )));
         }
+    }
+    if !args.no_report && crate::ci::in_actions(env) {
+        let reported = super::report::after_run(&json, env, &session.redactor);
+        return match (code, reported) {
+            (Code::Ok, reported) => reported,
+            (failed, Err(error)) => {
+                eprintln!("error: reporting: {error:#}");
+                Ok(failed)
+            }
+            (failed, Ok(_)) => Ok(failed),
+        };
     }
     Ok(code)
 }

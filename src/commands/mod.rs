@@ -5,6 +5,7 @@ mod fingerprint;
 pub(crate) mod plan;
 mod prune;
 mod render;
+pub(crate) mod report;
 mod test;
 mod validate;
 
@@ -42,6 +43,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Test(args) => test::run(&cli.global, args, env),
         Command::Prune(args) => prune::run(&cli.global, args, env),
         Command::Build(args) => build::run(&cli.global, args, env),
+        Command::Report(args) => report::run(args, env),
     }
 }
 
@@ -73,6 +75,9 @@ impl Session {
         };
         let inputs = Inputs::gather(&definition, &options, env)?;
         let redactor = Redactor::for_run(&inputs.worker, env);
+        if crate::ci::in_actions(env) {
+            crate::ci::mask_secrets(&redactor, env);
+        }
         let cache_dir = env
             .get("XDG_CACHE_HOME")
             .map(PathBuf::from)

@@ -44,6 +44,9 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
             );
         }
     }
+    if !args.no_report && crate::ci::in_actions(env) {
+        return super::report::after_run(&serde_json::to_string(&plan)?, env, &session.redactor);
+    }
     Ok(Code::Ok)
 }
 
