@@ -91,6 +91,16 @@ pub enum Command {
     Build(BuildArgs),
     /// Delete old images of this definition in Glance, keeping the newest N per target.
     Prune(PruneArgs),
+    /// Print the targets as JSON for a GitHub Actions `strategy.matrix`: {"include":[{"target":...}]}.
+    Matrix(MatrixArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Only targets with no image of their fingerprint (the lookup `plan` does); without
+    /// OpenStack credentials it cannot look, says so, and includes every target.
+    #[arg(long, env = "UWORKER_IMAGE_NEEDS_BUILD")]
+    pub needs_build: bool,
 }
 
 #[derive(Debug, Args)]
