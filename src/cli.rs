@@ -191,6 +191,7 @@ pub struct PlanArgs {
 }
 
 pub fn main() -> ExitCode {
+    unset_empty_flag_variables();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -209,6 +210,21 @@ pub fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {error:#}");
             exit::classify(&error).into()
+        }
+    }
+}
+
+/// CI leaves unset inputs, variables and secrets empty (`UWORKER_IMAGE_TARGET: ${{
+/// inputs.target }}`); clap would take an empty value as given and refuse it. Empty
+/// means unset, as it does for everything else the tool reads (`Env::get`).
+fn unset_empty_flag_variables() {
+    for (key, value) in std::env::vars_os() {
+        if value.is_empty()
+            && key
+                .to_str()
+                .is_some_and(|k| k.starts_with("UWORKER_IMAGE_"))
+        {
+            std::env::remove_var(key);
         }
     }
 }

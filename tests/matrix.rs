@@ -53,6 +53,18 @@ fn target_narrows_the_matrix_to_one_existing_target() {
     assert_eq!(targets, ["south"]);
     let (_, from_env) = matrix(f.path(), &[], &[("UWORKER_IMAGE_TARGET", "north")]);
     assert_eq!(from_env, ["north"]);
+    // A workflow passes an empty dispatch input as an empty variable: that means unset.
+    let empty = [
+        ("UWORKER_IMAGE_TARGET", ""),
+        ("UWORKER_IMAGE_NEEDS_BUILD", ""),
+    ];
+    let (r, all) = matrix(f.path(), &[], &empty);
+    assert_eq!(all, ["north", "south"]);
+    assert!(
+        r.stderr.is_empty(),
+        "no lookup without --needs-build: {}",
+        r.stderr
+    );
 
     let r = run_tool(f.path(), &["--target", "east", "matrix"], &[]);
     assert_eq!(r.code, 2, "{}", r.all());
