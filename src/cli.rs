@@ -222,7 +222,7 @@ fn unset_empty_flag_variables() {
         if value.is_empty()
             && key
                 .to_str()
-                .is_some_and(|k| k.starts_with("UWORKER_IMAGE_"))
+                .is_some_and(|k| k.starts_with(crate::vars::TOOL_ENV_PREFIX))
         {
             std::env::remove_var(key);
         }
