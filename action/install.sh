@@ -41,6 +41,11 @@ install_release() {
     url=$server/$repository/releases/download/$version/$asset
   fi
   dir=$root/$version
+  # Installed already by an earlier step of this job.
+  if [ -x "$dir/bin/uworker-image" ]; then
+    echo "$dir/bin"
+    return 0
+  fi
   mkdir -p "$dir/bin"
   local tmp
   tmp=$(mktemp -d "${RUNNER_TEMP:-/tmp}/uworker-image-download.XXXXXX")

@@ -669,6 +669,14 @@ fn the_action_installs_a_checked_release_binary() {
         .filter(|n| n.starts_with("uworker-image-download"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A second step of the same job reuses the binary without a download.
+    drop(server);
+    let offline = FileServer::start(tempfile::tempdir().unwrap().path());
+    let again = install(&offline, "v9.9.9", "", tmp.path());
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(again.stdout, r.stdout);
+    assert!(!again.stderr.contains("downloading"), "{}", again.stderr);
 }
 
 #[test]
