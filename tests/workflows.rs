@@ -375,9 +375,13 @@ fn releases_carry_the_binaries_the_action_installs() {
         targets,
         ["x86_64-unknown-linux-gnu", "x86_64-unknown-linux-musl"]
     );
+    // What it uploads is what scripts/package-release.sh makes, which the install
+    // tests below serve to action/install.sh.
     let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
-    assert!(text.contains("asset=uworker-image-$TARGET.tar.gz"));
-    assert!(text.contains("sha256sum \"$asset\" >\"$asset.sha256\""));
+    assert!(text.contains(
+        "scripts/package-release.sh \"target/$TARGET/release/uworker-image\" \"$TARGET\" dist"
+    ));
+    assert!(text.contains("gh release upload \"$TAG\" dist/* --clobber"));
     let install = std::fs::read_to_string(repo().join("action/install.sh")).unwrap();
     assert!(install.contains("asset=uworker-image-x86_64-unknown-linux-musl.tar.gz"));
 }
@@ -587,30 +591,59 @@ impl Drop for FileServer {
 
 const ASSET: &str = "uworker-image-x86_64-unknown-linux-musl.tar.gz";
 
-/// A release as the release workflow lays it out: OWNER/REPO/releases/download/TAG/.
+/// A release as the release workflow lays it out (OWNER/REPO/releases/download/TAG/),
+/// packed by its own script.
 fn publish(root: &Path, tag: &str, tamper: bool) {
     let dir = root.join("owner/uworker-image/releases/download").join(tag);
-    std::fs::create_dir_all(&dir).unwrap();
-    let binary = Path::new(env!("CARGO_BIN_EXE_uworker-image"));
-    let status = Command::new("tar")
-        .arg("-czf")
-        .arg(dir.join(ASSET))
-        .arg("-C")
-        .arg(binary.parent().unwrap())
-        .arg("uworker-image")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let sum = Command::new("sha256sum")
-        .arg(ASSET)
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let mut sum = String::from_utf8(sum.stdout).unwrap();
+    let mut cmd = Command::new(repo().join("scripts/package-release.sh"));
+    cmd.arg(env!("CARGO_BIN_EXE_uworker-image"))
+        .arg("x86_64-unknown-linux-musl")
+        .arg(&dir);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(PathBuf::from(r.stdout.trim()), dir.join(ASSET));
     if tamper {
+        let sum_file = dir.join(format!("{ASSET}.sha256"));
+        let mut sum = std::fs::read_to_string(&sum_file).unwrap();
         sum.replace_range(0..4, "0000");
+        std::fs::write(sum_file, sum).unwrap();
     }
-    std::fs::write(dir.join(format!("{ASSET}.sha256")), sum).unwrap();
+}
+
+#[test]
+fn packaging_refuses_what_is_not_a_binary_and_a_target() {
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_str().unwrap();
+    for (args, message) in [
+        (
+            vec![
+                "/nonexistent/uworker-image",
+                "x86_64-unknown-linux-gnu",
+                out,
+            ],
+            "is not an executable",
+        ),
+        (
+            vec!["/bin/sh", "x86_64-unknown-linux-gnu", out],
+            "is not named uworker-image",
+        ),
+        (
+            vec![env!("CARGO_BIN_EXE_uworker-image"), "x86_64; rm -rf", out],
+            "is not a target triple",
+        ),
+        (vec![env!("CARGO_BIN_EXE_uworker-image")], "usage:"),
+    ] {
+        let mut cmd = Command::new(repo().join("scripts/package-release.sh"));
+        cmd.args(&args);
+        let r = run(cmd);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(
+        std::fs::read_dir(out).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }
 
 fn install(server: &FileServer, action_ref: &str, version: &str, tmp: &Path) -> Run {
