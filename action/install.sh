@@ -67,9 +67,23 @@ install_source() {
     say "no prebuilt binary fits and cargo is not installed: install Rust (rustup) first"
     return 1
   }
+  # Keyed by what the binary is built from, so a tool cache that outlives the job (a
+  # self-hosted runner) never serves another version's build.
+  [ -f "$action_path/Cargo.toml" ] || {
+    say "$action_path has no Cargo.toml: cannot build uworker-image from source"
+    return 1
+  }
+  local key dir
+  key=$(cd "$action_path" && { find Cargo.toml Cargo.lock src -type f -print0 2>/dev/null || true; } |
+    sort -z | xargs -0r sha256sum | sha256sum | cut -c1-16)
+  dir=$root/source-$key
+  if [ -x "$dir/bin/uworker-image" ]; then
+    echo "$dir/bin"
+    return 0
+  fi
   say "building from source: cargo install --locked --path $action_path"
-  cargo install --locked --quiet --root "$root/source" --path "$action_path" >&2 || return 1
-  echo "$root/source/bin"
+  cargo install --locked --quiet --root "$dir" --path "$action_path" >&2 || return 1
+  echo "$dir/bin"
 }
 
 bin_dir=''

@@ -267,13 +267,41 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
             );
         }
     }
-    // The fingerprint depends on the secrets present: plan, build and prune see the same.
-    let plan_env = &wf["jobs"]["plan"]["env"];
-    assert!(keys(plan_env).contains("UWORKER_FINGERPRINT_KEY"));
-    for name in ["build", "prune"] {
-        assert_eq!(
-            &wf["jobs"][name]["env"], plan_env,
-            "{name}: the same inputs as plan"
+    // Secrets reach only the steps that run the tool; the fingerprint depends on the
+    // secrets present, so plan, build and prune see the same ones.
+    let tool_env = |job: &str, command: &str| -> Yaml {
+        let steps = wf["jobs"][job]["steps"].as_vec().unwrap();
+        for step in steps {
+            let runs_tool = step["with"]["command"].as_str() == Some(command);
+            assert!(
+                runs_tool || !text_of(step).contains("secrets."),
+                "{job}: a step that does not run the tool holds secrets"
+            );
+        }
+        let step = steps
+            .iter()
+            .find(|step| step["with"]["command"].as_str() == Some(command))
+            .unwrap_or_else(|| panic!("{job}: no `{command}` step"));
+        step["env"].clone()
+    };
+    let plan_env = tool_env("plan", "matrix");
+    assert!(keys(&plan_env).contains("UWORKER_FINGERPRINT_KEY"));
+    assert!(keys(&plan_env).contains("OS_APPLICATION_CREDENTIAL_SECRET"));
+    assert_eq!(
+        tool_env("build", "build"),
+        plan_env,
+        "build: the inputs of plan"
+    );
+    assert_eq!(
+        tool_env("prune", "prune"),
+        plan_env,
+        "prune: the inputs of plan"
+    );
+    for (name, job) in jobs {
+        assert!(
+            !text_of(&job["env"]).contains("secrets."),
+            "{}: secrets at job level",
+            name.as_str().unwrap()
         );
     }
 }
@@ -303,10 +331,7 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
         .iter()
         .find(|step| step["with"]["command"].as_str() == Some("build"))
         .expect("a build step");
-    assert_eq!(
-        build_step["env"]["UWORKER_IMAGE_TIMEOUT"].as_str(),
-        Some("4h")
-    );
+    assert_eq!(build["env"]["UWORKER_IMAGE_TIMEOUT"].as_str(), Some("4h"));
     assert_eq!(build_step["uses"].as_str(), Some("./"));
 
     // The plan job asks `matrix --needs-build` unless forced.
@@ -739,20 +764,96 @@ fn without_a_release_the_action_builds_from_its_own_source() {
     let server = FileServer::start(www.path());
     let tmp = tempfile::tempdir().unwrap();
     // A branch ref has no release: the download fails and cargo builds the action's
-    // source, which here is an empty directory, so cargo's own error ends the step.
+    // source. Here the source is a package with no code, so cargo's own error ends it.
+    let source = tmp.path().join("_actions/owner/uworker-image/main");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(
+        source.join("Cargo.toml"),
+        "[package]\nname = \"not-the-tool\"\nversion = \"0.0.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
     let r = install(&server, "main", "", tmp.path());
     assert_ne!(r.code, 0, "{}", r.all());
     assert!(
         r.stderr
             .contains("no release asset for main: falling back to a build from source")
-            && r.stderr.contains("cargo install --locked --path")
-            && r.stderr.contains("Cargo.toml"),
+            && r.stderr.contains(&format!(
+                "building from source: cargo install --locked --path {}",
+                source.display()
+            ))
+            && r.stderr.contains("no targets specified in the manifest"),
         "{}",
         r.stderr
     );
-    // `source` skips the download altogether.
+    assert!(!tmp.path().join("github_path").exists());
+
+    // `source` skips the download; a source without Cargo.toml is named as such.
     let r = install(&server, "v1.0.0", "source", tmp.path());
-    assert_ne!(r.code, 0, "{}", r.all());
+    assert_eq!(r.code, 1, "{}", r.all());
     assert!(!r.stderr.contains("downloading"), "{}", r.stderr);
-    assert!(r.stderr.contains("building from source"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("has no Cargo.toml: cannot build uworker-image from source"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_build_from_source_installs_once_per_source() {
+    let www = tempfile::tempdir().unwrap();
+    let server = FileServer::start(www.path());
+    let tmp = tempfile::tempdir().unwrap();
+    // A stand-in source tree that builds in seconds (the real one takes minutes): what is
+    // tested is the action's fallback, not the tool's compilation.
+    let source = tmp
+        .path()
+        .join("_actions/owner/uworker-image/feature-branch");
+    std::fs::create_dir_all(source.join("src")).unwrap();
+    std::fs::write(
+        source.join("Cargo.toml"),
+        "[package]\nname = \"uworker-image\"\nversion = \"0.0.1\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    let main = "fn main() { println!(\"uworker-image 0.0.1 (from source)\"); }\n";
+    std::fs::write(source.join("src/main.rs"), main).unwrap();
+    std::fs::write(
+        source.join("Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"uworker-image\"\nversion = \"0.0.1\"\n",
+    )
+    .unwrap();
+
+    let r = install(&server, "feature-branch", "", tmp.path());
+    assert_eq!(r.code, 0, "{}", r.all());
+    let installed = PathBuf::from(r.stdout.trim());
+    assert!(installed.starts_with(tmp.path().join("toolcache/uworker-image")));
+    assert!(
+        r.stderr.contains("uworker-image 0.0.1 (from source)"),
+        "{}",
+        r.stderr
+    );
+    let path = std::fs::read_to_string(tmp.path().join("github_path")).unwrap();
+    assert_eq!(path.trim(), installed.parent().unwrap().to_str().unwrap());
+
+    // The same source again: reused. A changed source: built anew, elsewhere.
+    let again = install(&server, "feature-branch", "", tmp.path());
+    assert_eq!(again.stdout, r.stdout, "{}", again.all());
+    assert!(
+        !again.stderr.contains("building from source"),
+        "{}",
+        again.stderr
+    );
+    std::fs::write(
+        source.join("src/main.rs"),
+        main.replace("0.0.1 (", "0.0.1 (changed, "),
+    )
+    .unwrap();
+    let changed = install(&server, "feature-branch", "", tmp.path());
+    assert_eq!(changed.code, 0, "{}", changed.all());
+    assert_ne!(changed.stdout, r.stdout);
+    assert!(
+        changed.stderr.contains("(changed, from source)"),
+        "{}",
+        changed.stderr
+    );
 }
