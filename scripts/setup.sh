@@ -8,6 +8,9 @@ packages=()
 command -v packer >/dev/null 2>&1 || packages+=("packer=1.6.6*")
 command -v shellcheck >/dev/null 2>&1 || packages+=("shellcheck=0.9.0*")
 [ -x /usr/sbin/sshd ] || packages+=("openssh-server=1:9.2p1*")
+# Venvs for the test harnesses (actionlint, Keystone + Glance); curl for action/install.sh.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=("python3-venv=3.11.2*")
+command -v curl >/dev/null 2>&1 || packages+=("curl=7.88.1*")
 
 if [ "${#packages[@]}" -gt 0 ]; then
   sudo=()
