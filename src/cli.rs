@@ -94,6 +94,16 @@ pub enum Command {
     /// Report a plan or build record to GitHub: a release (push to the default branch,
     /// dispatch) or a sticky pull-request comment, step outputs and the job summary.
     Report(ReportArgs),
+    /// Print the targets as JSON for a GitHub Actions `strategy.matrix`: {"include":[{"target":...}]}.
+    Matrix(MatrixArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Only targets with no image of their fingerprint (the lookup `plan` does); without
+    /// OpenStack credentials it cannot look, says so, and includes every target.
+    #[arg(long, env = "UWORKER_IMAGE_NEEDS_BUILD")]
+    pub needs_build: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +210,7 @@ pub struct PlanArgs {
 }
 
 pub fn main() -> ExitCode {
+    unset_empty_flag_variables();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -221,6 +232,21 @@ pub fn main() -> ExitCode {
                 crate::ci::annotate(&error, &env);
             }
             exit::classify(&error).into()
+        }
+    }
+}
+
+/// CI leaves unset inputs, variables and secrets empty (`UWORKER_IMAGE_TARGET: ${{
+/// inputs.target }}`); clap would take an empty value as given and refuse it. Empty
+/// means unset, as it does for everything else the tool reads (`Env::get`).
+fn unset_empty_flag_variables() {
+    for (key, value) in std::env::vars_os() {
+        if value.is_empty()
+            && key
+                .to_str()
+                .is_some_and(|k| k.starts_with(crate::vars::TOOL_ENV_PREFIX))
+        {
+            std::env::remove_var(key);
         }
     }
 }

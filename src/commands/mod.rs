@@ -2,6 +2,7 @@
 
 mod build;
 mod fingerprint;
+mod matrix;
 pub(crate) mod plan;
 mod prune;
 mod render;
@@ -44,6 +45,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Prune(args) => prune::run(&cli.global, args, env),
         Command::Build(args) => build::run(&cli.global, args, env),
         Command::Report(args) => report::run(args, env),
+        Command::Matrix(args) => matrix::run(&cli.global, args, env),
     }
 }
 
