@@ -204,6 +204,9 @@ pub struct PlanArgs {
     /// Plan a build even when an image with this fingerprint exists.
     #[arg(long, env = "UWORKER_IMAGE_FORCE")]
     pub force: bool,
+    /// Write the plan record (JSON, as `--output json` prints it) to FILE, for `report`.
+    #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Inside GitHub Actions, do not report (release, comment, outputs, summary).
     #[arg(long, env = "UWORKER_IMAGE_NO_REPORT")]
     pub no_report: bool,

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{failure_verdict, plan, run_packer, stage, RunDefaults, RunFacts, Session};
+use super::{
+    failure_verdict, plan, run_packer, stage, write_record, RunDefaults, RunFacts, Session,
+};
 use crate::cli::{BuildArgs, Global, Output};
 use crate::definition::{SourceImage, Target};
 use crate::env::Env;
@@ -21,7 +23,6 @@ use crate::packer::Packer;
 use crate::plan::Action;
 use crate::record::{Provenance, Record};
 use crate::render::Builders;
-use crate::workdir::write_new;
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
@@ -222,9 +223,7 @@ fn finish(
 ) -> Result<Code> {
     let json = serde_json::to_string_pretty(record)?;
     if let Some(path) = &args.out {
-        let _ = std::fs::remove_file(path);
-        write_new(path, format!("{json}\n").as_bytes(), 0o644)
-            .with_context(|| format!("writing the record to {}", path.display()))?;
+        write_record(path, &json)?;
     }
     match global.output {
         Output::Json => println!("{json}"),

@@ -33,7 +33,7 @@ use crate::record::Provenance;
 use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
 use crate::vars;
-use crate::workdir::Workdir;
+use crate::workdir::{write_new, Workdir};
 
 pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
     match &cli.command {
@@ -351,6 +351,15 @@ pub fn failure_verdict(outcome: &Outcome, what: &str, timeout: Duration) -> (Cod
         ),
         Outcome::Interrupted => (Code::Interrupted, format!("{what}: interrupted")),
     }
+}
+
+/// A plan or build record (`--out FILE`), replacing an earlier one. It holds no secret
+/// values (the manifest names secrets, never their values), so it is world-readable.
+pub fn write_record(path: &Path, json: &str) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    write_new(path, format!("{json}\n").as_bytes(), 0o644)
+        .with_context(|| format!("writing the record to {}", path.display()))?;
+    Ok(())
 }
 
 impl Session {
