@@ -2,9 +2,11 @@
 
 mod build;
 mod fingerprint;
+mod matrix;
 pub(crate) mod plan;
 mod prune;
 mod render;
+pub(crate) mod report;
 mod test;
 mod validate;
 
@@ -31,7 +33,7 @@ use crate::record::Provenance;
 use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
 use crate::vars;
-use crate::workdir::Workdir;
+use crate::workdir::{write_new, Workdir};
 use crate::worker_source;
 
 pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
@@ -43,6 +45,8 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Test(args) => test::run(&cli.global, args, env),
         Command::Prune(args) => prune::run(&cli.global, args, env),
         Command::Build(args) => build::run(&cli.global, args, env),
+        Command::Report(args) => report::run(args, env),
+        Command::Matrix(args) => matrix::run(&cli.global, args, env),
     }
 }
 
@@ -75,6 +79,9 @@ impl Session {
         let mut inputs = Inputs::gather(&definition, &options, env)?;
         wire_worker_source(&mut definition, &mut inputs)?;
         let redactor = Redactor::for_run(&inputs.worker, env);
+        if crate::ci::in_actions(env) {
+            crate::ci::mask_secrets(&redactor, env);
+        }
         let cache_dir = env
             .get("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -374,6 +381,15 @@ pub fn failure_verdict(outcome: &Outcome, what: &str, timeout: Duration) -> (Cod
         ),
         Outcome::Interrupted => (Code::Interrupted, format!("{what}: interrupted")),
     }
+}
+
+/// A plan or build record (`--out FILE`), replacing an earlier one. It holds no secret
+/// values (the manifest names secrets, never their values), so it is world-readable.
+pub fn write_record(path: &Path, json: &str) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    write_new(path, format!("{json}\n").as_bytes(), 0o644)
+        .with_context(|| format!("writing the record to {}", path.display()))?;
+    Ok(())
 }
 
 impl Session {
