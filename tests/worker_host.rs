@@ -124,10 +124,10 @@ fn state(host: &SystemdHost) -> String {
 }
 
 /// Waits until the service stand-in has seen a token request and a job fetch.
-fn wait_for_login(service: &JobService, since: usize) -> Vec<job_service::Request> {
+fn wait_for_login(service: &JobService) -> Vec<job_service::Request> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let requests: Vec<_> = service.requests().into_iter().skip(since).collect();
+        let requests = service.requests();
         if requests.iter().any(|r| r.path == "/token")
             && requests.iter().any(|r| r.path.ends_with("/jobs/fetch"))
         {
@@ -172,7 +172,7 @@ fn assert_running_in_command_mode(
     assert!(!show(host, "Requires").contains("docker"));
     assert!(!show(host, "After").contains("docker"));
 
-    let requests = wait_for_login(service, 0);
+    let requests = wait_for_login(service);
     let journal = host.root_ok(&format!("journalctl --unit={UNIT} --no-pager --quiet"));
     assert!(
         journal.contains("uworker stand-in: command mode"),
