@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A booted systemd test host: a Debian 12 root filesystem with systemd as PID 1 under
-# systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
+# A booted systemd test host: a Debian 12 (or Ubuntu 22.04/24.04) root filesystem with
+# systemd as PID 1 under systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
 # to a cloud VM this machine can run. Run as root; needs debootstrap, systemd-container
 # and zstd (scripts/setup.sh installs them).
 #
@@ -13,8 +13,8 @@
 #       (`cp -a --reflink=auto DIR NEW`) or unpack the tarball
 #       (`tar --zstd -xpf TARBALL -C NEW`).
 #       The rootfs: minbase Debian 12 (bookworm, the default), Ubuntu 22.04 (jammy) or
-#       24.04 (noble; Ubuntu with main and universe) + systemd, dbus, openssh-server, sudo, python3
-#       (no python3-venv, like a cloud image), ca-certificates with this machine's extra
+#       24.04 (noble; Ubuntu with main and universe) + systemd, dbus, openssh-server,
+#       sudo, python3 (no python3-venv, like a cloud image), ca-certificates with this machine's extra
 #       CAs and /etc/pip.conf trusting them; user `ubuntu` with NOPASSWD sudo and no
 #       password; getty and networkd-wait-online masked.
 #
