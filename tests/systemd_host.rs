@@ -49,15 +49,7 @@ fn volatile_and_persistent_hosts_boot_write_where_they_should_and_stop_cleanly()
 
     // Persistent, on a root of its own unpacked from the cached tarball.
     let root = tempfile::tempdir().unwrap();
-    let ok = Command::new("tar")
-        .args(["--zstd", "-xpf"])
-        .arg(systemd_host::rootfs_tarball())
-        .arg("-C")
-        .arg(root.path())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "the tarball unpacks");
+    systemd_host::unpack_rootfs("bookworm", root.path());
     let mut host = SystemdHost::boot(&BootOptions {
         address: "127.0.2.21".into(),
         port: 22,

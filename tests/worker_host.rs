@@ -6,7 +6,8 @@
 //!
 //! One Debian host serves the whole sequence (first run, second run, docker mode, registry
 //! login), so the slow part (apt upgrade, docker.io, pip) runs once there; Ubuntu 22.04
-//! and 24.04 hosts get the first run and its assertions, in parallel.
+//! and 24.04 hosts get the first run, its assertions and a power cycle (the worker starts
+//! at boot).
 
 mod common;
 
@@ -121,6 +122,15 @@ fn state(host: &SystemdHost) -> String {
         systemctl is-enabled uworker.service docker.service
         systemctl show --property=MainPID --property=NRestarts --property=ActiveState uworker.service",
     )
+}
+
+/// How often the worker logged in to the job-service stand-in (once per start).
+fn logins(service: &JobService) -> usize {
+    service
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/token")
+        .count()
 }
 
 /// Waits until the service stand-in has seen a token request and a job fetch.
@@ -313,13 +323,6 @@ fn the_worker_runs_on_a_booted_host_in_both_modes_and_a_second_run_changes_nothi
 
     // 3. Docker mode without a docker daemon (none can run in the container): the worker
     // is not started, the status says why, and nothing restarts in a loop.
-    let logins = |service: &JobService| {
-        service
-            .requests()
-            .iter()
-            .filter(|r| r.path == "/token")
-            .count()
-    };
     let logins_before = logins(&service);
     let config = worker_config(&service, false);
     let r = provision(def.path(), &host, &config);
@@ -433,16 +436,21 @@ SHIM
 }
 
 /// The same provisioning on Ubuntu: the worker runs in command mode with the exact
-/// values, and issue 8's assertions hold. `cloghandler`: whether ConcurrentLogHandler can
-/// be built there (not on Python 3.12+).
+/// values, issue 8's assertions hold, and after a power cycle the worker starts by itself
+/// (the host is persistent, on a root of its own). `cloghandler`: whether
+/// ConcurrentLogHandler can be built there (not on Python 3.12+).
 fn the_worker_runs_on_ubuntu(release: &str, version: &str, address: &str, cloghandler: bool) {
     let t0 = Instant::now();
     let service = JobService::start(address);
     let def = definition();
-    let mut host = SystemdHost::boot(&BootOptions {
-        root: Some(systemd_host::rootfs_of(release)),
+    let root = tempfile::tempdir().unwrap();
+    systemd_host::unpack_rootfs(release, root.path());
+    let options = BootOptions {
+        root: Some(root.path().to_path_buf()),
+        persistent: true,
         ..BootOptions::volatile(address)
-    });
+    };
+    let mut host = SystemdHost::boot(&options);
     assert!(host
         .root_ok("cat /etc/os-release")
         .contains(&format!("VERSION_ID=\"{version}\"")));
@@ -460,6 +468,20 @@ fn the_worker_runs_on_ubuntu(release: &str, version: &str, address: &str, clogha
     if cloghandler {
         host.root_ok("/opt/uworker/venv/bin/python -c 'import cloghandler'");
     }
+    host.stop();
+
+    // Enabled at boot: powered on again, with no provisioning, the worker starts and logs in.
+    let before = logins(&service);
+    let mut host = SystemdHost::boot(&options);
+    let until = Instant::now() + Duration::from_secs(30);
+    while logins(&service) == before {
+        assert!(Instant::now() < until, "the worker did not start at boot");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        host.root_ok(&format!("systemctl is-active {UNIT}")),
+        "active\n"
+    );
     host.stop();
     eprintln!("Ubuntu {version} host: {:?}", t0.elapsed());
 }

@@ -27,7 +27,28 @@ pub fn rootfs_of(release: &str) -> PathBuf {
 
 /// The cached rootfs tarball (zstd), to unpack a root of one's own.
 pub fn rootfs_tarball() -> PathBuf {
-    rootfs_path(&["--tarball"])
+    rootfs_tarball_of("bookworm")
+}
+
+pub fn rootfs_tarball_of(release: &str) -> PathBuf {
+    rootfs_path(&["--release", release, "--tarball"])
+}
+
+/// A root of one's own for a persistent host: the release's tarball unpacked into `dir`.
+pub fn unpack_rootfs(release: &str, dir: &Path) {
+    let ok = Command::new("tar")
+        .args(["--zstd", "-xpf"])
+        .arg(rootfs_tarball_of(release))
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .expect("tar runs")
+        .success();
+    assert!(
+        ok,
+        "unpacking the {release} rootfs into {} failed",
+        dir.display()
+    );
 }
 
 fn rootfs_path(args: &[&str]) -> PathBuf {
