@@ -5,9 +5,7 @@
 //! a job-service stand-in on loopback with exactly the configured credentials.
 //!
 //! One Debian host serves the whole sequence (first run, second run, docker mode, registry
-//! login), so the slow part (apt upgrade, docker.io, pip) runs once there; Ubuntu 22.04
-//! and 24.04 hosts get the first run, its assertions and a power cycle (the worker starts
-//! at boot).
+//! login), so the slow part (apt upgrade, docker.io, pip) runs once there.
 
 mod common;
 
@@ -17,14 +15,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::job_service::{self, JobService};
-use common::systemd_host::{self, BootOptions, SystemdHost};
+use common::systemd_host::{BootOptions, SystemdHost};
 use common::*;
 
 /// This test's loopback addresses (127.0.2.0/24 is this suite's; 127.0.3.0/24 belongs to
 /// the end-to-end tests).
 const HOST_ADDRESS: &str = "127.0.2.10";
-const UBUNTU_2404_ADDRESS: &str = "127.0.2.12";
-const UBUNTU_2204_ADDRESS: &str = "127.0.2.13";
 const UNIT: &str = "uworker.service";
 
 /// Values that break naive quoting, `EnvironmentFile=` and argument parsing: quotes, `$`,
@@ -433,67 +429,6 @@ SHIM
         "booted-host sequence: first run {first_run:?}, second run {second_run:?}, total {:?}",
         t0.elapsed()
     );
-}
-
-/// The same provisioning on Ubuntu: the worker runs in command mode with the exact
-/// values, issue 8's assertions hold, and after a power cycle the worker starts by itself
-/// (the host is persistent, on a root of its own). `cloghandler`: whether
-/// ConcurrentLogHandler can be built there (not on Python 3.12+).
-fn the_worker_runs_on_ubuntu(release: &str, version: &str, address: &str, cloghandler: bool) {
-    let t0 = Instant::now();
-    let service = JobService::start(address);
-    let def = definition();
-    let root = tempfile::tempdir().unwrap();
-    systemd_host::unpack_rootfs(release, root.path());
-    let options = BootOptions {
-        root: Some(root.path().to_path_buf()),
-        persistent: true,
-        ..BootOptions::volatile(address)
-    };
-    let mut host = SystemdHost::boot(&options);
-    assert!(host
-        .root_ok("cat /etc/os-release")
-        .contains(&format!("VERSION_ID=\"{version}\"")));
-    let config = worker_config(&service, true);
-    let r = provision(def.path(), &host, &config);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert_eq!(
-        r.stderr.contains("installed without ConcurrentLogHandler"),
-        !cloghandler,
-        "{}",
-        r.stderr
-    );
-    assert_running_in_command_mode(&host, &service, &config);
-    assert_installed(&host, &config);
-    if cloghandler {
-        host.root_ok("/opt/uworker/venv/bin/python -c 'import cloghandler'");
-    }
-    host.stop();
-
-    // Enabled at boot: powered on again, with no provisioning, the worker starts and logs in.
-    let before = logins(&service);
-    let mut host = SystemdHost::boot(&options);
-    let until = Instant::now() + Duration::from_secs(30);
-    while logins(&service) == before {
-        assert!(Instant::now() < until, "the worker did not start at boot");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(
-        host.root_ok(&format!("systemctl is-active {UNIT}")),
-        "active\n"
-    );
-    host.stop();
-    eprintln!("Ubuntu {version} host: {:?}", t0.elapsed());
-}
-
-#[test]
-fn the_worker_runs_on_ubuntu_22_04() {
-    the_worker_runs_on_ubuntu("jammy", "22.04", UBUNTU_2204_ADDRESS, true);
-}
-
-#[test]
-fn the_worker_runs_on_ubuntu_24_04() {
-    the_worker_runs_on_ubuntu("noble", "24.04", UBUNTU_2404_ADDRESS, false);
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

@@ -19,7 +19,7 @@ pub fn rootfs() -> PathBuf {
     rootfs_path(&[])
 }
 
-/// The pristine rootfs of a release the harness knows (`bookworm`, `noble`); boot it
+/// The pristine rootfs of a release the harness knows (`bookworm`); boot it
 /// volatile with `BootOptions { root: Some(..), .. }`.
 pub fn rootfs_of(release: &str) -> PathBuf {
     rootfs_path(&["--release", release])

@@ -6,14 +6,15 @@
 #
 # Interface (stable; the Rust wrapper tests/common/systemd_host.rs and other tests use it):
 #
-#   systemd-host.sh rootfs [--release bookworm|jammy|noble] [--tarball]
+#   systemd-host.sh rootfs [--release bookworm] [--tarball]
 #       Ensures the cached rootfs tarball (built once with debootstrap, 1-3 min) and an
 #       unpacked pristine copy beside it; prints the pristine directory (or, with
 #       --tarball, the tarball). Never boot the pristine directory persistently: copy it
 #       (`cp -a --reflink=auto DIR NEW`) or unpack the tarball
 #       (`tar --zstd -xpf TARBALL -C NEW`).
-#       The rootfs: minbase Debian 12 (bookworm, the default), Ubuntu 22.04 (jammy) or
-#       24.04 (noble; Ubuntu with main and universe) + systemd, dbus, openssh-server,
+#       The rootfs: minbase Debian 12 (bookworm, the only release: debootstrap fetches
+#       from Debian's archive, the one distribution registry this workplace reaches)
+#       + systemd, dbus, openssh-server,
 #       sudo, python3 (no python3-venv, like a cloud image), ca-certificates with this machine's extra
 #       CAs and /etc/pip.conf trusting them; user `ubuntu` with NOPASSWD sudo and no
 #       password; getty and networkd-wait-online masked.
@@ -39,8 +40,7 @@
 #       process behind. Succeeds when the host is not running.
 #
 # Environment: UWORKER_TEST_CACHE (default ~/.cache/uworker-image-test) holds the rootfs;
-# DEBIAN_MIRROR overrides the Debian mirror (default: the one apt uses here),
-# UBUNTU_MIRROR the Ubuntu one (default http://archive.ubuntu.com/ubuntu).
+# DEBIAN_MIRROR overrides the Debian mirror (default: the one apt uses here).
 set -euo pipefail
 
 # Bump when the rootfs recipe below changes: the cache keys on it.
@@ -53,8 +53,8 @@ tarball='' pristine=''
 # set_release NAME: the release and its cache paths.
 set_release() {
   case $1 in
-    bookworm | jammy | noble) release=$1 ;;
-    *) die "unknown release '$1' (bookworm, jammy or noble)" ;;
+    bookworm) release=$1 ;;
+    *) die "unknown release '$1' (bookworm: Debian's archive is the only one reachable here)" ;;
   esac
   tarball=$cache/rootfs-$release-v$ROOTFS_VERSION.tar.zst
   pristine=$cache/rootfs-$release-v$ROOTFS_VERSION
@@ -66,9 +66,7 @@ die() {
 }
 
 mirror() {
-  if [ "$release" != bookworm ]; then
-    echo "${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}"
-  elif [ -n "${DEBIAN_MIRROR:-}" ]; then
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then
     echo "$DEBIAN_MIRROR"
   elif [ -f /etc/apt/sources.list.d/debian.sources ]; then
     awk '$1 == "URIs:" {print $2; exit}' /etc/apt/sources.list.d/debian.sources
@@ -78,35 +76,25 @@ mirror() {
 }
 
 build_tarball() {
-  local work script=''
+  local work
   work=$(mktemp -d "$cache/build.XXXXXX")
   # shellcheck disable=SC2064 # expand now: the trap must remove this build's directory
   trap "rm -rf '$work'" EXIT
   local root=$work/root t0
   t0=$(date +%s)
   echo "systemd-host.sh: building the rootfs with debootstrap (once; cached in $cache)" >&2
-  local extra=()
-  if [ "$release" != bookworm ]; then
-    # docker.io is in universe; debootstrap 1.0.128 predates noble but its jammy script fits.
-    extra=("--components=main,universe")
-    [ -e "/usr/share/debootstrap/scripts/$release" ] || script=/usr/share/debootstrap/scripts/jammy
-  fi
-  debootstrap --variant=minbase "${extra[@]}" \
+  debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,openssh-server,sudo,ca-certificates,python3 \
-    "$release" "$root" "$(mirror)" ${script:+"$script"} >"$work/debootstrap.log" 2>&1 ||
+    "$release" "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
   # Name resolution as this machine's: nspawn copies its resolv.conf over a plain file,
-  # not over jammy's link to a systemd-resolved that has no upstream servers in here.
+  # not over a link to a systemd-resolved that has no upstream servers in here.
   if [ -e "$root/lib/systemd/system/systemd-resolved.service" ]; then
     chroot "$root" systemctl mask systemd-resolved.service >/dev/null 2>&1
   fi
   if [ -L "$root/etc/resolv.conf" ]; then
     rm "$root/etc/resolv.conf"
     : >"$root/etc/resolv.conf"
-  fi
-  if [ "$release" = noble ]; then
-    # sshd from ssh.service, which honours ListenAddress; not socket-activated on every address.
-    chroot "$root" systemctl disable ssh.socket >/dev/null 2>&1 || true
   fi
   chroot "$root" sh -euc "
     useradd -m -s /bin/bash $SSH_USER
