@@ -4,6 +4,7 @@
 #
 #   tests/harness/openstack.sh start   install if needed, start, print the openrc path
 #   tests/harness/openstack.sh stop
+#   tests/harness/openstack.sh register REGION TYPE NAME URL   a service in the catalog
 #
 # Environment: UWORKER_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test),
 # UWORKER_TEST_OPENSTACK (state, default $TMPDIR/uworker-image-openstack),
@@ -200,8 +201,16 @@ EOF
   echo "$dir/openrc.sh"
 }
 
+# A service in the catalog, in a region of its own with the image service (the Compute
+# stand-in: tests/common/compute.rs). Keystone must be running (start).
+register() { # region type name url
+  [ $# -eq 4 ] || die "usage: $0 register REGION TYPE NAME URL"
+  KEYSTONE="$keystone_url/v3" GLANCE="$glance_url" "$venv/bin/python" "$here/openstack_bootstrap.py" register "$@"
+}
+
 case ${1:-} in
   start) start ;;
   stop) stop ;;
-  *) die "usage: $0 start|stop" ;;
+  register) shift; register "$@" ;;
+  *) die "usage: $0 start|stop|register REGION TYPE NAME URL" ;;
 esac
