@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# A booted systemd test host: a Debian 12 root filesystem with systemd as PID 1 under
+# systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
+# to a cloud VM this machine can run. Run as root; needs debootstrap, systemd-container
+# and zstd (scripts/setup.sh installs them).
+#
+# Interface (stable; the Rust wrapper tests/common/systemd_host.rs and other tests use it):
+#
+#   systemd-host.sh rootfs [--tarball]
+#       Ensures the cached rootfs tarball (built once with debootstrap, ~1 min) and an
+#       unpacked pristine copy beside it; prints the pristine directory (or, with
+#       --tarball, the tarball). Never boot the pristine directory persistently: copy it
+#       (`cp -a --reflink=auto DIR NEW`) or unpack the tarball
+#       (`tar --zstd -xpf TARBALL -C NEW`).
+#       The rootfs: minbase bookworm + systemd, dbus, openssh-server, sudo, python3
+#       (no python3-venv, like a cloud image), ca-certificates with this machine's extra
+#       CAs and /etc/pip.conf trusting them; user `ubuntu` with NOPASSWD sudo and no
+#       password; getty and networkd-wait-online masked.
+#
+#   systemd-host.sh boot --state DIR [--root DIR] [--address 127.0.0.N] [--port N]
+#                        [--authorized-keys FILE] [--volatile|--persistent] [--timeout S]
+#       Boots the host in the background and returns once its sshd answers (exit 0), or
+#       fails (exit 1) with the tail of the boot log. DIR (created) holds nspawn.pid,
+#       boot.log (the console), and the files bound into the host. Defaults: --root the
+#       pristine rootfs, --address 127.0.0.1, --port 22, --volatile, --timeout 30.
+#       --volatile: every write goes to a tmpfs overlay and vanishes at stop.
+#       --persistent: writes land in --root (required, and not the pristine copy), so the
+#       provisioned root can be tarred afterwards (stop the host first).
+#       sshd listens on ADDRESS:PORT only (the host shares this machine's network) and
+#       accepts the keys of FILE for every user (FILE is copied, world-readable: public keys).
+#
+#   systemd-host.sh stop --state DIR [--grace S]
+#       SIGTERM to nspawn (a clean poweroff), up to S seconds (default 15: a unit that
+#       ignores SIGTERM holds the poweroff), then a second SIGTERM (nspawn terminates the
+#       container at once), then SIGKILL to the container's init and nspawn. Leaves no
+#       process behind. Succeeds when the host is not running.
+#
+# Environment: UWORKER_TEST_CACHE (default ~/.cache/uworker-image-test) holds the rootfs;
+# DEBIAN_MIRROR overrides the mirror (default: the one apt uses here).
+set -euo pipefail
+
+# Bump when the rootfs recipe below changes: the cache keys on it.
+readonly ROOTFS_VERSION=1
+readonly SSH_USER=ubuntu
+cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}/systemd-host
+tarball=$cache/rootfs-bookworm-v$ROOTFS_VERSION.tar.zst
+pristine=$cache/rootfs-bookworm-v$ROOTFS_VERSION
+
+die() {
+  echo "systemd-host.sh: $*" >&2
+  exit 1
+}
+
+mirror() {
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then
+    echo "$DEBIAN_MIRROR"
+  elif [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    awk '$1 == "URIs:" {print $2; exit}' /etc/apt/sources.list.d/debian.sources
+  else
+    echo http://deb.debian.org/debian
+  fi
+}
+
+build_tarball() {
+  local work
+  work=$(mktemp -d "$cache/build.XXXXXX")
+  # shellcheck disable=SC2064 # expand now: the trap must remove this build's directory
+  trap "rm -rf '$work'" EXIT
+  local root=$work/root t0
+  t0=$(date +%s)
+  echo "systemd-host.sh: building the rootfs with debootstrap (once; cached in $cache)" >&2
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,openssh-server,sudo,ca-certificates,python3 \
+    bookworm "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 ||
+    { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+  chroot "$root" sh -euc "
+    useradd -m -s /bin/bash $SSH_USER
+    usermod -p '*' $SSH_USER
+    echo '$SSH_USER ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/$SSH_USER
+    chmod 440 /etc/sudoers.d/$SSH_USER
+    systemctl mask getty@tty1.service console-getty.service systemd-networkd-wait-online.service
+    systemctl enable ssh.service
+    apt-get clean
+    rm -rf /var/lib/apt/lists/*"
+  # This machine reaches the package registries through TLS that only its own trust
+  # store accepts: give the host the same trust, for apt and pip alike.
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+  chroot "$root" update-ca-certificates >/dev/null
+  printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$root/etc/pip.conf"
+  # Mount points for what `boot` binds in; sshd reads the keys for every user from there.
+  : >"$root/etc/ssh/test-host-authorized_keys"
+  : >"$root/etc/ssh/sshd_config.d/test-host.conf"
+  printf 'AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/test-host-authorized_keys\nPasswordAuthentication no\n' \
+    >"$root/etc/ssh/sshd_config.d/00-test-host-keys.conf"
+  echo uwtest-host >"$root/etc/hostname"
+  echo "127.0.1.1 uwtest-host" >>"$root/etc/hosts"
+  tar --zstd -cpf "$work/rootfs.tar.zst" -C "$root" .
+  mv "$work/rootfs.tar.zst" "$tarball"
+  echo "systemd-host.sh: rootfs built in $(($(date +%s) - t0)) s" >&2
+  rm -rf "$work"
+  trap - EXIT
+}
+
+unpack_pristine() {
+  local tmp
+  tmp=$(mktemp -d "$cache/unpack.XXXXXX")
+  tar --zstd -xpf "$tarball" -C "$tmp"
+  mv "$tmp" "$pristine"
+}
+
+cmd_rootfs() {
+  local want=dir
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --tarball) want=tarball ;;
+      *) die "rootfs: unknown option $1" ;;
+    esac
+    shift
+  done
+  mkdir -p "$cache"
+  # One builder at a time: tests running in parallel share the cache.
+  exec 9>"$cache/.lock"
+  flock 9
+  [ -f "$tarball" ] || build_tarball
+  [ -d "$pristine" ] || unpack_pristine
+  exec 9>&-
+  if [ "$want" = tarball ]; then echo "$tarball"; else echo "$pristine"; fi
+}
+
+# shellcheck disable=SC2016 # $1 and $2 expand in the inner bash
+sshd_answers() {
+  # The SSH banner, not just an open port: sshd is ready to talk.
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2" && head -c 4 <&3' _ "$1" "$2" 2>/dev/null | grep -q '^SSH-'
+}
+
+cmd_boot() {
+  local state='' root='' address=127.0.0.1 port=22 keys='' mode=volatile timeout_s=30
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --state) state=$2; shift ;;
+      --root) root=$2; shift ;;
+      --address) address=$2; shift ;;
+      --port) port=$2; shift ;;
+      --authorized-keys) keys=$2; shift ;;
+      --volatile) mode=volatile ;;
+      --persistent) mode=persistent ;;
+      --timeout) timeout_s=$2; shift ;;
+      *) die "boot: unknown option $1" ;;
+    esac
+    shift
+  done
+  [ -n "$state" ] || die "boot: --state DIR is required"
+  [[ $address =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "boot: --address must be a loopback IPv4 address (127.x.y.z), not '$address'"
+  [[ $port =~ ^[0-9]+$ ]] || die "boot: --port must be a number, not '$port'"
+  if [ -z "$root" ]; then
+    [ "$mode" = volatile ] || die "boot: --persistent needs --root (a copy of the rootfs, never the pristine one)"
+    root=$(cmd_rootfs)
+  fi
+  root=$(realpath "$root")
+  [ -x "$root/lib/systemd/systemd" ] || die "boot: $root is not a rootfs with systemd"
+  if [ "$mode" = persistent ] && [ "$root" = "$(realpath -m "$pristine")" ]; then
+    die "boot: refusing to boot the pristine rootfs persistently; copy it first"
+  fi
+  mkdir -p "$state"
+  state=$(realpath "$state")
+  if [ -f "$state/nspawn.pid" ] && kill -0 "$(cat "$state/nspawn.pid")" 2>/dev/null; then
+    die "boot: a host from $state is still running; stop it first"
+  fi
+  if sshd_answers "$address" "$port"; then
+    die "boot: something already answers SSH on $address:$port"
+  fi
+  install -m 0644 /dev/null "$state/authorized_keys"
+  [ -z "$keys" ] || cat "$keys" >"$state/authorized_keys"
+  printf 'ListenAddress %s:%s\n' "$address" "$port" >"$state/sshd-listen.conf"
+  chmod 0644 "$state/sshd-listen.conf"
+
+  local args=(-q -D "$root" --boot --register=no --keep-unit --console=passive
+    "--machine=uwtest-${address//./-}-$port"
+    "--bind-ro=$state/authorized_keys:/etc/ssh/test-host-authorized_keys"
+    "--bind-ro=$state/sshd-listen.conf:/etc/ssh/sshd_config.d/test-host.conf")
+  [ "$mode" = volatile ] && args+=(--volatile=overlay)
+  # setsid: the host outlives this script and is not hit by the caller's terminal signals.
+  setsid systemd-nspawn "${args[@]}" </dev/null >"$state/boot.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$state/nspawn.pid"
+  local t0 deadline
+  t0=$(date +%s%N)
+  deadline=$(($(date +%s) + timeout_s))
+  until sshd_answers "$address" "$port"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -20 "$state/boot.log" >&2
+      die "boot: systemd-nspawn exited before sshd answered (log: $state/boot.log)"
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      tail -20 "$state/boot.log" >&2
+      cmd_stop --state "$state" --grace 5
+      die "boot: sshd did not answer on $address:$port within ${timeout_s}s (log: $state/boot.log)"
+    fi
+    sleep 0.1
+  done
+  echo "systemd-host.sh: booted ($mode) $root, sshd on $address:$port after $((($(date +%s%N) - t0) / 1000000)) ms" >&2
+}
+
+cmd_stop() {
+  local state='' grace=15
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --state) state=$2; shift ;;
+      --grace) grace=$2; shift ;;
+      *) die "stop: unknown option $1" ;;
+    esac
+    shift
+  done
+  [ -n "$state" ] || die "stop: --state DIR is required"
+  [ -f "$state/nspawn.pid" ] || return 0
+  local pid
+  pid=$(cat "$state/nspawn.pid")
+  if ! kill -0 "$pid" 2>/dev/null; then
+    rm -f "$state/nspawn.pid"
+    return 0
+  fi
+  # The container's init, in case nspawn itself has to be killed: killing a PID
+  # namespace's init ends every process in it.
+  local inits
+  inits=$(pgrep -P "$pid" || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "systemd-host.sh: the host did not power off within ${grace}s; terminating it" >&2
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  for p in $inits $pid; do
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$state/nspawn.pid"
+}
+
+[ "$(id -u)" -eq 0 ] || die "run as root (systemd-nspawn and debootstrap need it)"
+command="${1:-}"
+[ $# -gt 0 ] && shift
+case $command in
+  rootfs) cmd_rootfs "$@" ;;
+  boot) cmd_boot "$@" ;;
+  stop) cmd_stop "$@" ;;
+  *) die "usage: systemd-host.sh rootfs|boot|stop [options] (see the top of this script)" ;;
+esac
