@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod compute;
 pub mod openstack;
 pub mod sshd;
 

@@ -42,6 +42,7 @@ def main():
             log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
 
     hosts = Hosts(args.host_script, args.state, address_pool(args.addresses))
+    hosts.clean_leftovers()
     api = Api()
     compute = Compute(hosts, None, log)
     httpd = StandIn((args.listen, args.port), api, Identity(args.keystone, args.region), compute, log)

@@ -24,6 +24,11 @@ class Hosts:
         self._lock = threading.Lock()
         self._pristine = None
 
+    def clean_leftovers(self):
+        """Hosts a stand-in that died left behind: powered off and removed."""
+        for server_id in os.listdir(self.dir):
+            self.remove(server_id)
+
     def _run(self, *args, timeout=300):
         done = subprocess.run([self.script, *args], capture_output=True, text=True,
                               timeout=timeout)
