@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use common::compute::{compute, faults, Compute};
 use common::openstack::{env_pairs, unique};
 use common::*;
+use reqwest::Method;
 use uworker_image::env::Env;
-use uworker_image::openstack::client::{Backoff, Cloud};
+use uworker_image::openstack::client::{Backoff, Cloud, OpenStackError};
 use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
 
@@ -80,9 +81,13 @@ impl Scenario {
 }
 
 fn region_cloud(compute: &Compute) -> Cloud {
+    region_cloud_with(compute, Backoff::default())
+}
+
+fn region_cloud_with(compute: &Compute, backoff: Backoff) -> Cloud {
     let env = Env::from_pairs(compute.os_env());
     let credentials = Credentials::from_env(&env).unwrap().unwrap();
-    Cloud::connect(&credentials, Backoff::default()).unwrap()
+    Cloud::connect(&credentials, backoff).unwrap()
 }
 
 fn ensure_base_image(cloud: &Cloud) {
@@ -289,4 +294,55 @@ fn send_signal(pid: i32, signal: &str) -> i32 {
         .unwrap()
         .code()
         .unwrap()
+}
+
+/// The stand-in's checks are live: what breaks Nova's API is refused and recorded.
+#[test]
+fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
+    let s = Scenario::start();
+    let strict = region_cloud_with(
+        s.compute,
+        Backoff {
+            attempts: 1,
+            first_delay: Duration::ZERO,
+        },
+    );
+    // The HTTP status of a refused call (the client reports 5xx as "unavailable").
+    let status = |result: Result<reqwest::blocking::Response, OpenStackError>| match result {
+        Err(OpenStackError::Api { status, .. }) => status,
+        Err(OpenStackError::Unavailable { reason, .. }) => {
+            reason.trim_start_matches("HTTP ").parse().unwrap()
+        }
+        other => panic!("expected an HTTP error, got {other:?}"),
+    };
+    let servers = format!("{}/v2.1/servers", s.compute.url);
+    let off_spec = serde_json::json!({"server": {
+        "name": "x", "imageRef": "00000000-0000-0000-0000-000000000000", "flavorRef": "1",
+        "colour": "blue"}});
+    let code = status(strict.call(Method::POST, &servers, |r| r.json(&off_spec)));
+    assert_eq!(code, 400);
+    let code = status(strict.call(Method::GET, &servers, |r| {
+        r.header("OpenStack-API-Version", "compute 2.999")
+    }));
+    assert_eq!(code, 406);
+    let code = status(strict.call(Method::GET, &format!("{servers}/detail"), |r| r));
+    assert_eq!(code, 501);
+
+    let report = s.compute.report();
+    let violations = report.0["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert_eq!(violations[0]["operation"], "ServersController.create");
+    assert!(
+        violations[0]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("Additional properties are not allowed ('colour' was unexpected)"),
+        "{violations:#?}"
+    );
+    assert_eq!(
+        report.0["unimplemented"],
+        serde_json::json!(["GET /v2.1/servers/detail (ServersController.detail)"])
+    );
+    s.compute.reset();
+    s.finish();
 }
