@@ -11,7 +11,7 @@ command -v shellcheck >/dev/null 2>&1 || packages+=("shellcheck=0.9.0*")
 # The booted systemd test host (tests/harness/systemd-host.sh): debootstrap builds its
 # root filesystem once (cached as a zstd tarball), systemd-nspawn boots it.
 command -v debootstrap >/dev/null 2>&1 || packages+=("debootstrap=1.0.128+nmu2+deb12u2*")
-command -v systemd-nspawn >/dev/null 2>&1 || packages+=("systemd-container=252.*")
+command -v systemd-nspawn >/dev/null 2>&1 || packages+=("systemd-container=252.39-1~deb12u2*")
 command -v zstd >/dev/null 2>&1 || packages+=("zstd=1.5.4*")
 
 if [ "${#packages[@]}" -gt 0 ]; then

@@ -24,3 +24,4 @@ pub mod shell;
 pub mod shellcheck;
 pub mod vars;
 pub mod workdir;
+pub mod worker_source;

@@ -110,6 +110,11 @@ pub fn check_references(text: &str, known: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `text` holds a `{{user `NAME`}}` reference to `name`.
+pub fn references_variable(text: &str, name: &str) -> bool {
+    references(text).contains(&name)
+}
+
 /// The NAMEs of `{{user `NAME`}}` (spaces around `user` allowed, as packer allows).
 fn references(text: &str) -> Vec<&str> {
     let mut names = Vec::new();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Base system: package lists, upgrades, and what the later steps need (Python venv, git
-# for pip's git+ URLs, CA certificates). Runs as root; reads no variables.
+# Base system: package lists, upgrades, and what the later steps need: python3-venv (cloud
+# images ship python3 without it), git for pip's git+ URLs, CA certificates. Runs as root;
+# reads no variables. A second run installs nothing new.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -14,4 +15,4 @@ fi
 apt-get update -q
 apt-get upgrade "${apt_opts[@]}"
 apt-get install "${apt_opts[@]}" --no-install-recommends \
-  ca-certificates curl git python3 python3-venv python3-pip
+  ca-certificates git python3 python3-venv

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Installs the worker config that uworker-image generated (shell-quoted `export` lines)
-# as /etc/uworker/uworker.conf, readable by uworker only. Reads UWORKER_CONFIG_UPLOAD.
-# Never prints the file: it holds passwords.
+# Installs the worker config that uworker-image generated from the UWORKER_* secrets
+# (shell-quoted `export KEY='value'` lines) as /etc/uworker/uworker.conf, owner uworker,
+# mode 0600. Reads UWORKER_CONFIG_UPLOAD. Never prints the file: it holds passwords.
+# When the content changed, asks for a worker restart (/run/uworker-provision/restart).
 set -euo pipefail
 
 upload=${UWORKER_CONFIG_UPLOAD:-/tmp/uworker.conf}
+config=/etc/uworker/uworker.conf
 if [ ! -f "$upload" ]; then
   echo "40-worker-config.sh: $upload is missing: the worker_config step must run first" >&2
   exit 1
 fi
 
 install -d -m 0750 -o root -g uworker /etc/uworker
-install -m 0600 -o uworker -g uworker "$upload" /etc/uworker/uworker.conf
+if cmp -s "$upload" "$config"; then
+  echo "40-worker-config.sh: $config is unchanged"
+else
+  install -m 0600 -o uworker -g uworker "$upload" "$config"
+  install -d -m 0755 /run/uworker-provision
+  touch /run/uworker-provision/restart
+  echo "40-worker-config.sh: installed $config"
+fi
+# Owner and mode even when someone changed them by hand.
+chown uworker:uworker "$config"
+chmod 0600 "$config"
 rm -f "$upload"

@@ -1,19 +1,50 @@
 #!/usr/bin/env bash
-# Installs the worker's systemd unit and enables it at boot. It is not started here: on
-# the build VM a running worker would claim real jobs just before the snapshot.
-# Reads UWORKER_UNIT_UPLOAD.
+# Installs the worker's systemd unit, its start command and the mode drop-in chosen from
+# the installed config: command mode when UWORKER_JOB_CMD and UWORKER_JOB_API_PROJECT are
+# both set, docker execution mode otherwise. Enables the unit at boot; does not start it
+# (on the build VM a running worker would claim real jobs just before the snapshot).
+# Reads UWORKER_FILES (the uploaded provision/files). Changes nothing when all is in
+# place; otherwise asks for a worker restart (/run/uworker-provision/restart). Runs as root.
 set -euo pipefail
 
-upload=${UWORKER_UNIT_UPLOAD:-/tmp/uworker.service}
-if [ -f "$upload" ]; then
-  install -m 0644 -o root -g root "$upload" /etc/systemd/system/uworker.service
-  rm -f "$upload"
-elif [ ! -f /etc/systemd/system/uworker.service ]; then
-  echo "50-service.sh: $upload is missing: the unit upload step must run first" >&2
-  exit 1
+files=${UWORKER_FILES:-/tmp/uworker-files}
+config=/etc/uworker/uworker.conf
+[ -d "$files" ] || { echo "50-service.sh: $files is missing: the files upload step must run first" >&2; exit 1; }
+[ -f "$config" ] || { echo "50-service.sh: $config is missing: 40-worker-config.sh must run first" >&2; exit 1; }
+
+# Read the config as the worker's start command will: in a shell, in a subshell.
+if (
+  set +u
+  # shellcheck source=/dev/null
+  . "$config"
+  [ -n "${UWORKER_JOB_CMD:-}" ] && [ -n "${UWORKER_JOB_API_PROJECT:-}" ]
+); then
+  mode='command'
+else
+  mode=docker
 fi
 
-if [ -d /run/systemd/system ]; then
-  systemctl daemon-reload
+changed=0
+# install_file SRC DEST MODE: installs when the content or mode differs.
+install_file() {
+  if ! cmp -s "$1" "$2" || [ "$(stat -c %a "$2")" != "$3" ]; then
+    install -D -m "$3" -o root -g root "$1" "$2"
+    changed=1
+  fi
+}
+install_file "$files/uworker-run" /opt/uworker/bin/uworker-run 755
+install_file "$files/uworker.service" /etc/systemd/system/uworker.service 644
+install_file "$files/mode-$mode.conf" /etc/systemd/system/uworker.service.d/mode.conf 644
+rm -rf "$files"
+
+if [ "$changed" = 1 ]; then
+  echo "50-service.sh: installed the uworker unit ($mode mode)"
+  install -d -m 0755 /run/uworker-provision
+  touch /run/uworker-provision/restart
+  if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+  fi
+else
+  echo "50-service.sh: the uworker unit is in place ($mode mode)"
 fi
-systemctl enable uworker.service
+systemctl is-enabled --quiet uworker.service || systemctl enable uworker.service

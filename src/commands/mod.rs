@@ -31,6 +31,7 @@ use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
 use crate::vars;
 use crate::workdir::Workdir;
+use crate::worker_source;
 
 pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
     match &cli.command {
@@ -58,13 +59,14 @@ pub struct Session {
 
 impl Session {
     pub fn load(global: &Global, env: &Env) -> Result<Session> {
-        let definition = Definition::load(&global.dir)?;
+        let mut definition = Definition::load(&global.dir)?;
         let options = InputOptions {
             var_file: global.var_file.clone(),
             vars: global.vars.clone(),
             worker_config: global.worker_config.clone(),
         };
-        let inputs = Inputs::gather(&definition, &options, env)?;
+        let mut inputs = Inputs::gather(&definition, &options, env)?;
+        wire_worker_source(&mut definition, &mut inputs)?;
         let redactor = Redactor::for_run(&inputs.worker, env);
         let cache_dir = env
             .get("XDG_CACHE_HOME")
@@ -107,6 +109,19 @@ impl Session {
             });
         }
         let worker = &self.inputs.worker;
+        // Command mode needs both; one alone would start a worker that stops at once.
+        let command_mode = ["UWORKER_JOB_CMD", "UWORKER_JOB_API_PROJECT"];
+        let unset = worker.missing(command_mode);
+        if unset.len() == 1 {
+            bail!(InputError::Invalid {
+                origin: "worker config".into(),
+                key: unset[0].into(),
+                message: format!(
+                    "not set, but {} is: command mode needs both (set neither for docker execution mode)",
+                    command_mode.iter().find(|k| **k != unset[0]).expect("two keys")
+                ),
+            });
+        }
         if let Some(root) = worker.get("UWORKER_JOB_API_ROOT") {
             check_url(root).map_err(|message| InputError::Invalid {
                 origin: worker
@@ -179,6 +194,21 @@ impl Session {
             hashed,
         ))
     }
+}
+
+/// A local `worker_source` becomes an upload step whose content is fingerprinted.
+fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Result<()> {
+    let Some(value) = inputs.values.get(worker_source::VARIABLE) else {
+        return Ok(());
+    };
+    let source =
+        worker_source::classify(&definition.dir, value).map_err(|message| InputError::Invalid {
+            origin: inputs.origins[worker_source::VARIABLE].clone(),
+            key: worker_source::VARIABLE.into(),
+            message,
+        })?;
+    worker_source::wire(definition, &mut inputs.values, &source);
+    Ok(())
 }
 
 /// Run-time facts for the var-file that are not inputs of the image.

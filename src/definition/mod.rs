@@ -109,6 +109,19 @@ impl Step {
         }
     }
 
+    /// The strings of this step that packer interpolates.
+    pub fn texts(&self) -> Vec<&str> {
+        let mut texts: Vec<&str> = self.environment.values().map(String::as_str).collect();
+        match &self.kind {
+            StepKind::Inline(lines) => texts.extend(lines.iter().map(String::as_str)),
+            StepKind::Upload { destination, .. } | StepKind::WorkerConfig { destination } => {
+                texts.push(destination)
+            }
+            StepKind::Script(_) => {}
+        }
+        texts
+    }
+
     /// Local paths this step reads, relative to the definition directory.
     pub fn local_sources(&self) -> Option<&str> {
         match &self.kind {

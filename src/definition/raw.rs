@@ -364,23 +364,10 @@ fn convert_step(raw: RawStep, line: usize, known_vars: &[String]) -> Result<Step
         only,
         line,
     };
-    for text in step_texts(&step) {
+    for text in step.texts() {
         vars::check_references(text, known_vars)?;
     }
     Ok(step)
-}
-
-/// The strings of a step that packer interpolates.
-fn step_texts(step: &Step) -> Vec<&str> {
-    let mut texts: Vec<&str> = step.environment.values().map(String::as_str).collect();
-    match &step.kind {
-        StepKind::Inline(lines) => texts.extend(lines.iter().map(String::as_str)),
-        StepKind::Upload { destination, .. } | StepKind::WorkerConfig { destination } => {
-            texts.push(destination)
-        }
-        StepKind::Script(_) => {}
-    }
-    texts
 }
 
 fn is_env_name(s: &str) -> bool {

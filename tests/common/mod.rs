@@ -9,8 +9,10 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod compute;
+pub mod job_service;
 pub mod openstack;
 pub mod sshd;
+pub mod systemd_host;
 
 /// Secrets that break naive quoting: quotes, `$`, spaces, a backslash and a newline.
 pub const NASTY_PASSWORD: &str = "p'a\"s s$HOME `id` \\n\nsecond line";

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The worker package in its own venv, /opt/uworker/venv (owned by root: the worker cannot
+# change its own code). WORKER_SOURCE is a pip requirement, or the copy of a local source
+# directory or package file that uworker-image uploaded to /tmp/uworker-worker-source.
+# Installs only when the source changed (a stamp records what was installed); then asks
+# for a worker restart (/run/uworker-provision/restart). Runs as root.
+set -euo pipefail
+
+: "${WORKER_SOURCE:?WORKER_SOURCE must name the worker package (a pip requirement or a path)}"
+venv=/opt/uworker/venv
+stamp=/opt/uworker/installed-source
+upload=/tmp/uworker-worker-source
+
+# What is being installed: the requirement itself, or the digest of the uploaded content.
+if [ -d "$WORKER_SOURCE" ]; then
+  wanted="directory $(cd "$WORKER_SOURCE" && find . -type f -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+elif [ -f "$WORKER_SOURCE" ]; then
+  wanted="file $(basename "$WORKER_SOURCE") $(sha256sum <"$WORKER_SOURCE" | cut -d' ' -f1)"
+else
+  wanted="requirement $WORKER_SOURCE"
+fi
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$venv/bin/uworker" ]; then
+  echo "35-worker.sh: the worker is installed from this source already"
+else
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  pip=("$venv/bin/pip" --disable-pip-version-check --no-cache-dir --quiet)
+  # The worker needs ConcurrentLogHandler 0.9.1, whose setup.py uses use_2to3 (gone in
+  # setuptools 58) and downloads setuptools when built in isolation: build it against an
+  # older setuptools, without isolation. SETUPTOOLS_USE_DISTUTILS=local makes that
+  # setuptools use its own distutils, which Python 3.12 (Ubuntu 24.04) no longer has.
+  "${pip[@]}" install 'setuptools==57.5.0' 'wheel==0.45.1'
+  SETUPTOOLS_USE_DISTUTILS=local "${pip[@]}" install --no-build-isolation "$WORKER_SOURCE"
+  test -x "$venv/bin/uworker" || {
+    echo "35-worker.sh: $venv/bin/uworker missing after the install: is WORKER_SOURCE the worker?" >&2
+    exit 1
+  }
+  printf '%s\n' "$wanted" >"$stamp"
+  install -d -m 0755 /run/uworker-provision
+  touch /run/uworker-provision/restart
+  echo "35-worker.sh: installed the worker ($wanted)"
+fi
+
+# The uploaded copy (and pip's build files in it) is not part of the image.
+case $WORKER_SOURCE in
+  "$upload" | "$upload"/*) rm -rf "$upload" ;;
+esac

@@ -1,0 +1,186 @@
+//! A booted systemd test host (Debian 12, systemd as PID 1 under systemd-nspawn) from
+//! tests/harness/systemd-host.sh, reachable over SSH as user `ubuntu` (NOPASSWD sudo) on a
+//! loopback address of its own. Stopped when dropped: no process is left behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+/// The harness script (its header documents the interface).
+pub fn harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/systemd-host.sh")
+}
+
+/// The pristine rootfs directory (built and cached on first use, about a minute).
+/// Never boot it persistently: copy it first.
+pub fn rootfs() -> PathBuf {
+    let out = Command::new(harness())
+        .arg("rootfs")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("systemd-host.sh runs");
+    assert!(out.status.success(), "systemd-host.sh rootfs failed");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// How to boot a host.
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    /// A loopback address of its own, e.g. 127.0.2.1: sshd listens there only.
+    pub address: String,
+    pub port: u16,
+    /// The root directory; None: the pristine rootfs (volatile only).
+    pub root: Option<PathBuf>,
+    /// Writes land in `root` (kept after stop) instead of a tmpfs overlay.
+    pub persistent: bool,
+}
+
+impl BootOptions {
+    pub fn volatile(address: &str) -> BootOptions {
+        BootOptions {
+            address: address.to_string(),
+            port: 22,
+            root: None,
+            persistent: false,
+        }
+    }
+}
+
+pub struct SystemdHost {
+    /// Client key, authorized keys, nspawn.pid and boot.log (the console).
+    pub state: TempDir,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    running: bool,
+}
+
+impl SystemdHost {
+    /// Boots a host and returns once its sshd answers.
+    pub fn boot(options: &BootOptions) -> SystemdHost {
+        let state = tempfile::tempdir().unwrap();
+        let key = state.path().join("client_key");
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen runs")
+            .success();
+        assert!(ok, "ssh-keygen failed");
+        let mut cmd = Command::new(harness());
+        cmd.arg("boot")
+            .arg("--state")
+            .arg(state.path())
+            .args(["--address", &options.address])
+            .args(["--port", &options.port.to_string()])
+            .arg("--authorized-keys")
+            .arg(key.with_extension("pub"))
+            .arg(if options.persistent {
+                "--persistent"
+            } else {
+                "--volatile"
+            });
+        if let Some(root) = &options.root {
+            cmd.arg("--root").arg(root);
+        }
+        let host = SystemdHost {
+            state,
+            address: options.address.clone(),
+            port: options.port,
+            user: "ubuntu".into(),
+            running: true,
+        };
+        let ok = cmd.status().expect("systemd-host.sh runs").success();
+        assert!(ok, "systemd-host.sh boot failed (see above)");
+        host
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.state.path().join("client_key")
+    }
+
+    /// `--var` arguments pointing `test` at this host.
+    pub fn vars(&self) -> Vec<String> {
+        vec![
+            "--var".into(),
+            format!("test_host={}:{}", self.address, self.port),
+            "--var".into(),
+            format!("test_ssh_key={}", self.key().display()),
+            "--var".into(),
+            format!("test_ssh_username={}", self.user),
+        ]
+    }
+
+    /// Runs a bash script as root on the host (through ssh and sudo; the script goes on
+    /// stdin, so it needs no quoting).
+    pub fn root(&self, script: &str) -> Output {
+        let mut child = Command::new("ssh")
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-i"])
+            .arg(self.key())
+            .args(["-p", &self.port.to_string()])
+            .arg(format!("{}@{}", self.user, self.address))
+            .args(["sudo", "-n", "bash", "-s"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Like `root`, but the script must succeed; returns its stdout.
+    pub fn root_ok(&self, script: &str) -> String {
+        let out = self.root(script);
+        assert!(
+            out.status.success(),
+            "on the host, `{script}` failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Powers the host off (a clean shutdown, then force after `grace_s`).
+    pub fn stop_with_grace(&mut self, grace_s: u32) {
+        if !self.running {
+            return;
+        }
+        self.running = false;
+        let ok = Command::new(harness())
+            .arg("stop")
+            .arg("--state")
+            .arg(self.state.path())
+            .args(["--grace", &grace_s.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok || std::thread::panicking(),
+            "systemd-host.sh stop failed"
+        );
+    }
+
+    pub fn stop(&mut self) {
+        self.stop_with_grace(15);
+    }
+}
+
+impl Drop for SystemdHost {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
