@@ -12,7 +12,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::compute::{compute, faults, Compute};
+use common::job_service::JobService;
 use common::openstack::{env_pairs, unique};
+use common::systemd_host::{BootOptions, SystemdHost};
 use common::*;
 use reqwest::Method;
 use uworker_image::env::Env;
@@ -24,11 +26,21 @@ use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
 /// its cached Debian 12 rootfs for any active image, as a cloud boots the image's disk).
 const BASE_IMAGE: &str = "Debian 12 (e2e stand-in base)";
 
-/// One scenario at a time; each starts from a reset stand-in.
+/// One scenario at a time; each starts from a reset stand-in. The images of the
+/// definitions it names are deleted when it ends, passed or failed.
 struct Scenario {
-    _turn: MutexGuard<'static, ()>,
     compute: &'static Compute,
     cloud: Cloud,
+    definitions: std::cell::RefCell<Vec<String>>,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        for name in self.definitions.take() {
+            self.delete_images(&name);
+        }
+    }
 }
 
 impl Scenario {
@@ -40,10 +52,18 @@ impl Scenario {
         let cloud = region_cloud(compute);
         ensure_base_image(&cloud);
         Scenario {
-            _turn: turn,
             compute,
             cloud,
+            definitions: Default::default(),
+            _turn: turn,
         }
+    }
+
+    /// A definition name of this scenario: its images go when the scenario ends.
+    fn definition_name(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.definitions.borrow_mut().push(name.clone());
+        name
     }
 
     /// The tool's environment: the cloud in the stand-in's region and the worker secrets.
@@ -68,7 +88,8 @@ impl Scenario {
     fn delete_images(&self, name: &str) {
         let glance = Glance::new(&self.cloud).unwrap();
         for image in self.images(name) {
-            glance.delete(&image.id).unwrap();
+            let deleted = glance.delete(&image.id);
+            assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
         }
     }
 
@@ -150,7 +171,7 @@ fn build(s: &Scenario, def: &Fixture, extra: &[&str]) -> (Run, serde_json::Value
 #[test]
 fn transient_failures_are_retried_until_the_build_succeeds() {
     let s = Scenario::start();
-    let name = unique("e2e-retry-");
+    let name = s.definition_name("e2e-retry-");
     let def = small_definition(
         &name,
         "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n",
@@ -180,13 +201,12 @@ fn transient_failures_are_retried_until_the_build_succeeds() {
     assert_eq!(images.len(), 1, "{images:?}");
     assert_eq!(images[0].id, rec["image_id"].as_str().unwrap());
     assert_eq!(images[0].status, "active");
-    s.delete_images(&name);
 }
 
 #[test]
 fn a_failing_provisioner_is_not_retried() {
     let s = Scenario::start();
-    let name = unique("e2e-fail-");
+    let name = s.definition_name("e2e-fail-");
     let def = small_definition(
         &name,
         "#!/bin/sh\necho 'step 2 of 3 broke on purpose' >&2\nexit 7\n",
@@ -229,7 +249,7 @@ fn spawn_build(s: &Scenario, def: &Fixture) -> Child {
 #[test]
 fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
     let s = Scenario::start();
-    let name = unique("e2e-sigint-");
+    let name = s.definition_name("e2e-sigint-");
     let def = small_definition(
         &name,
         "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n",
@@ -345,4 +365,215 @@ fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
     );
     s.compute.reset();
     s.finish();
+}
+
+/// Loopback addresses of this suite (127.0.3.0/24; the stand-in serves on .1 and gives
+/// its servers .10-.99): the job service stand-in, and the host the built image boots as.
+const JOB_SERVICE_ADDRESS: &str = "127.0.3.2";
+const IMAGE_HOST_ADDRESS: &str = "127.0.3.100";
+const JOB_CMD: &str = "/bin/echo 'job' \"$1\" # a=b";
+const PROJECT: &str = "e2e-project";
+
+/// The repository's default definition, pointed at this cloud's base image, under a
+/// name of its own (so every run has a new fingerprint), with the worker stand-in inside
+/// it as a local `worker_source`.
+fn default_definition_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (from, to) in [
+        (root.join("provision/."), dir.path().to_path_buf()),
+        (
+            root.join("tests/fixtures/worker-standin"),
+            dir.path().join("worker-standin"),
+        ),
+    ] {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+    let toml = dir.path().join("image.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let retargeted = text
+        .replacen("name = \"uworker\"", &format!("name = \"{name}\""), 1)
+        .replacen(
+            "source_image_name = \"Ubuntu 22.04\"",
+            &format!("source_image_name = \"{BASE_IMAGE}\""),
+            1,
+        );
+    assert_ne!(text, retargeted);
+    assert_eq!(retargeted.matches(name).count(), 1, "{retargeted}");
+    std::fs::write(&toml, retargeted).unwrap();
+    dir
+}
+
+/// The worker's configuration (command mode), every value a secret.
+fn command_mode_config(service: &JobService) -> Vec<(String, String)> {
+    vec![
+        ("UWORKER_JOB_API_ROOT".into(), service.root()),
+        ("UWORKER_JOB_API_USERNAME".into(), NASTY_USERNAME.into()),
+        ("UWORKER_JOB_API_PASSWORD".into(), NASTY_PASSWORD.into()),
+        ("UWORKER_JOB_CMD".into(), JOB_CMD.into()),
+        ("UWORKER_JOB_API_PROJECT".into(), PROJECT.into()),
+    ]
+}
+
+fn build_default(
+    s: &Scenario,
+    def: &std::path::Path,
+    config: &[(String, String)],
+) -> (Run, serde_json::Value) {
+    let out = def.join("record.json");
+    let _ = std::fs::remove_file(&out);
+    let mut vars = s.compute.os_env();
+    vars.extend(config.iter().cloned());
+    let run = run_tool(
+        def,
+        &[
+            "--var",
+            "worker_source=worker-standin",
+            "build",
+            "--retry-delay",
+            "1s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &env_pairs(&vars),
+    );
+    for (_, value) in config {
+        for line in value.lines().filter(|l| l.trim().len() >= 4) {
+            assert!(!run.all().contains(line), "leaked {line:?}:\n{}", run.all());
+        }
+    }
+    let rec = if out.exists() {
+        record(&out)
+    } else {
+        serde_json::Value::Null
+    };
+    (run, rec)
+}
+
+/// The image's data from Glance (the provisioned root filesystem, a zstd tarball),
+/// unpacked into `root`.
+fn unpack_image(cloud: &Cloud, image_id: &str, root: &std::path::Path) {
+    let url = format!(
+        "{}/v2/images/{image_id}/file",
+        cloud.endpoint("image").unwrap()
+    );
+    let mut response = cloud.call(Method::GET, &url, |r| r).unwrap();
+    let tarball = root.with_extension("tar.zst");
+    let mut file = std::fs::File::create(&tarball).unwrap();
+    response.copy_to(&mut file).unwrap();
+    std::fs::create_dir_all(root).unwrap();
+    let ok = std::process::Command::new("tar")
+        .args(["--zstd", "--numeric-owner", "-xpf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(root)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "unpacking the image's data");
+    std::fs::remove_file(&tarball).unwrap();
+}
+
+/// Boots the image as a new host: the worker unit must come up by itself and log in to
+/// the job service with exactly the configured credentials.
+fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    unpack_image(&s.cloud, image_id, &root);
+    let mut host = SystemdHost::boot(&BootOptions {
+        address: IMAGE_HOST_ADDRESS.into(),
+        port: 22,
+        root: Some(root),
+        persistent: false,
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let token = loop {
+        let requests = service.requests();
+        if let Some(token) = requests.into_iter().find(|r| r.path == "/token") {
+            break token;
+        }
+        if Instant::now() > until {
+            let status = host.root("SYSTEMD_COLORS=0 systemctl status --no-pager uworker.service; journalctl -u uworker --no-pager | tail -20");
+            panic!(
+                "the worker of the booted image never logged in:\n{}",
+                String::from_utf8_lossy(&status.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        host.root_ok("systemctl is-active uworker.service"),
+        "active\n"
+    );
+    assert_eq!(
+        host.root_ok("systemctl show --property=User --value uworker.service"),
+        "uworker\n"
+    );
+    assert_eq!(
+        token.basic_auth,
+        Some((NASTY_USERNAME.to_string(), NASTY_PASSWORD.to_string())),
+        "the worker logs in with exactly the configured credentials"
+    );
+    assert_eq!(token.header("x-standin-mode"), Some("command"));
+    host.stop();
+}
+
+#[test]
+fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_worker() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-default-");
+    let def = default_definition_copy(&name);
+    let service = JobService::start(JOB_SERVICE_ADDRESS);
+    let config = command_mode_config(&service);
+
+    // 1. A fresh build: packer's openstack builder provisions the stand-in's server over
+    // SSH; the image is active in Glance with the fingerprint; the record is written.
+    let t0 = Instant::now();
+    let (run, rec) = build_default(&s, def.path(), &config);
+    let first = t0.elapsed();
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("(command mode)"), "{}", run.stderr);
+    assert!(run.stderr.contains("Connected to SSH!"), "{}", run.stderr);
+    assert_eq!(rec["action"], "build", "{rec:#}");
+    assert_eq!(rec["built"], true, "{rec:#}");
+    let image_id = rec["image_id"].as_str().unwrap().to_string();
+    let fingerprint = rec["fingerprint"].as_str().unwrap().to_string();
+    let image = Glance::new(&s.cloud).unwrap().get(&image_id).unwrap();
+    assert_eq!(image.status, "active");
+    assert_eq!(
+        image.property("uworker_fingerprint"),
+        Some(fingerprint.as_str())
+    );
+    assert_eq!(image.property("image_type"), Some("snapshot"));
+    let report = s.finish();
+    assert_eq!(report.calls("ServersController._create_image").len(), 1);
+
+    // 2. Again: an image with this fingerprint exists, so packer never starts.
+    s.compute.reset();
+    let (run, rec) = build_default(&s, def.path(), &config);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rec["action"], "skip", "{rec:#}");
+    assert_eq!(rec["image_id"], image_id.as_str());
+    assert!(!run.stderr.contains("packer build"), "{}", run.stderr);
+    let report = s.finish();
+    assert!(
+        report.0["calls"].as_array().unwrap().is_empty(),
+        "a skip makes no compute call: {:#}",
+        report.0["calls"]
+    );
+
+    // 3. The image works: booted as a new host, its worker starts and logs in.
+    let t1 = Instant::now();
+    boot_and_check_worker(&s, &image_id, &service);
+    eprintln!(
+        "default definition: build {first:?}, boot check {:?}",
+        t1.elapsed()
+    );
 }
