@@ -288,6 +288,7 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
     seen.extend(lines_rx.try_iter());
     let log = seen.join("\n");
     assert!(took < Duration::from_secs(10), "exit took {took:?}:\n{log}");
+    eprintln!("SIGINT mid-provisioning: exit {status:?} after {took:?}");
     assert_eq!(status.code(), Some(130), "{log}");
     assert!(!log.contains("provisioning-finished"), "{log}");
 
