@@ -24,6 +24,31 @@ pub fn default_definition() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("provision")
 }
 
+/// A copy of the default definition with the worker stand-in (tests/fixtures/worker-standin)
+/// inside it, for `--var worker_source=worker-standin` (a local worker_source must be a
+/// path in the definition directory).
+pub fn default_definition_with_worker_standin() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (from, to) in [
+        (root.join("provision/."), dir.path().to_path_buf()),
+        (
+            root.join("tests/fixtures/worker-standin"),
+            dir.path().join("worker-standin"),
+        ),
+    ] {
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&from)
+            .arg(&to)
+            .status()
+            .expect("cp runs")
+            .success();
+        assert!(ok, "copying {} failed", from.display());
+    }
+    dir
+}
+
 /// A definition directory in a temp dir.
 pub struct Fixture {
     pub dir: TempDir,

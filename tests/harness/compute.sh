@@ -11,27 +11,15 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/harness/venv.sh
+. "$here/venv.sh"
 cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}
 venv=$cache/nova-venv
-constraints=$here/compute/constraints.txt
 
-say() { printf '[compute harness] %s\n' "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
+die() { printf '[compute harness] ERROR: %s\n' "$*" >&2; exit 1; }
 
 install() {
-  local want
-  want="nova==34.0.0 $(md5sum <"$constraints" | cut -c1-12)"
-  if [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$want" ]; then
-    return
-  fi
-  say "installing nova's API schemas into $venv (once; about a minute)"
-  rm -rf "$venv"
-  mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -c "$constraints" nova==34.0.0 \
-    >"$cache/nova-pip-install.log" 2>&1 \
-    || { tail -n 30 "$cache/nova-pip-install.log" >&2; die "pip install failed"; }
-  echo "$want" >"$venv/.stamp"
+  ensure_venv "$venv" "$here/compute/constraints.txt" "$cache/nova-pip-install.log" nova==34.0.0
 }
 
 case ${1:-} in

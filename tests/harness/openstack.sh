@@ -12,6 +12,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/harness/venv.sh
+. "$here/venv.sh"
 cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}
 dir=${UWORKER_TEST_OPENSTACK:-${TMPDIR:-/tmp}/uworker-image-openstack}
 keystone_port=${KEYSTONE_PORT:-35000}
@@ -45,19 +47,8 @@ stop() {
 }
 
 install() {
-  local want
-  want="keystone==29.1.0 glance==32.0.0 uWSGI==2.0.31 $(md5sum <"$here/openstack-constraints.txt" | cut -c1-12)"
-  if [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$want" ]; then
-    return
-  fi
-  say "installing keystone + glance into $venv (once; about a minute)"
-  rm -rf "$venv"
-  mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -c "$here/openstack-constraints.txt" \
-    keystone==29.1.0 glance==32.0.0 uWSGI==2.0.31 >"$cache/pip-install.log" 2>&1 \
-    || { tail -n 30 "$cache/pip-install.log" >&2; die "pip install failed"; }
-  echo "$want" >"$venv/.stamp"
+  ensure_venv "$venv" "$here/openstack-constraints.txt" "$cache/pip-install.log" \
+    keystone==29.1.0 glance==32.0.0 uWSGI==2.0.31
 }
 
 uwsgi_ini() { # name port module env
