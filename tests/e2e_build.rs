@@ -549,3 +549,82 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
         t1.elapsed()
     );
 }
+
+/// A floating IP allocated on the cloud's external network, as a user does beforehand
+/// (`openstack floating ip create public`): (ID, address).
+fn allocate_floating_ip(cloud: &Cloud) -> (String, String) {
+    let network = cloud.endpoint("network").unwrap();
+    let networks: serde_json::Value = cloud
+        .call(
+            Method::GET,
+            &format!("{network}/v2.0/networks?router:external=true"),
+            |r| r,
+        )
+        .unwrap()
+        .json()
+        .unwrap();
+    let public = networks["networks"][0]["id"].as_str().unwrap();
+    let body = serde_json::json!({"floatingip": {"floating_network_id": public}});
+    let created: serde_json::Value = cloud
+        .call(Method::POST, &format!("{network}/v2.0/floatingips"), |r| {
+            r.json(&body)
+        })
+        .unwrap()
+        .json()
+        .unwrap();
+    let fip = &created["floatingip"];
+    (
+        fip["id"].as_str().unwrap().to_string(),
+        fip["floating_ip_address"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
+    let s = Scenario::start();
+    let (fip, address) = allocate_floating_ip(&s.cloud);
+    let name = s.definition_name("e2e-fip-");
+    let def = small_definition(&name, "#!/bin/sh\necho \"provisioned $(hostname)\"\n");
+    // The seed's variable holds the address; packer's `floating_ip` takes the ID, which
+    // `build` looks up.
+    let var = format!("openstack_free_floating_ip={address}");
+    let (run, rec) = build(&s, def.path(), &plain_config(), &["--var", &var], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains(&format!("build: floating IP {address} is {fip}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(rec["built"], true, "{rec:#}");
+    assert!(
+        run.stderr
+            .contains(&format!("Using ssh communicator to connect: {address}")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("provisioned uwtest-host"),
+        "{}",
+        run.stderr
+    );
+    let report = s.compute.report();
+    assert_eq!(report.calls("neutron PUT floatingips").len(), 1);
+    assert_eq!(report.calls("InterfaceAttachmentController.index").len(), 1);
+    // The server's deletion freed the address; the floating IP itself is the user's.
+    let network = s.cloud.endpoint("network").unwrap();
+    let url = format!("{network}/v2.0/floatingips/{fip}");
+    let now: serde_json::Value = s
+        .cloud
+        .call(Method::GET, &url, |r| r)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        now["floatingip"]["port_id"],
+        serde_json::Value::Null,
+        "{now:#}"
+    );
+    s.cloud.call(Method::DELETE, &url, |r| r).unwrap();
+    s.finish();
+}

@@ -5,7 +5,7 @@
 //! its stdin (held here) closes.
 //!
 //! Environment: UWORKER_TEST_COMPUTE_NET (default 127.0.3): the /24 of loopback addresses
-//! it serves on (.1) and gives its servers (.10-.99).
+//! it serves on (.1), gives its servers (.10-.99) and its floating IPs (.200-.250).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -78,6 +78,7 @@ fn start() -> Compute {
         .arg("--host-script")
         .arg(harness("systemd-host.sh"))
         .args(["--addresses", &format!("{net}.10-{net}.99")])
+        .args(["--floating-addresses", &format!("{net}.200-{net}.250")])
         .stdin(Stdio::piped())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -146,6 +147,7 @@ impl Report {
             "servers",
             "keypairs",
             "containers",
+            "floating_ips",
             "violations",
             "unimplemented",
             "errors",
@@ -176,7 +178,7 @@ impl Compute {
         let until = Instant::now() + within;
         loop {
             let report = self.report();
-            let busy = ["servers", "keypairs", "containers"]
+            let busy = ["servers", "keypairs", "containers", "floating_ips"]
                 .iter()
                 .any(|k| !report.list(k).is_empty());
             if !busy || Instant::now() >= until {

@@ -19,7 +19,7 @@ venv=$cache/nova-venv
 die() { printf '[compute harness] ERROR: %s\n' "$*" >&2; exit 1; }
 
 install() {
-  ensure_venv "$venv" "$here/compute/constraints.txt" "$cache/nova-pip-install.log" nova==34.0.0
+  ensure_venv "$venv" "$here/compute/constraints.txt" "$cache/nova-pip-install.log" nova==34.0.0 neutron-lib==5.0.1
 }
 
 case ${1:-} in

@@ -1,5 +1,6 @@
 """python -m nova_standin --listen ADDR --url-file F --state DIR --keystone URL --region R
                         --host-script systemd-host.sh --addresses 127.0.3.10-127.0.3.99
+                        --floating-addresses 127.0.3.200-127.0.3.250
 
 Serves until stdin closes (the test process that started it ended) or SIGTERM/SIGINT,
 then destroys every host it booted. Writes its base URL to --url-file once it listens."""
@@ -25,11 +26,13 @@ def main():
     parser.add_argument("--region", required=True)
     parser.add_argument("--host-script", required=True, help="tests/harness/systemd-host.sh")
     parser.add_argument("--addresses", required=True, help="server address pool: A.B.C.x-A.B.C.y")
+    parser.add_argument("--floating-addresses", required=True, help="floating IP pool, likewise")
     args = parser.parse_args()
 
     from .api import Api
     from .compute import Compute
     from .hosts import Hosts, address_pool
+    from .network import Network
     from .openstack import Identity
     from .server import StandIn
 
@@ -45,7 +48,9 @@ def main():
     hosts.clean_leftovers()
     api = Api()
     compute = Compute(hosts, None, log)
-    httpd = StandIn((args.listen, args.port), api, Identity(args.keystone, args.region), compute, log)
+    compute.network = Network(compute, address_pool(args.floating_addresses), log)
+    httpd = StandIn((args.listen, args.port), api, Identity(args.keystone, args.region), compute,
+                    compute.network, log)
     compute.base_url = f"http://{args.listen}:{httpd.server_address[1]}"
 
     stopping = threading.Event()

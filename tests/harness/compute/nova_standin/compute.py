@@ -17,6 +17,7 @@ from nova.api.openstack import api_version_request
 
 from .api import Api, ApiError
 from .hosts import HostError
+from .network import PRIVATE_NETWORK_ID, PRIVATE_SUBNET_ID
 from .openstack import Glance
 
 # (id, name, ram MiB, vcpus, disk GiB): a small public flavor list.
@@ -72,6 +73,7 @@ class Server:
         self.launched = None
         self.vm_state, self.task_state, self.power_state = "building", "scheduling", 0
         self.address = None
+        self.port_id = str(uuid.uuid4())
         self.fault = None
         self.worker = None  # the background thread of the current task
 
@@ -101,6 +103,7 @@ class Compute:
         self.servers = {}
         self.keypairs = {}  # (user_id, name) -> keypair
         self.errors = []  # background failures the stand-in itself hit
+        self.network = None  # the Network, for the ports of deleted servers
         self.lock = threading.RLock()
         self.handlers = {
             "Versions.index": self.versions,
@@ -116,6 +119,7 @@ class Compute:
             "ServersController.delete": self.server_delete,
             "ServersController._stop": self.server_stop,
             "ServersController._create_image": self.server_create_image,
+            "InterfaceAttachmentController.index": self.server_interfaces,
         }
 
     # Each handler takes (call) and returns (status, body, headers).
@@ -339,6 +343,26 @@ class Compute:
             view["locked"] = False
         return view
 
+    def server_by_port(self, port_id):
+        with self.lock:
+            for server in self.servers.values():
+                if server.port_id == port_id and server.task_state != "deleting":
+                    return server
+        return None
+
+    def server_interfaces(self, call):
+        """The server's one port on the private network (packer finds the port to give
+        the floating IP here)."""
+        with self.lock:
+            server = self.servers.get(call.operation.params["server_id"])
+            if server is None or server.project_id != call.caller.project_id:
+                raise ApiError(404, f"Instance {call.operation.params['server_id']} could not be found.")
+            ports = [] if not server.address else [{
+                "port_state": "ACTIVE", "port_id": server.port_id, "net_id": PRIVATE_NETWORK_ID,
+                "mac_addr": _mac(server.id),
+                "fixed_ips": [{"subnet_id": PRIVATE_SUBNET_ID, "ip_address": server.address}]}]
+        return 200, {"interfaceAttachments": ports}, {}
+
     def server_delete(self, call):
         with self.lock:
             server = self._server(call)
@@ -356,6 +380,8 @@ class Compute:
         if previous is not None:
             previous.join(timeout=120)
         self.hosts.remove(server.id)
+        if self.network is not None:
+            self.network.port_gone(server.port_id)
         if server.address:
             self.hosts.release(server.address)
         with self.lock:
@@ -427,12 +453,15 @@ class Compute:
                             for s in self.servers.values()],
                 "keypairs": [k["name"] for k in self.keypairs.values()],
                 "containers": self.hosts.running(),
+                "floating_ips": self.network.report() if self.network else [],
                 "errors": list(self.errors),
                 "faults": vars(self.faults),
             }
 
     def shutdown(self):
         """Destroys every host left (the stand-in is going away)."""
+        if self.network is not None:
+            self.network.shutdown()
         for server_id in list(self.servers):
             self.hosts.remove(server_id)
 

@@ -13,8 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from nova.api.openstack import api_version_request
 
+from . import network
 from .api import PREFIX, ApiError, parse_query
 
+NETWORK_PREFIX = "/networking/v2.0"
 VERSION_HEADER = "OpenStack-API-Version"
 LEGACY_VERSION_HEADER = "X-OpenStack-Nova-API-Version"
 
@@ -47,9 +49,10 @@ class Journal:
 class StandIn(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, api, identity, compute, log):
+    def __init__(self, address, api, identity, compute, network, log):
         super().__init__(address, Handler)
         self.api, self.identity, self.compute, self.log = api, identity, compute, log
+        self.network = network
         self.journal = Journal()
 
 
@@ -101,9 +104,8 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path == PREFIX:
                 # Nova serves the bare version document without authentication.
                 operation, caller, token = api.resolve(method, "/", body), None, None
-            elif url.path.startswith("/networking/"):
-                self.server.journal.add("unimplemented", f"{method} {url.path}?{url.query}")
-                raise ApiError(501, "networking: not implemented")
+            elif url.path.startswith(NETWORK_PREFIX + "/"):
+                return self._network(method, url, body, query, started)
             elif url.path.startswith(PREFIX + "/"):
                 version = api.version(self.headers)
                 token = self.headers.get("X-Auth-Token")
@@ -132,9 +134,40 @@ class Handler(BaseHTTPRequestHandler):
             "version": version.get_string(), "status": status,
             "ms": round((time.monotonic() - started) * 1000)})
 
+    def _network(self, method, url, body, query, started):
+        """Networking: Neutron's rules (neutron-lib) instead of Nova's schemas."""
+        path = url.path[len(NETWORK_PREFIX):]
+        resource = path.strip("/").split("/")[0]
+        name = f"neutron {method} {resource}"
+        try:
+            caller = self.server.identity.check(self.headers.get("X-Auth-Token"))
+            if resource not in network.RESOURCES:
+                self.server.journal.add("unimplemented", f"{method} {url.path}")
+                raise ApiError(501, f"the networking stand-in does not implement {path}")
+            problems = network.check_query(resource, query)
+            if method in ("POST", "PUT"):
+                problems += network.check_body(resource, body, method == "POST", caller.project_id)
+            if problems:
+                self._violation(method, url, name, None, problems, body)
+                raise ApiError(400, "; ".join(problems))
+            status, answer = self.server.network.handle(method, path, query, body, caller)
+            items = [] if answer is None else next(iter(answer.values()))
+            for item in items if isinstance(items, list) else [items]:
+                problems += network.check_answer(resource, item)
+            if problems:
+                self._violation(method, url, name, None, problems, answer)
+        except ApiError as error:
+            status, answer = error.status, {"NeutronError": {
+                "type": "HTTPError", "message": error.message, "detail": ""}}
+        self._answer(status, answer, {})
+        self.server.journal.add("calls", {
+            "method": method, "path": url.path, "query": url.query, "operation": name,
+            "version": "-", "status": status,
+            "ms": round((time.monotonic() - started) * 1000)})
+
     def _violation(self, method, url, name, version, problems, document):
         entry = {"call": f"{method} {url.path}", "operation": name,
-                 "version": version.get_string(), "problems": problems,
+                 "version": version.get_string() if version else "-", "problems": problems,
                  "document": json.dumps(document)[:4000]}
         self.server.journal.add("violations", entry)
         self.server.log(f"SCHEMA VIOLATION {entry}")
