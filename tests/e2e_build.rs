@@ -117,12 +117,18 @@ fn ensure_base_image(cloud: &Cloud) {
 
 /// A small definition: one script step on the stand-in's Debian host.
 fn small_definition(name: &str, script: &str) -> Fixture {
+    small_definition_with(name, "", script)
+}
+
+/// The small definition with more keys in its target.
+fn small_definition_with(name: &str, target_keys: &str, script: &str) -> Fixture {
     let f = Fixture::new(&format!(
         "name = \"{name}\"\n\
          [target.e2e]\n\
          source_image_name = \"{BASE_IMAGE}\"\n\
          flavor = \"c1.small\"\n\
          ssh_username = \"ubuntu\"\n\
+         {target_keys}\n\
          [[provision]]\n\
          script = \"step.sh\"\n"
     ));
@@ -611,6 +617,32 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     let report = s.compute.report();
     assert_eq!(report.calls("neutron PUT floatingips").len(), 1);
     assert_eq!(report.calls("InterfaceAttachmentController.index").len(), 1);
+
+    // A target's own floating_ip is in the template as written: an address there is
+    // refused before packer, with the ID to write instead.
+    s.compute.reset();
+    let literal = s.definition_name("e2e-fiplit-");
+    let def = small_definition_with(
+        &literal,
+        &format!("floating_ip = \"{address}\""),
+        "#!/bin/sh\ntrue\n",
+    );
+    let (run, _) = build(&s, def.path(), &plain_config(), &[], &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("floating_ip")
+            && run
+                .stderr
+                .contains(&format!("write \"{fip}\" (the ID of {address})")),
+        "{}",
+        run.stderr
+    );
+    assert!(s
+        .compute
+        .report()
+        .calls("ServersController.create")
+        .is_empty());
+
     // The server's deletion freed the address; the floating IP itself is the user's.
     let network = s.cloud.endpoint("network").unwrap();
     let url = format!("{network}/v2.0/floatingips/{fip}");
@@ -627,4 +659,31 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     );
     s.cloud.call(Method::DELETE, &url, |r| r).unwrap();
     s.finish();
+}
+
+#[test]
+fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-pool-");
+    let def = small_definition_with(
+        &name,
+        "floating_ip_network = \"public\"",
+        "#!/bin/sh\necho \"provisioned $(hostname)\"\n",
+    );
+    let (run, rec) = build(&s, def.path(), &plain_config(), &[], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rec["built"], true, "{rec:#}");
+    let report = s.finish();
+    assert_eq!(
+        report.calls("neutron POST floatingips").len(),
+        1,
+        "{:#}",
+        report.0["calls"]
+    );
+    assert_eq!(
+        report.calls("neutron DELETE floatingips").len(),
+        1,
+        "{:#}",
+        report.0["calls"]
+    );
 }
