@@ -175,6 +175,21 @@ fn build(
     (run, rec)
 }
 
+/// The small scenarios' step: it says where it ran.
+const PROVISION_HOSTNAME: &str = "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n";
+
+/// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, and the
+/// record says so.
+fn assert_built(run: &Run, rec: &serde_json::Value) {
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rec["built"], true, "{rec:#}");
+    assert!(
+        run.stderr.contains("provisioned uwtest-host"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// The plain worker config of the small scenarios.
 fn plain_config() -> Vec<(String, String)> {
     worker_env()
@@ -187,23 +202,14 @@ fn plain_config() -> Vec<(String, String)> {
 fn transient_failures_are_retried_until_the_build_succeeds() {
     let s = Scenario::start();
     let name = s.definition_name("e2e-retry-");
-    let def = small_definition(
-        &name,
-        "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n",
-    );
+    let def = small_definition(&name, PROVISION_HOSTNAME);
     // Attempt 1: HTTP 500 on server create; attempt 2: the server goes to ERROR.
     s.compute
         .inject(faults(&[("create_500", 1), ("boot_error", 1)]));
     let (run, rec) = build(&s, def.path(), &plain_config(), &[], &["--attempts", "3"]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert_eq!(rec["built"], true, "{rec:#}");
+    assert_built(&run, &rec);
     assert_eq!(rec["attempts"], 3, "{rec:#}");
     assert!(run.stderr.contains("attempt 3 of 3"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("provisioned uwtest-host"),
-        "{}",
-        run.stderr
-    );
 
     let report = s.finish();
     let creates: Vec<u64> = report
@@ -590,30 +596,18 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     let s = Scenario::start();
     let (fip, address) = allocate_floating_ip(&s.cloud);
     let name = s.definition_name("e2e-fip-");
-    let def = small_definition(&name, "#!/bin/sh\necho \"provisioned $(hostname)\"\n");
+    let def = small_definition(&name, PROVISION_HOSTNAME);
     // The seed's variable holds the address; packer's `floating_ip` takes the ID, which
     // `build` looks up.
     let var = format!("openstack_free_floating_ip={address}");
     let (run, rec) = build(&s, def.path(), &plain_config(), &["--var", &var], &[]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(
-        run.stderr
-            .contains(&format!("build: floating IP {address} is {fip}")),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(rec["built"], true, "{rec:#}");
-    assert!(
-        run.stderr
-            .contains(&format!("Using ssh communicator to connect: {address}")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("provisioned uwtest-host"),
-        "{}",
-        run.stderr
-    );
+    assert_built(&run, &rec);
+    for said in [
+        format!("build: floating IP {address} is {fip}"),
+        format!("Using ssh communicator to connect: {address}"),
+    ] {
+        assert!(run.stderr.contains(&said), "{said}:\n{}", run.stderr);
+    }
     let report = s.compute.report();
     assert_eq!(report.calls("neutron PUT floatingips").len(), 1);
     assert_eq!(report.calls("InterfaceAttachmentController.index").len(), 1);
@@ -668,11 +662,10 @@ fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
     let def = small_definition_with(
         &name,
         "floating_ip_network = \"public\"",
-        "#!/bin/sh\necho \"provisioned $(hostname)\"\n",
+        PROVISION_HOSTNAME,
     );
     let (run, rec) = build(&s, def.path(), &plain_config(), &[], &[]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert_eq!(rec["built"], true, "{rec:#}");
+    assert_built(&run, &rec);
     let report = s.finish();
     assert_eq!(
         report.calls("neutron POST floatingips").len(),
