@@ -7,6 +7,7 @@ Test control lives under /_standin/ (faults to inject, the report, a reset)."""
 import json
 import threading
 import time
+import traceback
 import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -128,6 +129,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._violation(method, url, name, version, problems, answer)
         except ApiError as error:
             status, answer, headers = error.status, error.body(), {}
+        except Exception as error:  # the stand-in's own bug: answered, and fails the test
+            error = self._crash(method, url, error)
+            status, answer, headers = error.status, error.body(), {}
         self._answer(status, answer, headers, version)
         self.server.journal.add("calls", {
             "method": method, "path": url.path, "query": url.query, "operation": name,
@@ -156,7 +160,9 @@ class Handler(BaseHTTPRequestHandler):
                 problems += network.check_answer(resource, item)
             if problems:
                 self._violation(method, url, name, None, problems, answer)
-        except ApiError as error:
+        except Exception as error:
+            if not isinstance(error, ApiError):
+                error = self._crash(method, url, error)
             status, answer = error.status, {"NeutronError": {
                 "type": "HTTPError", "message": error.message, "detail": ""}}
         self._answer(status, answer, {})
@@ -164,6 +170,13 @@ class Handler(BaseHTTPRequestHandler):
             "method": method, "path": url.path, "query": url.query, "operation": name,
             "version": "-", "status": status,
             "ms": round((time.monotonic() - started) * 1000)})
+
+    def _crash(self, method, url, error):
+        """An unexpected exception while answering: recorded as the stand-in's error."""
+        detail = "".join(traceback.format_exception(error))[-2000:]
+        self.server.compute.errors.append(f"{method} {url.path}: {detail}")
+        self.server.log(f"ERROR {method} {url.path}: {detail}")
+        return ApiError(500, f"the stand-in failed: {error}")
 
     def _violation(self, method, url, name, version, problems, document):
         entry = {"call": f"{method} {url.path}", "operation": name,
