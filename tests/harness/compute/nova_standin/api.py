@@ -3,7 +3,6 @@ microversion negotiation, the version documents and the JSON schemas every reque
 response is checked against. Nothing here runs Nova; it only reads what Nova declares.
 """
 
-import inspect
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from nova.api.validation import validators
 
 # The stand-in serves the v2.1 API under this prefix, as Nova's api-paste does.
 PREFIX = "/v2.1"
+VERSION_HEADER = "OpenStack-API-Version"
 LEGACY_VERSION_HEADER = "X-OpenStack-Nova-API-Version"
 
 
@@ -141,12 +141,6 @@ class Api:
 
     # -- schemas ---------------------------------------------------------------------
 
-    @staticmethod
-    def has_schemas(operation):
-        """Whether Nova declares a response schema for the operation (every operation the
-        stand-in implements must have one, or its answers would go unchecked)."""
-        return getattr(operation.method, "response_body_schemas", None) is not None
-
     def check_request(self, operation, version, body, query):
         """Violations of Nova's request body and query schemas (empty when none). Where
         Nova declares no schema it checks nothing, and neither does the stand-in."""
@@ -196,10 +190,3 @@ def parse_query(query_string):
     """The query as Nova's validators see it: each name with the list of its values."""
     return urllib.parse.parse_qs(query_string, keep_blank_values=True)
 
-
-def describe(operation):
-    """Where Nova defines the operation, for reports."""
-    try:
-        return f"{inspect.getmodule(operation.method).__name__}.{operation.name}"
-    except AttributeError:
-        return operation.name

@@ -138,13 +138,13 @@ class Compute:
         if _at_least(version, "2.55"):
             view["description"] = None
         if detail:
-            view.update({"ram": ram, "vcpus": vcpus, "disk": disk, "swap": 0,
+            # Nova shows no swap as "" until 2.75, as 0 since.
+            swap = 0 if _at_least(version, "2.75") else ""
+            view.update({"ram": ram, "vcpus": vcpus, "disk": disk, "swap": swap,
                          "rxtx_factor": 1.0, "os-flavor-access:is_public": True,
                          "OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": False})
             if _at_least(version, "2.61"):
                 view["extra_specs"] = {}
-            if _at_least(version, "2.75"):
-                view["swap"] = 0
         return view
 
     def flavor_list(self, call):
@@ -353,10 +353,11 @@ class Compute:
     def server_interfaces(self, call):
         """The server's one port on the private network (packer finds the port to give
         the floating IP here)."""
+        server_id = call.operation.params["server_id"]
         with self.lock:
-            server = self.servers.get(call.operation.params["server_id"])
+            server = self.servers.get(server_id)
             if server is None or server.project_id != call.caller.project_id:
-                raise ApiError(404, f"Instance {call.operation.params['server_id']} could not be found.")
+                raise ApiError(404, f"Instance {server_id} could not be found.")
             ports = [] if not server.address else [{
                 "port_state": "ACTIVE", "port_id": server.port_id, "net_id": PRIVATE_NETWORK_ID,
                 "mac_addr": _mac(server.id),

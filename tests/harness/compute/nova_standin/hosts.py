@@ -86,8 +86,8 @@ class Hosts:
     def tarball(self, server_id, path):
         """The root filesystem as a zstd tarball (the host must be off)."""
         _, root, _ = self.paths(server_id)
-        subprocess.run(["tar", "-I", "zstd -T0 -3", "--numeric-owner", "-cpf", path, "-C", root, "."],
-                       check=True, capture_output=True)
+        subprocess.run(["tar", "-I", "zstd -T0 -3", "--numeric-owner", "-cpf", path,
+                        "-C", root, "."], check=True, capture_output=True)
 
     def running(self):
         """Hosts whose systemd-nspawn is still alive: what a test must find empty."""

@@ -62,8 +62,12 @@ def check_body(resource, body, create, project_id):
 
 def check_query(resource, query):
     attrs = _attributes(resource)
+
+    def is_filter(name):
+        return attrs.get(OWNER_ALIASES.get(name, name), {}).get("is_filter")
+
     return [f"query: {name} is not a filter of {resource}" for name in query
-            if name not in PAGING and not attrs.get(OWNER_ALIASES.get(name, name), {}).get("is_filter")]
+            if name not in PAGING and not is_filter(name)]
 
 
 def check_answer(resource, item):

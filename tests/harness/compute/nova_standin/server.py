@@ -15,11 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from nova.api.openstack import api_version_request
 
 from . import network
-from .api import PREFIX, ApiError, parse_query
+from .api import LEGACY_VERSION_HEADER, PREFIX, VERSION_HEADER, ApiError, parse_query
 
 NETWORK_PREFIX = "/networking/v2.0"
-VERSION_HEADER = "OpenStack-API-Version"
-LEGACY_VERSION_HEADER = "X-OpenStack-Nova-API-Version"
 
 
 @dataclass
