@@ -13,6 +13,12 @@ command -v shellcheck >/dev/null 2>&1 || packages+=("shellcheck=0.9.0*")
 command -v debootstrap >/dev/null 2>&1 || packages+=("debootstrap=1.0.128+nmu2+deb12u2*")
 command -v systemd-nspawn >/dev/null 2>&1 || packages+=("systemd-container=252.39-1~deb12u2*")
 command -v zstd >/dev/null 2>&1 || packages+=("zstd=1.5.4*")
+# node and npm run Prism, the GitHub API conformance check (tests/harness/github).
+command -v node >/dev/null 2>&1 || packages+=("nodejs=18.20.4*")
+command -v npm >/dev/null 2>&1 || packages+=("npm=9.2.0*")
+# Venvs for the test harnesses (actionlint, Keystone + Glance); curl for action/install.sh.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=("python3-venv=3.11.2*")
+command -v curl >/dev/null 2>&1 || packages+=("curl=7.88.1*")
 
 if [ "${#packages[@]}" -gt 0 ]; then
   sudo=()

@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Prism (pinned by tests/harness/github/package-lock.json) into the test cache; reruns skip.
+tests/harness/github/prism.sh >/dev/null
 trap 'tests/harness/openstack.sh stop' EXIT
 cargo test --locked --no-fail-fast --lib --tests "$@"

@@ -91,6 +91,19 @@ pub enum Command {
     Build(BuildArgs),
     /// Delete old images of this definition in Glance, keeping the newest N per target.
     Prune(PruneArgs),
+    /// Report a plan or build record to GitHub: a release (push to the default branch,
+    /// dispatch) or a sticky pull-request comment, step outputs and the job summary.
+    Report(ReportArgs),
+    /// Print the targets as JSON for a GitHub Actions `strategy.matrix`: {"include":[{"target":...}]}.
+    Matrix(MatrixArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Only targets with no image of their fingerprint (the lookup `plan` does); without
+    /// OpenStack credentials it cannot look, says so, and includes every target.
+    #[arg(long, env = "UWORKER_IMAGE_NEEDS_BUILD")]
+    pub needs_build: bool,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +123,19 @@ pub struct BuildArgs {
     /// A manifest or record of an earlier run: the record lists what changed.
     #[arg(long, env = "UWORKER_IMAGE_PREVIOUS", value_name = "FILE")]
     pub previous: Option<PathBuf>,
+    /// Inside GitHub Actions, do not report (release, comment, outputs, summary).
+    #[arg(long, env = "UWORKER_IMAGE_NO_REPORT")]
+    pub no_report: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The record: `plan --output json` or `build --output json` / `build --out FILE`.
+    #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
+    pub record: PathBuf,
+    /// The `validate` step's outcome (success, failure, cancelled, skipped), for the comment.
+    #[arg(long, env = "UWORKER_IMAGE_VALIDATION", value_name = "OUTCOME")]
+    pub validation: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -178,9 +204,16 @@ pub struct PlanArgs {
     /// Plan a build even when an image with this fingerprint exists.
     #[arg(long, env = "UWORKER_IMAGE_FORCE")]
     pub force: bool,
+    /// Write the plan record (JSON, as `--output json` prints it) to FILE, for `report`.
+    #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Inside GitHub Actions, do not report (release, comment, outputs, summary).
+    #[arg(long, env = "UWORKER_IMAGE_NO_REPORT")]
+    pub no_report: bool,
 }
 
 pub fn main() -> ExitCode {
+    unset_empty_flag_variables();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -198,7 +231,25 @@ pub fn main() -> ExitCode {
         Ok(code) => code.into(),
         Err(error) => {
             eprintln!("error: {error:#}");
+            if crate::ci::in_actions(&env) {
+                crate::ci::annotate(&error, &env);
+            }
             exit::classify(&error).into()
+        }
+    }
+}
+
+/// CI leaves unset inputs, variables and secrets empty (`UWORKER_IMAGE_TARGET: ${{
+/// inputs.target }}`); clap would take an empty value as given and refuse it. Empty
+/// means unset, as it does for everything else the tool reads (`Env::get`).
+fn unset_empty_flag_variables() {
+    for (key, value) in std::env::vars_os() {
+        if value.is_empty()
+            && key
+                .to_str()
+                .is_some_and(|k| k.starts_with(crate::vars::TOOL_ENV_PREFIX))
+        {
+            std::env::remove_var(key);
         }
     }
 }

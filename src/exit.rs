@@ -5,10 +5,13 @@ use std::process::ExitCode;
 
 use crate::definition::DefinitionError;
 use crate::fingerprint::FingerprintError;
+use crate::github::GitHubError;
 use crate::inputs::InputError;
 use crate::jobapi::JobApiError;
 use crate::openstack::client::OpenStackError;
+use crate::openstack::clouds::CloudsError;
 use crate::packer::PackerError;
+use crate::report::ReportError;
 use crate::seed::SeedError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +36,9 @@ pub fn classify(error: &anyhow::Error) -> Code {
             || cause.is::<InputError>()
             || cause.is::<SeedError>()
             || cause.is::<FingerprintError>()
+            || cause.is::<CloudsError>()
             || cause.is::<clap::Error>()
+            || cause.is::<ReportError>()
         {
             return Code::BadInput;
         }
@@ -49,6 +54,13 @@ pub fn classify(error: &anyhow::Error) -> Code {
                 PackerError::NotFound { .. } | PackerError::Version { .. } => Code::BadInput,
                 PackerError::Plugin { .. } => Code::External,
                 PackerError::Run { .. } => Code::Failed,
+            };
+        }
+        if let Some(github) = cause.downcast_ref::<GitHubError>() {
+            return if github.is_bad_input() {
+                Code::BadInput
+            } else {
+                Code::External
             };
         }
         if let Some(api) = cause.downcast_ref::<JobApiError>() {

@@ -4,12 +4,14 @@
 //! -> report. The core (definition, render, fingerprint, plan) is pure; the edges
 //! (file system, packer, shellcheck, environment) live in their own modules.
 
+pub mod ci;
 pub mod cli;
 mod commands;
 pub mod definition;
 pub mod env;
 pub mod exit;
 pub mod fingerprint;
+pub mod github;
 pub mod inputs;
 pub mod jobapi;
 pub mod openstack;
@@ -18,6 +20,7 @@ pub mod plan;
 pub mod prune;
 pub mod record;
 pub mod render;
+pub mod report;
 pub mod secrets;
 pub mod seed;
 pub mod shell;

@@ -120,18 +120,7 @@ fn an_existing_image_is_skipped_and_recorded() {
     let name = unique("skip");
     let f = definition("source_image = \"base\"", &name);
     let v = vars(&[]);
-    let plan = run_tool(f.path(), &["--output", "json", "plan"], &env_pairs(&v));
-    let fingerprint = serde_json::from_str::<serde_json::Value>(&plan.stdout).unwrap()
-        ["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let image = create_image(
-        &cloud(),
-        &format!("{name}-t-1"),
-        &[("uworker_fingerprint", &fingerprint)],
-        true,
-    );
+    let (fingerprint, image) = image_with_fingerprint_of(f.path(), &v, &format!("{name}-t-1"));
     let out = f.path().join("record.json");
     let r = run_tool(
         f.path(),

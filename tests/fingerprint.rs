@@ -257,6 +257,18 @@ fn plan_json_and_changes_against_a_previous_run() {
         fingerprint(dir.path(), &[], &[])
     );
 
+    // --out writes the same record, for `report --record` in a later step.
+    let out = dir.path().join("plan.json");
+    let written = run_tool(
+        dir.path(),
+        &["plan", "--out", out.to_str().unwrap()],
+        &worker_env(),
+    );
+    assert_eq!(written.code, 0, "{}", written.all());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(record, doc);
+
     let previous = dir.path().join("previous.json");
     std::fs::write(&previous, &first.stdout).unwrap();
     std::fs::write(dir.path().join("tree/a.txt"), "changed").unwrap();

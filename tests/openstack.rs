@@ -313,3 +313,119 @@ fn full_packer_validate_logs_in_to_keystone() {
     );
     assert!(!r.all().contains("wrong-password"));
 }
+
+/// The RC variables of one login method as a clouds.yaml entry `ci`, with its secret in
+/// secure.yaml, as `openstack` CLI users keep them.
+fn clouds_files(dir: &std::path::Path, method: &str) -> String {
+    let mut auth = String::new();
+    let mut secure = String::new();
+    let mut top = String::new();
+    for (key, value) in os_env(method) {
+        let name = key.trim_start_matches("OS_").to_lowercase();
+        let line = format!("      {name}: {}\n", serde_json::to_string(&value).unwrap());
+        match key.as_str() {
+            "OS_PASSWORD" | "OS_APPLICATION_CREDENTIAL_SECRET" => secure.push_str(&line),
+            "OS_REGION_NAME" | "OS_INTERFACE" => top.push_str(&line[2..]),
+            _ => auth.push_str(&line),
+        }
+    }
+    std::fs::write(
+        dir.join("clouds.yaml"),
+        format!("clouds:\n  ci:\n    auth:\n{auth}{top}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("secure.yaml"),
+        format!("clouds:\n  ci:\n    auth:\n{secure}"),
+    )
+    .unwrap();
+    secure
+}
+
+#[test]
+fn os_cloud_reads_clouds_yaml_for_the_lookup_and_for_packer() {
+    let f = definition("source_image = \"base-id\"", &unique("cloud"));
+    let cwd = tempfile::tempdir().unwrap();
+    for method in ["password", "appcred"] {
+        let secret_lines = clouds_files(cwd.path(), method);
+        let worker = worker_env();
+        let vars: Vec<(&str, &str)> = [("OS_CLOUD", "ci")]
+            .into_iter()
+            .chain(worker.iter().copied())
+            .collect();
+        // ./clouds.yaml: the tool finds it in its working directory, and packer, which
+        // runs elsewhere, must be told where it is.
+        let mut cmd = tool(&vars);
+        cmd.current_dir(cwd.path())
+            .arg("--dir")
+            .arg(f.path())
+            .args(["--output", "json", "plan"]);
+        let r = run(cmd);
+        assert_eq!(r.code, 0, "{method}: {}", r.all());
+        let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(
+            plan["reason"], "no image has this fingerprint yet",
+            "{method}"
+        );
+
+        let mut cmd = tool(&vars);
+        cmd.current_dir(cwd.path())
+            .arg("--dir")
+            .arg(f.path())
+            .arg("validate");
+        let r = run(cmd);
+        assert_eq!(r.code, 0, "{method}: {}", r.all());
+        assert!(r.stdout.contains("packer validate, full"), "{}", r.stdout);
+        let secret = secret_lines
+            .split_once(": ")
+            .unwrap()
+            .1
+            .trim()
+            .trim_matches('"');
+        assert!(
+            !r.all().contains(secret),
+            "the secret from secure.yaml is redacted"
+        );
+    }
+
+    let mut cmd = tool(&[("OS_CLOUD", "elsewhere")]);
+    cmd.current_dir(cwd.path())
+        .arg("--dir")
+        .arg(f.path())
+        .arg("plan");
+    let r = run(cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("OS_CLOUD=elsewhere") && r.stderr.contains("(it has: ci)"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_keystone_is_retried_then_exits_3() {
+    let f = definition("source_image = \"base-id\"", &unique("down"));
+    let started = std::time::Instant::now();
+    let r = run_tool(
+        f.path(),
+        &["plan"],
+        &[
+            ("OS_AUTH_URL", "http://127.0.0.1:1/v3"),
+            ("OS_APPLICATION_CREDENTIAL_ID", "id"),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "not-shown-anywhere"),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "POST http://127.0.0.1:1/v3/auth/tokens: cannot connect, still after 4 attempts"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "backed off between attempts"
+    );
+    assert!(!r.all().contains("not-shown-anywhere"));
+}

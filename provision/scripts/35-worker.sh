@@ -26,12 +26,36 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$venv/bin/uwork
 else
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   pip=("$venv/bin/pip" --disable-pip-version-check --no-cache-dir --quiet)
-  # The worker needs ConcurrentLogHandler 0.9.1, whose setup.py uses use_2to3 (gone in
-  # setuptools 58) and downloads setuptools when built in isolation: build it against an
-  # older setuptools, without isolation. SETUPTOOLS_USE_DISTUTILS=local makes that
-  # setuptools use its own distutils, which Python 3.12 (Ubuntu 24.04) no longer has.
-  "${pip[@]}" install 'setuptools==57.5.0' 'wheel==0.45.1'
-  SETUPTOOLS_USE_DISTUTILS=local "${pip[@]}" install --no-build-isolation "$WORKER_SOURCE"
+  if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
+    # The worker needs ConcurrentLogHandler 0.9.1, whose setup.py uses use_2to3 (gone in
+    # setuptools 58) and downloads setuptools when built in isolation: build it against
+    # an older setuptools, without isolation.
+    "${pip[@]}" install 'setuptools==57.5.0' 'wheel==0.45.1'
+    "${pip[@]}" install --no-build-isolation "$WORKER_SOURCE"
+  else
+    # Python 3.12+ (Ubuntu 24.04): setuptools < 58 no longer runs there, so
+    # ConcurrentLogHandler 0.9.1 cannot be built at all. Install the worker and its other
+    # requirements; without the module it uses the standard library's log handler.
+    "${pip[@]}" install 'setuptools==75.8.0' 'wheel==0.45.1'
+    "${pip[@]}" install --no-build-isolation --no-deps "$WORKER_SOURCE"
+    requirements=$("$venv/bin/python" - <<'PY'
+import importlib.metadata as metadata
+import re
+
+for dist in metadata.distributions():
+    if any(e.group == "console_scripts" and e.name == "uworker" for e in dist.entry_points):
+        for requirement in dist.requires or []:
+            name = re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0]
+            if name.lower() != "concurrentloghandler" and "extra ==" not in requirement:
+                print(requirement)
+PY
+    )
+    if [ -n "$requirements" ]; then
+      mapfile -t requirements <<<"$requirements"
+      "${pip[@]}" install "${requirements[@]}"
+    fi
+    echo "35-worker.sh: Python 3.12+: the worker is installed without ConcurrentLogHandler (it falls back to the standard library's log handler)"
+  fi
   test -x "$venv/bin/uworker" || {
     echo "35-worker.sh: $venv/bin/uworker missing after the install: is WORKER_SOURCE the worker?" >&2
     exit 1

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{
-    failure_verdict, find_packer, plan, run_packer, stage, RunDefaults, RunFacts, Session,
+    failure_verdict, plan, run_packer, stage, write_record, RunDefaults, RunFacts, Session,
 };
 use crate::cli::{BuildArgs, Global, Output};
 use crate::definition::{SourceImage, Target};
@@ -25,7 +25,6 @@ use crate::plan::Action;
 use crate::record::{Provenance, Record};
 use crate::render::Builders;
 use crate::vars;
-use crate::workdir::write_new;
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
@@ -41,7 +40,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             message: "no OpenStack credentials in the environment: export the RC file's variables or an application credential".into(),
         });
     };
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     let previous = args
         .previous
         .as_deref()
@@ -59,7 +58,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
     let mut record = Record::new(&plan, &provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if plan.action == Action::Skip {
-        return finish(&session, global, args, &record, Code::Ok);
+        return finish(&session, global, args, &record, Code::Ok, env);
     }
 
     preflight(
@@ -128,7 +127,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             code
         }
     };
-    finish(&session, global, args, &record, code)
+    finish(&session, global, args, &record, code, env)
 }
 
 /// Fail in seconds what would otherwise fail after twenty minutes.
@@ -248,19 +247,19 @@ fn mark_image(
     Ok(image)
 }
 
-/// Writes the record (--out), prints it, and returns the code.
+/// Writes the record (--out), prints it, reports it inside GitHub Actions (unless
+/// --no-report), and returns the code: the build's, unless only the report failed.
 fn finish(
     session: &Session,
     global: &Global,
     args: &BuildArgs,
     record: &Record,
     code: Code,
+    env: &Env,
 ) -> Result<Code> {
     let json = serde_json::to_string_pretty(record)?;
     if let Some(path) = &args.out {
-        let _ = std::fs::remove_file(path);
-        write_new(path, format!("{json}\n").as_bytes(), 0o644)
-            .with_context(|| format!("writing the record to {}", path.display()))?;
+        write_record(path, &json)?;
     }
     match global.output {
         Output::Json => println!("{json}"),
@@ -271,6 +270,17 @@ fn finish(
                 record.target, record.fingerprint, record.action, record.built, record.reason
             )));
         }
+    }
+    if !args.no_report && crate::ci::in_actions(env) {
+        let reported = super::report::after_run(&json, env, &session.redactor);
+        return match (code, reported) {
+            (Code::Ok, reported) => reported,
+            (failed, Err(error)) => {
+                eprintln!("error: reporting: {error:#}");
+                Ok(failed)
+            }
+            (failed, Ok(_)) => Ok(failed),
+        };
     }
     Ok(code)
 }

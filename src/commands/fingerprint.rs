@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{find_packer, Session};
+use super::Session;
 use crate::cli::{FingerprintArgs, Global, Output};
 use crate::env::Env;
 use crate::exit::Code;
@@ -12,7 +12,7 @@ use crate::fingerprint::Manifest;
 pub fn run(global: &Global, args: &FingerprintArgs, env: &Env) -> Result<Code> {
     let session = Session::load(global, env)?;
     let target = session.definition.select_target(global.target.as_deref())?;
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     let cloud = session.connect()?;
     let base = session.resolve_base_image(target, cloud.as_ref())?;
     let manifest = session.manifest(target, &packer, base.as_deref())?;

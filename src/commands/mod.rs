@@ -2,9 +2,11 @@
 
 mod build;
 mod fingerprint;
+mod matrix;
 pub(crate) mod plan;
 mod prune;
 mod render;
+pub(crate) mod report;
 mod test;
 mod validate;
 
@@ -21,6 +23,7 @@ use crate::exit::Code;
 use crate::fingerprint::{files, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, InputOptions, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
+use crate::openstack::clouds;
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::Glance;
 use crate::packer::attempts::{Outcome, Retry};
@@ -30,7 +33,7 @@ use crate::record::Provenance;
 use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
 use crate::vars;
-use crate::workdir::Workdir;
+use crate::workdir::{write_new, Workdir};
 use crate::worker_source;
 
 pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
@@ -42,6 +45,8 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Test(args) => test::run(&cli.global, args, env),
         Command::Prune(args) => prune::run(&cli.global, args, env),
         Command::Build(args) => build::run(&cli.global, args, env),
+        Command::Report(args) => report::run(args, env),
+        Command::Matrix(args) => matrix::run(&cli.global, args, env),
     }
 }
 
@@ -55,11 +60,17 @@ pub struct Session {
     pub cache_dir: Option<PathBuf>,
     /// OpenStack credentials from OS_*: none, a usable set, or why the set is unusable.
     credentials: Result<Option<Credentials>, String>,
+    /// OS_CLOUD's clouds.yaml entry as OS_* variables, for packer.
+    cloud_entry: Vec<(String, String)>,
 }
 
 impl Session {
     pub fn load(global: &Global, env: &Env) -> Result<Session> {
         let mut definition = Definition::load(&global.dir)?;
+        // OS_CLOUD's clouds.yaml entry, as the OS_* variables it stands for, so the
+        // credentials, the redactor and validate see one kind of cloud settings.
+        let clouds = clouds::resolve(env)?;
+        let env = &clouds.env;
         let options = InputOptions {
             var_file: global.var_file.clone(),
             vars: global.vars.clone(),
@@ -68,6 +79,9 @@ impl Session {
         let mut inputs = Inputs::gather(&definition, &options, env)?;
         wire_worker_source(&mut definition, &mut inputs)?;
         let redactor = Redactor::for_run(&inputs.worker, env);
+        if crate::ci::in_actions(env) {
+            crate::ci::mask_secrets(&redactor, env);
+        }
         let cache_dir = env
             .get("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -80,6 +94,7 @@ impl Session {
             quiet: global.quiet,
             cache_dir,
             credentials: Credentials::from_env(env),
+            cloud_entry: clouds.from_entry,
         })
     }
 
@@ -373,6 +388,23 @@ pub fn failure_verdict(outcome: &Outcome, what: &str, timeout: Duration) -> (Cod
     }
 }
 
-pub fn find_packer(global: &Global) -> Result<Packer> {
-    Ok(Packer::find(global.packer.as_deref())?)
+/// A plan or build record (`--out FILE`), replacing an earlier one. It holds no secret
+/// values (the manifest names secrets, never their values), so it is world-readable.
+pub fn write_record(path: &Path, json: &str) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    write_new(path, format!("{json}\n").as_bytes(), 0o644)
+        .with_context(|| format!("writing the record to {}", path.display()))?;
+    Ok(())
+}
+
+impl Session {
+    /// Packer (from --packer or PATH), with the cloud settings the tool itself uses.
+    pub fn packer(&self, global: &Global) -> Result<Packer> {
+        let packer = Packer::find(global.packer.as_deref())?;
+        Ok(if self.cloud_entry.is_empty() {
+            packer
+        } else {
+            packer.with_env(self.cloud_entry.clone(), vec!["OS_CLOUD"])
+        })
+    }
 }

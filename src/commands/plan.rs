@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{find_packer, Session};
+use super::{write_record, Session};
 use crate::cli::{Global, Output, PlanArgs};
 use crate::definition::Target;
 use crate::env::Env;
@@ -22,7 +22,7 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
         .as_deref()
         .map(fingerprint::read_previous)
         .transpose()?;
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     let cloud = session.connect()?;
     let plan = compute(
         &session,
@@ -32,8 +32,12 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
         args.force,
         previous.as_ref(),
     )?;
+    let json = serde_json::to_string(&plan)?;
+    if let Some(path) = &args.out {
+        write_record(path, &json)?;
+    }
     match global.output {
-        Output::Json => println!("{}", serde_json::to_string(&plan)?),
+        Output::Json => println!("{json}"),
         Output::Text => {
             let label = args.previous.as_ref().map(|p| p.display().to_string());
             print!(
@@ -43,6 +47,9 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
                     .redact(&plan::to_text(&plan, label.as_deref()))
             );
         }
+    }
+    if !args.no_report && crate::ci::in_actions(env) {
+        return super::report::after_run(&json, env, &session.redactor);
     }
     Ok(Code::Ok)
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
-use super::{find_packer, Session};
+use super::Session;
 use crate::cli::{Global, Output, PruneArgs};
 use crate::env::Env;
 use crate::exit::Code;
@@ -26,7 +26,7 @@ pub fn run(global: &Global, args: &PruneArgs, env: &Env) -> Result<Code> {
         Some(name) => vec![session.definition.select_target(Some(name))?],
         None => session.definition.targets.values().collect(),
     };
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     let mut current = BTreeMap::new();
     for target in &targets {
         let base = session.resolve_base_image(target, Some(&cloud))?;

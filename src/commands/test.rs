@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::{failure_verdict, find_packer, run_packer, stage, RunDefaults, RunFacts, Session};
+use super::{failure_verdict, run_packer, stage, RunDefaults, RunFacts, Session};
 use crate::cli::{Global, TestArgs};
 use crate::definition::TEST_BUILDER;
 use crate::env::Env;
@@ -43,7 +43,7 @@ pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
     }
     session.check_worker_config(false)?;
 
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     let staged = stage(&session, Builders::Test, RunFacts::default())?;
     let defaults = RunDefaults {
         timeout: DEFAULT_TIMEOUT,

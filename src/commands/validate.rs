@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{find_packer, stage, RunFacts, Session};
+use super::{stage, RunFacts, Session};
 use crate::cli::{Global, Output, ValidateArgs};
 use crate::definition::StepKind;
 use crate::env::Env;
@@ -24,7 +24,7 @@ pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
     ));
     session.check_worker_config(args.without_secrets)?;
 
-    let packer = find_packer(global)?;
+    let packer = session.packer(global)?;
     // The test builder needs a test host; without one only the targets are checked.
     let builders = match session.inputs.test_host() {
         Some(_) => Builders::All,

@@ -244,3 +244,71 @@ fn check(method: Method, url: &str, response: Response) -> Result<Response, Open
         message,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A loopback server that answers each connection with the next status in turn
+    /// (a faltering cloud, which the real Keystone and Glance cannot be made to be).
+    fn faltering(statuses: &'static [u16]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (stream, status) in listener.incoming().zip(statuses) {
+                let mut stream = stream.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                );
+            }
+        });
+        url
+    }
+
+    fn quick(attempts: u32) -> Backoff {
+        Backoff {
+            attempts,
+            first_delay: Duration::from_millis(10),
+        }
+    }
+
+    #[test]
+    fn server_errors_and_rate_limits_are_retried_until_an_answer() {
+        let url = faltering(&[503, 429, 502, 200]);
+        let http = Client::new();
+        let response = send(&quick(4), Method::GET, &url, || http.get(&url)).unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    #[test]
+    fn retries_end_with_an_external_failure_that_names_the_last_reason() {
+        let url = faltering(&[500, 500]);
+        let http = Client::new();
+        let err = send(&quick(2), Method::GET, &url, || http.get(&url)).unwrap_err();
+        assert!(err.is_external());
+        assert_eq!(
+            err.to_string(),
+            format!("GET {url}: HTTP 500, still after 2 attempts")
+        );
+        // Nothing listens on port 1: every attempt fails to connect.
+        let url = "http://127.0.0.1:1/v3";
+        let err = send(&quick(3), Method::GET, url, || http.get(url)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GET http://127.0.0.1:1/v3: cannot connect, still after 3 attempts"
+        );
+    }
+
+    #[test]
+    fn client_errors_are_not_retried() {
+        let url = faltering(&[404, 200]);
+        let http = Client::new();
+        let response = send(&quick(4), Method::GET, &url, || http.get(&url)).unwrap();
+        assert_eq!(response.status(), 404, "answered at once, not retried");
+    }
+}

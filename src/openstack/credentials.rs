@@ -132,8 +132,9 @@ impl Credentials {
             return Ok(None);
         };
         if let AuthMethod::Cloud(name) = &method {
+            // clouds::resolve filled in the entry's settings, and they are not enough.
             return Err(format!(
-                "OS_CLOUD={name}: clouds.yaml is not read by this version; export the cloud's OS_* variables (its RC file or an application credential) instead"
+                "OS_CLOUD={name}: its clouds.yaml entry (with secure.yaml and the OS_* variables) has no complete login: it needs auth.auth_url and either username + password or application_credential_id (or _name) + application_credential_secret"
             ));
         }
         let mut auth_url = env

@@ -2,6 +2,7 @@
 //! the one Networking call `build` needs.
 
 pub mod client;
+pub mod clouds;
 pub mod credentials;
 pub mod glance;
 pub mod network;

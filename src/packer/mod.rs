@@ -29,6 +29,9 @@ pub enum PackerError {
 #[derive(Debug, Clone)]
 pub struct Packer {
     program: PathBuf,
+    /// Variables packer gets beside the inherited environment, and ones it must not see.
+    env: Vec<(String, String)>,
+    env_remove: Vec<&'static str>,
 }
 
 /// `packer version` running in the background, so its start-up overlaps other work.
@@ -137,10 +140,22 @@ impl Packer {
             search_path(wanted)
         };
         found
-            .map(|program| Packer { program })
+            .map(|program| Packer {
+                program,
+                env: Vec::new(),
+                env_remove: Vec::new(),
+            })
             .ok_or_else(|| PackerError::NotFound {
                 program: wanted.display().to_string(),
             })
+    }
+
+    /// Variables to set and to remove for every packer run (OS_CLOUD's entry as plain
+    /// OS_* variables).
+    pub fn with_env(mut self, set: Vec<(String, String)>, remove: Vec<&'static str>) -> Packer {
+        self.env = set;
+        self.env_remove = remove;
+        self
     }
 
     pub fn program(&self) -> &Path {
@@ -152,6 +167,10 @@ impl Packer {
         let mut cmd = Command::new(&self.program);
         // Packer's checkpoint service phones home; CI has no business doing that.
         cmd.env("CHECKPOINT_DISABLE", "1");
+        for key in &self.env_remove {
+            cmd.env_remove(key);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null());
         cmd
     }

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub mod compute;
+pub mod github;
 pub mod job_service;
 pub mod openstack;
 pub mod sshd;

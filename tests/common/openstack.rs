@@ -103,6 +103,29 @@ pub fn create_image(cloud: &Cloud, name: &str, properties: &[(&str, &str)], data
     glance.get(&created.id).unwrap()
 }
 
+/// The definition's fingerprint (from `plan`) and an active image `name` carrying it,
+/// as a build leaves it: the next `build` finds it and skips.
+pub fn image_with_fingerprint_of(
+    definition: &Path,
+    vars: &[(String, String)],
+    name: &str,
+) -> (String, Image) {
+    let plan = super::run_tool(definition, &["--output", "json", "plan"], &env_pairs(vars));
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let fingerprint = serde_json::from_str::<serde_json::Value>(&plan.stdout).unwrap()
+        ["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let image = create_image(
+        &cloud(),
+        name,
+        &[("uworker_fingerprint", &fingerprint)],
+        true,
+    );
+    (fingerprint, image)
+}
+
 /// Glance's created_at has one-second resolution: wait so the next image is newer.
 pub fn next_second() {
     std::thread::sleep(std::time::Duration::from_millis(1100));

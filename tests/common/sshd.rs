@@ -15,7 +15,7 @@ pub struct Sshd {
     child: Option<Child>,
 }
 
-fn keygen(path: &Path) {
+pub fn keygen(path: &Path) {
     let ok = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)

@@ -13,11 +13,48 @@ pub fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/systemd-host.sh")
 }
 
-/// The pristine rootfs directory (built and cached on first use, about a minute).
+/// The pristine rootfs directory (built and cached on first use, one to three minutes).
 /// Never boot it persistently: copy it first.
 pub fn rootfs() -> PathBuf {
+    rootfs_path(&[])
+}
+
+/// The pristine rootfs of a release the harness knows (`bookworm`, `noble`); boot it
+/// volatile with `BootOptions { root: Some(..), .. }`.
+pub fn rootfs_of(release: &str) -> PathBuf {
+    rootfs_path(&["--release", release])
+}
+
+/// The cached rootfs tarball (zstd), to unpack a root of one's own.
+pub fn rootfs_tarball() -> PathBuf {
+    rootfs_tarball_of("bookworm")
+}
+
+pub fn rootfs_tarball_of(release: &str) -> PathBuf {
+    rootfs_path(&["--release", release, "--tarball"])
+}
+
+/// A root of one's own for a persistent host: the release's tarball unpacked into `dir`.
+pub fn unpack_rootfs(release: &str, dir: &Path) {
+    let ok = Command::new("tar")
+        .args(["--zstd", "-xpf"])
+        .arg(rootfs_tarball_of(release))
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .expect("tar runs")
+        .success();
+    assert!(
+        ok,
+        "unpacking the {release} rootfs into {} failed",
+        dir.display()
+    );
+}
+
+fn rootfs_path(args: &[&str]) -> PathBuf {
     let out = Command::new(harness())
         .arg("rootfs")
+        .args(args)
         .stderr(Stdio::inherit())
         .output()
         .expect("systemd-host.sh runs");
@@ -62,13 +99,7 @@ impl SystemdHost {
     pub fn boot(options: &BootOptions) -> SystemdHost {
         let state = tempfile::tempdir().unwrap();
         let key = state.path().join("client_key");
-        let ok = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen runs")
-            .success();
-        assert!(ok, "ssh-keygen failed");
+        super::sshd::keygen(&key);
         let mut cmd = Command::new(harness());
         cmd.arg("boot")
             .arg("--state")

@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# A booted systemd test host: a Debian 12 root filesystem with systemd as PID 1 under
-# systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
+# A booted systemd test host: a Debian 12 (or Ubuntu 22.04/24.04) root filesystem with
+# systemd as PID 1 under systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
 # to a cloud VM this machine can run. Run as root; needs debootstrap, systemd-container
 # and zstd (scripts/setup.sh installs them).
 #
 # Interface (stable; the Rust wrapper tests/common/systemd_host.rs and other tests use it):
 #
-#   systemd-host.sh rootfs [--tarball]
-#       Ensures the cached rootfs tarball (built once with debootstrap, ~1 min) and an
+#   systemd-host.sh rootfs [--release bookworm|jammy|noble] [--tarball]
+#       Ensures the cached rootfs tarball (built once with debootstrap, 1-3 min) and an
 #       unpacked pristine copy beside it; prints the pristine directory (or, with
 #       --tarball, the tarball). Never boot the pristine directory persistently: copy it
 #       (`cp -a --reflink=auto DIR NEW`) or unpack the tarball
 #       (`tar --zstd -xpf TARBALL -C NEW`).
-#       The rootfs: minbase bookworm + systemd, dbus, openssh-server, sudo, python3
-#       (no python3-venv, like a cloud image), ca-certificates with this machine's extra
+#       The rootfs: minbase Debian 12 (bookworm, the default), Ubuntu 22.04 (jammy) or
+#       24.04 (noble; Ubuntu with main and universe) + systemd, dbus, openssh-server,
+#       sudo, python3 (no python3-venv, like a cloud image), ca-certificates with this machine's extra
 #       CAs and /etc/pip.conf trusting them; user `ubuntu` with NOPASSWD sudo and no
 #       password; getty and networkd-wait-online masked.
 #
-#   systemd-host.sh boot --state DIR [--root DIR] [--address 127.0.0.N] [--port N]
-#                        [--authorized-keys FILE] [--volatile|--persistent] [--timeout S]
+#   systemd-host.sh boot --state DIR [--root DIR | --release R] [--address 127.0.0.N]
+#                        [--port N] [--authorized-keys FILE] [--volatile|--persistent]
+#                        [--timeout S]
 #       Boots the host in the background and returns once its sshd answers (exit 0), or
 #       fails (exit 1) with the tail of the boot log. DIR (created) holds nspawn.pid,
 #       boot.log (the console), and the files bound into the host. Defaults: --root the
-#       pristine rootfs, --address 127.0.0.1, --port 22, --volatile, --timeout 30.
+#       pristine rootfs of --release (bookworm), --address 127.0.0.1, --port 22,
+#       --volatile, --timeout 30.
 #       --volatile: every write goes to a tmpfs overlay and vanishes at stop.
 #       --persistent: writes land in --root (required, and not the pristine copy), so the
 #       provisioned root can be tarred afterwards (stop the host first).
@@ -36,15 +39,26 @@
 #       process behind. Succeeds when the host is not running.
 #
 # Environment: UWORKER_TEST_CACHE (default ~/.cache/uworker-image-test) holds the rootfs;
-# DEBIAN_MIRROR overrides the mirror (default: the one apt uses here).
+# DEBIAN_MIRROR overrides the Debian mirror (default: the one apt uses here),
+# UBUNTU_MIRROR the Ubuntu one (default http://archive.ubuntu.com/ubuntu).
 set -euo pipefail
 
 # Bump when the rootfs recipe below changes: the cache keys on it.
 readonly ROOTFS_VERSION=1
 readonly SSH_USER=ubuntu
 cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}/systemd-host
-tarball=$cache/rootfs-bookworm-v$ROOTFS_VERSION.tar.zst
-pristine=$cache/rootfs-bookworm-v$ROOTFS_VERSION
+release=bookworm
+tarball='' pristine=''
+
+# set_release NAME: the release and its cache paths.
+set_release() {
+  case $1 in
+    bookworm | jammy | noble) release=$1 ;;
+    *) die "unknown release '$1' (bookworm, jammy or noble)" ;;
+  esac
+  tarball=$cache/rootfs-$release-v$ROOTFS_VERSION.tar.zst
+  pristine=$cache/rootfs-$release-v$ROOTFS_VERSION
+}
 
 die() {
   echo "systemd-host.sh: $*" >&2
@@ -52,7 +66,9 @@ die() {
 }
 
 mirror() {
-  if [ -n "${DEBIAN_MIRROR:-}" ]; then
+  if [ "$release" != bookworm ]; then
+    echo "${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}"
+  elif [ -n "${DEBIAN_MIRROR:-}" ]; then
     echo "$DEBIAN_MIRROR"
   elif [ -f /etc/apt/sources.list.d/debian.sources ]; then
     awk '$1 == "URIs:" {print $2; exit}' /etc/apt/sources.list.d/debian.sources
@@ -62,17 +78,36 @@ mirror() {
 }
 
 build_tarball() {
-  local work
+  local work script=''
   work=$(mktemp -d "$cache/build.XXXXXX")
   # shellcheck disable=SC2064 # expand now: the trap must remove this build's directory
   trap "rm -rf '$work'" EXIT
   local root=$work/root t0
   t0=$(date +%s)
   echo "systemd-host.sh: building the rootfs with debootstrap (once; cached in $cache)" >&2
-  debootstrap --variant=minbase \
+  local extra=()
+  if [ "$release" != bookworm ]; then
+    # docker.io is in universe; debootstrap 1.0.128 predates noble but its jammy script fits.
+    extra=("--components=main,universe")
+    [ -e "/usr/share/debootstrap/scripts/$release" ] || script=/usr/share/debootstrap/scripts/jammy
+  fi
+  debootstrap --variant=minbase "${extra[@]}" \
     --include=systemd,systemd-sysv,dbus,openssh-server,sudo,ca-certificates,python3 \
-    bookworm "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 ||
+    "$release" "$root" "$(mirror)" ${script:+"$script"} >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+  # Name resolution as this machine's: nspawn copies its resolv.conf over a plain file,
+  # not over jammy's link to a systemd-resolved that has no upstream servers in here.
+  if [ -e "$root/lib/systemd/system/systemd-resolved.service" ]; then
+    chroot "$root" systemctl mask systemd-resolved.service >/dev/null 2>&1
+  fi
+  if [ -L "$root/etc/resolv.conf" ]; then
+    rm "$root/etc/resolv.conf"
+    : >"$root/etc/resolv.conf"
+  fi
+  if [ "$release" = noble ]; then
+    # sshd from ssh.service, which honours ListenAddress; not socket-activated on every address.
+    chroot "$root" systemctl disable ssh.socket >/dev/null 2>&1 || true
+  fi
   chroot "$root" sh -euc "
     useradd -m -s /bin/bash $SSH_USER
     usermod -p '*' $SSH_USER
@@ -113,13 +148,14 @@ cmd_rootfs() {
   while [ $# -gt 0 ]; do
     case $1 in
       --tarball) want=tarball ;;
+      --release) set_release "$2"; shift ;;
       *) die "rootfs: unknown option $1" ;;
     esac
     shift
   done
   mkdir -p "$cache"
-  # One builder at a time: tests running in parallel share the cache.
-  exec 9>"$cache/.lock"
+  # One builder per release at a time: tests running in parallel share the cache.
+  exec 9>"$cache/.lock-$release"
   flock 9
   [ -f "$tarball" ] || build_tarball
   [ -d "$pristine" ] || unpack_pristine
@@ -139,6 +175,7 @@ cmd_boot() {
     case $1 in
       --state) state=$2; shift ;;
       --root) root=$2; shift ;;
+      --release) set_release "$2"; shift ;;
       --address) address=$2; shift ;;
       --port) port=$2; shift ;;
       --authorized-keys) keys=$2; shift ;;
@@ -154,12 +191,15 @@ cmd_boot() {
   [[ $port =~ ^[0-9]+$ ]] || die "boot: --port must be a number, not '$port'"
   if [ -z "$root" ]; then
     [ "$mode" = volatile ] || die "boot: --persistent needs --root (a copy of the rootfs, never the pristine one)"
-    root=$(cmd_rootfs)
+    root=$(cmd_rootfs --release "$release")
   fi
   root=$(realpath "$root")
   [ -x "$root/lib/systemd/systemd" ] || die "boot: $root is not a rootfs with systemd"
-  if [ "$mode" = persistent ] && [ "$root" = "$(realpath -m "$pristine")" ]; then
-    die "boot: refusing to boot the pristine rootfs persistently; copy it first"
+  if [ "$mode" = persistent ]; then
+    case $root in
+      "$(realpath -m "$cache")"/rootfs-*)
+        die "boot: refusing to boot the pristine rootfs persistently; copy it first" ;;
+    esac
   fi
   mkdir -p "$state"
   state=$(realpath "$state")
@@ -248,6 +288,7 @@ cmd_stop() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (systemd-nspawn and debootstrap need it)"
+set_release bookworm
 command="${1:-}"
 [ $# -gt 0 ] && shift
 case $command in

@@ -1,0 +1,315 @@
+//! `report`: a plan or build record to GitHub. Push to the default branch or dispatch
+//! with a new image: a release `image-<12 hex>` (created or updated) with the record as
+//! `image.json`. Pull request: one sticky comment per target. Always: step outputs and
+//! the job summary. `plan` and `build` call `publish` themselves inside Actions.
+
+use anyhow::{Context as _, Result};
+
+use crate::ci::{self, Actions, Event};
+use crate::cli::ReportArgs;
+use crate::env::Env;
+use crate::exit::Code;
+use crate::github::{GitHub, GitHubError, Retry};
+use crate::record::Provenance;
+use crate::report::markdown::{self, Context};
+use crate::report::{
+    marker, outputs, release_tag, Baseline, ReportError, Subject, Validation, RECORD_ASSET,
+};
+use crate::secrets::{Redactor, WorkerConfig};
+
+/// The variable a workflow sets to the `validate` step's outcome.
+pub const VALIDATION_ENV: &str = "UWORKER_IMAGE_VALIDATION";
+
+pub fn run(args: &ReportArgs, env: &Env) -> Result<Code> {
+    let path = args.record.display().to_string();
+    let text = std::fs::read_to_string(&args.record).map_err(|source| ReportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let subject = Subject::from_json(&path, &text)?;
+    let validation = Validation::parse(args.validation.as_deref())?;
+    let redactor = Redactor::for_run(&WorkerConfig::gather(None, env), env);
+    if ci::in_actions(env) {
+        ci::mask_secrets(&redactor, env);
+    }
+    publish(&subject, &text, validation, env, &redactor)
+}
+
+/// What `plan` and `build` do after their own output inside Actions (unless
+/// `--no-report`): the same as `report --record` on the record they print.
+pub fn after_run(record_json: &str, env: &Env, redactor: &Redactor) -> Result<Code> {
+    let subject = Subject::from_json("the run's record", record_json)?;
+    let validation = Validation::parse(env.get(VALIDATION_ENV))?;
+    publish(&subject, record_json, validation, env, redactor)
+}
+
+/// Publishes the record; outputs and the summary are written even when GitHub fails.
+pub fn publish(
+    subject: &Subject,
+    record_json: &str,
+    validation: Validation,
+    env: &Env,
+    redactor: &Redactor,
+) -> Result<Code> {
+    let provenance = Provenance::from_env(env);
+    let mut context = Context {
+        event: "outside GitHub Actions".into(),
+        commit: subject.git_commit.clone().or(provenance.git_commit),
+        run_url: subject.run_url.clone().or(provenance.run_url),
+    };
+    let Some(actions) = Actions::detect(env) else {
+        // Outside Actions: show what the summary would say; nothing is sent.
+        let baseline = Baseline::choose(subject, None);
+        let text = markdown::summary(subject, &context, validation, &baseline, &[]);
+        print!("{}", redactor.redact(&text));
+        return Ok(Code::Ok);
+    };
+    context.event = actions.event.describe();
+    if let (
+        None,
+        Event::PullRequest {
+            head_sha: Some(sha),
+            ..
+        },
+    ) = (&subject.git_commit, &actions.event)
+    {
+        // GITHUB_SHA of a pull request is a merge commit nobody pushed.
+        context.commit = Some(sha.clone());
+    }
+    let mut notes = Vec::new();
+    let published = {
+        let _group = ci::Group::start(&format!("uworker-image: report {}", subject.target));
+        to_github(
+            &actions,
+            subject,
+            record_json,
+            validation,
+            &context,
+            env,
+            redactor,
+            &mut notes,
+        )
+    };
+    let (baseline, result) = match published {
+        Ok(baseline) => (baseline, Ok(Code::Ok)),
+        Err(error) => {
+            notes.push(format!("❌ {}", redactor.redact(&format!("{error:#}"))));
+            (Baseline::choose(subject, None), Err(error))
+        }
+    };
+    let outputs: Vec<(&str, String)> = outputs(subject, &baseline)
+        .into_iter()
+        .map(|(k, v)| (k, redactor.redact(&v).into_owned()))
+        .collect();
+    actions
+        .set_outputs(&outputs)
+        .context("writing GITHUB_OUTPUT")?;
+    let summary = markdown::summary(subject, &context, validation, &baseline, &notes);
+    actions
+        .add_summary(&redactor.redact(&summary))
+        .context("writing GITHUB_STEP_SUMMARY")?;
+    result
+}
+
+/// The release or the comment, whichever the event calls for; returns what the inputs
+/// were compared with.
+#[allow(clippy::too_many_arguments)]
+fn to_github(
+    actions: &Actions,
+    subject: &Subject,
+    record_json: &str,
+    validation: Validation,
+    context: &Context,
+    env: &Env,
+    redactor: &Redactor,
+    notes: &mut Vec<String>,
+) -> Result<Baseline> {
+    let pull_request = match actions.event {
+        // Number 0: the payload was unreadable; there is nothing to comment on.
+        Event::PullRequest { number, fork, .. } if number > 0 => Some((number, fork)),
+        _ => None,
+    };
+    let release = actions.event.publishes_releases() && subject.built();
+    let publishes = release || pull_request.is_some();
+    let Some(token) = env.get("GITHUB_TOKEN") else {
+        if release {
+            return Err(ReportError::NoToken.into());
+        }
+        let note = if publishes {
+            "GITHUB_TOKEN is not set: no pull-request comment; this summary is the report".into()
+        } else {
+            nothing_to_publish(subject, &actions.event)
+        };
+        if publishes {
+            ci::warning(&note);
+        }
+        notes.push(note);
+        return Ok(Baseline::choose(subject, None));
+    };
+    let repository = actions.repository.as_deref().unwrap_or_default();
+    let api = env
+        .get("GITHUB_API_URL")
+        .unwrap_or("https://api.github.com");
+    let github = GitHub::new(api, repository, token, retry_settings(env)?)?;
+    // The comparison with the latest image is worth a lookup on every event (the
+    // `changed` output), but only a failure to publish fails the step.
+    let baseline = match latest_baseline(&github, subject) {
+        Ok(baseline) => baseline,
+        Err(error) if !publishes => {
+            let why = redactor.redact(&format!("{error:#}")).into_owned();
+            ci::warning(&format!("changed inputs unknown: {why}"));
+            Baseline::Unavailable(why)
+        }
+        Err(error) => return Err(error),
+    };
+    if !publishes {
+        notes.push(nothing_to_publish(subject, &actions.event));
+        return Ok(baseline);
+    }
+    let redacted = |text: String| redactor.redact(&text).into_owned();
+    if release {
+        let body = redacted(markdown::release_body(subject, context, &baseline));
+        publish_release(&github, subject, record_json, &body, context, notes)?;
+    } else if let Some((number, fork)) = pull_request {
+        let body = redacted(markdown::pr_comment(
+            subject, context, validation, &baseline,
+        ));
+        sticky_comment(&github, number, fork, &subject.target, &body, notes)?;
+    }
+    Ok(baseline)
+}
+
+fn nothing_to_publish(subject: &Subject, event: &Event) -> String {
+    if subject.built() {
+        format!(
+            "a new image, but no release: a {} does not publish (push to the default branch or dispatch does)",
+            event.describe()
+        )
+    } else if subject.builds() {
+        "no image was built in this run, so no release".into()
+    } else {
+        format!(
+            "no new image: `{}` already serves this fingerprint ({}), no release made",
+            subject.image_id.as_deref().unwrap_or("?"),
+            release_tag(&subject.fingerprint)
+        )
+    }
+}
+
+/// Test and operator knob: the first retry delay (GitHub's answers decide the rest).
+fn retry_settings(env: &Env) -> Result<Retry> {
+    let mut retry = Retry::default();
+    if let Some(text) = env.get("UWORKER_IMAGE_GITHUB_RETRY_DELAY") {
+        retry.first_delay =
+            humantime::parse_duration(text).map_err(|e| crate::inputs::InputError::Invalid {
+                origin: "environment".into(),
+                key: "UWORKER_IMAGE_GITHUB_RETRY_DELAY".into(),
+                message: format!("{e} (a duration such as 1s or 200ms)"),
+            })?;
+    }
+    Ok(retry)
+}
+
+/// The target's latest image release (other than this fingerprint's) and its manifest.
+fn latest_baseline(github: &GitHub, subject: &Subject) -> Result<Baseline> {
+    let tag = release_tag(&subject.fingerprint);
+    match github.latest_asset(&marker(&subject.target), RECORD_ASSET, &tag) {
+        Ok(Some((release, text))) => {
+            let label = format!("{RECORD_ASSET} of release {}", release.tag_name);
+            Ok(match Subject::from_json(&label, &text) {
+                Ok(latest) => Baseline::choose(subject, Some((release.tag_name, latest.manifest))),
+                Err(e) => Baseline::Unavailable(e.to_string()),
+            })
+        }
+        Ok(None) => Ok(Baseline::choose(subject, None)),
+        Err(e) if e.is_forbidden() => Ok(Baseline::Unavailable(format!(
+            "the token may not read releases ({e})"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn publish_release(
+    github: &GitHub,
+    subject: &Subject,
+    record_json: &str,
+    body: &str,
+    context: &Context,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let tag = release_tag(&subject.fingerprint);
+    let name = markdown::release_name(subject);
+    let hint = || "the job's token needs `permissions: contents: write` to publish releases";
+    let existing = github.release_by_tag(&tag)?;
+    let (release, verb) = match existing {
+        Some(existing) => (github.update_release(&existing, &name, body), "updated"),
+        None => match github.create_release(&tag, &name, body, context.commit.as_deref()) {
+            // Another job made it meanwhile: update that one, never a duplicate.
+            Err(GitHubError::Status { status: 422, .. }) => match github.release_by_tag(&tag)? {
+                Some(raced) => (github.update_release(&raced, &name, body), "updated"),
+                None => (github.create_release(&tag, &name, body, None), "created"),
+            },
+            other => (other, "created"),
+        },
+    };
+    let release = release.map_err(|e| {
+        let forbidden = e.is_forbidden();
+        let error = anyhow::Error::from(e);
+        if forbidden {
+            error.context(hint())
+        } else {
+            error
+        }
+    })?;
+    github.replace_asset(&release, RECORD_ASSET, record_json.as_bytes().to_vec())?;
+    notes.push(format!(
+        "{verb} release [{tag}]({}) with `{RECORD_ASSET}`",
+        release.html_url
+    ));
+    eprintln!("report: {verb} release {tag}: {}", release.html_url);
+    Ok(())
+}
+
+/// One comment per target, found by its marker and edited in place. A 403 (a fork's
+/// read-only token) is a warning: the summary carries the report instead.
+fn sticky_comment(
+    github: &GitHub,
+    number: u64,
+    fork: bool,
+    target: &str,
+    body: &str,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let posted = match github.find_comment(number, &marker(target)) {
+        Ok(Some(comment)) => github
+            .update_comment(comment.id, body)
+            .map(|c| ("updated", c)),
+        Ok(None) => github.create_comment(number, body).map(|c| ("posted", c)),
+        Err(e) => Err(e),
+    };
+    match posted {
+        Ok((verb, comment)) => {
+            notes.push(format!(
+                "{verb} the [pull request comment]({})",
+                comment.html_url
+            ));
+            eprintln!(
+                "report: {verb} the comment on #{number}: {}",
+                comment.html_url
+            );
+            Ok(())
+        }
+        Err(e) if e.is_forbidden() => {
+            let why = if fork {
+                "a fork's pull request gets a read-only token"
+            } else {
+                "the job's token needs `permissions: pull-requests: write`"
+            };
+            let note = format!("no comment on #{number}: {why} ({e}); this summary is the report");
+            ci::warning(&note);
+            notes.push(note);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,328 @@
+//! `OS_CLOUD` with `clouds.yaml`, as the `openstack` CLI reads it: the file named by
+//! `OS_CLIENT_CONFIG_FILE`, else the first of `./clouds.yaml`,
+//! `$XDG_CONFIG_HOME/openstack/clouds.yaml` (default `~/.config/openstack`) and
+//! `/etc/openstack/clouds.yaml`; a `secure.yaml` beside it (or `OS_CLIENT_SECURE_FILE`)
+//! adds secrets to the same entries. The named entry becomes the OS_* variables an RC
+//! file would set, so the rest of the tool sees one kind of credentials. Variables set
+//! in the environment win over the entry, so CI can hold a password beside a checked-in
+//! clouds.yaml. Packer gets the same variables instead of OS_CLOUD: packer 1.6.6 reads
+//! clouds.yaml but not secure.yaml, and runs in another directory than `./clouds.yaml`.
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::env::Env;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudsError {
+    #[error("OS_CLOUD={cloud}: no clouds.yaml found (looked at {}); create one, set OS_CLIENT_CONFIG_FILE, or export the cloud's OS_* variables instead", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NotFound {
+        cloud: String,
+        searched: Vec<PathBuf>,
+    },
+    #[error("{}: {message}", .path.display())]
+    Unreadable { path: PathBuf, message: String },
+    #[error("OS_CLOUD={cloud}: {} has no cloud of that name under `clouds:` (it has: {}); fix OS_CLOUD or the file", .path.display(), .available.join(", "))]
+    NoSuchCloud {
+        cloud: String,
+        path: PathBuf,
+        available: Vec<String>,
+    },
+}
+
+/// The environment with the OS_CLOUD entry's settings filled in. Unchanged when
+/// OS_CLOUD is not set.
+pub struct Resolved {
+    pub env: Env,
+    /// The variables the entry supplied, for packer (which then must not see OS_CLOUD).
+    pub from_entry: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.from_entry.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Resolved")
+            .field("from_entry", &keys)
+            .finish()
+    }
+}
+
+pub fn resolve(env: &Env) -> Result<Resolved, CloudsError> {
+    let Some(cloud) = env.get("OS_CLOUD") else {
+        return Ok(Resolved {
+            env: env.clone(),
+            from_entry: Vec::new(),
+        });
+    };
+    let searched = candidates(env, "OS_CLIENT_CONFIG_FILE", "clouds.yaml");
+    let Some(clouds_file) = searched.iter().find(|p| p.is_file()).cloned() else {
+        return Err(CloudsError::NotFound {
+            cloud: cloud.to_string(),
+            searched,
+        });
+    };
+    let mut entry = read_entry(&clouds_file, cloud)?.ok_or_else(|| CloudsError::NoSuchCloud {
+        cloud: cloud.to_string(),
+        path: clouds_file.clone(),
+        available: cloud_names(&clouds_file).unwrap_or_default(),
+    })?;
+    let secure_file = candidates(env, "OS_CLIENT_SECURE_FILE", "secure.yaml")
+        .into_iter()
+        .find(|p| p.is_file());
+    if let Some(secure_file) = secure_file {
+        if let Some(secure) = read_entry(&secure_file, cloud)? {
+            merge(&mut entry, secure);
+        }
+    }
+    let from_entry: Vec<(String, String)> = variables(&entry)
+        .into_iter()
+        .filter(|(key, _)| !env.has(key))
+        .collect();
+    let merged = Env::from_pairs(
+        env.iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(from_entry.iter().cloned()),
+    );
+    Ok(Resolved {
+        env: merged,
+        from_entry,
+    })
+}
+
+/// Where to look, in order: the variable's file alone when it is set.
+fn candidates(env: &Env, variable: &str, file: &str) -> Vec<PathBuf> {
+    if let Some(path) = env.get(variable) {
+        return vec![PathBuf::from(path)];
+    }
+    let config_home = env
+        .get("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".config")));
+    let mut paths = vec![PathBuf::from(file)];
+    if let Some(config_home) = config_home {
+        paths.push(config_home.join("openstack").join(file));
+    }
+    paths.push(Path::new("/etc/openstack").join(file));
+    paths
+}
+
+fn load(path: &Path) -> Result<Value, CloudsError> {
+    let unreadable = |message: String| CloudsError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| unreadable(format!("not valid YAML: {e}")))
+}
+
+fn read_entry(path: &Path, cloud: &str) -> Result<Option<Value>, CloudsError> {
+    Ok(load(path)?
+        .get("clouds")
+        .and_then(|c| c.get(cloud))
+        .cloned())
+}
+
+fn cloud_names(path: &Path) -> Result<Vec<String>, CloudsError> {
+    Ok(load(path)?
+        .get("clouds")
+        .and_then(Value::as_mapping)
+        .map(|m| {
+            m.keys()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// secure.yaml's values over clouds.yaml's, mappings merged key by key.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(base), Value::Mapping(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+/// The RC-file variables an entry stands for: `auth.<key>` is `OS_<KEY>`, and
+/// `region_name` and `interface` sit beside `auth`.
+fn variables(entry: &Value) -> Vec<(String, String)> {
+    let empty = Mapping::new();
+    let auth = entry
+        .get("auth")
+        .and_then(Value::as_mapping)
+        .unwrap_or(&empty);
+    let top = ["region_name", "interface"]
+        .into_iter()
+        .filter_map(|key| Some((key, entry.get(key)?)));
+    auth.iter()
+        .filter_map(|(key, value)| Some((key.as_str()?, value)))
+        .chain(top)
+        .filter_map(|(key, value)| {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((format!("OS_{}", key.to_ascii_uppercase()), value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLOUDS: &str = r#"
+clouds:
+  smog:
+    auth:
+      auth_url: https://keystone.example:5000/v3
+      username: alice
+      project_name: c2016005
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: east
+    interface: internal
+    identity_api_version: 3
+  ci:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.example:5000
+      application_credential_id: "0123"
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn an_entry_becomes_rc_variables_with_secure_yaml_and_the_environment_on_top() {
+        let dir = dir_with(&[
+            ("clouds.yaml", CLOUDS),
+            (
+                "secure.yaml",
+                "clouds:\n  smog:\n    auth:\n      password: \"s3cret 'q' $x\"\n",
+            ),
+        ]);
+        let clouds = dir.path().join("clouds.yaml");
+        let secure = dir.path().join("secure.yaml");
+        let resolved = resolve(&env(&[
+            ("OS_CLOUD", "smog"),
+            ("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap()),
+            ("OS_CLIENT_SECURE_FILE", secure.to_str().unwrap()),
+            ("OS_REGION_NAME", "west"),
+        ]))
+        .unwrap();
+        let e = &resolved.env;
+        assert_eq!(
+            e.get("OS_AUTH_URL"),
+            Some("https://keystone.example:5000/v3")
+        );
+        assert_eq!(e.get("OS_USERNAME"), Some("alice"));
+        assert_eq!(e.get("OS_PASSWORD"), Some("s3cret 'q' $x"));
+        assert_eq!(e.get("OS_PROJECT_NAME"), Some("c2016005"));
+        assert_eq!(e.get("OS_INTERFACE"), Some("internal"));
+        assert_eq!(e.get("OS_REGION_NAME"), Some("west"), "environment wins");
+        let keys: Vec<&str> = resolved
+            .from_entry
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert!(keys.contains(&"OS_PASSWORD") && !keys.contains(&"OS_REGION_NAME"));
+        assert!(
+            !format!("{resolved:?}").contains("s3cret"),
+            "Debug shows no secret"
+        );
+        let app = resolve(&env(&[
+            ("OS_CLOUD", "ci"),
+            ("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap()),
+            ("OS_APPLICATION_CREDENTIAL_SECRET", "from-ci"),
+        ]))
+        .unwrap();
+        assert_eq!(app.env.get("OS_APPLICATION_CREDENTIAL_ID"), Some("0123"));
+        assert_eq!(
+            crate::openstack::credentials::detect(&app.env),
+            Some(crate::openstack::credentials::AuthMethod::ApplicationCredential)
+        );
+    }
+
+    #[test]
+    fn the_standard_locations_are_searched_in_order() {
+        let home = dir_with(&[]);
+        std::fs::create_dir_all(home.path().join(".config/openstack")).unwrap();
+        std::fs::write(home.path().join(".config/openstack/clouds.yaml"), CLOUDS).unwrap();
+        let e = env(&[
+            ("OS_CLOUD", "smog"),
+            ("HOME", home.path().to_str().unwrap()),
+        ]);
+        let resolved = resolve(&e).unwrap();
+        assert_eq!(resolved.env.get("OS_USERNAME"), Some("alice"));
+        assert_eq!(
+            candidates(&e, "OS_CLIENT_CONFIG_FILE", "clouds.yaml"),
+            vec![
+                PathBuf::from("clouds.yaml"),
+                home.path().join(".config/openstack/clouds.yaml"),
+                PathBuf::from("/etc/openstack/clouds.yaml"),
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_cloud_the_file_and_what_exists() {
+        let dir = dir_with(&[("clouds.yaml", CLOUDS), ("bad.yaml", "clouds: [\n")]);
+        let error_for = |cloud: &str, file: &str| {
+            let path = dir.path().join(file);
+            resolve(&env(&[
+                ("OS_CLOUD", cloud),
+                ("OS_CLIENT_CONFIG_FILE", path.to_str().unwrap()),
+            ]))
+            .unwrap_err()
+            .to_string()
+        };
+        let err = error_for("nope", "clouds.yaml");
+        assert!(
+            err.contains("OS_CLOUD=nope") && err.contains("(it has: smog, ci)"),
+            "{err}"
+        );
+        assert!(
+            err.contains(dir.path().join("clouds.yaml").to_str().unwrap()),
+            "{err}"
+        );
+        let err = error_for("smog", "missing.yaml");
+        assert!(
+            err.contains("no clouds.yaml found") && err.contains("missing.yaml"),
+            "{err}"
+        );
+        let err = error_for("smog", "bad.yaml");
+        assert!(err.contains("bad.yaml: not valid YAML"), "{err}");
+    }
+
+    #[test]
+    fn without_os_cloud_nothing_is_read() {
+        let e = env(&[("OS_CLIENT_CONFIG_FILE", "/nonexistent/clouds.yaml")]);
+        let resolved = resolve(&e).unwrap();
+        assert!(resolved.from_entry.is_empty());
+        assert_eq!(
+            resolved.env.get("OS_CLIENT_CONFIG_FILE"),
+            Some("/nonexistent/clouds.yaml")
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! Markdown for people (pure): the release body, the sticky pull-request comment and
+//! the job summary. Records hold no secret values (only names and HMAC digests); the
+//! caller still redacts the text before it leaves the process.
+
+use super::{changed_names, marker, release_tag, Baseline, Subject, Validation, RECORD_ASSET};
+
+/// Where the run happened: shown as the footer of every text.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The event, as `Event::describe` says it.
+    pub event: String,
+    pub commit: Option<String>,
+    pub run_url: Option<String>,
+}
+
+/// Inline code that survives backticks in the value.
+fn code(value: &str) -> String {
+    if value.contains('`') {
+        format!("`` {value} ``")
+    } else {
+        format!("`{value}`")
+    }
+}
+
+/// A two-column table with an empty header row (GitHub needs one).
+fn table(rows: &[(&str, String)]) -> String {
+    let mut out = String::from("| | |\n|---|---|\n");
+    for (key, value) in rows {
+        out.push_str(&format!("| {key} | {} |\n", value.replace('|', "\\|")));
+    }
+    out
+}
+
+fn short_commit(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+fn footer(context: &Context) -> String {
+    let mut parts = vec![context.event.clone()];
+    if let Some(commit) = &context.commit {
+        parts.push(format!("commit {}", code(short_commit(commit))));
+    }
+    if let Some(url) = &context.run_url {
+        parts.push(format!("[workflow run]({url})"));
+    }
+    format!("<sub>uworker-image · {}</sub>\n", parts.join(" · "))
+}
+
+fn validation_text(validation: Validation) -> &'static str {
+    match validation {
+        Validation::Passed => "✅ passed",
+        Validation::Failed => "❌ failed: see the `validate` step",
+        Validation::Cancelled => "⚪ cancelled",
+        Validation::Skipped => "⚪ skipped",
+        Validation::Unknown => "not run in this job",
+    }
+}
+
+fn image_text(subject: &Subject) -> String {
+    match (&subject.image_id, &subject.image_name) {
+        (Some(id), Some(name)) => format!("{} ({})", code(id), code(name)),
+        (Some(id), None) => code(id),
+        _ => "none yet".into(),
+    }
+}
+
+/// The changed inputs, as a heading line and a list.
+fn changes_section(baseline: &Baseline) -> String {
+    let (label, changes) = match baseline {
+        Baseline::Release { tag, changes } => {
+            (format!("the latest image ({})", code(tag)), changes)
+        }
+        Baseline::Previous(changes) => ("the previous record".to_string(), changes),
+        Baseline::None => return "No earlier image of this target to compare with.\n".into(),
+        Baseline::Unavailable(why) => {
+            return format!("Changed inputs unknown: {why}.\n");
+        }
+    };
+    if changes.is_empty() {
+        return format!("No input changed against {label}.\n");
+    }
+    let mut out = format!(
+        "{} input(s) changed against {label}:\n\n",
+        changed_names(changes).len()
+    );
+    for (word, names) in [
+        ("added", &changes.added),
+        ("removed", &changes.removed),
+        ("changed", &changes.changed),
+    ] {
+        for name in names {
+            out.push_str(&format!("- {word}: {}\n", code(name)));
+        }
+    }
+    out
+}
+
+fn warnings_section(subject: &Subject) -> String {
+    if subject.warnings.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n**Warnings**\n\n");
+    for warning in &subject.warnings {
+        out.push_str(&format!("- {warning}\n"));
+    }
+    out
+}
+
+/// The release's name: image, target and tag.
+pub fn release_name(subject: &Subject) -> String {
+    format!(
+        "{} {} {}",
+        subject.manifest.image,
+        subject.target,
+        release_tag(&subject.fingerprint)
+    )
+}
+
+/// The body of a target's release (the marker lets `report` find its newest release).
+pub fn release_body(subject: &Subject, context: &Context, baseline: &Baseline) -> String {
+    let mut rows = vec![
+        (
+            "Image ID",
+            subject.image_id.as_deref().map(code).unwrap_or_default(),
+        ),
+        (
+            "Image name",
+            subject.image_name.as_deref().map(code).unwrap_or_default(),
+        ),
+        ("Target", code(&subject.target)),
+        ("Fingerprint", code(&subject.fingerprint)),
+    ];
+    if let Some(commit) = &context.commit {
+        rows.push(("Commit", code(commit)));
+    }
+    if let Some(url) = &context.run_url {
+        rows.push(("Run", format!("[{url}]({url})")));
+    }
+    rows.push(("Packer", code(&subject.manifest.packer_version)));
+    format!(
+        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{changes}\nThe build record, with every input's digest, is attached as {asset}: \
+         `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
+        marker = marker(&subject.target),
+        target = code(&subject.target),
+        table = table(&rows),
+        changes = changes_section(baseline),
+        asset = code(RECORD_ASSET),
+    )
+}
+
+/// One line on what merging the pull request will do.
+fn on_merge(subject: &Subject) -> String {
+    if subject.builds() {
+        format!("a new image will be built ({})", subject.reason)
+    } else {
+        format!(
+            "no build: image {} already has this fingerprint",
+            subject.image_id.as_deref().map(code).unwrap_or_default()
+        )
+    }
+}
+
+/// The sticky comment of one target on a pull request.
+pub fn pr_comment(
+    subject: &Subject,
+    context: &Context,
+    validation: Validation,
+    baseline: &Baseline,
+) -> String {
+    let headline = if validation == Validation::Failed {
+        "❌ validation failed"
+    } else if subject.builds() {
+        "merging builds a new image"
+    } else {
+        "no new image needed"
+    };
+    let rows = [
+        ("Validation", validation_text(validation).to_string()),
+        (
+            "Definition",
+            "✅ loaded, rendered and fingerprinted".to_string(),
+        ),
+        ("Fingerprint", code(&subject.fingerprint)),
+        ("On merge", on_merge(subject)),
+    ];
+    format!(
+        "{marker}\n### Worker image {target}: {headline}\n\n{table}\n{changes}{warnings}\n{footer}",
+        marker = marker(&subject.target),
+        target = code(&subject.target),
+        table = table(&rows),
+        changes = changes_section(baseline),
+        warnings = warnings_section(subject),
+        footer = footer(context),
+    )
+}
+
+/// The job summary: the result, and what was published (`notes`).
+pub fn summary(
+    subject: &Subject,
+    context: &Context,
+    validation: Validation,
+    baseline: &Baseline,
+    notes: &[String],
+) -> String {
+    let result = if subject.built() {
+        format!("✅ built {}", image_text(subject))
+    } else if subject.failed_build() {
+        format!("❌ {}", subject.reason)
+    } else if subject.builds() {
+        format!("build planned: {}", subject.reason)
+    } else {
+        format!("skipped: {} serves this fingerprint", image_text(subject))
+    };
+    let mut rows = vec![
+        ("Result", result),
+        ("Action", code(&subject.action)),
+        ("Fingerprint", code(&subject.fingerprint)),
+    ];
+    if validation != Validation::Unknown {
+        rows.push(("Validation", validation_text(validation).to_string()));
+    }
+    let mut out = format!(
+        "### uworker-image: target {}\n\n{}\n{}{}",
+        code(&subject.target),
+        table(&rows),
+        changes_section(baseline),
+        warnings_section(subject),
+    );
+    if !notes.is_empty() {
+        out.push_str("\n**GitHub**\n\n");
+        for note in notes {
+            out.push_str(&format!("- {note}\n"));
+        }
+    }
+    out.push('\n');
+    out.push_str(&footer(context));
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{manifest_json, record_json};
+    use super::*;
+    use crate::fingerprint::Changes;
+
+    fn context() -> Context {
+        Context {
+            event: "pull request #7".into(),
+            commit: Some("1111111111111111111111111111111111111111".into()),
+            run_url: Some("https://github.com/o/r/actions/runs/9".into()),
+        }
+    }
+
+    #[test]
+    fn code_spans_survive_backticks_and_tables_pipes() {
+        assert_eq!(code("a`b"), "`` a`b ``");
+        assert_eq!(
+            table(&[("k", "a|b".into())]),
+            "| | |\n|---|---|\n| k | a\\|b |\n"
+        );
+    }
+
+    #[test]
+    fn comment_says_what_merging_does() {
+        let subject = Subject::from_json("r", &record_json("skip", false, Some("img-0"))).unwrap();
+        let text = pr_comment(&subject, &context(), Validation::Passed, &Baseline::None);
+        assert!(text.starts_with("<!-- uworker-image:north -->\n"));
+        assert!(text.contains("no build: image `img-0` already has this fingerprint"));
+        let failed = pr_comment(&subject, &context(), Validation::Failed, &Baseline::None);
+        assert!(failed.contains("❌ validation failed"));
+    }
+
+    #[test]
+    fn a_failed_build_says_so_in_the_summary() {
+        let json = record_json("build", false, None).replace(
+            "built in 1 attempt(s)",
+            "build: FAILED after 3 attempt(s): No valid host",
+        );
+        let subject = Subject::from_json("r", &json).unwrap();
+        let text = summary(
+            &subject,
+            &context(),
+            Validation::Unknown,
+            &Baseline::None,
+            &[],
+        );
+        assert!(
+            text.contains("| Result | ❌ build: FAILED after 3 attempt(s): No valid host |"),
+            "{text}"
+        );
+        assert!(!text.contains("| Validation |"), "{text}");
+    }
+
+    #[test]
+    fn changes_are_listed_by_kind() {
+        let changes = Changes {
+            added: vec!["file a".into()],
+            removed: vec![],
+            changed: vec!["variable x".into()],
+        };
+        let text = changes_section(&Baseline::Release {
+            tag: "image-1".into(),
+            changes,
+        });
+        assert_eq!(
+            text,
+            "2 input(s) changed against the latest image (`image-1`):\n\n- added: `file a`\n- changed: `variable x`\n"
+        );
+        assert_eq!(
+            changes_section(&Baseline::Previous(Changes::default())),
+            "No input changed against the previous record.\n"
+        );
+        let _ = manifest_json("a", "b");
+    }
+}

@@ -1,0 +1,289 @@
+//! What a run reports (pure): the record read back, the GitHub outputs, the release tag
+//! and the hidden markers that find a target's release and pull-request comment again.
+//! The Markdown lives in `markdown`; talking to GitHub in `crate::github`.
+
+pub mod markdown;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::fingerprint::{Changes, Manifest};
+
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error("cannot read the record {path}: {source}; pass the file `plan --output json` or `build --out` wrote")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a record of `plan --output json` or `build --out`: {message}")]
+    Record { path: String, message: String },
+    #[error("GITHUB_TOKEN is not set: publishing a release needs it (`env: GITHUB_TOKEN: ${{ github.token }}`, `permissions: contents: write`)")]
+    NoToken,
+    #[error(
+        "--validation `{0}`: expected success, failure, cancelled or skipped (a step's `outcome`)"
+    )]
+    Validation(String),
+}
+
+/// The asset a release carries: the build record, with the image's inputs manifest.
+pub const RECORD_ASSET: &str = "image.json";
+
+/// A plan or build record, as `report` reads it back. Plan records have no `built`,
+/// image name or provenance; those default.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Subject {
+    pub action: String,
+    /// Set in build records only: a plan has built nothing and failed nothing.
+    #[serde(default)]
+    built: Option<bool>,
+    pub target: String,
+    pub fingerprint: String,
+    pub image_id: Option<String>,
+    #[serde(default)]
+    pub image_name: Option<String>,
+    pub reason: String,
+    #[serde(default)]
+    pub changes: Option<Changes>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    #[serde(default)]
+    pub run_url: Option<String>,
+    pub manifest: Manifest,
+}
+
+impl Subject {
+    pub fn from_json(path: &str, text: &str) -> Result<Subject, ReportError> {
+        let subject: Subject = serde_json::from_str(text).map_err(|e| ReportError::Record {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        if subject.action != "build" && subject.action != "skip" {
+            return Err(ReportError::Record {
+                path: path.to_string(),
+                message: format!("action `{}` is neither build nor skip", subject.action),
+            });
+        }
+        Ok(subject)
+    }
+
+    /// The planned or taken action will make (or has made) a new image.
+    pub fn builds(&self) -> bool {
+        self.action == "build"
+    }
+
+    /// A new image was made by this run.
+    pub fn built(&self) -> bool {
+        self.built == Some(true)
+    }
+
+    /// `build` tried and no image came of it (failed, timed out or interrupted).
+    pub fn failed_build(&self) -> bool {
+        self.builds() && self.built == Some(false)
+    }
+}
+
+/// The release of a fingerprint: `image-` and its first 12 hex digits.
+pub fn release_tag(fingerprint: &str) -> String {
+    let hex = fingerprint.trim_start_matches("sha256:");
+    format!("image-{}", &hex[..hex.len().min(12)])
+}
+
+/// The hidden marker of a target's sticky comment and of its releases' bodies.
+pub fn marker(target: &str) -> String {
+    format!("<!-- uworker-image:{target} -->")
+}
+
+/// The result of the `validate` step, as the workflow passes it (a step's `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    Passed,
+    Failed,
+    Cancelled,
+    Skipped,
+    /// Not passed to this report.
+    Unknown,
+}
+
+impl Validation {
+    pub fn parse(value: Option<&str>) -> Result<Validation, ReportError> {
+        Ok(match value {
+            None => Validation::Unknown,
+            Some("success") => Validation::Passed,
+            Some("failure") => Validation::Failed,
+            Some("cancelled") => Validation::Cancelled,
+            Some("skipped") => Validation::Skipped,
+            Some(other) => return Err(ReportError::Validation(other.to_string())),
+        })
+    }
+}
+
+/// What the inputs were compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Baseline {
+    /// The manifest of the latest image release of the target (its tag).
+    Release { tag: String, changes: Changes },
+    /// The record's own comparison (`--previous`).
+    Previous(Changes),
+    /// No earlier image of this target to compare with.
+    None,
+    /// The comparison could not be made; the text says why.
+    Unavailable(String),
+}
+
+impl Baseline {
+    /// From the latest release's record, else the record's own `changes`.
+    pub fn choose(subject: &Subject, latest: Option<(String, Manifest)>) -> Baseline {
+        match (latest, &subject.changes) {
+            (Some((tag, manifest)), _) => Baseline::Release {
+                tag,
+                changes: Changes::between(&manifest, &subject.manifest),
+            },
+            (None, Some(changes)) => Baseline::Previous(changes.clone()),
+            (None, None) => Baseline::None,
+        }
+    }
+
+    pub fn changes(&self) -> Option<&Changes> {
+        match self {
+            Baseline::Release { changes, .. } | Baseline::Previous(changes) => Some(changes),
+            Baseline::None | Baseline::Unavailable(_) => None,
+        }
+    }
+}
+
+/// Every changed input name, in the order added, removed, changed.
+pub fn changed_names(changes: &Changes) -> Vec<&str> {
+    changes
+        .added
+        .iter()
+        .chain(&changes.removed)
+        .chain(&changes.changed)
+        .map(String::as_str)
+        .collect()
+}
+
+/// The step outputs: `action` (build|skip), `built` (true|false), `fingerprint`,
+/// `image_id` and `image_name` (of the image that serves the fingerprint, new or
+/// existing; empty when none), `changed` (changed input names, comma-separated).
+pub fn outputs(subject: &Subject, baseline: &Baseline) -> Vec<(&'static str, String)> {
+    vec![
+        ("action", subject.action.clone()),
+        ("built", subject.built().to_string()),
+        ("fingerprint", subject.fingerprint.clone()),
+        ("image_id", subject.image_id.clone().unwrap_or_default()),
+        ("image_name", subject.image_name.clone().unwrap_or_default()),
+        (
+            "changed",
+            baseline
+                .changes()
+                .map(|c| changed_names(c).join(","))
+                .unwrap_or_default(),
+        ),
+    ]
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A build record as `build --out` writes it.
+    pub fn record_json(action: &str, built: bool, image: Option<&str>) -> String {
+        let image_field = |v: Option<&str>| v.map(|s| format!("\"{s}\"")).unwrap_or("null".into());
+        format!(
+            r#"{{"schema":1,"action":"{action}","built":{built},"target":"north",
+            "fingerprint":"sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "image_id":{id},"image_name":{name},"reason":"built in 1 attempt(s)","changes":null,
+            "packer_version":"1.6.6","git_commit":"1111111111111111111111111111111111111111",
+            "run_url":"https://github.com/o/r/actions/runs/9","attempts":1,
+            "manifest":{manifest}}}"#,
+            id = image_field(image),
+            name = image_field(image.map(|_| "worker-north-0123456789ab")),
+            manifest = manifest_json("scripts/install.sh", "aa"),
+        )
+    }
+
+    pub fn manifest_json(file: &str, digest: &str) -> String {
+        format!(
+            r#"{{"schema":1,"image":"worker","target":"north","template_sha256":"ff",
+            "files":[{{"path":"{file}","executable":true,"sha256":"{digest}"}}],
+            "variables":{{"worker_source":"uworker==1.0"}},"secrets":{{"UWORKER_JOB_API_PASSWORD":null}},
+            "base_image":{{"by":"id","value":"base-1","resolved_id":"base-1"}},"packer_version":"1.6.6"}}"#
+        )
+    }
+
+    #[test]
+    fn reads_build_and_plan_records() {
+        let built =
+            Subject::from_json("r.json", &record_json("build", true, Some("img-1"))).unwrap();
+        assert!(built.built() && built.builds() && !built.failed_build());
+        let failed = Subject::from_json("f", &record_json("build", false, None)).unwrap();
+        assert!(failed.failed_build());
+        assert_eq!(
+            built.image_name.as_deref(),
+            Some("worker-north-0123456789ab")
+        );
+        let plan = format!(
+            r#"{{"action":"skip","target":"north","fingerprint":"sha256:ab","image_id":"img-0",
+            "reason":"image img-0 already has this fingerprint","changes":null,"warnings":["w"],
+            "manifest":{}}}"#,
+            manifest_json("a", "b")
+        );
+        let plan = Subject::from_json("p.json", &plan).unwrap();
+        assert!(!plan.built() && !plan.builds() && !plan.failed_build());
+        assert_eq!(plan.warnings, ["w"]);
+        let error = Subject::from_json("x.json", r#"{"action":"build"}"#).unwrap_err();
+        assert!(
+            error.to_string().starts_with("x.json: not a record"),
+            "{error}"
+        );
+        let error = Subject::from_json(
+            "y.json",
+            &record_json("build", false, None).replace("\"build\"", "\"deploy\""),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("action `deploy`"), "{error}");
+    }
+
+    #[test]
+    fn tags_markers_and_outputs() {
+        assert_eq!(
+            release_tag("sha256:0123456789abcdef0123"),
+            "image-0123456789ab"
+        );
+        assert_eq!(marker("north"), "<!-- uworker-image:north -->");
+        let subject = Subject::from_json("r", &record_json("build", true, Some("img-1"))).unwrap();
+        let older: Manifest = serde_json::from_str(&manifest_json("scripts/old.sh", "aa")).unwrap();
+        let baseline = Baseline::choose(&subject, Some(("image-old".into(), older)));
+        let outputs = outputs(&subject, &baseline);
+        let get = |k: &str| {
+            outputs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .unwrap()
+                .1
+                .as_str()
+        };
+        assert_eq!(get("action"), "build");
+        assert_eq!(get("built"), "true");
+        assert_eq!(get("image_id"), "img-1");
+        assert_eq!(get("image_name"), "worker-north-0123456789ab");
+        assert_eq!(
+            get("changed"),
+            "file scripts/install.sh,file scripts/old.sh"
+        );
+        assert_eq!(Baseline::choose(&subject, None), Baseline::None);
+    }
+
+    #[test]
+    fn validation_outcomes() {
+        assert_eq!(
+            Validation::parse(Some("success")).unwrap(),
+            Validation::Passed
+        );
+        assert_eq!(Validation::parse(None).unwrap(), Validation::Unknown);
+        assert!(Validation::parse(Some("ok")).is_err());
+    }
+}

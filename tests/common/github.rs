@@ -1,0 +1,700 @@
+//! GitHub for the tests: Prism serving GitHub's official OpenAPI description (trimmed,
+//! tests/harness/github) checks every request the tool sends. `Prism::mock` answers
+//! with GitHub's examples; `Prism::proxy` sits in front of `FakeGitHub`, a small
+//! stateful server on std's TcpListener, so both the requests and the fake's answers
+//! are checked against the description.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::sshd::free_port;
+use super::{run, tool, Run};
+
+/// The job token of the tests: it must never appear in any output.
+pub const TOKEN: &str = "ghs_s3cr3tT0kenNeverPrinted0123456789";
+
+fn harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/github")
+}
+
+/// Prism's entry point, installed once into the test cache by prism.sh.
+fn prism_js() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Command::new(harness().join("prism.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("prism.sh runs");
+        assert!(out.status.success(), "installing Prism failed");
+        let dir = String::from_utf8(out.stdout).unwrap();
+        Path::new(dir.trim()).join("node_modules/@stoplight/prism-cli/dist/index.js")
+    })
+}
+
+/// A Prism process on a loopback port, stopped (its process group) on drop.
+pub struct Prism {
+    child: Child,
+    pub url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Prism {
+    pub fn mock() -> Prism {
+        Prism::start(&["mock"], None)
+    }
+
+    /// `prism proxy --errors`: requests and answers that break the description fail.
+    pub fn proxy(upstream: &str) -> Prism {
+        Prism::start(&["proxy", "--errors"], Some(upstream))
+    }
+
+    /// `prism proxy` that logs violations but passes answers on. For asset downloads:
+    /// Prism follows the API's redirect to storage itself and then checks the file's
+    /// bytes as if they were the API's JSON answer, which `--errors` turns into a 500.
+    pub fn proxy_logging(upstream: &str) -> Prism {
+        Prism::start(&["proxy"], Some(upstream))
+    }
+
+    fn start(mode: &[&str], upstream: Option<&str>) -> Prism {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("prism.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new("node");
+        cmd.arg(prism_js())
+            .args(mode)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .arg(harness().join("github-openapi.json"))
+            .args(upstream)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .process_group(0);
+        let child = cmd.spawn().expect("node runs Prism");
+        let prism = Prism {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !prism.log().contains("Prism is listening") {
+            assert!(
+                Instant::now() < deadline,
+                "Prism did not start:\n{}",
+                prism.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        prism
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log lines where Prism found a request (or, as a proxy, an answer) that breaks
+    /// GitHub's description, or a route it does not have.
+    pub fn violations(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("Violation:")
+                    || l.contains("did not pass the validation rules")
+                    || l.contains("Request terminated with error")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// "METHOD path" of every request Prism received.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("Request received"))
+            .filter_map(|l| {
+                let rest = l.split("[HTTP SERVER] ").nth(1)?;
+                let mut words = rest.split_whitespace();
+                Some(format!(
+                    "{} {}",
+                    words.next()?.to_uppercase(),
+                    words.next()?
+                ))
+            })
+            .collect()
+    }
+
+    /// Panics with the offending lines when Prism saw a violation.
+    pub fn assert_conformant(&self) {
+        self.assert_no_violations(self.violations());
+    }
+
+    /// As `assert_conformant`, except for the storage's answer to an asset download,
+    /// which Prism fetches itself (see `proxy_logging`). Requests are all checked.
+    pub fn assert_conformant_but_storage(&self) {
+        let mut request = String::new();
+        let mut violations = Vec::new();
+        for line in self.log().lines() {
+            if line.contains("Request received") {
+                request = line.to_string();
+            } else if line.contains("Violation:") {
+                let download = request.contains("[HTTP SERVER] get /repos/o/r/releases/assets/");
+                if !(download && line.contains("Violation: response")) {
+                    violations.push(line.to_string());
+                }
+            }
+        }
+        self.assert_no_violations(violations);
+    }
+
+    fn assert_no_violations(&self, violations: Vec<String>) {
+        assert!(
+            violations.is_empty(),
+            "requests or answers break GitHub's OpenAPI description:\n{}\n--- log ---\n{}",
+            violations.join("\n"),
+            self.log()
+        );
+    }
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeAsset {
+    pub id: u64,
+    pub name: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeRelease {
+    pub id: u64,
+    pub tag: String,
+    pub name: String,
+    pub body: String,
+    pub assets: Vec<FakeAsset>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeComment {
+    pub id: u64,
+    pub issue: u64,
+    pub body: String,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub releases: Vec<FakeRelease>,
+    pub comments: Vec<FakeComment>,
+    next_id: u64,
+    /// Answers (status, headers) for the next requests, whatever they ask (e.g. 502).
+    pub failures: VecDeque<(u16, Vec<(String, String)>)>,
+    /// Writes answer 403, as with a fork's read-only token.
+    pub read_only: bool,
+    pub seen: Vec<Seen>,
+}
+
+impl State {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn add_release(&mut self, tag: &str, body: &str, assets: &[(&str, &str)]) -> u64 {
+        let id = self.id();
+        let assets = assets
+            .iter()
+            .map(|(name, content)| FakeAsset {
+                id: self.id(),
+                name: name.to_string(),
+                content: content.as_bytes().to_vec(),
+            })
+            .collect();
+        self.releases.push(FakeRelease {
+            id,
+            tag: tag.into(),
+            name: tag.into(),
+            body: body.into(),
+            assets,
+        });
+        id
+    }
+
+    /// The next request gets this status and these headers.
+    pub fn fail(&mut self, status: u16, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.failures.push_back((status, headers));
+    }
+
+    pub fn add_comment(&mut self, issue: u64, body: &str) -> u64 {
+        let id = self.id();
+        self.comments.push(FakeComment {
+            id,
+            issue,
+            body: body.into(),
+        });
+        id
+    }
+}
+
+/// The stateful fake GitHub (repository o/r); runs until the test ends.
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub url: String,
+    pub state: Arc<Mutex<State>>,
+}
+
+impl FakeGitHub {
+    pub fn start() -> FakeGitHub {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fake = FakeGitHub {
+            url,
+            state: Arc::new(Mutex::new(State {
+                next_id: 100,
+                ..State::default()
+            })),
+        };
+        let server = fake.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let server = server.clone();
+                std::thread::spawn(move || server.serve(stream));
+            }
+        });
+        fake
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default().to_string();
+        let target = words.next().unwrap_or_default().to_string();
+        let mut length = 0;
+        let mut authorization = None;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').unwrap_or((header, ""));
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "authorization" => authorization = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let (status, headers, payload) = {
+            let mut state = self.state.lock().unwrap();
+            state.seen.push(Seen {
+                method: method.clone(),
+                path: target.clone(),
+                authorization,
+            });
+            self.answer(&mut state, &method, path, query, &body)
+        };
+        let mut stream = stream;
+        let reason = match status {
+            200 => "OK",
+            201 => "Created",
+            204 => "No Content",
+            302 => "Found",
+            403 => "Forbidden",
+            404 => "Not Found",
+            422 => "Unprocessable Entity",
+            _ => "Error",
+        };
+        let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
+        for (k, v) in &headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&payload);
+    }
+
+    fn answer(
+        &self,
+        state: &mut State,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let json_headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+        let reply = |status: u16, value: Value| {
+            (status, json_headers.clone(), value.to_string().into_bytes())
+        };
+        if let Some((status, headers)) = state.failures.pop_front() {
+            let message = if status == 502 {
+                "Server Error"
+            } else {
+                "API rate limit exceeded"
+            };
+            let (status, mut all, body) = reply(status, json!({"message": message}));
+            all.extend(headers);
+            return (status, all, body);
+        }
+        if let Some(id) = path.strip_prefix("/download/") {
+            // Storage on another host: what the API redirects asset downloads to.
+            let id: u64 = id.parse().unwrap();
+            let content = state
+                .releases
+                .iter()
+                .flat_map(|r| &r.assets)
+                .find(|a| a.id == id)
+                .map(|a| a.content.clone());
+            return match content {
+                Some(c) => (
+                    200,
+                    vec![("Content-Type".into(), "application/octet-stream".into())],
+                    c,
+                ),
+                None => reply(404, not_found()),
+            };
+        }
+        let Some(rest) = path.strip_prefix("/repos/o/r/") else {
+            return reply(404, not_found());
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let writes = method != "GET";
+        if writes && state.read_only {
+            return reply(
+                403,
+                json!({"message": "Resource not accessible by integration",
+                       "documentation_url": "https://docs.github.com/rest"}),
+            );
+        }
+        match (method, parts.as_slice()) {
+            ("GET", ["releases"]) => {
+                let list: Vec<Value> = state
+                    .releases
+                    .iter()
+                    .rev()
+                    .map(|r| self.release(r))
+                    .collect();
+                reply(200, Value::Array(list))
+            }
+            ("GET", ["releases", "tags", tag]) => {
+                match state.releases.iter().find(|r| r.tag == *tag) {
+                    Some(r) => reply(200, self.release(r)),
+                    None => reply(404, not_found()),
+                }
+            }
+            ("POST", ["releases"]) => {
+                let tag = input["tag_name"].as_str().unwrap().to_string();
+                if state.releases.iter().any(|r| r.tag == tag) {
+                    return reply(
+                        422,
+                        json!({"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest",
+                               "errors": [{"resource": "Release", "code": "already_exists", "field": "tag_name"}]}),
+                    );
+                }
+                let id = state.add_release(&tag, input["body"].as_str().unwrap_or(""), &[]);
+                let release = state.releases.iter_mut().find(|r| r.id == id).unwrap();
+                release.name = input["name"].as_str().unwrap_or("").into();
+                reply(201, self.release(release))
+            }
+            ("PATCH", ["releases", id]) => {
+                let id: u64 = id.parse().unwrap();
+                match state.releases.iter_mut().find(|r| r.id == id) {
+                    Some(release) => {
+                        if let Some(body) = input["body"].as_str() {
+                            release.body = body.into();
+                        }
+                        if let Some(name) = input["name"].as_str() {
+                            release.name = name.into();
+                        }
+                        reply(200, self.release(release))
+                    }
+                    None => reply(404, not_found()),
+                }
+            }
+            ("GET", ["releases", "assets", id]) => {
+                let id: u64 = id.parse().unwrap();
+                (
+                    302,
+                    // Another origin (`localhost`, not the API's 127.0.0.1), as storage is.
+                    vec![(
+                        "Location".into(),
+                        format!(
+                            "{}/download/{id}",
+                            self.url.replace("127.0.0.1", "localhost")
+                        ),
+                    )],
+                    Vec::new(),
+                )
+            }
+            ("DELETE", ["releases", "assets", id]) => {
+                let id: u64 = id.parse().unwrap();
+                for release in &mut state.releases {
+                    release.assets.retain(|a| a.id != id);
+                }
+                (204, Vec::new(), Vec::new())
+            }
+            ("POST", ["releases", id, "assets"]) => {
+                let release_id: u64 = id.parse().unwrap();
+                let name = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("name="))
+                    .unwrap_or("")
+                    .to_string();
+                let asset = FakeAsset {
+                    id: state.id(),
+                    name,
+                    content: body.to_vec(),
+                };
+                let release = state
+                    .releases
+                    .iter_mut()
+                    .find(|r| r.id == release_id)
+                    .unwrap();
+                release.assets.push(asset.clone());
+                reply(201, self.asset(&asset))
+            }
+            ("GET", ["issues", issue, "comments"]) => {
+                let issue: u64 = issue.parse().unwrap();
+                let list: Vec<Value> = state
+                    .comments
+                    .iter()
+                    .filter(|c| c.issue == issue)
+                    .map(|c| self.comment(c))
+                    .collect();
+                reply(200, Value::Array(list))
+            }
+            ("POST", ["issues", issue, "comments"]) => {
+                let issue: u64 = issue.parse().unwrap();
+                let id = state.add_comment(issue, input["body"].as_str().unwrap());
+                let comment = state.comments.iter().find(|c| c.id == id).unwrap();
+                reply(201, self.comment(comment))
+            }
+            ("PATCH", ["issues", "comments", id]) => {
+                let id: u64 = id.parse().unwrap();
+                match state.comments.iter_mut().find(|c| c.id == id) {
+                    Some(comment) => {
+                        comment.body = input["body"].as_str().unwrap().into();
+                        reply(200, self.comment(comment))
+                    }
+                    None => reply(404, not_found()),
+                }
+            }
+            _ => reply(404, not_found()),
+        }
+    }
+
+    fn release(&self, r: &FakeRelease) -> Value {
+        let base = "https://api.github.com/repos/o/r";
+        json!({
+            "url": format!("{base}/releases/{}", r.id),
+            "html_url": format!("https://github.com/o/r/releases/tag/{}", r.tag),
+            "assets_url": format!("{base}/releases/{}/assets", r.id),
+            "upload_url": format!("https://uploads.github.com/repos/o/r/releases/{}/assets{{?name,label}}", r.id),
+            "tarball_url": null,
+            "zipball_url": null,
+            "id": r.id,
+            "node_id": "RE_1",
+            "tag_name": r.tag,
+            "target_commitish": "main",
+            "name": r.name,
+            "body": r.body,
+            "draft": false,
+            "prerelease": false,
+            "created_at": "2026-01-01T00:00:00Z",
+            "published_at": "2026-01-01T00:00:00Z",
+            "author": user(),
+            "assets": r.assets.iter().map(|a| self.asset(a)).collect::<Vec<_>>(),
+        })
+    }
+
+    fn asset(&self, a: &FakeAsset) -> Value {
+        json!({
+            "url": format!("https://api.github.com/repos/o/r/releases/assets/{}", a.id),
+            "browser_download_url": format!("https://github.com/o/r/releases/download/x/{}", a.name),
+            "id": a.id,
+            "node_id": "RA_1",
+            "name": a.name,
+            "label": null,
+            "state": "uploaded",
+            "content_type": "application/octet-stream",
+            "size": a.content.len(),
+            "digest": null,
+            "download_count": 0,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "uploader": user(),
+        })
+    }
+
+    fn comment(&self, c: &FakeComment) -> Value {
+        json!({
+            "id": c.id,
+            "node_id": "IC_1",
+            "url": format!("https://api.github.com/repos/o/r/issues/comments/{}", c.id),
+            "html_url": format!("https://github.com/o/r/pull/{}#issuecomment-{}", c.issue, c.id),
+            "issue_url": format!("https://api.github.com/repos/o/r/issues/{}", c.issue),
+            "body": c.body,
+            "user": user(),
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "author_association": "OWNER",
+        })
+    }
+}
+
+fn not_found() -> Value {
+    json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+}
+
+fn user() -> Value {
+    let u = "https://api.github.com/users/github-actions";
+    json!({
+        "login": "github-actions[bot]", "id": 41898282, "node_id": "MDM6Qm90NDE4OTgyODI=",
+        "avatar_url": "https://avatars.githubusercontent.com/in/15368", "gravatar_id": "",
+        "url": u, "html_url": "https://github.com/apps/github-actions",
+        "followers_url": format!("{u}/followers"), "following_url": format!("{u}/following{{/other_user}}"),
+        "gists_url": format!("{u}/gists{{/gist_id}}"), "starred_url": format!("{u}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{u}/subscriptions"), "organizations_url": format!("{u}/orgs"),
+        "repos_url": format!("{u}/repos"), "events_url": format!("{u}/events{{/privacy}}"),
+        "received_events_url": format!("{u}/received_events"), "type": "Bot", "site_admin": false
+    })
+}
+
+/// A GitHub Actions job step: event payload, output and summary files, the token.
+pub struct Job {
+    pub dir: tempfile::TempDir,
+    vars: Vec<(String, String)>,
+}
+
+impl Job {
+    pub fn new(api: &str, event: &str, payload: Value, git_ref: &str) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        let event_path = dir.path().join("event.json");
+        std::fs::write(&event_path, payload.to_string()).unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let vars = [
+            ("GITHUB_ACTIONS", "true".to_string()),
+            ("GITHUB_EVENT_NAME", event.to_string()),
+            ("GITHUB_EVENT_PATH", event_path.display().to_string()),
+            ("GITHUB_REF", git_ref.to_string()),
+            ("GITHUB_REPOSITORY", "o/r".to_string()),
+            ("GITHUB_API_URL", api.to_string()),
+            ("GITHUB_SERVER_URL", "https://github.com".to_string()),
+            ("GITHUB_RUN_ID", "77".to_string()),
+            (
+                "GITHUB_SHA",
+                "2222222222222222222222222222222222222222".to_string(),
+            ),
+            ("GITHUB_TOKEN", TOKEN.to_string()),
+            ("GITHUB_OUTPUT", path("output")),
+            ("GITHUB_STEP_SUMMARY", path("summary.md")),
+            ("UWORKER_IMAGE_GITHUB_RETRY_DELAY", "50ms".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Job { dir, vars }
+    }
+
+    pub fn push(api: &str) -> Job {
+        let payload = json!({"repository": {"default_branch": "main", "full_name": "o/r"}});
+        Job::new(api, "push", payload, "refs/heads/main")
+    }
+
+    pub fn pull_request(api: &str, number: u64, fork: bool) -> Job {
+        let head_repo = if fork { "someone/r" } else { "o/r" };
+        let payload = json!({
+            "number": number,
+            "pull_request": {"number": number, "head": {"sha": "3333", "repo": {"full_name": head_repo}}},
+            "repository": {"full_name": "o/r", "default_branch": "main"}
+        });
+        Job::new(api, "pull_request", payload, "refs/pull/7/merge")
+    }
+
+    pub fn without(mut self, key: &str) -> Job {
+        self.vars.retain(|(k, _)| k != key);
+        self
+    }
+
+    pub fn command(&self) -> std::process::Command {
+        let pairs: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        tool(&pairs)
+    }
+
+    /// `report --record FILE` with the record written into the job's dir.
+    pub fn report(&self, record: &Value, extra: &[&str]) -> Run {
+        let file = self.dir.path().join("record.json");
+        std::fs::write(&file, serde_json::to_string_pretty(record).unwrap()).unwrap();
+        let mut cmd = self.command();
+        cmd.arg("report").arg("--record").arg(&file).args(extra);
+        let r = run(cmd);
+        self.assert_no_token(&r);
+        r
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    pub fn outputs(&self) -> String {
+        self.file("output")
+    }
+
+    pub fn summary(&self) -> String {
+        self.file("summary.md")
+    }
+
+    pub fn assert_no_token(&self, r: &Run) {
+        for (what, text) in [
+            ("output", r.all()),
+            ("GITHUB_OUTPUT", self.outputs()),
+            ("summary", self.summary()),
+        ] {
+            assert!(!text.contains(TOKEN), "the token leaked into the {what}");
+        }
+    }
+}
