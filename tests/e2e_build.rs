@@ -23,9 +23,15 @@ use uworker_image::openstack::client::{Backoff, Cloud, OpenStackError};
 use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
 
-/// The base image every target boots from: a placeholder in Glance (the stand-in boots
-/// its cached Debian 12 rootfs for any active image, as a cloud boots the image's disk).
+/// Base images: placeholders in Glance whose standard os_distro/os_version properties
+/// tell the stand-in which cached root filesystem a server of theirs boots (as a cloud
+/// boots the image's disk). The small scenarios use Debian 12; the default definition
+/// names "Ubuntu 22.04".
 const BASE_IMAGE: &str = "Debian 12 (e2e stand-in base)";
+const BASE_IMAGES: [(&str, &str, &str); 2] = [
+    (BASE_IMAGE, "debian", "12"),
+    ("Ubuntu 22.04", "ubuntu", "22.04"),
+];
 
 /// One scenario at a time; each starts from a reset stand-in. The images of the
 /// definitions it names are deleted when it ends, passed or failed.
@@ -51,7 +57,7 @@ impl Scenario {
         let compute = compute();
         compute.reset();
         let cloud = region_cloud(compute);
-        ensure_base_image(&cloud);
+        ensure_base_images(&cloud);
         Scenario {
             compute,
             cloud,
@@ -101,16 +107,17 @@ fn region_cloud_with(compute: &Compute, backoff: Backoff) -> Cloud {
     Cloud::connect(&credentials, backoff).unwrap()
 }
 
-fn ensure_base_image(cloud: &Cloud) {
+fn ensure_base_images(cloud: &Cloud) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        if Glance::new(cloud)
-            .unwrap()
-            .resolve_name(BASE_IMAGE)
-            .unwrap()
-            .is_none()
-        {
-            common::openstack::create_image(cloud, BASE_IMAGE, &[], true);
+        let glance = Glance::new(cloud).unwrap();
+        for (name, distro, version) in BASE_IMAGES {
+            let found = glance.resolve_name(name).unwrap();
+            if found.is_some_and(|i| i.property("os_distro") == Some(distro)) {
+                continue;
+            }
+            let properties = [("os_distro", distro), ("os_version", version)];
+            common::openstack::create_image(cloud, name, &properties, true);
         }
     });
 }
@@ -398,23 +405,19 @@ const IMAGE_HOST_ADDRESS: &str = "127.0.3.100";
 const JOB_CMD: &str = "/bin/echo 'job' \"$1\" # a=b";
 const PROJECT: &str = "e2e-project";
 
-/// The repository's default definition, pointed at this cloud's base image, under a
-/// name of its own (so every run has a new fingerprint), with the worker stand-in inside
-/// it as a local `worker_source`.
+/// The repository's default definition under a name of its own (so every run has a new
+/// fingerprint), with the worker stand-in inside it as a local `worker_source`.
 fn default_definition_copy(name: &str) -> tempfile::TempDir {
     let dir = default_definition_with_worker_standin();
     let toml = dir.path().join("image.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
-    let retargeted = text
-        .replacen("name = \"uworker\"", &format!("name = \"{name}\""), 1)
-        .replacen(
-            "source_image_name = \"Ubuntu 22.04\"",
-            &format!("source_image_name = \"{BASE_IMAGE}\""),
-            1,
-        );
-    assert_eq!(retargeted.matches(name).count(), 1, "{retargeted}");
-    assert!(retargeted.contains(BASE_IMAGE), "{retargeted}");
-    std::fs::write(&toml, retargeted).unwrap();
+    assert!(
+        text.contains("source_image_name = \"Ubuntu 22.04\""),
+        "the default definition's base image is not one BASE_IMAGES has:\n{text}"
+    );
+    let renamed = text.replacen("name = \"uworker\"", &format!("name = \"{name}\""), 1);
+    assert_eq!(renamed.matches(name).count(), 1, "{renamed}");
+    std::fs::write(&toml, renamed).unwrap();
     dir
 }
 
@@ -480,6 +483,11 @@ fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
         }
         std::thread::sleep(Duration::from_millis(300));
     };
+    assert_eq!(
+        host.root_ok(". /etc/os-release; echo \"$ID $VERSION_ID\""),
+        "ubuntu 22.04\n",
+        "the image is the provisioned Ubuntu 22.04 of its base image"
+    );
     assert_eq!(
         host.root_ok("systemctl is-active uworker.service"),
         "active\n"

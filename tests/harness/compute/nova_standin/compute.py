@@ -16,7 +16,7 @@ import uuid
 from nova.api.openstack import api_version_request
 
 from .api import Api, ApiError
-from .hosts import HostError
+from .hosts import HostError, release_of
 from .network import PRIVATE_NETWORK_ID, PRIVATE_SUBNET_ID
 from .openstack import Glance
 
@@ -56,12 +56,13 @@ class Faults:
 
 
 class Server:
-    def __init__(self, caller, body, flavor, key):
+    def __init__(self, caller, body, flavor, key, release):
         self.id = str(uuid.uuid4())
         self.project_id = caller.project_id
         self.user_id = caller.user_id
         self.name = body["name"]
         self.image_id = _ref_id(body["imageRef"])
+        self.release = release  # the root filesystem it boots
         self.flavor_id = flavor[0]
         self.key_name = key["name"] if key else None
         self.public_keys = [key["public_key"]] if key else []
@@ -251,12 +252,16 @@ class Compute:
             raise ApiError(400, f"Image {body['imageRef']} could not be found.")
         if image["status"] != "active":
             raise ApiError(400, f"Image {image['id']} is not active.")
+        release = release_of(image)
+        if release is None:
+            raise ApiError(400, f"Image {image['id']} is {image.get('os_distro')} "
+                                f"{image.get('os_version')}: the stand-in has no such system")
         key = None
         if body.get("key_name"):
             key = self.keypairs.get((call.caller.user_id, body["key_name"]))
             if key is None:
                 raise ApiError(400, "Invalid key_name provided.")
-        server = Server(call.caller, body, flavor, key)
+        server = Server(call.caller, body, flavor, key, release)
         fail = self.faults.take("boot_error")
         with self.lock:
             self.servers[server.id] = server
@@ -296,8 +301,8 @@ class Compute:
         server.set(task_state="networking")
         address = self.hosts.allocate()
         server.set(address=address, task_state="spawning")
-        self.log(f"booting server {server.id} ({server.name}) on {address}")
-        self.hosts.boot(server.id, address, server.public_keys)
+        self.log(f"booting server {server.id} ({server.name}, {server.release}) on {address}")
+        self.hosts.boot(server.id, server.release, address, server.public_keys)
         with self.lock:
             if server.task_state == "spawning":
                 server.set(vm_state="active", task_state=None, power_state=1, launched=_now())

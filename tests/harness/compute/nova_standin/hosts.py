@@ -1,7 +1,21 @@
-"""Servers as real hosts: a copy of the cached Debian 12 root filesystem booted with
-systemd under systemd-nspawn by tests/harness/systemd-host.sh, sshd on its own loopback
-address, the key pair's public key authorized as a cloud's first boot would. Every host
-lives in a directory of its own under the stand-in's state directory."""
+"""Servers as real hosts: a copy of a cached root filesystem (Debian 12, Ubuntu 22.04 or
+24.04, as the image says) booted with systemd under systemd-nspawn by
+tests/harness/systemd-host.sh, sshd on its own loopback address, the key pair's public key
+authorized as a cloud's first boot would. Every host lives in a directory of its own under
+the stand-in's state directory."""
+
+# Glance's standard os_distro/os_version image properties -> the harness's releases.
+RELEASES = {("debian", "12"): "bookworm", ("ubuntu", "22.04"): "jammy",
+            ("ubuntu", "24.04"): "noble"}
+
+
+def release_of(image):
+    """The root filesystem an image boots: by its os_distro and os_version (Debian 12 when
+    it names none); None for a system the harness has no root filesystem of."""
+    distro, version = image.get("os_distro"), image.get("os_version")
+    if distro is None and version is None:
+        return "bookworm"
+    return RELEASES.get((str(distro).lower(), str(version)))
 
 import os
 import shutil
@@ -22,7 +36,7 @@ class Hosts:
         self._addresses = addresses
         self._taken = set()
         self._lock = threading.Lock()
-        self._pristine = None
+        self._pristine = {}
 
     def clean_leftovers(self):
         """Hosts a stand-in that died left behind: powered off and removed."""
@@ -36,12 +50,12 @@ class Hosts:
             raise HostError(f"systemd-host.sh {args[0]}: {done.stderr.strip()[-2000:]}")
         return done.stdout.strip()
 
-    def pristine(self):
-        """The cached rootfs (built by the harness once, about a minute)."""
+    def pristine(self, release):
+        """The release's cached rootfs (built by the harness once, 1-3 minutes)."""
         with self._lock:
-            if self._pristine is None:
-                self._pristine = self._run("rootfs", timeout=900)
-            return self._pristine
+            if release not in self._pristine:
+                self._pristine[release] = self._run("rootfs", "--release", release, timeout=900)
+            return self._pristine[release]
 
     def allocate(self):
         """The lowest free address of the pool: not ours, and nothing answers on :22."""
@@ -60,9 +74,10 @@ class Hosts:
         base = os.path.join(self.dir, server_id)
         return base, os.path.join(base, "root"), os.path.join(base, "state")
 
-    def boot(self, server_id, address, public_keys):
-        """Copies the rootfs and boots it persistently (so it can be snapshotted)."""
-        pristine = self.pristine()
+    def boot(self, server_id, release, address, public_keys):
+        """Copies the release's rootfs and boots it persistently (so it can be
+        snapshotted)."""
+        pristine = self.pristine(release)
         base, root, state = self.paths(server_id)
         os.makedirs(base, exist_ok=True)
         if not os.path.isdir(root):
