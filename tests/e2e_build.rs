@@ -112,9 +112,18 @@ fn ensure_base_images(cloud: &Cloud) {
     DONE.get_or_init(|| {
         let glance = Glance::new(cloud).unwrap();
         for (name, distro, version) in BASE_IMAGES {
-            let found = glance.resolve_name(name).unwrap();
-            if found.is_some_and(|i| i.property("os_distro") == Some(distro)) {
+            // Exactly one image of the name: packer refuses a name that several have.
+            let found = glance.list(&[("name", name)], |_| true).unwrap();
+            let right = |i: &Image| {
+                i.status == "active"
+                    && i.property("os_distro") == Some(distro)
+                    && i.property("os_version") == Some(version)
+            };
+            if found.len() == 1 && right(&found[0]) {
                 continue;
+            }
+            for image in found {
+                glance.delete(&image.id).unwrap();
             }
             let properties = [("os_distro", distro), ("os_version", version)];
             common::openstack::create_image(cloud, name, &properties, true);
@@ -571,8 +580,28 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
 }
 
 /// A floating IP allocated on the cloud's external network, as a user does beforehand
-/// (`openstack floating ip create public`): (ID, address).
-fn allocate_floating_ip(cloud: &Cloud) -> (String, String) {
+/// (`openstack floating ip create public`); released when dropped.
+struct FloatingIp<'a> {
+    cloud: &'a Cloud,
+    id: String,
+    address: String,
+}
+
+impl FloatingIp<'_> {
+    fn url(&self) -> String {
+        let network = self.cloud.endpoint("network").unwrap();
+        format!("{network}/v2.0/floatingips/{}", self.id)
+    }
+}
+
+impl Drop for FloatingIp<'_> {
+    fn drop(&mut self) {
+        let released = self.cloud.call(Method::DELETE, &self.url(), |r| r);
+        assert!(released.is_ok() || std::thread::panicking(), "{released:?}");
+    }
+}
+
+fn allocate_floating_ip(cloud: &Cloud) -> FloatingIp<'_> {
     let network = cloud.endpoint("network").unwrap();
     let networks: serde_json::Value = cloud
         .call(
@@ -593,16 +622,18 @@ fn allocate_floating_ip(cloud: &Cloud) -> (String, String) {
         .json()
         .unwrap();
     let fip = &created["floatingip"];
-    (
-        fip["id"].as_str().unwrap().to_string(),
-        fip["floating_ip_address"].as_str().unwrap().to_string(),
-    )
+    FloatingIp {
+        cloud,
+        id: fip["id"].as_str().unwrap().to_string(),
+        address: fip["floating_ip_address"].as_str().unwrap().to_string(),
+    }
 }
 
 #[test]
 fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     let s = Scenario::start();
-    let (fip, address) = allocate_floating_ip(&s.cloud);
+    let floating = allocate_floating_ip(&s.cloud);
+    let (fip, address) = (floating.id.clone(), floating.address.clone());
     let name = s.definition_name("e2e-fip-");
     let def = small_definition(&name, PROVISION_HOSTNAME);
     // The seed's variable holds the address; packer's `floating_ip` takes the ID, which
@@ -646,11 +677,9 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
         .is_empty());
 
     // The server's deletion freed the address; the floating IP itself is the user's.
-    let network = s.cloud.endpoint("network").unwrap();
-    let url = format!("{network}/v2.0/floatingips/{fip}");
     let now: serde_json::Value = s
         .cloud
-        .call(Method::GET, &url, |r| r)
+        .call(Method::GET, &floating.url(), |r| r)
         .unwrap()
         .json()
         .unwrap();
@@ -659,7 +688,7 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
         serde_json::Value::Null,
         "{now:#}"
     );
-    s.cloud.call(Method::DELETE, &url, |r| r).unwrap();
+    drop(floating);
     s.finish();
 }
 
