@@ -1,8 +1,9 @@
 //! End to end: `build` runs packer's real openstack builder against the real Keystone and
 //! Glance and the Compute stand-in (tests/harness/compute), which holds every request and
-//! answer to Nova's own schemas and boots each server as a real systemd host. Scenarios
-//! run one at a time (one stand-in, a 2-core machine); each ends with the stand-in
-//! reporting no server, key pair or container left, and no schema violation.
+//! answer to Nova's own schemas (floating IPs: neutron-lib's definitions) and boots each
+//! server as a real systemd host. Scenarios run one at a time (one stand-in, a 2-core
+//! machine); each ends with the stand-in reporting no server, key pair, container or
+//! floating IP left, no schema violation, no unimplemented call and no error of its own.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::compute::{compute, faults, Compute};
+use common::compute::{address, compute, faults, Compute};
 use common::job_service::JobService;
 use common::openstack::{env_pairs, unique};
 use common::systemd_host::{BootOptions, SystemdHost};
@@ -407,10 +408,10 @@ fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
     s.finish();
 }
 
-/// Loopback addresses of this suite (127.0.3.0/24; the stand-in serves on .1 and gives
-/// its servers .10-.99): the job service stand-in, and the host the built image boots as.
-const JOB_SERVICE_ADDRESS: &str = "127.0.3.2";
-const IMAGE_HOST_ADDRESS: &str = "127.0.3.100";
+/// In the suite's loopback /24 (common::compute): the job service stand-in, and the host
+/// the built image boots as.
+const JOB_SERVICE_HOST: u8 = 2;
+const IMAGE_HOST: u8 = 100;
 const JOB_CMD: &str = "/bin/echo 'job' \"$1\" # a=b";
 const PROJECT: &str = "e2e-project";
 
@@ -472,7 +473,7 @@ fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
     let root = work.path().join("root");
     unpack_image(&s.cloud, image_id, &root);
     let mut host = SystemdHost::boot(&BootOptions {
-        address: IMAGE_HOST_ADDRESS.into(),
+        address: address(IMAGE_HOST),
         port: 22,
         root: Some(root),
         persistent: false,
@@ -519,7 +520,7 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
     let s = Scenario::start();
     let name = s.definition_name("e2e-default-");
     let def = default_definition_copy(&name);
-    let service = JobService::start(JOB_SERVICE_ADDRESS);
+    let service = JobService::start(&address(JOB_SERVICE_HOST));
     let config = command_mode_config(&service);
 
     // 1. A fresh build: packer's openstack builder provisions the stand-in's server over

@@ -39,6 +39,11 @@ fn net() -> String {
     std::env::var("UWORKER_TEST_COMPUTE_NET").unwrap_or_else(|_| "127.0.3".into())
 }
 
+/// Address `.host` of the suite's loopback /24 (.2-.9 and .100-.199 are free for tests).
+pub fn address(host: u8) -> String {
+    format!("{}.{host}", net())
+}
+
 fn rc(key: &str) -> String {
     openrc()
         .iter()
