@@ -18,11 +18,13 @@ use crate::inputs::InputError;
 use crate::jobapi;
 use crate::openstack::client::Cloud;
 use crate::openstack::glance::{Glance, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::openstack::network;
 use crate::packer::attempts::Outcome;
 use crate::packer::Packer;
 use crate::plan::Action;
 use crate::record::{Provenance, Record};
 use crate::render::Builders;
+use crate::vars;
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
@@ -67,12 +69,14 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         &record.packer_version,
         args,
     )?;
+    let floating_ip_id = floating_ip_id(&session, target, &cloud)?;
     let staged = stage(
         &session,
         Builders::Target(target),
         RunFacts {
             fingerprint: Some(record.fingerprint.clone()),
             provenance,
+            floating_ip_id,
             ..RunFacts::default()
         },
     )?;
@@ -170,6 +174,38 @@ fn preflight(
         session.info("build: the job service accepted the worker's credentials");
     }
     Ok(())
+}
+
+/// Packer's openstack builder takes a floating IP by its ID. The seed's variable holds
+/// its address: the ID is looked up for the run (the fingerprint keeps the address). A
+/// target's own `floating_ip` is in the template as written, so it must be the ID.
+fn floating_ip_id(session: &Session, target: &Target, cloud: &Cloud) -> Result<Option<String>> {
+    let is_address = |v: &str| v.parse::<std::net::IpAddr>().is_ok();
+    if let Some(literal) = target.floating_ip.as_deref().filter(|v| is_address(v)) {
+        let id = network::floating_ip_id(cloud, literal)?;
+        bail!(InputError::Invalid {
+            origin: format!(
+                "{} [target.{}]",
+                session.definition.path().display(),
+                target.name
+            ),
+            key: "floating_ip".into(),
+            message: format!(
+                "packer takes the floating IP's ID: write \"{id}\" (the ID of {literal})"
+            ),
+        });
+    }
+    if target.floating_ip.is_some() || target.floating_ip_network.is_some() {
+        return Ok(None);
+    }
+    match session.inputs.get(vars::FLOATING_IP) {
+        Some(address) if is_address(address) => {
+            let id = network::floating_ip_id(cloud, address)?;
+            session.info(&format!("build: floating IP {address} is {id}"));
+            Ok(Some(id))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The built image must be active; it gets the fingerprint and definition properties

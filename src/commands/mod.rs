@@ -233,6 +233,8 @@ pub struct RunFacts {
     pub manifest_file: Option<PathBuf>,
     pub fingerprint: Option<String>,
     pub provenance: Provenance,
+    /// The ID of the floating IP the seed's variable gives by address (packer takes IDs).
+    pub floating_ip_id: Option<String>,
 }
 
 /// Values of every template variable for a run. Holds secrets: write it 0600 only.
@@ -259,6 +261,9 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
             (_, vars::GIT_COMMIT) => facts.provenance.git_commit.clone(),
             (_, vars::RUN_URL) => facts.provenance.run_url.clone(),
             (_, vars::RUN_ID) => facts.provenance.run_id.clone(),
+            (_, vars::FLOATING_IP) if facts.floating_ip_id.is_some() => {
+                facts.floating_ip_id.clone()
+            }
             (_, vars::TEST_HOST) => session.inputs.test_host().map(|h| h.host),
             (_, vars::TEST_PORT) => session.inputs.test_host().map(|h| h.port.to_string()),
             (_, name) => session.inputs.get(name).map(str::to_string),

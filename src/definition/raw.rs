@@ -278,12 +278,23 @@ fn convert_target(name: String, raw: RawTarget, line: usize) -> Result<Target, S
     })
 }
 
-/// An IP address as the floating IP must be: a literal address.
+/// A floating IP: its address (the seed's way; `build` looks up its ID) or its ID (a
+/// UUID, what packer's openstack builder takes).
 pub fn check_ip(value: &str) -> Result<(), String> {
-    value
-        .parse::<IpAddr>()
-        .map(|_| ())
-        .map_err(|_| format!("`{value}` is not an IP address (expected e.g. 130.238.29.214)"))
+    if value.parse::<IpAddr>().is_ok() || is_uuid(value) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{value}` is not an IP address (expected e.g. 130.238.29.214) nor a floating IP ID (a UUID)"
+    ))
+}
+
+fn is_uuid(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn convert_step(raw: RawStep, line: usize, known_vars: &[String]) -> Result<Step, String> {
@@ -403,4 +414,25 @@ fn check_worker_keys(keys: &WorkerKeys) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_ip;
+
+    #[test]
+    fn a_floating_ip_is_an_address_or_an_id() {
+        assert!(check_ip("130.238.29.214").is_ok());
+        assert!(check_ip("2001:db8::1").is_ok());
+        assert!(check_ip("9d1e9ab0-5f57-4c6e-9a8a-0a1b2c3d4e5f").is_ok());
+        for bad in [
+            "1.2.3",
+            "host.example",
+            "9d1e9ab0-5f57-4c6e-9a8a",
+            "9d1e9ab0-5f57-4c6e-9a8a-0a1b2c3d4e5g",
+            "",
+        ] {
+            assert!(check_ip(bad).is_err(), "{bad}");
+        }
+    }
 }

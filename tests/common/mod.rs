@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod compute;
 pub mod github;
 pub mod job_service;
 pub mod openstack;
@@ -22,6 +23,31 @@ pub const API_ROOT: &str = "http://127.0.0.1:9/uservice/api/root";
 /// The repository's own default definition.
 pub fn default_definition() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("provision")
+}
+
+/// A copy of the default definition with the worker stand-in (tests/fixtures/worker-standin)
+/// inside it, for `--var worker_source=worker-standin` (a local worker_source must be a
+/// path in the definition directory).
+pub fn default_definition_with_worker_standin() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (from, to) in [
+        (root.join("provision/."), dir.path().to_path_buf()),
+        (
+            root.join("tests/fixtures/worker-standin"),
+            dir.path().join("worker-standin"),
+        ),
+    ] {
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&from)
+            .arg(&to)
+            .status()
+            .expect("cp runs")
+            .success();
+        assert!(ok, "copying {} failed", from.display());
+    }
+    dir
 }
 
 /// A definition directory in a temp dir.

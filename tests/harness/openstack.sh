@@ -4,6 +4,7 @@
 #
 #   tests/harness/openstack.sh start   install if needed, start, print the openrc path
 #   tests/harness/openstack.sh stop
+#   tests/harness/openstack.sh register REGION TYPE NAME URL   a service in the catalog
 #
 # Environment: UWORKER_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test),
 # UWORKER_TEST_OPENSTACK (state, default $TMPDIR/uworker-image-openstack),
@@ -11,6 +12,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/harness/venv.sh
+. "$here/venv.sh"
 cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}
 dir=${UWORKER_TEST_OPENSTACK:-${TMPDIR:-/tmp}/uworker-image-openstack}
 keystone_port=${KEYSTONE_PORT:-35000}
@@ -44,19 +47,8 @@ stop() {
 }
 
 install() {
-  local want
-  want="keystone==29.1.0 glance==32.0.0 uWSGI==2.0.31 $(md5sum <"$here/openstack-constraints.txt" | cut -c1-12)"
-  if [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$want" ]; then
-    return
-  fi
-  say "installing keystone + glance into $venv (once; about a minute)"
-  rm -rf "$venv"
-  mkdir -p "$cache"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -c "$here/openstack-constraints.txt" \
-    keystone==29.1.0 glance==32.0.0 uWSGI==2.0.31 >"$cache/pip-install.log" 2>&1 \
-    || { tail -n 30 "$cache/pip-install.log" >&2; die "pip install failed"; }
-  echo "$want" >"$venv/.stamp"
+  ensure_venv "$venv" "$here/openstack-constraints.txt" "$cache/pip-install.log" \
+    keystone==29.1.0 glance==32.0.0 uWSGI==2.0.31
 }
 
 uwsgi_ini() { # name port module env
@@ -200,8 +192,16 @@ EOF
   echo "$dir/openrc.sh"
 }
 
+# A service in the catalog, in a region of its own with the image service (the Compute
+# stand-in: tests/common/compute.rs). Keystone must be running (start).
+register() { # region type name url
+  [ $# -eq 4 ] || die "usage: $0 register REGION TYPE NAME URL"
+  KEYSTONE="$keystone_url/v3" GLANCE="$glance_url" "$venv/bin/python" "$here/openstack_bootstrap.py" register "$@"
+}
+
 case ${1:-} in
   start) start ;;
   stop) stop ;;
-  *) die "usage: $0 start|stop" ;;
+  register) shift; register "$@" ;;
+  *) die "usage: $0 start|stop|register REGION TYPE NAME URL" ;;
 esac

@@ -3,6 +3,7 @@
 Creates the service project and the glance service user, the image service and its
 endpoints, project ci-project with user ci-user (role member), and an application
 credential of ci-user with a fixed secret, whose ID it prints. Reads KEYSTONE and GLANCE.
+With `register REGION TYPE NAME URL`, puts a service (the Compute stand-in) in the catalog.
 """
 import json
 import os
@@ -67,16 +68,31 @@ def grant(tok, project, user, role_name):
     must(call("PUT", f"/projects/{project}/users/{user}/roles/{role['id']}", tok), f"grant {role_name}")
 
 
-def endpoints(tok, service_type, name, url):
+def endpoints(tok, service_type, name, url, region=REGION):
+    """The service's three endpoints in `region`, pointing at `url` (moved if they differ)."""
     service = ensure(tok, "services", "service", {"type": service_type},
                      {"type": service_type, "name": name, "enabled": True})
-    body, _ = must(call("GET", f"/endpoints?service_id={service}", tok), "list endpoints")
-    have = {e["interface"] for e in body["endpoints"]}
+    body, _ = must(call("GET", f"/endpoints?service_id={service}&region_id={region}", tok),
+                   "list endpoints")
+    have = {e["interface"]: e for e in body["endpoints"]}
     for interface in ("public", "internal", "admin"):
         if interface not in have:
             must(call("POST", "/endpoints", tok, {"endpoint": {
                 "service_id": service, "interface": interface, "url": url,
-                "region_id": REGION, "enabled": True}}), "create endpoint")
+                "region_id": region, "enabled": True}}), "create endpoint")
+        elif have[interface]["url"] != url:
+            must(call("PATCH", f"/endpoints/{have[interface]['id']}", tok,
+                      {"endpoint": {"url": url}}), "move endpoint")
+
+
+def register(region, service_type, name, url):
+    """`register REGION TYPE NAME URL`: a service in a region of its own (the Compute
+    stand-in's region also gets the image service, so one region has both)."""
+    admin, _ = token("admin", "admin-secret", "admin")
+    if call("GET", f"/regions/{region}", admin)[0] == 404:
+        must(call("POST", "/regions", admin, {"region": {"id": region}}), "create region")
+    endpoints(admin, "image", "glance", GLANCE, region)
+    endpoints(admin, service_type, name, url, region)
 
 
 def app_credential(user, password, project, name, secret):
@@ -113,4 +129,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["register"] and len(sys.argv) == 6:
+        register(*sys.argv[2:])
+    elif len(sys.argv) == 1:
+        main()
+    else:
+        sys.exit("usage: openstack_bootstrap.py [register REGION TYPE NAME URL]")

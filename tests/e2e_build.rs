@@ -1,0 +1,720 @@
+//! End to end: `build` runs packer's real openstack builder against the real Keystone and
+//! Glance and the Compute stand-in (tests/harness/compute), which holds every request and
+//! answer to Nova's own schemas (floating IPs: neutron-lib's definitions) and boots each
+//! server as a real systemd host. Scenarios run one at a time (one stand-in, a 2-core
+//! machine); each ends with the stand-in reporting no server, key pair, container or
+//! floating IP left, no schema violation, no unimplemented call and no error of its own.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::compute::{address, compute, faults, Compute};
+use common::job_service::JobService;
+use common::openstack::{env_pairs, unique};
+use common::systemd_host::{BootOptions, SystemdHost};
+use common::*;
+use reqwest::Method;
+use uworker_image::env::Env;
+use uworker_image::openstack::client::{Backoff, Cloud, OpenStackError};
+use uworker_image::openstack::credentials::Credentials;
+use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
+
+/// Base images: placeholders in Glance whose standard os_distro/os_version properties
+/// tell the stand-in which cached root filesystem a server of theirs boots (as a cloud
+/// boots the image's disk). The small scenarios use Debian 12; the default definition
+/// names "Ubuntu 22.04".
+const BASE_IMAGE: &str = "Debian 12 (e2e stand-in base)";
+const BASE_IMAGES: [(&str, &str, &str); 2] = [
+    (BASE_IMAGE, "debian", "12"),
+    ("Ubuntu 22.04", "ubuntu", "22.04"),
+];
+
+/// One scenario at a time; each starts from a reset stand-in. The images of the
+/// definitions it names are deleted when it ends, passed or failed.
+struct Scenario {
+    compute: &'static Compute,
+    cloud: Cloud,
+    definitions: std::cell::RefCell<Vec<String>>,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        for name in self.definitions.take() {
+            self.delete_images(&name);
+        }
+    }
+}
+
+impl Scenario {
+    fn start() -> Scenario {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let compute = compute();
+        compute.reset();
+        let cloud = region_cloud(compute);
+        ensure_base_images(&cloud);
+        Scenario {
+            compute,
+            cloud,
+            definitions: Default::default(),
+            _turn: turn,
+        }
+    }
+
+    /// A definition name of this scenario: its images go when the scenario ends.
+    fn definition_name(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.definitions.borrow_mut().push(name.clone());
+        name
+    }
+
+    /// Images of definition `name` in Glance.
+    fn images(&self, name: &str) -> Vec<Image> {
+        Glance::new(&self.cloud)
+            .unwrap()
+            .list(&[(IMAGE_PROPERTY, name)], |_| true)
+            .unwrap()
+    }
+
+    fn delete_images(&self, name: &str) {
+        let glance = Glance::new(&self.cloud).unwrap();
+        for image in self.images(name) {
+            let deleted = glance.delete(&image.id);
+            assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
+        }
+    }
+
+    /// Every scenario ends here: nothing left in the stand-in, nothing off Nova's spec.
+    fn finish(&self) -> common::compute::Report {
+        let report = self.compute.settled_report(Duration::from_secs(30));
+        report.assert_clean();
+        report
+    }
+}
+
+fn region_cloud(compute: &Compute) -> Cloud {
+    region_cloud_with(compute, Backoff::default())
+}
+
+fn region_cloud_with(compute: &Compute, backoff: Backoff) -> Cloud {
+    let env = Env::from_pairs(compute.os_env());
+    let credentials = Credentials::from_env(&env).unwrap().unwrap();
+    Cloud::connect(&credentials, backoff).unwrap()
+}
+
+fn ensure_base_images(cloud: &Cloud) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let glance = Glance::new(cloud).unwrap();
+        for (name, distro, version) in BASE_IMAGES {
+            // Exactly one image of the name: packer refuses a name that several have.
+            let found = glance.list(&[("name", name)], |_| true).unwrap();
+            let right = |i: &Image| {
+                i.status == "active"
+                    && i.property("os_distro") == Some(distro)
+                    && i.property("os_version") == Some(version)
+            };
+            if found.len() == 1 && right(&found[0]) {
+                continue;
+            }
+            for image in found {
+                glance.delete(&image.id).unwrap();
+            }
+            let properties = [("os_distro", distro), ("os_version", version)];
+            common::openstack::create_image(cloud, name, &properties, true);
+        }
+    });
+}
+
+/// A small definition: one script step on the stand-in's Debian host.
+fn small_definition(name: &str, script: &str) -> Fixture {
+    small_definition_with(name, "", script)
+}
+
+/// The small definition with more keys in its target.
+fn small_definition_with(name: &str, target_keys: &str, script: &str) -> Fixture {
+    let f = Fixture::new(&format!(
+        "name = \"{name}\"\n\
+         [target.e2e]\n\
+         source_image_name = \"{BASE_IMAGE}\"\n\
+         flavor = \"c1.small\"\n\
+         ssh_username = \"ubuntu\"\n\
+         {target_keys}\n\
+         [[provision]]\n\
+         script = \"step.sh\"\n"
+    ));
+    f.script("step.sh", script);
+    f
+}
+
+fn record(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `uworker-image [GLOBAL...] build --retry-delay 1s --out DEF/record.json [ARGS...]` in
+/// the stand-in's region with the worker `config`; the record it wrote (null if none). No
+/// worker value may show up in what it prints.
+fn build(
+    s: &Scenario,
+    def: &Path,
+    config: &[(String, String)],
+    global: &[&str],
+    args: &[&str],
+) -> (Run, serde_json::Value) {
+    let out = def.join("record.json");
+    let _ = std::fs::remove_file(&out);
+    let mut vars = s.compute.os_env();
+    vars.extend(config.iter().cloned());
+    let build = [
+        "build",
+        "--retry-delay",
+        "1s",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let run = run_tool(def, &[global, &build, args].concat(), &env_pairs(&vars));
+    for (_, value) in config {
+        for line in value.lines().filter(|l| l.trim().len() >= 4) {
+            assert!(!run.all().contains(line), "leaked {line:?}:\n{}", run.all());
+        }
+    }
+    let rec = if out.exists() {
+        record(&out)
+    } else {
+        serde_json::Value::Null
+    };
+    (run, rec)
+}
+
+/// The small scenarios' step: it says where it ran.
+const PROVISION_HOSTNAME: &str = "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n";
+
+/// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, and the
+/// record says so.
+fn assert_built(run: &Run, rec: &serde_json::Value) {
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rec["built"], true, "{rec:#}");
+    assert!(
+        run.stderr.contains("provisioned uwtest-host"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The plain worker config of the small scenarios.
+fn plain_config() -> Vec<(String, String)> {
+    worker_env()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn transient_failures_are_retried_until_the_build_succeeds() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-retry-");
+    let def = small_definition(&name, PROVISION_HOSTNAME);
+    // Attempt 1: HTTP 500 on server create; attempt 2: the server goes to ERROR.
+    s.compute
+        .inject(faults(&[("create_500", 1), ("boot_error", 1)]));
+    let (run, rec) = build(&s, def.path(), &plain_config(), &[], &["--attempts", "3"]);
+    assert_built(&run, &rec);
+    assert_eq!(rec["attempts"], 3, "{rec:#}");
+    assert!(run.stderr.contains("attempt 3 of 3"), "{}", run.stderr);
+
+    let report = s.finish();
+    let creates: Vec<u64> = report
+        .calls("ServersController.create")
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(creates, [500, 202, 202], "{:#?}", report.0["calls"]);
+    let images = s.images(&name);
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0].id, rec["image_id"].as_str().unwrap());
+    assert_eq!(images[0].status, "active");
+}
+
+#[test]
+fn a_failing_provisioner_is_not_retried() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-fail-");
+    let def = small_definition(
+        &name,
+        "#!/bin/sh\necho 'step 2 of 3 broke on purpose' >&2\nexit 7\n",
+    );
+    let started = Instant::now();
+    let (run, rec) = build(&s, def.path(), &plain_config(), &[], &["--attempts", "3"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("step 2 of 3 broke on purpose"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("attempt 2 of 3"), "{}", run.stderr);
+    assert_eq!(rec["built"], false);
+    assert_eq!(rec["attempts"], 1, "{rec:#}");
+    let reason = rec["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("FAILED after 1 attempt(s)")
+            && reason.contains("Script exited with non-zero exit status: 7"),
+        "{reason}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+
+    let report = s.finish();
+    assert_eq!(report.calls("ServersController.create").len(), 1);
+    assert!(s.images(&name).is_empty());
+}
+
+/// The tool, started with its output piped, for a test that signals it.
+fn spawn_build(s: &Scenario, def: &Fixture) -> Child {
+    let mut vars = s.compute.os_env();
+    vars.extend(plain_config());
+    let mut cmd = tool(&env_pairs(&vars));
+    cmd.arg("--dir")
+        .arg(def.path())
+        .args(["build", "--attempts", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-sigint-");
+    let def = small_definition(
+        &name,
+        "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n",
+    );
+    let mut child = spawn_build(&s, &def);
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            if lines_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(180);
+    loop {
+        let line = lines_rx
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("provisioning never started:\n{}", seen.join("\n")));
+        let started = line.contains("provisioning-started");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    let report = s.compute.report();
+    assert_eq!(report.0["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(report.0["containers"].as_array().unwrap().len(), 1);
+
+    let interrupted = Instant::now();
+    let pid = child.id() as i32;
+    assert_eq!(send_signal(pid, "INT"), 0);
+    let status = child.wait().unwrap();
+    let took = interrupted.elapsed();
+    seen.extend(lines_rx.try_iter());
+    let log = seen.join("\n");
+    assert!(took < Duration::from_secs(10), "exit took {took:?}:\n{log}");
+    eprintln!("SIGINT mid-provisioning: exit {status:?} after {took:?}");
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(!log.contains("provisioning-finished"), "{log}");
+
+    // Packer deleted the server and the key pair itself before exiting.
+    let report = s.compute.report();
+    assert!(
+        report.0["servers"].as_array().unwrap().is_empty()
+            && report.0["keypairs"].as_array().unwrap().is_empty(),
+        "left behind at exit: {:#}\n{log}",
+        report.0
+    );
+    assert_eq!(report.calls("ServersController.delete").len(), 1);
+    assert_eq!(report.calls("KeypairController.delete").len(), 1);
+    s.finish();
+    assert!(s.images(&name).is_empty());
+}
+
+/// A signal to a process, through kill(1).
+fn send_signal(pid: i32, signal: &str) -> i32 {
+    std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .code()
+        .unwrap()
+}
+
+/// The stand-in's checks are live: what breaks Nova's API is refused and recorded.
+#[test]
+fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
+    let s = Scenario::start();
+    let strict = region_cloud_with(
+        s.compute,
+        Backoff {
+            attempts: 1,
+            first_delay: Duration::ZERO,
+        },
+    );
+    // The HTTP status of a refused call (the client reports 5xx as "unavailable").
+    let status = |result: Result<reqwest::blocking::Response, OpenStackError>| match result {
+        Err(OpenStackError::Api { status, .. }) => status,
+        Err(OpenStackError::Unavailable { reason, .. }) => {
+            reason.trim_start_matches("HTTP ").parse().unwrap()
+        }
+        other => panic!("expected an HTTP error, got {other:?}"),
+    };
+    let servers = format!("{}/v2.1/servers", s.compute.url);
+    let off_spec = serde_json::json!({"server": {
+        "name": "x", "imageRef": "00000000-0000-0000-0000-000000000000", "flavorRef": "1",
+        "colour": "blue"}});
+    let code = status(strict.call(Method::POST, &servers, |r| r.json(&off_spec)));
+    assert_eq!(code, 400);
+    let code = status(strict.call(Method::GET, &servers, |r| {
+        r.header("OpenStack-API-Version", "compute 2.999")
+    }));
+    assert_eq!(code, 406);
+    let code = status(strict.call(Method::GET, &format!("{servers}/detail"), |r| r));
+    assert_eq!(code, 501);
+
+    let report = s.compute.report();
+    let violations = report.0["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert_eq!(violations[0]["operation"], "ServersController.create");
+    assert!(
+        violations[0]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("Additional properties are not allowed ('colour' was unexpected)"),
+        "{violations:#?}"
+    );
+    assert_eq!(
+        report.0["unimplemented"],
+        serde_json::json!(["GET /v2.1/servers/detail (ServersController.detail)"])
+    );
+    s.compute.reset();
+    s.finish();
+}
+
+/// In the suite's loopback /24 (common::compute): the job service stand-in, and the host
+/// the built image boots as.
+const JOB_SERVICE_HOST: u8 = 2;
+const IMAGE_HOST: u8 = 100;
+const JOB_CMD: &str = "/bin/echo 'job' \"$1\" # a=b";
+const PROJECT: &str = "e2e-project";
+
+/// The repository's default definition under a name of its own (so every run has a new
+/// fingerprint), with the worker stand-in inside it as a local `worker_source`.
+fn default_definition_copy(name: &str) -> tempfile::TempDir {
+    let dir = default_definition_with_worker_standin();
+    let toml = dir.path().join("image.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(
+        text.contains("source_image_name = \"Ubuntu 22.04\""),
+        "the default definition's base image is not one BASE_IMAGES has:\n{text}"
+    );
+    let renamed = text.replacen("name = \"uworker\"", &format!("name = \"{name}\""), 1);
+    assert_eq!(renamed.matches(name).count(), 1, "{renamed}");
+    std::fs::write(&toml, renamed).unwrap();
+    dir
+}
+
+/// The worker's configuration (command mode), every value a secret.
+fn command_mode_config(service: &JobService) -> Vec<(String, String)> {
+    vec![
+        ("UWORKER_JOB_API_ROOT".into(), service.root()),
+        ("UWORKER_JOB_API_USERNAME".into(), NASTY_USERNAME.into()),
+        ("UWORKER_JOB_API_PASSWORD".into(), NASTY_PASSWORD.into()),
+        ("UWORKER_JOB_CMD".into(), JOB_CMD.into()),
+        ("UWORKER_JOB_API_PROJECT".into(), PROJECT.into()),
+    ]
+}
+
+/// The image's data from Glance (the provisioned root filesystem, a zstd tarball),
+/// unpacked into `root`.
+fn unpack_image(cloud: &Cloud, image_id: &str, root: &Path) {
+    let url = format!(
+        "{}/v2/images/{image_id}/file",
+        cloud.endpoint("image").unwrap()
+    );
+    let mut response = cloud.call(Method::GET, &url, |r| r).unwrap();
+    let tarball = root.with_extension("tar.zst");
+    let mut file = std::fs::File::create(&tarball).unwrap();
+    response.copy_to(&mut file).unwrap();
+    std::fs::create_dir_all(root).unwrap();
+    let ok = std::process::Command::new("tar")
+        .args(["--zstd", "--numeric-owner", "-xpf"])
+        .arg(&tarball)
+        .arg("-C")
+        .arg(root)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "unpacking the image's data");
+    std::fs::remove_file(&tarball).unwrap();
+}
+
+/// Boots the image as a new host: the worker unit must come up by itself and log in to
+/// the job service with exactly the configured credentials.
+fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    unpack_image(&s.cloud, image_id, &root);
+    let mut host = SystemdHost::boot(&BootOptions {
+        address: address(IMAGE_HOST),
+        port: 22,
+        root: Some(root),
+        persistent: false,
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let token = loop {
+        let requests = service.requests();
+        if let Some(token) = requests.into_iter().find(|r| r.path == "/token") {
+            break token;
+        }
+        if Instant::now() > until {
+            let status = host.root("SYSTEMD_COLORS=0 systemctl status --no-pager uworker.service; journalctl -u uworker --no-pager | tail -20");
+            panic!(
+                "the worker of the booted image never logged in:\n{}",
+                String::from_utf8_lossy(&status.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        host.root_ok(". /etc/os-release; echo \"$ID $VERSION_ID\""),
+        "ubuntu 22.04\n",
+        "the image is the provisioned Ubuntu 22.04 of its base image"
+    );
+    assert_eq!(
+        host.root_ok("systemctl is-active uworker.service"),
+        "active\n"
+    );
+    assert_eq!(
+        host.root_ok("systemctl show --property=User --value uworker.service"),
+        "uworker\n"
+    );
+    assert_eq!(
+        token.basic_auth,
+        Some((NASTY_USERNAME.to_string(), NASTY_PASSWORD.to_string())),
+        "the worker logs in with exactly the configured credentials"
+    );
+    assert_eq!(token.header("x-standin-mode"), Some("command"));
+    host.stop();
+}
+
+#[test]
+fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_worker() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-default-");
+    let def = default_definition_copy(&name);
+    let service = JobService::start(&address(JOB_SERVICE_HOST));
+    let config = command_mode_config(&service);
+
+    // 1. A fresh build: packer's openstack builder provisions the stand-in's server over
+    // SSH; the image is active in Glance with the fingerprint; the record is written.
+    let t0 = Instant::now();
+    let (run, rec) = build(
+        &s,
+        def.path(),
+        &config,
+        &["--var", "worker_source=worker-standin"],
+        &[],
+    );
+    let first = t0.elapsed();
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("(command mode)"), "{}", run.stderr);
+    assert!(run.stderr.contains("Connected to SSH!"), "{}", run.stderr);
+    assert_eq!(rec["action"], "build", "{rec:#}");
+    assert_eq!(rec["built"], true, "{rec:#}");
+    let image_id = rec["image_id"].as_str().unwrap().to_string();
+    let fingerprint = rec["fingerprint"].as_str().unwrap().to_string();
+    let image = Glance::new(&s.cloud).unwrap().get(&image_id).unwrap();
+    assert_eq!(image.status, "active");
+    assert_eq!(
+        image.property("uworker_fingerprint"),
+        Some(fingerprint.as_str())
+    );
+    assert_eq!(image.property("image_type"), Some("snapshot"));
+    let report = s.finish();
+    assert_eq!(report.calls("ServersController._create_image").len(), 1);
+
+    // 2. Again: an image with this fingerprint exists, so packer never starts.
+    s.compute.reset();
+    let (run, rec) = build(
+        &s,
+        def.path(),
+        &config,
+        &["--var", "worker_source=worker-standin"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rec["action"], "skip", "{rec:#}");
+    assert_eq!(rec["image_id"], image_id.as_str());
+    assert!(!run.stderr.contains("packer build"), "{}", run.stderr);
+    let report = s.finish();
+    assert!(
+        report.0["calls"].as_array().unwrap().is_empty(),
+        "a skip makes no compute call: {:#}",
+        report.0["calls"]
+    );
+
+    // 3. The image works: booted as a new host, its worker starts and logs in.
+    let t1 = Instant::now();
+    boot_and_check_worker(&s, &image_id, &service);
+    eprintln!(
+        "default definition: build {first:?}, boot check {:?}",
+        t1.elapsed()
+    );
+}
+
+/// A floating IP allocated on the cloud's external network, as a user does beforehand
+/// (`openstack floating ip create public`); released when dropped.
+struct FloatingIp<'a> {
+    cloud: &'a Cloud,
+    id: String,
+    address: String,
+}
+
+impl FloatingIp<'_> {
+    fn url(&self) -> String {
+        let network = self.cloud.endpoint("network").unwrap();
+        format!("{network}/v2.0/floatingips/{}", self.id)
+    }
+}
+
+impl Drop for FloatingIp<'_> {
+    fn drop(&mut self) {
+        let released = self.cloud.call(Method::DELETE, &self.url(), |r| r);
+        assert!(released.is_ok() || std::thread::panicking(), "{released:?}");
+    }
+}
+
+fn allocate_floating_ip(cloud: &Cloud) -> FloatingIp<'_> {
+    let network = cloud.endpoint("network").unwrap();
+    let networks: serde_json::Value = cloud
+        .call(
+            Method::GET,
+            &format!("{network}/v2.0/networks?router:external=true"),
+            |r| r,
+        )
+        .unwrap()
+        .json()
+        .unwrap();
+    let public = networks["networks"][0]["id"].as_str().unwrap();
+    let body = serde_json::json!({"floatingip": {"floating_network_id": public}});
+    let created: serde_json::Value = cloud
+        .call(Method::POST, &format!("{network}/v2.0/floatingips"), |r| {
+            r.json(&body)
+        })
+        .unwrap()
+        .json()
+        .unwrap();
+    let fip = &created["floatingip"];
+    FloatingIp {
+        cloud,
+        id: fip["id"].as_str().unwrap().to_string(),
+        address: fip["floating_ip_address"].as_str().unwrap().to_string(),
+    }
+}
+
+#[test]
+fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
+    let s = Scenario::start();
+    let floating = allocate_floating_ip(&s.cloud);
+    let (fip, address) = (floating.id.clone(), floating.address.clone());
+    let name = s.definition_name("e2e-fip-");
+    let def = small_definition(&name, PROVISION_HOSTNAME);
+    // The seed's variable holds the address; packer's `floating_ip` takes the ID, which
+    // `build` looks up.
+    let var = format!("openstack_free_floating_ip={address}");
+    let (run, rec) = build(&s, def.path(), &plain_config(), &["--var", &var], &[]);
+    assert_built(&run, &rec);
+    for said in [
+        format!("build: floating IP {address} is {fip}"),
+        format!("Using ssh communicator to connect: {address}"),
+    ] {
+        assert!(run.stderr.contains(&said), "{said}:\n{}", run.stderr);
+    }
+    let report = s.compute.report();
+    assert_eq!(report.calls("neutron PUT floatingips").len(), 1);
+    assert_eq!(report.calls("InterfaceAttachmentController.index").len(), 1);
+
+    // A target's own floating_ip is in the template as written: an address there is
+    // refused before packer, with the ID to write instead.
+    s.compute.reset();
+    let literal = s.definition_name("e2e-fiplit-");
+    let def = small_definition_with(
+        &literal,
+        &format!("floating_ip = \"{address}\""),
+        "#!/bin/sh\ntrue\n",
+    );
+    let (run, _) = build(&s, def.path(), &plain_config(), &[], &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("floating_ip")
+            && run
+                .stderr
+                .contains(&format!("write \"{fip}\" (the ID of {address})")),
+        "{}",
+        run.stderr
+    );
+    assert!(s
+        .compute
+        .report()
+        .calls("ServersController.create")
+        .is_empty());
+
+    // The server's deletion freed the address; the floating IP itself is the user's.
+    let now: serde_json::Value = s
+        .cloud
+        .call(Method::GET, &floating.url(), |r| r)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        now["floatingip"]["port_id"],
+        serde_json::Value::Null,
+        "{now:#}"
+    );
+    drop(floating);
+    s.finish();
+}
+
+#[test]
+fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-pool-");
+    let def = small_definition_with(
+        &name,
+        "floating_ip_network = \"public\"",
+        PROVISION_HOSTNAME,
+    );
+    let (run, rec) = build(&s, def.path(), &plain_config(), &[], &[]);
+    assert_built(&run, &rec);
+    let report = s.finish();
+    assert_eq!(
+        report.calls("neutron POST floatingips").len(),
+        1,
+        "{:#}",
+        report.0["calls"]
+    );
+    assert_eq!(
+        report.calls("neutron DELETE floatingips").len(),
+        1,
+        "{:#}",
+        report.0["calls"]
+    );
+}

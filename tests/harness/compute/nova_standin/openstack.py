@@ -1,0 +1,106 @@
+"""The real services the stand-in leans on, as Nova does: Keystone checks each caller's
+token (and says which project and user it belongs to), Glance holds the images a server
+boots from and the images createImage makes, reached with the caller's own token."""
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from .api import ApiError
+
+
+def _call(method, url, token, body=None, headers=None, data=None, timeout=60):
+    request_headers = {"Accept": "application/json", "X-Auth-Token": token}
+    request_headers.update(headers or {})
+    if body is not None:
+        data = json.dumps(body).encode()
+        request_headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=data, method=method, headers=request_headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            return response.status, (json.loads(raw) if raw else None), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace"), error.headers
+
+
+class Identity:
+    """Token validation against Keystone (a token may validate itself), cached briefly."""
+
+    def __init__(self, keystone_url, region):
+        self.keystone_url = keystone_url.rstrip("/")
+        self.region = region
+        self._cache = {}
+        self._lock = threading.Lock()
+
+    def check(self, token):
+        if not token:
+            raise ApiError(401, "The request you have made requires authentication.")
+        with self._lock:
+            cached = self._cache.get(token)
+            if cached and cached[0] > time.monotonic():
+                return cached[1]
+        status, body, _ = _call("GET", f"{self.keystone_url}/auth/tokens", token,
+                                headers={"X-Subject-Token": token})
+        if status != 200:
+            raise ApiError(401, "The request you have made requires authentication.")
+        caller = Caller(body["token"], self.region)
+        with self._lock:
+            self._cache[token] = (time.monotonic() + 60, caller)
+        return caller
+
+
+class Caller:
+    """Who is calling: project, user, and the image endpoint of their catalog."""
+
+    def __init__(self, token_body, region):
+        self.project_id = token_body["project"]["id"]
+        self.user_id = token_body["user"]["id"]
+        self.image_url = None
+        for service in token_body.get("catalog", []):
+            if service["type"] != "image":
+                continue
+            for endpoint in service["endpoints"]:
+                if endpoint["interface"] == "public" and endpoint.get("region_id") == region:
+                    self.image_url = endpoint["url"].rstrip("/")
+        if self.image_url is None:
+            raise ApiError(500, f"the token's catalog has no public image endpoint in {region}")
+
+
+class Glance:
+    """The few Glance v2 calls Nova makes for booting and snapshots."""
+
+    def __init__(self, caller, token):
+        self.url = caller.image_url
+        self.token = token
+
+    def get(self, image_id):
+        status, body, _ = _call("GET", f"{self.url}/v2/images/{image_id}", self.token)
+        return body if status == 200 else None
+
+    def create(self, properties):
+        status, body, _ = _call("POST", f"{self.url}/v2/images", self.token, body=properties)
+        if status != 201:
+            raise ApiError(500, f"Glance refused the snapshot image: HTTP {status}: {body}")
+        return body
+
+    def upload(self, image_id, path):
+        with open(path, "rb") as data:
+            size = data.seek(0, 2)
+            data.seek(0)
+            status, body, _ = _call(
+                "PUT", f"{self.url}/v2/images/{image_id}/file", self.token, data=data,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                timeout=600)
+        if status != 204:
+            raise RuntimeError(f"uploading image {image_id}: HTTP {status}: {body}")
+
+    def delete(self, image_id):
+        _call("DELETE", f"{self.url}/v2/images/{image_id}", self.token)
+
+    @staticmethod
+    def location(caller, image_id):
+        """The Location header Nova's createImage answers with (before 2.45)."""
+        return f"{caller.image_url}/images/{image_id}"
