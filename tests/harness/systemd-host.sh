@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A booted systemd test host: a Debian 12 (or Ubuntu 22.04/24.04) root filesystem with
-# systemd as PID 1 under systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
+# A booted systemd test host: a Debian 12 root filesystem with systemd as PID 1 under
+# systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
 # to a cloud VM this machine can run. Run as root; needs debootstrap, systemd-container
 # and zstd (scripts/setup.sh installs them).
 #
