@@ -9,4 +9,6 @@ scripts/setup.sh
 # Prism (pinned by tests/harness/github/package-lock.json) into the test cache; reruns skip.
 tests/harness/github/prism.sh >/dev/null
 trap 'tests/harness/openstack.sh stop' EXIT
-cargo test --locked --no-fail-fast --lib --tests "$@"
+# Release mode: one build serves every target, and the end-to-end build (tests/e2e_build.rs)
+# runs the way it is specified to (`cargo test --release --test e2e_build`).
+cargo test --locked --release --no-fail-fast --lib --tests "$@"
