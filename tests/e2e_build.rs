@@ -722,3 +722,50 @@ fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
         report.0["calls"]
     );
 }
+
+/// Base images made for one test, deleted when it ends, passed or failed.
+struct TempImages<'a> {
+    cloud: &'a Cloud,
+    ids: Vec<String>,
+}
+
+impl Drop for TempImages<'_> {
+    fn drop(&mut self) {
+        let glance = Glance::new(self.cloud).unwrap();
+        for id in &self.ids {
+            let deleted = glance.delete(id);
+            assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
+        }
+    }
+}
+
+#[test]
+fn a_base_image_name_several_images_share_builds_from_the_one_fingerprinted() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-twins-");
+    // Two active images of one name, as after a base image update that kept the old one.
+    // Packer 1.6.6 refuses such a name ("more than one result"); the tool resolves it to
+    // the newest and hands packer that ID, the one the fingerprint holds.
+    let base = unique("Debian 12 twin ");
+    let properties = [("os_distro", "debian"), ("os_version", "12")];
+    let older = common::openstack::create_image(&s.cloud, &base, &properties, true);
+    std::thread::sleep(Duration::from_millis(1100)); // Glance's created_at has seconds
+    let newer = common::openstack::create_image(&s.cloud, &base, &properties, true);
+    let _twins = TempImages {
+        cloud: &s.cloud,
+        ids: vec![older.id.clone(), newer.id.clone()],
+    };
+    let def = small_definition(&name, PROVISION_HOSTNAME);
+    let toml = def.path().join("image.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace(BASE_IMAGE, &base)).unwrap();
+
+    let (run, rec) = build(&s, def.path(), &plain_config(), &[], &["--attempts", "1"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rec["built"], true, "{rec:#}");
+    assert_eq!(
+        rec["manifest"]["base_image"]["resolved_id"], newer.id,
+        "{rec:#}"
+    );
+    s.finish();
+}

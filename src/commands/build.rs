@@ -70,9 +70,10 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         args,
     )?;
     let floating_ip_id = floating_ip_id(&session, target, &cloud)?;
+    let built_target = pinned_base_image(target, &plan.manifest.base_image.resolved_id);
     let staged = stage(
         &session,
-        Builders::Target(target),
+        Builders::Target(&built_target),
         RunFacts {
             fingerprint: Some(record.fingerprint.clone()),
             provenance,
@@ -128,6 +129,17 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         }
     };
     finish(&session, global, args, &record, code, env)
+}
+
+/// The target with its base image named by the ID the fingerprint holds: packer would
+/// otherwise resolve `source_image_name` again, and may pick a newer image than the one
+/// fingerprinted (or refuse a name several images share, which the resolution allows).
+fn pinned_base_image(target: &Target, resolved_id: &Option<String>) -> Target {
+    let mut pinned = target.clone();
+    if let (SourceImage::Name(_), Some(id)) = (&target.source_image, resolved_id) {
+        pinned.source_image = SourceImage::Id(id.clone());
+    }
+    pinned
 }
 
 /// Fail in seconds what would otherwise fail after twenty minutes.
