@@ -486,36 +486,3 @@ fn a_missing_value_is_refused_before_any_host_is_touched() {
         "nothing connected to the test host"
     );
 }
-
-/// Every shell file of the image (the provisioning scripts and the worker's start
-/// command) and the harness: strict mode, and shellcheck-clean.
-#[test]
-fn every_shell_file_is_strict_and_shellcheck_clean() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<_> = std::fs::read_dir(root.join("provision/scripts"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files.push(root.join("provision/files/uworker-run"));
-    files.push(root.join("tests/harness/systemd-host.sh"));
-    assert!(files.len() >= 9, "{files:?}");
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        assert!(
-            text.lines().any(|l| l == "set -euo pipefail"),
-            "{} lacks `set -euo pipefail`",
-            file.display()
-        );
-    }
-    let out = std::process::Command::new("shellcheck")
-        .arg("-x")
-        .args(&files)
-        .output()
-        .expect("shellcheck is installed (scripts/setup.sh)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}

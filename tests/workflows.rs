@@ -1,6 +1,6 @@
 //! The GitHub workflows and the composite action: actionlint (which runs shellcheck on
-//! every `run:` block) and shellcheck on every script pass; the image workflow's
-//! triggers, permissions, secrets and concurrency are what the README promises; the
+//! every `run:` block; tests/shell_scripts.rs checks the script files) passes; the image
+//! workflow's triggers, permissions, secrets and concurrency are what the README promises; the
 //! action's scripts map inputs to flags and install a release binary (checked) or fall
 //! back to a build from source.
 
@@ -84,45 +84,6 @@ fn actionlint_catches_a_bad_workflow_and_its_shell() {
     ] {
         assert!(r.stdout.contains(fault), "no `{fault}` in:\n{}", r.all());
     }
-}
-
-/// Every *.sh of the repository (not target/ or .git).
-fn shell_scripts(dir: &Path, found: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap();
-        if path.is_dir() {
-            if !matches!(name, "target" | ".git") {
-                shell_scripts(&path, found);
-            }
-        } else if name.ends_with(".sh") {
-            found.push(path);
-        }
-    }
-}
-
-#[test]
-fn shellcheck_passes_on_every_script() {
-    let mut scripts = Vec::new();
-    shell_scripts(repo(), &mut scripts);
-    scripts.sort();
-    for expected in [
-        "action/install.sh",
-        "action/run.sh",
-        "scripts/test.sh",
-        "tests/harness/openstack.sh",
-        "tests/harness/actionlint.sh",
-        "provision/scripts/10-base.sh",
-    ] {
-        assert!(
-            scripts.contains(&repo().join(expected)),
-            "{expected} not found"
-        );
-    }
-    let mut cmd = Command::new("shellcheck");
-    cmd.arg("--external-sources").args(&scripts);
-    let r = run(cmd);
-    assert_eq!(r.code, 0, "shellcheck:\n{}", r.all());
 }
 
 fn load(rel: &str) -> Yaml {

@@ -1,0 +1,79 @@
+//! Every shell script of the repository (by a `.sh` name or a shell shebang): the
+//! provisioning scripts, the image's start command, the action, the harnesses and the
+//! project's own scripts. Each is shellcheck-clean, and each bash script runs in strict
+//! mode (`set -euo pipefail`), so a failing command stops it instead of going on.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn is_shell_script(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "sh") {
+        return true;
+    }
+    let Ok(text) = std::fs::read(path) else {
+        return false;
+    };
+    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    first.starts_with(b"#!") && (first.ends_with(b"/sh") || first.ends_with(b"bash"))
+}
+
+/// Below `dir`, skipping build output, VCS data and installed packages.
+fn shell_scripts(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if path.is_dir() {
+            if !matches!(name, "target" | ".git" | "node_modules") {
+                shell_scripts(&path, found);
+            }
+        } else if is_shell_script(&path) {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_shell_script_is_strict_and_shellcheck_clean() {
+    let mut scripts = Vec::new();
+    shell_scripts(repo(), &mut scripts);
+    scripts.sort();
+    for expected in [
+        ".ci/run",
+        "action/install.sh",
+        "provision/files/uworker-run",
+        "provision/scripts/10-base.sh",
+        "scripts/test.sh",
+        "tests/harness/compute.sh",
+        "tests/harness/systemd-host.sh",
+        "tests/harness/venv.sh",
+    ] {
+        assert!(
+            scripts.contains(&repo().join(expected)),
+            "{expected} was not found among {scripts:?}"
+        );
+    }
+    for script in &scripts {
+        let text = std::fs::read_to_string(script).unwrap();
+        let bash_program = text.starts_with("#!") && text.lines().next().unwrap().ends_with("bash");
+        assert!(
+            !bash_program || text.lines().any(|l| l == "set -euo pipefail"),
+            "{} lacks `set -euo pipefail`",
+            script.display()
+        );
+    }
+    let out = Command::new("shellcheck")
+        .arg("--external-sources")
+        .args(&scripts)
+        .current_dir(repo())
+        .output()
+        .expect("shellcheck is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "shellcheck:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
