@@ -31,30 +31,6 @@ const JOB_CMD: &str = "/bin/echo 'job' \"$1\" # a=b";
 const PROJECT: &str = "proj-1";
 const EXTRA: &str = "export X='y'; $(id) \\ =#";
 
-/// The default definition with the worker stand-in inside it (worker_source must name a
-/// path in the definition directory).
-fn definition() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ok = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(root.join("provision/."))
-        .arg(dir.path())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let ok = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(root.join("tests/fixtures/worker-standin"))
-        .arg(dir.path().join("worker-standin"))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    dir
-}
-
 fn worker_config(service: &JobService, command_mode: bool) -> Vec<(String, String)> {
     let mut config = vec![
         ("UWORKER_JOB_API_ROOT".to_string(), service.root()),
@@ -268,7 +244,7 @@ fn assert_installed(host: &SystemdHost, config: &[(String, String)]) {
 fn the_worker_runs_on_a_booted_host_in_both_modes_and_a_second_run_changes_nothing() {
     let t0 = Instant::now();
     let service = JobService::start(HOST_ADDRESS);
-    let def = definition();
+    let def = default_definition_with_worker_standin();
     let mut host = SystemdHost::boot(&BootOptions::volatile(HOST_ADDRESS));
 
     // 1. Command mode: provisioned, started, logged in with the exact credentials.
@@ -442,7 +418,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 /// touched: the "host" here is a listener that counts connections.
 #[test]
 fn a_missing_value_is_refused_before_any_host_is_touched() {
-    let def = definition();
+    let def = default_definition_with_worker_standin();
     let listener = TcpListener::bind("127.0.2.11:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
