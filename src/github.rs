@@ -388,14 +388,13 @@ impl GitHub {
         asset: &str,
         except_tag: &str,
     ) -> Result<Option<(Release, String)>, GitHubError> {
-        let releases: Vec<Release> =
-            self.get_json("listing releases", &self.repo_url("/releases?per_page=50"))?;
-        let found = releases.into_iter().find(|r| {
+        // Newest first, as GitHub lists them; bounded at 1,000 releases.
+        let found = self.find_paged("listing releases", "/releases", 10, |r: &Release| {
             !r.draft
                 && r.tag_name != except_tag
                 && r.body.as_deref().is_some_and(|b| b.starts_with(marker))
                 && r.assets.iter().any(|a| a.name == asset)
-        });
+        })?;
         let Some(release) = found else {
             return Ok(None);
         };
@@ -419,20 +418,32 @@ impl GitHub {
     /// The first comment of the issue or pull request whose body starts with `marker`
     /// (a reply quoting it starts with `>`, and is left alone).
     pub fn find_comment(&self, issue: u64, marker: &str) -> Result<Option<Comment>, GitHubError> {
-        const PER_PAGE: usize = 100;
         // Bounded: a pull request with more than 3,000 comments gets a new one.
-        for page in 1..=30 {
-            let comments: Vec<Comment> = self.get_json(
-                &format!("listing the comments of #{issue}"),
-                &self.repo_url(&format!(
-                    "/issues/{issue}/comments?per_page={PER_PAGE}&page={page}"
-                )),
+        self.find_paged(
+            &format!("listing the comments of #{issue}"),
+            &format!("/issues/{issue}/comments"),
+            30,
+            |c: &Comment| c.body.as_deref().is_some_and(|b| b.starts_with(marker)),
+        )
+    }
+
+    /// The first item of a paginated list (`path` under the repository) that `wanted`
+    /// accepts, reading at most `max_pages` pages of 100.
+    fn find_paged<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        max_pages: usize,
+        wanted: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, GitHubError> {
+        const PER_PAGE: usize = 100;
+        for page in 1..=max_pages {
+            let items: Vec<T> = self.get_json(
+                what,
+                &self.repo_url(&format!("{path}?per_page={PER_PAGE}&page={page}")),
             )?;
-            let last = comments.len() < PER_PAGE;
-            if let Some(found) = comments
-                .into_iter()
-                .find(|c| c.body.as_deref().is_some_and(|b| b.starts_with(marker)))
-            {
+            let last = items.len() < PER_PAGE;
+            if let Some(found) = items.into_iter().find(|item| wanted(item)) {
                 return Ok(Some(found));
             }
             if last {

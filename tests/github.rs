@@ -101,6 +101,14 @@ fn release_is_created_once_then_updated_with_changes_against_the_latest_image() 
         &format!("<!-- uworker-image:{target} -->\nolder"),
         &[("image.json", &older.to_string())],
     );
+    // Newer releases of another target push it to the second page of the listing.
+    for n in 0..120 {
+        fake.state.lock().unwrap().add_release(
+            &format!("image-other{n:07}"),
+            "<!-- uworker-image:other -->\nnot this target's",
+            &[("image.json", "{}")],
+        );
+    }
 
     let job = Job::push(&prism.url);
     let r = job.report(&record, &[]);

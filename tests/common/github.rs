@@ -414,7 +414,7 @@ impl FakeGitHub {
                     .rev()
                     .map(|r| self.release(r))
                     .collect();
-                reply(200, Value::Array(list))
+                reply(200, Value::Array(page_of(list, query)))
             }
             ("GET", ["releases", "tags", tag]) => {
                 match state.releases.iter().find(|r| r.tag == *tag) {
@@ -501,7 +501,7 @@ impl FakeGitHub {
                     .filter(|c| c.issue == issue)
                     .map(|c| self.comment(c))
                     .collect();
-                reply(200, Value::Array(list))
+                reply(200, Value::Array(page_of(list, query)))
             }
             ("POST", ["issues", issue, "comments"]) => {
                 let issue: u64 = issue.parse().unwrap();
@@ -697,4 +697,22 @@ impl Job {
             assert!(!text.contains(TOKEN), "the token leaked into the {what}");
         }
     }
+}
+
+/// One page of a list, as GitHub pages: `per_page` (default 30) and `page` (from 1).
+fn page_of(list: Vec<Value>, query: &str) -> Vec<Value> {
+    let param = |name: &str, default: usize| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(default)
+    };
+    let per_page = param("per_page", 30);
+    let page = param("page", 1).max(1);
+    list.into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect()
 }
