@@ -36,14 +36,16 @@ pub struct Plan {
     pub manifest: Manifest,
 }
 
+/// The plan for `manifest`, whose `fingerprint` (as `Manifest::fingerprint` gives it) the
+/// caller has already computed to look it up.
 pub fn decide(
     manifest: Manifest,
+    fingerprint: String,
     lookup: Lookup,
     force: bool,
     previous: Option<&Manifest>,
     warnings: Vec<String>,
 ) -> Plan {
-    let fingerprint = manifest.fingerprint();
     let changes = previous.map(|p| Changes::between(p, &manifest));
     let (action, image_id, reason) = match (lookup, force) {
         (Lookup::Found { image_id }, true) => (

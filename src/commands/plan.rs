@@ -74,14 +74,23 @@ pub(super) fn compute(
             missing.join(", ")
         ));
     }
+    // Hashed once: the lookup and the plan use the same string.
+    let fingerprint = manifest.fingerprint();
     let lookup = match cloud {
         None => Lookup::Unavailable(
-            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET)".into(),
+            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_CLOUD)".into(),
         ),
-        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&manifest.fingerprint())? {
+        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&fingerprint)? {
             Some(image) => Lookup::Found { image_id: image.id },
             None => Lookup::Missing,
         },
     };
-    Ok(plan::decide(manifest, lookup, force, previous, warnings))
+    Ok(plan::decide(
+        manifest,
+        fingerprint,
+        lookup,
+        force,
+        previous,
+        warnings,
+    ))
 }
