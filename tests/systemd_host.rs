@@ -49,7 +49,7 @@ fn volatile_and_persistent_hosts_boot_write_where_they_should_and_stop_cleanly()
 
     // Persistent, on a root of its own unpacked from the cached tarball.
     let root = tempfile::tempdir().unwrap();
-    systemd_host::unpack_rootfs("bookworm", root.path());
+    systemd_host::unpack_rootfs(root.path());
     let mut host = SystemdHost::boot(&BootOptions {
         address: "127.0.2.21".into(),
         port: 22,

@@ -19,36 +19,22 @@ pub fn rootfs() -> PathBuf {
     rootfs_path(&[])
 }
 
-/// The pristine rootfs of a release the harness knows (`bookworm`); boot it
-/// volatile with `BootOptions { root: Some(..), .. }`.
-pub fn rootfs_of(release: &str) -> PathBuf {
-    rootfs_path(&["--release", release])
-}
-
 /// The cached rootfs tarball (zstd), to unpack a root of one's own.
 pub fn rootfs_tarball() -> PathBuf {
-    rootfs_tarball_of("bookworm")
+    rootfs_path(&["--tarball"])
 }
 
-pub fn rootfs_tarball_of(release: &str) -> PathBuf {
-    rootfs_path(&["--release", release, "--tarball"])
-}
-
-/// A root of one's own for a persistent host: the release's tarball unpacked into `dir`.
-pub fn unpack_rootfs(release: &str, dir: &Path) {
+/// A root of one's own for a persistent host: the tarball unpacked into `dir`.
+pub fn unpack_rootfs(dir: &Path) {
     let ok = Command::new("tar")
         .args(["--zstd", "-xpf"])
-        .arg(rootfs_tarball_of(release))
+        .arg(rootfs_tarball())
         .arg("-C")
         .arg(dir)
         .status()
         .expect("tar runs")
         .success();
-    assert!(
-        ok,
-        "unpacking the {release} rootfs into {} failed",
-        dir.display()
-    );
+    assert!(ok, "unpacking the rootfs into {} failed", dir.display());
 }
 
 fn rootfs_path(args: &[&str]) -> PathBuf {
