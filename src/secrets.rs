@@ -162,10 +162,12 @@ impl Redactor {
             }
         }
         needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        // Matched with line breaks as spaces, in the secrets and in the text (see redact).
+        let flat: Vec<String> = needles.iter().map(|n| n.replace('\n', " ")).collect();
         let matcher = (!needles.is_empty()).then(|| {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
-                .build(&needles)
+                .build(&flat)
                 .expect("secret values make a valid automaton")
         });
         Redactor { needles, matcher }
@@ -178,13 +180,30 @@ impl Redactor {
     }
 
     /// The text with every secret replaced by `***`; borrowed when there is none.
+    /// Packer word-wraps long messages, so a space inside a secret may arrive as a line
+    /// break: matching runs on the text with line breaks as spaces (the same byte
+    /// offsets, both being one byte), and the masks go into the text itself.
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        match &self.matcher {
-            Some(m) if m.is_match(text) => {
-                Cow::Owned(m.replace_all(text, &vec![MASK; self.needles.len()]))
-            }
-            _ => Cow::Borrowed(text),
+        let Some(matcher) = &self.matcher else {
+            return Cow::Borrowed(text);
+        };
+        let flat = if text.contains('\n') {
+            Cow::Owned(text.replace('\n', " "))
+        } else {
+            Cow::Borrowed(text)
+        };
+        let mut out = String::new();
+        let mut copied = 0;
+        for found in matcher.find_iter(flat.as_ref()) {
+            out.push_str(&text[copied..found.start()]);
+            out.push_str(MASK);
+            copied = found.end();
         }
+        if copied == 0 && out.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
     }
 
     /// This redactor plus every secret as packer's machine-readable output escapes it
@@ -266,6 +285,18 @@ mod tests {
             "1,,ui,message,***"
         );
         assert_eq!(r.redact("say lit\\nx"), "say ***");
+    }
+
+    #[test]
+    fn a_secret_wrapped_at_a_space_is_still_masked() {
+        let r = Redactor::new(["s3cret 'Value' $42"]);
+        assert_eq!(
+            r.redact("stat /x/s3cret 'Value'\n$42: no such file"),
+            "stat /x/***: no such file"
+        );
+        assert_eq!(r.redact("no secret\nhere"), "no secret\nhere");
+        let multi = Redactor::new(["line one\nline two"]);
+        assert_eq!(multi.redact("a line one\nline two b"), "a *** b");
     }
 
     #[test]

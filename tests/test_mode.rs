@@ -350,3 +350,72 @@ fn zero_artifacts_is_a_failure_even_when_packer_exits_0() {
         "{outcome:?}"
     );
 }
+
+/// Packer's error messages can quote a secret (here a path built from a sensitive
+/// variable, in a prepare error, which packer reports as UI errors only) and word-wrap
+/// it across lines. The failure reason, which goes into the record and to GitHub, names
+/// the error and holds no part of the secret; nor does anything printed.
+#[test]
+fn a_failure_reason_names_the_error_and_never_holds_a_secret() {
+    use uworker_image::packer::attempts::{Outcome, Retry};
+    use uworker_image::packer::run::{BuildSpec, Printer, StopSignals};
+    use uworker_image::packer::Packer;
+    use uworker_image::secrets::Redactor;
+
+    let secret = "s3cret 'Value' $42";
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("t.json");
+    std::fs::write(
+        &template,
+        r#"{"variables": {"pw": ""}, "sensitive-variables": ["pw"],
+            "builders": [{"type": "null", "name": "test", "communicator": "none"}],
+            "provisioners": [{"type": "file", "source": "/nonexistent/{{user `pw`}}",
+                              "destination": "/tmp/x"}]}"#,
+    )
+    .unwrap();
+    let vars = dir.path().join("v.json");
+    std::fs::write(&vars, serde_json::json!({ "pw": secret }).to_string()).unwrap();
+    let spec = BuildSpec {
+        template,
+        var_file: vars,
+        only: "test".into(),
+        cwd: dir.path().to_path_buf(),
+        deadline: Instant::now() + Duration::from_secs(60),
+        heartbeat: Duration::from_secs(60),
+        deadline_grace: Duration::from_secs(5),
+        signal_grace: Duration::from_secs(5),
+        ci_groups: false,
+    };
+    let redactor = Redactor::new([secret]);
+    let mut out = Vec::new();
+    let mut printer = Printer::new(&mut out, &redactor, false);
+    let retry = Retry {
+        attempts: 1,
+        first_delay: Duration::from_secs(1),
+    };
+    let outcome = Packer::find(None)
+        .unwrap()
+        .build_with_retries(
+            &spec,
+            &dir.path().join("manifest.json"),
+            &retry,
+            &mut printer,
+            &StopSignals::install().unwrap(),
+        )
+        .unwrap();
+    let Outcome::Failed {
+        reason, transient, ..
+    } = outcome
+    else {
+        panic!("expected a failure, got {outcome:?}");
+    };
+    assert!(!transient, "a template error is permanent: {reason}");
+    assert!(
+        reason.contains("Failed to prepare build") && reason.contains("Bad source '/nonexistent/"),
+        "{reason}"
+    );
+    let printed = String::from_utf8_lossy(&out);
+    for text in [reason.as_str(), printed.as_ref()] {
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+}

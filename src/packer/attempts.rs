@@ -131,7 +131,12 @@ impl Packer {
                     )
                 }
                 RunEnd::Exited { errors, code, .. } => {
-                    let mut errors = errors;
+                    // Redacted here, once: the reason goes into the record, to GitHub
+                    // and into retry notices.
+                    let mut errors: Vec<String> = errors
+                        .iter()
+                        .map(|e| printer.redactor.redact(e).into_owned())
+                        .collect();
                     if errors.is_empty() {
                         errors.push(format!("packer exited with {code:?} and no error message"));
                     }

@@ -46,7 +46,8 @@ pub enum RunEnd {
         artifact_ids: Vec<String>,
         /// `artifact-count` of the `only` build (0 when packer never said).
         artifact_count: u32,
-        /// Build errors packer reported (not yet redacted).
+        /// Build errors packer reported, else its UI errors (a template that fails to
+        /// prepare reports only those); not yet redacted.
         errors: Vec<String>,
     },
     /// The deadline passed; packer was interrupted.
@@ -152,6 +153,8 @@ impl<'a, W: Write> Printer<'a, W> {
     pub fn event(&mut self, event: &Event) {
         match event {
             Event::Ui { level, text } => {
+                // Whole, before it is split into lines: a secret packer wrapped spans two.
+                let text = self.redactor.redact(text);
                 let text = text.trim_start_matches('\n');
                 if *level == UiLevel::Say {
                     if let Some(phase) = text.strip_prefix("==> ") {
@@ -168,6 +171,7 @@ impl<'a, W: Write> Printer<'a, W> {
                 }
             }
             Event::BuildError { build, text } => {
+                let text = self.redactor.redact(text);
                 for line in text.split('\n') {
                     self.line(&format!("error ({build}): {line}"));
                 }
@@ -262,6 +266,7 @@ fn watch<W: Write>(
     let mut artifact_ids: Vec<String> = Vec::new();
     let mut artifact_count = 0;
     let mut errors = Vec::new();
+    let mut ui_errors = Vec::new();
     // Set once packer has been asked to stop: why, and when to stop waiting for it.
     let mut interrupted: Option<(RunEnd, Instant)> = None;
     let mut killed = false;
@@ -289,6 +294,10 @@ fn watch<W: Write>(
                             artifact_ids[i] = value;
                         }
                         Event::BuildError { text, .. } => errors.push(text),
+                        Event::Ui {
+                            level: UiLevel::Error,
+                            text,
+                        } => ui_errors.push(text),
                         _ => {}
                     }
                 }
@@ -349,7 +358,7 @@ fn watch<W: Write>(
             code: status.code(),
             artifact_ids,
             artifact_count,
-            errors,
+            errors: if errors.is_empty() { ui_errors } else { errors },
         },
     })
 }
