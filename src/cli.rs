@@ -213,6 +213,18 @@ pub struct PlanArgs {
 }
 
 pub fn main() -> ExitCode {
+    // First of all: a cancel from here on removes the work directories and stops packer.
+    if let Err(e) = crate::interrupt::install() {
+        eprintln!("error: installing the SIGINT/SIGTERM handler: {e}");
+        return Code::Failed.into();
+    }
+    // Work directories of earlier runs that were killed hold secrets.
+    for dir in crate::workdir::remove_stale(&std::env::temp_dir()) {
+        eprintln!(
+            "uworker-image: removed {}, left by a run that was killed",
+            dir.display()
+        );
+    }
     unset_empty_flag_variables();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -13,6 +13,7 @@ pub mod exit;
 pub mod fingerprint;
 pub mod github;
 pub mod inputs;
+pub mod interrupt;
 pub mod jobapi;
 pub mod openstack;
 pub mod packer;
