@@ -303,6 +303,7 @@ fn zero_artifacts_is_a_failure_even_when_packer_exits_0() {
         deadline_grace: Duration::from_secs(5),
         signal_grace: Duration::from_secs(5),
         ci_groups: false,
+        cloud: false,
     };
     let redactor = Redactor::default();
     let mut out = Vec::new();
@@ -385,6 +386,7 @@ fn a_failure_reason_names_the_error_and_never_holds_a_secret() {
         deadline_grace: Duration::from_secs(5),
         signal_grace: Duration::from_secs(5),
         ci_groups: false,
+        cloud: false,
     };
     let redactor = Redactor::new([secret]);
     let mut out = Vec::new();

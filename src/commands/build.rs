@@ -86,6 +86,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         attempts: 3,
         // Deleting the temporary server and key pair takes the cloud a while.
         deadline_grace: Duration::from_secs(300),
+        cloud: true,
     };
     let outcome = run_packer(
         &session,

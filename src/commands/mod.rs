@@ -325,6 +325,8 @@ pub struct RunDefaults {
     pub attempts: u32,
     /// How long packer may clean up after the deadline (a cloud server takes a while).
     pub deadline_grace: Duration,
+    /// The run talks to the cloud: packer gets the OS_* credentials (not for `test`).
+    pub cloud: bool,
 }
 
 /// Runs packer on a staged template for one builder, printing its output redacted on
@@ -349,6 +351,7 @@ pub fn run_packer(
         // GitHub Actions kills the job 10 s after its first SIGINT.
         signal_grace: Duration::from_secs(7),
         ci_groups: env.get("GITHUB_ACTIONS") == Some("true"),
+        cloud: defaults.cloud,
     };
     let retry = Retry {
         attempts: args.attempts.unwrap_or(defaults.attempts),

@@ -49,6 +49,8 @@ pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
         timeout: DEFAULT_TIMEOUT,
         attempts: 1,
         deadline_grace: Duration::from_secs(30),
+        // The null builder needs no cloud credentials: packer does not get them.
+        cloud: false,
     };
     let timeout = args.run.timeout.unwrap_or(defaults.timeout);
     session.info(&format!(

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod machine;
 pub mod run;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -162,16 +163,35 @@ impl Packer {
         &self.program
     }
 
-    /// A command for packer with the tool's fixed environment.
-    fn command(&self) -> Command {
+    /// A command for packer: an allow-listed environment (`packer_env`) with the cloud
+    /// credentials only when `cloud` (the openstack builder, a full validate), and a
+    /// death signal, so packer cleans up even when the tool is killed outright.
+    ///
+    /// Call it from a thread that lives as long as the child (the main thread):
+    /// PR_SET_PDEATHSIG fires when the *thread* that spawned the child exits.
+    fn command(&self, cloud: bool) -> Command {
         let mut cmd = Command::new(&self.program);
+        cmd.env_clear();
+        cmd.envs(packer_env(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+            cloud,
+        ));
         // Packer's checkpoint service phones home; CI has no business doing that.
         cmd.env("CHECKPOINT_DISABLE", "1");
         for key in &self.env_remove {
             cmd.env_remove(key);
         }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if cloud {
+            cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        }
         cmd.stdin(Stdio::null());
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+        // functions (getppid, prctl, signal), allocating nothing.
+        let parent = std::process::id() as libc::pid_t;
+        unsafe {
+            cmd.pre_exec(move || death_signal(parent));
+        }
         cmd
     }
 
@@ -184,7 +204,7 @@ impl Packer {
 
     pub fn start_version(&self) -> Result<VersionProbe, PackerError> {
         let child = self
-            .command()
+            .command(false)
             .args(["version", "-machine-readable"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -218,7 +238,7 @@ impl Packer {
             return Ok(());
         }
         let installed = self
-            .command()
+            .command(false)
             .args(["plugins", "installed"])
             .output()
             .map_err(|e| self.run_error(e))?;
@@ -226,7 +246,7 @@ impl Packer {
             return Ok(());
         }
         let status = self
-            .command()
+            .command(false)
             .args(["plugins", "install", "github.com/hashicorp/openstack"])
             .status()
             .map_err(|e| self.run_error(e))?;
@@ -247,7 +267,8 @@ impl Packer {
         syntax_only: bool,
         cwd: &Path,
     ) -> Result<Validation, PackerError> {
-        let mut cmd = self.command();
+        // A full validate logs in to the cloud; syntax-only needs no credentials.
+        let mut cmd = self.command(!syntax_only);
         cmd.arg("validate");
         if syntax_only {
             cmd.arg("-syntax-only");
@@ -267,6 +288,65 @@ impl Packer {
             output,
         })
     }
+}
+
+/// In the child, before exec: packer gets SIGTERM when the tool dies. Packer runs as a
+/// pair (panicwrap): its outer process ignores SIGINT, which a terminal sends to the
+/// whole group, and forwards SIGTERM to the real packer, which then cancels the build
+/// and cleans up (`Cancelling build after receiving terminated`). Signals the tool may
+/// have inherited as ignored (a background job of a script) are packer's own again.
+fn death_signal(parent: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: plain system calls on this (child) process.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The tool died before the death signal was set: nobody would ever stop packer.
+        if libc::getppid() != parent {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+    }
+    Ok(())
+}
+
+/// Packer's environment, from the tool's: only what packer and its SSH client read.
+/// Never GITHUB_TOKEN, never the worker's UWORKER_* secrets (they reach packer through
+/// the 0600 var-file), never unrelated credentials (AWS_*, ...). OS_* only when the run
+/// talks to the cloud.
+pub fn packer_env(
+    vars: impl IntoIterator<Item = (String, String)>,
+    cloud: bool,
+) -> Vec<(String, String)> {
+    const NAMES: [&str; 17] = [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "TMPDIR",
+        "LANG",
+        "TZ",
+        "SSH_AUTH_SOCK",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "XDG_CONFIG_HOME",
+    ];
+    vars.into_iter()
+        .filter(|(key, _)| {
+            NAMES.contains(&key.as_str())
+                || key.starts_with("LC_")
+                || key.starts_with("PACKER_")
+                || key == "CHECKPOINT_DISABLE"
+                || (cloud && key.starts_with("OS_"))
+        })
+        .collect()
 }
 
 /// Whether this packer version loads builders as separately installed plugins (1.9+).
@@ -362,6 +442,44 @@ mod tests {
         let third = packer.version_cached(Some(&cache)).unwrap();
         assert!(matches!(third, CachedVersion::Running(..)));
         assert_eq!(third.wait().unwrap(), "1.11.22");
+    }
+
+    #[test]
+    fn packer_sees_only_what_it_reads() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/root"),
+            ("OS_PASSWORD", "s3cret"),
+            ("OS_AUTH_URL", "http://keystone"),
+            ("PACKER_LOG", "1"),
+            ("LC_ALL", "C.UTF-8"),
+            ("GITHUB_TOKEN", "ghs_x"),
+            ("UWORKER_JOB_API_PASSWORD", "pw"),
+            ("UWORKER_FINGERPRINT_KEY", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "a"),
+            ("ACTIONS_RUNTIME_TOKEN", "t"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let keys = |cloud| {
+            let mut keys: Vec<String> = packer_env(vars.clone(), cloud)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            keys(true),
+            [
+                "HOME",
+                "LC_ALL",
+                "OS_AUTH_URL",
+                "OS_PASSWORD",
+                "PACKER_LOG",
+                "PATH"
+            ]
+        );
+        assert_eq!(keys(false), ["HOME", "LC_ALL", "PACKER_LOG", "PATH"]);
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! and printed redacted as it arrives, a heartbeat while it is quiet, a deadline, and on
 //! SIGINT/SIGTERM an interrupt of the whole group, a grace period for packer's cleanup,
 //! then a kill. Nothing of the run outlives it.
+//!
+//! Packer writes into files of the private work directory, not into pipes: should the
+//! tool be killed outright, packer gets its death signal and must be able to print its
+//! cleanup. Writing to a pipe nobody reads would kill it with SIGPIPE first.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::fs::File;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -34,6 +39,8 @@ pub struct BuildSpec {
     pub signal_grace: Duration,
     /// Fold output into `::group::` blocks (GitHub Actions).
     pub ci_groups: bool,
+    /// The run talks to the cloud (the openstack builder): packer gets the OS_* variables.
+    pub cloud: bool,
 }
 
 /// How a run ended.
@@ -62,32 +69,22 @@ enum Line {
     Closed,
 }
 
-/// Signals that ask the tool to stop, noticed as a flag while packer runs.
+/// The tool's stop flag (`crate::interrupt`), held while a packer run stops packer by
+/// itself: a signal then interrupts packer instead of ending the tool at once.
 pub struct StopSignals {
-    flag: Arc<AtomicBool>,
-    ids: Vec<signal_hook::SigId>,
+    _supervised: crate::interrupt::Supervised,
 }
 
 impl StopSignals {
     pub fn install() -> std::io::Result<StopSignals> {
-        let flag = Arc::new(AtomicBool::new(false));
-        let ids = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
-            .into_iter()
-            .map(|sig| signal_hook::flag::register(sig, Arc::clone(&flag)))
-            .collect::<Result<_, _>>()?;
-        Ok(StopSignals { flag, ids })
+        crate::interrupt::install()?;
+        Ok(StopSignals {
+            _supervised: crate::interrupt::Supervised::begin(),
+        })
     }
 
     pub fn raised(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for StopSignals {
-    fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
+        crate::interrupt::raised()
     }
 }
 
@@ -100,26 +97,57 @@ fn signal_group(child: &Child, signal: libc::c_int) {
     }
 }
 
-/// Reads `source` line by line into the channel; bytes that are not UTF-8 are replaced.
-fn pump(source: impl Read + Send + 'static, tx: mpsc::Sender<Line>, wrap: fn(String) -> Line) {
+/// Follows a file packer writes, line by line into the channel (bytes that are not
+/// UTF-8 are replaced), until packer has exited (`done`) and the file is read to its end.
+fn follow(
+    mut source: File,
+    done: Arc<AtomicBool>,
+    tx: mpsc::Sender<Line>,
+    wrap: fn(String) -> Line,
+) {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(source);
-        let mut buf = Vec::new();
+        let mut pending = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let send = |line: &[u8]| {
+            let text = String::from_utf8_lossy(line);
+            tx.send(wrap(text.trim_end_matches(['\n', '\r']).to_string()))
+                .is_ok()
+        };
         loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf);
-                    let text = text.trim_end_matches(['\n', '\r']).to_string();
-                    if tx.send(wrap(text)).is_err() {
-                        break;
+            // Read before looking at `done`: what packer wrote before it exited is read.
+            let finished = done.load(Ordering::SeqCst);
+            match source.read(&mut chunk) {
+                Ok(0) | Err(_) if finished => break,
+                Ok(0) | Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                Ok(n) => {
+                    pending.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        if !send(&line) {
+                            return;
+                        }
                     }
                 }
             }
         }
+        if !pending.is_empty() {
+            send(&pending);
+        }
         let _ = tx.send(Line::Closed);
     });
+}
+
+/// A file for packer's output in the work directory: 0600 (packer does not redact its
+/// machine-readable output), removed with the directory.
+fn output_file(dir: &std::path::Path) -> std::io::Result<(File, File)> {
+    let file = tempfile::Builder::new()
+        .prefix("packer-output-")
+        .tempfile_in(dir)?;
+    let (write, path) = file.keep().map_err(|e| e.error)?;
+    let read = File::open(&path)?;
+    // Both handles stay open; the name is not needed any more.
+    std::fs::remove_file(&path)?;
+    Ok((write, read))
 }
 
 /// Prints packer's events for a person; every line goes through the redactor first.
@@ -227,7 +255,9 @@ impl Packer {
         printer: &mut Printer<'_, W>,
         stop: &StopSignals,
     ) -> Result<RunEnd, PackerError> {
-        let mut cmd = self.command();
+        let (stdout_w, stdout_r) = output_file(&spec.cwd).map_err(|e| self.run_error(e))?;
+        let (stderr_w, stderr_r) = output_file(&spec.cwd).map_err(|e| self.run_error(e))?;
+        let mut cmd = self.command(spec.cloud);
         cmd.args(["build", "-machine-readable", "-color=false"])
             .arg(format!("-only={}", spec.only))
             .arg(format!("-var-file={}", spec.var_file.display()))
@@ -237,16 +267,19 @@ impl Packer {
             // go into the private work directory and vanish with it, even when packer is
             // interrupted before it cleans up.
             .env("TMPDIR", &spec.cwd)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(stdout_w))
+            .stderr(Stdio::from(stderr_w))
             // Its own group: a terminal's Ctrl-C does not reach packer behind our back, and
             // one kill(-pgid) reaches packer, its plugin child and everything they started.
             .process_group(0);
         let mut child = cmd.spawn().map_err(|e| self.run_error(e))?;
+        // The write ends went to packer with `cmd`, which is dropped now.
+        drop(cmd);
+        let done = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
-        pump(child.stdout.take().expect("piped"), tx.clone(), Line::Out);
-        pump(child.stderr.take().expect("piped"), tx, Line::Err);
-        let end = watch(&mut child, &rx, spec, printer, stop);
+        follow(stdout_r, Arc::clone(&done), tx.clone(), Line::Out);
+        follow(stderr_r, Arc::clone(&done), tx, Line::Err);
+        let end = watch(&mut child, &rx, &done, spec, printer, stop);
         printer.end_group();
         end.map_err(|e| self.run_error(e))
     }
@@ -256,6 +289,7 @@ impl Packer {
 fn watch<W: Write>(
     child: &mut Child,
     rx: &Receiver<Line>,
+    done: &AtomicBool,
     spec: &BuildSpec,
     printer: &mut Printer<'_, W>,
     stop: &StopSignals,
@@ -270,6 +304,7 @@ fn watch<W: Write>(
     // Set once packer has been asked to stop: why, and when to stop waiting for it.
     let mut interrupted: Option<(RunEnd, Instant)> = None;
     let mut killed = false;
+    let mut status = None;
 
     while open_streams > 0 {
         let tick = Duration::from_millis(200);
@@ -311,6 +346,11 @@ fn watch<W: Write>(
             Err(RecvTimeoutError::Timeout) => {}
         }
 
+        if status.is_none() {
+            status = child.try_wait()?;
+            // The followers read to the end of the files, then close.
+            done.store(status.is_some(), Ordering::SeqCst);
+        }
         let now = Instant::now();
         match &interrupted {
             None => {
@@ -349,7 +389,10 @@ fn watch<W: Write>(
         }
     }
 
-    let status = child.wait()?;
+    let status = match status {
+        Some(status) => status,
+        None => child.wait()?,
+    };
     // The group may outlive its leader (a plugin, an ssh session): end it either way.
     signal_group(child, libc::SIGKILL);
     Ok(match interrupted {
