@@ -3,6 +3,11 @@
 # inputs, passed in UWORKER_IMAGE_ACTION_* variables (never spliced into the script), become
 # flags. The command's stdout is printed and also set as the step output `stdout`
 # (`matrix` prints its strategy.matrix there); the command's exit code is the step's.
+#
+# A cancelled job: GitHub's runner sends SIGINT to the step's process only (action.yml
+# `exec`s this script, so that is this shell), SIGTERM 7.5 s later, SIGKILL 2.5 s after.
+# Both signals are passed on to the tool, which stops packer with its cleanup and exits;
+# this script waits for it and exits with its code.
 set -euo pipefail
 
 say() { printf 'uworker-image action: %s\n' "$*" >&2; }
@@ -69,8 +74,21 @@ done <<<"${UWORKER_IMAGE_ACTION_ARGS:-}"
 
 stdout=$(mktemp "${RUNNER_TEMP:-/tmp}/uworker-image-stdout.XXXXXX")
 trap 'rm -f "$stdout"' EXIT
+"$bin" "${args[@]}" >"$stdout" &
+tool=$!
+trap 'kill -INT "$tool" 2>/dev/null || true' INT
+trap 'kill -TERM "$tool" 2>/dev/null || true' TERM
+# `wait` returns early (128 + the signal) when a trap runs while the tool still runs (or
+# has exited unreaped): wait again. Any other code is the tool's own.
 code=0
-"$bin" "${args[@]}" >"$stdout" || code=$?
+while :; do
+  code=0
+  wait "$tool" || code=$?
+  if [ "$code" -le 128 ] || ! kill -0 "$tool" 2>/dev/null; then
+    break
+  fi
+done
+trap - INT TERM
 cat "$stdout"
 if [ -n "${GITHUB_OUTPUT:-}" ]; then
   delimiter=uworker-image-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
