@@ -769,3 +769,162 @@ fn a_base_image_name_several_images_share_builds_from_the_one_fingerprinted() {
     );
     s.finish();
 }
+
+/// A user's workflow cancelled: the action's run step, run and cancelled exactly as
+/// GitHub's runner does (signals to the step's shell only). The tool gets the signal,
+/// packer cleans up, and within the runner's 10 s nothing is left: no server, key pair
+/// or floating IP, no process of the step's session, no work directory.
+#[test]
+fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-cancel-");
+    let def = small_definition_with(
+        &name,
+        "floating_ip_network = \"public\"",
+        "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = std::collections::BTreeMap::from([
+        ("command", "build".to_string()),
+        ("dir", def.path().display().to_string()),
+        ("args", "--attempts\n1".to_string()),
+    ]);
+    let step = common::runner::action_step("run", &inputs);
+    let mut vars = s.compute.os_env();
+    vars.extend(plain_config());
+    vars.extend([
+        ("HOME".to_string(), std::env::var("HOME").unwrap()),
+        ("TMPDIR".to_string(), tmp.path().display().to_string()),
+        ("RUNNER_TEMP".to_string(), tmp.path().display().to_string()),
+    ]);
+    let mut step = common::runner::RunningStep::start(&step, &vars);
+    let mut seen = Vec::new();
+    step.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let report = s.compute.report();
+    assert_eq!(report.list("servers").len(), 1, "{:#}", report.0);
+    assert_eq!(report.list("floating_ips").len(), 1, "{:#}", report.0);
+
+    let (code, began) = step.cancel_as_the_runner_does();
+    let within = began + Duration::from_secs(10);
+    let left = loop {
+        let report = s.compute.report();
+        let cloud_left: Vec<String> = ["servers", "keypairs", "floating_ips"]
+            .into_iter()
+            .filter(|k| !report.list(k).is_empty())
+            .map(String::from)
+            .collect();
+        let processes = step.session_processes();
+        if (cloud_left.is_empty() && processes.is_empty()) || Instant::now() >= within {
+            break (cloud_left, processes, report);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    seen.extend(step.stderr.try_iter());
+    let log = seen.join("\n");
+    eprintln!(
+        "runner cancel: step exit {code:?}, clean after {:?}",
+        began.elapsed()
+    );
+    assert!(
+        left.0.is_empty(),
+        "left in the cloud: {:?}\n{:#}\n{log}",
+        left.0,
+        left.2 .0
+    );
+    assert!(left.1.is_empty(), "processes left: {:?}\n{log}", left.1);
+    assert_eq!(code, Some(130), "the step exits as the tool did:\n{log}");
+    assert!(
+        common::runner::workdirs(tmp.path()).is_empty(),
+        "work directory left:\n{log}"
+    );
+    assert!(!log.contains("provisioning-finished"), "{log}");
+    s.finish();
+    assert!(s.images(&name).is_empty());
+}
+
+/// The tool killed outright (`kill -9`) mid-provisioning: packer gets its death signal,
+/// cancels and cleans up by itself; nothing is left in the cloud within 15 s, and no
+/// packer process is left.
+#[test]
+fn a_killed_tool_leaves_packer_to_clean_up() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-kill9-");
+    let def = small_definition(
+        &name,
+        "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n",
+    );
+    let mut child = spawn_build(&s, &def);
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(180);
+    while !seen
+        .last()
+        .is_some_and(|l: &String| l.contains("provisioning-started"))
+    {
+        let line = lines_rx
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("provisioning never started:\n{}", seen.join("\n")));
+        seen.push(line);
+    }
+    let tool_pid = child.id() as i32;
+    let packers = children_named(tool_pid, "packer");
+    assert!(!packers.is_empty(), "packer runs under the tool");
+    assert_eq!(send_signal(tool_pid, "KILL"), 0);
+    let killed = Instant::now();
+    child.wait().unwrap();
+    let within = killed + Duration::from_secs(15);
+    loop {
+        let report = s.compute.report();
+        let clean = ["servers", "keypairs"]
+            .iter()
+            .all(|k| report.list(k).is_empty());
+        let alive: Vec<&i32> = packers.iter().filter(|p| process_alive(**p)).collect();
+        if clean && alive.is_empty() {
+            eprintln!("kill -9: packer cleaned up in {:?}", killed.elapsed());
+            break;
+        }
+        assert!(
+            Instant::now() < within,
+            "15 s after kill -9: left {:#}, packer alive: {alive:?}",
+            report.0
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let report = s.compute.report();
+    assert_eq!(report.calls("ServersController.delete").len(), 1);
+    s.finish();
+}
+
+/// PIDs of the direct children of `parent` whose command name is `name`.
+fn children_named(parent: i32, name: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            let ppid: i32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent && comm == name).then_some(pid)
+        })
+        .collect()
+}
+
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}

@@ -135,7 +135,7 @@ fn start() -> Compute {
 pub struct Report(pub Value);
 
 impl Report {
-    fn list(&self, key: &str) -> &Vec<Value> {
+    pub fn list(&self, key: &str) -> &Vec<Value> {
         self.0[key].as_array().unwrap()
     }
 
