@@ -421,3 +421,254 @@ fn a_failure_reason_names_the_error_and_never_holds_a_secret() {
         assert!(!text.contains("s3cret"), "{text}");
     }
 }
+
+/// A packer wrapper that records the environment of every run into `dir`, then runs
+/// the real packer.
+fn recording_packer(dir: &Path) -> std::path::PathBuf {
+    let real = String::from_utf8(Command::new("which").arg("packer").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let wrapper = dir.join("packer");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nenv > \"$(mktemp '{}/env.XXXXXX')\"\nexec '{real}' \"$@\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o700)).unwrap();
+    wrapper
+}
+
+/// The variable names of every recorded packer run.
+fn recorded_names(dir: &Path) -> Vec<Vec<String>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("env."))
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Credentials that are not packer's business, set beside the worker's.
+const FOREIGN_SECRETS: [(&str, &str); 4] = [
+    ("GITHUB_TOKEN", "ghs_not-for-packer"),
+    ("AWS_SECRET_ACCESS_KEY", "aws-not-for-packer"),
+    (
+        "UWORKER_FINGERPRINT_KEY",
+        "key-not-for-packer-0123456789abcdef0123456789",
+    ),
+    ("ACTIONS_RUNTIME_TOKEN", "runtime-not-for-packer"),
+];
+
+/// packer's environment is an allow-list: in `test` mode (no cloud) no OS_* either, and
+/// never the worker secrets, GitHub's token or unrelated credentials. The worker values
+/// still reach the host (through the 0600 var-file).
+#[test]
+fn packer_gets_an_allow_listed_environment() {
+    let sshd = Sshd::prepare().start();
+    let f = definition(&sshd, "", "");
+    let tmp = tempfile::tempdir().unwrap();
+    let record = tempfile::tempdir().unwrap();
+    let wrapper = recording_packer(record.path());
+    let mut cmd = test_cmd(f.path(), &sshd, &[], tmp.path());
+    cmd.arg("--packer")
+        .arg(&wrapper)
+        .envs(FOREIGN_SECRETS)
+        .env("OS_PASSWORD", "cloud-not-needed-here")
+        .env("OS_AUTH_URL", "http://127.0.0.1:9/v3")
+        .env("PACKER_LOG", "0");
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("password is ***"), "{}", r.stderr);
+    let runs = recorded_names(record.path());
+    assert!(!runs.is_empty(), "the wrapper recorded no run");
+    for names in &runs {
+        assert!(names.iter().any(|n| n == "PATH"), "{names:?}");
+        assert!(names.iter().any(|n| n == "PACKER_LOG"), "{names:?}");
+        for name in names {
+            assert!(
+                !name.starts_with("UWORKER_")
+                    && !name.starts_with("OS_")
+                    && !FOREIGN_SECRETS.iter().any(|(k, _)| k == name),
+                "packer saw {name}: {names:?}"
+            );
+        }
+    }
+}
+
+/// A full `validate` (credentials present) gives packer the OS_* variables it logs in
+/// with, and still nothing else.
+#[test]
+fn a_full_validate_gives_packer_the_cloud_credentials_and_nothing_more() {
+    let sshd = Sshd::prepare().start();
+    let f = definition(&sshd, "", "");
+    let record = tempfile::tempdir().unwrap();
+    let wrapper = recording_packer(record.path());
+    let cloud = common::openstack::os_env("password");
+    let mut cmd = tool(&worker_env());
+    cmd.arg("--dir")
+        .arg(f.path())
+        .arg("--packer")
+        .arg(&wrapper)
+        .args(["validate", "--no-shellcheck"])
+        .envs(FOREIGN_SECRETS)
+        .envs(cloud.iter().map(|(k, v)| (k, v)));
+    let r = run(cmd);
+    assert!(r.stdout.contains("packer validate, full"), "{}", r.all());
+    let runs = recorded_names(record.path());
+    let validate = runs
+        .iter()
+        .find(|names| names.iter().any(|n| n == "OS_PASSWORD"))
+        .unwrap_or_else(|| panic!("no packer run had the cloud credentials: {runs:?}"));
+    assert!(validate.iter().any(|n| n == "OS_AUTH_URL"), "{validate:?}");
+    for names in &runs {
+        for name in names {
+            assert!(
+                !name.starts_with("UWORKER_") && !FOREIGN_SECRETS.iter().any(|(k, _)| k == name),
+                "packer saw {name}: {names:?}"
+            );
+        }
+    }
+}
+
+/// SIGINT while `validate` waits for packer: the tool exits 130 at once, packer is
+/// stopped with it, and no work directory is left.
+#[test]
+fn an_interrupted_validate_stops_packer_and_removes_its_work_dir() {
+    let sshd = Sshd::prepare().start();
+    let f = definition(&sshd, "", "");
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let pid_file = bin.path().join("validate.pid");
+    let real = String::from_utf8(Command::new("which").arg("packer").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    // A slow `packer validate`: it says its PID, then takes its time.
+    let wrapper = bin.path().join("packer");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = validate ]; then echo $$ > '{}'; sleep 60 & wait; fi\n\
+             exec '{real}' \"$@\"\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut cmd = tool(&worker_env());
+    cmd.env("TMPDIR", tmp.path())
+        .arg("--dir")
+        .arg(f.path())
+        .arg("--packer")
+        .arg(&wrapper)
+        .args(["validate", "--no-shellcheck"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !pid_file.exists() {
+        assert!(Instant::now() < until, "packer validate never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let packer_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "the work dir exists while packer validates"
+    );
+    let sent = Instant::now();
+    // SAFETY: kill(2) of the test's own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(sent.elapsed() < Duration::from_secs(3), "{stderr}");
+    assert!(stderr.contains("SIGINT received"), "{stderr}");
+    let gone_by = Instant::now() + Duration::from_secs(3);
+    while Path::new(&format!("/proc/{packer_pid}")).exists() {
+        assert!(Instant::now() < gone_by, "packer validate still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "work dir left behind"
+    );
+}
+
+/// `test` through the action's run step, cancelled as GitHub's runner cancels it: the
+/// step on the test host ends too (packer's SSH session has a PTY, whose hangup ends
+/// the remote step), the step exits 130, and nothing of it is left here.
+#[test]
+fn a_cancelled_action_step_ends_the_remote_step() {
+    let sshd = Sshd::prepare().start();
+    let remote_pid = sshd.dir.path().join("remote.pid");
+    let f = definition(&sshd, "[[provision]]\nscript = \"scripts/long.sh\"\n", "");
+    f.script(
+        "scripts/long.sh",
+        &format!(
+            "#!/bin/sh\necho $$ > '{}'\necho remote-step-started\nsleep 300\necho remote-step-finished\n",
+            remote_pid.display()
+        ),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let vars: Vec<String> = sshd.vars().into_iter().filter(|v| v != "--var").collect();
+    let inputs = std::collections::BTreeMap::from([
+        ("command", "test".to_string()),
+        ("dir", f.path().display().to_string()),
+        ("vars", vars.join("\n")),
+    ]);
+    let step = common::runner::action_step("run", &inputs);
+    let mut env: Vec<(String, String)> = worker_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend([
+        ("HOME".to_string(), std::env::var("HOME").unwrap()),
+        ("TMPDIR".to_string(), tmp.path().display().to_string()),
+        ("RUNNER_TEMP".to_string(), tmp.path().display().to_string()),
+    ]);
+    let mut step = common::runner::RunningStep::start(&step, &env);
+    let mut seen = Vec::new();
+    step.wait_for("remote-step-started", Duration::from_secs(60), &mut seen);
+    let pid: i32 = std::fs::read_to_string(&remote_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (code, began) = step.cancel_as_the_runner_does();
+    let within = began + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() || !step.session_processes().is_empty() {
+        assert!(
+            Instant::now() < within,
+            "10 s after the cancel: remote step alive: {}, step's processes: {:?}",
+            Path::new(&format!("/proc/{pid}")).exists(),
+            step.session_processes()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seen.extend(step.stderr.try_iter());
+    let log = seen.join("\n");
+    assert_eq!(code, Some(130), "{log}");
+    assert!(!log.contains("remote-step-finished"), "{log}");
+    assert!(common::runner::workdirs(tmp.path()).is_empty(), "{log}");
+}
