@@ -186,6 +186,7 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
     assert_eq!(
         keys(&wf["jobs"]),
         set(&[
+            "tool",
             "pr-targets",
             "pr-check",
             "plan",
@@ -227,22 +228,22 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
             );
         }
     }
-    // Secrets reach only the steps that run the tool; the fingerprint depends on the
-    // secrets present, so plan, build and prune see the same ones.
+    // Secrets reach only the steps that run the tool (secret_boundary_violations checks
+    // every workflow); the fingerprint depends on the secrets present, so plan, build and
+    // prune see the same ones.
     let tool_env = |job: &str, command: &str| -> Yaml {
         let steps = wf["jobs"][job]["steps"].as_vec().unwrap();
-        for step in steps {
-            let runs_tool = step["with"]["command"].as_str() == Some(command);
-            assert!(
-                runs_tool || !text_of(step).contains("secrets."),
-                "{job}: a step that does not run the tool holds secrets"
-            );
-        }
-        let step = steps
+        let holding: Vec<_> = steps
             .iter()
-            .find(|step| step["with"]["command"].as_str() == Some(command))
-            .unwrap_or_else(|| panic!("{job}: no `{command}` step"));
-        step["env"].clone()
+            .filter(|step| text_of(step).contains("secrets."))
+            .collect();
+        assert_eq!(holding.len(), 1, "{job}: one step holds the secrets");
+        let script = holding[0]["run"].as_str().unwrap_or_default();
+        assert!(
+            script.contains(&format!("args=({command}")),
+            "{job}: the secrets' step runs `{command}`: {script}"
+        );
+        holding[0]["env"].clone()
     };
     let plan_env = tool_env("plan", "matrix");
     assert!(keys(&plan_env).contains("UWORKER_FINGERPRINT_KEY"));
@@ -270,7 +271,7 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
 fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     let wf = load(".github/workflows/image.yml");
     let build = &wf["jobs"]["build"];
-    assert_eq!(build["needs"].as_str(), Some("plan"));
+    assert_eq!(text_of(&build["needs"]), "---\n- tool\n- plan");
     assert_eq!(
         build["if"].as_str(),
         Some("fromJSON(needs.plan.outputs.matrix).include[0] != null"),
@@ -294,15 +295,26 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
         .as_vec()
         .unwrap()
         .iter()
-        .find(|step| step["with"]["command"].as_str() == Some("build"))
+        .find(|step| step["id"].as_str() == Some("build"))
         .expect("a build step");
     assert_eq!(build["env"]["UWORKER_IMAGE_TIMEOUT"].as_str(), Some("4h"));
-    assert_eq!(build_step["uses"].as_str(), Some("./"));
+    let script = build_step["run"].as_str().unwrap();
+    assert!(
+        script.contains("args=(build --target \"$BUILD_TARGET\"")
+            && script.contains("exec uworker-image \"${args[@]}\""),
+        "{script}"
+    );
 
     // The plan job asks `matrix --needs-build` unless forced.
-    let plan = text_of(&wf["jobs"]["plan"]);
+    let plan: String = wf["jobs"]["plan"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect();
     assert!(
-        plan.contains("command: matrix") && plan.contains("'--needs-build'"),
+        plan.contains("args=(matrix)")
+            && plan.contains("[ \"$FORCE_BUILD\" = true ] || args+=(--needs-build)"),
         "{plan}"
     );
     // Two pushes must not cancel a build; only pull request checks are cancelled.
@@ -376,7 +388,8 @@ fn releases_carry_the_binaries_the_action_installs() {
     assert!(text.contains(
         "scripts/package-release.sh \"target/$TARGET/release/uworker-image\" \"$TARGET\" dist"
     ));
-    assert!(text.contains("gh release upload \"$TAG\" dist/* --clobber"));
+    assert!(text.contains("gh release upload \"$TAG\" dist/*\n"));
+    assert_eq!(release_violations(&wf), Vec::<String>::new());
     let install = std::fs::read_to_string(repo().join("action/install.sh")).unwrap();
     assert!(install.contains("asset=uworker-image-x86_64-unknown-linux-musl.tar.gz"));
 }
@@ -392,6 +405,340 @@ fn every_action_input_reaches_the_scripts() {
             "input `{input}` is not used"
         );
     }
+}
+
+// ---- secrets only where the tool runs; the binary is the one built ------------------
+
+/// Words of a script that compiles or installs the tool from source.
+const COMPILES: [&str; 7] = [
+    "cargo build",
+    "cargo install",
+    "cargo test",
+    "cargo run",
+    "rustup",
+    "rustc",
+    "install.sh",
+];
+
+fn step_label(step: &Yaml) -> String {
+    let name = step["name"].as_str().or(step["id"].as_str());
+    let what = match (step["uses"].as_str(), step["run"].as_str()) {
+        (Some(uses), _) => format!("uses: {uses}"),
+        (None, Some(run)) => format!("run: {}", run.lines().next().unwrap_or_default()),
+        _ => "?".into(),
+    };
+    match name {
+        Some(name) => format!("`{name}` ({what})"),
+        None => format!("`{what}`"),
+    }
+}
+
+/// Where a workflow lets a secret reach code that is not the tool: a `uses:` step with a
+/// secret (a composite action hands its env to every inner step: setup-packer,
+/// install.sh), a secret's step that does not `exec` the tool or compiles, secrets at
+/// workflow or job level, and a job holding a secret or a token that compiles or builds
+/// the tool from source (`uses: ./` without the run's `binary`).
+fn secret_boundary_violations(wf: &Yaml) -> Vec<String> {
+    let secret = |node: &Yaml| text_of(node).contains("secrets.");
+    let token = |node: &Yaml| secret(node) || text_of(node).contains("github.token");
+    let mut found = Vec::new();
+    if secret(&wf["env"]) {
+        found.push("secrets in the workflow's env reach every step".to_string());
+    }
+    let Some(jobs) = wf["jobs"].as_hash() else {
+        return found;
+    };
+    for (name, job) in jobs {
+        let job_name = name.as_str().unwrap_or("?");
+        if secret(&job["env"]) {
+            found.push(format!(
+                "{job_name}: secrets in the job's env reach every step"
+            ));
+        }
+        let job_holds_token = token(job);
+        for step in job["steps"].as_vec().into_iter().flatten() {
+            let label = step_label(step);
+            let script = step["run"].as_str().unwrap_or_default();
+            if let Some(uses) = step["uses"].as_str() {
+                if token(&step["env"]) || (secret(&step["with"]) && uses == "./") {
+                    found.push(format!(
+                        "{job_name}: {label} gets a secret: an action passes it on to every step inside (installers included)"
+                    ));
+                }
+                if job_holds_token && uses == "./" && step["with"]["binary"].is_badvalue() {
+                    found.push(format!(
+                        "{job_name}: {label} builds the tool from source in a job that holds secrets: pass the run's `binary`"
+                    ));
+                }
+            }
+            if secret(&step["env"])
+                && step["uses"].is_badvalue()
+                && !script.contains("exec uworker-image ")
+            {
+                found.push(format!(
+                    "{job_name}: {label} holds secrets but does not `exec uworker-image`"
+                ));
+            }
+            if job_holds_token {
+                if let Some(word) = COMPILES.iter().find(|w| script.contains(*w)) {
+                    found.push(format!(
+                        "{job_name}: {label} runs `{word}` in a job that holds secrets"
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_secret_reaches_an_install_or_a_build_in_any_workflow() {
+    for file in workflow_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let wf = YamlLoader::load_from_str(&text).unwrap().remove(0);
+        assert_eq!(
+            secret_boundary_violations(&wf),
+            Vec::<String>::new(),
+            "{}",
+            file.display()
+        );
+    }
+    // The pipeline compiles once, in `tool`, which holds nothing; the rest download it.
+    let wf = load(".github/workflows/image.yml");
+    let compiling: Vec<_> = wf["jobs"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .filter(|(_, job)| {
+            job["steps"].as_vec().unwrap().iter().any(|step| {
+                step["uses"].as_str() == Some("./") && step["with"]["binary"].is_badvalue()
+            })
+        })
+        .map(|(name, _)| name.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(compiling, ["tool"]);
+    let tool = &wf["jobs"]["tool"];
+    assert!(!text_of(tool).contains("secrets.") && tool["environment"].is_badvalue());
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        if name.as_str() == Some("tool") {
+            continue;
+        }
+        let installs: Vec<_> = job["steps"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter(|step| step["uses"].as_str() == Some("./"))
+            .collect();
+        assert!(!installs.is_empty(), "{name:?}");
+        for step in installs {
+            assert_eq!(
+                step["with"]["binary-sha256"].as_str(),
+                Some("${{ needs.tool.outputs.sha256 }}"),
+                "{name:?}: the run's binary, checked"
+            );
+        }
+        assert!(text_of(&job["needs"]).contains("tool"), "{name:?}");
+    }
+}
+
+/// image.yml with `from` replaced by `to` once (the text must be there).
+fn image_workflow_with(from: &str, to: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/image.yml")).unwrap();
+    assert!(text.contains(from), "the workflow has no `{from}`");
+    YamlLoader::load_from_str(&text.replacen(from, to, 1))
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn each_secret_boundary_check_catches_its_breach() {
+    let install_in_build =
+        "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # The release is made";
+    let exec_build = "          exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()";
+    let breaches = [
+        // The secrets on the install step (`uses: ./`: setup-packer and install.sh).
+        (
+            install_in_build,
+            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n        env: *cloud-and-worker-secrets\n      # The release is made",
+            "build: `uses: ./` gets a secret",
+        ),
+        // A token in the env of another action.
+        (
+            "      - if: always()\n        uses: actions/upload-artifact",
+            "      - if: always()\n        env:\n          GH_TOKEN: ${{ github.token }}\n        uses: actions/upload-artifact",
+            "build: `uses: actions/upload-artifact@",
+        ),
+        // setup-packer beside the tool, with a secret.
+        (
+            "      # Never the image of a target's current fingerprint",
+            "      - uses: hashicorp/setup-packer@c3d53c525d422944e50ee27b840746d6522b08de # v3.2.0\n        env:\n          OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n      # Never the image of a target's current fingerprint",
+            "prune: `uses: hashicorp/setup-packer@c3d53c525d422944e50ee27b840746d6522b08de` gets a secret",
+        ),
+        // A job with secrets that compiles, or runs the installer.
+        (
+            "      # Every target whose image is missing",
+            "      - run: cargo build --release --locked\n      # Every target whose image is missing",
+            "plan: `run: cargo build --release --locked` runs `cargo build` in a job that holds secrets",
+        ),
+        (
+            "      # Every target whose image is missing",
+            "      - run: ./action/install.sh\n      # Every target whose image is missing",
+            "plan: `run: ./action/install.sh` runs `install.sh` in a job that holds secrets",
+        ),
+        // `uses: ./` without the run's binary: install.sh compiles (cargo install).
+        (
+            "          binary: ${{ runner.temp }}/tool/uworker-image\n          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
+            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
+            "prune: `uses: ./` builds the tool from source in a job that holds secrets",
+        ),
+        // The secrets' step compiles, and runs the tool without exec.
+        (
+            exec_build,
+            "          cargo install --locked --path . && uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "build: `uworker-image build` (run: args=(build",
+        ),
+        (
+            exec_build,
+            "          cargo install --locked --path . && exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "runs `cargo install` in a job that holds secrets",
+        ),
+        // Secrets for the whole job.
+        (
+            "      UWORKER_IMAGE_TIMEOUT: 4h\n",
+            "      UWORKER_IMAGE_TIMEOUT: 4h\n      OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n",
+            "build: secrets in the job's env reach every step",
+        ),
+    ];
+    for (from, to, violation) in breaches {
+        let found = secret_boundary_violations(&image_workflow_with(from, to));
+        assert!(
+            found.iter().any(|f| f.contains(violation)),
+            "no `{violation}` in {found:#?}"
+        );
+    }
+}
+
+/// Where the release workflow could ship something other than what it built: a job that
+/// compiles holds a write token or a token at all, the job that writes compiles,
+/// attestation rights outside the publishing job, an asset replaced.
+fn release_violations(wf: &Yaml) -> Vec<String> {
+    let mut found = Vec::new();
+    let text = text_of(wf);
+    if text.contains("--clobber") {
+        found.push("an asset is replaced (--clobber)".to_string());
+    }
+    let mut attests = false;
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        let name = name.as_str().unwrap();
+        let job_text = text_of(job);
+        let compiles = COMPILES.iter().any(|w| job_text.contains(w));
+        let permissions = &job["permissions"];
+        let writes = permissions
+            .as_hash()
+            .is_some_and(|p| p.values().any(|level| level.as_str() == Some("write")));
+        if compiles
+            && (writes || job_text.contains("github.token") || job_text.contains("secrets."))
+        {
+            found.push(format!("{name}: compiles with a token"));
+        }
+        if compiles && permissions["contents"].as_str() != Some("read") {
+            found.push(format!("{name}: compiles without `contents: read` alone"));
+        }
+        let attest_step = job_text.contains("actions/attest-build-provenance@");
+        let attest_rights = permissions["id-token"].as_str() == Some("write")
+            && permissions["attestations"].as_str() == Some("write");
+        if attest_step {
+            attests = true;
+            if !attest_rights {
+                found.push(format!(
+                    "{name}: attests without id-token and attestations: write"
+                ));
+            }
+        } else if !permissions["id-token"].is_badvalue()
+            || !permissions["attestations"].is_badvalue()
+        {
+            found.push(format!(
+                "{name}: attestation rights in a job that does not attest"
+            ));
+        }
+        let scripts: String = job["steps"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .filter_map(|step| step["run"].as_str())
+            .collect();
+        if scripts.contains("gh release upload")
+            && !(scripts.contains("grep -qxF -- \"$name\" <<<\"$existing\"") && attest_step)
+        {
+            found.push(format!(
+                "{name}: uploads without refusing an existing asset or without attesting"
+            ));
+        }
+    }
+    if !attests {
+        found.push("no build provenance attestation".to_string());
+    }
+    found
+}
+
+fn release_workflow_with(from: &str, to: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains(from), "the workflow has no `{from}`");
+    YamlLoader::load_from_str(&text.replacen(from, to, 1))
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn each_release_check_catches_its_breach() {
+    let breaches = [
+        (
+            "gh release upload \"$TAG\" dist/*",
+            "gh release upload \"$TAG\" dist/* --clobber",
+            "an asset is replaced (--clobber)",
+        ),
+        (
+            "    timeout-minutes: 45\n    permissions:\n      contents: read",
+            "    timeout-minutes: 45\n    permissions:\n      contents: write",
+            "binary: compiles with a token",
+        ),
+        (
+            "    timeout-minutes: 45\n    permissions:\n      contents: read",
+            "    timeout-minutes: 45\n    permissions:\n      contents: read\n      id-token: write",
+            "binary: attestation rights in a job that does not attest",
+        ),
+        (
+            "      attestations: write\n",
+            "",
+            "publish: attests without id-token and attestations: write",
+        ),
+        (
+            "      - name: Check what the builds packed",
+            "      - run: cargo build --release --locked\n      - name: Check what the builds packed",
+            "publish: compiles with a token",
+        ),
+        (
+            "            if grep -qxF -- \"$name\" <<<\"$existing\"; then",
+            "            if false; then",
+            "publish: uploads without refusing an existing asset",
+        ),
+    ];
+    for (from, to, violation) in breaches {
+        let found = release_violations(&release_workflow_with(from, to));
+        assert!(
+            found.iter().any(|f| f.contains(violation)),
+            "no `{violation}` in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_attestation_action_is_the_pinned_v4() {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains(
+        "uses: actions/attest-build-provenance@a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32 # v4.1.0"
+    ));
+    assert!(text.contains("subject-path: dist/*.tar.gz"));
 }
 
 // ---- action/run.sh: inputs to flags -----------------------------------------------
