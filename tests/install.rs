@@ -580,6 +580,8 @@ fn cargo_builds_without_the_steps_secrets_and_the_step_is_warned() {
     ];
     let mut vars: Vec<(&str, &str)> = secrets.to_vec();
     vars.push(("UWORKER_IMAGE_DIR", "provision"));
+    // The action's token for gh: never cargo's, and no warning (the action passes it).
+    vars.push(("UWORKER_IMAGE_ACTION_GITHUB_TOKEN", "ghs_for_gh_only"));
     vars.push(("CARGO_TERM_COLOR", "never"));
     let r = install_with(&server, "a-branch", "source", tmp.path(), &vars);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -597,6 +599,10 @@ fn cargo_builds_without_the_steps_secrets_and_the_step_is_warned() {
         );
         assert!(!r.all().contains(value), "{name}'s value was printed");
     }
+    assert!(
+        !env.contains("ghs_for_gh_only"),
+        "the action's token reached cargo"
+    );
     assert!(env.contains("\nPATH=") || env.starts_with("PATH="), "{env}");
     assert!(
         env.contains("CARGO_TERM_COLOR=never"),
@@ -618,7 +624,10 @@ fn cargo_builds_without_the_steps_secrets_and_the_step_is_warned() {
     ] {
         assert!(warning.contains(name), "{name} not named: {warning}");
     }
-    assert!(!warning.contains("UWORKER_IMAGE_DIR"), "{warning}");
+    assert!(
+        !warning.contains("UWORKER_IMAGE_DIR") && !warning.contains("UWORKER_IMAGE_ACTION"),
+        "{warning}"
+    );
     assert!(
         warning.contains("Using it from another repository"),
         "{warning}"
