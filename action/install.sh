@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Installs uworker-image for the composite action (action.yml): the prebuilt binary of a
-# release when one fits the runner (checked against its .sha256), else
-# `cargo install --locked` from the action's own source, which is the same version.
+# Installs uworker-image for the composite action (action.yml), the first that applies:
+#   - the binary the workflow hands over (UWORKER_IMAGE_ACTION_BINARY: an artifact built
+#     earlier in the run), checked against UWORKER_IMAGE_ACTION_BINARY_SHA256 when set;
+#   - the prebuilt binary of a release that fits the runner: its .sha256 must be one line
+#     naming exactly that asset, and when the gh CLI is there, its build provenance
+#     attestation must verify for the action's repository;
+#   - else `cargo install --locked` from the action's own source, which is the same
+#     version, in a scrubbed environment: cargo runs the build scripts and proc-macros of
+#     every dependency, which must not see the job's secrets.
+# Each installed binary's SHA-256 is kept beside it, and a later step re-hashes the binary
+# before it reuses it.
 #
 # Environment: UWORKER_IMAGE_ACTION_VERSION (a release tag, `latest`, `source`, or empty for
-# the ref the action was used at), GITHUB_ACTION_PATH, GITHUB_SERVER_URL, RUNNER_TEMP,
-# RUNNER_TOOL_CACHE, GITHUB_PATH. Prints the installed binary's path on stdout.
+# the ref the action was used at), UWORKER_IMAGE_ACTION_BINARY(_SHA256),
+# UWORKER_IMAGE_ACTION_GITHUB_TOKEN (for gh only), GITHUB_ACTION_PATH, GITHUB_SERVER_URL,
+# RUNNER_TEMP, RUNNER_TOOL_CACHE, GITHUB_PATH. Prints the installed binary's path on stdout.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -15,6 +24,87 @@ action_path=${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set: run this from a
 server=${GITHUB_SERVER_URL:-https://github.com}
 version=${UWORKER_IMAGE_ACTION_VERSION:-}
 root=${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-/tmp}}/uworker-image
+
+# Secrets in this step's environment reach code that is not the tool (setup-packer in
+# the same `uses:`, cargo's build scripts). Names only, never values.
+warn_about_secrets() {
+  local name found=()
+  while IFS= read -r name; do
+    case $name in
+      # The tool's and this action's own settings; the runner's own tokens (id-token).
+      UWORKER_IMAGE_* | ACTIONS_*) ;;
+      OS_* | UWORKER_* | GH_TOKEN | GITHUB_PAT | *PASSWORD* | *SECRET* | *TOKEN* | *_API_KEY | *PRIVATE_KEY*)
+        found+=("$name")
+        ;;
+    esac
+  done < <(compgen -e)
+  [ "${#found[@]}" -eq 0 ] ||
+    printf '::warning title=uworker-image: secrets where it is installed::%s\n' \
+      "${found[*]} in the environment of the step that installs uworker-image: installing runs code that is not the tool (setup-packer, cargo's build scripts). Give secrets only to the step that runs the tool (README: \"Using it from another repository\")." >&2
+}
+
+# "$@" with only what cargo and rustup need: no secret, no token.
+scrubbed() {
+  local name kept=()
+  for name in PATH HOME USER LANG LC_ALL TERM TMPDIR CARGO_HOME RUSTUP_HOME RUSTUP_TOOLCHAIN \
+    RUSTC RUSTC_WRAPPER RUSTFLAGS CC CXX AR SSL_CERT_FILE SSL_CERT_DIR \
+    http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+    [ -z "${!name+set}" ] || kept+=("$name=${!name}")
+  done
+  while IFS= read -r name; do
+    case $name in
+      CARGO_*TOKEN* | CARGO_*CREDENTIAL*) ;;
+      CARGO_*) kept+=("$name=${!name}") ;;
+    esac
+  done < <(compgen -e)
+  env -i "${kept[@]}" "$@"
+}
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# DIR/bin when DIR holds a binary installed earlier that still has the SHA-256 recorded
+# at install time; else DIR is removed, to be installed again.
+cached() {
+  local dir=$1 want have
+  [ -e "$dir" ] || return 1
+  if [ -x "$dir/bin/uworker-image" ] && [ -f "$dir/uworker-image.sha256" ]; then
+    want=$(cat "$dir/uworker-image.sha256")
+    have=$(sha256_of "$dir/bin/uworker-image")
+    if [ "$have" = "$want" ]; then
+      echo "$dir/bin"
+      return 0
+    fi
+    say "the cached $dir/bin/uworker-image changed since it was installed (sha256 $have, recorded $want): not using it, installing again"
+  fi
+  rm -rf "$dir"
+  return 1
+}
+
+record_sha256() { sha256_of "$1/bin/uworker-image" >"$1/uworker-image.sha256"; }
+
+# The workflow's own binary (upload-artifact drops the mode bits: installed as 0755).
+install_given() {
+  local given=$UWORKER_IMAGE_ACTION_BINARY want=${UWORKER_IMAGE_ACTION_BINARY_SHA256:-} have dir
+  [ -f "$given" ] || {
+    say "input binary: $given is not a file (download the artifact first)"
+    return 1
+  }
+  if [ -n "$want" ] && { [ "${#want}" -ne 64 ] || [[ $want == *[!0-9a-f]* ]]; }; then
+    say "input binary-sha256: \`$want\` is not 64 lowercase hex digits"
+    return 1
+  fi
+  have=$(sha256_of "$given")
+  if [ -n "$want" ] && [ "$have" != "$want" ]; then
+    say "input binary: $given has sha256 $have, not $want (input binary-sha256): refusing it"
+    return 1
+  fi
+  dir=$root/binary-$have
+  cached "$dir" && return 0
+  mkdir -p "$dir/bin"
+  install -m 0755 "$given" "$dir/bin/uworker-image"
+  record_sha256 "$dir"
+  echo "$dir/bin"
+}
 
 # A used action lives in .../_actions/OWNER/REPO/REF; a local one (`uses: ./`) does not.
 repository='' ref=''
@@ -33,6 +123,52 @@ if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
   asset=uworker-image-x86_64-unknown-linux-musl.tar.gz
 fi
 
+# The hex digest of FILE (a .sha256) when it is the single line `<64 hex>  ASSET` or
+# `<64 hex> *ASSET`: a checksum file naming another file, or several, checks nothing.
+expected_sha256() {
+  local file=$1 content pattern='^([0-9a-f]{64}) [ *](.*)$'
+  content=$(
+    cat "$file"
+    echo .
+  )
+  content=${content%.}
+  content=${content%$'\n'}
+  if [[ $content == *$'\n'* || $content == *$'\r'* ]]; then
+    say "$asset.sha256 has more than one line: refusing $asset (a release's .sha256 names its asset alone)"
+    return 1
+  fi
+  if ! [[ $content =~ $pattern ]]; then
+    say "$asset.sha256 is not \`<64 hex digits>  $asset\`: refusing $asset"
+    return 1
+  fi
+  if [ "${BASH_REMATCH[2]}" != "$asset" ]; then
+    say "$asset.sha256 names \`${BASH_REMATCH[2]}\`, not $asset: refusing $asset"
+    return 1
+  fi
+  echo "${BASH_REMATCH[1]}"
+}
+
+# GitHub's build provenance attestation, when gh is there to check it.
+verify_provenance() {
+  local file=$1 token=${UWORKER_IMAGE_ACTION_GITHUB_TOKEN:-} host
+  if ! command -v gh >/dev/null 2>&1; then
+    say "gh is not installed: the build provenance of $asset is not verified (its checksum is)"
+    return 0
+  fi
+  if [ -z "$token" ]; then
+    say "no github-token for gh: the build provenance of $asset is not verified (its checksum is)"
+    return 0
+  fi
+  host=${server#*://}
+  host=${host%%/*}
+  say "verifying the build provenance of $asset: gh attestation verify --repo $repository"
+  if ! GH_TOKEN=$token GH_HOST=$host gh attestation verify "$file" --repo "$repository" >&2; then
+    say "the build provenance attestation of $asset does not verify for $repository: refusing it"
+    return 1
+  fi
+}
+
+# Exit status 2: the release exists but is not trustworthy (no fallback to a build).
 install_release() {
   local url dir
   if [ "$version" = latest ]; then
@@ -41,24 +177,25 @@ install_release() {
     url=$server/$repository/releases/download/$version/$asset
   fi
   dir=$root/$version
-  # Installed already by an earlier step of this job.
-  if [ -x "$dir/bin/uworker-image" ]; then
-    echo "$dir/bin"
-    return 0
-  fi
-  mkdir -p "$dir/bin"
-  local tmp
+  # Installed already by an earlier step of this job, and still the same binary.
+  cached "$dir" && return 0
+  local tmp want have
   tmp=$(mktemp -d "${RUNNER_TEMP:-/tmp}/uworker-image-download.XXXXXX")
   # shellcheck disable=SC2064 # expand now: tmp is local
   trap "rm -rf '$tmp'" RETURN
   say "downloading $url"
-  curl -fsSL --retry 3 --retry-delay 2 -o "$tmp/$asset" "$url" || return 1
-  curl -fsSL --retry 3 --retry-delay 2 -o "$tmp/$asset.sha256" "$url.sha256" || return 1
-  (cd "$tmp" && sha256sum --check --strict --quiet "$asset.sha256") || {
-    say "checksum mismatch for $asset: refusing it"
+  curl -fsSL --retry 3 --retry-delay 2 --max-filesize 200000000 -o "$tmp/$asset" "$url" || return 1
+  curl -fsSL --retry 3 --retry-delay 2 --max-filesize 4096 -o "$tmp/$asset.sha256" "$url.sha256" || return 1
+  want=$(expected_sha256 "$tmp/$asset.sha256") || return 2
+  have=$(sha256_of "$tmp/$asset")
+  if [ "$have" != "$want" ]; then
+    say "checksum mismatch for $asset: sha256 $have, its .sha256 says $want: refusing it"
     return 2
-  }
+  fi
+  verify_provenance "$tmp/$asset" || return 2
+  mkdir -p "$dir/bin"
   tar -xzf "$tmp/$asset" -C "$dir/bin" uworker-image
+  record_sha256 "$dir"
   echo "$dir/bin"
 }
 
@@ -77,17 +214,18 @@ install_source() {
   key=$(cd "$action_path" && { find Cargo.toml Cargo.lock src -type f -print0 2>/dev/null || true; } |
     sort -z | xargs -0r sha256sum | sha256sum | cut -c1-16)
   dir=$root/source-$key
-  if [ -x "$dir/bin/uworker-image" ]; then
-    echo "$dir/bin"
-    return 0
-  fi
+  cached "$dir" && return 0
   say "building from source: cargo install --locked --path $action_path"
-  cargo install --locked --quiet --root "$dir" --path "$action_path" >&2 || return 1
+  scrubbed cargo install --locked --quiet --root "$dir" --path "$action_path" >&2 || return 1
+  record_sha256 "$dir"
   echo "$dir/bin"
 }
 
+warn_about_secrets
 bin_dir=''
-if [ "$version" != source ] && [ -n "$repository" ] && [ -n "$asset" ]; then
+if [ -n "${UWORKER_IMAGE_ACTION_BINARY:-}" ]; then
+  bin_dir=$(install_given)
+elif [ "$version" != source ] && [ -n "$repository" ] && [ -n "$asset" ]; then
   status=0
   bin_dir=$(install_release) || status=$?
   [ "$status" -ne 2 ] || exit 1

@@ -106,6 +106,23 @@ pub struct Comment {
     #[serde(default)]
     pub body: Option<String>,
     pub html_url: String,
+    /// Null for a deleted account ("ghost").
+    #[serde(default)]
+    pub user: Option<User>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub login: String,
+}
+
+impl Comment {
+    /// Written by `login` (logins are case-insensitive).
+    pub fn written_by(&self, login: &str) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|u| u.login.eq_ignore_ascii_case(login))
+    }
 }
 
 enum Payload {
@@ -404,7 +421,10 @@ impl GitHub {
             .find(|a| a.name == asset)
             .map(|a| a.id)
             .unwrap_or_default();
-        // The API redirects to storage on another host; the token is not sent there.
+        // The API redirects to storage on another host. octocrab's follow-redirect layer
+        // (tower-http's Standard policy) drops Authorization on a cross-origin hop, and its
+        // auth layer adds the token only for the API's and uploads' origins: the token
+        // stays with GitHub (tests/github.rs: the_token_never_follows_a_redirect_...).
         let answer = self.send(
             &format!("downloading {asset} of {}", release.tag_name),
             Method::GET,
@@ -415,15 +435,36 @@ impl GitHub {
         Ok(Some((release, answer.body)))
     }
 
-    /// The first comment of the issue or pull request whose body starts with `marker`
-    /// (a reply quoting it starts with `>`, and is left alone).
-    pub fn find_comment(&self, issue: u64, marker: &str) -> Result<Option<Comment>, GitHubError> {
+    /// The login the token acts as (`GET /user`); None when GitHub refuses to say, as it
+    /// does (401/403) for GITHUB_TOKEN and other installation tokens.
+    pub fn authenticated_login(&self) -> Result<Option<String>, GitHubError> {
+        let url = format!("{}/user", self.api);
+        match self.get_json::<User>("asking whom the token acts as", &url) {
+            Ok(user) => Ok(Some(user.login)),
+            Err(GitHubError::Status {
+                status: 401 | 403, ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The first comment of the issue or pull request that `author` wrote and whose body
+    /// starts with `marker`. Anyone can post the marker: only our own comment counts (a
+    /// reply quoting it starts with `>`, and is left alone too).
+    pub fn find_comment(
+        &self,
+        issue: u64,
+        marker: &str,
+        author: &str,
+    ) -> Result<Option<Comment>, GitHubError> {
         // Bounded: a pull request with more than 3,000 comments gets a new one.
         self.find_paged(
             &format!("listing the comments of #{issue}"),
             &format!("/issues/{issue}/comments"),
             30,
-            |c: &Comment| c.body.as_deref().is_some_and(|b| b.starts_with(marker)),
+            |c: &Comment| {
+                c.written_by(author) && c.body.as_deref().is_some_and(|b| b.starts_with(marker))
+            },
         )
     }
 

@@ -5,7 +5,10 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use common::github::{FakeGitHub, Job, Prism, TOKEN};
 use common::{default_definition, run, tool};
@@ -211,6 +214,81 @@ fn asset_downloads_follow_the_redirect_to_storage_without_the_token() {
     );
 }
 
+/// Storage on another host (127.0.0.2) that serves `content` to every GET and records
+/// the Authorization header of each request.
+fn storage_host(content: String) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.2:0").expect("127.0.0.2 is loopback");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut authorization = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("authorization") {
+                        authorization = Some(value.trim().to_string());
+                    }
+                }
+            }
+            record.lock().unwrap().push(authorization);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                content.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(content.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn the_token_never_follows_a_redirect_to_another_host() {
+    // The asset API redirects to storage elsewhere (objects.githubusercontent.com): the
+    // download goes there without the token. Within the API's own origin it keeps it.
+    let plan = plan_record();
+    let record = build_record(&plan).to_string();
+    let (storage, at_storage) = storage_host(record.clone());
+    for (where_to, expect_token) in [(Some(storage.clone()), false), (None, true)] {
+        let fake = FakeGitHub::start();
+        {
+            let mut state = fake.state.lock().unwrap();
+            state.add_release(
+                "image-000000000000",
+                "<!-- uworker-image:smog -->",
+                &[("image.json", &record)],
+            );
+            // None here: the fake itself, at its own origin.
+            state.storage = Some(where_to.clone().unwrap_or_else(|| fake.url.clone()));
+        }
+        let r = Job::pull_request(&fake.url, 3, false).report(&plan, &[]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        let comment = fake.state.lock().unwrap().comments[0].body.clone();
+        assert!(
+            comment.contains("No input changed against the latest image (`image-000000000000`)"),
+            "the record was read: {comment}"
+        );
+        let delivered: Vec<Option<String>> = if where_to.is_some() {
+            at_storage.lock().unwrap().clone()
+        } else {
+            fake.seen()
+                .into_iter()
+                .filter(|s| s.path.starts_with("/download/"))
+                .map(|s| s.authorization)
+                .collect()
+        };
+        let token = format!("Bearer {TOKEN}");
+        let expected = if expect_token { Some(token) } else { None };
+        assert_eq!(delivered, [expected], "redirect to {where_to:?}");
+    }
+}
+
 #[test]
 fn sticky_comment_is_posted_then_edited_in_place() {
     let fake = FakeGitHub::start();
@@ -264,6 +342,124 @@ fn sticky_comment_is_posted_then_edited_in_place() {
         .count();
     assert_eq!(patches, 1, "the second report edits with PATCH");
     prism.assert_conformant();
+}
+
+/// The comments of #`issue` whose body starts with the smog marker: (author, body).
+fn marked(fake: &FakeGitHub, issue: u64) -> Vec<(String, String)> {
+    fake.state
+        .lock()
+        .unwrap()
+        .comments
+        .iter()
+        .filter(|c| c.issue == issue && c.body.starts_with("<!-- uworker-image:smog -->"))
+        .map(|c| (c.author.clone(), c.body.clone()))
+        .collect()
+}
+
+fn patched(fake: &FakeGitHub) -> Vec<String> {
+    fake.seen()
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .map(|s| s.path.clone())
+        .collect()
+}
+
+#[test]
+fn a_marker_comment_by_someone_else_is_neither_edited_nor_counted() {
+    // Anyone may post the marker first, then edit their comment into "validation
+    // passed". With GITHUB_TOKEN (GET /user refused), ours are github-actions[bot]'s.
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy(&fake.url);
+    let planted = "<!-- uworker-image:smog -->\n### Worker image smog: ✅ validation passed";
+    let theirs = fake
+        .state
+        .lock()
+        .unwrap()
+        .add_comment_by(7, planted, "mallory");
+    let plan = plan_record();
+    let job = Job::pull_request(&prism.url, 7, false);
+    let r = job.report(&plan, &["--validation", "failure"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("report: posted the comment on #7"),
+        "{}",
+        r.stderr
+    );
+    let r = job.report(&plan, &["--validation", "failure"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("report: updated the comment on #7"),
+        "{}",
+        r.stderr
+    );
+
+    let comments = marked(&fake, 7);
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(comments[0], ("mallory".to_string(), planted.to_string()));
+    assert_eq!(comments[1].0, "github-actions[bot]");
+    assert!(
+        comments[1].1.contains("❌ validation failed"),
+        "{}",
+        comments[1].1
+    );
+    let ours = fake.state.lock().unwrap().comments[1].id;
+    assert_eq!(
+        patched(&fake),
+        [format!("/repos/o/r/issues/comments/{ours}")],
+        "only our comment is edited (theirs is {theirs})"
+    );
+    assert!(fake
+        .seen()
+        .iter()
+        .any(|s| s.method == "GET" && s.path == "/user"));
+    prism.assert_conformant();
+}
+
+#[test]
+fn a_personal_token_owns_its_users_comments_and_an_app_names_its_bot() {
+    // A personal token: GET /user says who it is; the bot's marker comment is not ours.
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy(&fake.url);
+    let plan = plan_record();
+    {
+        let mut state = fake.state.lock().unwrap();
+        state.token_user = Some("octocat".into());
+        state.add_comment_by(7, "<!-- uworker-image:smog -->\nold", "github-actions[bot]");
+        state.add_comment_by(7, "<!-- uworker-image:smog -->\nold", "OctoCat");
+    }
+    let job = Job::pull_request(&prism.url, 7, false);
+    let r = job.report(&plan, &["--validation", "success"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let comments = marked(&fake, 7);
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(comments[0].1, "<!-- uworker-image:smog -->\nold");
+    assert!(
+        comments[1].1.contains("| Validation | ✅ passed |"),
+        "{comments:?}"
+    );
+    prism.assert_conformant();
+
+    // An App token: GET /user is refused as for GITHUB_TOKEN, so the bot is named.
+    let fake = FakeGitHub::start();
+    fake.state.lock().unwrap().add_comment_by(
+        7,
+        "<!-- uworker-image:smog -->\nold",
+        "uworker-app[bot]",
+    );
+    let job = Job::pull_request(&fake.url, 7, false)
+        .with("UWORKER_IMAGE_COMMENT_AUTHOR", "uworker-app[bot]");
+    let r = job.report(&plan, &["--validation", "success"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let comments = marked(&fake, 7);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(
+        comments[0].1.contains("| Validation | ✅ passed |"),
+        "{comments:?}"
+    );
+    assert!(
+        !fake.seen().iter().any(|s| s.path == "/user"),
+        "a named author needs no lookup"
+    );
 }
 
 #[test]

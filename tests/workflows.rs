@@ -7,9 +7,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use common::*;
@@ -187,6 +186,7 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
     assert_eq!(
         keys(&wf["jobs"]),
         set(&[
+            "tool",
             "pr-targets",
             "pr-check",
             "plan",
@@ -228,22 +228,22 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
             );
         }
     }
-    // Secrets reach only the steps that run the tool; the fingerprint depends on the
-    // secrets present, so plan, build and prune see the same ones.
+    // Secrets reach only the steps that run the tool (secret_boundary_violations checks
+    // every workflow); the fingerprint depends on the secrets present, so plan, build and
+    // prune see the same ones.
     let tool_env = |job: &str, command: &str| -> Yaml {
         let steps = wf["jobs"][job]["steps"].as_vec().unwrap();
-        for step in steps {
-            let runs_tool = step["with"]["command"].as_str() == Some(command);
-            assert!(
-                runs_tool || !text_of(step).contains("secrets."),
-                "{job}: a step that does not run the tool holds secrets"
-            );
-        }
-        let step = steps
+        let holding: Vec<_> = steps
             .iter()
-            .find(|step| step["with"]["command"].as_str() == Some(command))
-            .unwrap_or_else(|| panic!("{job}: no `{command}` step"));
-        step["env"].clone()
+            .filter(|step| text_of(step).contains("secrets."))
+            .collect();
+        assert_eq!(holding.len(), 1, "{job}: one step holds the secrets");
+        let script = holding[0]["run"].as_str().unwrap_or_default();
+        assert!(
+            script.contains(&format!("args=({command}")),
+            "{job}: the secrets' step runs `{command}`: {script}"
+        );
+        holding[0]["env"].clone()
     };
     let plan_env = tool_env("plan", "matrix");
     assert!(keys(&plan_env).contains("UWORKER_FINGERPRINT_KEY"));
@@ -271,7 +271,7 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
 fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     let wf = load(".github/workflows/image.yml");
     let build = &wf["jobs"]["build"];
-    assert_eq!(build["needs"].as_str(), Some("plan"));
+    assert_eq!(text_of(&build["needs"]), "---\n- tool\n- plan");
     assert_eq!(
         build["if"].as_str(),
         Some("fromJSON(needs.plan.outputs.matrix).include[0] != null"),
@@ -295,15 +295,26 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
         .as_vec()
         .unwrap()
         .iter()
-        .find(|step| step["with"]["command"].as_str() == Some("build"))
+        .find(|step| step["id"].as_str() == Some("build"))
         .expect("a build step");
     assert_eq!(build["env"]["UWORKER_IMAGE_TIMEOUT"].as_str(), Some("4h"));
-    assert_eq!(build_step["uses"].as_str(), Some("./"));
+    let script = build_step["run"].as_str().unwrap();
+    assert!(
+        script.contains("args=(build --target \"$BUILD_TARGET\"")
+            && script.contains("exec uworker-image \"${args[@]}\""),
+        "{script}"
+    );
 
     // The plan job asks `matrix --needs-build` unless forced.
-    let plan = text_of(&wf["jobs"]["plan"]);
+    let plan: String = wf["jobs"]["plan"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect();
     assert!(
-        plan.contains("command: matrix") && plan.contains("'--needs-build'"),
+        plan.contains("args=(matrix)")
+            && plan.contains("[ \"$FORCE_BUILD\" = true ] || args+=(--needs-build)"),
         "{plan}"
     );
     // Two pushes must not cancel a build; only pull request checks are cancelled.
@@ -377,7 +388,8 @@ fn releases_carry_the_binaries_the_action_installs() {
     assert!(text.contains(
         "scripts/package-release.sh \"target/$TARGET/release/uworker-image\" \"$TARGET\" dist"
     ));
-    assert!(text.contains("gh release upload \"$TAG\" dist/* --clobber"));
+    assert!(text.contains("gh release upload \"$TAG\" dist/*\n"));
+    assert_eq!(release_violations(&wf), Vec::<String>::new());
     let install = std::fs::read_to_string(repo().join("action/install.sh")).unwrap();
     assert!(install.contains("asset=uworker-image-x86_64-unknown-linux-musl.tar.gz"));
 }
@@ -393,6 +405,340 @@ fn every_action_input_reaches_the_scripts() {
             "input `{input}` is not used"
         );
     }
+}
+
+// ---- secrets only where the tool runs; the binary is the one built ------------------
+
+/// Words of a script that compiles or installs the tool from source.
+const COMPILES: [&str; 7] = [
+    "cargo build",
+    "cargo install",
+    "cargo test",
+    "cargo run",
+    "rustup",
+    "rustc",
+    "install.sh",
+];
+
+fn step_label(step: &Yaml) -> String {
+    let name = step["name"].as_str().or(step["id"].as_str());
+    let what = match (step["uses"].as_str(), step["run"].as_str()) {
+        (Some(uses), _) => format!("uses: {uses}"),
+        (None, Some(run)) => format!("run: {}", run.lines().next().unwrap_or_default()),
+        _ => "?".into(),
+    };
+    match name {
+        Some(name) => format!("`{name}` ({what})"),
+        None => format!("`{what}`"),
+    }
+}
+
+/// Where a workflow lets a secret reach code that is not the tool: a `uses:` step with a
+/// secret (a composite action hands its env to every inner step: setup-packer,
+/// install.sh), a secret's step that does not `exec` the tool or compiles, secrets at
+/// workflow or job level, and a job holding a secret or a token that compiles or builds
+/// the tool from source (`uses: ./` without the run's `binary`).
+fn secret_boundary_violations(wf: &Yaml) -> Vec<String> {
+    let secret = |node: &Yaml| text_of(node).contains("secrets.");
+    let token = |node: &Yaml| secret(node) || text_of(node).contains("github.token");
+    let mut found = Vec::new();
+    if secret(&wf["env"]) {
+        found.push("secrets in the workflow's env reach every step".to_string());
+    }
+    let Some(jobs) = wf["jobs"].as_hash() else {
+        return found;
+    };
+    for (name, job) in jobs {
+        let job_name = name.as_str().unwrap_or("?");
+        if secret(&job["env"]) {
+            found.push(format!(
+                "{job_name}: secrets in the job's env reach every step"
+            ));
+        }
+        let job_holds_token = token(job);
+        for step in job["steps"].as_vec().into_iter().flatten() {
+            let label = step_label(step);
+            let script = step["run"].as_str().unwrap_or_default();
+            if let Some(uses) = step["uses"].as_str() {
+                if token(&step["env"]) || (secret(&step["with"]) && uses == "./") {
+                    found.push(format!(
+                        "{job_name}: {label} gets a secret: an action passes it on to every step inside (installers included)"
+                    ));
+                }
+                if job_holds_token && uses == "./" && step["with"]["binary"].is_badvalue() {
+                    found.push(format!(
+                        "{job_name}: {label} builds the tool from source in a job that holds secrets: pass the run's `binary`"
+                    ));
+                }
+            }
+            if secret(&step["env"])
+                && step["uses"].is_badvalue()
+                && !script.contains("exec uworker-image ")
+            {
+                found.push(format!(
+                    "{job_name}: {label} holds secrets but does not `exec uworker-image`"
+                ));
+            }
+            if job_holds_token {
+                if let Some(word) = COMPILES.iter().find(|w| script.contains(*w)) {
+                    found.push(format!(
+                        "{job_name}: {label} runs `{word}` in a job that holds secrets"
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_secret_reaches_an_install_or_a_build_in_any_workflow() {
+    for file in workflow_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let wf = YamlLoader::load_from_str(&text).unwrap().remove(0);
+        assert_eq!(
+            secret_boundary_violations(&wf),
+            Vec::<String>::new(),
+            "{}",
+            file.display()
+        );
+    }
+    // The pipeline compiles once, in `tool`, which holds nothing; the rest download it.
+    let wf = load(".github/workflows/image.yml");
+    let compiling: Vec<_> = wf["jobs"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .filter(|(_, job)| {
+            job["steps"].as_vec().unwrap().iter().any(|step| {
+                step["uses"].as_str() == Some("./") && step["with"]["binary"].is_badvalue()
+            })
+        })
+        .map(|(name, _)| name.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(compiling, ["tool"]);
+    let tool = &wf["jobs"]["tool"];
+    assert!(!text_of(tool).contains("secrets.") && tool["environment"].is_badvalue());
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        if name.as_str() == Some("tool") {
+            continue;
+        }
+        let installs: Vec<_> = job["steps"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter(|step| step["uses"].as_str() == Some("./"))
+            .collect();
+        assert!(!installs.is_empty(), "{name:?}");
+        for step in installs {
+            assert_eq!(
+                step["with"]["binary-sha256"].as_str(),
+                Some("${{ needs.tool.outputs.sha256 }}"),
+                "{name:?}: the run's binary, checked"
+            );
+        }
+        assert!(text_of(&job["needs"]).contains("tool"), "{name:?}");
+    }
+}
+
+/// image.yml with `from` replaced by `to` once (the text must be there).
+fn image_workflow_with(from: &str, to: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/image.yml")).unwrap();
+    assert!(text.contains(from), "the workflow has no `{from}`");
+    YamlLoader::load_from_str(&text.replacen(from, to, 1))
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn each_secret_boundary_check_catches_its_breach() {
+    let install_in_build =
+        "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # The release is made";
+    let exec_build = "          exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()";
+    let breaches = [
+        // The secrets on the install step (`uses: ./`: setup-packer and install.sh).
+        (
+            install_in_build,
+            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n        env: *cloud-and-worker-secrets\n      # The release is made",
+            "build: `uses: ./` gets a secret",
+        ),
+        // A token in the env of another action.
+        (
+            "      - if: always()\n        uses: actions/upload-artifact",
+            "      - if: always()\n        env:\n          GH_TOKEN: ${{ github.token }}\n        uses: actions/upload-artifact",
+            "build: `uses: actions/upload-artifact@",
+        ),
+        // setup-packer beside the tool, with a secret.
+        (
+            "      # Never the image of a target's current fingerprint",
+            "      - uses: hashicorp/setup-packer@c3d53c525d422944e50ee27b840746d6522b08de # v3.2.0\n        env:\n          OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n      # Never the image of a target's current fingerprint",
+            "prune: `uses: hashicorp/setup-packer@c3d53c525d422944e50ee27b840746d6522b08de` gets a secret",
+        ),
+        // A job with secrets that compiles, or runs the installer.
+        (
+            "      # Every target whose image is missing",
+            "      - run: cargo build --release --locked\n      # Every target whose image is missing",
+            "plan: `run: cargo build --release --locked` runs `cargo build` in a job that holds secrets",
+        ),
+        (
+            "      # Every target whose image is missing",
+            "      - run: ./action/install.sh\n      # Every target whose image is missing",
+            "plan: `run: ./action/install.sh` runs `install.sh` in a job that holds secrets",
+        ),
+        // `uses: ./` without the run's binary: install.sh compiles (cargo install).
+        (
+            "          binary: ${{ runner.temp }}/tool/uworker-image\n          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
+            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
+            "prune: `uses: ./` builds the tool from source in a job that holds secrets",
+        ),
+        // The secrets' step compiles, and runs the tool without exec.
+        (
+            exec_build,
+            "          cargo install --locked --path . && uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "build: `uworker-image build` (run: args=(build",
+        ),
+        (
+            exec_build,
+            "          cargo install --locked --path . && exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "runs `cargo install` in a job that holds secrets",
+        ),
+        // Secrets for the whole job.
+        (
+            "      UWORKER_IMAGE_TIMEOUT: 4h\n",
+            "      UWORKER_IMAGE_TIMEOUT: 4h\n      OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n",
+            "build: secrets in the job's env reach every step",
+        ),
+    ];
+    for (from, to, violation) in breaches {
+        let found = secret_boundary_violations(&image_workflow_with(from, to));
+        assert!(
+            found.iter().any(|f| f.contains(violation)),
+            "no `{violation}` in {found:#?}"
+        );
+    }
+}
+
+/// Where the release workflow could ship something other than what it built: a job that
+/// compiles holds a write token or a token at all, the job that writes compiles,
+/// attestation rights outside the publishing job, an asset replaced.
+fn release_violations(wf: &Yaml) -> Vec<String> {
+    let mut found = Vec::new();
+    let text = text_of(wf);
+    if text.contains("--clobber") {
+        found.push("an asset is replaced (--clobber)".to_string());
+    }
+    let mut attests = false;
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        let name = name.as_str().unwrap();
+        let job_text = text_of(job);
+        let compiles = COMPILES.iter().any(|w| job_text.contains(w));
+        let permissions = &job["permissions"];
+        let writes = permissions
+            .as_hash()
+            .is_some_and(|p| p.values().any(|level| level.as_str() == Some("write")));
+        if compiles
+            && (writes || job_text.contains("github.token") || job_text.contains("secrets."))
+        {
+            found.push(format!("{name}: compiles with a token"));
+        }
+        if compiles && permissions["contents"].as_str() != Some("read") {
+            found.push(format!("{name}: compiles without `contents: read` alone"));
+        }
+        let attest_step = job_text.contains("actions/attest-build-provenance@");
+        let attest_rights = permissions["id-token"].as_str() == Some("write")
+            && permissions["attestations"].as_str() == Some("write");
+        if attest_step {
+            attests = true;
+            if !attest_rights {
+                found.push(format!(
+                    "{name}: attests without id-token and attestations: write"
+                ));
+            }
+        } else if !permissions["id-token"].is_badvalue()
+            || !permissions["attestations"].is_badvalue()
+        {
+            found.push(format!(
+                "{name}: attestation rights in a job that does not attest"
+            ));
+        }
+        let scripts: String = job["steps"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .filter_map(|step| step["run"].as_str())
+            .collect();
+        if scripts.contains("gh release upload")
+            && !(scripts.contains("grep -qxF -- \"$name\" <<<\"$existing\"") && attest_step)
+        {
+            found.push(format!(
+                "{name}: uploads without refusing an existing asset or without attesting"
+            ));
+        }
+    }
+    if !attests {
+        found.push("no build provenance attestation".to_string());
+    }
+    found
+}
+
+fn release_workflow_with(from: &str, to: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains(from), "the workflow has no `{from}`");
+    YamlLoader::load_from_str(&text.replacen(from, to, 1))
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn each_release_check_catches_its_breach() {
+    let breaches = [
+        (
+            "gh release upload \"$TAG\" dist/*",
+            "gh release upload \"$TAG\" dist/* --clobber",
+            "an asset is replaced (--clobber)",
+        ),
+        (
+            "    timeout-minutes: 45\n    permissions:\n      contents: read",
+            "    timeout-minutes: 45\n    permissions:\n      contents: write",
+            "binary: compiles with a token",
+        ),
+        (
+            "    timeout-minutes: 45\n    permissions:\n      contents: read",
+            "    timeout-minutes: 45\n    permissions:\n      contents: read\n      id-token: write",
+            "binary: attestation rights in a job that does not attest",
+        ),
+        (
+            "      attestations: write\n",
+            "",
+            "publish: attests without id-token and attestations: write",
+        ),
+        (
+            "      - name: Check what the builds packed",
+            "      - run: cargo build --release --locked\n      - name: Check what the builds packed",
+            "publish: compiles with a token",
+        ),
+        (
+            "            if grep -qxF -- \"$name\" <<<\"$existing\"; then",
+            "            if false; then",
+            "publish: uploads without refusing an existing asset",
+        ),
+    ];
+    for (from, to, violation) in breaches {
+        let found = release_violations(&release_workflow_with(from, to));
+        assert!(
+            found.iter().any(|f| f.contains(violation)),
+            "no `{violation}` in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_attestation_action_is_the_pinned_v4() {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains(
+        "uses: actions/attest-build-provenance@a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32 # v4.1.0"
+    ));
+    assert!(text.contains("subject-path: dist/*.tar.gz"));
 }
 
 // ---- action/run.sh: inputs to flags -----------------------------------------------
@@ -541,285 +887,4 @@ fn the_action_refuses_inputs_that_do_not_fit_the_command() {
         assert!(a.run.stderr.contains(message), "{}", a.run.stderr);
         assert!(a.github_output.is_empty(), "nothing ran");
     }
-}
-
-// ---- action/install.sh: a release binary from a loopback server, or source ---------
-
-/// python3's http.server on 127.0.0.1, on a port it picks, serving `root`.
-struct FileServer {
-    child: Child,
-    url: String,
-}
-
-impl FileServer {
-    fn start(root: &Path) -> FileServer {
-        let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-            .arg("--directory")
-            .arg(root)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        let port = line
-            .split(" port ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        FileServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const ASSET: &str = "uworker-image-x86_64-unknown-linux-musl.tar.gz";
-
-/// A release as the release workflow lays it out (OWNER/REPO/releases/download/TAG/),
-/// packed by its own script.
-fn publish(root: &Path, tag: &str, tamper: bool) {
-    let dir = root.join("owner/uworker-image/releases/download").join(tag);
-    let mut cmd = Command::new(repo().join("scripts/package-release.sh"));
-    cmd.arg(env!("CARGO_BIN_EXE_uworker-image"))
-        .arg("x86_64-unknown-linux-musl")
-        .arg(&dir);
-    let r = run(cmd);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert_eq!(PathBuf::from(r.stdout.trim()), dir.join(ASSET));
-    if tamper {
-        let sum_file = dir.join(format!("{ASSET}.sha256"));
-        let mut sum = std::fs::read_to_string(&sum_file).unwrap();
-        sum.replace_range(0..4, "0000");
-        std::fs::write(sum_file, sum).unwrap();
-    }
-}
-
-#[test]
-fn packaging_refuses_what_is_not_a_binary_and_a_target() {
-    let out = tempfile::tempdir().unwrap();
-    let out = out.path().to_str().unwrap();
-    for (args, message) in [
-        (
-            vec![
-                "/nonexistent/uworker-image",
-                "x86_64-unknown-linux-gnu",
-                out,
-            ],
-            "is not an executable",
-        ),
-        (
-            vec!["/bin/sh", "x86_64-unknown-linux-gnu", out],
-            "is not named uworker-image",
-        ),
-        (
-            vec![env!("CARGO_BIN_EXE_uworker-image"), "x86_64; rm -rf", out],
-            "is not a target triple",
-        ),
-        (vec![env!("CARGO_BIN_EXE_uworker-image")], "usage:"),
-    ] {
-        let mut cmd = Command::new(repo().join("scripts/package-release.sh"));
-        cmd.args(&args);
-        let r = run(cmd);
-        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
-        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
-    }
-    assert_eq!(
-        std::fs::read_dir(out).unwrap().count(),
-        0,
-        "nothing written"
-    );
-}
-
-fn install(server: &FileServer, action_ref: &str, version: &str, tmp: &Path) -> Run {
-    // Where the runner unpacks a used action: .../_actions/OWNER/REPO/REF (empty here:
-    // a build from source has nothing to build).
-    let action_path = tmp.join("_actions/owner/uworker-image").join(action_ref);
-    std::fs::create_dir_all(&action_path).unwrap();
-    let mut cmd = Command::new(repo().join("action/install.sh"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("HOME", std::env::var_os("HOME").unwrap())
-        .env("GITHUB_ACTION_PATH", &action_path)
-        .env("GITHUB_SERVER_URL", &server.url)
-        .env("RUNNER_TOOL_CACHE", tmp.join("toolcache"))
-        .env("RUNNER_TEMP", tmp)
-        .env("GITHUB_PATH", tmp.join("github_path"))
-        .env("UWORKER_IMAGE_ACTION_VERSION", version);
-    run(cmd)
-}
-
-#[test]
-fn the_action_installs_a_checked_release_binary() {
-    let www = tempfile::tempdir().unwrap();
-    publish(www.path(), "v9.9.9", false);
-    let server = FileServer::start(www.path());
-    let tmp = tempfile::tempdir().unwrap();
-    let r = install(&server, "v9.9.9", "", tmp.path());
-    assert_eq!(r.code, 0, "{}", r.all());
-    let installed = PathBuf::from(r.stdout.trim());
-    assert_eq!(
-        installed,
-        tmp.path()
-            .join("toolcache/uworker-image/v9.9.9/bin/uworker-image")
-    );
-    let mut cmd = Command::new(&installed);
-    cmd.arg("--version");
-    let version = run(cmd);
-    assert!(
-        version.stdout.starts_with("uworker-image "),
-        "{}",
-        version.all()
-    );
-    let path = std::fs::read_to_string(tmp.path().join("github_path")).unwrap();
-    assert_eq!(path.trim(), installed.parent().unwrap().to_str().unwrap());
-    assert!(
-        r.stderr.contains(&format!(
-            "downloading {}/owner/uworker-image/releases/download/v9.9.9/{ASSET}",
-            server.url
-        )),
-        "{}",
-        r.stderr
-    );
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("uworker-image-download"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-
-    // A second step of the same job reuses the binary without a download.
-    drop(server);
-    let offline = FileServer::start(tempfile::tempdir().unwrap().path());
-    let again = install(&offline, "v9.9.9", "", tmp.path());
-    assert_eq!(again.code, 0, "{}", again.all());
-    assert_eq!(again.stdout, r.stdout);
-    assert!(!again.stderr.contains("downloading"), "{}", again.stderr);
-}
-
-#[test]
-fn a_release_binary_with_a_wrong_checksum_is_refused() {
-    let www = tempfile::tempdir().unwrap();
-    publish(www.path(), "v9.9.8", true);
-    let server = FileServer::start(www.path());
-    let tmp = tempfile::tempdir().unwrap();
-    let r = install(&server, "v9.9.8", "", tmp.path());
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stderr.contains("checksum mismatch"), "{}", r.stderr);
-    assert!(!tmp
-        .path()
-        .join("toolcache/uworker-image/v9.9.8/bin/uworker-image")
-        .exists());
-    assert!(!tmp.path().join("github_path").exists());
-}
-
-#[test]
-fn without_a_release_the_action_builds_from_its_own_source() {
-    let www = tempfile::tempdir().unwrap();
-    let server = FileServer::start(www.path());
-    let tmp = tempfile::tempdir().unwrap();
-    // A branch ref has no release: the download fails and cargo builds the action's
-    // source. Here the source is a package with no code, so cargo's own error ends it.
-    let source = tmp.path().join("_actions/owner/uworker-image/main");
-    std::fs::create_dir_all(&source).unwrap();
-    std::fs::write(
-        source.join("Cargo.toml"),
-        "[package]\nname = \"not-the-tool\"\nversion = \"0.0.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    let r = install(&server, "main", "", tmp.path());
-    assert_ne!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stderr
-            .contains("no release asset for main: falling back to a build from source")
-            && r.stderr.contains(&format!(
-                "building from source: cargo install --locked --path {}",
-                source.display()
-            ))
-            && r.stderr.contains("no targets specified in the manifest"),
-        "{}",
-        r.stderr
-    );
-    assert!(!tmp.path().join("github_path").exists());
-
-    // `source` skips the download; a source without Cargo.toml is named as such.
-    let r = install(&server, "v1.0.0", "source", tmp.path());
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(!r.stderr.contains("downloading"), "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("has no Cargo.toml: cannot build uworker-image from source"),
-        "{}",
-        r.stderr
-    );
-}
-
-#[test]
-fn a_build_from_source_installs_once_per_source() {
-    let www = tempfile::tempdir().unwrap();
-    let server = FileServer::start(www.path());
-    let tmp = tempfile::tempdir().unwrap();
-    // A stand-in source tree that builds in seconds (the real one takes minutes): what is
-    // tested is the action's fallback, not the tool's compilation.
-    let source = tmp
-        .path()
-        .join("_actions/owner/uworker-image/feature-branch");
-    std::fs::create_dir_all(source.join("src")).unwrap();
-    std::fs::write(
-        source.join("Cargo.toml"),
-        "[package]\nname = \"uworker-image\"\nversion = \"0.0.1\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    let main = "fn main() { println!(\"uworker-image 0.0.1 (from source)\"); }\n";
-    std::fs::write(source.join("src/main.rs"), main).unwrap();
-    std::fs::write(
-        source.join("Cargo.lock"),
-        "version = 4\n\n[[package]]\nname = \"uworker-image\"\nversion = \"0.0.1\"\n",
-    )
-    .unwrap();
-
-    let r = install(&server, "feature-branch", "", tmp.path());
-    assert_eq!(r.code, 0, "{}", r.all());
-    let installed = PathBuf::from(r.stdout.trim());
-    assert!(installed.starts_with(tmp.path().join("toolcache/uworker-image")));
-    assert!(
-        r.stderr.contains("uworker-image 0.0.1 (from source)"),
-        "{}",
-        r.stderr
-    );
-    let path = std::fs::read_to_string(tmp.path().join("github_path")).unwrap();
-    assert_eq!(path.trim(), installed.parent().unwrap().to_str().unwrap());
-
-    // The same source again: reused. A changed source: built anew, elsewhere.
-    let again = install(&server, "feature-branch", "", tmp.path());
-    assert_eq!(again.stdout, r.stdout, "{}", again.all());
-    assert!(
-        !again.stderr.contains("building from source"),
-        "{}",
-        again.stderr
-    );
-    std::fs::write(
-        source.join("src/main.rs"),
-        main.replace("0.0.1 (", "0.0.1 (changed, "),
-    )
-    .unwrap();
-    let changed = install(&server, "feature-branch", "", tmp.path());
-    assert_eq!(changed.code, 0, "{}", changed.all());
-    assert_ne!(changed.stdout, r.stdout);
-    assert!(
-        changed.stderr.contains("(changed, from source)"),
-        "{}",
-        changed.stderr
-    );
 }

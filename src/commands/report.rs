@@ -174,7 +174,7 @@ fn to_github(
         let body = redacted(markdown::pr_comment(
             subject, context, validation, &baseline,
         ));
-        sticky_comment(&github, number, fork, &subject.target, &body, notes)?;
+        sticky_comment(&github, env, number, fork, &subject.target, &body, notes)?;
     }
     Ok(baseline)
 }
@@ -270,17 +270,36 @@ fn publish_release(
     Ok(())
 }
 
-/// One comment per target, found by its marker and edited in place. A 403 (a fork's
+/// Whose comments are ours: UWORKER_IMAGE_COMMENT_AUTHOR when set (an App token's bot,
+/// `NAME[bot]`), else the login the token acts as (a personal token's user), else
+/// `github-actions[bot]`: GitHub does not tell installation tokens who they are.
+fn comment_author(github: &GitHub, env: &Env) -> Result<String> {
+    if let Some(author) = env.get("UWORKER_IMAGE_COMMENT_AUTHOR").map(str::trim) {
+        if !author.is_empty() {
+            return Ok(author.to_string());
+        }
+    }
+    Ok(github
+        .authenticated_login()?
+        .unwrap_or_else(|| GITHUB_ACTIONS_BOT.to_string()))
+}
+
+/// The login GITHUB_TOKEN's comments carry.
+const GITHUB_ACTIONS_BOT: &str = "github-actions[bot]";
+
+/// One comment per target, found by its marker and its author, and edited in place. A 403 (a fork's
 /// read-only token) is a warning: the summary carries the report instead.
 fn sticky_comment(
     github: &GitHub,
+    env: &Env,
     number: u64,
     fork: bool,
     target: &str,
     body: &str,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let posted = match github.find_comment(number, &marker(target)) {
+    let author = comment_author(github, env)?;
+    let posted = match github.find_comment(number, &marker(target), &author) {
         Ok(Some(comment)) => github
             .update_comment(comment.id, body)
             .map(|c| ("updated", c)),

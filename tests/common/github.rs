@@ -204,6 +204,8 @@ pub struct FakeComment {
     pub id: u64,
     pub issue: u64,
     pub body: String,
+    /// The login of whoever wrote it.
+    pub author: String,
 }
 
 #[derive(Debug, Default)]
@@ -215,6 +217,13 @@ pub struct State {
     pub failures: VecDeque<(u16, Vec<(String, String)>)>,
     /// Writes answer 403, as with a fork's read-only token.
     pub read_only: bool,
+    /// The login the token acts as, as `GET /user` tells it (a personal token); None
+    /// answers 403 there, as GitHub does for GITHUB_TOKEN, whose comments are then by
+    /// `github-actions[bot]`.
+    pub token_user: Option<String>,
+    /// Where asset downloads redirect to (`http://HOST:PORT`); None: this fake itself,
+    /// under `localhost`.
+    pub storage: Option<String>,
     pub seen: Vec<Seen>,
 }
 
@@ -253,14 +262,27 @@ impl State {
         self.failures.push_back((status, headers));
     }
 
+    /// A comment written by the token's own identity.
     pub fn add_comment(&mut self, issue: u64, body: &str) -> u64 {
+        let author = self.token_login();
+        self.add_comment_by(issue, body, &author)
+    }
+
+    pub fn add_comment_by(&mut self, issue: u64, body: &str, author: &str) -> u64 {
         let id = self.id();
         self.comments.push(FakeComment {
             id,
             issue,
             body: body.into(),
+            author: author.into(),
         });
         id
+    }
+
+    fn token_login(&self) -> String {
+        self.token_user
+            .clone()
+            .unwrap_or_else(|| "github-actions[bot]".into())
     }
 }
 
@@ -393,6 +415,37 @@ impl FakeGitHub {
                 None => reply(404, not_found()),
             };
         }
+        if method == "GET" && path == "/user" {
+            return match &state.token_user {
+                Some(login) => {
+                    let mut user = user_named(login, "User");
+                    for (key, value) in [
+                        ("name", Value::Null),
+                        ("company", Value::Null),
+                        ("blog", Value::Null),
+                        ("location", Value::Null),
+                        ("email", Value::Null),
+                        ("hireable", Value::Null),
+                        ("bio", Value::Null),
+                        ("public_repos", json!(0)),
+                        ("public_gists", json!(0)),
+                        ("followers", json!(0)),
+                        ("following", json!(0)),
+                        ("created_at", json!("2026-01-01T00:00:00Z")),
+                        ("updated_at", json!("2026-01-01T00:00:00Z")),
+                        ("user_view_type", json!("public")),
+                    ] {
+                        user[key] = value;
+                    }
+                    reply(200, user)
+                }
+                None => reply(
+                    403,
+                    json!({"message": "Resource not accessible by integration",
+                           "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user"}),
+                ),
+            };
+        }
         let Some(rest) = path.strip_prefix("/repos/o/r/") else {
             return reply(404, not_found());
         };
@@ -460,7 +513,10 @@ impl FakeGitHub {
                         "Location".into(),
                         format!(
                             "{}/download/{id}",
-                            self.url.replace("127.0.0.1", "localhost")
+                            state
+                                .storage
+                                .clone()
+                                .unwrap_or_else(|| self.url.replace("127.0.0.1", "localhost"))
                         ),
                     )],
                     Vec::new(),
@@ -574,7 +630,7 @@ impl FakeGitHub {
             "html_url": format!("https://github.com/o/r/pull/{}#issuecomment-{}", c.issue, c.id),
             "issue_url": format!("https://api.github.com/repos/o/r/issues/{}", c.issue),
             "body": c.body,
-            "user": user(),
+            "user": user_named(&c.author, if c.author.ends_with("[bot]") { "Bot" } else { "User" }),
             "created_at": "2026-01-01T00:00:00Z",
             "updated_at": "2026-01-01T00:00:00Z",
             "author_association": "OWNER",
@@ -587,16 +643,22 @@ fn not_found() -> Value {
 }
 
 fn user() -> Value {
-    let u = "https://api.github.com/users/github-actions";
+    user_named("github-actions[bot]", "Bot")
+}
+
+fn user_named(login: &str, kind: &str) -> Value {
+    let name = login.trim_end_matches("[bot]");
+    let u = format!("https://api.github.com/users/{name}");
+    let u = u.as_str();
     json!({
-        "login": "github-actions[bot]", "id": 41898282, "node_id": "MDM6Qm90NDE4OTgyODI=",
+        "login": login, "id": 41898282, "node_id": "MDM6Qm90NDE4OTgyODI=",
         "avatar_url": "https://avatars.githubusercontent.com/in/15368", "gravatar_id": "",
         "url": u, "html_url": "https://github.com/apps/github-actions",
         "followers_url": format!("{u}/followers"), "following_url": format!("{u}/following{{/other_user}}"),
         "gists_url": format!("{u}/gists{{/gist_id}}"), "starred_url": format!("{u}/starred{{/owner}}{{/repo}}"),
         "subscriptions_url": format!("{u}/subscriptions"), "organizations_url": format!("{u}/orgs"),
         "repos_url": format!("{u}/repos"), "events_url": format!("{u}/events{{/privacy}}"),
-        "received_events_url": format!("{u}/received_events"), "type": "Bot", "site_admin": false
+        "received_events_url": format!("{u}/received_events"), "type": kind, "site_admin": false
     })
 }
 
@@ -649,6 +711,12 @@ impl Job {
             "repository": {"full_name": "o/r", "default_branch": "main"}
         });
         Job::new(api, "pull_request", payload, "refs/pull/7/merge")
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Job {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.into(), value.into()));
+        self
     }
 
     pub fn without(mut self, key: &str) -> Job {
