@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -283,36 +282,45 @@ fn spawn_build(s: &Scenario, def: &Fixture) -> Child {
     cmd.spawn().unwrap()
 }
 
+/// The provisioning step of the signal scenarios: it runs until it is stopped.
+const PROVISION_FOREVER: &str =
+    "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n";
+
+/// A build of PROVISION_FOREVER, started and in its provisioning step.
+struct LongBuild {
+    name: String,
+    _def: Fixture,
+    child: Child,
+    stderr: Lines,
+    seen: Vec<String>,
+}
+
+fn long_build_in_provisioning(s: &Scenario, prefix: &str) -> LongBuild {
+    let name = s.definition_name(prefix);
+    let def = small_definition(&name, PROVISION_FOREVER);
+    let mut child = spawn_build(s, &def);
+    let stderr = Lines::of(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    LongBuild {
+        name,
+        _def: def,
+        child,
+        stderr,
+        seen,
+    }
+}
+
 #[test]
 fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-sigint-");
-    let def = small_definition(
-        &name,
-        "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n",
-    );
-    let mut child = spawn_build(&s, &def);
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            if lines_tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let until = Instant::now() + Duration::from_secs(180);
-    loop {
-        let line = lines_rx
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("provisioning never started:\n{}", seen.join("\n")));
-        let started = line.contains("provisioning-started");
-        seen.push(line);
-        if started {
-            break;
-        }
-    }
+    let LongBuild {
+        name,
+        _def,
+        mut child,
+        stderr,
+        mut seen,
+    } = long_build_in_provisioning(&s, "e2e-sigint-");
     let report = s.compute.report();
     assert_eq!(report.0["servers"].as_array().unwrap().len(), 1);
     assert_eq!(report.0["containers"].as_array().unwrap().len(), 1);
@@ -322,7 +330,7 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
     assert_eq!(send_signal(pid, "INT"), 0);
     let status = child.wait().unwrap();
     let took = interrupted.elapsed();
-    seen.extend(lines_rx.try_iter());
+    stderr.drain_into(&mut seen);
     let log = seen.join("\n");
     assert!(took < Duration::from_secs(10), "exit took {took:?}:\n{log}");
     eprintln!("SIGINT mid-provisioning: exit {status:?} after {took:?}");
@@ -778,11 +786,7 @@ fn a_base_image_name_several_images_share_builds_from_the_one_fingerprinted() {
 fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
     let s = Scenario::start();
     let name = s.definition_name("e2e-cancel-");
-    let def = small_definition_with(
-        &name,
-        "floating_ip_network = \"public\"",
-        "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n",
-    );
+    let def = small_definition_with(&name, "floating_ip_network = \"public\"", PROVISION_FOREVER);
     let tmp = tempfile::tempdir().unwrap();
     let inputs = std::collections::BTreeMap::from([
         ("command", "build".to_string()),
@@ -792,14 +796,11 @@ fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
     let step = common::runner::action_step("run", &inputs);
     let mut vars = s.compute.os_env();
     vars.extend(plain_config());
-    vars.extend([
-        ("HOME".to_string(), std::env::var("HOME").unwrap()),
-        ("TMPDIR".to_string(), tmp.path().display().to_string()),
-        ("RUNNER_TEMP".to_string(), tmp.path().display().to_string()),
-    ]);
+    vars.extend(common::runner::runner_vars(tmp.path()));
     let mut step = common::runner::RunningStep::start(&step, &vars);
     let mut seen = Vec::new();
-    step.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    step.stderr
+        .wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
     let report = s.compute.report();
     assert_eq!(report.list("servers").len(), 1, "{:#}", report.0);
     assert_eq!(report.list("floating_ips").len(), 1, "{:#}", report.0);
@@ -819,7 +820,7 @@ fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    seen.extend(step.stderr.try_iter());
+    step.stderr.drain_into(&mut seen);
     let log = seen.join("\n");
     eprintln!(
         "runner cancel: step exit {code:?}, clean after {:?}",
@@ -848,33 +849,9 @@ fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
 #[test]
 fn a_killed_tool_leaves_packer_to_clean_up() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-kill9-");
-    let def = small_definition(
-        &name,
-        "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n",
-    );
-    let mut child = spawn_build(&s, &def);
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let until = Instant::now() + Duration::from_secs(180);
-    while !seen
-        .last()
-        .is_some_and(|l: &String| l.contains("provisioning-started"))
-    {
-        let line = lines_rx
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("provisioning never started:\n{}", seen.join("\n")));
-        seen.push(line);
-    }
+    let LongBuild {
+        _def, mut child, ..
+    } = long_build_in_provisioning(&s, "e2e-kill9-");
     let tool_pid = child.id() as i32;
     let packers = children_named(tool_pid, "packer");
     assert!(!packers.is_empty(), "packer runs under the tool");

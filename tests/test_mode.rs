@@ -576,7 +576,7 @@ fn an_interrupted_validate_stops_packer_and_removes_its_work_dir() {
         .args(["validate", "--no-shellcheck"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let child = cmd.spawn().unwrap();
     let until = Instant::now() + Duration::from_secs(30);
     while !pid_file.exists() {
         assert!(Instant::now() < until, "packer validate never started");
@@ -642,14 +642,11 @@ fn a_cancelled_action_step_ends_the_remote_step() {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    env.extend([
-        ("HOME".to_string(), std::env::var("HOME").unwrap()),
-        ("TMPDIR".to_string(), tmp.path().display().to_string()),
-        ("RUNNER_TEMP".to_string(), tmp.path().display().to_string()),
-    ]);
+    env.extend(common::runner::runner_vars(tmp.path()));
     let mut step = common::runner::RunningStep::start(&step, &env);
     let mut seen = Vec::new();
-    step.wait_for("remote-step-started", Duration::from_secs(60), &mut seen);
+    step.stderr
+        .wait_for("remote-step-started", Duration::from_secs(60), &mut seen);
     let pid: i32 = std::fs::read_to_string(&remote_pid)
         .unwrap()
         .trim()
@@ -666,7 +663,7 @@ fn a_cancelled_action_step_ends_the_remote_step() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    seen.extend(step.stderr.try_iter());
+    step.stderr.drain_into(&mut seen);
     let log = seen.join("\n");
     assert_eq!(code, Some(130), "{log}");
     assert!(!log.contains("remote-step-finished"), "{log}");

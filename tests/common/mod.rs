@@ -257,3 +257,43 @@ pub fn snapshot_settings() -> insta::Settings {
     settings.set_prepend_module_to_snapshot(false);
     settings
 }
+
+/// The lines a child writes to a pipe, read on a thread of their own.
+pub struct Lines(pub std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    pub fn of(source: impl std::io::Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(source).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// Reads until a line contains `text`; every line read goes into `seen`.
+    pub fn wait_for(&self, text: &str, within: std::time::Duration, seen: &mut Vec<String>) {
+        let until = std::time::Instant::now() + within;
+        loop {
+            let line = self
+                .0
+                .recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_else(|_| panic!("never saw {text:?}:\n{}", seen.join("\n")));
+            let found = line.contains(text);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+
+    /// The lines that have arrived so far.
+    pub fn drain_into(&self, seen: &mut Vec<String>) {
+        seen.extend(self.0.try_iter());
+    }
+}

@@ -5,12 +5,12 @@
 //! (actions/runner, ProcessInvoker).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
+
+use super::Lines;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -74,7 +74,7 @@ pub fn action_step(id: &str, inputs: &BTreeMap<&str, String>) -> Step {
 /// The step running: its shell's PID leads a session of its own.
 pub struct RunningStep {
     pub child: Child,
-    pub stderr: Receiver<String>,
+    pub stderr: Lines,
     _script: tempfile::TempDir,
 }
 
@@ -104,41 +104,16 @@ impl RunningStep {
             });
         }
         let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stderr = Lines::of(child.stderr.take().unwrap());
         RunningStep {
             child,
-            stderr: rx,
+            stderr,
             _script: script,
         }
     }
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
-    }
-
-    /// Reads stderr until a line contains `text`; every line read goes into `seen`.
-    pub fn wait_for(&self, text: &str, within: Duration, seen: &mut Vec<String>) {
-        let until = Instant::now() + within;
-        loop {
-            let line = self
-                .stderr
-                .recv_timeout(until.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("never saw {text:?}:\n{}", seen.join("\n")));
-            let found = line.contains(text);
-            seen.push(line);
-            if found {
-                return;
-            }
-        }
     }
 
     /// The runner's cancel: SIGINT now, SIGTERM at 7.5 s, SIGKILL at 10 s, each to the
@@ -178,6 +153,16 @@ fn signal(pid: i32, signal: libc::c_int) {
     unsafe {
         libc::kill(pid, signal);
     }
+}
+
+/// The runner's own variables a step sees: HOME, and TMPDIR and RUNNER_TEMP in `tmp`.
+pub fn runner_vars(tmp: &Path) -> Vec<(String, String)> {
+    let tmp = tmp.display().to_string();
+    vec![
+        ("HOME".to_string(), std::env::var("HOME").unwrap()),
+        ("TMPDIR".to_string(), tmp.clone()),
+        ("RUNNER_TEMP".to_string(), tmp),
+    ]
 }
 
 /// `pid (command)` of every process whose session is `sid`.
