@@ -54,6 +54,11 @@ pub fn admin_env() -> Vec<(String, String)> {
     read_rc(&rc_path().with_file_name("admin-openrc.sh"))
 }
 
+/// The Compute stand-in's service user (JSON), as the harness wrote it.
+pub fn nova_service_credentials() -> PathBuf {
+    rc_path().with_file_name("nova-service.json")
+}
+
 /// OS_AUTH_URL of a second Keystone whose tokens live 20 seconds (same users, catalog
 /// and keys), started on first use.
 pub fn short_token_auth_url() -> &'static str {

@@ -197,6 +197,8 @@ export OS_PROJECT_DOMAIN_NAME=Default
 export OS_APPLICATION_CREDENTIAL_ID=$app_cred
 export OS_APPLICATION_CREDENTIAL_SECRET=ci-appcred-secret
 EOF
+  # The Compute stand-in's service user (openstack_bootstrap.py makes it).
+  (umask 077; printf '{"user": "nova", "password": "nova-service-secret", "project": "service"}\n' >"$dir/nova-service.json")
   # The cloud's admin (bootstrap), for tests that set up other projects and users.
   cat >"$dir/admin-openrc.sh" <<EOF
 export OS_AUTH_URL=$keystone_url/v3
