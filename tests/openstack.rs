@@ -668,4 +668,32 @@ fn a_base_image_name_says_whose_image_it_is_and_trusted_owners_are_enforced() {
         &env_pairs(&vars),
     );
     assert_eq!(trusted.code, 0, "{}", trusted.all());
+
+    // By ID, `build` checks the owner in its pre-flight, before packer starts.
+    let by_id = definition(
+        &format!(
+            "source_image = \"{}\"\ntrusted_base_owners = [\"{ours}\"]",
+            image.id
+        ),
+        &unique("whose"),
+    );
+    let all: Vec<(&str, &str)> = env_pairs(&vars)
+        .into_iter()
+        .chain(worker_env().iter().copied())
+        .collect();
+    let refused = run_tool(by_id.path(), &["build"], &all);
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(&format!(
+            "image {} is owned by project {}, which is not in trusted_base_owners ({ours})",
+            image.id, foreign.project_id
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("packer build"),
+        "{}",
+        refused.stderr
+    );
 }

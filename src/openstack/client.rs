@@ -634,4 +634,29 @@ mod session_tests {
         assert_eq!(here.len(), 1);
         assert_eq!(here[0].header("x-auth-token"), Some("tok-1"));
     }
+
+    #[test]
+    fn the_login_itself_is_not_sent_on_to_another_origin() {
+        let elsewhere = Server::start("127.0.0.2", |_| Answer::new(201, "{}"));
+        let target = format!("{}/v3/auth/tokens", elsewhere.url);
+        // 307 keeps the method and the body: the password would go along.
+        let server = Server::start("127.0.0.1", move |_| {
+            Answer::new(307, "").header("Location", &target)
+        });
+        let env = Env::from_pairs(
+            [
+                ("OS_AUTH_URL", format!("{}/v3", server.url)),
+                ("OS_USERNAME", "ci".to_string()),
+                ("OS_PASSWORD", SECRET.to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        let credentials = Credentials::from_env(&env).unwrap().unwrap();
+        let err = Cloud::connect(&credentials, Backoff::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(err, OpenStackError::Redirect { .. }), "{err}");
+        assert!(err.to_string().contains(&elsewhere.url), "{err}");
+        assert!(elsewhere.requests().is_empty(), "nothing reached 127.0.0.2");
+    }
 }
