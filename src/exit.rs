@@ -65,7 +65,7 @@ pub fn classify(error: &anyhow::Error) -> Code {
         }
         if let Some(api) = cause.downcast_ref::<JobApiError>() {
             return match api {
-                JobApiError::Unreachable(_) => Code::External,
+                JobApiError::Unreachable(_) | JobApiError::Redirect(_) => Code::External,
                 JobApiError::Refused(_) | JobApiError::NoToken => Code::BadInput,
             };
         }

@@ -5,12 +5,17 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::redirects::{self, RedirectRefused};
+
 #[derive(Debug, Error)]
 pub enum JobApiError {
     #[error("the job service refused UWORKER_JOB_API_USERNAME/UWORKER_JOB_API_PASSWORD (GET <UWORKER_JOB_API_ROOT>/token: HTTP {0})")]
     Refused(u16),
     #[error("GET <UWORKER_JOB_API_ROOT>/token: {0}")]
     Unreachable(String),
+    /// Only the redirect's target is named: the root (its origin too) is a secret.
+    #[error("GET <UWORKER_JOB_API_ROOT>/token: refused a redirect from the origin of UWORKER_JOB_API_ROOT to another origin, {0}: the credentials were not sent there (give the job service's final URL as UWORKER_JOB_API_ROOT)")]
+    Redirect(String),
     #[error("GET <UWORKER_JOB_API_ROOT>/token answered without a token")]
     NoToken,
 }
@@ -20,6 +25,7 @@ pub enum JobApiError {
 pub fn check_credentials(root: &str, username: &str, password: &str) -> Result<(), JobApiError> {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
+        .redirect(redirects::same_origin_only())
         .build()
         .map_err(|e| JobApiError::Unreachable(e.to_string()))?;
     let url = format!("{}/token", root.trim_end_matches('/'));
@@ -29,6 +35,13 @@ pub fn check_credentials(root: &str, username: &str, password: &str) -> Result<(
         .header("Accept", "application/json")
         .send()
         .map_err(|e| {
+            match redirects::refusal(&e) {
+                Some(RedirectRefused::CrossOrigin { to, .. }) => return JobApiError::Redirect(to),
+                Some(RedirectRefused::TooMany { .. }) => {
+                    return JobApiError::Unreachable("too many redirects".into())
+                }
+                None => {}
+            }
             JobApiError::Unreachable(if e.is_timeout() {
                 "timed out".into()
             } else {
@@ -49,5 +62,44 @@ pub fn check_credentials(root: &str, username: &str, password: &str) -> Result<(
     match body.get("token").and_then(|t| t.as_str()) {
         Some(t) if !t.is_empty() => Ok(()),
         _ => Err(JobApiError::NoToken),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loopback::{Answer, Server};
+
+    const PASSWORD: &str = "pa$$ \"word\" x";
+
+    #[test]
+    fn credentials_never_follow_a_redirect_to_another_origin() {
+        let elsewhere = Server::start("127.0.0.2", |_| {
+            Answer::new(200, r#"{"token": "t"}"#).header("Content-Type", "application/json")
+        });
+        let target = format!("{}/rest_api/token", elsewhere.url);
+        let service = Server::start("127.0.0.1", move |request| match request.path.as_str() {
+            "/away/token" => Answer::new(302, "").header("Location", &target),
+            "/moved/token" => Answer::new(307, "").header("Location", "/rest_api/token"),
+            _ => Answer::new(200, r#"{"token": "t"}"#).header("Content-Type", "application/json"),
+        });
+        let err =
+            check_credentials(&format!("{}/away", service.url), "worker", PASSWORD).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("GET <UWORKER_JOB_API_ROOT>/token: refused a redirect from the origin of UWORKER_JOB_API_ROOT to another origin, {}: the credentials were not sent there (give the job service's final URL as UWORKER_JOB_API_ROOT)", elsewhere.url)
+        );
+        assert!(
+            !err.to_string().contains(&service.url),
+            "the root is a secret"
+        );
+        assert!(elsewhere.requests().is_empty(), "nothing reached 127.0.0.2");
+        // The same origin: followed, and the credentials go along.
+        check_credentials(&format!("{}/moved/", service.url), "worker", PASSWORD).unwrap();
+        let last = service.requests().pop().unwrap();
+        assert_eq!(last.path, "/rest_api/token");
+        assert!(last
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Basic ")));
     }
 }

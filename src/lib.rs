@@ -15,11 +15,14 @@ pub mod github;
 pub mod inputs;
 pub mod interrupt;
 pub mod jobapi;
+#[cfg(test)]
+mod loopback;
 pub mod openstack;
 pub mod packer;
 pub mod plan;
 pub mod prune;
 pub mod record;
+pub mod redirects;
 pub mod render;
 pub mod report;
 pub mod secrets;

@@ -1,6 +1,6 @@
 //! The decision: build or skip, and why (pure).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::{Changes, Manifest};
 
@@ -22,6 +22,29 @@ pub enum Lookup {
     Missing,
 }
 
+/// The image a `source_image_name` resolved to, and whose it is: base images are often
+/// another project's (public), so the plan and the record say which one was picked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseImageChoice {
+    pub name: String,
+    pub id: String,
+    pub owner: Option<String>,
+    pub visibility: Option<String>,
+}
+
+impl BaseImageChoice {
+    /// `NAME = ID (owner PROJECT, VISIBILITY)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} = {} (owner {}, {})",
+            self.name,
+            self.id,
+            self.owner.as_deref().unwrap_or("unknown"),
+            self.visibility.as_deref().unwrap_or("visibility unknown")
+        )
+    }
+}
+
 /// One target's plan, as `plan --output json` prints it (and as `--previous` reads it back).
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -30,6 +53,8 @@ pub struct Plan {
     pub fingerprint: String,
     pub image_id: Option<String>,
     pub reason: String,
+    /// The resolved `source_image_name`; null for an image ID or without a cloud.
+    pub base_image: Option<BaseImageChoice>,
     /// Against `--previous`; null when there was nothing to compare with.
     pub changes: Option<Changes>,
     pub warnings: Vec<String>,
@@ -41,6 +66,7 @@ pub struct Plan {
 pub fn decide(
     manifest: Manifest,
     fingerprint: String,
+    base_image: Option<BaseImageChoice>,
     lookup: Lookup,
     force: bool,
     previous: Option<&Manifest>,
@@ -80,6 +106,7 @@ pub fn decide(
         fingerprint,
         image_id,
         reason,
+        base_image,
         changes,
         warnings,
         manifest,
@@ -98,6 +125,9 @@ pub fn to_text(plan: &Plan, previous_label: Option<&str>) -> String {
     );
     if let Some(id) = &plan.image_id {
         out.push_str(&format!("image:       {id}\n"));
+    }
+    if let Some(base) = &plan.base_image {
+        out.push_str(&format!("base image:  {}\n", base.describe()));
     }
     if let (Some(changes), Some(label)) = (&plan.changes, previous_label) {
         if changes.is_empty() {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::{Changes, Manifest};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, BaseImageChoice, Plan};
 
 /// Bumped when fields change meaning.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -21,6 +21,10 @@ pub struct Record {
     pub image_id: Option<String>,
     pub image_name: Option<String>,
     pub reason: String,
+    /// The resolved `source_image_name`, with its owner and visibility (older records
+    /// lack it).
+    #[serde(default)]
+    pub base_image: Option<BaseImageChoice>,
     pub changes: Option<Changes>,
     pub packer_version: String,
     pub git_commit: Option<String>,
@@ -51,6 +55,7 @@ impl Record {
             image_id: plan.image_id.clone(),
             image_name: None,
             reason: plan.reason.clone(),
+            base_image: plan.base_image.clone(),
             changes: plan.changes.clone(),
             packer_version: plan.manifest.packer_version.clone(),
             git_commit: provenance.git_commit.clone(),

@@ -905,3 +905,63 @@ fn process_alive(pid: i32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Keystone tokens last an hour and builds may take hours. Here tokens last 20 seconds (a
+/// second Keystone of the harness, same users and catalog) and a step sleeps past that:
+/// packer re-authenticates itself, the stand-in's snapshot upload rides on its service
+/// token, and the tool's own calls after packer (verify, mark) need a renewed token.
+#[test]
+fn a_build_outlives_its_token() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-token-");
+    let def = small_definition(
+        &name,
+        "#!/bin/sh\nset -e\nsleep 25\necho \"provisioned $(hostname)\"\n",
+    );
+    let mut vars: Vec<(String, String)> = s
+        .compute
+        .os_env()
+        .into_iter()
+        .filter(|(k, _)| k != "OS_AUTH_URL")
+        .collect();
+    vars.push((
+        "OS_AUTH_URL".into(),
+        common::openstack::short_token_auth_url().into(),
+    ));
+    vars.extend(plain_config());
+    let out = def.path().join("record.json");
+    let started = Instant::now();
+    let run = run_tool(
+        def.path(),
+        &["build", "--attempts", "1", "--out", out.to_str().unwrap()],
+        &env_pairs(&vars),
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let rec = record(&out);
+    assert_built(&run, &rec);
+    assert!(started.elapsed() > Duration::from_secs(25));
+
+    // The image is there, active, and marked after the token it started with expired.
+    let images = s.images(&name);
+    assert_eq!(images.len(), 1, "{images:?}");
+    let image = &images[0];
+    assert_eq!(image.id, rec["image_id"].as_str().unwrap());
+    assert_eq!(image.status, "active");
+    let fingerprint = rec["fingerprint"].as_str().unwrap();
+    assert_eq!(image.property("uworker_fingerprint"), Some(fingerprint));
+    let tag = format!(
+        "uworker-{}",
+        &fingerprint.trim_start_matches("sha256:")[..12]
+    );
+    assert!(image.tags.contains(&tag), "{:?}", image.tags);
+
+    let report = s.finish();
+    // The tokens did expire on the way: the stand-in refused packer a stale one.
+    let refused = report.0["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == 401)
+        .count();
+    assert!(refused >= 1, "{:#}", report.0["calls"]);
+}

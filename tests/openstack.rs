@@ -4,7 +4,12 @@ mod common;
 
 use common::openstack::*;
 use common::*;
-use uworker_image::openstack::glance::Glance;
+use reqwest::Method;
+use serde_json::json;
+use uworker_image::env::Env;
+use uworker_image::openstack::client::{Backoff, Cloud};
+use uworker_image::openstack::credentials::Credentials;
+use uworker_image::openstack::glance::{Glance, Image};
 
 fn definition(source: &str, name: &str) -> Fixture {
     let f = Fixture::new(&format!(
@@ -428,4 +433,267 @@ fn an_unreachable_keystone_is_retried_then_exits_3() {
         "backed off between attempts"
     );
     assert!(!r.all().contains("not-shown-anywhere"));
+}
+
+/// A project of someone else on the same cloud, with a user of its own, made through
+/// Keystone's API as the cloud's admin; gone (with its images) when dropped.
+struct ForeignProject {
+    admin: Cloud,
+    project_id: String,
+    user_id: String,
+    cloud: Cloud,
+}
+
+impl ForeignProject {
+    fn create() -> ForeignProject {
+        let admin = connect(&admin_env());
+        let keystone = admin.endpoint("identity").unwrap();
+        let post = |path: &str, body: serde_json::Value| -> serde_json::Value {
+            admin
+                .call(Method::POST, &format!("{keystone}{path}"), |r| {
+                    r.json(&body)
+                })
+                .unwrap()
+                .json()
+                .unwrap()
+        };
+        let name = unique("foreign-");
+        let password = "their 'own' $secret";
+        let project = post(
+            "/projects",
+            json!({"project": {"name": name, "domain_id": "default"}}),
+        );
+        let project_id = project["project"]["id"].as_str().unwrap().to_string();
+        let user = post(
+            "/users",
+            json!({"user": {"name": name, "domain_id": "default", "password": password,
+                            "default_project_id": project_id}}),
+        );
+        let user_id = user["user"]["id"].as_str().unwrap().to_string();
+        // Publishing an image (visibility public) is an admin's right in Glance's policy:
+        // a cloud's own image project has it, and so does this one.
+        let roles: serde_json::Value = admin
+            .call(Method::GET, &format!("{keystone}/roles?name=admin"), |r| r)
+            .unwrap()
+            .json()
+            .unwrap();
+        let role = roles["roles"][0]["id"].as_str().unwrap();
+        admin
+            .call(
+                Method::PUT,
+                &format!("{keystone}/projects/{project_id}/users/{user_id}/roles/{role}"),
+                |r| r,
+            )
+            .unwrap();
+        let mut vars: Vec<(String, String)> = admin_env()
+            .into_iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "OS_USERNAME" | "OS_PASSWORD" | "OS_PROJECT_NAME"
+                )
+            })
+            .collect();
+        vars.push(("OS_USERNAME".into(), name.clone()));
+        vars.push(("OS_PASSWORD".into(), password.into()));
+        vars.push(("OS_PROJECT_NAME".into(), name));
+        let cloud = connect(&vars);
+        assert_eq!(cloud.project_id().unwrap(), project_id);
+        ForeignProject {
+            admin,
+            project_id,
+            user_id,
+            cloud,
+        }
+    }
+
+    /// A public, active image of this project with `properties`.
+    fn public_image(&self, name: &str, properties: &[(&str, &str)]) -> Image {
+        let mut properties = properties.to_vec();
+        properties.push(("visibility", "public"));
+        let image = create_image(&self.cloud, name, &properties, true);
+        assert_eq!(image.owner.as_deref(), Some(self.project_id.as_str()));
+        assert_eq!(image.visibility.as_deref(), Some("public"));
+        image
+    }
+}
+
+impl Drop for ForeignProject {
+    fn drop(&mut self) {
+        let glance = Glance::new(&self.cloud).unwrap();
+        for image in glance
+            .list(&[("owner", &self.project_id)], |_| true)
+            .unwrap_or_default()
+        {
+            let _ = glance.delete(&image.id);
+        }
+        let keystone = self.admin.endpoint("identity").unwrap();
+        for path in [
+            format!("/users/{}", self.user_id),
+            format!("/projects/{}", self.project_id),
+        ] {
+            let _ = self
+                .admin
+                .call(Method::DELETE, &format!("{keystone}{path}"), |r| r);
+        }
+    }
+}
+
+fn connect(vars: &[(String, String)]) -> Cloud {
+    let env = Env::from_pairs(vars.iter().cloned());
+    let credentials = Credentials::from_env(&env).unwrap().unwrap();
+    Cloud::connect(&credentials, Backoff::default()).unwrap()
+}
+
+#[test]
+fn images_another_project_publishes_with_our_marks_are_never_taken_for_ours() {
+    let name = unique("owned");
+    let f = definition("source_image = \"base-id\"", &name);
+    let vars = os_env("appcred");
+    let fingerprint = plan_json(&f, &env_pairs(&vars))["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let foreign = ForeignProject::create();
+    // Our fingerprint and our marks, on public images of theirs: the current one, and
+    // two older ones that prune would delete if they were ours.
+    let mut theirs = Vec::new();
+    for (i, fp) in [
+        (0, fingerprint.as_str()),
+        (1, "sha256:old1"),
+        (2, "sha256:old2"),
+    ] {
+        let image = foreign.public_image(
+            &format!("{name}-t-{i}"),
+            &[
+                ("uworker_fingerprint", fp),
+                ("uworker_image", &name),
+                ("uworker_target", "t"),
+            ],
+        );
+        theirs.push(image.id);
+        next_second();
+    }
+    // Ours can see them (public), and the admin sees everything.
+    let ours = cloud();
+    let glance = Glance::new(&ours).unwrap();
+    assert!(theirs.iter().all(|id| glance.get(id).is_ok()));
+
+    let plan = plan_json(&f, &env_pairs(&vars));
+    assert_eq!(plan["action"], "build", "{plan:#}");
+    assert_eq!(plan["reason"], "no image has this fingerprint yet");
+    let matrix = run_tool(f.path(), &["matrix", "--needs-build"], &env_pairs(&vars));
+    assert_eq!(matrix.code, 0, "{}", matrix.all());
+    assert!(
+        matrix.stdout.contains(r#"{"target":"t"}"#),
+        "{}",
+        matrix.stdout
+    );
+
+    let admin = admin_env();
+    for (who, creds) in [("ours", &vars), ("admin", &admin)] {
+        let dry = run_tool(
+            f.path(),
+            &["prune", "--keep", "1", "--dry-run"],
+            &env_pairs(creds),
+        );
+        assert_eq!(dry.code, 0, "{who}: {}", dry.all());
+        assert!(
+            theirs.iter().all(|id| !dry.stdout.contains(id.as_str())),
+            "{who} lists their images:\n{}",
+            dry.stdout
+        );
+        let prune = run_tool(f.path(), &["prune", "--keep", "1"], &env_pairs(creds));
+        assert_eq!(prune.code, 0, "{who}: {}", prune.all());
+        assert!(
+            theirs.iter().all(|id| glance.get(id).is_ok()),
+            "{who}'s prune deleted their images:\n{}",
+            prune.all()
+        );
+    }
+}
+
+#[test]
+fn a_base_image_name_says_whose_image_it_is_and_trusted_owners_are_enforced() {
+    let foreign = ForeignProject::create();
+    let base = unique("Their Linux ");
+    let image = foreign.public_image(&base, &[]);
+    let vars = os_env("appcred");
+    let ours = cloud().project_id().unwrap().to_string();
+    let source = format!("source_image_name = \"{base}\"");
+
+    let f = definition(&source, &unique("whose"));
+    let out = f.path().join("plan.json");
+    let r = run_tool(
+        f.path(),
+        &["plan", "--out", out.to_str().unwrap()],
+        &env_pairs(&vars),
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let said = format!(
+        "base image:  {base} = {} (owner {}, public)",
+        image.id, foreign.project_id
+    );
+    assert!(r.stdout.contains(&said), "{}", r.stdout);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(
+        record["base_image"],
+        json!({"name": base, "id": image.id, "owner": foreign.project_id, "visibility": "public"})
+    );
+
+    let trusting = |owners: &str| {
+        definition(
+            &format!("{source}\ntrusted_base_owners = [{owners}]"),
+            &unique("whose"),
+        )
+    };
+    let refused = run_tool(
+        trusting(&format!("\"{ours}\"")).path(),
+        &["plan"],
+        &env_pairs(&vars),
+    );
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(&format!(
+            "`{base}` resolves to image {}, owned by project {}, which is not in trusted_base_owners ({ours})",
+            image.id, foreign.project_id
+        )),
+        "{}",
+        refused.stderr
+    );
+    let trusted = run_tool(
+        trusting(&format!("\"{ours}\", \"{}\"", foreign.project_id)).path(),
+        &["plan"],
+        &env_pairs(&vars),
+    );
+    assert_eq!(trusted.code, 0, "{}", trusted.all());
+
+    // By ID, `build` checks the owner in its pre-flight, before packer starts.
+    let by_id = definition(
+        &format!(
+            "source_image = \"{}\"\ntrusted_base_owners = [\"{ours}\"]",
+            image.id
+        ),
+        &unique("whose"),
+    );
+    let all: Vec<(&str, &str)> = env_pairs(&vars)
+        .into_iter()
+        .chain(worker_env().iter().copied())
+        .collect();
+    let refused = run_tool(by_id.path(), &["build"], &all);
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(&format!(
+            "image {} is owned by project {}, which is not in trusted_base_owners ({ours})",
+            image.id, foreign.project_id
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("packer build"),
+        "{}",
+        refused.stderr
+    );
 }

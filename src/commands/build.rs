@@ -175,6 +175,15 @@ fn preflight(
                 message: format!("image {id} is {}, not active", image.status),
             });
         }
+        super::check_base_owner(target, &image.owner).map_err(|why| InputError::Invalid {
+            origin: format!(
+                "{} [target.{}]",
+                session.definition.path().display(),
+                target.name
+            ),
+            key: "trusted_base_owners".into(),
+            message: format!("image {id} is {why}"),
+        })?;
     }
     if args.check_worker_credentials {
         let worker = &session.inputs.worker;

@@ -15,7 +15,7 @@ pub fn run(global: &Global, args: &FingerprintArgs, env: &Env) -> Result<Code> {
     let packer = session.packer(global)?;
     let cloud = session.connect()?;
     let base = session.resolve_base_image(target, cloud.as_ref())?;
-    let manifest = session.manifest(target, &packer, base.as_deref())?;
+    let manifest = session.manifest(target, &packer, base.as_ref())?;
     let fingerprint = manifest.fingerprint();
     match global.output {
         Output::Json => {

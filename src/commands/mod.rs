@@ -29,6 +29,7 @@ use crate::openstack::glance::Glance;
 use crate::packer::attempts::{Outcome, Retry};
 use crate::packer::run::{BuildSpec, Printer, StopSignals};
 use crate::packer::Packer;
+use crate::plan::BaseImageChoice;
 use crate::record::Provenance;
 use crate::render::{self as template, Builders, VarKind};
 use crate::secrets::Redactor;
@@ -159,29 +160,44 @@ impl Session {
         }
     }
 
-    /// The base image ID a `source_image_name` resolves to (newest active image of that
-    /// name), so a new base image changes the fingerprint. None for IDs or without a cloud.
+    /// The image a `source_image_name` resolves to (newest active image of that name,
+    /// whoever owns it), so a new base image changes the fingerprint; refused when the
+    /// target lists `trusted_base_owners` and its owner is not among them. None for IDs or
+    /// without a cloud.
     pub fn resolve_base_image(
         &self,
         target: &Target,
         cloud: Option<&Cloud>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<BaseImageChoice>> {
         let (SourceImage::Name(name), Some(cloud)) = (&target.source_image, cloud) else {
             return Ok(None);
         };
-        match Glance::new(cloud)?.resolve_name(name)? {
-            Some(image) => Ok(Some(image.id)),
-            None => Err(InputError::Invalid {
-                origin: format!(
-                    "{} [target.{}]",
-                    self.definition.path().display(),
-                    target.name
-                ),
+        let origin = || {
+            format!(
+                "{} [target.{}]",
+                self.definition.path().display(),
+                target.name
+            )
+        };
+        let Some(image) = Glance::new(cloud)?.resolve_name(name)? else {
+            bail!(InputError::Invalid {
+                origin: origin(),
                 key: "source_image_name".into(),
                 message: format!("no active image named `{name}` in Glance"),
-            }
-            .into()),
-        }
+            });
+        };
+        let choice = BaseImageChoice {
+            name: name.clone(),
+            id: image.id,
+            owner: image.owner,
+            visibility: image.visibility,
+        };
+        check_base_owner(target, &choice.owner).map_err(|why| InputError::Invalid {
+            origin: origin(),
+            key: "trusted_base_owners".into(),
+            message: format!("`{name}` resolves to image {}, {why}", choice.id),
+        })?;
+        Ok(Some(choice))
     }
 
     /// The manifest of one target: files hashed while packer reports its version.
@@ -189,7 +205,7 @@ impl Session {
         &self,
         target: &Target,
         packer: &Packer,
-        resolved_base_image: Option<&str>,
+        base_image: Option<&BaseImageChoice>,
     ) -> Result<Manifest> {
         let version_probe = packer.version_cached(self.cache_dir.as_deref())?;
         let sources = crate::fingerprint::local_sources(&self.definition, target);
@@ -204,10 +220,27 @@ impl Session {
                 worker: &self.inputs.worker,
                 fingerprint_key: self.inputs.fingerprint_key.as_ref(),
                 packer_version: &packer_version,
-                resolved_base_image,
+                resolved_base_image: base_image.map(|b| b.id.as_str()),
             },
             hashed,
         ))
+    }
+}
+
+/// Whether a base image of `owner` is acceptable to `target`: any owner when the target
+/// lists no `trusted_base_owners`.
+pub fn check_base_owner(target: &Target, owner: &Option<String>) -> Result<(), String> {
+    let trusted = &target.trusted_base_owners;
+    match owner {
+        _ if trusted.is_empty() => Ok(()),
+        Some(owner) if trusted.contains(owner) => Ok(()),
+        Some(owner) => Err(format!(
+            "owned by project {owner}, which is not in trusted_base_owners ({}): add it there if you trust it, or name another image",
+            trusted.join(", ")
+        )),
+        None => Err(
+            "of an owner Glance does not tell, so not one of trusted_base_owners".into(),
+        ),
     }
 }
 

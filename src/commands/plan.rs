@@ -65,7 +65,7 @@ pub(super) fn compute(
     previous: Option<&Manifest>,
 ) -> Result<Plan> {
     let base = session.resolve_base_image(target, cloud)?;
-    let manifest = session.manifest(target, packer, base.as_deref())?;
+    let manifest = session.manifest(target, packer, base.as_ref())?;
     let mut warnings = Vec::new();
     let missing = session.missing_secrets();
     if !missing.is_empty() {
@@ -88,6 +88,7 @@ pub(super) fn compute(
     Ok(plan::decide(
         manifest,
         fingerprint,
+        base,
         lookup,
         force,
         previous,

@@ -1,5 +1,6 @@
 //! `prune`: delete old images of this definition in Glance, keeping the newest N per
-//! target; never a protected image, never the image of a target's current fingerprint.
+//! target; never a protected image, never the image of a target's current fingerprint,
+//! never an image another project owns (whatever properties it carries).
 
 use std::collections::BTreeMap;
 
@@ -30,7 +31,7 @@ pub fn run(global: &Global, args: &PruneArgs, env: &Env) -> Result<Code> {
     let mut current = BTreeMap::new();
     for target in &targets {
         let base = session.resolve_base_image(target, Some(&cloud))?;
-        let manifest = session.manifest(target, &packer, base.as_deref())?;
+        let manifest = session.manifest(target, &packer, base.as_ref())?;
         current.insert(target.name.clone(), manifest.fingerprint());
     }
 
@@ -38,7 +39,7 @@ pub fn run(global: &Global, args: &PruneArgs, env: &Env) -> Result<Code> {
     let name = &session.definition.name;
     let prefix = format!("{name}-");
     let images: Vec<_> = glance
-        .list(&[(IMAGE_PROPERTY, name.as_str())], |_| true)?
+        .list_owned(&[(IMAGE_PROPERTY, name.as_str())])?
         .into_iter()
         // Both marks must agree: a property alone could be copied onto a foreign image.
         .filter(|i| i.property(IMAGE_PROPERTY) == Some(name.as_str()))

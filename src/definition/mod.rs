@@ -46,6 +46,8 @@ pub enum SourceImage {
 pub struct Target {
     pub name: String,
     pub source_image: SourceImage,
+    /// Project IDs whose base images this target accepts; empty: any owner.
+    pub trusted_base_owners: Vec<String>,
     pub flavor: String,
     pub networks: Vec<String>,
     pub security_groups: Vec<String>,

@@ -35,6 +35,8 @@ struct RawDefinition {
 struct RawTarget {
     source_image: Option<String>,
     source_image_name: Option<String>,
+    #[serde(default)]
+    trusted_base_owners: Vec<String>,
     flavor: String,
     #[serde(default)]
     networks: Vec<String>,
@@ -237,6 +239,9 @@ fn convert_target(name: String, raw: RawTarget, line: usize) -> Result<Target, S
         }
         _ => return Err("missing `source_image` (an image ID) or `source_image_name`".into()),
     };
+    if raw.trusted_base_owners.iter().any(|o| o.trim().is_empty()) {
+        return Err("`trusted_base_owners` holds an empty project ID".into());
+    }
     if raw.flavor.trim().is_empty() {
         return Err("`flavor` is empty".into());
     }
@@ -257,6 +262,7 @@ fn convert_target(name: String, raw: RawTarget, line: usize) -> Result<Target, S
     Ok(Target {
         name,
         source_image,
+        trusted_base_owners: raw.trusted_base_owners,
         flavor: raw.flavor,
         networks: raw.networks,
         security_groups: raw.security_groups,

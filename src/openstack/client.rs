@@ -1,8 +1,11 @@
-//! Keystone v3 and Glance v2 over HTTP (reqwest, blocking): one token per run, endpoints
-//! from the token's catalog, JSON always asked for (Glance answers HTML errors otherwise),
-//! and unreachable endpoints, timeouts and 5xx retried with backoff before giving up.
+//! Keystone v3 and Glance v2 over HTTP (reqwest, blocking): a token renewed before it
+//! expires (and once more if the cloud answers 401 anyway), endpoints from the token's
+//! catalog, JSON always asked for (Glance answers HTML errors otherwise), unreachable
+//! endpoints, timeouts and 5xx retried with backoff before giving up, and no redirect
+//! followed to another origin (the token would go along).
 
-use std::time::Duration;
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
@@ -12,6 +15,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::credentials::Credentials;
+use crate::redirects::{self, RedirectRefused};
 
 #[derive(Debug, Error)]
 pub enum OpenStackError {
@@ -26,6 +30,12 @@ pub enum OpenStackError {
         status: u16,
         message: String,
     },
+    #[error("{method} {url}: {refused}")]
+    Redirect {
+        method: String,
+        url: String,
+        refused: RedirectRefused,
+    },
     #[error("{method} {url}: {reason}, still after {attempts} attempts")]
     Unavailable {
         method: String,
@@ -38,7 +48,10 @@ pub enum OpenStackError {
 impl OpenStackError {
     /// Whether the cloud (not the input) failed: exit 3 rather than 2.
     pub fn is_external(&self) -> bool {
-        matches!(self, OpenStackError::Unavailable { .. })
+        matches!(
+            self,
+            OpenStackError::Unavailable { .. } | OpenStackError::Redirect { .. }
+        )
     }
 }
 
@@ -75,56 +88,81 @@ struct CatalogEndpoint {
     region: Option<String>,
 }
 
-/// An authenticated session: the token and the catalog it came with.
+/// A token and when to renew it.
+struct Token {
+    secret: SecretString,
+    /// When the login that made it started (a little before Keystone issued it).
+    obtained: Instant,
+    /// `expires_at - issued_at` by Keystone's clock; None if the answer lacks them.
+    lifetime: Option<Duration>,
+}
+
+/// What one login gives.
+struct Login {
+    token: Token,
+    project_id: Option<String>,
+    catalog: Vec<CatalogEntry>,
+}
+
+/// How long before its expiry a token is renewed: 5 minutes, or a quarter of the
+/// lifetime for short-lived tokens.
+pub fn renewal_margin(lifetime: Duration) -> Duration {
+    (lifetime / 4).min(Duration::from_secs(300))
+}
+
+/// Whether a token `age` old, which lives `lifetime`, is renewed before the next call.
+pub fn needs_renewal(lifetime: Duration, age: Duration) -> bool {
+    lifetime.saturating_sub(age) < renewal_margin(lifetime)
+}
+
+/// An authenticated session: the token, the project it is scoped to and the catalog it
+/// came with, and the credentials to renew it with (the same ones, always).
 pub struct Cloud {
     http: Client,
-    token: SecretString,
+    credentials: Credentials,
+    token: RefCell<Token>,
+    project_id: Option<String>,
     catalog: Vec<CatalogEntry>,
     region: Option<String>,
     interface: String,
     backoff: Backoff,
     /// HTTP requests made, for tests and `-v`.
-    pub requests: std::cell::Cell<u32>,
+    pub requests: Cell<u32>,
+    /// Logins made (the first one included), for tests.
+    pub logins: Cell<u32>,
 }
 
 impl Cloud {
-    /// Logs in once (`POST /v3/auth/tokens`).
+    /// Logs in (`POST /v3/auth/tokens`).
     pub fn connect(credentials: &Credentials, backoff: Backoff) -> Result<Cloud, OpenStackError> {
         let http = Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("uworker-image/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirects::same_origin_only())
             .build()
             .map_err(|e| OpenStackError::Config(format!("HTTP client: {e}")))?;
-        let url = format!("{}/auth/tokens", credentials.auth_url);
-        let body = credentials.token_request();
-        let response = send(&backoff, Method::POST, &url, || http.post(&url).json(&body))?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(OpenStackError::Unauthorized {
-                variables: credentials.variables_used.clone(),
-            });
-        }
-        let response = check(Method::POST, &url, response)?;
-        let token = response
-            .headers()
-            .get("X-Subject-Token")
-            .and_then(|v| v.to_str().ok())
-            .map(|t| SecretString::from(t.to_string()))
-            .ok_or_else(|| {
-                OpenStackError::Config(format!("{url}: no X-Subject-Token in the answer"))
-            })?;
-        let body: Value = response
-            .json()
-            .map_err(|e| OpenStackError::Config(format!("{url}: {e}")))?;
-        let catalog = serde_json::from_value(body["token"]["catalog"].clone()).unwrap_or_default();
+        let login = login(&http, credentials, &backoff)?;
         Ok(Cloud {
             http,
-            token,
-            catalog,
+            credentials: credentials.clone(),
+            token: RefCell::new(login.token),
+            project_id: login.project_id,
+            catalog: login.catalog,
             region: credentials.region.clone(),
             interface: credentials.interface.clone(),
             backoff,
-            requests: std::cell::Cell::new(1),
+            requests: Cell::new(1),
+            logins: Cell::new(1),
+        })
+    }
+
+    /// The ID of the project the token is scoped to: the owner of this project's images.
+    pub fn project_id(&self) -> Result<&str, OpenStackError> {
+        self.project_id.as_deref().ok_or_else(|| {
+            OpenStackError::Config(
+                "the token is not scoped to a project: set OS_PROJECT_NAME or OS_PROJECT_ID (or use an application credential), so the tool knows which images are this project's".into(),
+            )
         })
     }
 
@@ -158,24 +196,110 @@ impl Cloud {
             })
     }
 
-    /// A request with the token, JSON accepted, retried when the cloud falters.
+    /// A request with the token, JSON accepted, retried when the cloud falters. A token
+    /// near its expiry is renewed first; a 401 on a token believed valid (revoked, or
+    /// expired early) gets one new login and one more try, never more.
     pub fn call(
         &self,
         method: Method,
         url: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, OpenStackError> {
+        if self.token_due() {
+            self.renew()?;
+        }
+        let response = self.send_with_token(&method, url, &build)?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return check(method, url, response);
+        }
+        self.renew()?;
+        let response = self.send_with_token(&method, url, &build)?;
+        check(method, url, response)
+    }
+
+    fn send_with_token(
+        &self,
+        method: &Method,
+        url: &str,
+        build: &impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, OpenStackError> {
         self.requests.set(self.requests.get() + 1);
-        let response = send(&self.backoff, method.clone(), url, || {
+        let token = self.token.borrow();
+        send(&self.backoff, method.clone(), url, || {
             build(
                 self.http
                     .request(method.clone(), url)
-                    .header("X-Auth-Token", self.token.expose_secret())
+                    .header("X-Auth-Token", token.secret.expose_secret())
                     .header("Accept", "application/json"),
             )
-        })?;
-        check(method, url, response)
+        })
     }
+
+    fn token_due(&self) -> bool {
+        let token = self.token.borrow();
+        token
+            .lifetime
+            .is_some_and(|lifetime| needs_renewal(lifetime, token.obtained.elapsed()))
+    }
+
+    /// A new token from the same credentials; the catalog and project stay as they were.
+    fn renew(&self) -> Result<(), OpenStackError> {
+        self.requests.set(self.requests.get() + 1);
+        self.logins.set(self.logins.get() + 1);
+        let login = login(&self.http, &self.credentials, &self.backoff)?;
+        *self.token.borrow_mut() = login.token;
+        Ok(())
+    }
+}
+
+/// `POST /auth/tokens`: the token, its lifetime, its project and its catalog.
+fn login(
+    http: &Client,
+    credentials: &Credentials,
+    backoff: &Backoff,
+) -> Result<Login, OpenStackError> {
+    let url = format!("{}/auth/tokens", credentials.auth_url);
+    let body = credentials.token_request();
+    let obtained = Instant::now();
+    let response = send(backoff, Method::POST, &url, || http.post(&url).json(&body))?;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        return Err(OpenStackError::Unauthorized {
+            variables: credentials.variables_used.clone(),
+        });
+    }
+    let response = check(Method::POST, &url, response)?;
+    let secret = response
+        .headers()
+        .get("X-Subject-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| SecretString::from(t.to_string()))
+        .ok_or_else(|| {
+            OpenStackError::Config(format!("{url}: no X-Subject-Token in the answer"))
+        })?;
+    let body: Value = response
+        .json()
+        .map_err(|e| OpenStackError::Config(format!("{url}: {e}")))?;
+    let token = &body["token"];
+    Ok(Login {
+        token: Token {
+            secret,
+            obtained,
+            lifetime: lifetime(token),
+        },
+        project_id: token["project"]["id"].as_str().map(str::to_string),
+        catalog: serde_json::from_value(token["catalog"].clone()).unwrap_or_default(),
+    })
+}
+
+/// `expires_at - issued_at` of a token body, both by Keystone's clock (a skewed local
+/// clock does not matter). Keystone writes `2026-01-01T00:00:00.000000Z`.
+fn lifetime(token: &Value) -> Option<Duration> {
+    let time = |key: &str| {
+        token[key]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+    };
+    time("expires_at")?.duration_since(time("issued_at")?).ok()
 }
 
 /// Sends with retries on connection errors, timeouts, 5xx and 429.
@@ -203,6 +327,13 @@ fn send(
                 };
             }
             Err(e) => {
+                if let Some(refused) = redirects::refusal(&e) {
+                    return Err(OpenStackError::Redirect {
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        refused,
+                    });
+                }
                 return Err(OpenStackError::Config(format!("{method} {url}: {e}")));
             }
         }
@@ -310,5 +441,222 @@ mod tests {
         let http = Client::new();
         let response = send(&quick(4), Method::GET, &url, || http.get(&url)).unwrap();
         assert_eq!(response.status(), 404, "answered at once, not retried");
+    }
+}
+
+/// The token's life and the redirect rule, against a loopback Keystone that issues tokens
+/// of a chosen lifetime and services that answer 401 or redirect on purpose (answers the
+/// real Keystone and Glance cannot be made to give on cue).
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use crate::env::Env;
+    use crate::loopback::{Answer, Request, Server};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    const SECRET: &str = "pa$$ \"word\"\nline2";
+
+    /// A Keystone on 127.0.0.1 that issues `tok-1`, `tok-2`, ... living `lifetime`, and
+    /// answers every other request with `service(request, token number)`.
+    fn keystone(
+        lifetime: Duration,
+        service: impl Fn(&Request, u32) -> Answer + Send + Sync + 'static,
+    ) -> Server {
+        let issued = Arc::new(AtomicU32::new(0));
+        Server::start("127.0.0.1", move |request| {
+            if request.method == "POST" && request.path == "/v3/auth/tokens" {
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                let now = SystemTime::now();
+                let body = serde_json::json!({"token": {
+                    "issued_at": humantime::format_rfc3339_micros(now).to_string(),
+                    "expires_at": humantime::format_rfc3339_micros(now + lifetime).to_string(),
+                    "project": {"id": "project-1"},
+                    "catalog": [],
+                }});
+                return Answer::new(201, &body.to_string())
+                    .header("X-Subject-Token", &format!("tok-{n}"))
+                    .header("Content-Type", "application/json");
+            }
+            let token = request
+                .header("x-auth-token")
+                .and_then(|t| t.strip_prefix("tok-"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            service(request, token)
+        })
+    }
+
+    fn connect(server: &Server) -> Cloud {
+        let env = Env::from_pairs(
+            [
+                ("OS_AUTH_URL", format!("{}/v3", server.url)),
+                ("OS_USERNAME", "ci".to_string()),
+                ("OS_PASSWORD", SECRET.to_string()),
+                ("OS_PROJECT_NAME", "p".to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        let credentials = Credentials::from_env(&env).unwrap().unwrap();
+        let backoff = Backoff {
+            attempts: 1,
+            first_delay: Duration::from_millis(1),
+        };
+        Cloud::connect(&credentials, backoff).unwrap()
+    }
+
+    fn logins(server: &Server) -> Vec<Request> {
+        server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/v3/auth/tokens")
+            .collect()
+    }
+
+    fn calls(server: &Server, path: &str) -> Vec<Request> {
+        server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    #[test]
+    fn a_token_is_renewed_within_five_minutes_or_a_quarter_of_its_life_from_expiry() {
+        let hour = Duration::from_secs(3600);
+        let s = Duration::from_secs;
+        assert_eq!(renewal_margin(hour), s(300));
+        assert!(!needs_renewal(hour, s(3299)));
+        assert!(needs_renewal(hour, s(3301)));
+        assert!(needs_renewal(hour, s(7200)), "long expired");
+        let short = s(20);
+        assert_eq!(renewal_margin(short), s(5));
+        assert!(!needs_renewal(short, s(14)));
+        assert!(needs_renewal(short, s(16)));
+        // Keystone's own way of writing the times gives the lifetime.
+        let body = serde_json::json!({
+            "issued_at": "2026-11-30T06:41:38.000000Z",
+            "expires_at": "2026-11-30T07:41:38.000000Z"
+        });
+        assert_eq!(lifetime(&body), Some(hour));
+        assert_eq!(lifetime(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn a_token_near_its_expiry_is_renewed_before_the_next_call() {
+        let server = keystone(Duration::from_secs(2), |_, token| {
+            Answer::new(200, &format!("{{\"token\": {token}}}"))
+        });
+        let cloud = connect(&server);
+        let url = format!("{}/thing", server.url);
+        cloud.call(Method::GET, &url, |r| r).unwrap();
+        assert_eq!(cloud.logins.get(), 1, "a fresh token is used as it is");
+        // 1.6 s of 2: less than a quarter of its life left.
+        std::thread::sleep(Duration::from_millis(1600));
+        cloud.call(Method::GET, &url, |r| r).unwrap();
+        assert_eq!(cloud.logins.get(), 2);
+        let tokens: Vec<_> = calls(&server, "/thing")
+            .iter()
+            .map(|r| r.header("x-auth-token").unwrap_or("").to_string())
+            .collect();
+        assert_eq!(tokens, ["tok-1", "tok-2"]);
+    }
+
+    #[test]
+    fn a_401_on_a_valid_token_means_one_new_login_and_one_more_try() {
+        // The first token is refused (revoked, say), the second one accepted.
+        let server = keystone(Duration::from_secs(3600), |_, token| match token {
+            1 => Answer::new(401, "{}"),
+            _ => Answer::new(200, "{}"),
+        });
+        let cloud = connect(&server);
+        let url = format!("{}/thing", server.url);
+        let response = cloud.call(Method::GET, &url, |r| r).unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(calls(&server, "/thing").len(), 2);
+        let logins = logins(&server);
+        assert_eq!(logins.len(), 2);
+        // The same credentials, both times.
+        assert_eq!(logins[0].body, logins[1].body);
+        assert!(logins[1]
+            .body
+            .contains(&serde_json::json!(SECRET).to_string()));
+    }
+
+    #[test]
+    fn a_401_after_a_new_login_is_an_error_not_a_loop() {
+        let server = keystone(Duration::from_secs(3600), |_, _| {
+            Answer::new(401, r#"{"error": {"message": "go away"}}"#)
+        });
+        let cloud = connect(&server);
+        let url = format!("{}/thing", server.url);
+        let err = cloud.call(Method::GET, &url, |r| r).unwrap_err();
+        assert!(
+            matches!(err, OpenStackError::Api { status: 401, .. }),
+            "{err}"
+        );
+        assert_eq!(calls(&server, "/thing").len(), 2, "one call, one repeat");
+        assert_eq!(logins(&server).len(), 2, "the first login and one more");
+    }
+
+    #[test]
+    fn a_redirect_to_another_origin_is_refused_and_the_token_stays_home() {
+        let elsewhere = Server::start("127.0.0.2", |_| Answer::new(200, "{}"));
+        let target = format!("{}/steal", elsewhere.url);
+        let server = keystone(Duration::from_secs(3600), move |request, _| {
+            match request.path.as_str() {
+                "/v2/images" => Answer::new(302, "").header("Location", &target),
+                "/moved" => Answer::new(302, "").header("Location", "/here"),
+                _ => Answer::new(200, "{}"),
+            }
+        });
+        let cloud = connect(&server);
+        let url = format!("{}/v2/images", server.url);
+        let err = cloud.call(Method::GET, &url, |r| r).unwrap_err();
+        assert!(err.is_external(), "{err}");
+        let port = |u: &str| u.rsplit(':').next().unwrap().to_string();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "GET {url}: refused a redirect from http://127.0.0.1:{} to another origin, http://127.0.0.2:{}: credentials are only sent to the origin they are for",
+                port(&server.url),
+                port(&elsewhere.url)
+            )
+        );
+        assert!(elsewhere.requests().is_empty(), "nothing reached 127.0.0.2");
+        // Within the origin a redirect is followed, token and all.
+        let response = cloud
+            .call(Method::GET, &format!("{}/moved", server.url), |r| r)
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let here = calls(&server, "/here");
+        assert_eq!(here.len(), 1);
+        assert_eq!(here[0].header("x-auth-token"), Some("tok-1"));
+    }
+
+    #[test]
+    fn the_login_itself_is_not_sent_on_to_another_origin() {
+        let elsewhere = Server::start("127.0.0.2", |_| Answer::new(201, "{}"));
+        let target = format!("{}/v3/auth/tokens", elsewhere.url);
+        // 307 keeps the method and the body: the password would go along.
+        let server = Server::start("127.0.0.1", move |_| {
+            Answer::new(307, "").header("Location", &target)
+        });
+        let env = Env::from_pairs(
+            [
+                ("OS_AUTH_URL", format!("{}/v3", server.url)),
+                ("OS_USERNAME", "ci".to_string()),
+                ("OS_PASSWORD", SECRET.to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        let credentials = Credentials::from_env(&env).unwrap().unwrap();
+        let err = Cloud::connect(&credentials, Backoff::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(err, OpenStackError::Redirect { .. }), "{err}");
+        assert!(err.to_string().contains(&elsewhere.url), "{err}");
+        assert!(elsewhere.requests().is_empty(), "nothing reached 127.0.0.2");
     }
 }

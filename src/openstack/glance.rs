@@ -1,5 +1,9 @@
-//! Glance v2: finding images by the fingerprint property, resolving base image names,
-//! listing, patching, tagging and deleting images.
+//! Glance v2: finding this project's images by the fingerprint property, resolving base
+//! image names, listing, patching, tagging and deleting images.
+//!
+//! Fingerprints are published, so anyone on a shared cloud can put ours on a public
+//! image: every lookup of "our" images asks Glance for the token's project as `owner`,
+//! and checks the owner of each image it gets anyway.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,12 @@ pub struct Image {
     pub name: Option<String>,
     pub status: String,
     pub created_at: String,
+    /// The project that owns the image.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// public, community, shared or private.
+    #[serde(default)]
+    pub visibility: Option<String>,
     #[serde(default)]
     pub protected: bool,
     #[serde(default)]
@@ -109,24 +119,43 @@ impl<'a> Glance<'a> {
         }
     }
 
-    /// The newest active image with `property` = `value`.
-    pub fn newest_with(
+    /// Images owned by the token's project that match `filters`, newest first, all pages
+    /// followed. Glance filters by owner, and each image's owner is checked again.
+    pub fn list_owned(&self, filters: &[(&str, &str)]) -> Result<Vec<Image>, OpenStackError> {
+        let owner = self.cloud.project_id()?;
+        let mut filters = filters.to_vec();
+        filters.push(("owner", owner));
+        let found = self.list(&filters, |_| true)?;
+        Ok(found
+            .into_iter()
+            .filter(|i| i.owner.as_deref() == Some(owner))
+            .collect())
+    }
+
+    /// The newest active image of the token's project with `property` = `value`.
+    pub fn newest_owned_with(
         &self,
         property: &str,
         value: &str,
     ) -> Result<Option<Image>, OpenStackError> {
-        let found = self.list(&[(property, value), ("status", "active")], |_| false)?;
-        Ok(found
-            .into_iter()
-            .find(|i| i.property(property) == Some(value)))
+        let owner = self.cloud.project_id()?;
+        let wanted =
+            |i: &Image| i.property(property) == Some(value) && i.owner.as_deref() == Some(owner);
+        let found = self.list(
+            &[(property, value), ("status", "active"), ("owner", owner)],
+            |i| !wanted(i),
+        )?;
+        Ok(found.into_iter().find(|i| wanted(i)))
     }
 
-    /// The newest active image whose fingerprint property is `fingerprint`.
+    /// The newest active image of the token's project whose fingerprint property is
+    /// `fingerprint`.
     pub fn find_fingerprint(&self, fingerprint: &str) -> Result<Option<Image>, OpenStackError> {
-        self.newest_with(FINGERPRINT_PROPERTY, fingerprint)
+        self.newest_owned_with(FINGERPRINT_PROPERTY, fingerprint)
     }
 
-    /// The newest active image called `name` (what `source_image_name` means to packer).
+    /// The newest active image called `name` (what `source_image_name` means to packer),
+    /// whoever owns it: base images are often public.
     pub fn resolve_name(&self, name: &str) -> Result<Option<Image>, OpenStackError> {
         let found = self.list(&[("name", name), ("status", "active")], |_| false)?;
         Ok(found.into_iter().find(|i| i.name.as_deref() == Some(name)))

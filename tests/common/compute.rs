@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::openstack::{openrc, os_env};
+use super::openstack::{nova_service_credentials, openrc, os_env};
 
 /// The catalog region that has a compute service (and the image service).
 pub const REGION: &str = "RegionE2E";
@@ -84,6 +84,8 @@ fn start() -> Compute {
         .arg(harness("systemd-host.sh"))
         .args(["--addresses", &format!("{net}.10-{net}.99")])
         .args(["--floating-addresses", &format!("{net}.200-{net}.250")])
+        .arg("--service-credentials")
+        .arg(nova_service_credentials())
         .stdin(Stdio::piped())
         .stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -2,7 +2,7 @@
 //! (the script reuses running services and a cached venv), and a few helpers to make
 //! images the way a build leaves them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -12,12 +12,11 @@ use uworker_image::openstack::client::{Backoff, Cloud};
 use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image};
 
-/// The OS_* variables of the test cloud's RC file.
-pub fn openrc() -> &'static Vec<(String, String)> {
-    static RC: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    RC.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/openstack.sh");
-        let out = Command::new(&script)
+/// The RC file the harness wrote (the services started on first use).
+fn rc_path() -> &'static PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new(harness())
             .arg("start")
             .output()
             .expect("the harness runs");
@@ -26,14 +25,56 @@ pub fn openrc() -> &'static Vec<(String, String)> {
             "starting Keystone + Glance failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+fn harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/openstack.sh")
+}
+
+fn read_rc(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The OS_* variables of the test cloud's RC file.
+pub fn openrc() -> &'static Vec<(String, String)> {
+    static RC: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    RC.get_or_init(|| read_rc(rc_path()))
+}
+
+/// The OS_* variables of the cloud's admin (who sees every project's images).
+pub fn admin_env() -> Vec<(String, String)> {
+    read_rc(&rc_path().with_file_name("admin-openrc.sh"))
+}
+
+/// The Compute stand-in's service user (JSON), as the harness wrote it.
+pub fn nova_service_credentials() -> PathBuf {
+    rc_path().with_file_name("nova-service.json")
+}
+
+/// OS_AUTH_URL of a second Keystone whose tokens live 20 seconds (same users, catalog
+/// and keys), started on first use.
+pub fn short_token_auth_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        rc_path();
+        let out = Command::new(harness())
+            .arg("start-short-tokens")
+            .output()
+            .expect("the harness runs");
+        assert!(
+            out.status.success(),
+            "starting the short-token Keystone failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
     })
 }
 

@@ -4,11 +4,17 @@
 #
 #   tests/harness/openstack.sh start   install if needed, start, print the openrc path
 #   tests/harness/openstack.sh stop
+#   tests/harness/openstack.sh start-short-tokens   after start: a second Keystone on the
+#                                      same database and keys whose tokens live
+#                                      UWORKER_TEST_TOKEN_LIFETIME seconds (20); prints its
+#                                      OS_AUTH_URL (tests of token renewal; the rest of the
+#                                      suite keeps the first one's hour-long tokens)
 #   tests/harness/openstack.sh register REGION TYPE NAME URL   a service in the catalog
 #
 # Environment: UWORKER_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test),
 # UWORKER_TEST_OPENSTACK (state, default $TMPDIR/uworker-image-openstack),
-# KEYSTONE_PORT (35000), GLANCE_PORT (39292). Writes $UWORKER_TEST_OPENSTACK/openrc.sh.
+# KEYSTONE_PORT (35000), GLANCE_PORT (39292), KEYSTONE_SHORT_PORT (KEYSTONE_PORT + 1).
+# Writes $UWORKER_TEST_OPENSTACK/openrc.sh (and admin-openrc.sh, the cloud's admin).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +24,8 @@ cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}
 dir=${UWORKER_TEST_OPENSTACK:-${TMPDIR:-/tmp}/uworker-image-openstack}
 keystone_port=${KEYSTONE_PORT:-35000}
 glance_port=${GLANCE_PORT:-39292}
+short_port=${KEYSTONE_SHORT_PORT:-$((keystone_port + 1))}
+token_lifetime=${UWORKER_TEST_TOKEN_LIFETIME:-20}
 host=127.0.0.1
 keystone_url=http://$host:$keystone_port
 glance_url=http://$host:$glance_port
@@ -32,7 +40,7 @@ pid_of() { cat "$run/$1.pid" 2>/dev/null || true; }
 http_code() { curl -s -o /dev/null --max-time 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
 
 stop() {
-  for name in glance keystone; do
+  for name in glance keystone-short keystone; do
     local pid
     pid=$(pid_of "$name")
     if alive "$pid"; then
@@ -189,7 +197,36 @@ export OS_PROJECT_DOMAIN_NAME=Default
 export OS_APPLICATION_CREDENTIAL_ID=$app_cred
 export OS_APPLICATION_CREDENTIAL_SECRET=ci-appcred-secret
 EOF
+  # The Compute stand-in's service user (openstack_bootstrap.py makes it).
+  (umask 077; printf '{"user": "nova", "password": "nova-service-secret", "project": "service"}\n' >"$dir/nova-service.json")
+  # The cloud's admin (bootstrap), for tests that set up other projects and users.
+  cat >"$dir/admin-openrc.sh" <<EOF
+export OS_AUTH_URL=$keystone_url/v3
+export OS_IDENTITY_API_VERSION=3
+export OS_REGION_NAME=RegionOne
+export OS_INTERFACE=public
+export OS_USERNAME=admin
+export OS_PASSWORD=admin-secret
+export OS_PROJECT_NAME=admin
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+EOF
   echo "$dir/openrc.sh"
+}
+
+# The short-token Keystone: the same database, fernet keys and catalog, another
+# [token] expiration. Its tokens validate anywhere (Glance, the Compute stand-in), and
+# expire there too: a fernet token carries its expiry.
+start_short_tokens() {
+  local ks=$dir/keystone
+  [ -e "$ks/.initialized" ] || die "run '$0 start' first"
+  sed -e "s|^log_file = .*|log_file = $log/keystone-short.log|" \
+    -e "s|^provider = fernet$|provider = fernet\nexpiration = $token_lifetime|" \
+    "$ks/keystone.conf" >"$ks/keystone-short.conf"
+  grep -qx "expiration = $token_lifetime" "$ks/keystone-short.conf" || die "keystone-short.conf has no expiration"
+  uwsgi_ini keystone-short "$short_port" keystone.wsgi.api:application "OS_KEYSTONE_CONFIG_FILES=$ks/keystone-short.conf" >"$dir/keystone-short-uwsgi.ini"
+  start_server keystone-short "$short_port" "http://$host:$short_port/v3"
+  echo "http://$host:$short_port/v3"
 }
 
 # A service in the catalog, in a region of its own with the image service (the Compute
@@ -202,6 +239,7 @@ register() { # region type name url
 case ${1:-} in
   start) start ;;
   stop) stop ;;
+  start-short-tokens) start_short_tokens ;;
   register) shift; register "$@" ;;
-  *) die "usage: $0 start|stop|register REGION TYPE NAME URL" ;;
+  *) die "usage: $0 start|stop|start-short-tokens|register REGION TYPE NAME URL" ;;
 esac

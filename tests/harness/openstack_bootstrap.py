@@ -1,6 +1,6 @@
 """Idempotent set-up of the test cloud through Keystone's v3 API (standard library only).
 
-Creates the service project and the glance service user, the image service and its
+Creates the service project and the glance and nova service users, the image service and its
 endpoints, project ci-project with user ci-user (role member), and an application
 credential of ci-user with a fixed secret, whose ID it prints. Reads KEYSTONE and GLANCE.
 With `register REGION TYPE NAME URL`, puts a service (the Compute stand-in) in the catalog.
@@ -14,6 +14,7 @@ import urllib.request
 KEYSTONE = os.environ["KEYSTONE"]
 GLANCE = os.environ["GLANCE"]
 REGION = "RegionOne"
+NOVA_SERVICE_PASSWORD = "nova-service-secret"
 
 
 def call(method, path, token=None, body=None):
@@ -118,6 +119,11 @@ def main():
                     {"name": "glance", "domain_id": "default", "password": "glance-service-secret"})
     grant(admin, service, glance, "service")
     grant(admin, service, glance, "admin")
+    # The Compute stand-in's service user (Nova's [service_user]): its token lets Glance
+    # accept a caller's token that expired during a snapshot upload.
+    nova = ensure(admin, "users", "user", {"name": "nova"},
+                  {"name": "nova", "domain_id": "default", "password": NOVA_SERVICE_PASSWORD})
+    grant(admin, service, nova, "service")
     endpoints(admin, "image", "glance", GLANCE)
     project = ensure(admin, "projects", "project", {"name": "ci-project"},
                      {"name": "ci-project", "domain_id": "default"})

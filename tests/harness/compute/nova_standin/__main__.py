@@ -1,11 +1,13 @@
 """python -m nova_standin --listen ADDR --url-file F --state DIR --keystone URL --region R
                         --host-script systemd-host.sh --addresses 127.0.3.10-127.0.3.99
                         --floating-addresses 127.0.3.200-127.0.3.250
+                        [--service-credentials FILE]
 
 Serves until stdin closes (the test process that started it ended) or SIGTERM/SIGINT,
 then destroys every host it booted. Writes its base URL to --url-file once it listens."""
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -27,6 +29,9 @@ def main():
     parser.add_argument("--host-script", required=True, help="tests/harness/systemd-host.sh")
     parser.add_argument("--addresses", required=True, help="server address pool: A.B.C.x-A.B.C.y")
     parser.add_argument("--floating-addresses", required=True, help="floating IP pool, likewise")
+    parser.add_argument("--service-credentials",
+                        help='JSON {"user", "password", "project"} of a user with the service '
+                             "role: sent to Glance as X-Service-Token, as Nova does")
     args = parser.parse_args()
 
     from .api import Api
@@ -49,8 +54,12 @@ def main():
     api = Api()
     compute = Compute(hosts, None, log)
     compute.network = Network(compute, address_pool(args.floating_addresses), log)
-    httpd = StandIn((args.listen, args.port), api, Identity(args.keystone, args.region), compute,
-                    compute.network, log)
+    service = None
+    if args.service_credentials:
+        with open(args.service_credentials) as f:
+            service = json.load(f)
+    identity = Identity(args.keystone, args.region, service)
+    httpd = StandIn((args.listen, args.port), api, identity, compute, compute.network, log)
     compute.base_url = f"http://{args.listen}:{httpd.server_address[1]}"
 
     stopping = threading.Event()
