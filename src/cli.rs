@@ -64,6 +64,10 @@ pub struct Global {
         value_name = "FILE"
     )]
     pub worker_config: Option<PathBuf>,
+    /// Rebuild when the image of the fingerprint is older than this (e.g. 30d), for its
+    /// packages' security updates; overrides image.toml's `max_age`.
+    #[arg(long, global = true, env = "UWORKER_IMAGE_MAX_AGE", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_age: Option<std::time::Duration>,
     /// The packer executable.
     #[arg(long, global = true, env = "UWORKER_IMAGE_PACKER", value_name = "PATH")]
     pub packer: Option<PathBuf>,

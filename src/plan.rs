@@ -1,5 +1,7 @@
 //! The decision: build or skip, and why (pure).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::{Changes, Manifest};
@@ -18,8 +20,18 @@ pub enum Lookup {
     Unavailable(String),
     Found {
         image_id: String,
+        /// Since Glance's `created_at` of the image (None when it could not be read).
+        age: Option<Duration>,
     },
     Missing,
+}
+
+/// When an image with the fingerprint does not serve: `--force`, or older than `max_age`
+/// (an unchanged definition still needs its packages' security updates).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub force: bool,
+    pub max_age: Option<Duration>,
 }
 
 /// The image a `source_image_name` resolved to, and whose it is: base images are often
@@ -53,6 +65,9 @@ pub struct Plan {
     pub fingerprint: String,
     pub image_id: Option<String>,
     pub reason: String,
+    /// How old the image with this fingerprint is (Glance's `created_at`); null when none
+    /// was found.
+    pub image_age_seconds: Option<u64>,
     /// The resolved `source_image_name`; null for an image ID or without a cloud.
     pub base_image: Option<BaseImageChoice>,
     /// Against `--previous`; null when there was nothing to compare with.
@@ -68,18 +83,37 @@ pub fn decide(
     fingerprint: String,
     base_image: Option<BaseImageChoice>,
     lookup: Lookup,
-    force: bool,
+    policy: Policy,
     previous: Option<&Manifest>,
     warnings: Vec<String>,
 ) -> Plan {
     let changes = previous.map(|p| Changes::between(p, &manifest));
-    let (action, image_id, reason) = match (lookup, force) {
-        (Lookup::Found { image_id }, true) => (
+    let image_age_seconds = match &lookup {
+        Lookup::Found { age, .. } => age.map(|a| a.as_secs()),
+        _ => None,
+    };
+    let (action, image_id, reason) = match (lookup, policy.force) {
+        (Lookup::Found { image_id, .. }, true) => (
             Action::Build,
             None,
             format!("--force: rebuilding although image {image_id} has this fingerprint"),
         ),
-        (Lookup::Found { image_id }, false) => (
+        (
+            Lookup::Found {
+                image_id,
+                age: Some(age),
+            },
+            false,
+        ) if policy.max_age.is_some_and(|max| age > max) => (
+            Action::Build,
+            None,
+            format!(
+                "image {image_id} was built {} ago; max_age is {}",
+                human_duration(age),
+                human_duration(policy.max_age.unwrap_or_default())
+            ),
+        ),
+        (Lookup::Found { image_id, .. }, false) => (
             Action::Skip,
             Some(image_id.clone()),
             format!("image {image_id} already has this fingerprint"),
@@ -106,11 +140,23 @@ pub fn decide(
         fingerprint,
         image_id,
         reason,
+        image_age_seconds,
         base_image,
         changes,
         warnings,
         manifest,
     }
+}
+
+/// A duration in its largest whole unit: `31 days`, `3 hours`, `1 minute`, `2 seconds`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (count, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(size, _)| secs >= *size)
+        .map(|(size, unit)| (secs / size, unit))
+        .unwrap_or((secs, "second"));
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
 }
 
 /// The plan for a person to read.
@@ -125,6 +171,12 @@ pub fn to_text(plan: &Plan, previous_label: Option<&str>) -> String {
     );
     if let Some(id) = &plan.image_id {
         out.push_str(&format!("image:       {id}\n"));
+    }
+    if let Some(age) = plan.image_age_seconds {
+        out.push_str(&format!(
+            "image age:   {}\n",
+            human_duration(Duration::from_secs(age))
+        ));
     }
     if let Some(base) = &plan.base_image {
         out.push_str(&format!("base image:  {}\n", base.describe()));
@@ -149,4 +201,105 @@ pub fn to_text(plan: &Plan, previous_label: Option<&str>) -> String {
         out.push_str(&format!("warning:     {warning}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "schema": 1, "image": "uworker", "target": "t", "template_sha256": "00",
+            "files": [], "variables": {}, "secrets": {},
+            "base_image": {"by": "id", "value": "base"}, "packer_version": "1.6.6"
+        }))
+        .unwrap()
+    }
+
+    fn plan(age: Option<u64>, policy: Policy) -> Plan {
+        let lookup = Lookup::Found {
+            image_id: "img-1".into(),
+            age: age.map(Duration::from_secs),
+        };
+        decide(
+            manifest(),
+            "sha256:ab".into(),
+            None,
+            lookup,
+            policy,
+            None,
+            vec![],
+        )
+    }
+
+    const DAY: u64 = 86_400;
+
+    #[test]
+    fn an_image_older_than_max_age_is_rebuilt_and_the_reason_says_how_old() {
+        let max_age = Some(Duration::from_secs(30 * DAY));
+        let stale = plan(
+            Some(31 * DAY + 5),
+            Policy {
+                force: false,
+                max_age,
+            },
+        );
+        assert_eq!(stale.action, Action::Build);
+        assert_eq!(stale.image_id, None);
+        assert_eq!(
+            stale.reason,
+            "image img-1 was built 31 days ago; max_age is 30 days"
+        );
+        assert_eq!(stale.image_age_seconds, Some(31 * DAY + 5));
+
+        let fresh = plan(
+            Some(30 * DAY),
+            Policy {
+                force: false,
+                max_age,
+            },
+        );
+        assert_eq!(fresh.action, Action::Skip);
+        assert_eq!(fresh.image_id.as_deref(), Some("img-1"));
+        assert!(to_text(&fresh, None).contains("image age:   30 days\n"));
+    }
+
+    #[test]
+    fn without_max_age_or_a_known_age_the_image_serves() {
+        let old = Some(3650 * DAY);
+        assert_eq!(plan(old, Policy::default()).action, Action::Skip);
+        let max_age = Some(Duration::from_secs(1));
+        assert_eq!(
+            plan(
+                None,
+                Policy {
+                    force: false,
+                    max_age
+                }
+            )
+            .action,
+            Action::Skip
+        );
+        let forced = plan(
+            old,
+            Policy {
+                force: true,
+                max_age: None,
+            },
+        );
+        assert_eq!(forced.action, Action::Build);
+        assert!(forced.reason.starts_with("--force"), "{}", forced.reason);
+    }
+
+    #[test]
+    fn durations_read_in_their_largest_unit() {
+        let text = |s| human_duration(Duration::from_secs(s));
+        assert_eq!(text(0), "0 seconds");
+        assert_eq!(text(1), "1 second");
+        assert_eq!(text(59), "59 seconds");
+        assert_eq!(text(60), "1 minute");
+        assert_eq!(text(3 * 3600 + 59), "3 hours");
+        assert_eq!(text(DAY), "1 day");
+        assert_eq!(text(31 * DAY), "31 days");
+    }
 }

@@ -1,6 +1,8 @@
 //! Which old images of a definition to delete (pure): per target, the newest `keep`
-//! active images stay; protected images, the image of the current fingerprint and images
-//! still being made (queued, saving, importing) are never touched.
+//! active images stay; protected images, the newest active image of the current
+//! fingerprint and images still being made (queued, saving, importing) are never
+//! touched. Older images of the current fingerprint (rebuilt by `max_age`) age out like
+//! any other.
 
 use std::collections::BTreeMap;
 
@@ -37,13 +39,17 @@ pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>)
                 .then_with(|| b.id.cmp(&a.id))
         });
         let mut kept_active = 0;
+        let mut current_seen = false;
         for image in list {
             let fingerprint = image.property(FINGERPRINT_PROPERTY);
+            let is_current = !current_seen
+                && image.status == "active"
+                && fingerprint.is_some()
+                && current.get(&target).map(String::as_str) == fingerprint;
             let (delete, reason) = if image.protected {
                 (false, "protected".to_string())
-            } else if fingerprint.is_some()
-                && current.get(&target).map(String::as_str) == fingerprint
-            {
+            } else if is_current {
+                current_seen = true;
                 (false, "image of the current fingerprint".to_string())
             } else if IN_PROGRESS.contains(&image.status.as_str()) {
                 (false, format!("still {}", image.status))
@@ -119,5 +125,30 @@ mod tests {
         assert_eq!(reason("b"), "protected");
         assert_eq!(reason("f"), "still queued");
         assert_eq!(reason("g"), "image of the current fingerprint");
+    }
+
+    /// With max_age, one fingerprint has several images: the newest serves it, the
+    /// older ones age out like any other image.
+    #[test]
+    fn only_the_newest_image_of_the_current_fingerprint_is_spared() {
+        let current_fp = "sha256:current";
+        let images = vec![
+            image("old", "2026-01-01T00:00:01Z", "active", false, current_fp),
+            image("mid", "2026-01-08T00:00:01Z", "active", false, current_fp),
+            image("new", "2026-01-15T00:00:01Z", "active", false, current_fp),
+            image("other", "2026-01-10T00:00:01Z", "active", false, "sha256:x"),
+        ];
+        let current = BTreeMap::from([("t".to_string(), current_fp.to_string())]);
+        let decisions = decide(&images, 1, &current);
+        let verdict = |id: &str| {
+            let d = decisions.iter().find(|d| d.id == id).unwrap();
+            (d.delete, d.reason.clone())
+        };
+        assert_eq!(
+            verdict("new"),
+            (false, "image of the current fingerprint".into())
+        );
+        assert_eq!(verdict("other"), (false, "among the newest 1".into()));
+        assert!(verdict("mid").0 && verdict("old").0, "{decisions:?}");
     }
 }

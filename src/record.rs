@@ -21,6 +21,14 @@ pub struct Record {
     pub image_id: Option<String>,
     pub image_name: Option<String>,
     pub reason: String,
+    /// The age of the image skipped to (Glance's `created_at`); null when none was
+    /// (older records lack it).
+    #[serde(default)]
+    pub image_age_seconds: Option<u64>,
+    /// Every active image of this project with this fingerprint, newest first: with
+    /// `max_age`, one fingerprint gets a new image each time the newest gets too old.
+    #[serde(default)]
+    pub fingerprint_images: Vec<FingerprintImage>,
     /// The resolved `source_image_name`, with its owner and visibility (older records
     /// lack it).
     #[serde(default)]
@@ -31,6 +39,15 @@ pub struct Record {
     pub run_url: Option<String>,
     pub attempts: u32,
     pub manifest: Manifest,
+}
+
+/// One image built for a fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintImage {
+    pub id: String,
+    pub name: Option<String>,
+    /// Glance's `created_at` (RFC 3339).
+    pub created_at: String,
 }
 
 /// Where and by what the run happened (from the CI environment).
@@ -55,6 +72,8 @@ impl Record {
             image_id: plan.image_id.clone(),
             image_name: None,
             reason: plan.reason.clone(),
+            image_age_seconds: plan.image_age_seconds,
+            fingerprint_images: Vec::new(),
             base_image: plan.base_image.clone(),
             changes: plan.changes.clone(),
             packer_version: plan.manifest.packer_version.clone(),

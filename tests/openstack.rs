@@ -697,3 +697,63 @@ fn a_base_image_name_says_whose_image_it_is_and_trusted_owners_are_enforced() {
         refused.stderr
     );
 }
+
+/// `max_age` against the real Glance: an image of the fingerprint serves until it is
+/// older than max_age (Glance's `created_at`), then `plan` builds and says how old it
+/// is. `--max-age` overrides the definition; without either the image still serves.
+#[test]
+fn an_image_older_than_max_age_is_rebuilt() {
+    let name = unique("age");
+    let plain = definition("source_image = \"base-id\"", &name);
+    let aged = definition("source_image = \"base-id\"", &name);
+    let toml = std::fs::read_to_string(aged.path().join("image.toml")).unwrap();
+    std::fs::write(
+        aged.path().join("image.toml"),
+        toml.replacen('\n', "\nmax_age = \"2s\"\n", 1),
+    )
+    .unwrap();
+    let vars = os_env("appcred");
+    let fingerprint = plan_json(&aged, &env_pairs(&vars))["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // max_age is a policy, not an input: both definitions have one fingerprint.
+    assert_eq!(
+        plan_json(&plain, &env_pairs(&vars))["fingerprint"],
+        fingerprint.as_str()
+    );
+    let image = create_image(
+        &cloud(),
+        &format!("{name}-t-1"),
+        &[("uworker_fingerprint", &fingerprint)],
+        true,
+    );
+    let fresh = plan_json(&aged, &env_pairs(&vars));
+    assert_eq!(fresh["action"], "skip", "{fresh:#}");
+    assert_eq!(fresh["image_id"], image.id.as_str());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let stale = plan_json(&aged, &env_pairs(&vars));
+    assert_eq!(stale["action"], "build", "{stale:#}");
+    let reason = stale["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("image {} was built ", image.id))
+            && reason.contains(" seconds ago; max_age is 2 seconds"),
+        "{reason}"
+    );
+    assert!(
+        stale["image_age_seconds"].as_u64().unwrap() >= 3,
+        "{stale:#}"
+    );
+    // Without max_age the old image still serves; --max-age brings the rebuild back.
+    assert_eq!(plan_json(&plain, &env_pairs(&vars))["action"], "skip");
+    let overridden = run_tool(
+        plain.path(),
+        &["--output", "json", "--max-age", "1s", "plan"],
+        &env_pairs(&vars),
+    );
+    assert!(
+        overridden.stdout.contains("\"action\":\"build\""),
+        "{}",
+        overridden.all()
+    );
+}

@@ -22,7 +22,7 @@ use crate::openstack::network;
 use crate::packer::attempts::Outcome;
 use crate::packer::Packer;
 use crate::plan::Action;
-use crate::record::{Provenance, Record};
+use crate::record::{FingerprintImage, Provenance, Record};
 use crate::render::Builders;
 use crate::vars;
 
@@ -58,6 +58,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
     let mut record = Record::new(&plan, &provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if plan.action == Action::Skip {
+        record.fingerprint_images = fingerprint_images(&cloud, &record.fingerprint)?;
         return finish(&session, global, args, &record, Code::Ok, env);
     }
 
@@ -116,6 +117,8 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             record.image_id = Some(image.id.clone());
             record.image_name = image.name.clone();
             record.reason = format!("built {} in {attempts} attempt(s)", image.id);
+            record.image_age_seconds = None;
+            record.fingerprint_images = fingerprint_images(&cloud, &record.fingerprint)?;
             Code::Ok
         }
         other => {
@@ -130,6 +133,22 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         }
     };
     finish(&session, global, args, &record, code, env)
+}
+
+/// The project's active images of `fingerprint`, newest first (for the release body).
+fn fingerprint_images(cloud: &Cloud, fingerprint: &str) -> Result<Vec<FingerprintImage>> {
+    let mut images: Vec<FingerprintImage> = Glance::new(cloud)?
+        .list_owned(&[(FINGERPRINT_PROPERTY, fingerprint), ("status", "active")])?
+        .into_iter()
+        .map(|image| FingerprintImage {
+            id: image.id,
+            name: image.name,
+            created_at: image.created_at,
+        })
+        .collect();
+    // RFC 3339 times of one zone sort as text.
+    images.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    Ok(images)
 }
 
 /// The target with its base image named by the ID the fingerprint holds: packer would

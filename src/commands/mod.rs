@@ -63,6 +63,8 @@ pub struct Session {
     credentials: Result<Option<Credentials>, String>,
     /// OS_CLOUD's clouds.yaml entry as OS_* variables, for packer.
     cloud_entry: Vec<(String, String)>,
+    /// `--max-age`, over every target's own.
+    max_age_override: Option<Duration>,
 }
 
 impl Session {
@@ -96,7 +98,14 @@ impl Session {
             cache_dir,
             credentials: Credentials::from_env(env),
             cloud_entry: clouds.from_entry,
+            max_age_override: global.max_age,
         })
+    }
+
+    /// How old an image of `target`'s fingerprint may be: `--max-age`, else the
+    /// definition's `max_age`.
+    pub fn max_age(&self, target: &Target) -> Option<Duration> {
+        self.max_age_override.or(target.max_age)
     }
 
     /// A progress line on stderr (redacted), unless --quiet.

@@ -81,7 +81,10 @@ pub(super) fn compute(
             "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_CLOUD)".into(),
         ),
         Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&fingerprint)? {
-            Some(image) => Lookup::Found { image_id: image.id },
+            Some(image) => Lookup::Found {
+                age: image_age(&image.created_at, std::time::SystemTime::now()),
+                image_id: image.id,
+            },
             None => Lookup::Missing,
         },
     };
@@ -90,8 +93,40 @@ pub(super) fn compute(
         fingerprint,
         base,
         lookup,
-        force,
+        plan::Policy {
+            force,
+            max_age: session.max_age(target),
+        },
         previous,
         warnings,
     ))
+}
+
+/// How long before `now` Glance says the image was created (`created_at`, RFC 3339);
+/// None when the time cannot be read. A clock behind Glance's reads as age zero.
+fn image_age(created_at: &str, now: std::time::SystemTime) -> Option<std::time::Duration> {
+    let created = humantime::parse_rfc3339_weak(created_at.trim_end_matches('Z')).ok()?;
+    Some(now.duration_since(created).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn an_images_age_comes_from_glances_created_at() {
+        let now = humantime::parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+        assert_eq!(
+            image_age("2026-10-30T12:00:00Z", now),
+            Some(Duration::from_secs(31 * 86_400))
+        );
+        assert_eq!(
+            image_age("2026-11-30T11:59:58.123456Z", now).map(|d| d.as_secs()),
+            Some(1)
+        );
+        assert_eq!(image_age("2026-12-01T00:00:00Z", now), Some(Duration::ZERO));
+        assert_eq!(image_age("yesterday", now), None);
+        assert!(image_age("2026-11-30T12:00:00Z", SystemTime::UNIX_EPOCH).is_some());
+    }
 }

@@ -48,6 +48,8 @@ pub struct Target {
     pub source_image: SourceImage,
     /// Project IDs whose base images this target accepts; empty: any owner.
     pub trusted_base_owners: Vec<String>,
+    /// An image with this target's fingerprint older than this is rebuilt; None: never.
+    pub max_age: Option<std::time::Duration>,
     pub flavor: String,
     pub networks: Vec<String>,
     pub security_groups: Vec<String>,

@@ -19,6 +19,8 @@ use crate::vars;
 struct RawDefinition {
     name: Spanned<String>,
     #[serde(default)]
+    max_age: Option<Spanned<String>>,
+    #[serde(default)]
     variables: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     target: BTreeMap<String, Spanned<RawTarget>>,
@@ -37,6 +39,7 @@ struct RawTarget {
     source_image_name: Option<String>,
     #[serde(default)]
     trusted_base_owners: Vec<String>,
+    max_age: Option<String>,
     flavor: String,
     #[serde(default)]
     networks: Vec<String>,
@@ -169,6 +172,13 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
         }
     };
 
+    let max_age = match raw.max_age {
+        Some(v) => {
+            Some(parse_max_age(v.get_ref()).map_err(|m| invalid(lines.of(v.span().start), m))?)
+        }
+        None => None,
+    };
+
     if raw.target.is_empty() {
         return Err(invalid(
             1,
@@ -178,7 +188,7 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
     let mut targets = BTreeMap::new();
     for (target_name, spanned) in raw.target {
         let line = lines.of(spanned.span().start);
-        let target = convert_target(target_name.clone(), spanned.into_inner(), line)
+        let target = convert_target(target_name.clone(), spanned.into_inner(), line, max_age)
             .map_err(|m| invalid(line, format!("[target.{target_name}]: {m}")))?;
         targets.insert(target_name, target);
     }
@@ -218,7 +228,21 @@ fn is_name(s: &str, allow_dot: bool) -> bool {
         })
 }
 
-fn convert_target(name: String, raw: RawTarget, line: usize) -> Result<Target, String> {
+/// `max_age = "30d"`: how old an image with an unchanged fingerprint may get before it is
+/// rebuilt (for its packages' security updates).
+fn parse_max_age(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| {
+        format!("max_age `{text}` is not a duration ({e}): write e.g. \"30d\", \"12h\" or \"90m\"")
+    })
+}
+
+/// `default_max_age`: the top-level `max_age`, which a target's own overrides.
+fn convert_target(
+    name: String,
+    raw: RawTarget,
+    line: usize,
+    default_max_age: Option<std::time::Duration>,
+) -> Result<Target, String> {
     if !is_name(&name, false) {
         return Err(
             "target names are letters, digits, `_` and `-` (they name packer builders)".into(),
@@ -263,6 +287,10 @@ fn convert_target(name: String, raw: RawTarget, line: usize) -> Result<Target, S
         name,
         source_image,
         trusted_base_owners: raw.trusted_base_owners,
+        max_age: match &raw.max_age {
+            Some(text) => Some(parse_max_age(text)?),
+            None => default_max_age,
+        },
         flavor: raw.flavor,
         networks: raw.networks,
         security_groups: raw.security_groups,

@@ -138,11 +138,12 @@ pub fn release_body(subject: &Subject, context: &Context, baseline: &Baseline) -
     }
     rows.push(("Packer", code(&subject.manifest.packer_version)));
     format!(
-        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{changes}\nThe build record, with every input's digest, is attached as {asset}: \
+        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}\nThe build record, with every input's digest, is attached as {asset}: \
          `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
         marker = marker(&subject.target),
         target = code(&subject.target),
         table = table(&rows),
+        images = images_section(subject),
         changes = changes_section(baseline),
         asset = code(RECORD_ASSET),
     )
@@ -160,6 +161,34 @@ fn on_merge(subject: &Subject) -> String {
     }
 }
 
+/// Every image built for the fingerprint (a rebuild by `max_age` keeps the fingerprint).
+fn images_section(subject: &Subject) -> String {
+    if subject.fingerprint_images.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("**Images built for this fingerprint**, newest first:\n\n");
+    for image in &subject.fingerprint_images {
+        out.push_str(&format!(
+            "- {} {} created {}\n",
+            code(&image.id),
+            image.name.as_deref().map(code).unwrap_or_default(),
+            image.created_at
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// The age of the image that serves the fingerprint, when one was skipped to.
+fn age_row(subject: &Subject) -> Option<(&'static str, String)> {
+    subject.image_age_seconds.map(|s| {
+        (
+            "Image age",
+            crate::plan::human_duration(std::time::Duration::from_secs(s)),
+        )
+    })
+}
+
 /// The sticky comment of one target on a pull request.
 pub fn pr_comment(
     subject: &Subject,
@@ -174,15 +203,16 @@ pub fn pr_comment(
     } else {
         "no new image needed"
     };
-    let rows = [
+    let mut rows = vec![
         ("Validation", validation_text(validation).to_string()),
         (
             "Definition",
             "✅ loaded, rendered and fingerprinted".to_string(),
         ),
         ("Fingerprint", code(&subject.fingerprint)),
-        ("On merge", on_merge(subject)),
     ];
+    rows.extend(age_row(subject));
+    rows.push(("On merge", on_merge(subject)));
     format!(
         "{marker}\n### Worker image {target}: {headline}\n\n{table}\n{changes}{warnings}\n{footer}",
         marker = marker(&subject.target),
@@ -216,6 +246,7 @@ pub fn summary(
         ("Action", code(&subject.action)),
         ("Fingerprint", code(&subject.fingerprint)),
     ];
+    rows.extend(age_row(subject));
     if validation != Validation::Unknown {
         rows.push(("Validation", validation_text(validation).to_string()));
     }

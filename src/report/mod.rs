@@ -44,6 +44,10 @@ pub struct Subject {
     pub image_name: Option<String>,
     pub reason: String,
     #[serde(default)]
+    pub image_age_seconds: Option<u64>,
+    #[serde(default)]
+    pub fingerprint_images: Vec<crate::record::FingerprintImage>,
+    #[serde(default)]
     pub changes: Option<Changes>,
     #[serde(default)]
     pub warnings: Vec<String>,
