@@ -479,6 +479,7 @@ fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
     let mut host = SystemdHost::boot(&BootOptions {
         address: address(IMAGE_HOST),
         port: 22,
+        release: common::systemd_host::DEBIAN_12,
         root: Some(root),
         persistent: false,
     });
