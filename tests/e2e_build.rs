@@ -25,10 +25,15 @@ use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
 
 /// Base images: placeholders in Glance whose standard os_distro/os_version properties
 /// tell the stand-in which cached root filesystem a server of theirs boots (as a cloud
-/// boots the image's disk). Debian 12 only: Debian's archive is the one distribution
-/// registry these machines reach, so it is the one root filesystem the harness can build.
+/// boots the image's disk). Debian 12 and 13: Debian's archive is the one distribution
+/// registry these machines reach, so its systems are the root filesystems the harness can
+/// build. Debian 13 (Python 3.13) stands for the default definition's Ubuntu 24.04.
 const BASE_IMAGE: &str = "Debian 12 (e2e stand-in base)";
-const BASE_IMAGES: [(&str, &str, &str); 1] = [(BASE_IMAGE, "debian", "12")];
+const BASE_IMAGE_13: &str = "Debian 13 (e2e stand-in base)";
+const BASE_IMAGES: [(&str, &str, &str); 2] = [
+    (BASE_IMAGE, "debian", "12"),
+    (BASE_IMAGE_13, "debian", "13"),
+];
 
 /// One scenario at a time; each starts from a reset stand-in. The images of the
 /// definitions it names are deleted when it ends, passed or failed.
@@ -420,24 +425,23 @@ const IMAGE_HOST: u8 = 100;
 const JOB_CMD: &str = "/bin/echo 'job' \"$1\" # a=b";
 const PROJECT: &str = "e2e-project";
 
+/// The default definition's base image, which the e2e copies replace.
+const DEFAULT_BASE: &str = "source_image_name = \"Ubuntu 24.04\"";
+
 /// The repository's default definition under a name of its own (so every run has a new
-/// fingerprint), with the worker stand-in inside it as a local `worker_source`, on the
-/// stand-in's Debian 12 base instead of its "Ubuntu 22.04" (everything else unchanged).
-fn default_definition_copy(name: &str) -> tempfile::TempDir {
+/// fingerprint), with the worker stand-in inside it as a local `worker_source`, on one of
+/// the stand-in's base images instead of its "Ubuntu 24.04" (everything else unchanged).
+fn default_definition_copy(name: &str, base: &str) -> tempfile::TempDir {
     let dir = default_definition_with_worker_standin();
     let toml = dir.path().join("image.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     assert!(
-        text.contains("source_image_name = \"Ubuntu 22.04\""),
+        text.contains(DEFAULT_BASE),
         "the default definition's base image is not the one this copy replaces:\n{text}"
     );
     let renamed = text
         .replacen("name = \"uworker\"", &format!("name = \"{name}\""), 1)
-        .replacen(
-            "source_image_name = \"Ubuntu 22.04\"",
-            &format!("source_image_name = \"{BASE_IMAGE}\""),
-            1,
-        );
+        .replacen(DEFAULT_BASE, &format!("source_image_name = \"{base}\""), 1);
     assert_eq!(renamed.matches(name).count(), 1, "{renamed}");
     std::fs::write(&toml, renamed).unwrap();
     dir
@@ -479,14 +483,16 @@ fn unpack_image(cloud: &Cloud, image_id: &str, root: &Path) {
 }
 
 /// Boots the image as a new host: the worker unit must come up by itself and log in to
-/// the job service with exactly the configured credentials.
-fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
+/// the job service with exactly the configured credentials. `system` is what the image's
+/// /etc/os-release says (`debian 12`).
+fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService, system: &str) {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     unpack_image(&s.cloud, image_id, &root);
     let mut host = SystemdHost::boot(&BootOptions {
         address: address(IMAGE_HOST),
         port: 22,
+        release: common::systemd_host::DEBIAN_12,
         root: Some(root),
         persistent: false,
     });
@@ -506,9 +512,10 @@ fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
         std::thread::sleep(Duration::from_millis(300));
     };
     assert_eq!(
-        host.root_ok(". /etc/os-release; echo \"$ID $VERSION_ID\""),
-        "debian 12\n",
-        "the image is the provisioned Debian 12 of its base image"
+        host.root_ok(". /etc/os-release; echo \"$ID $VERSION_ID\"")
+            .trim(),
+        system,
+        "the image is the provisioned system of its base image"
     );
     assert_eq!(
         host.root_ok("systemctl is-active uworker.service"),
@@ -531,7 +538,7 @@ fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService) {
 fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_worker() {
     let s = Scenario::start();
     let name = s.definition_name("e2e-default-");
-    let def = default_definition_copy(&name);
+    let def = default_definition_copy(&name, BASE_IMAGE);
     let service = JobService::start(&address(JOB_SERVICE_HOST));
     let config = command_mode_config(&service);
 
@@ -585,9 +592,54 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
 
     // 3. The image works: booted as a new host, its worker starts and logs in.
     let t1 = Instant::now();
-    boot_and_check_worker(&s, &image_id, &service);
+    boot_and_check_worker(&s, &image_id, &service, "debian 12");
     eprintln!(
         "default definition: build {first:?}, boot check {:?}",
+        t1.elapsed()
+    );
+}
+
+/// Debian 13 (Python 3.13: the install path of the default base, Ubuntu 24.04): the
+/// default definition builds on it, and its image boots into a working worker.
+#[test]
+fn the_default_definition_builds_on_debian_13_and_its_image_runs_the_worker() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-debian13-");
+    let def = default_definition_copy(&name, BASE_IMAGE_13);
+    let service = JobService::start(&address(JOB_SERVICE_HOST));
+    let config = command_mode_config(&service);
+    let t0 = Instant::now();
+    let (run, rec) = build(
+        &s,
+        def.path(),
+        &config,
+        &["--var", "worker_source=worker-standin"],
+        &[],
+    );
+    let built = t0.elapsed();
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("Python 3.12+: the worker is installed without ConcurrentLogHandler"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(rec["built"], true, "{rec:#}");
+    let image_id = rec["image_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        Glance::new(&s.cloud)
+            .unwrap()
+            .get(&image_id)
+            .unwrap()
+            .status,
+        "active"
+    );
+    let report = s.finish();
+    assert_eq!(report.calls("ServersController._create_image").len(), 1);
+    let t1 = Instant::now();
+    boot_and_check_worker(&s, &image_id, &service, "debian 13");
+    eprintln!(
+        "default definition on Debian 13: build {built:?}, boot check {:?}",
         t1.elapsed()
     );
 }

@@ -256,3 +256,52 @@ fn unknown_flag_is_a_usage_error() {
     let r = run_tool(f.path(), &["render", "--nope"], &[]);
     assert_eq!(r.code, 2, "{}", r.all());
 }
+
+/// A shared, community or public image carries the worker password to other projects:
+/// refused unless the definition says so, and the plan warns even then.
+#[test]
+fn an_image_other_projects_can_download_needs_consent_and_is_warned_about() {
+    for visibility in ["public", "community", "shared"] {
+        let f = Fixture::new(&format!("{MINIMAL}image_visibility = \"{visibility}\"\n"));
+        for command in ["render", "validate", "plan"] {
+            expect_bad_input(
+                &f,
+                &[command],
+                &worker_env(),
+                &[
+                    "DIR/image.toml:2: [target.t]",
+                    &format!("image_visibility `{visibility}` lets other projects download"),
+                    "allow_shared_image_with_secrets = true",
+                ],
+            );
+        }
+        let f = Fixture::new(&format!(
+            "{MINIMAL}image_visibility = \"{visibility}\"\nallow_shared_image_with_secrets = true\n"
+        ));
+        let r = run_tool(f.path(), &["plan"], &worker_env());
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(
+            r.stdout.contains(&format!(
+                "warning:     image_visibility `{visibility}`: other projects can download this image and the worker password in it"
+            )),
+            "{}",
+            r.stdout
+        );
+        let r = run_tool(f.path(), &["--output", "json", "plan"], &worker_env());
+        assert_eq!(r.code, 0, "{}", r.all());
+        let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert!(
+            plan["warnings"][0]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("image_visibility `{visibility}`")),
+            "{plan:#}"
+        );
+    }
+    // Private needs nothing and warns of nothing.
+    let f = Fixture::new(&format!("{MINIMAL}image_visibility = \"private\"\n"));
+    let r = run_tool(f.path(), &["--output", "json", "plan"], &worker_env());
+    assert_eq!(r.code, 0, "{}", r.all());
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["warnings"], serde_json::json!([]), "{plan:#}");
+}

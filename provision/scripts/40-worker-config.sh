@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the worker config that uworker-image generated from the UWORKER_* secrets
-# (shell-quoted `export KEY='value'` lines) as /etc/uworker/uworker.conf, owner uworker,
-# mode 0600. Reads UWORKER_CONFIG_UPLOAD. Never prints the file: it holds passwords.
+# (shell-quoted `export KEY='value'` lines) as /etc/uworker/uworker.conf, root:uworker
+# 0640: the worker reads it (its start command sources it) but cannot change what runs at
+# its next start. Reads UWORKER_CONFIG_UPLOAD. Never prints the file: it holds passwords.
 # When the content changed, asks for a worker restart (/run/uworker-provision/restart).
 set -euo pipefail
 
@@ -16,12 +17,12 @@ install -d -m 0750 -o root -g uworker /etc/uworker
 if cmp -s "$upload" "$config"; then
   echo "40-worker-config.sh: $config is unchanged"
 else
-  install -m 0600 -o uworker -g uworker "$upload" "$config"
+  install -m 0640 -o root -g uworker "$upload" "$config"
   install -d -m 0755 /run/uworker-provision
   touch /run/uworker-provision/restart
   echo "40-worker-config.sh: installed $config"
 fi
 # Owner and mode even when someone changed them by hand.
-chown uworker:uworker "$config"
-chmod 0600 "$config"
+chown root:uworker "$config"
+chmod 0640 "$config"
 rm -f "$upload"

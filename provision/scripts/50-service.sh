@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the worker's systemd unit, its start command and the mode drop-in chosen from
 # the installed config: command mode when UWORKER_JOB_CMD and UWORKER_JOB_API_PROJECT are
-# both set, docker execution mode otherwise. Enables the unit at boot; does not start it
+# both set, docker execution mode otherwise; puts user uworker in group docker in docker
+# mode only. Enables the unit at boot; does not start it
 # (on the build VM a running worker would claim real jobs just before the snapshot).
 # Reads UWORKER_FILES (the uploaded provision/files). Changes nothing when all is in
 # place; otherwise asks for a worker restart (/run/uworker-provision/restart). Runs as root.
@@ -36,6 +37,17 @@ install_file "$files/uworker-run" /opt/uworker/bin/uworker-run 755
 install_file "$files/uworker.service" /etc/systemd/system/uworker.service 644
 install_file "$files/mode-$mode.conf" /etc/systemd/system/uworker.service.d/mode.conf 644
 rm -rf "$files"
+
+# Group docker is root-equivalent: the worker is in it in docker execution mode only.
+in_docker_group() { id -nG uworker | tr ' ' '\n' | grep -qx docker; }
+if [ "$mode" = docker ] && ! in_docker_group; then
+  getent group docker >/dev/null || groupadd --system docker
+  usermod --append --groups docker uworker
+  changed=1
+elif [ "$mode" = command ] && in_docker_group; then
+  gpasswd --delete uworker docker >/dev/null
+  changed=1
+fi
 
 if [ "$changed" = 1 ]; then
   echo "50-service.sh: installed the uworker unit ($mode mode)"

@@ -66,7 +66,7 @@ pub(super) fn compute(
 ) -> Result<Plan> {
     let base = session.resolve_base_image(target, cloud)?;
     let manifest = session.manifest(target, packer, base.as_ref())?;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = target.shared_image_warning().into_iter().collect();
     let missing = session.missing_secrets();
     if !missing.is_empty() {
         warnings.push(format!(

@@ -36,6 +36,9 @@ pub struct Definition {
     pub test: TestSettings,
 }
 
+/// Image visibilities that let other projects download the image.
+pub const SHARED_VISIBILITIES: [&str; 3] = ["shared", "community", "public"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceImage {
     Id(String),
@@ -64,12 +67,28 @@ pub struct Target {
     pub volume_size: Option<u32>,
     pub volume_type: Option<String>,
     pub image_visibility: Option<String>,
+    /// The definition's consent to a shared, community or public image, which carries the
+    /// worker's secrets (refused without it).
+    pub allow_shared_image_with_secrets: bool,
     pub image_min_disk: Option<u32>,
     pub image_tags: Vec<String>,
     pub metadata: BTreeMap<String, String>,
     pub config_drive: Option<bool>,
     /// Line of the `[target.NAME]` header, for error annotations.
     pub line: usize,
+}
+
+impl Target {
+    /// The plan's warning for an image other projects can download (allowed only with
+    /// `allow_shared_image_with_secrets = true`).
+    pub fn shared_image_warning(&self) -> Option<String> {
+        let visibility = self.image_visibility.as_deref()?;
+        SHARED_VISIBILITIES.contains(&visibility).then(|| {
+            format!(
+                "image_visibility `{visibility}`: other projects can download this image and the worker password in it (allow_shared_image_with_secrets = true)"
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

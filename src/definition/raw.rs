@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::{
     Definition, DefinitionError, Only, SourceImage, Step, StepKind, Target, TestSettings,
-    WorkerKeys, TEST_BUILDER,
+    WorkerKeys, SHARED_VISIBILITIES, TEST_BUILDER,
 };
 use crate::vars;
 
@@ -56,6 +56,8 @@ struct RawTarget {
     volume_size: Option<u32>,
     volume_type: Option<String>,
     image_visibility: Option<String>,
+    #[serde(default)]
+    allow_shared_image_with_secrets: bool,
     image_min_disk: Option<u32>,
     #[serde(default)]
     image_tags: Vec<String>,
@@ -282,6 +284,11 @@ fn convert_target(
                 VISIBILITIES.join(", ")
             ));
         }
+        if SHARED_VISIBILITIES.contains(&v.as_str()) && !raw.allow_shared_image_with_secrets {
+            return Err(format!(
+                "image_visibility `{v}` lets other projects download the image, and with it the worker password in /etc/uworker/uworker.conf: use `private` (the default), or, if that is really meant, add `allow_shared_image_with_secrets = true` to this table"
+            ));
+        }
     }
     Ok(Target {
         name,
@@ -304,6 +311,7 @@ fn convert_target(
         volume_size: raw.volume_size,
         volume_type: raw.volume_type,
         image_visibility: raw.image_visibility,
+        allow_shared_image_with_secrets: raw.allow_shared_image_with_secrets,
         image_min_disk: raw.image_min_disk,
         image_tags: raw.image_tags,
         metadata: raw.metadata,

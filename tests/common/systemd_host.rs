@@ -1,6 +1,9 @@
-//! A booted systemd test host (Debian 12, systemd as PID 1 under systemd-nspawn) from
-//! tests/harness/systemd-host.sh, reachable over SSH as user `ubuntu` (NOPASSWD sudo) on a
-//! loopback address of its own. Stopped when dropped: no process is left behind.
+//! A booted systemd test host (Debian 12 or 13, systemd as PID 1 under systemd-nspawn)
+//! from tests/harness/systemd-host.sh, reachable over SSH as user `ubuntu` (NOPASSWD sudo)
+//! on a loopback address of its own. Stopped when dropped: no process is left behind.
+//!
+//! Environment: UWORKER_TEST_HOST_NET (default 127.0.2): the /24 of loopback addresses the
+//! booted-host tests use (so two checkouts can run them side by side).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,22 +16,38 @@ pub fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/systemd-host.sh")
 }
 
-/// The pristine rootfs directory (built and cached on first use, one to three minutes).
-/// Never boot it persistently: copy it first.
+/// Debian 12 (Python 3.11), the default release.
+pub const DEBIAN_12: &str = "bookworm";
+/// Debian 13 (Python 3.13).
+pub const DEBIAN_13: &str = "trixie";
+
+/// Address `last` of the booted-host tests' loopback /24 (UWORKER_TEST_HOST_NET).
+pub fn address(last: u8) -> String {
+    let net = std::env::var("UWORKER_TEST_HOST_NET").unwrap_or_else(|_| "127.0.2".into());
+    format!("{net}.{last}")
+}
+
+/// The pristine Debian 12 rootfs directory (built and cached on first use, one to three
+/// minutes). Never boot it persistently: copy it first.
 pub fn rootfs() -> PathBuf {
-    rootfs_path(&[])
+    rootfs_path(DEBIAN_12, &[])
 }
 
-/// The cached rootfs tarball (zstd), to unpack a root of one's own.
-pub fn rootfs_tarball() -> PathBuf {
-    rootfs_path(&["--tarball"])
+/// The cached rootfs tarball (zstd) of `release`, to unpack a root of one's own.
+pub fn rootfs_tarball(release: &str) -> PathBuf {
+    rootfs_path(release, &["--tarball"])
 }
 
-/// A root of one's own for a persistent host: the tarball unpacked into `dir`.
+/// A root of one's own for a persistent Debian 12 host: the tarball unpacked into `dir`.
 pub fn unpack_rootfs(dir: &Path) {
+    unpack_rootfs_of(DEBIAN_12, dir)
+}
+
+/// A root of one's own for a persistent host of `release`.
+pub fn unpack_rootfs_of(release: &str, dir: &Path) {
     let ok = Command::new("tar")
         .args(["--zstd", "-xpf"])
-        .arg(rootfs_tarball())
+        .arg(rootfs_tarball(release))
         .arg("-C")
         .arg(dir)
         .status()
@@ -37,9 +56,9 @@ pub fn unpack_rootfs(dir: &Path) {
     assert!(ok, "unpacking the rootfs into {} failed", dir.display());
 }
 
-fn rootfs_path(args: &[&str]) -> PathBuf {
+fn rootfs_path(release: &str, args: &[&str]) -> PathBuf {
     let out = Command::new(harness())
-        .arg("rootfs")
+        .args(["rootfs", "--release", release])
         .args(args)
         .stderr(Stdio::inherit())
         .output()
@@ -54,17 +73,25 @@ pub struct BootOptions {
     /// A loopback address of its own, e.g. 127.0.2.1: sshd listens there only.
     pub address: String,
     pub port: u16,
-    /// The root directory; None: the pristine rootfs (volatile only).
+    /// The release booted when `root` is None (DEBIAN_12 or DEBIAN_13).
+    pub release: &'static str,
+    /// The root directory; None: the pristine rootfs of `release` (volatile only).
     pub root: Option<PathBuf>,
     /// Writes land in `root` (kept after stop) instead of a tmpfs overlay.
     pub persistent: bool,
 }
 
 impl BootOptions {
+    /// A volatile Debian 12 host.
     pub fn volatile(address: &str) -> BootOptions {
+        BootOptions::volatile_release(DEBIAN_12, address)
+    }
+
+    pub fn volatile_release(release: &'static str, address: &str) -> BootOptions {
         BootOptions {
             address: address.to_string(),
             port: 22,
+            release,
             root: None,
             persistent: false,
         }
@@ -99,9 +126,10 @@ impl SystemdHost {
             } else {
                 "--volatile"
             });
-        if let Some(root) = &options.root {
-            cmd.arg("--root").arg(root);
-        }
+        match &options.root {
+            Some(root) => cmd.arg("--root").arg(root),
+            None => cmd.args(["--release", options.release]),
+        };
         let host = SystemdHost {
             state,
             address: options.address.clone(),

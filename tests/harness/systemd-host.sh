@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# A booted systemd test host: a Debian 12 root filesystem with systemd as PID 1 under
+# A booted systemd test host: a Debian 12 or 13 root filesystem with systemd as PID 1 under
 # systemd-nspawn, reachable over SSH on a loopback address of its own. The nearest thing
 # to a cloud VM this machine can run. Run as root; needs debootstrap, systemd-container
 # and zstd (scripts/setup.sh installs them).
 #
 # Interface (stable; the Rust wrapper tests/common/systemd_host.rs and other tests use it):
 #
-#   systemd-host.sh rootfs [--release bookworm] [--tarball]
-#       Ensures the cached rootfs tarball (built once with debootstrap, 1-3 min) and an
+#   systemd-host.sh rootfs [--release bookworm|trixie] [--tarball]
+#       Ensures the cached rootfs tarball (built once per release with debootstrap, 1-3 min) and an
 #       unpacked pristine copy beside it; prints the pristine directory (or, with
 #       --tarball, the tarball). Never boot the pristine directory persistently: copy it
 #       (`cp -a --reflink=auto DIR NEW`) or unpack the tarball
 #       (`tar --zstd -xpf TARBALL -C NEW`).
-#       The rootfs: minbase Debian 12 (bookworm, the only release: debootstrap fetches
-#       from Debian's archive, the one distribution registry this workplace reaches)
-#       + systemd, dbus, openssh-server,
+#       The rootfs: minbase Debian 12 (bookworm, Python 3.11, the default) or Debian 13
+#       (trixie, Python 3.13): debootstrap fetches from Debian's archive, the one
+#       distribution registry this workplace reaches; + systemd, dbus, openssh-server,
 #       sudo, python3 (no python3-venv, like a cloud image), ca-certificates with this machine's extra
 #       CAs and /etc/pip.conf trusting them; user `ubuntu` with NOPASSWD sudo and no
 #       password; getty and networkd-wait-online masked.
@@ -53,8 +53,8 @@ tarball='' pristine=''
 # set_release NAME: the release and its cache paths.
 set_release() {
   case $1 in
-    bookworm) release=$1 ;;
-    *) die "unknown release '$1' (bookworm: Debian's archive is the only one reachable here)" ;;
+    bookworm | trixie) release=$1 ;;
+    *) die "unknown release '$1' (bookworm or trixie: Debian's archive is the only one reachable here)" ;;
   esac
   tarball=$cache/rootfs-$release-v$ROOTFS_VERSION.tar.zst
   pristine=$cache/rootfs-$release-v$ROOTFS_VERSION

@@ -1,11 +1,11 @@
-"""Servers as real hosts: a copy of a cached root filesystem (Debian 12, the one the
-harness can build here, as the image says) booted with systemd under systemd-nspawn by
+"""Servers as real hosts: a copy of a cached root filesystem (Debian 12 or 13, the
+systems the harness can build here, as the image says) booted with systemd under systemd-nspawn by
 tests/harness/systemd-host.sh, sshd on its own loopback address, the key pair's public key
 authorized as a cloud's first boot would. Every host lives in a directory of its own under
 the stand-in's state directory."""
 
 # Glance's standard os_distro/os_version image properties -> the harness's releases.
-RELEASES = {("debian", "12"): "bookworm"}
+RELEASES = {("debian", "12"): "bookworm", ("debian", "13"): "trixie"}
 
 
 def release_of(image):
