@@ -383,7 +383,8 @@ fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
         r.header("OpenStack-API-Version", "compute 2.999")
     }));
     assert_eq!(code, 406);
-    let code = status(strict.call(Method::GET, &format!("{servers}/detail"), |r| r));
+    let hypervisors = format!("{}/v2.1/os-hypervisors", s.compute.url);
+    let code = status(strict.call(Method::GET, &hypervisors, |r| r));
     assert_eq!(code, 501);
 
     let report = s.compute.report();
@@ -399,7 +400,7 @@ fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
     );
     assert_eq!(
         report.0["unimplemented"],
-        serde_json::json!(["GET /v2.1/servers/detail (ServersController.detail)"])
+        serde_json::json!(["GET /v2.1/os-hypervisors (HypervisorsController.index)"])
     );
     s.compute.reset();
     s.finish();
