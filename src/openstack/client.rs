@@ -80,6 +80,8 @@ pub struct Cloud {
     http: Client,
     token: SecretString,
     catalog: Vec<CatalogEntry>,
+    /// The project the token is scoped to (`token.project.id`).
+    project_id: Option<String>,
     region: Option<String>,
     interface: String,
     backoff: Backoff,
@@ -117,15 +119,22 @@ impl Cloud {
             .json()
             .map_err(|e| OpenStackError::Config(format!("{url}: {e}")))?;
         let catalog = serde_json::from_value(body["token"]["catalog"].clone()).unwrap_or_default();
+        let project_id = body["token"]["project"]["id"].as_str().map(str::to_string);
         Ok(Cloud {
             http,
             token,
             catalog,
+            project_id,
             region: credentials.region.clone(),
             interface: credentials.interface.clone(),
             backoff,
             requests: std::cell::Cell::new(1),
         })
+    }
+
+    /// The project the token is scoped to: what "owned by this project" means.
+    pub fn project_id(&self) -> Option<&str> {
+        self.project_id.as_deref()
     }
 
     /// The URL of a service from the catalog, by type, interface and region.
