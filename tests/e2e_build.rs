@@ -1232,3 +1232,35 @@ fn a_stuck_image_of_ours_older_than_the_limit_is_swept_and_a_fresh_one_is_not() 
     let report = s.finish();
     assert!(report.calls("ServersController.delete").is_empty());
 }
+
+#[test]
+fn sweep_exits_3_when_the_cloud_keeps_failing_and_0_when_it_recovers() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-sweepfail-");
+    let def = small_definition(&name, PROVISION_HOSTNAME);
+    // The client tries 4 times: 4 failures are one too many, 3 are weathered.
+    s.compute.inject(faults(&[("list_500", 4)]));
+    let (run, report) = sweep(&s, def.path(), &["--dry-run"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.stderr.contains("servers/detail")
+            && run.stderr.contains("HTTP 500, still after 4 attempts"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        report.is_null(),
+        "no report when nothing could be listed: {report:#}"
+    );
+    s.compute.inject(faults(&[("list_500", 3)]));
+    let (run, report) = sweep(&s, def.path(), &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(swept(&report), [], "{report:#}");
+    let report = s.finish();
+    let lists: Vec<u64> = report
+        .calls("ServersController.detail")
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lists, [500, 500, 500, 500, 500, 500, 500, 200]);
+}

@@ -212,7 +212,7 @@ impl Compute {
     }
 
     /// `create_500`: HTTP 500 on the next N server creates; `boot_error`: the next N
-    /// servers go to ERROR.
+    /// servers go to ERROR; `list_500`: HTTP 500 on the next N server lists.
     pub fn inject(&self, faults: Value) {
         let response = self
             .http

@@ -42,11 +42,12 @@ def _at_least(version, text):
 
 class Faults:
     """Failures injected on request: HTTP 500 for the next N server creates, ERROR for
-    the next N servers that would boot."""
+    the next N servers that would boot, HTTP 500 for the next N server lists."""
 
     def __init__(self):
         self.create_500 = 0
         self.boot_error = 0
+        self.list_500 = 0
 
     def take(self, name):
         left = getattr(self, name)
@@ -329,6 +330,10 @@ class Compute:
         """The project's servers with details, newest first (Nova's default sort), paged
         by limit/marker with a `next` link when a page is full."""
         _only_paging(call.query, "servers/detail")
+        if self.faults.take("list_500"):
+            raise ApiError(500, "Unexpected API Error. Please report this at "
+                                "http://bugs.launchpad.net/nova/ and attach the Nova API log "
+                                "if possible.\n<class 'nova.exception.InjectedFault'>")
         with self.lock:
             mine = sorted((s for s in self.servers.values()
                            if s.project_id == call.caller.project_id),
