@@ -824,7 +824,11 @@ fn child_group(pid: u32, name: &str) -> Option<i32> {
 /// lost runner dies: SIGKILL to the tool and to packer's whole process group while the
 /// step runs, so no cleanup of either ever runs.
 fn kill_build_mid_provisioning(s: &Scenario, def: &Fixture) {
-    let mut child = spawn_build(s, def);
+    kill_mid_provisioning(spawn_build(s, def));
+}
+
+/// SIGKILL to a started build (tool and packer's group) once its step runs.
+fn kill_mid_provisioning(mut child: Child) {
     let stderr = child.stderr.take().unwrap();
     let mut seen = Vec::new();
     let mut lines = BufReader::new(stderr).lines();
@@ -1263,4 +1267,60 @@ fn sweep_exits_3_when_the_cloud_keeps_failing_and_0_when_it_recovers() {
         .map(|c| c["status"].as_u64().unwrap())
         .collect();
     assert_eq!(lists, [500, 500, 500, 500, 500, 500, 500, 200]);
+}
+
+#[test]
+fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
+    let s = Scenario::start();
+    let floating = allocate_floating_ip(&s.cloud);
+    let name = s.definition_name("e2e-killedfip-");
+    let def = small_definition(&name, PROVISION_FOREVER);
+    let var = format!("openstack_free_floating_ip={}", floating.address);
+    // The build as kill_build_mid_provisioning runs it, with the seed's floating IP.
+    let mut vars = s.compute.os_env();
+    vars.extend(plain_config());
+    let mut cmd = tool(&env_pairs(&vars));
+    cmd.arg("--dir")
+        .arg(def.path())
+        .args(["--var", &var, "build", "--attempts", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    kill_mid_provisioning(cmd.spawn().unwrap());
+    let left = s.compute.report();
+    assert_eq!(
+        left.0["floating_ips"][0]["id"],
+        floating.id.as_str(),
+        "{:#}",
+        left.0
+    );
+    assert!(left.0["floating_ips"][0]["port_id"].is_string(), "attached");
+
+    let (run, report) = sweep(&s, def.path(), &["--var", &var, "--older-than", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let items = swept(&report);
+    assert!(
+        items.contains(&("floating_ip".into(), floating.id.clone(), "detach".into())),
+        "{report:#}"
+    );
+    assert_eq!(items.len(), 3, "{report:#}");
+    let now: serde_json::Value = s
+        .cloud
+        .call(Method::GET, &floating.url(), |r| r)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        now["floatingip"]["port_id"],
+        serde_json::Value::Null,
+        "{now:#}"
+    );
+    let report = s.compute.report();
+    assert_eq!(
+        report.calls("neutron PUT floatingips").len(),
+        2,
+        "attach, detach"
+    );
+    assert!(report.calls("neutron DELETE floatingips").is_empty());
+    drop(floating);
+    s.finish();
 }

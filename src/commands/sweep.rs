@@ -57,7 +57,7 @@ pub fn run(global: &Global, args: &SweepArgs, env: &Env) -> Result<Code> {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {
             for line in report.lines() {
-                println!("{line}");
+                println!("{}", session.redactor.redact(&line));
             }
         }
     }
