@@ -100,6 +100,27 @@ pub enum Command {
     Report(ReportArgs),
     /// Print the targets as JSON for a GitHub Actions `strategy.matrix`: {"include":[{"target":...}]}.
     Matrix(MatrixArgs),
+    /// Remove what dead runs of this definition left in the cloud: servers, their key
+    /// pairs and floating IPs, packer's unused key pairs, images stuck unfinished.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Only what was created at least this long ago (e.g. 6h, 0s). Default: the build
+    /// deadline (--timeout) plus 5 minutes of cleanup, so a live build is never touched.
+    #[arg(long, env = "UWORKER_IMAGE_SWEEP_OLDER_THAN", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// The build deadline the default limit derives from (as `build --timeout`; default 4h).
+    #[arg(long, env = "UWORKER_IMAGE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Only what this GitHub run left (its run ID, `${{ github.run_id }}`; any attempt):
+    /// the sweep after a failed or cancelled build.
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

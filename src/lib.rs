@@ -29,6 +29,7 @@ pub mod secrets;
 pub mod seed;
 pub mod shell;
 pub mod shellcheck;
+pub mod sweep;
 pub mod vars;
 pub mod workdir;
 pub mod worker_source;

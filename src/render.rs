@@ -214,10 +214,17 @@ fn openstack_builder(def: &Definition, t: &Target) -> Value {
         ("uworker_run_url".to_string(), user(vars::RUN_URL)),
     ]);
     put("metadata", json!(metadata));
-    // On the temporary server, so a cancelled run's leftovers can be found and deleted.
+    // On the temporary server: what `sweep` needs to find a dead run's leftovers (the
+    // definition, the run, the target) and to say whose they were (commit, run URL).
     put(
         "instance_metadata",
-        json!({ "uworker_image": def.name, "uworker_run_id": user(vars::RUN_ID) }),
+        json!({
+            "uworker_image": def.name,
+            "uworker_run_id": user(vars::RUN_ID),
+            "uworker_target": t.name,
+            "uworker_git_commit": user(vars::GIT_COMMIT),
+            "uworker_run_url": user(vars::RUN_URL),
+        }),
     );
     Value::Object(b)
 }

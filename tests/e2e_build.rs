@@ -396,7 +396,8 @@ fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
         r.header("OpenStack-API-Version", "compute 2.999")
     }));
     assert_eq!(code, 406);
-    let code = status(strict.call(Method::GET, &format!("{servers}/detail"), |r| r));
+    let hypervisors = format!("{}/v2.1/os-hypervisors", s.compute.url);
+    let code = status(strict.call(Method::GET, &hypervisors, |r| r));
     assert_eq!(code, 501);
 
     let report = s.compute.report();
@@ -412,7 +413,7 @@ fn the_stand_in_refuses_and_records_what_nova_would_not_accept() {
     );
     assert_eq!(
         report.0["unimplemented"],
-        serde_json::json!(["GET /v2.1/servers/detail (ServersController.detail)"])
+        serde_json::json!(["GET /v2.1/os-hypervisors (HypervisorsController.index)"])
     );
     s.compute.reset();
     s.finish();
@@ -1016,4 +1017,538 @@ fn a_build_outlives_its_token() {
         .filter(|c| c["status"] == 401)
         .count();
     assert!(refused >= 1, "{:#}", report.0["calls"]);
+}
+
+// ---- sweep: what a dead run leaves behind ----------------------------------------------
+
+/// `uworker-image --output json sweep ARGS...` in the stand-in's region: the run and the
+/// report it printed (null if none).
+fn sweep(s: &Scenario, def: &Path, args: &[&str]) -> (Run, serde_json::Value) {
+    let vars = s.compute.os_env();
+    let run = run_tool(
+        def,
+        &[&["--output", "json", "sweep"][..], args].concat(),
+        &env_pairs(&vars),
+    );
+    let report = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
+    (run, report)
+}
+
+/// (kind, id, action) of each item a sweep report lists, sorted.
+fn swept(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut items: Vec<(String, String, String)> = report["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items: {report:#}"))
+        .iter()
+        .map(|i| {
+            let text = |k: &str| i[k].as_str().unwrap().to_string();
+            (text("kind"), text("id"), text("action"))
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// The process group of `pid`'s child called `name` (packer runs in a group of its own).
+fn child_group(pid: u32, name: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if comm == name && fields.get(1) == Some(&pid.to_string().as_str()) {
+            return fields.get(2).and_then(|g| g.parse().ok());
+        }
+    }
+    None
+}
+
+/// A build of `def` (whose step says `provisioning-started`, then sleeps) killed the way a
+/// lost runner dies: SIGKILL to the tool and to packer's whole process group while the
+/// step runs, so no cleanup of either ever runs.
+fn kill_build_mid_provisioning(s: &Scenario, def: &Fixture) {
+    kill_mid_provisioning(spawn_build(s, def));
+}
+
+/// SIGKILL to a started build (tool and packer's group) once its step runs.
+fn kill_mid_provisioning(mut child: Child) {
+    let stderr = Lines::of(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let group = child_group(child.id(), "packer").expect("packer runs under the tool");
+    let own_group = unsafe { libc::getpgrp() };
+    assert!(
+        group > 1 && group != own_group,
+        "packer's group {group} is its own"
+    );
+    child.kill().unwrap(); // SIGKILL, to the tool alone
+                           // kill(2) on the group itself: kill(1) would read `-PGID` as an option.
+    assert_eq!(
+        unsafe { libc::kill(-group, libc::SIGKILL) },
+        0,
+        "SIGKILL to group {group}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    // Every process of packer's group is gone.
+    let until = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(-group, 0) } == 0 {
+        assert!(
+            Instant::now() < until,
+            "packer's group {group} outlived SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Servers and key pairs the test makes itself (of other definitions and other tools),
+/// through Nova's API; deleted when dropped, passed or failed.
+struct Nova<'a> {
+    cloud: &'a Cloud,
+    url: String,
+    servers: Vec<String>,
+    keypairs: Vec<String>,
+}
+
+impl Drop for Nova<'_> {
+    fn drop(&mut self) {
+        for id in std::mem::take(&mut self.servers) {
+            let deleted =
+                self.cloud
+                    .call(Method::DELETE, &format!("{}/servers/{id}", self.url), |r| r);
+            assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
+        }
+        for name in std::mem::take(&mut self.keypairs) {
+            let deleted = self.cloud.call(
+                Method::DELETE,
+                &format!("{}/os-keypairs/{name}", self.url),
+                |r| r,
+            );
+            assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
+        }
+    }
+}
+
+impl<'a> Nova<'a> {
+    fn new(s: &'a Scenario) -> Nova<'a> {
+        Nova {
+            cloud: &s.cloud,
+            url: s.cloud.endpoint("compute").unwrap(),
+            servers: Vec::new(),
+            keypairs: Vec::new(),
+        }
+    }
+
+    fn keypair(&mut self, name: &str) {
+        let body = serde_json::json!({"keypair": {"name": name}});
+        self.cloud
+            .call(Method::POST, &format!("{}/os-keypairs", self.url), |r| {
+                r.json(&body)
+            })
+            .unwrap();
+        self.keypairs.push(name.to_string());
+    }
+
+    /// A server booted from the base image, with `metadata` and key pair `key`.
+    fn server(&mut self, name: &str, key: Option<&str>, metadata: serde_json::Value) -> String {
+        let base = Glance::new(self.cloud)
+            .unwrap()
+            .resolve_name(BASE_IMAGE)
+            .unwrap()
+            .unwrap();
+        let mut server = serde_json::json!({
+            "name": name, "imageRef": base.id, "flavorRef": "1", "metadata": metadata});
+        if let Some(key) = key {
+            server["key_name"] = serde_json::json!(key);
+        }
+        let created: serde_json::Value = self
+            .cloud
+            .call(Method::POST, &format!("{}/servers", self.url), |r| {
+                r.json(&serde_json::json!({ "server": server }))
+            })
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = created["server"]["id"].as_str().unwrap().to_string();
+        self.servers.push(id.clone());
+        id
+    }
+}
+
+fn ids_of(report: &common::compute::Report, key: &str, field: &str) -> Vec<String> {
+    let mut ids: Vec<String> = report.0[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| match field {
+            "" => v.as_str().unwrap().to_string(),
+            f => v[f].as_str().unwrap().to_string(),
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_killed_runner_leaves_nothing_after_sweep() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-killed-");
+    let def = small_definition_with(&name, "floating_ip_network = \"public\"", PROVISION_FOREVER);
+    // Another definition's server and its packer key pair, a server with no metadata,
+    // and a key pair of another tool: none of them is ours.
+    let mut nova = Nova::new(&s);
+    let foreign_key = unique("packer_foreign");
+    let tool_key = unique("e2e-other-tool-");
+    nova.keypair(&foreign_key);
+    nova.keypair(&tool_key);
+    let other = unique("e2e-other-");
+    let foreign_server = nova.server(
+        "packer_other_definition",
+        Some(&foreign_key),
+        serde_json::json!({"uworker_image": other, "uworker_run_id": "7", "uworker_target": "e2e"}),
+    );
+    let bare_server = nova.server("no-metadata", None, serde_json::json!({}));
+    let foreign_servers = {
+        let mut ids = vec![foreign_server.clone(), bare_server.clone()];
+        ids.sort();
+        ids
+    };
+    let foreign_keys = {
+        let mut names = vec![foreign_key.clone(), tool_key.clone()];
+        names.sort();
+        names
+    };
+
+    // 1. The runner dies mid-provisioning: the tool and packer get SIGKILL.
+    let t0 = Instant::now();
+    kill_build_mid_provisioning(&s, &def);
+    let left = s.compute.report();
+    let our_server: Vec<String> = ids_of(&left, "servers", "id")
+        .into_iter()
+        .filter(|id| !foreign_servers.contains(id))
+        .collect();
+    let our_key: Vec<String> = ids_of(&left, "keypairs", "")
+        .into_iter()
+        .filter(|k| !foreign_keys.contains(k))
+        .collect();
+    let our_fip = ids_of(&left, "floating_ips", "id");
+    assert_eq!(our_server.len(), 1, "{:#}", left.0);
+    assert_eq!(our_key.len(), 1, "{:#}", left.0);
+    assert!(our_key[0].starts_with("packer_"), "{our_key:?}");
+    assert_eq!(
+        our_fip.len(),
+        1,
+        "a floating IP from the pool: {:#}",
+        left.0
+    );
+    assert_eq!(left.0["containers"].as_array().unwrap().len(), 3);
+
+    // 2. Within the default limit (the build deadline and its grace) it is a live build:
+    // nothing is listed, the server is spared as too young.
+    let (run, report) = sweep(&s, def.path(), &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(swept(&report), [], "{report:#}");
+    assert_eq!(
+        report["spared"][0]["id"],
+        our_server[0].as_str(),
+        "{report:#}"
+    );
+    assert!(
+        report["spared"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("younger than 4h 5m"),
+        "{report:#}"
+    );
+
+    // 3. --dry-run lists exactly what the run left, and removes nothing.
+    let (run, report) = sweep(&s, def.path(), &["--dry-run", "--older-than", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let expected = {
+        let mut items = vec![
+            (
+                "floating_ip".to_string(),
+                our_fip[0].clone(),
+                "release".to_string(),
+            ),
+            (
+                "keypair".to_string(),
+                our_key[0].clone(),
+                "delete".to_string(),
+            ),
+            (
+                "server".to_string(),
+                our_server[0].clone(),
+                "delete".to_string(),
+            ),
+        ];
+        items.sort();
+        items
+    };
+    assert_eq!(swept(&report), expected, "{report:#}");
+    assert!(report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["result"].as_str().unwrap().starts_with("would ")));
+    let after_dry_run = s.compute.report();
+    assert_eq!(
+        ids_of(&after_dry_run, "servers", "id"),
+        ids_of(&left, "servers", "id")
+    );
+    assert_eq!(
+        ids_of(&after_dry_run, "keypairs", ""),
+        ids_of(&left, "keypairs", "")
+    );
+    assert_eq!(after_dry_run.0["floating_ips"], left.0["floating_ips"]);
+    // The text form names each, with the run it came from.
+    let text = run_tool(
+        def.path(),
+        &["sweep", "--dry-run", "--older-than", "0s"],
+        &env_pairs(&s.compute.os_env()),
+    );
+    assert_eq!(text.code, 0, "{}", text.all());
+    for said in [
+        format!("delete server {}", our_server[0]),
+        format!("delete key pair {}", our_key[0]),
+        format!("release floating IP {}", our_fip[0]),
+        "sweep: 3 would be removed (dry run), 0 failed".to_string(),
+    ] {
+        assert!(text.stdout.contains(&said), "{said}:\n{}", text.stdout);
+    }
+
+    // 4. The sweep removes them; the other definition's and the other tools' stay.
+    let (run, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(swept(&report), expected, "{report:#}");
+    assert_eq!(report["removed"], 3, "{report:#}");
+    let after = s.compute.settled_report(Duration::from_secs(30));
+    assert_eq!(
+        ids_of(&after, "servers", "id"),
+        foreign_servers,
+        "{:#}",
+        after.0
+    );
+    assert_eq!(
+        ids_of(&after, "keypairs", ""),
+        foreign_keys,
+        "{:#}",
+        after.0
+    );
+    assert_eq!(
+        after.0["floating_ips"],
+        serde_json::json!([]),
+        "{:#}",
+        after.0
+    );
+    assert_eq!(after.0["containers"].as_array().unwrap().len(), 2);
+    assert_eq!(after.calls("neutron DELETE floatingips").len(), 1);
+    eprintln!("killed runner swept after {:?}", t0.elapsed());
+
+    // 5. Another death; hours later the next build sweeps its target's leftovers first
+    // (default limit), then builds, and leaves nothing behind.
+    kill_build_mid_provisioning(&s, &def);
+    let second = s.compute.report();
+    let second_server: Vec<String> = ids_of(&second, "servers", "id")
+        .into_iter()
+        .filter(|id| !foreign_servers.contains(id))
+        .collect();
+    assert_eq!(second_server.len(), 1, "{:#}", second.0);
+    s.compute.age(5 * 3600);
+    def.script("step.sh", PROVISION_HOSTNAME);
+    let t1 = Instant::now();
+    let (run, rec) = build(&s, def.path(), &plain_config(), &[], &["--attempts", "1"]);
+    assert_built(&run, &rec);
+    assert!(
+        run.stderr
+            .contains(&format!("build: sweep: delete server {}", second_server[0])),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("build: sweep: release floating IP"),
+        "{}",
+        run.stderr
+    );
+    eprintln!("build after a death: {:?}", t1.elapsed());
+    let after = s.compute.settled_report(Duration::from_secs(30));
+    assert_eq!(
+        ids_of(&after, "servers", "id"),
+        foreign_servers,
+        "{:#}",
+        after.0
+    );
+    assert_eq!(
+        ids_of(&after, "keypairs", ""),
+        foreign_keys,
+        "{:#}",
+        after.0
+    );
+    assert_eq!(
+        after.0["floating_ips"],
+        serde_json::json!([]),
+        "{:#}",
+        after.0
+    );
+    let images = s.images(&name);
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0].status, "active");
+
+    // The test's own things go; the stand-in ends clean.
+    drop(nova);
+    s.finish();
+}
+
+#[test]
+fn a_stuck_image_of_ours_older_than_the_limit_is_swept_and_a_fresh_one_is_not() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-stuck-");
+    let other = s.definition_name("e2e-stuck-other-");
+    let def = small_definition(&name, PROVISION_HOSTNAME);
+    let ours = |suffix: &str| format!("{name}-e2e-{suffix}");
+    let marks = [("uworker_image", name.as_str()), ("uworker_target", "e2e")];
+    // Old: ours stuck saving (its upload died with the glance-api worker), ours active (a
+    // finished image, prune's business), another definition's stuck queued.
+    let t_old = Instant::now();
+    let old_saving = common::openstack::image_stuck_saving(&s.cloud, &ours("old"), &marks);
+    let active = common::openstack::create_image(&s.cloud, &ours("done"), &marks, true);
+    let foreign = common::openstack::create_image(
+        &s.cloud,
+        &format!("{other}-e2e-x"),
+        &[("uworker_image", other.as_str()), ("uworker_target", "e2e")],
+        false,
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    // Fresh: ours stuck saving too, but younger than the limit.
+    let t_fresh = Instant::now();
+    let fresh_saving = common::openstack::image_stuck_saving(&s.cloud, &ours("new"), &marks);
+
+    // The limit halfway between the two images' ages (each stuck image takes Glance a few
+    // seconds to come back from): at least 8 s from either.
+    let limit = t_fresh.elapsed() + (t_fresh - t_old) / 2;
+    let limit = format!("{}s", limit.as_secs());
+    let (run, report) = sweep(&s, def.path(), &["--older-than", &limit]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        swept(&report),
+        [(
+            "image".to_string(),
+            old_saving.id.clone(),
+            "delete".to_string()
+        )],
+        "{report:#}"
+    );
+    assert_eq!(report["items"][0]["result"], "done", "{report:#}");
+    let spared: Vec<&str> = report["spared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(spared, [fresh_saving.id.as_str()], "{report:#}");
+
+    let glance = Glance::new(&s.cloud).unwrap();
+    let left: Vec<String> = s.images(&name).into_iter().map(|i| i.id).collect();
+    assert!(!left.contains(&old_saving.id), "{left:?}");
+    assert!(
+        left.contains(&fresh_saving.id) && left.contains(&active.id),
+        "{left:?}"
+    );
+    assert_eq!(glance.get(&foreign.id).unwrap().status, "queued");
+    // No compute resource was there, none was touched.
+    let report = s.finish();
+    assert!(report.calls("ServersController.delete").is_empty());
+}
+
+#[test]
+fn sweep_exits_3_when_the_cloud_keeps_failing_and_0_when_it_recovers() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-sweepfail-");
+    let def = small_definition(&name, PROVISION_HOSTNAME);
+    // The client tries 4 times: 4 failures are one too many, 3 are weathered.
+    s.compute.inject(faults(&[("list_500", 4)]));
+    let (run, report) = sweep(&s, def.path(), &["--dry-run"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.stderr.contains("servers/detail")
+            && run.stderr.contains("HTTP 500, still after 4 attempts"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        report.is_null(),
+        "no report when nothing could be listed: {report:#}"
+    );
+    s.compute.inject(faults(&[("list_500", 3)]));
+    let (run, report) = sweep(&s, def.path(), &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(swept(&report), [], "{report:#}");
+    let report = s.finish();
+    let lists: Vec<u64> = report
+        .calls("ServersController.detail")
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lists, [500, 500, 500, 500, 500, 500, 500, 200]);
+}
+
+#[test]
+fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
+    let s = Scenario::start();
+    let floating = allocate_floating_ip(&s.cloud);
+    let name = s.definition_name("e2e-killedfip-");
+    let def = small_definition(&name, PROVISION_FOREVER);
+    let var = format!("openstack_free_floating_ip={}", floating.address);
+    // The build as kill_build_mid_provisioning runs it, with the seed's floating IP.
+    let mut vars = s.compute.os_env();
+    vars.extend(plain_config());
+    let mut cmd = tool(&env_pairs(&vars));
+    cmd.arg("--dir")
+        .arg(def.path())
+        .args(["--var", &var, "build", "--attempts", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    kill_mid_provisioning(cmd.spawn().unwrap());
+    let left = s.compute.report();
+    assert_eq!(
+        left.0["floating_ips"][0]["id"],
+        floating.id.as_str(),
+        "{:#}",
+        left.0
+    );
+    assert!(left.0["floating_ips"][0]["port_id"].is_string(), "attached");
+
+    let (run, report) = sweep(&s, def.path(), &["--var", &var, "--older-than", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let items = swept(&report);
+    assert!(
+        items.contains(&("floating_ip".into(), floating.id.clone(), "detach".into())),
+        "{report:#}"
+    );
+    assert_eq!(items.len(), 3, "{report:#}");
+    let now: serde_json::Value = s
+        .cloud
+        .call(Method::GET, &floating.url(), |r| r)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        now["floatingip"]["port_id"],
+        serde_json::Value::Null,
+        "{now:#}"
+    );
+    let report = s.compute.report();
+    assert_eq!(
+        report.calls("neutron PUT floatingips").len(),
+        2,
+        "attach, detach"
+    );
+    assert!(report.calls("neutron DELETE floatingips").is_empty());
+    drop(floating);
+    s.finish();
 }

@@ -52,7 +52,7 @@ fn actionlint_passes_on_every_workflow() {
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap())
         .collect();
-    assert_eq!(names, ["ci.yml", "image.yml", "release.yml"]);
+    assert_eq!(names, ["ci.yml", "image.yml", "release.yml", "sweep.yml"]);
     let paths: Vec<_> = files.iter().map(|p| p.to_str().unwrap()).collect();
     let r = actionlint(&paths);
     assert_eq!(r.code, 0, "actionlint:\n{}", r.all());
@@ -192,7 +192,8 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
             "plan",
             "build",
             "release",
-            "prune"
+            "prune",
+            "sweep-after-build"
         ])
     );
     for (name, job) in jobs {
@@ -328,12 +329,83 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     );
 }
 
+/// The `sweep` step of a job: its `with` and `env`. It holds the cloud credentials only,
+/// and every step that is not it holds no secret.
+fn sweep_step(job: &Yaml, name: &str) -> (Yaml, Yaml) {
+    assert_eq!(job["environment"].as_str(), Some("uworker-image"), "{name}");
+    let steps = job["steps"].as_vec().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| s["with"]["command"].as_str() == Some("sweep"))
+        .unwrap_or_else(|| panic!("{name}: no sweep step"));
+    for other in steps.iter().filter(|s| *s != step) {
+        assert!(
+            !text_of(other).contains("secrets."),
+            "{name}: secrets outside sweep"
+        );
+    }
+    assert_eq!(
+        keys(&step["env"]),
+        set(&[
+            "OS_AUTH_URL",
+            "OS_APPLICATION_CREDENTIAL_ID",
+            "OS_APPLICATION_CREDENTIAL_SECRET",
+            "OS_REGION_NAME"
+        ]),
+        "{name}: the cloud credentials, no worker secret"
+    );
+    (step["with"].clone(), step["env"].clone())
+}
+
+#[test]
+fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
+    // After the build job of a run failed or was cancelled: that run's leftovers, at once.
+    let image = load(".github/workflows/image.yml");
+    let job = &image["jobs"]["sweep-after-build"];
+    assert_eq!(job["needs"].as_str(), Some("build"));
+    assert_eq!(job["if"].as_str(), Some("failure() || cancelled()"));
+    let (with, _) = sweep_step(job, "sweep-after-build");
+    let args: Vec<&str> = with["args"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        args,
+        ["--run", "${{ github.run_id }}", "--older-than", "0s"]
+    );
+
+    // Every day: everything older than the build deadline plus its grace.
+    let daily = load(".github/workflows/sweep.yml");
+    assert_eq!(keys(&daily["on"]), set(&["schedule", "workflow_dispatch"]));
+    let cron = daily["on"]["schedule"][0]["cron"].as_str().unwrap();
+    assert_eq!(
+        cron.split_whitespace().collect::<Vec<_>>()[2..],
+        ["*", "*", "*"]
+    );
+    assert!(daily["permissions"].as_hash().is_some_and(|p| p.is_empty()));
+    let jobs = daily["jobs"].as_hash().unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = &daily["jobs"]["sweep"];
+    assert_eq!(
+        keys(&job["permissions"]),
+        set(&["contents"]),
+        "read-only token"
+    );
+    assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
+    assert!(job["timeout-minutes"].as_i64().is_some());
+    let (with, _) = sweep_step(job, "sweep");
+    assert!(with["args"].is_badvalue(), "the default limit: {with:?}");
+    // The same deadline as the builds it must never touch.
+    assert_eq!(
+        job["env"]["UWORKER_IMAGE_TIMEOUT"],
+        image["jobs"]["build"]["env"]["UWORKER_IMAGE_TIMEOUT"]
+    );
+}
+
 #[test]
 fn every_action_is_pinned_to_a_commit() {
     for rel in [
         ".github/workflows/ci.yml",
         ".github/workflows/image.yml",
         ".github/workflows/release.yml",
+        ".github/workflows/sweep.yml",
         "action.yml",
     ] {
         let mut found = Vec::new();

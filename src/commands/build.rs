@@ -27,7 +27,7 @@ use crate::render::Builders;
 use crate::vars;
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+const DEFAULT_TIMEOUT: Duration = super::sweep::BUILD_DEADLINE;
 
 pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
     let session = Session::load(global, env)?;
@@ -54,7 +54,8 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         args.force,
         previous.as_ref(),
     )?;
-    let provenance = Provenance::from_env(env);
+    let mut provenance = Provenance::from_env(env);
+    provenance.run_id = Some(run_id(&provenance, env));
     let mut record = Record::new(&plan, &provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if plan.action == Action::Skip {
@@ -70,6 +71,8 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         &record.packer_version,
         args,
     )?;
+    // What dead runs of this target left (older than a build can live) goes first.
+    super::sweep::before_build(&session, &cloud, &target.name, args.run.timeout);
     let floating_ip_id = floating_ip_id(&session, target, &cloud)?;
     let built_target = pinned_base_image(target, &plan.manifest.base_image.resolved_id);
     let staged = stage(
@@ -86,7 +89,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         timeout: DEFAULT_TIMEOUT,
         attempts: 3,
         // Deleting the temporary server and key pair takes the cloud a while.
-        deadline_grace: Duration::from_secs(300),
+        deadline_grace: super::sweep::BUILD_GRACE,
         cloud: true,
     };
     let outcome = run_packer(
@@ -149,6 +152,22 @@ fn fingerprint_images(cloud: &Cloud, fingerprint: &str) -> Result<Vec<Fingerprin
     // RFC 3339 times of one zone sort as text.
     images.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     Ok(images)
+}
+
+/// The run ID the temporary server carries (`uworker_run_id`), so `sweep` can tell a
+/// run's leftovers: GitHub's run and attempt, or a local run's start time and process.
+fn run_id(provenance: &Provenance, env: &Env) -> String {
+    match (&provenance.run_id, env.get("GITHUB_RUN_ATTEMPT")) {
+        (Some(run), Some(attempt)) => format!("{run}-{attempt}"),
+        (Some(run), None) => run.clone(),
+        (None, _) => {
+            let started = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            format!("local-{started}-{}", std::process::id())
+        }
+    }
 }
 
 /// The target with its base image named by the ID the fingerprint holds: packer would

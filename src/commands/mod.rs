@@ -7,6 +7,7 @@ pub(crate) mod plan;
 mod prune;
 mod render;
 pub(crate) mod report;
+mod sweep;
 mod test;
 mod validate;
 
@@ -48,6 +49,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Build(args) => build::run(&cli.global, args, env),
         Command::Report(args) => report::run(args, env),
         Command::Matrix(args) => matrix::run(&cli.global, args, env),
+        Command::Sweep(args) => sweep::run(&cli.global, args, env),
     }
 }
 

@@ -201,8 +201,20 @@ impl Compute {
         assert!(response.status().is_success());
     }
 
+    /// Makes every server and key pair the stand-in holds `seconds` older (a run that
+    /// died hours ago, without waiting hours).
+    pub fn age(&self, seconds: u64) {
+        let response = self
+            .http
+            .post(self.control("age"))
+            .json(&json!({ "seconds": seconds }))
+            .send()
+            .unwrap();
+        assert!(response.status().is_success(), "{:?}", response.text());
+    }
+
     /// `create_500`: HTTP 500 on the next N server creates; `boot_error`: the next N
-    /// servers go to ERROR.
+    /// servers go to ERROR; `list_500`: HTTP 500 on the next N server lists.
     pub fn inject(&self, faults: Value) {
         let response = self
             .http

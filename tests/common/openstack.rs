@@ -171,3 +171,88 @@ pub fn image_with_fingerprint_of(
 pub fn next_second() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
 }
+
+/// The harness's state directory (tests/harness/openstack.sh: UWORKER_TEST_OPENSTACK).
+fn state_dir() -> std::path::PathBuf {
+    std::env::var("UWORKER_TEST_OPENSTACK")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("uworker-image-openstack"))
+}
+
+/// An image left `saving` for good, made the way a dead upload leaves one in the real
+/// Glance: its data upload starts (Glance marks it `saving` before reading any data), then
+/// the glance-api worker is killed mid-upload (uWSGI's master starts a new one). Takes
+/// about 8 s. Only for a test that holds Glance alone (the e2e scenarios run one at a time).
+pub fn image_stuck_saving(cloud: &Cloud, name: &str, properties: &[(&str, &str)]) -> Image {
+    use std::io::Write;
+    let created = create_image(cloud, name, properties, false);
+    assert_eq!(created.status, "queued");
+    let base = cloud.endpoint("image").unwrap();
+    let url = reqwest::Url::parse(&base).unwrap();
+    let address = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let token = appcred_token();
+    let mut upload = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        upload,
+        "PUT {}/v2/images/{}/file HTTP/1.1\r\nHost: {address}\r\nX-Auth-Token: {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\n",
+        url.path().trim_end_matches('/'),
+        created.id
+    )
+    .unwrap();
+    upload.write_all(&[7u8; 65536]).unwrap();
+    // Glance has read the headers and marked the image `saving` when it reads the data.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let master = std::fs::read_to_string(state_dir().join("run/glance.pid")).unwrap();
+    let master = master.trim();
+    let workers =
+        std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap();
+    assert!(!workers.trim().is_empty(), "glance-api has no worker");
+    for worker in workers.split_whitespace() {
+        let killed = Command::new("kill")
+            .args(["-KILL", worker])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+    drop(upload);
+    // uWSGI's master starts a new worker; Glance answers again after a few seconds.
+    let glance = Glance::new(cloud).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match glance.get(&created.id) {
+            Ok(image) => {
+                assert_eq!(image.status, "saving", "{image:?}");
+                return image;
+            }
+            Err(e) => assert!(std::time::Instant::now() < until, "Glance is back: {e}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A token of the test cloud's application credential, for a raw HTTP request.
+fn appcred_token() -> String {
+    let env = Env::from_pairs(os_env("appcred"));
+    let auth_url = env
+        .get("OS_AUTH_URL")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let body = serde_json::json!({"auth": {"identity": {
+    "methods": ["application_credential"],
+    "application_credential": {
+        "id": env.get("OS_APPLICATION_CREDENTIAL_ID").unwrap(),
+        "secret": env.get("OS_APPLICATION_CREDENTIAL_SECRET").unwrap(),
+    }}}});
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{auth_url}/auth/tokens"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(response.status().is_success(), "{:?}", response.status());
+    response.headers()["X-Subject-Token"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}

@@ -1,5 +1,6 @@
-"""What the stand-in does for each Nova operation packer's openstack builder calls: flavors,
-key pairs, servers (create, show, delete, os-stop, createImage), kept in memory. Answers
+"""What the stand-in does for each Nova operation packer's openstack builder and the tool's
+`sweep` call: flavors, key pairs (create, show, list, delete), servers (create, show, list
+with details, delete, os-stop, createImage, interfaces), kept in memory. Answers
 are shaped for the request's microversion; the HTTP layer checks them against Nova's
 schemas. Slow work (boot, poweroff, snapshot, delete) runs in the background, as in Nova:
 the caller polls the server's status and task_state."""
@@ -41,11 +42,12 @@ def _at_least(version, text):
 
 class Faults:
     """Failures injected on request: HTTP 500 for the next N server creates, ERROR for
-    the next N servers that would boot."""
+    the next N servers that would boot, HTTP 500 for the next N server lists."""
 
     def __init__(self):
         self.create_500 = 0
         self.boot_error = 0
+        self.list_500 = 0
 
     def take(self, name):
         left = getattr(self, name)
@@ -115,8 +117,10 @@ class Compute:
             "KeypairController.create": self.keypair_create,
             "KeypairController.show": self.keypair_show,
             "KeypairController.delete": self.keypair_delete,
+            "KeypairController.index": self.keypair_list,
             "ServersController.create": self.server_create,
             "ServersController.show": self.server_show,
+            "ServersController.detail": self.server_list_detail,
             "ServersController.delete": self.server_delete,
             "ServersController._stop": self.server_stop,
             "ServersController._create_image": self.server_create_image,
@@ -216,6 +220,16 @@ class Compute:
                      "created_at": keypair["created_at"].strftime("%Y-%m-%dT%H:%M:%S.%f")})
         return 200, {"keypair": view}, {}
 
+    def keypair_list(self, call):
+        """The caller's key pairs, by name (Nova's order); limit/marker from 2.35."""
+        _only_paging(call.query, "os-keypairs")
+        with self.lock:
+            mine = sorted((k for (user, _), k in self.keypairs.items()
+                           if user == call.caller.user_id), key=lambda k: k["name"])
+        mine = _page(mine, call.query, lambda k: k["name"], "keypair")
+        return 200, {"keypairs": [{"keypair": _without(self._keypair_view(k, call.version),
+                                                       "user_id")} for k in mine]}, {}
+
     def keypair_delete(self, call):
         with self.lock:
             key, _ = self._keypair(call)
@@ -311,6 +325,36 @@ class Compute:
         with self.lock:
             server = self._server(call)
             return 200, {"server": self._server_view(server, call.version)}, {}
+
+    def server_list_detail(self, call):
+        """The project's servers with details, newest first (Nova's default sort), paged
+        by limit/marker with a `next` link when a page is full."""
+        _only_paging(call.query, "servers/detail")
+        if self.faults.take("list_500"):
+            raise ApiError(500, "Unexpected API Error. Please report this at "
+                                "http://bugs.launchpad.net/nova/ and attach the Nova API log "
+                                "if possible.\n<class 'nova.exception.InjectedFault'>")
+        with self.lock:
+            mine = sorted((s for s in self.servers.values()
+                           if s.project_id == call.caller.project_id),
+                          key=lambda s: (s.created, s.id), reverse=True)
+            page = _page(mine, call.query, lambda s: s.id, "server")
+            body = {"servers": [self._server_view(s, call.version) for s in page]}
+        limit = call.query.get("limit", [None])[0]
+        if limit is not None and page and len(page) == int(limit):
+            body["servers_links"] = [{"rel": "next", "href": (
+                f"{self.base_url}/v2.1/servers/detail?limit={limit}&marker={page[-1].id}")}]
+        return 200, body, {}
+
+    def age(self, seconds):
+        """Test control: every server and key pair made `seconds` earlier (a run that died
+        hours ago, without waiting hours)."""
+        delta = datetime.timedelta(seconds=seconds)
+        with self.lock:
+            for server in self.servers.values():
+                server.created -= delta
+            for keypair in self.keypairs.values():
+                keypair["created_at"] -= delta
 
     def _server_view(self, s, version):
         view = {
@@ -470,6 +514,31 @@ class Compute:
             self.network.shutdown()
         for server_id in list(self.servers):
             self.hosts.remove(server_id)
+
+
+def _only_paging(query, what):
+    """Filters the stand-in does not implement are refused, never ignored: a list that
+    silently ignored one would answer more than Nova does."""
+    unknown = sorted(set(query) - {"limit", "marker"})
+    if unknown:
+        raise ApiError(501, f"the stand-in does not implement the {what} filters {unknown}")
+
+
+def _page(items, query, key, what):
+    marker = query.get("marker", [None])[0]
+    if marker is not None:
+        keys = [key(i) for i in items]
+        if marker not in keys:
+            raise ApiError(400, f"marker [{marker}] not found")
+        items = items[keys.index(marker) + 1:]
+    if "limit" in query:
+        items = items[:int(query["limit"][0])]
+    return items
+
+
+def _without(view, key):
+    view.pop(key, None)
+    return view
 
 
 def _mac(server_id):

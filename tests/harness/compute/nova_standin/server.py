@@ -2,7 +2,8 @@
 request schemas; every successful answer through Nova's success codes and response
 schemas. A broken request gets Nova's 400 and is recorded as a violation, so is a broken
 answer; a call Nova has but the stand-in does not implement gets 501 and is recorded.
-Test control lives under /_standin/ (faults to inject, the report, a reset)."""
+Test control lives under /_standin/ (faults to inject, the report, a reset, and `age`,
+which makes every server and key pair older)."""
 
 import json
 import threading
@@ -219,6 +220,15 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError as error:
                 return self._answer(400, {"error": str(error)}, {})
             return self._answer(200, vars(compute.faults), {})
+        if method == "POST" and path == "/_standin/age":
+            try:
+                seconds = json.loads(raw or b"{}")["seconds"]
+                if not isinstance(seconds, int) or seconds < 0:
+                    raise ValueError("seconds: a whole number of seconds, at least 0")
+            except (ValueError, KeyError, TypeError) as error:
+                return self._answer(400, {"error": f"age: {error}"}, {})
+            compute.age(seconds)
+            return self._answer(204, None, {})
         if method == "POST" and path == "/_standin/reset":
             journal.clear()
             compute.errors.clear()

@@ -1,0 +1,299 @@
+//! `sweep`: find what dead runs of this definition left in the cloud (servers marked with
+//! its metadata, their key pairs and packer's floating IPs, packer's unused key pairs,
+//! images stuck unfinished) and remove what is older than the limit. `build` runs it for
+//! its own target before it starts.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::Session;
+use crate::cli::{Global, Output, SweepArgs};
+use crate::env::Env;
+use crate::exit::Code;
+use crate::inputs::InputError;
+use crate::openstack::client::{Cloud, OpenStackError};
+use crate::openstack::compute::{is_gone, Neutron, Nova};
+use crate::openstack::glance::{Glance, IMAGE_PROPERTY};
+use crate::sweep::{self, Action, Found, Item, Kind, Scope, Selection, Spared};
+use crate::vars;
+
+/// How long `build` may run by default (its --timeout), and how long packer may clean up
+/// after that deadline: a run's leftovers are older than both together.
+pub const BUILD_DEADLINE: Duration = Duration::from_secs(4 * 3600);
+pub const BUILD_GRACE: Duration = Duration::from_secs(300);
+
+/// The default limit: the build deadline plus its grace, so a live build is never touched.
+pub fn default_older_than(timeout: Option<Duration>) -> Duration {
+    timeout.unwrap_or(BUILD_DEADLINE) + BUILD_GRACE
+}
+
+pub fn run(global: &Global, args: &SweepArgs, env: &Env) -> Result<Code> {
+    let session = Session::load(global, env)?;
+    let targets = match &global.target {
+        Some(name) => Some(BTreeSet::from([session
+            .definition
+            .select_target(Some(name))?
+            .name
+            .clone()])),
+        None => None,
+    };
+    let Some(cloud) = session.connect()? else {
+        bail!(InputError::Invalid {
+            origin: "sweep".into(),
+            key: "OS_*".into(),
+            message: "no OpenStack credentials in the environment: sweep needs Compute, Networking and Glance".into(),
+        });
+    };
+    let older_than = args
+        .older_than
+        .unwrap_or_else(|| default_older_than(args.timeout));
+    let mut scope = scope(&session, &cloud, targets, older_than);
+    scope.run = args.run.clone();
+    let report = sweep_cloud(&cloud, &scope, args.dry_run)?;
+    match global.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Text => {
+            for line in report.lines() {
+                println!("{}", session.redactor.redact(&line));
+            }
+        }
+    }
+    Ok(report.code())
+}
+
+/// `build`'s sweep of its own target, before packer starts. It never fails the build: a
+/// sweep that cannot finish says so and the build goes on.
+pub fn before_build(session: &Session, cloud: &Cloud, target: &str, timeout: Option<Duration>) {
+    let targets = Some(BTreeSet::from([target.to_string()]));
+    let scope = scope(session, cloud, targets, default_older_than(timeout));
+    match sweep_cloud(cloud, &scope, false) {
+        Ok(report) => {
+            for item in &report.items {
+                session.info(&format!("build: sweep: {}", item.line()));
+            }
+            if report.code() != Code::Ok {
+                session.info("build: warning: the sweep of earlier runs' leftovers did not finish; building anyway");
+            }
+        }
+        Err(error) => session.info(&format!(
+            "build: warning: cannot sweep earlier runs' leftovers ({error}); building anyway"
+        )),
+    }
+}
+
+fn scope(
+    session: &Session,
+    cloud: &Cloud,
+    targets: Option<BTreeSet<String>>,
+    older_than: Duration,
+) -> Scope {
+    // The floating IPs the user configured: detached from a dead server, never released.
+    let mut user_floating_ips: BTreeSet<String> = session
+        .definition
+        .targets
+        .values()
+        .filter_map(|t| t.floating_ip.clone())
+        .collect();
+    user_floating_ips.extend(session.inputs.get(vars::FLOATING_IP).map(str::to_string));
+    Scope {
+        definition: session.definition.name.clone(),
+        targets,
+        run: None,
+        project_id: cloud.project_id().ok().map(str::to_string),
+        user_floating_ips,
+        older_than,
+        now: SystemTime::now(),
+    }
+}
+
+/// What one sweep found and did.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    pub older_than: String,
+    pub items: Vec<Done>,
+    pub spared: Vec<Spared>,
+    pub removed: usize,
+    pub failed: usize,
+    #[serde(skip)]
+    external_failure: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Done {
+    #[serde(flatten)]
+    pub item: Item,
+    /// `would <action>`, `done`, `gone` (someone else removed it first) or `failed: ...`.
+    pub result: String,
+}
+
+impl Done {
+    fn line(&self) -> String {
+        let i = &self.item;
+        let verb = action_word(i.action);
+        let what = kind_word(i.kind);
+        let name = if i.name != i.id {
+            format!(" {}", i.name)
+        } else {
+            String::new()
+        };
+        format!(
+            "{verb} {what} {}{name}: {} [{}]",
+            i.id, i.reason, self.result
+        )
+    }
+}
+
+impl Report {
+    fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.items.iter().map(Done::line).collect();
+        for s in &self.spared {
+            lines.push(format!(
+                "spare {} {}: {}",
+                kind_word(s.kind),
+                s.id,
+                s.reason
+            ));
+        }
+        lines.push(format!(
+            "sweep: {} {}, {} failed, {} spared (limit: older than {})",
+            if self.dry_run {
+                self.items.len()
+            } else {
+                self.removed
+            },
+            if self.dry_run {
+                "would be removed (dry run)"
+            } else {
+                "removed"
+            },
+            self.failed,
+            self.spared.len(),
+            self.older_than
+        ));
+        lines
+    }
+
+    fn code(&self) -> Code {
+        match (self.failed, self.external_failure) {
+            (0, _) => Code::Ok,
+            (_, true) => Code::External,
+            (_, false) => Code::Failed,
+        }
+    }
+}
+
+/// Lists, selects and (unless `dry_run`) removes. Listing failures end it (exit 3 when
+/// the cloud kept failing); a removal failure is reported and the rest goes on.
+pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report> {
+    let selection = sweep::select(scope, &find(cloud, scope)?);
+    let Selection { items, spared } = selection;
+    let nova = Nova::new(cloud)?;
+    let neutron = Neutron::new(cloud)?;
+    let glance = Glance::new(cloud)?;
+    let mut report = Report {
+        dry_run,
+        older_than: humantime::format_duration(scope.older_than).to_string(),
+        items: Vec::new(),
+        spared,
+        removed: 0,
+        failed: 0,
+        external_failure: false,
+    };
+    for item in items {
+        let result = if dry_run {
+            Ok(())
+        } else {
+            match (item.kind, item.action) {
+                (Kind::FloatingIp, Action::Detach) => neutron.detach_floating_ip(&item.id),
+                (Kind::FloatingIp, _) => neutron.release_floating_ip(&item.id),
+                (Kind::Server, _) => nova.delete_server(&item.id),
+                (Kind::Keypair, _) => nova.delete_keypair(&item.id),
+                (Kind::Image, _) => glance.delete(&item.id),
+            }
+        };
+        let result = match result {
+            Ok(()) if dry_run => format!("would {}", action_word(item.action)),
+            Ok(()) => {
+                report.removed += 1;
+                "done".to_string()
+            }
+            Err(e) if is_gone(&e) => {
+                report.removed += 1;
+                "gone".to_string()
+            }
+            Err(e) => {
+                report.failed += 1;
+                report.external_failure |= e.is_external();
+                format!("failed: {e}")
+            }
+        };
+        report.items.push(Done { item, result });
+    }
+    Ok(report)
+}
+
+fn kind_word(kind: Kind) -> &'static str {
+    match kind {
+        Kind::FloatingIp => "floating IP",
+        Kind::Server => "server",
+        Kind::Keypair => "key pair",
+        Kind::Image => "image",
+    }
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Delete => "delete",
+        Action::Release => "release",
+        Action::Detach => "detach",
+    }
+}
+
+/// Everything the selection looks at, listed from the cloud.
+fn find(cloud: &Cloud, scope: &Scope) -> Result<Found, OpenStackError> {
+    let nova = Nova::new(cloud)?;
+    let servers = nova.servers()?;
+    let mut found = Found::default();
+    for server in servers.iter().filter(|s| sweep::is_ours(scope, s)) {
+        match nova.server_ports(&server.id) {
+            Ok(ports) => {
+                found.ports.insert(server.id.clone(), ports);
+            }
+            // Deleted since the list: nothing attached any more.
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut keypairs = nova.keypairs()?;
+    // Only packer's unused key pairs need their age (the list does not carry it).
+    let unused: BTreeSet<String> = sweep::unused_packer_keypairs(&servers, &keypairs)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    for keypair in keypairs.iter_mut().filter(|k| unused.contains(&k.name)) {
+        match nova.keypair(&keypair.name) {
+            Ok(shown) => keypair.created_at = shown.created_at,
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    found.keypairs = keypairs;
+    if !found.ports.is_empty() {
+        found.floating_ips = Neutron::new(cloud)?.floating_ips()?;
+    }
+    found.servers = servers;
+    if let Some(project) = &scope.project_id {
+        found.images = Glance::new(cloud)?.list(
+            &[
+                (IMAGE_PROPERTY, scope.definition.as_str()),
+                ("owner", project.as_str()),
+            ],
+            |_| true,
+        )?;
+    }
+    Ok(found)
+}
