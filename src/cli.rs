@@ -64,6 +64,11 @@ pub struct Global {
         value_name = "FILE"
     )]
     pub worker_config: Option<PathBuf>,
+    /// An OpenStack RC file from the dashboard (v3 or v2), read without running it: its
+    /// OS_* values go under the environment's; when it asks for the password and
+    /// OS_PASSWORD is not set, the password is asked on the terminal.
+    #[arg(long, global = true, env = "UWORKER_IMAGE_OPENRC", value_name = "FILE")]
+    pub openrc: Option<PathBuf>,
     /// The packer executable.
     #[arg(long, global = true, env = "UWORKER_IMAGE_PACKER", value_name = "PATH")]
     pub packer: Option<PathBuf>,

@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod seed;
 pub mod shell;
 pub mod shellcheck;
+pub mod terminal;
 pub mod vars;
 pub mod workdir;
 pub mod worker_source;

@@ -23,9 +23,9 @@ use crate::exit::Code;
 use crate::fingerprint::{files, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, InputOptions, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
-use crate::openstack::clouds;
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::Glance;
+use crate::openstack::{clouds, openrc};
 use crate::packer::attempts::{Outcome, Retry};
 use crate::packer::run::{BuildSpec, Printer, StopSignals};
 use crate::packer::Packer;
@@ -62,6 +62,8 @@ pub struct Session {
     credentials: Result<Option<Credentials>, String>,
     /// OS_CLOUD's clouds.yaml entry as OS_* variables, for packer.
     cloud_entry: Vec<(String, String)>,
+    /// The --openrc file's OS_* variables (the typed password among them), for packer.
+    rc_file: Vec<(String, String)>,
 }
 
 impl Session {
@@ -69,7 +71,14 @@ impl Session {
         let mut definition = Definition::load(&global.dir)?;
         // OS_CLOUD's clouds.yaml entry, as the OS_* variables it stands for, so the
         // credentials, the redactor and validate see one kind of cloud settings.
-        let clouds = clouds::resolve(env)?;
+        // An --openrc file's settings go under the environment's, the password asked on
+        // the terminal when the file asks for it; OS_CLOUD then resolves over both.
+        let rc = openrc::resolve(
+            global.openrc.as_deref(),
+            env,
+            crate::terminal::read_password,
+        )?;
+        let clouds = clouds::resolve(&rc.env)?;
         let env = &clouds.env;
         let options = InputOptions {
             var_file: global.var_file.clone(),
@@ -95,6 +104,7 @@ impl Session {
             cache_dir,
             credentials: Credentials::from_env(env),
             cloud_entry: clouds.from_entry,
+            rc_file: rc.from_file,
         })
     }
 
@@ -404,10 +414,23 @@ impl Session {
     /// Packer (from --packer or PATH), with the cloud settings the tool itself uses.
     pub fn packer(&self, global: &Global) -> Result<Packer> {
         let packer = Packer::find(global.packer.as_deref())?;
-        Ok(if self.cloud_entry.is_empty() {
+        // The RC file's variables and the typed password reach packer through its
+        // environment only, as the clouds.yaml entry's do.
+        let set: Vec<(String, String)> = self
+            .rc_file
+            .iter()
+            .chain(&self.cloud_entry)
+            .cloned()
+            .collect();
+        let remove = if self.cloud_entry.is_empty() {
+            vec![]
+        } else {
+            vec!["OS_CLOUD"]
+        };
+        Ok(if set.is_empty() {
             packer
         } else {
-            packer.with_env(self.cloud_entry.clone(), vec!["OS_CLOUD"])
+            packer.with_env(set, remove)
         })
     }
 }

@@ -6,3 +6,4 @@ pub mod clouds;
 pub mod credentials;
 pub mod glance;
 pub mod network;
+pub mod openrc;
