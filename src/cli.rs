@@ -101,6 +101,17 @@ pub enum Command {
     Report(ReportArgs),
     /// Print the targets as JSON for a GitHub Actions `strategy.matrix`: {"include":[{"target":...}]}.
     Matrix(MatrixArgs),
+    /// Print a shell completion script: bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `uworker-image man > uworker-image.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! The commands: each loads what it needs, runs the pipeline stages in order and prints.
 
 mod build;
+mod completions;
 mod fingerprint;
 mod matrix;
 pub(crate) mod plan;
@@ -47,6 +48,8 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Build(args) => build::run(&cli.global, args, env),
         Command::Report(args) => report::run(args, env),
         Command::Matrix(args) => matrix::run(&cli.global, args, env),
+        Command::Completions(args) => completions::print_completions(args.shell),
+        Command::Man => completions::print_man_page(),
     }
 }
 
