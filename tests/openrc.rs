@@ -14,6 +14,7 @@ use common::tmux::{wait_for_file, Tmux};
 use common::*;
 
 const V3_FIXTURE: &str = include_str!("fixtures/openrc/v3.sh");
+const V2_FIXTURE: &str = include_str!("fixtures/openrc/v2.sh");
 
 fn definition(name: &str) -> Fixture {
     let f = Fixture::new(&format!(
@@ -78,26 +79,45 @@ fn dashboard_v3_file(dir: &Path) -> PathBuf {
     path
 }
 
+/// The dashboard's older v2 file (Horizon's openrc_v2.sh.template) for the test cloud:
+/// `.../v2.0`, the tenant, no domains.
+fn dashboard_v2_file(dir: &Path) -> PathBuf {
+    let (project_id, _) = project_ids();
+    let auth_url = rc_value("OS_AUTH_URL");
+    let root = auth_url.strip_suffix("/v3").unwrap();
+    let text = V2_FIXTURE
+        .replace("https://keystone.example.org:5000", root)
+        .replace("5d3f9b2c8a1e4f6b9c0d7e2a1b3c4d5e", &project_id)
+        .replace("demo-project", &rc_value("OS_PROJECT_NAME"))
+        .replace("demo-user", &rc_value("OS_USERNAME"));
+    assert!(text.contains(&format!("{root}/v2.0")) && text.contains("OS_TENANT_ID"));
+    let path = dir.join("ci-project-openrc-v2.sh");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
-fn the_dashboards_v3_file_with_os_password_set_looks_up_and_skips() {
+fn the_dashboards_files_with_os_password_set_look_up_and_skip() {
     let name = unique("rc");
     let f = definition(&name);
     let (fingerprint, image) =
         image_with_fingerprint_of(f.path(), &os_env("appcred"), &format!("{name}-t-1"));
     let dir = tempfile::tempdir().unwrap();
-    let rc = dashboard_v3_file(dir.path());
     let password = rc_value("OS_PASSWORD");
-    let r = run_tool(
-        f.path(),
-        &["--openrc", rc.to_str().unwrap(), "--output", "json", "plan"],
-        &[("OS_PASSWORD", &password)],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
-    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(plan["action"], "skip", "{}", r.all());
-    assert_eq!(plan["fingerprint"], fingerprint.as_str());
-    assert_eq!(plan["image_id"], image.id.as_str());
-    assert!(!r.all().contains(&password));
+    for rc in [dashboard_v3_file(dir.path()), dashboard_v2_file(dir.path())] {
+        let r = run_tool(
+            f.path(),
+            &["--openrc", rc.to_str().unwrap(), "--output", "json", "plan"],
+            &[("OS_PASSWORD", &password)],
+        );
+        assert_eq!(r.code, 0, "{}: {}", rc.display(), r.all());
+        let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(plan["action"], "skip", "{}", r.all());
+        assert_eq!(plan["fingerprint"], fingerprint.as_str());
+        assert_eq!(plan["image_id"], image.id.as_str());
+        assert!(!r.all().contains(&password));
+    }
+    let rc = dashboard_v3_file(dir.path());
 
     // The same through UWORKER_IMAGE_OPENRC, with a wrong password in the environment:
     // the environment wins over the file, and Keystone says no.
