@@ -68,6 +68,11 @@ pub struct Global {
     /// packages' security updates; overrides image.toml's `max_age`.
     #[arg(long, global = true, env = "UWORKER_IMAGE_MAX_AGE", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub max_age: Option<std::time::Duration>,
+    /// An OpenStack RC file from the dashboard (v3 or v2), read without running it: its
+    /// OS_* values go under the environment's; when it asks for the password and
+    /// OS_PASSWORD is not set, the password is asked on the terminal.
+    #[arg(long, global = true, env = "UWORKER_IMAGE_OPENRC", value_name = "FILE")]
+    pub openrc: Option<PathBuf>,
     /// The packer executable.
     #[arg(long, global = true, env = "UWORKER_IMAGE_PACKER", value_name = "PATH")]
     pub packer: Option<PathBuf>,
@@ -103,6 +108,10 @@ pub enum Command {
     /// Remove what dead runs of this definition left in the cloud: servers, their key
     /// pairs and floating IPs, packer's unused key pairs, images stuck unfinished.
     Sweep(SweepArgs),
+    /// Print a shell completion script: bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `uworker-image man > uworker-image.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +130,13 @@ pub struct SweepArgs {
     /// List what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use crate::inputs::InputError;
 use crate::jobapi::JobApiError;
 use crate::openstack::client::OpenStackError;
 use crate::openstack::clouds::CloudsError;
+use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
 use crate::report::ReportError;
 use crate::seed::SeedError;
@@ -41,6 +42,12 @@ pub fn classify(error: &anyhow::Error) -> Code {
             || cause.is::<ReportError>()
         {
             return Code::BadInput;
+        }
+        if let Some(openrc) = cause.downcast_ref::<OpenRcError>() {
+            return match openrc {
+                OpenRcError::Interrupted => Code::Interrupted,
+                _ => Code::BadInput,
+            };
         }
         if let Some(cloud) = cause.downcast_ref::<OpenStackError>() {
             return if cloud.is_external() {

@@ -49,6 +49,7 @@ fn on_signal(signal: i32) {
     } else {
         "SIGTERM"
     };
+    crate::terminal::restore_after_signal();
     eprintln!("uworker-image: {name} received: stopping");
     remove_workdirs();
     std::process::exit(crate::exit::Code::Interrupted as i32);

@@ -30,6 +30,7 @@ pub mod seed;
 pub mod shell;
 pub mod shellcheck;
 pub mod sweep;
+pub mod terminal;
 pub mod vars;
 pub mod workdir;
 pub mod worker_source;

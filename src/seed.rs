@@ -155,15 +155,12 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some(assignment) = line
-            .strip_prefix("export")
-            .filter(|rest| rest.starts_with([' ', '\t']))
-        else {
+        let Some(assignment) = shell::export_assignment(line) else {
             return Err(fail(
                 "expected `export KEY=value` (the seed's worker config format)".into(),
             ));
         };
-        let Some((key, raw_value)) = assignment.trim_start().split_once('=') else {
+        let Some((key, raw_value)) = assignment.split_once('=') else {
             return Err(fail("expected `export KEY=value`: no `=`".into()));
         };
         if !vars::is_worker_key(key) {
@@ -172,26 +169,13 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
             )));
         }
         // A quoted value may span lines, as it does for `source`.
-        let mut value_text = raw_value.trim_end_matches('\r').to_string();
-        let value = loop {
-            match shell::parse_word(&value_text) {
-                Ok(value) => break value,
-                Err(shell::WordError::Unterminated(kind)) if kind != "escape" => {
-                    match lines.next() {
-                        Some((_, next)) => {
-                            value_text.push('\n');
-                            value_text.push_str(next);
-                        }
-                        None => {
-                            return Err(fail(format!(
-                                "the {kind} quote opened in the value of {key} is never closed"
-                            )))
-                        }
-                    }
-                }
-                Err(e) => return Err(fail(format!("value of {key}: {e}"))),
-            }
-        };
+        let value = shell::read_value(raw_value, &mut lines.by_ref().map(|(_, next)| next))
+            .map_err(|e| match e {
+                shell::ValueError::NeverClosed(kind) => fail(format!(
+                    "the {kind} quote opened in the value of {key} is never closed"
+                )),
+                shell::ValueError::Word(e) => fail(format!("value of {key}: {e}")),
+            })?;
         entries.push(ConfigEntry {
             key: key.to_string(),
             value,

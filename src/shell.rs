@@ -87,6 +87,43 @@ pub fn parse_word(raw: &str) -> Result<String, WordError> {
     Ok(out)
 }
 
+/// The assignment of an `export KEY=value` line (`KEY=value`); None for any other line.
+pub fn export_assignment(line: &str) -> Option<&str> {
+    line.strip_prefix("export")
+        .filter(|rest| rest.starts_with([' ', '\t']))
+        .map(str::trim_start)
+}
+
+/// Why an assignment's value could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ValueError {
+    /// A quote opened in the value is still open at the end of the file.
+    NeverClosed(&'static str),
+    Word(WordError),
+}
+
+/// Reads an assignment's value (`parse_word`); a quoted value may continue on the next
+/// lines, taken from `more`, as it does for `source`.
+pub fn read_value<'a>(
+    first: &str,
+    more: &mut impl Iterator<Item = &'a str>,
+) -> Result<String, ValueError> {
+    let mut value_text = first.trim_end_matches('\r').to_string();
+    loop {
+        match parse_word(&value_text) {
+            Ok(value) => return Ok(value),
+            Err(WordError::Unterminated(kind)) if kind != "escape" => match more.next() {
+                Some(next) => {
+                    value_text.push('\n');
+                    value_text.push_str(next);
+                }
+                None => return Err(ValueError::NeverClosed(kind)),
+            },
+            Err(e) => return Err(ValueError::Word(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

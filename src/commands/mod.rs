@@ -1,6 +1,7 @@
 //! The commands: each loads what it needs, runs the pipeline stages in order and prints.
 
 mod build;
+mod completions;
 mod fingerprint;
 mod matrix;
 pub(crate) mod plan;
@@ -24,9 +25,9 @@ use crate::exit::Code;
 use crate::fingerprint::{files, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, InputOptions, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
-use crate::openstack::clouds;
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::Glance;
+use crate::openstack::{clouds, openrc};
 use crate::packer::attempts::{Outcome, Retry};
 use crate::packer::run::{BuildSpec, Printer, StopSignals};
 use crate::packer::Packer;
@@ -50,6 +51,8 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Report(args) => report::run(args, env),
         Command::Matrix(args) => matrix::run(&cli.global, args, env),
         Command::Sweep(args) => sweep::run(&cli.global, args, env),
+        Command::Completions(args) => completions::print_completions(args.shell),
+        Command::Man => completions::print_man_page(),
     }
 }
 
@@ -67,6 +70,8 @@ pub struct Session {
     cloud_entry: Vec<(String, String)>,
     /// `--max-age`, over every target's own.
     max_age_override: Option<Duration>,
+    /// The --openrc file's OS_* variables (the typed password among them), for packer.
+    rc_file: Vec<(String, String)>,
 }
 
 impl Session {
@@ -74,7 +79,14 @@ impl Session {
         let mut definition = Definition::load(&global.dir)?;
         // OS_CLOUD's clouds.yaml entry, as the OS_* variables it stands for, so the
         // credentials, the redactor and validate see one kind of cloud settings.
-        let clouds = clouds::resolve(env)?;
+        // An --openrc file's settings go under the environment's, the password asked on
+        // the terminal when the file asks for it; OS_CLOUD then resolves over both.
+        let rc = openrc::resolve(
+            global.openrc.as_deref(),
+            env,
+            crate::terminal::read_password,
+        )?;
+        let clouds = clouds::resolve(&rc.env)?;
         let env = &clouds.env;
         let options = InputOptions {
             var_file: global.var_file.clone(),
@@ -101,6 +113,7 @@ impl Session {
             credentials: Credentials::from_env(env),
             cloud_entry: clouds.from_entry,
             max_age_override: global.max_age,
+            rc_file: rc.from_file,
         })
     }
 
@@ -448,10 +461,23 @@ impl Session {
     /// Packer (from --packer or PATH), with the cloud settings the tool itself uses.
     pub fn packer(&self, global: &Global) -> Result<Packer> {
         let packer = Packer::find(global.packer.as_deref())?;
-        Ok(if self.cloud_entry.is_empty() {
+        // The RC file's variables and the typed password reach packer through its
+        // environment only, as the clouds.yaml entry's do.
+        let set: Vec<(String, String)> = self
+            .rc_file
+            .iter()
+            .chain(&self.cloud_entry)
+            .cloned()
+            .collect();
+        let remove = if self.cloud_entry.is_empty() {
+            vec![]
+        } else {
+            vec!["OS_CLOUD"]
+        };
+        Ok(if set.is_empty() {
             packer
         } else {
-            packer.with_env(self.cloud_entry.clone(), vec!["OS_CLOUD"])
+            packer.with_env(set, remove)
         })
     }
 }

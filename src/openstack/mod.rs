@@ -7,3 +7,4 @@ pub mod compute;
 pub mod credentials;
 pub mod glance;
 pub mod network;
+pub mod openrc;

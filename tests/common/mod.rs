@@ -15,6 +15,7 @@ pub mod openstack;
 pub mod runner;
 pub mod sshd;
 pub mod systemd_host;
+pub mod tmux;
 
 /// Secrets that break naive quoting: quotes, `$`, spaces, a backslash and a newline.
 pub const NASTY_PASSWORD: &str = "p'a\"s s$HOME `id` \\n\nsecond line";
