@@ -1552,3 +1552,259 @@ fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
     drop(floating);
     s.finish();
 }
+
+/// In the suite's loopback /24: the two hosts booted from one generalized image.
+const CLONE_HOSTS: [u8; 2] = [101, 102];
+
+/// Prints, one line each, what a generalized image must not hold under root `$1` (empty:
+/// the host it runs on): packer's public key `$2` in an authorized_keys, a package in
+/// apt's cache, apt's lists, the worker's uploads in /tmp.
+const LEFTOVERS: &str = r#"
+set -euo pipefail
+shopt -s nullglob
+r=$1 key=$2
+for dir in "$r/root" "$r/home" "$r/etc" "$r/var/lib"; do
+  find "$dir" -xdev -type f -name 'authorized_keys*' -exec grep -lF -- "$key" {} + |
+    sed 's/^/packer key in: /' || true
+done
+for f in "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/archives/partial/*.deb; do
+  echo "package: $f"
+done
+find "$r/var/lib/apt/lists" -mindepth 1 ! -name lock ! -path "$r/var/lib/apt/lists/partial" |
+  sed 's/^/apt list: /'
+for f in "$r"/tmp/uworker*; do echo "upload: $f"; done
+"#;
+
+/// Runs LEFTOVERS against the image's root on this machine.
+fn leftovers_in(root: &Path, key: &str) -> String {
+    let out = std::process::Command::new("bash")
+        .args(["-c", LEFTOVERS, "leftovers"])
+        .arg(root)
+        .arg(key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(&root.display().to_string(), "")
+}
+
+/// The generalize step's proof: one build of the default definition, two hosts booted from
+/// its image are two machines (their own machine-id and SSH host keys), both run the
+/// worker, and neither holds what the build left (packer's key, apt's cache and lists,
+/// the uploads).
+#[test]
+fn two_clones_are_two_machines() {
+    let started = Instant::now();
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-clones-");
+    let def = default_definition_copy(&name, BASE_IMAGE);
+    let service = JobService::start(&address(JOB_SERVICE_HOST));
+    let config = command_mode_config(&service);
+
+    let (run, rec) = build(
+        &s,
+        def.path(),
+        &config,
+        &["--var", "worker_source=worker-standin"],
+        &[],
+    );
+    let built = started.elapsed();
+    assert_eq!(run.code, 0, "{}", run.all());
+    let said: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("90-generalize.sh: "))
+        .collect();
+    eprintln!("two clones: {}", said.join("\n"));
+    assert!(
+        said.last()
+            .is_some_and(|l| l.ends_with("the image is generalized")),
+        "the generalize step ran to its end:\n{}",
+        run.stderr
+    );
+    let image_id = rec["image_id"].as_str().unwrap().to_string();
+    let image = Glance::new(&s.cloud).unwrap().get(&image_id).unwrap();
+    eprintln!(
+        "two clones: image size in Glance {} bytes",
+        image.properties["size"]
+    );
+    let report = s.finish();
+    let packer_keys: Vec<String> = report
+        .list("public_keys")
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .unwrap()
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        packer_keys.len(),
+        1,
+        "packer made one key pair: {packer_keys:?}"
+    );
+    let packer_key = &packer_keys[0];
+
+    // The image itself: no machine-id, no host keys, nothing the build left.
+    let work = tempfile::tempdir().unwrap();
+    let roots = [work.path().join("clone-1"), work.path().join("clone-2")];
+    unpack_image(&s.cloud, &image_id, &roots[0]);
+    let image_root = &roots[0];
+    let mut found = leftovers_in(image_root, packer_key);
+    let machine_id = std::fs::read_to_string(image_root.join("etc/machine-id")).unwrap();
+    if !machine_id.is_empty() {
+        found += &format!("machine-id: {machine_id:?}\n");
+    }
+    for entry in std::fs::read_dir(image_root.join("etc/ssh"))
+        .unwrap()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("ssh_host_") {
+            found += &format!("host key: {name}\n");
+        }
+    }
+    assert_eq!(
+        found, "",
+        "the image holds what identifies or only served the build"
+    );
+    let ok = std::process::Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(&roots[0])
+        .arg(&roots[1])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "copying the unpacked image");
+
+    // Two hosts from it, booted side by side.
+    let t_boot = Instant::now();
+    let hosts: Vec<SystemdHost> = roots
+        .iter()
+        .zip(CLONE_HOSTS)
+        .map(|(root, host)| {
+            SystemdHost::boot(&BootOptions {
+                address: address(host),
+                port: 22,
+                release: common::systemd_host::DEBIAN_12,
+                root: Some(root.clone()),
+                persistent: false,
+            })
+        })
+        .collect();
+    // Each worker logs in once as it starts (and is never restarted, below): two logins
+    // are one from each host.
+    let until = Instant::now() + Duration::from_secs(90);
+    let tokens = loop {
+        let tokens: Vec<_> = service
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/token")
+            .collect();
+        if tokens.len() >= 2 {
+            break tokens;
+        }
+        if Instant::now() > until {
+            let status: Vec<String> = hosts
+                .iter()
+                .map(|h| {
+                    let out = h.root("SYSTEMD_COLORS=0 systemctl status --no-pager uworker.service; journalctl -u uworker --no-pager | tail -20");
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                })
+                .collect();
+            panic!(
+                "{} of 2 workers logged in:\n{}",
+                tokens.len(),
+                status.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for token in &tokens {
+        assert_eq!(
+            token.basic_auth,
+            Some((NASTY_USERNAME.to_string(), NASTY_PASSWORD.to_string())),
+            "each worker logs in with exactly the configured credentials"
+        );
+    }
+    let mut machine_ids = Vec::new();
+    let mut fingerprints = Vec::new();
+    for host in &hosts {
+        assert_eq!(
+            host.root_ok(
+                "systemctl is-active uworker.service; \
+                 systemctl show --property=NRestarts --value uworker.service"
+            ),
+            "active\n0\n",
+            "the worker of {} runs, never restarted",
+            host.address
+        );
+        let id = host.root_ok("cat /etc/machine-id").trim().to_string();
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "machine-id of {}: {id:?}",
+            host.address
+        );
+        machine_ids.push(id);
+        // The keys sshd serves, as a client sees them.
+        let scan = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ssh-keyscan -p \"$2\" \"$1\" 2>/dev/null | ssh-keygen -lf - | awk '{print $2}' | sort")
+            .args(["keyscan", &host.address, &host.port.to_string()])
+            .output()
+            .unwrap();
+        let mut keys: Vec<String> = String::from_utf8(scan.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        keys.sort();
+        assert!(
+            keys.len() >= 2,
+            "{} serves host keys: {keys:?}",
+            host.address
+        );
+        let generated = host.root_ok(
+            "for p in ConditionResult Result ExecMainStatus; do \
+               systemctl show --property=$p --value uworker-ssh-host-keys.service; done",
+        );
+        assert_eq!(
+            generated, "yes\nsuccess\n0\n",
+            "uworker-ssh-host-keys.service made the keys of {}",
+            host.address
+        );
+        fingerprints.push(keys);
+        assert_eq!(
+            host.root_ok(&format!(
+                "bash -s '' '{packer_key}' <<'CHECK'\n{LEFTOVERS}\nCHECK"
+            )),
+            "",
+            "left on {}",
+            host.address
+        );
+    }
+    assert_ne!(machine_ids[0], machine_ids[1], "two machine-ids");
+    assert!(
+        fingerprints[0].iter().all(|k| !fingerprints[1].contains(k)),
+        "no host key shared: {fingerprints:?}"
+    );
+    assert_eq!(
+        service
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/token")
+            .count(),
+        2,
+        "no third login"
+    );
+    let booted = t_boot.elapsed();
+    drop(hosts);
+    eprintln!(
+        "two clones: build {built:?}, two boots and checks {booted:?}, total {:?}",
+        started.elapsed()
+    );
+}

@@ -105,6 +105,7 @@ class Compute:
         self.faults = Faults()
         self.servers = {}
         self.keypairs = {}  # (user_id, name) -> keypair
+        self.public_keys = []  # of every key pair created since the reset, deleted or not
         self.errors = []  # background failures the stand-in itself hit
         self.network = None  # the Network, for the ports of deleted servers
         self.lock = threading.RLock()
@@ -193,6 +194,7 @@ class Compute:
                        "user_id": call.caller.user_id, "type": body.get("type", "ssh"),
                        "created_at": _now()}
             self.keypairs[(call.caller.user_id, name)] = keypair
+            self.public_keys.append(keypair["public_key"])
         view = self._keypair_view(keypair, call.version)
         if private_key:
             view["private_key"] = private_key
@@ -502,6 +504,7 @@ class Compute:
                              "task_state": s.task_state, "address": s.address}
                             for s in self.servers.values()],
                 "keypairs": [k["name"] for k in self.keypairs.values()],
+                "public_keys": list(self.public_keys),
                 "containers": self.hosts.running(),
                 "floating_ips": self.network.report() if self.network else [],
                 "errors": list(self.errors),

@@ -81,6 +81,7 @@ class Hosts:
         os.makedirs(base, exist_ok=True)
         if not os.path.isdir(root):
             subprocess.run(["cp", "-a", "--reflink=auto", pristine, root], check=True)
+            _authorize_as_cloud_init(root, public_keys)
         keys = os.path.join(base, "authorized_keys")
         with open(keys, "w") as f:
             f.write("".join(k.strip() + "\n" for k in public_keys))
@@ -116,6 +117,37 @@ class Hosts:
                 continue
             alive.append({"server": server_id, "pid": pid})
         return alive
+
+
+# cloud-init's default user on the images this stands in for, and what it puts before the
+# key in root's authorized_keys (disable_root).
+DEFAULT_USER = "ubuntu"
+ROOT_KEY_OPTIONS = ('no-port-forwarding,no-agent-forwarding,no-X11-forwarding,'
+                    f'command="echo \'Please login as the user \\"{DEFAULT_USER}\\" rather than '
+                    'the user \\"root\\".\';echo;sleep 10;exit 142" ')
+
+
+def _authorize_as_cloud_init(root, public_keys):
+    """The key pair's keys in the default user's and root's ~/.ssh/authorized_keys of a new
+    server's root, as cloud-init's first boot writes them: they are in the server's disk,
+    so in a snapshot of it unless provisioning removes them."""
+    if not public_keys:
+        return
+    users = {}
+    with open(os.path.join(root, "etc/passwd")) as f:
+        for line in f:
+            fields = line.rstrip("\n").split(":")
+            users[fields[0]] = (int(fields[2]), int(fields[3]), fields[5])
+    for user, prefix in ((DEFAULT_USER, ""), ("root", ROOT_KEY_OPTIONS)):
+        uid, gid, home = users[user]
+        ssh_dir = os.path.join(root, home.lstrip("/"), ".ssh")
+        os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(ssh_dir, "authorized_keys")
+        with open(path, "w") as f:
+            f.write("".join(prefix + k.strip() + "\n" for k in public_keys))
+        os.chmod(path, 0o600)
+        for p in (ssh_dir, path):
+            os.chown(p, uid, gid)
 
 
 def _listening(address, port):

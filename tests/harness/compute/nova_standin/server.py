@@ -232,6 +232,7 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST" and path == "/_standin/reset":
             journal.clear()
             compute.errors.clear()
+            compute.public_keys.clear()
             for name in vars(compute.faults):
                 setattr(compute.faults, name, 0)
             return self._answer(204, None, {})
