@@ -175,8 +175,29 @@ impl Redactor {
 
     /// All secrets of a run: worker values and the secret environment variables.
     pub fn for_run(worker: &WorkerConfig, env: &Env) -> Redactor {
+        Redactor::for_run_with(worker, std::iter::empty(), env)
+    }
+
+    /// `for_run`, plus the credentials of every URL in `values` (variable values such as
+    /// `worker_source = "git+https://user:TOKEN@host/..."`), in each form they print in.
+    pub fn for_run_with<'a>(
+        worker: &WorkerConfig,
+        values: impl IntoIterator<Item = &'a str>,
+        env: &Env,
+    ) -> Redactor {
         let env_secrets = SECRET_ENV.iter().filter_map(|k| env.get(k));
-        Redactor::new(worker.secret_values().map(|(_, v)| v).chain(env_secrets))
+        let url_secrets: Vec<String> = values
+            .into_iter()
+            .flat_map(|v| crate::userinfo::strip(v).userinfo)
+            .flat_map(|info| crate::userinfo::secret_forms(&info))
+            .collect();
+        Redactor::new(
+            worker
+                .secret_values()
+                .map(|(_, v)| v)
+                .chain(env_secrets)
+                .chain(url_secrets.iter().map(String::as_str)),
+        )
     }
 
     /// The text with every secret replaced by `***`; borrowed when there is none.

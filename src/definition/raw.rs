@@ -206,6 +206,7 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
             ssh_username: test.ssh_username,
             ssh_timeout: test.ssh_timeout,
         },
+        worker_source_dir: None,
     })
 }
 
