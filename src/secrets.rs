@@ -216,14 +216,20 @@ impl Redactor {
         let mut out = String::new();
         let mut copied = 0;
         for found in matcher.find_iter(flat.as_ref()) {
-            out.push_str(&text[copied..found.start()]);
+            // Matches are whole needles (UTF-8) in a text with the same char boundaries,
+            // so `get` always succeeds; were it ever not to, the rest is masked, not shown.
+            let Some(before) = text.get(copied..found.start()) else {
+                out.push_str(MASK);
+                return Cow::Owned(out);
+            };
+            out.push_str(before);
             out.push_str(MASK);
             copied = found.end();
         }
         if copied == 0 && out.is_empty() {
             return Cow::Borrowed(text);
         }
-        out.push_str(&text[copied..]);
+        out.push_str(text.get(copied..).unwrap_or(MASK));
         Cow::Owned(out)
     }
 

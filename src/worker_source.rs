@@ -49,6 +49,14 @@ impl WorkerSource {
         }
     }
 
+    /// The path of a local source inside the definition, relative to it.
+    pub fn inside_path(&self) -> Option<&str> {
+        match self {
+            WorkerSource::Directory(path) | WorkerSource::File(path) => Some(path),
+            _ => None,
+        }
+    }
+
     /// The local directory an outside source is uploaded from (the `worker_source_dir`
     /// variable's value): the directory itself, or the one holding the file.
     pub fn outside_root(&self) -> Option<PathBuf> {

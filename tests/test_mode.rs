@@ -438,7 +438,7 @@ fn url_credentials_stay_hidden_and_an_outside_worker_source_is_uploaded() {
     // An absolute path outside the definition, as image.toml may give it.
     let steps = format!(
         r#"[[provision]]
-inline = ["echo \"installing from $WORKER_URL\"", "cat {{{{user `worker_source`}}}}/setup.py"]
+inline = ["echo \"installing from $WORKER_URL\"", "echo 'source at {{{{user `worker_source`}}}}'", "cat {{{{user `worker_source`}}}}/setup.py"]
 environment = {{ WORKER_URL = "{{{{user `private_url`}}}}" }}
 [variables]
 private_url = "{url}"
@@ -474,6 +474,12 @@ worker_source = "{}"
     assert!(
         r.stderr
             .contains("installing from git+https://***@127.0.0.1:9/o/w.git"),
+        "{}",
+        r.stderr
+    );
+    // The uploaded copy, not the local path (the test host being this machine).
+    assert!(
+        r.stderr.contains("source at /tmp/uworker-worker-source\n"),
         "{}",
         r.stderr
     );

@@ -226,6 +226,15 @@ fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Resul
             message,
         })?;
     worker_source::wire(definition, &mut inputs.values, &source);
+    if let Some(path) = source.inside_path() {
+        definition
+            .walk_added(path)
+            .map_err(|e| InputError::Invalid {
+                origin: inputs.origins[worker_source::VARIABLE].clone(),
+                key: worker_source::VARIABLE.into(),
+                message: e.to_string(),
+            })?;
+    }
     Ok(())
 }
 

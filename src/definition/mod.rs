@@ -38,6 +38,9 @@ pub struct Definition {
     /// Where a `worker_source` outside this directory is uploaded from, once wired in
     /// (`crate::worker_source`); None otherwise.
     pub worker_source_dir: Option<PathBuf>,
+    /// Every file the steps read, as `load` walked them checking the path rules (so the
+    /// fingerprint need not walk again); None for a definition only parsed.
+    pub files: Option<Vec<tree::Found>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +221,7 @@ impl Definition {
                 error,
             },
         )?;
-        let definition = Self::parse(&text, dir, &path)?;
+        let mut definition = Self::parse(&text, dir, &path)?;
         definition.check_files(&path)?;
         Ok(definition)
     }
@@ -266,7 +269,25 @@ impl Definition {
         }
     }
 
-    fn check_files(&self, path: &Path) -> Result<(), DefinitionError> {
+    /// Walks a step path added after loading (a local `worker_source`) into `files`.
+    pub fn walk_added(&mut self, source: &str) -> Result<(), tree::TreeError> {
+        let Some(files) = &mut self.files else {
+            return Ok(());
+        };
+        let mut found: std::collections::BTreeMap<String, tree::Found> =
+            files.drain(..).map(|f| (f.rel.clone(), f)).collect();
+        found.extend(
+            tree::collect(&self.dir, &[source])?
+                .into_iter()
+                .map(|f| (f.rel.clone(), f)),
+        );
+        *files = found.into_values().collect();
+        Ok(())
+    }
+
+    /// Checks every step path and walks them all, keeping what was found.
+    fn check_files(&mut self, path: &Path) -> Result<(), DefinitionError> {
+        let mut found = std::collections::BTreeMap::new();
         for step in &self.steps {
             let Some(source) = step.local_sources() else {
                 continue;
@@ -291,8 +312,13 @@ impl Definition {
                     "`{source}` ends with `/` but is not a directory"
                 )));
             }
-            tree::collect(&self.dir, &[source]).map_err(|e| invalid(format!("`{source}`: {e}")))?;
+            // Step by step, so an error names its step's line.
+            let files = tree::collect(&self.dir, &[source])
+                .map_err(|e| invalid(format!("`{source}`: {e}")))?;
+            found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
         }
+        // In byte order of the paths, each once, as `tree::collect` gives them.
+        self.files = Some(found.into_values().collect());
         Ok(())
     }
 }

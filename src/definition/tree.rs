@@ -67,8 +67,24 @@ pub fn collect(root: &Path, sources: &[&str]) -> Result<Vec<Found>, TreeError> {
     Ok(found.into_values().collect())
 }
 
+/// The files of `found` that lie at or under one of `sources` (as `collect` was given
+/// them): a walk's result narrowed to some of its step paths, without walking again.
+pub fn under<'a>(found: &'a [Found], sources: &[&str]) -> Vec<&'a Found> {
+    let roots: Vec<&str> = sources.iter().map(|s| s.trim_end_matches('/')).collect();
+    found
+        .iter()
+        .filter(|f| {
+            roots.iter().any(|root| {
+                f.rel
+                    .strip_prefix(root)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        })
+        .collect()
+}
+
 /// A file found by the walk, with what its listing already told.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Found {
     pub rel: String,
     pub full: PathBuf,

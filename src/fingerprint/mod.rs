@@ -94,7 +94,15 @@ pub fn collect_files(
     definition: &Definition,
     target: &Target,
 ) -> Result<Vec<files::Found>, FingerprintError> {
-    let mut found = files::collect(&definition.dir, &local_sources(definition, target))?;
+    let sources = local_sources(definition, target);
+    let mut found = match &definition.files {
+        // Walked when the definition was loaded: narrowed to this target's steps.
+        Some(walked) => crate::definition::tree::under(walked, &sources)
+            .into_iter()
+            .cloned()
+            .collect(),
+        None => files::collect(&definition.dir, &sources)?,
+    };
     let outside: Vec<&str> = definition
         .steps
         .iter()
