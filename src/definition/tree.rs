@@ -186,3 +186,53 @@ impl Walker<'_> {
         Ok(files)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(rel: &str) -> Found {
+        Found {
+            rel: rel.into(),
+            full: PathBuf::from(rel),
+            len: 0,
+            executable: false,
+        }
+    }
+
+    #[test]
+    fn under_keeps_the_files_at_or_below_the_given_paths() {
+        let all: Vec<Found> = ["files/a", "files/dir/b", "files2/c", "scripts/s.sh"]
+            .into_iter()
+            .map(found)
+            .collect();
+        let rels = |sources: &[&str]| -> Vec<String> {
+            under(&all, sources)
+                .into_iter()
+                .map(|f| f.rel.clone())
+                .collect()
+        };
+        assert_eq!(rels(&["files/"]), ["files/a", "files/dir/b"]);
+        assert_eq!(
+            rels(&["files/dir/", "scripts/s.sh"]),
+            ["files/dir/b", "scripts/s.sh"]
+        );
+        assert!(rels(&["file"]).is_empty());
+    }
+
+    #[test]
+    fn a_link_on_the_way_out_is_named_with_its_target() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("passwd"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("etc")).unwrap();
+        let err = collect(root.path(), &["etc/passwd"])
+            .unwrap_err()
+            .to_string();
+        let target = outside.path().canonicalize().unwrap().join("passwd");
+        assert!(
+            err.contains(&format!("etc/passwd links to {}", target.display())),
+            "{err}"
+        );
+    }
+}
