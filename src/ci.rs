@@ -86,7 +86,9 @@ impl Actions {
         }
         let payload: Value = env
             .get("GITHUB_EVENT_PATH")
-            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|p| {
+                crate::input_file::read_text(Path::new(p), crate::input_file::RECORD_CAP).ok()
+            })
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null);
         Some(Actions {

@@ -267,7 +267,7 @@ pub fn main() -> ExitCode {
         );
     }
     unset_empty_flag_variables();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -280,16 +280,44 @@ pub fn main() -> ExitCode {
         }
     };
     let env = Env::from_process();
+    // Packer runs in a work directory: a relative path means one from here.
+    cli.global.packer = cli.global.packer.map(|p| absolute_if_a_path(&p));
     match commands::run(&cli, &env) {
         Ok(code) => code.into(),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_text(&error));
             if crate::ci::in_actions(&env) {
                 crate::ci::annotate(&error, &env);
             }
             exit::classify(&error).into()
         }
     }
+}
+
+/// A relative path with a directory part (`./packer`, `bin/packer`) made absolute
+/// against the invocation's directory; a bare name stays one, for a PATH lookup.
+fn absolute_if_a_path(path: &std::path::Path) -> PathBuf {
+    if path.is_absolute() || path.components().count() < 2 {
+        return path.to_path_buf();
+    }
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The error and its causes, `: `-joined as `{:#}` does, but without a cause whose text
+/// the message before it already holds (an I/O error named in its wrapper's message).
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// CI leaves unset inputs, variables and secrets empty (`UWORKER_IMAGE_TARGET: ${{

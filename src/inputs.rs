@@ -87,6 +87,12 @@ impl Inputs {
         for arg in &options.vars {
             let (key, value) = seed::parse_var_arg(arg)?;
             seed::check_variable_known(&key, "--var", &definition.variables)?;
+            // Packer runs in a work directory: a relative path means one from here.
+            let value = if key == vars::WORKER_CONFIG_FILE_KEY || key == vars::TEST_SSH_KEY {
+                resolve(Path::new(""), &value)
+            } else {
+                value
+            };
             origins.insert(key.clone(), "--var".into());
             values.insert(key, value);
         }
@@ -153,12 +159,17 @@ impl Inputs {
     }
 }
 
+/// `value` as an absolute path: relative ones are relative to `base` (relative to the
+/// invocation's directory in turn), since packer reads them from its work directory.
 fn resolve(base: &Path, value: &str) -> String {
     if value.is_empty() || Path::new(value).is_absolute() {
-        value.to_string()
-    } else {
-        base.join(value).display().to_string()
+        return value.to_string();
     }
+    let joined = base.join(value);
+    std::path::absolute(&joined)
+        .unwrap_or(joined)
+        .display()
+        .to_string()
 }
 
 /// `host`, `host:port`, `[v6]:port` or a bare IPv6 address.

@@ -71,10 +71,17 @@ pub fn template_variables(def: &Definition) -> Vec<TemplateVar> {
             &def.test.ssh_username,
         ),
     ];
+    // Declared only when an outside worker source is wired in, so other templates (and
+    // their fingerprints) stay as they were.
+    if def.worker_source_dir.is_some() {
+        list.push(var(vars::WORKER_SOURCE_DIR, VarKind::Runtime, ""));
+    }
+    // A URL's credentials are a secret: the template states the URL without them (the
+    // var-file, 0600, has the whole value).
     list.extend(
-        def.variables
-            .iter()
-            .map(|(name, default)| var(name, VarKind::Input, default)),
+        def.variables.iter().map(|(name, default)| {
+            var(name, VarKind::Input, &crate::userinfo::strip(default).value)
+        }),
     );
     list.extend(
         def.declared_worker_keys()
@@ -276,6 +283,17 @@ fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
         } => {
             p.insert("type".into(), json!("file"));
             p.insert("source".into(), json!(local(source)));
+            p.insert("destination".into(), json!(destination));
+        }
+        StepKind::UploadWorkerSource {
+            source,
+            destination,
+        } => {
+            p.insert("type".into(), json!("file"));
+            p.insert(
+                "source".into(),
+                json!(format!("{}/{source}", user(vars::WORKER_SOURCE_DIR))),
+            );
             p.insert("destination".into(), json!(destination));
         }
         StepKind::WorkerConfig { destination } => {

@@ -175,8 +175,29 @@ impl Redactor {
 
     /// All secrets of a run: worker values and the secret environment variables.
     pub fn for_run(worker: &WorkerConfig, env: &Env) -> Redactor {
+        Redactor::for_run_with(worker, std::iter::empty(), env)
+    }
+
+    /// `for_run`, plus the credentials of every URL in `values` (variable values such as
+    /// `worker_source = "git+https://user:TOKEN@host/..."`), in each form they print in.
+    pub fn for_run_with<'a>(
+        worker: &WorkerConfig,
+        values: impl IntoIterator<Item = &'a str>,
+        env: &Env,
+    ) -> Redactor {
         let env_secrets = SECRET_ENV.iter().filter_map(|k| env.get(k));
-        Redactor::new(worker.secret_values().map(|(_, v)| v).chain(env_secrets))
+        let url_secrets: Vec<String> = values
+            .into_iter()
+            .flat_map(|v| crate::userinfo::strip(v).userinfo)
+            .flat_map(|info| crate::userinfo::secret_forms(&info))
+            .collect();
+        Redactor::new(
+            worker
+                .secret_values()
+                .map(|(_, v)| v)
+                .chain(env_secrets)
+                .chain(url_secrets.iter().map(String::as_str)),
+        )
     }
 
     /// The text with every secret replaced by `***`; borrowed when there is none.
@@ -195,14 +216,20 @@ impl Redactor {
         let mut out = String::new();
         let mut copied = 0;
         for found in matcher.find_iter(flat.as_ref()) {
-            out.push_str(&text[copied..found.start()]);
+            // Matches are whole needles (UTF-8) in a text with the same char boundaries,
+            // so `get` always succeeds; were it ever not to, the rest is masked, not shown.
+            let Some(before) = text.get(copied..found.start()) else {
+                out.push_str(MASK);
+                return Cow::Owned(out);
+            };
+            out.push_str(before);
             out.push_str(MASK);
             copied = found.end();
         }
         if copied == 0 && out.is_empty() {
             return Cow::Borrowed(text);
         }
-        out.push_str(&text[copied..]);
+        out.push_str(text.get(copied..).unwrap_or(MASK));
         Cow::Owned(out)
     }
 

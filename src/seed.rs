@@ -11,11 +11,18 @@ use crate::vars;
 
 #[derive(Debug, Error)]
 pub enum SeedError {
-    #[error("cannot read {what} {path}: {source}")]
+    #[error("cannot read {what} {path}: {error}")]
     Read {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    #[error("{path}:{line}: `{key}` is set twice (also on line {first}); keep one")]
+    DuplicateKey {
+        path: PathBuf,
+        key: String,
+        first: usize,
+        line: usize,
     },
     #[error("{path}:{line}: not a JSON object of variables: {message}")]
     VarFileSyntax {
@@ -47,12 +54,17 @@ pub enum SeedError {
 
 /// Reads a seed-style variables.json: a flat JSON object of string values.
 pub fn read_var_file(path: &Path) -> Result<BTreeMap<String, String>, SeedError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
-        what: "var-file",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_var_file(&text, path)
+    parse_var_file(&read("var-file", path)?, path)
+}
+
+fn read(what: &'static str, path: &Path) -> Result<String, SeedError> {
+    crate::input_file::read_text(path, crate::input_file::CONFIG_CAP).map_err(|error| {
+        SeedError::Read {
+            what,
+            path: path.to_path_buf(),
+            error,
+        }
+    })
 }
 
 pub fn parse_var_file(text: &str, path: &Path) -> Result<BTreeMap<String, String>, SeedError> {
@@ -69,7 +81,8 @@ pub fn parse_var_file(text: &str, path: &Path) -> Result<BTreeMap<String, String
             "the top level must be an object {\"key\": \"value\", ...}".into(),
         ));
     };
-    map.into_iter()
+    let values = map
+        .into_iter()
         .map(|(key, value)| match value {
             serde_json::Value::String(s) => Ok((key, s)),
             other => Err(SeedError::VarFileType {
@@ -78,7 +91,65 @@ pub fn parse_var_file(text: &str, path: &Path) -> Result<BTreeMap<String, String
                 found: json_kind(&other),
             }),
         })
-        .collect()
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    // serde_json keeps the last of two equal keys; a flat object of strings makes every
+    // `"string":` a key, so the keys and their lines are found by scanning.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, line) in object_keys(text) {
+        if let Some(&first) = seen.get(&key) {
+            return Err(SeedError::DuplicateKey {
+                path: path.to_path_buf(),
+                key,
+                first,
+                line,
+            });
+        }
+        seen.insert(key, line);
+    }
+    Ok(values)
+}
+
+/// The keys of a valid, flat JSON object with their 1-based lines, in order.
+fn object_keys(text: &str) -> Vec<(String, usize)> {
+    let mut keys = Vec::new();
+    let mut line = 1;
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '"' => {
+                let start_line = line;
+                let mut end = start;
+                let mut escaped = false;
+                for (at, c) in chars.by_ref() {
+                    match c {
+                        '\n' => line += 1,
+                        '\\' if !escaped => {
+                            escaped = true;
+                            continue;
+                        }
+                        '"' if !escaped => {
+                            end = at;
+                            break;
+                        }
+                        _ => {}
+                    }
+                    escaped = false;
+                }
+                while chars
+                    .next_if(|(_, c)| c.is_whitespace() && *c != '\n')
+                    .is_some()
+                {}
+                let is_key = chars.peek().is_some_and(|(_, c)| *c == ':');
+                let literal = text.get(start..=end).unwrap_or("\"\"");
+                if let (true, Ok(key)) = (is_key, serde_json::from_str::<String>(literal)) {
+                    keys.push((key, start_line));
+                }
+            }
+            _ => {}
+        }
+    }
+    keys
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -130,12 +201,7 @@ pub struct ConfigEntry {
 }
 
 pub fn read_worker_config(path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read {
-        what: "worker config",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_worker_config(&text, path)
+    parse_worker_config(&read("worker config", path)?, path)
 }
 
 /// Parses the seed's worker config: `export KEY=value` lines, values quoted or not, blank
@@ -176,6 +242,14 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
                 )),
                 shell::ValueError::Word(e) => fail(format!("value of {key}: {e}")),
             })?;
+        if let Some(first) = entries.iter().find(|e: &&ConfigEntry| e.key == key) {
+            return Err(SeedError::DuplicateKey {
+                path: path.to_path_buf(),
+                key: key.to_string(),
+                first: first.line,
+                line: line_no,
+            });
+        }
         entries.push(ConfigEntry {
             key: key.to_string(),
             value,
@@ -242,6 +316,27 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_key_set_twice_is_refused_naming_both_lines() {
+        let err = parse("export UWORKER_X=1\n# c\nexport UWORKER_Y='a\nb'\nexport UWORKER_X=2\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "w.conf:5: `UWORKER_X` is set twice (also on line 1); keep one"
+        );
+        let path = Path::new("variables.json");
+        let text = "{\n  \"test_host\": \"a:b\\\"c\",\n  \"x\": \"test_host\",\n  \"test_\\u0068ost\" : \"b\"\n}";
+        let err = parse_var_file(text, path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "variables.json:4: `test_host` is set twice (also on line 2); keep one"
+        );
+        assert_eq!(
+            object_keys("{\"a\":\"x\",\n\"b\":\"a\"}"),
+            vec![("a".to_string(), 1), ("b".to_string(), 2)]
+        );
     }
 
     #[test]

@@ -22,9 +22,11 @@ pub const IMAGE_FINGERPRINT: &str = "image_fingerprint";
 pub const GIT_COMMIT: &str = "git_commit";
 pub const RUN_URL: &str = "run_url";
 pub const RUN_ID: &str = "run_id";
+/// Where a `worker_source` outside the definition is on the machine running packer.
+pub const WORKER_SOURCE_DIR: &str = "worker_source_dir";
 
 /// Every variable name the tool itself defines; definitions may not reuse them.
-pub const RESERVED: [&str; 13] = [
+pub const RESERVED: [&str; 14] = [
     FLOATING_IP,
     WORKER_CONFIG_FILE_KEY,
     TEST_HOST,
@@ -38,6 +40,7 @@ pub const RESERVED: [&str; 13] = [
     GIT_COMMIT,
     RUN_URL,
     RUN_ID,
+    WORKER_SOURCE_DIR,
 ];
 
 /// The seed's variables.json keys (what `--var-file` accepts besides definition variables).
@@ -119,17 +122,17 @@ pub fn references_variable(text: &str, name: &str) -> bool {
 fn references(text: &str) -> Vec<&str> {
     let mut names = Vec::new();
     let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else { break };
-        let inner = after[..close].trim();
-        if let Some(arg) = inner.strip_prefix("user") {
+    while let Some((_, after)) = rest.split_once("{{") {
+        let Some((inner, next)) = after.split_once("}}") else {
+            break;
+        };
+        if let Some(arg) = inner.trim().strip_prefix("user") {
             let arg = arg.trim();
             if let Some(name) = arg.strip_prefix('`').and_then(|a| a.strip_suffix('`')) {
                 names.push(name);
             }
         }
-        rest = &after[close + 2..];
+        rest = next;
     }
     names
 }

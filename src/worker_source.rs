@@ -1,13 +1,14 @@
 //! `worker_source`, what pip installs as the worker: a pip requirement (passed on as it
-//! is), or a source directory or package file inside the definition directory. A local
-//! source is uploaded by a step the tool adds before the first step that uses the
-//! variable, the variable then names the uploaded copy, and the content enters the
-//! fingerprint as every uploaded file does.
+//! is), or a local source directory or package file. A local source is uploaded by a
+//! step the tool adds before the first step that uses the variable, the variable then
+//! names the uploaded copy, and the content enters the fingerprint as every uploaded file
+//! does. A relative path is looked up in the definition directory; an absolute one, or
+//! one with `..`, may name a source anywhere on this machine.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
-use crate::definition::{Definition, Step, StepKind};
+use crate::definition::{tree, Definition, Step, StepKind};
 use crate::vars;
 
 /// The definition variable this module gives meaning to.
@@ -17,14 +18,22 @@ pub const VARIABLE: &str = "worker_source";
 /// holding a package file (pip reads a wheel's name, so the file keeps its own).
 pub const REMOTE_DIR: &str = "/tmp/uworker-worker-source";
 
+/// How the files of a source outside the definition are named in the manifest: by
+/// their path inside the source, so its location on this machine does not count.
+pub const MANIFEST_PREFIX: &str = "worker_source:";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerSource {
-    /// A pip requirement: `git+https://...`, `name==1.0`, or a path on the host itself.
+    /// A pip requirement: `git+https://...`, `name==1.0`, `name @ URL`.
     Requirement(String),
     /// A source directory (with setup.py or pyproject.toml), relative to the definition.
     Directory(String),
     /// A wheel or sdist file, relative to the definition.
     File(String),
+    /// A source directory outside the definition (canonical path).
+    OutsideDirectory(PathBuf),
+    /// A package file outside the definition (canonical path).
+    OutsideFile(PathBuf),
 }
 
 impl WorkerSource {
@@ -32,8 +41,29 @@ impl WorkerSource {
     pub fn remote(&self) -> String {
         match self {
             WorkerSource::Requirement(requirement) => requirement.clone(),
-            WorkerSource::Directory(_) => REMOTE_DIR.to_string(),
+            WorkerSource::Directory(_) | WorkerSource::OutsideDirectory(_) => {
+                REMOTE_DIR.to_string()
+            }
             WorkerSource::File(path) => format!("{REMOTE_DIR}/{}", file_name(path)),
+            WorkerSource::OutsideFile(path) => format!("{REMOTE_DIR}/{}", outside_name(path)),
+        }
+    }
+
+    /// The path of a local source inside the definition, relative to it.
+    pub fn inside_path(&self) -> Option<&str> {
+        match self {
+            WorkerSource::Directory(path) | WorkerSource::File(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The local directory an outside source is uploaded from (the `worker_source_dir`
+    /// variable's value): the directory itself, or the one holding the file.
+    pub fn outside_root(&self) -> Option<PathBuf> {
+        match self {
+            WorkerSource::OutsideDirectory(path) => Some(path.clone()),
+            WorkerSource::OutsideFile(path) => path.parent().map(Path::to_path_buf),
+            _ => None,
         }
     }
 
@@ -52,6 +82,14 @@ impl WorkerSource {
                 source: path.clone(),
                 destination: self.remote(),
             },
+            WorkerSource::OutsideDirectory(_) => StepKind::UploadWorkerSource {
+                source: String::new(),
+                destination: REMOTE_DIR.to_string(),
+            },
+            WorkerSource::OutsideFile(path) => StepKind::UploadWorkerSource {
+                source: outside_name(path),
+                destination: self.remote(),
+            },
         };
         let prepare = StepKind::Inline(vec![
             format!("rm -rf {REMOTE_DIR}"),
@@ -65,49 +103,186 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+fn outside_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Package file endings pip installs from.
 const PACKAGE_SUFFIXES: [&str; 4] = [".whl", ".tar.gz", ".zip", ".tar.bz2"];
 
-/// What `value` names, judged against the definition directory `dir`. A relative path
-/// that exists there is local; a value written as a local path (`./x`, `x.whl`) that
-/// does not exist is an error rather than a pip requirement that fails on the host.
+/// What `value` names, judged against the definition directory `dir`. A path that
+/// exists is local, wherever it is; a value written as a path (`/x`, `./x`, `x.whl`)
+/// that does not exist is an error, and so is anything else that is not a pip
+/// requirement: both would only fail on the host, late. The files of a local source
+/// follow the definition's path rules (no link leaves the source).
 pub fn classify(dir: &Path, value: &str) -> Result<WorkerSource, String> {
-    let requirement = || Ok(WorkerSource::Requirement(value.to_string()));
     if value.trim().is_empty() {
         return Err(
-            "is empty: give a pip requirement or a path inside the definition directory".into(),
+            "is empty: give a pip requirement or the path of a worker source directory or package file".into(),
         );
-    }
-    if value.contains("://") || value.starts_with('/') || value.contains(char::is_whitespace) {
-        return requirement();
     }
     let path = Path::new(value);
-    let looks_local = value.starts_with("./")
+    let written_as_path = path.is_absolute()
+        || value.starts_with("./")
         || value.starts_with("../")
+        || value.starts_with('~')
         || PACKAGE_SUFFIXES.iter().any(|s| value.ends_with(s));
-    let meta = match std::fs::metadata(dir.join(path)) {
-        Ok(meta) => meta,
-        Err(_) if looks_local => {
-            return Err(format!(
-                "looks like a local path but nothing exists at {}: paths are relative to the definition directory",
-                dir.join(path).display()
-            ))
+    let full = dir.join(path);
+    match std::fs::metadata(&full) {
+        Ok(meta) if !value.contains("://") => local(dir, value, &full, &meta),
+        Err(_) if written_as_path && !value.contains("://") => Err(format!(
+            "looks like a local path but nothing exists at {}: relative paths are relative to the definition directory",
+            full.display()
+        )),
+        _ => check_requirement(value).map(|()| WorkerSource::Requirement(value.to_string())),
+    }
+}
+
+fn local(
+    dir: &Path,
+    value: &str,
+    full: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<WorkerSource, String> {
+    if !meta.is_dir() && !meta.is_file() {
+        return Err(format!(
+            "{} is neither a file nor a directory",
+            full.display()
+        ));
+    }
+    let canonical_dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let canonical = full
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", full.display()))?;
+    // Written inside the definition (`worker`, `./dist/w.whl`): the definition's rules,
+    // so a link inside it that leads out is refused like any other.
+    let written_inside = !Path::new(value).is_absolute()
+        && !Path::new(value)
+            .components()
+            .any(|c| matches!(c, Component::ParentDir));
+    if written_inside {
+        let relative = value.trim_start_matches("./").to_string();
+        tree::collect(dir, &[relative.as_str()]).map_err(|e| e.to_string())?;
+        return Ok(if meta.is_dir() {
+            WorkerSource::Directory(relative)
+        } else {
+            WorkerSource::File(relative)
+        });
+    }
+    if let Ok(inside) = canonical.strip_prefix(&canonical_dir) {
+        let relative = inside.to_string_lossy().into_owned();
+        if !relative.is_empty() {
+            tree::collect(dir, &[relative.as_str()]).map_err(|e| e.to_string())?;
+            return Ok(if meta.is_dir() {
+                WorkerSource::Directory(relative)
+            } else {
+                WorkerSource::File(relative)
+            });
         }
-        Err(_) => return requirement(),
-    };
-    if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(
-            "leaves the definition directory (`..`): copy the worker source into it".into(),
-        );
     }
-    let relative = value.trim_start_matches("./").to_string();
-    if meta.is_dir() {
-        Ok(WorkerSource::Directory(relative))
-    } else if meta.is_file() {
-        Ok(WorkerSource::File(relative))
+    let source = if meta.is_dir() {
+        WorkerSource::OutsideDirectory(canonical)
     } else {
-        Err("is neither a file nor a directory".into())
+        WorkerSource::OutsideFile(canonical)
+    };
+    let root = source.outside_root().expect("an outside source has a root");
+    let name = match &source {
+        WorkerSource::OutsideFile(path) => outside_name(path),
+        _ => String::new(),
+    };
+    tree::collect(&root, &[name.as_str()]).map_err(|e| e.to_string())?;
+    Ok(source)
+}
+
+/// A pip requirement as PEP 508 writes one: `name[extras] specifiers ; marker`,
+/// `name @ URL`, or a URL alone (`git+https://...`, `https://.../w.whl`).
+pub fn check_requirement(value: &str) -> Result<(), String> {
+    let refuse = || {
+        Err("is neither an existing local path nor a pip requirement (`name==1.0`, `name @ URL`, `git+https://HOST/REPO`)".to_string())
+    };
+    let (requirement, marker) = match value.split_once(';') {
+        Some((r, m)) => (r.trim(), Some(m.trim())),
+        None => (value.trim(), None),
+    };
+    if marker == Some("") || requirement.is_empty() {
+        return refuse();
     }
+    if is_url(requirement) {
+        return Ok(());
+    }
+    let (spec, url) = match requirement.split_once('@') {
+        Some((spec, url)) => (spec.trim(), Some(url.trim())),
+        None => (requirement, None),
+    };
+    if url.is_some_and(|u| !is_url(u)) {
+        return refuse();
+    }
+    let (name, rest) = spec
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .map_or((spec, ""), |at| spec.split_at(at));
+    if !is_package_name(name) {
+        return refuse();
+    }
+    let mut rest = rest.trim_start();
+    if let Some(extras) = rest.strip_prefix('[') {
+        let Some((extras, after)) = extras.split_once(']') else {
+            return refuse();
+        };
+        if !extras.split(',').all(|e| is_package_name(e.trim())) {
+            return refuse();
+        }
+        rest = after.trim_start();
+    }
+    if url.is_some() && !rest.is_empty() {
+        return refuse();
+    }
+    let rest = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or(rest)
+        .trim();
+    if rest.is_empty() || rest.split(',').all(|s| is_version_specifier(s.trim())) {
+        Ok(())
+    } else {
+        refuse()
+    }
+}
+
+fn is_package_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    matches!((bytes.first(), bytes.last()), (Some(a), Some(z)) if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn is_version_specifier(spec: &str) -> bool {
+    let operators = ["===", "==", "!=", "<=", ">=", "~=", "<", ">"];
+    let Some(version) = operators.iter().find_map(|op| spec.strip_prefix(op)) else {
+        return false;
+    };
+    let version = version.trim();
+    !version.is_empty()
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '*' | '+' | '!' | '_' | '-'))
+}
+
+/// `scheme://rest` with a scheme pip or its VCS support knows, and no whitespace.
+fn is_url(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let transport = scheme.rsplit('+').next().unwrap_or(scheme);
+    let vcs = scheme.split_once('+').map(|(vcs, _)| vcs);
+    matches!(transport, "https" | "http" | "ssh" | "git" | "file")
+        && vcs.is_none_or(|v| matches!(v, "git" | "hg" | "svn" | "bzr"))
+        && !rest.is_empty()
+        && !text.chars().any(char::is_whitespace)
 }
 
 /// Wires a local source in (pure): upload steps before the first step that references
@@ -138,6 +313,7 @@ pub fn wire(
         line,
     });
     definition.steps.splice(index..index, steps);
+    definition.worker_source_dir = source.outside_root();
     let remote = source.remote();
     definition
         .variables
@@ -159,20 +335,25 @@ mod tests {
     }
 
     #[test]
-    fn existing_relative_paths_are_local_and_everything_else_a_requirement() {
+    fn existing_paths_are_local_and_everything_else_a_requirement() {
         let dir = tree();
         let d = dir.path();
         let git = "git+https://github.com/Odin-SMR/molflow-microq-worker.git#subdirectory=src";
         assert_eq!(classify(d, git), Ok(WorkerSource::Requirement(git.into())));
-        assert_eq!(
-            classify(d, "requests==2.32.3"),
-            Ok(WorkerSource::Requirement("requests==2.32.3".into()))
-        );
-        assert_eq!(
-            classify(d, "/opt/on-the-host.whl"),
-            Ok(WorkerSource::Requirement("/opt/on-the-host.whl".into())),
-            "absolute paths name files on the host"
-        );
+        for requirement in [
+            "requests==2.32.3",
+            "uworker",
+            "uworker[docker] >= 1.0, <2",
+            "uworker (==1.0)",
+            "uworker @ git+https://h.example/w.git",
+            "uworker==1.0; python_version >= \"3.10\"",
+            "https://h.example/w-1.0-py3-none-any.whl",
+        ] {
+            assert_eq!(
+                classify(d, requirement),
+                Ok(WorkerSource::Requirement(requirement.into()))
+            );
+        }
         assert_eq!(
             classify(d, "worker"),
             Ok(WorkerSource::Directory("worker".into()))
@@ -185,19 +366,79 @@ mod tests {
             classify(d, "w-1.0-py3-none-any.whl"),
             Ok(WorkerSource::File("w-1.0-py3-none-any.whl".into()))
         );
+        // Outside the definition: absolute, or with `..`.
+        let elsewhere = tree();
+        let canonical = elsewhere.path().canonicalize().unwrap();
+        let absolute = elsewhere.path().join("worker");
+        assert_eq!(
+            classify(d, absolute.to_str().unwrap()),
+            Ok(WorkerSource::OutsideDirectory(canonical.join("worker")))
+        );
+        let wheel = elsewhere.path().join("w-1.0-py3-none-any.whl");
+        let source = classify(d, wheel.to_str().unwrap()).unwrap();
+        assert_eq!(source.outside_root(), Some(canonical.clone()));
+        assert_eq!(
+            source.remote(),
+            format!("{REMOTE_DIR}/w-1.0-py3-none-any.whl")
+        );
+        let relative = format!(
+            "../{}/worker",
+            elsewhere.path().file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(
+            classify(d, &relative),
+            Ok(WorkerSource::OutsideDirectory(canonical.join("worker")))
+        );
+        // Back into the definition through `..`: inside after all.
+        let back = format!("../{}/worker", d.file_name().unwrap().to_str().unwrap());
+        assert_eq!(
+            classify(d, &back),
+            Ok(WorkerSource::Directory("worker".into()))
+        );
     }
 
     #[test]
-    fn local_looking_paths_must_exist_and_stay_inside() {
+    fn local_looking_paths_must_exist_and_the_rest_be_requirements() {
         let dir = tree();
         let d = dir.path();
-        let err = classify(d, "./missing").unwrap_err();
-        assert!(err.contains("nothing exists at"), "{err}");
-        let err = classify(d, "missing-1.0.whl").unwrap_err();
-        assert!(err.contains("nothing exists at"), "{err}");
-        let err = classify(&d.join("worker"), "../worker").unwrap_err();
-        assert!(err.contains("leaves the definition directory"), "{err}");
+        for (value, hint) in [
+            ("./missing", "nothing exists at"),
+            ("missing-1.0.whl", "nothing exists at"),
+            ("/opt/on-the-host.whl", "nothing exists at"),
+            ("~/worker", "nothing exists at"),
+            (
+                "hello world",
+                "neither an existing local path nor a pip requirement",
+            ),
+            ("$(id)", "neither"),
+            ("uworker==", "neither"),
+            ("uworker @ not a url", "neither"),
+            ("ftp://h/w.whl", "neither"),
+            ("uworker;", "neither"),
+            ("-e .", "neither"),
+        ] {
+            let err = classify(d, value).unwrap_err();
+            assert!(err.contains(hint), "{value}: {err}");
+        }
         assert!(classify(d, " ").is_err());
+    }
+
+    #[test]
+    fn a_local_source_follows_the_link_rules() {
+        let dir = tree();
+        let d = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.join("worker/pkg/leak"))
+            .unwrap();
+        let err = classify(d, "worker").unwrap_err();
+        assert!(
+            err.contains("leak links to") && err.contains("secret"),
+            "{err}"
+        );
+        // Given from outside, its links may not leave it either.
+        let err = classify(outside.path(), d.join("worker").to_str().unwrap()).unwrap_err();
+        assert!(err.contains("leak links to"), "{err}");
     }
 
     fn definition() -> Definition {

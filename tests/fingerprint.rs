@@ -200,7 +200,7 @@ fn links_that_leave_the_definition_are_refused() {
     let r = run_tool(dir.path(), &["fingerprint"], &[]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
-        r.stderr.contains("tree/escape") && r.stderr.contains("outside the definition"),
+        r.stderr.contains("tree/escape links to") && r.stderr.contains(", outside "),
         "{}",
         r.stderr
     );

@@ -669,3 +669,82 @@ fn a_cancelled_action_step_ends_the_remote_step() {
     assert!(!log.contains("remote-step-finished"), "{log}");
     assert!(common::runner::workdirs(tmp.path()).is_empty(), "{log}");
 }
+
+/// Real packer on the test host: a URL's credentials reach the host's command through the
+/// 0600 var-file, never packer's command line or its output; a worker_source outside the
+/// definition is uploaded like one inside it.
+#[test]
+fn url_credentials_stay_hidden_and_an_outside_worker_source_is_uploaded() {
+    const TOKEN: &str = "ghp_T0k$en'q%40y";
+    let url = format!("git+https://x-access-token:{TOKEN}@127.0.0.1:9/o/w.git");
+    let sshd = Sshd::prepare().start();
+    let source = tempfile::tempdir().unwrap();
+    std::fs::create_dir(source.path().join("worker")).unwrap();
+    std::fs::write(
+        source.path().join("worker/setup.py"),
+        "OUTSIDE-SOURCE-MARK\n",
+    )
+    .unwrap();
+    // An absolute path outside the definition, as image.toml may give it.
+    let steps = format!(
+        r#"[[provision]]
+inline = ["echo \"installing from $WORKER_URL\"", "echo 'source at {{{{user `worker_source`}}}}'", "cat {{{{user `worker_source`}}}}/setup.py"]
+environment = {{ WORKER_URL = "{{{{user `private_url`}}}}" }}
+[variables]
+private_url = "{url}"
+worker_source = "{}"
+"#,
+        source.path().join("worker").display()
+    );
+    let f = definition(&sshd, &steps, "");
+    let tmp = tempfile::tempdir().unwrap();
+    let argv = tmp.path().join("argv.log");
+    let wrapper = sshd.dir.path().join("packer-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >>'{}'\nexec packer \"$@\"\n",
+            argv.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let cmd = test_cmd(
+        f.path(),
+        &sshd,
+        &["--packer", wrapper.to_str().unwrap()],
+        tmp.path(),
+    );
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("installing from git+https://***@127.0.0.1:9/o/w.git"),
+        "{}",
+        r.stderr
+    );
+    // The uploaded copy, not the local path (the test host being this machine).
+    assert!(
+        r.stderr.contains("source at /tmp/uworker-worker-source\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("OUTSIDE-SOURCE-MARK"), "{}", r.stderr);
+    let args = std::fs::read_to_string(&argv).unwrap();
+    assert!(args.contains("-var-file="), "{args}");
+    for secret in [TOKEN, "T0k$en", "x-access-token"] {
+        assert!(
+            !r.all().contains(secret),
+            "output holds {secret:?}:\n{}",
+            r.all()
+        );
+        assert!(
+            !args.contains(secret),
+            "packer's arguments hold {secret:?}: {args}"
+        );
+    }
+}

@@ -1,6 +1,8 @@
-//! `worker_source` through the CLI: a local source directory or wheel becomes upload steps
-//! in the rendered template, its content enters the fingerprint (its location does not),
-//! and a local-looking path that does not exist is refused naming the variable.
+//! `worker_source` through the CLI: a local source directory or wheel (inside the
+//! definition or anywhere else on this machine) becomes upload steps in the rendered
+//! template, its content enters the fingerprint (its location does not), a value that is
+//! neither an existing path nor a pip requirement is refused naming the variable, and
+//! the credentials of a private repository's URL appear in no output.
 
 mod common;
 
@@ -123,22 +125,320 @@ fn the_local_sources_content_enters_the_fingerprint_and_its_location_does_not() 
 }
 
 #[test]
-fn a_missing_or_escaping_local_path_is_refused_naming_the_variable() {
+fn a_missing_path_or_a_non_requirement_is_refused_before_packer_runs() {
     let f = fixture();
-    // The definition directory itself, reached from outside it.
-    let outside = format!(
-        "../{}/worker",
-        f.path().file_name().unwrap().to_str().unwrap()
+    let marker = f.path().join("packer-ran");
+    f.script(
+        "bin/packer",
+        &format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
     );
+    let packer = f.path().join("bin/packer");
     for (value, hint) in [
         ("./nowhere", "nothing exists at"),
         ("gone-1.0-py3-none-any.whl", "nothing exists at"),
-        (outside.as_str(), "leaves the definition directory"),
+        ("/nonexistent/worker", "nothing exists at"),
+        (
+            "hello world",
+            "neither an existing local path nor a pip requirement",
+        ),
+        (
+            "uworker @ nowhere",
+            "neither an existing local path nor a pip requirement",
+        ),
     ] {
         let var = format!("worker_source={value}");
-        let r = run_tool(f.path(), &["--var", &var, "validate"], &worker_env());
-        assert_eq!(r.code, 2, "{value}: {}", r.all());
-        assert!(r.stderr.contains("worker_source"), "{}", r.stderr);
-        assert!(r.stderr.contains(hint), "{value}: {}", r.stderr);
+        for command in ["validate", "build"] {
+            let r = run_tool(
+                f.path(),
+                &["--packer", packer.to_str().unwrap(), "--var", &var, command],
+                &worker_env(),
+            );
+            assert_eq!(r.code, 2, "{value}: {}", r.all());
+            assert!(r.stderr.contains("worker_source"), "{}", r.stderr);
+            assert!(r.stderr.contains(hint), "{value}: {}", r.stderr);
+            assert!(!marker.exists(), "packer ran for {value}");
+        }
     }
+}
+
+/// A worker source directory in a temp dir of its own, outside any definition.
+fn outside_source() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("worker/pkg")).unwrap();
+    std::fs::write(dir.path().join("worker/setup.py"), "setup()\n").unwrap();
+    std::fs::write(dir.path().join("worker/pkg/__init__.py"), "").unwrap();
+    std::fs::write(dir.path().join("w-1.0-py3-none-any.whl"), "zip").unwrap();
+    dir
+}
+
+#[test]
+fn a_source_outside_the_definition_is_uploaded_and_fingerprinted_by_content() {
+    let f = fixture();
+    let source = outside_source();
+    let worker = source.path().join("worker");
+    let absolute = format!("worker_source={}", worker.display());
+    let t = template(f.path(), &["--var", &absolute]);
+    let p = t["provisioners"].as_array().unwrap();
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert_eq!(p[2]["type"], "file");
+    assert_eq!(p[2]["source"], "{{user `worker_source_dir`}}/");
+    assert_eq!(p[2]["destination"], "/tmp/uworker-worker-source");
+    assert_eq!(
+        t["variables"]["worker_source"],
+        "/tmp/uworker-worker-source"
+    );
+    assert_eq!(t["variables"]["worker_source_dir"], "");
+
+    let out = tempfile::tempdir().unwrap();
+    render_out(f.path(), out.path(), &worker_env(), &["--var", &absolute]);
+    let values: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("variables.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        values["worker_source_dir"],
+        worker.canonicalize().unwrap().to_str().unwrap()
+    );
+
+    // Relative to the definition, through `..`: the same source, the same fingerprint.
+    let up = "../".repeat(f.path().components().count());
+    let relative = format!("worker_source={up}{}", worker.display());
+    let first = fingerprint(f.path(), &["--var", &absolute]);
+    assert_eq!(fingerprint(f.path(), &["--var", &relative]), first);
+    let explain = run_tool(
+        f.path(),
+        &["--var", &absolute, "fingerprint", "--explain"],
+        &worker_env(),
+    );
+    assert!(
+        explain
+            .stdout
+            .contains("file worker_source:pkg/__init__.py")
+            && !explain.stdout.contains(source.path().to_str().unwrap()),
+        "{}",
+        explain.stdout
+    );
+    // Its location does not count; its content does.
+    let moved = outside_source();
+    let moved_var = format!("worker_source={}", moved.path().join("worker").display());
+    assert_eq!(fingerprint(f.path(), &["--var", &moved_var]), first);
+    std::fs::write(worker.join("pkg/__init__.py"), "VERSION = 2\n").unwrap();
+    assert_ne!(fingerprint(f.path(), &["--var", &absolute]), first);
+
+    // A package file keeps its name on the host.
+    let wheel = format!(
+        "worker_source={}",
+        source.path().join("w-1.0-py3-none-any.whl").display()
+    );
+    let t = template(f.path(), &["--var", &wheel]);
+    assert_eq!(
+        t["provisioners"][2]["source"],
+        "{{user `worker_source_dir`}}/w-1.0-py3-none-any.whl"
+    );
+    assert_eq!(
+        t["variables"]["worker_source"],
+        "/tmp/uworker-worker-source/w-1.0-py3-none-any.whl"
+    );
+}
+
+#[test]
+fn a_link_out_of_an_outside_source_is_refused() {
+    let f = fixture();
+    let source = outside_source();
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("id_ed25519"), "PRIVATE KEY").unwrap();
+    std::os::unix::fs::symlink(
+        secret.path().join("id_ed25519"),
+        source.path().join("worker/pkg/key"),
+    )
+    .unwrap();
+    let var = format!("worker_source={}", source.path().join("worker").display());
+    let r = run_tool(f.path(), &["--var", &var, "render"], &worker_env());
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("worker_source")
+            && r.stderr.contains(&format!(
+                "pkg/key links to {}",
+                secret
+                    .path()
+                    .canonicalize()
+                    .unwrap()
+                    .join("id_ed25519")
+                    .display()
+            )),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A private repository's URL: a token with `$`, quotes and a percent-encoded `@`.
+const TOKEN: &str = "ghp_T0k$en'q\"x%40y";
+const USER: &str = "x-access-token";
+
+fn private_url() -> String {
+    format!("git+https://{USER}:{TOKEN}@127.0.0.1:9/o/worker.git#subdirectory=src")
+}
+
+const PUBLIC_URL: &str = "git+https://127.0.0.1:9/o/worker.git#subdirectory=src";
+
+fn assert_no_credentials(what: &str, text: &str) {
+    for secret in [TOKEN, "ghp_T0k", "T0k$en", "x%40y", USER] {
+        assert!(!text.contains(secret), "{what} holds {secret:?}:\n{text}");
+    }
+}
+
+#[test]
+fn url_credentials_are_a_secret_in_every_output() {
+    let f = fixture();
+    let var = format!("worker_source={}", private_url());
+    let key = "k".repeat(32);
+    let mut keyed = worker_env();
+    keyed.push(("UWORKER_FINGERPRINT_KEY", key.as_str()));
+
+    let r = run_tool(
+        f.path(),
+        &["--var", &var, "fingerprint", "--explain"],
+        &worker_env(),
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_no_credentials("fingerprint --explain", &r.all());
+    assert!(r.stdout.contains("variable worker_source"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("git+https://127.0.0.1:9/o/worker.git"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("secret worker_source.userinfo"),
+        "{}",
+        r.stdout
+    );
+
+    // The manifest: the URL without credentials, an HMAC of them under the key.
+    let r = run_tool(
+        f.path(),
+        &["--var", &var, "--output", "json", "fingerprint"],
+        &keyed,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_no_credentials("the manifest", &r.all());
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["manifest"]["variables"]["worker_source"], PUBLIC_URL);
+    let digest = doc["manifest"]["secrets"]["worker_source.userinfo"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(digest.len(), 64);
+    // Another token: another HMAC and fingerprint under the key; without the key, the same.
+    let other = format!("worker_source={}", private_url().replace("x%40y", "z"));
+    let fp = |v: &str, vars: &[(&str, &str)]| {
+        let r = run_tool(f.path(), &["--var", v, "fingerprint"], vars);
+        assert_eq!(r.code, 0, "{}", r.all());
+        r.stdout.lines().last().unwrap().to_string()
+    };
+    assert_ne!(fp(&var, &keyed), fp(&other, &keyed));
+    assert_eq!(fp(&var, &worker_env()), fp(&other, &worker_env()));
+
+    // render: the template has no credentials; the 0600 var-file has the whole URL.
+    let r = run_tool(f.path(), &["--var", &var, "render"], &worker_env());
+    assert_no_credentials("render", &r.all());
+    let out = tempfile::tempdir().unwrap();
+    render_out(f.path(), out.path(), &worker_env(), &["--var", &var]);
+    assert_no_credentials(
+        "template.json",
+        &std::fs::read_to_string(out.path().join("template.json")).unwrap(),
+    );
+    let values = std::fs::read_to_string(out.path().join("variables.json")).unwrap();
+    let values: serde_json::Value = serde_json::from_str(&values).unwrap();
+    assert_eq!(values["worker_source"], private_url());
+    assert_eq!(mode(&out.path().join("variables.json")), 0o600);
+
+    // The record (what a release's image.json and the PR comment are made of).
+    let record = out.path().join("record.json");
+    let r = run_tool(
+        f.path(),
+        &[
+            "--var",
+            &var,
+            "--output",
+            "json",
+            "plan",
+            "--out",
+            record.to_str().unwrap(),
+        ],
+        &worker_env(),
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_no_credentials("plan", &r.all());
+    assert_no_credentials("the record", &std::fs::read_to_string(&record).unwrap());
+    let mut cmd = tool(&[]);
+    cmd.args(["report", "--record", record.to_str().unwrap()]);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_no_credentials("the report", &r.all());
+
+    // In the definition itself: the same.
+    let g = Fixture::new(&DEF.replace(
+        "git+https://github.com/Odin-SMR/molflow-microq-worker.git#subdirectory=src",
+        &private_url().replace('"', "\\\""),
+    ));
+    g.script("scripts/install.sh", "#!/bin/sh\necho \"$WORKER_SOURCE\"\n");
+    let r = run_tool(g.path(), &["render"], &worker_env());
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_no_credentials("render of the definition's default", &r.all());
+    let r = run_tool(g.path(), &["fingerprint", "--explain"], &worker_env());
+    assert_no_credentials("explain of the definition's default", &r.all());
+}
+
+/// Runs the real provision/scripts/35-worker.sh as root in a private mount namespace
+/// (tmpfs over /opt and /run), with python3 and pip stand-ins that record what pip got.
+#[test]
+fn the_install_stamp_holds_the_url_without_credentials() {
+    let work = tempfile::tempdir().unwrap();
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let pip_log = work.path().join("pip.log");
+    let stub = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    };
+    // `python3 -m venv DIR`: a venv of stand-ins; its python says "older than 3.12".
+    stub(
+        "python3",
+        &format!(
+            r#"[ "$1 $2" = "-m venv" ] || exit 1
+mkdir -p "$3/bin"
+printf '#!/bin/sh\nexit 0\n' >"$3/bin/python"
+printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>{log}\ntouch "$(dirname "$0")/uworker"; chmod +x "$(dirname "$0")/uworker"\n' >"$3/bin/pip"
+chmod +x "$3/bin/python" "$3/bin/pip"
+"#,
+            log = pip_log.display()
+        ),
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("provision/scripts/35-worker.sh");
+    let output = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "bash", "-c"])
+        .arg(format!(
+            "set -e; mount -t tmpfs none /opt; mount -t tmpfs none /run; {}; cat /opt/uworker/installed-source",
+            script.display()
+        ))
+        .env("PATH", format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", bin.display()))
+        .env("WORKER_SOURCE", private_url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert_no_credentials(
+        "the script's output and the stamp",
+        &format!("{stdout}{stderr}"),
+    );
+    assert!(
+        stdout.ends_with(&format!("requirement {PUBLIC_URL}\n")),
+        "{stdout}"
+    );
+    // pip on the host still gets the whole URL.
+    let pip = std::fs::read_to_string(&pip_log).unwrap();
+    assert!(pip.contains(&private_url()), "{pip}");
 }

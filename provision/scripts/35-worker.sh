@@ -18,7 +18,8 @@ if [ -d "$WORKER_SOURCE" ]; then
 elif [ -f "$WORKER_SOURCE" ]; then
   wanted="file $(basename "$WORKER_SOURCE") $(sha256sum <"$WORKER_SOURCE" | cut -d' ' -f1)"
 else
-  wanted="requirement $WORKER_SOURCE"
+  # Without a URL's credentials (user:TOKEN@): the stamp stays in the image.
+  wanted="requirement $(printf '%s' "$WORKER_SOURCE" | sed -E 's|://[^/?#]*@|://|g')"
 fi
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$venv/bin/uworker" ]; then

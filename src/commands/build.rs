@@ -303,7 +303,8 @@ fn mark_image(
         glance.set_properties(id, &missing)?
     };
     let short = fingerprint.trim_start_matches("sha256:");
-    glance.add_tag(id, &format!("uworker-{}", &short[..short.len().min(12)]))?;
+    let short: String = short.chars().take(12).collect();
+    glance.add_tag(id, &format!("uworker-{short}"))?;
     Ok(image)
 }
 

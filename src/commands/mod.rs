@@ -94,8 +94,12 @@ impl Session {
             worker_config: global.worker_config.clone(),
         };
         let mut inputs = Inputs::gather(&definition, &options, env)?;
+        let redactor = Redactor::for_run_with(
+            &inputs.worker,
+            inputs.values.values().map(String::as_str),
+            env,
+        );
         wire_worker_source(&mut definition, &mut inputs)?;
-        let redactor = Redactor::for_run(&inputs.worker, env);
         if crate::ci::in_actions(env) {
             crate::ci::mask_secrets(&redactor, env);
         }
@@ -232,8 +236,7 @@ impl Session {
         base_image: Option<&BaseImageChoice>,
     ) -> Result<Manifest> {
         let version_probe = packer.version_cached(self.cache_dir.as_deref())?;
-        let sources = crate::fingerprint::local_sources(&self.definition, target);
-        let found = files::collect(&self.definition.dir, &sources)?;
+        let found = crate::fingerprint::collect_files(&self.definition, target)?;
         let hashed = files::hash_all(&found)?;
         let packer_version = version_probe.wait()?;
         Ok(Manifest::build(
@@ -280,6 +283,15 @@ fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Resul
             message,
         })?;
     worker_source::wire(definition, &mut inputs.values, &source);
+    if let Some(path) = source.inside_path() {
+        definition
+            .walk_added(path)
+            .map_err(|e| InputError::Invalid {
+                origin: inputs.origins[worker_source::VARIABLE].clone(),
+                key: worker_source::VARIABLE.into(),
+                message: e.to_string(),
+            })?;
+    }
     Ok(())
 }
 
@@ -312,6 +324,11 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
                 .get(&name.to_ascii_uppercase())
                 .map(str::to_string),
             (_, vars::DEFINITION_DIR) => Some(definition_dir.display().to_string()),
+            (_, vars::WORKER_SOURCE_DIR) => session
+                .definition
+                .worker_source_dir
+                .as_ref()
+                .map(|d| d.display().to_string()),
             (_, vars::WORKER_CONFIG_PATH) => path_text(&facts.worker_config_path),
             (_, vars::MANIFEST_FILE) => path_text(&facts.manifest_file),
             (_, vars::IMAGE_FINGERPRINT) => facts.fingerprint.clone(),
@@ -323,6 +340,10 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
             }
             (_, vars::TEST_HOST) => session.inputs.test_host().map(|h| h.host),
             (_, vars::TEST_PORT) => session.inputs.test_host().map(|h| h.port.to_string()),
+            // The whole value, URL credentials included (the template's default has none).
+            (VarKind::Input, name) if session.inputs.get(name).is_none() => {
+                session.definition.variables.get(name).cloned()
+            }
             (_, name) => session.inputs.get(name).map(str::to_string),
         };
         values.insert(

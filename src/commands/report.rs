@@ -22,10 +22,12 @@ pub const VALIDATION_ENV: &str = "UWORKER_IMAGE_VALIDATION";
 
 pub fn run(args: &ReportArgs, env: &Env) -> Result<Code> {
     let path = args.record.display().to_string();
-    let text = std::fs::read_to_string(&args.record).map_err(|source| ReportError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = crate::input_file::read_text(&args.record, crate::input_file::RECORD_CAP).map_err(
+        |error| ReportError::Read {
+            path: path.clone(),
+            error,
+        },
+    )?;
     let subject = Subject::from_json(&path, &text)?;
     let validation = Validation::parse(args.validation.as_deref())?;
     let redactor = Redactor::for_run(&WorkerConfig::gather(None, env), env);

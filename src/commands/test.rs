@@ -1,6 +1,7 @@
 //! `test`: the definition's steps on a running test host through packer's null builder,
 //! as the seed's `build_uworker_image.sh test` did.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -34,7 +35,8 @@ pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
             message: "not set: the SSH private key for the test host (--var-file or --var test_ssh_key=PATH)".into(),
         }),
         Some(key) => {
-            std::fs::metadata(key).map_err(|e| InputError::Invalid {
+            // Packer reads it: a FIFO or a device there would hang the run.
+            crate::input_file::check_regular(Path::new(key), crate::input_file::CONFIG_CAP).map_err(|e| InputError::Invalid {
                 origin: session.inputs.origins.get(vars::TEST_SSH_KEY).cloned().unwrap_or_default(),
                 key: vars::TEST_SSH_KEY.into(),
                 message: format!("cannot read {key}: {e}"),

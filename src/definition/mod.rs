@@ -2,6 +2,7 @@
 //! validated model. Reading the file is the only I/O here; everything after is pure.
 
 mod raw;
+pub mod tree;
 
 pub use raw::check_ip;
 
@@ -34,6 +35,12 @@ pub struct Definition {
     pub steps: Vec<Step>,
     pub worker: WorkerKeys,
     pub test: TestSettings,
+    /// Where a `worker_source` outside this directory is uploaded from, once wired in
+    /// (`crate::worker_source`); None otherwise.
+    pub worker_source_dir: Option<PathBuf>,
+    /// Every file the steps read, as `load` walked them checking the path rules (so the
+    /// fingerprint need not walk again); None for a definition only parsed.
+    pub files: Option<Vec<tree::Found>>,
 }
 
 /// Image visibilities that let other projects download the image.
@@ -107,6 +114,12 @@ pub enum StepKind {
         source: String,
         destination: String,
     },
+    /// Upload of a `worker_source` outside the definition: `source` is relative to the
+    /// definition's `worker_source_dir` (empty: the directory's content).
+    UploadWorkerSource {
+        source: String,
+        destination: String,
+    },
     /// Upload of the worker config the tool generates from the worker secrets.
     WorkerConfig {
         destination: String,
@@ -137,9 +150,9 @@ impl Step {
         let mut texts: Vec<&str> = self.environment.values().map(String::as_str).collect();
         match &self.kind {
             StepKind::Inline(lines) => texts.extend(lines.iter().map(String::as_str)),
-            StepKind::Upload { destination, .. } | StepKind::WorkerConfig { destination } => {
-                texts.push(destination)
-            }
+            StepKind::Upload { destination, .. }
+            | StepKind::UploadWorkerSource { destination, .. }
+            | StepKind::WorkerConfig { destination } => texts.push(destination),
             StepKind::Script(_) => {}
         }
         texts
@@ -150,7 +163,17 @@ impl Step {
         match &self.kind {
             StepKind::Script(path) => Some(path),
             StepKind::Upload { source, .. } => Some(source),
-            StepKind::Inline(_) | StepKind::WorkerConfig { .. } => None,
+            StepKind::Inline(_)
+            | StepKind::WorkerConfig { .. }
+            | StepKind::UploadWorkerSource { .. } => None,
+        }
+    }
+
+    /// The path this step reads relative to the definition's `worker_source_dir`.
+    pub fn worker_source_file(&self) -> Option<&str> {
+        match &self.kind {
+            StepKind::UploadWorkerSource { source, .. } => Some(source),
+            _ => None,
         }
     }
 }
@@ -178,10 +201,10 @@ pub struct TestSettings {
 
 #[derive(Debug, Error)]
 pub enum DefinitionError {
-    #[error("cannot read {path}: {source}; pass the definition directory with --dir (or UWORKER_IMAGE_DIR)")]
+    #[error("cannot read {path}: {error}; pass the definition directory with --dir (or UWORKER_IMAGE_DIR)")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
     Parse {
@@ -210,14 +233,18 @@ impl DefinitionError {
 
 impl Definition {
     /// Loads `DIR/image.toml` and checks everything that can be checked without secrets:
-    /// keys, step shapes, names, and that every referenced file exists inside DIR.
+    /// keys, step shapes, names, and the path rules of every file the steps read: it
+    /// exists, and neither it nor anything under it links out of DIR. Every command
+    /// loads the definition this way, so none uploads a file from outside.
     pub fn load(dir: &Path) -> Result<Definition, DefinitionError> {
         let path = dir.join(FILE_NAME);
-        let text = std::fs::read_to_string(&path).map_err(|source| DefinitionError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let definition = Self::parse(&text, dir, &path)?;
+        let text = crate::input_file::read_text(&path, crate::input_file::CONFIG_CAP).map_err(
+            |error| DefinitionError::Read {
+                path: path.clone(),
+                error,
+            },
+        )?;
+        let mut definition = Self::parse(&text, dir, &path)?;
         definition.check_files(&path)?;
         Ok(definition)
     }
@@ -265,7 +292,25 @@ impl Definition {
         }
     }
 
-    fn check_files(&self, path: &Path) -> Result<(), DefinitionError> {
+    /// Walks a step path added after loading (a local `worker_source`) into `files`.
+    pub fn walk_added(&mut self, source: &str) -> Result<(), tree::TreeError> {
+        let Some(files) = &mut self.files else {
+            return Ok(());
+        };
+        let mut found: std::collections::BTreeMap<String, tree::Found> =
+            files.drain(..).map(|f| (f.rel.clone(), f)).collect();
+        found.extend(
+            tree::collect(&self.dir, &[source])?
+                .into_iter()
+                .map(|f| (f.rel.clone(), f)),
+        );
+        *files = found.into_values().collect();
+        Ok(())
+    }
+
+    /// Checks every step path and walks them all, keeping what was found.
+    fn check_files(&mut self, path: &Path) -> Result<(), DefinitionError> {
+        let mut found = std::collections::BTreeMap::new();
         for step in &self.steps {
             let Some(source) = step.local_sources() else {
                 continue;
@@ -290,7 +335,13 @@ impl Definition {
                     "`{source}` ends with `/` but is not a directory"
                 )));
             }
+            // Step by step, so an error names its step's line.
+            let files = tree::collect(&self.dir, &[source])
+                .map_err(|e| invalid(format!("`{source}`: {e}")))?;
+            found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
         }
+        // In byte order of the paths, each once, as `tree::collect` gives them.
+        self.files = Some(found.into_values().collect());
         Ok(())
     }
 }

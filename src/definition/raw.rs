@@ -220,6 +220,8 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
             ssh_username: test.ssh_username,
             ssh_timeout: test.ssh_timeout,
         },
+        worker_source_dir: None,
+        files: None,
     })
 }
 

@@ -1,18 +1,15 @@
-//! The files the provisioners read: walked in byte order under the definition directory
-//! (links may not leave it), then hashed in parallel, streaming, with SHA-256.
+//! The files the provisioners read (found by `definition::tree`), hashed in parallel,
+//! streaming, with SHA-256.
 
-use std::collections::BTreeMap;
-use std::fs::{File, FileType};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::FingerprintError;
+pub use crate::definition::tree::{collect, Found};
 
 /// One file as it enters the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,140 +23,6 @@ pub struct FileInput {
 /// Read buffer per hashing thread: big enough for few syscalls, small enough that memory
 /// stays flat whatever the file sizes.
 const BUFFER: usize = 256 * 1024;
-
-/// Every file under `sources` (paths relative to `root`), sorted by path bytes, each once.
-pub fn collect(root: &Path, sources: &[&str]) -> Result<Vec<Found>, FingerprintError> {
-    let canonical_root = root
-        .canonicalize()
-        .map_err(|source| FingerprintError::Unreadable {
-            path: root.to_path_buf(),
-            source,
-        })?;
-    let mut found = BTreeMap::new();
-    for source in sources {
-        let rel = source.trim_end_matches('/').to_string();
-        let full = root.join(&rel);
-        let kind = std::fs::symlink_metadata(&full)
-            .map_err(|source| FingerprintError::Unreadable {
-                path: full.clone(),
-                source,
-            })?
-            .file_type();
-        let walker = Walker {
-            canonical_root: &canonical_root,
-            root,
-        };
-        found.extend(walker.visit(rel, kind, &[])?);
-    }
-    // Byte order of the relative paths, whatever order the file system listed them in.
-    Ok(found.into_values().collect())
-}
-
-/// A file found by the walk, with what its listing already told.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub rel: String,
-    pub full: PathBuf,
-    pub len: u64,
-    pub executable: bool,
-}
-
-struct Walker<'a> {
-    canonical_root: &'a Path,
-    root: &'a Path,
-}
-
-impl Walker<'_> {
-    /// The files at `rel`; `kind` comes from the directory listing (no extra stat for
-    /// plain files and directories). Subdirectories are walked in parallel.
-    fn visit(
-        &self,
-        rel: String,
-        kind: FileType,
-        ancestors: &[PathBuf],
-    ) -> Result<Vec<(String, Found)>, FingerprintError> {
-        let full = self.root.join(&rel);
-        let unreadable = |source| FingerprintError::Unreadable {
-            path: full.clone(),
-            source,
-        };
-        if kind.is_symlink() {
-            let target = full.canonicalize().map_err(unreadable)?;
-            if !target.starts_with(self.canonical_root) {
-                return Err(FingerprintError::LinkEscapes {
-                    path: full.clone(),
-                    target,
-                });
-            }
-        }
-        if !kind.is_dir() {
-            // stat follows a link to what it names; one call gives kind, size and mode.
-            let meta = std::fs::metadata(&full).map_err(unreadable)?;
-            if meta.is_file() {
-                let found = Found {
-                    rel: rel.clone(),
-                    full,
-                    len: meta.len(),
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                };
-                return Ok(vec![(rel, found)]);
-            }
-            if !meta.is_dir() {
-                return Err(FingerprintError::NotAFile { path: full });
-            }
-        }
-
-        let canonical = full.canonicalize().map_err(unreadable)?;
-        if ancestors.contains(&canonical) {
-            return Err(FingerprintError::LinkLoop { path: full.clone() });
-        }
-        let mut files = Vec::new();
-        let mut others = Vec::new();
-        for entry in std::fs::read_dir(&full).map_err(unreadable)? {
-            let entry = entry.map_err(unreadable)?;
-            let kind = entry.file_type().map_err(unreadable)?;
-            let name =
-                entry
-                    .file_name()
-                    .into_string()
-                    .map_err(|name| FingerprintError::NotUtf8 {
-                        path: full.join(name),
-                    })?;
-            let child = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if kind.is_file() {
-                // Looked up relative to the open directory: one name, not a walk of the
-                // whole path (a tenth of the time per small file).
-                let meta = entry
-                    .metadata()
-                    .map_err(|source| FingerprintError::Unreadable {
-                        path: entry.path(),
-                        source,
-                    })?;
-                let found = Found {
-                    rel: child.clone(),
-                    full: entry.path(),
-                    len: meta.len(),
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                };
-                files.push((child, found));
-            } else {
-                others.push((child, kind));
-            }
-        }
-        let mut below = ancestors.to_vec();
-        below.push(canonical);
-        let nested: Vec<Vec<(String, Found)>> = others
-            .into_par_iter()
-            .map(|(child, kind)| self.visit(child, kind, &below))
-            .collect::<Result<_, _>>()?;
-        files.extend(nested.into_iter().flatten());
-        Ok(files)
-    }
-}
 
 /// Files at least this big are hashed through memory maps rather than `read`.
 const MAP_THRESHOLD: u64 = 4 * 1024 * 1024;
@@ -231,9 +94,9 @@ pub fn hash_all(files: &[Found]) -> Result<Vec<FileInput>, FingerprintError> {
 }
 
 fn hash_one(found: &Found, buffer: &mut [u8]) -> Result<FileInput, FingerprintError> {
-    let unreadable = |source| FingerprintError::Unreadable {
+    let unreadable = |error| FingerprintError::Unreadable {
         path: found.full.clone(),
-        source,
+        error,
     };
     let mut file = File::open(&found.full).map_err(unreadable)?;
     let mut hasher = Sha256::new();

@@ -23,19 +23,13 @@ pub const SCHEMA: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum FingerprintError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Unreadable {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path} links to {target}, outside the definition directory: copy the file in, or move the definition")]
-    LinkEscapes { path: PathBuf, target: PathBuf },
-    #[error("{path}: a link loops back to a directory above it")]
-    LinkLoop { path: PathBuf },
-    #[error("{path}: the file name is not UTF-8; rename it")]
-    NotUtf8 { path: PathBuf },
-    #[error("{path} is neither a file nor a directory")]
-    NotAFile { path: PathBuf },
+    #[error(transparent)]
+    Tree(#[from] crate::definition::tree::TreeError),
     #[error("{path} is not a manifest or a record of an earlier run: {message}")]
     Previous { path: PathBuf, message: String },
 }
@@ -68,6 +62,9 @@ pub struct Manifest {
     pub packer_version: String,
 }
 
+/// The secret entry of a variable's URL credentials: `worker_source.userinfo`.
+pub const USERINFO_SUFFIX: &str = ".userinfo";
+
 /// Inputs of a manifest that do not come from the file system.
 pub struct ManifestInputs<'a> {
     pub definition: &'a Definition,
@@ -91,18 +88,58 @@ pub fn local_sources<'a>(definition: &'a Definition, target: &Target) -> Vec<&'a
         .collect()
 }
 
+/// Every file the target's steps upload: the definition's, then those of a worker source
+/// outside it (named `worker_source:PATH`, so where it lies does not count).
+pub fn collect_files(
+    definition: &Definition,
+    target: &Target,
+) -> Result<Vec<files::Found>, FingerprintError> {
+    let sources = local_sources(definition, target);
+    let mut found = match &definition.files {
+        // Walked when the definition was loaded: narrowed to this target's steps.
+        Some(walked) => crate::definition::tree::under(walked, &sources)
+            .into_iter()
+            .cloned()
+            .collect(),
+        None => files::collect(&definition.dir, &sources)?,
+    };
+    let outside: Vec<&str> = definition
+        .steps
+        .iter()
+        .filter(|s| s.runs_on(&target.name))
+        .filter_map(|s| s.worker_source_file())
+        .collect();
+    if let (Some(root), false) = (&definition.worker_source_dir, outside.is_empty()) {
+        found.extend(files::collect(root, &outside)?.into_iter().map(|mut f| {
+            f.rel = format!("{}{}", crate::worker_source::MANIFEST_PREFIX, f.rel);
+            f
+        }));
+    }
+    Ok(found)
+}
+
 impl Manifest {
     pub fn build(inputs: &ManifestInputs, files: Vec<FileInput>) -> Manifest {
         let def = inputs.definition;
         let template = render::template(def, Builders::Target(inputs.target));
         let template_bytes = serde_json::to_vec(&template).expect("JSON values serialize");
 
+        // A URL's credentials stay out: the variable holds the URL without them, and the
+        // credentials count as a secret does (by name, or by HMAC under the key).
+        let mut url_credentials = BTreeMap::new();
         let variables = render::template_variables(def)
             .into_iter()
             .filter(|v| v.kind == VarKind::Input)
             .map(|v| {
                 let value = inputs.values.get(&v.name).cloned().unwrap_or(v.default);
-                (v.name, value)
+                let stripped = crate::userinfo::strip(&value);
+                if !stripped.userinfo.is_empty() {
+                    url_credentials.insert(
+                        format!("{}{USERINFO_SUFFIX}", v.name),
+                        stripped.userinfo.join("\n"),
+                    );
+                }
+                (v.name, stripped.value)
             })
             .collect();
 
@@ -112,14 +149,22 @@ impl Manifest {
             .declared_worker_keys()
             .chain(inputs.worker.keys())
             .collect();
+        let digest = |name: &str, value: &str| {
+            inputs
+                .fingerprint_key
+                .map(|key| secret_digest(key, name, value))
+        };
         let secrets = names
             .into_iter()
             .map(|name| {
-                let digest = inputs
-                    .fingerprint_key
-                    .map(|key| secret_digest(key, name, inputs.worker.get(name).unwrap_or("")));
-                (name.to_string(), digest)
+                let value = inputs.worker.get(name).unwrap_or("");
+                (name.to_string(), digest(name, value))
             })
+            .chain(
+                url_credentials
+                    .iter()
+                    .map(|(name, value)| (name.clone(), digest(name, value))),
+            )
             .collect();
 
         let base_image = match &inputs.target.source_image {
@@ -324,7 +369,8 @@ pub fn read_previous(path: &std::path::Path) -> Result<Manifest, FingerprintErro
         path: path.to_path_buf(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let text = crate::input_file::read_text(path, crate::input_file::RECORD_CAP)
+        .map_err(|e| fail(e.to_string()))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
     let manifest = match value.get("manifest") {
         Some(inner) => inner.clone(),

@@ -23,6 +23,14 @@ pub enum CloudsError {
     },
     #[error("{}: {message}", .path.display())]
     Unreadable { path: PathBuf, message: String },
+    #[error("{}: `{key}` of cloud `{cloud}` is {found} as YAML reads it, not text: quote it (`{key_leaf}: \"...\"`)", .path.display())]
+    NotText {
+        path: PathBuf,
+        cloud: String,
+        key: String,
+        key_leaf: String,
+        found: &'static str,
+    },
     #[error("OS_CLOUD={cloud}: {} has no cloud of that name under `clouds:` (it has: {}); fix OS_CLOUD or the file", .path.display(), .available.join(", "))]
     NoSuchCloud {
         cloud: String,
@@ -56,7 +64,8 @@ pub fn resolve(env: &Env) -> Result<Resolved, CloudsError> {
         });
     };
     let searched = candidates(env, "OS_CLIENT_CONFIG_FILE", "clouds.yaml");
-    let Some(clouds_file) = searched.iter().find(|p| p.is_file()).cloned() else {
+    // The first that exists: one that is not a regular file is refused by name when read.
+    let Some(clouds_file) = searched.iter().find(|p| p.exists()).cloned() else {
         return Err(CloudsError::NotFound {
             cloud: cloud.to_string(),
             searched,
@@ -67,15 +76,17 @@ pub fn resolve(env: &Env) -> Result<Resolved, CloudsError> {
         path: clouds_file.clone(),
         available: cloud_names(&clouds_file).unwrap_or_default(),
     })?;
+    checked_variables(&entry, &clouds_file, cloud)?;
     let secure_file = candidates(env, "OS_CLIENT_SECURE_FILE", "secure.yaml")
         .into_iter()
-        .find(|p| p.is_file());
+        .find(|p| p.exists());
     if let Some(secure_file) = secure_file {
         if let Some(secure) = read_entry(&secure_file, cloud)? {
+            checked_variables(&secure, &secure_file, cloud)?;
             merge(&mut entry, secure);
         }
     }
-    let from_entry: Vec<(String, String)> = variables(&entry)
+    let from_entry: Vec<(String, String)> = checked_variables(&entry, &clouds_file, cloud)?
         .into_iter()
         .filter(|(key, _)| !env.has(key))
         .collect();
@@ -87,6 +98,20 @@ pub fn resolve(env: &Env) -> Result<Resolved, CloudsError> {
     Ok(Resolved {
         env: merged,
         from_entry,
+    })
+}
+
+fn checked_variables(
+    entry: &Value,
+    path: &Path,
+    cloud: &str,
+) -> Result<Vec<(String, String)>, CloudsError> {
+    variables(entry).map_err(|(key, found)| CloudsError::NotText {
+        path: path.to_path_buf(),
+        cloud: cloud.to_string(),
+        key_leaf: key.rsplit('.').next().unwrap_or(&key).to_string(),
+        key,
+        found,
     })
 }
 
@@ -108,12 +133,21 @@ fn candidates(env: &Env, variable: &str, file: &str) -> Vec<PathBuf> {
 }
 
 fn load(path: &Path) -> Result<Value, CloudsError> {
-    let unreadable = |message: String| CloudsError::Unreadable {
+    let text = crate::input_file::read_text(path, crate::input_file::CONFIG_CAP).map_err(|e| {
+        CloudsError::Unreadable {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    })?;
+    parse(&text, path)
+}
+
+/// clouds.yaml or secure.yaml text as a YAML value.
+pub fn parse(text: &str, path: &Path) -> Result<Value, CloudsError> {
+    serde_yaml_ng::from_str(text).map_err(|e| CloudsError::Unreadable {
         path: path.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
-    serde_yaml_ng::from_str(&text).map_err(|e| unreadable(format!("not valid YAML: {e}")))
+        message: format!("not valid YAML: {e}"),
+    })
 }
 
 fn read_entry(path: &Path, cloud: &str) -> Result<Option<Value>, CloudsError> {
@@ -154,8 +188,10 @@ fn merge(base: &mut Value, over: Value) {
 }
 
 /// The RC-file variables an entry stands for: `auth.<key>` is `OS_<KEY>`, and
-/// `region_name` and `interface` sit beside `auth`.
-fn variables(entry: &Value) -> Vec<(String, String)> {
+/// `region_name` and `interface` sit beside `auth`. Every value must be YAML text: an
+/// unquoted `0x10`, `1e3`, `true` or `null` reads as something else, and a password
+/// converted back to text would be another password. Err names the key and what it is.
+pub fn variables(entry: &Value) -> Result<Vec<(String, String)>, (String, &'static str)> {
     let empty = Mapping::new();
     let auth = entry
         .get("auth")
@@ -163,19 +199,29 @@ fn variables(entry: &Value) -> Vec<(String, String)> {
         .unwrap_or(&empty);
     let top = ["region_name", "interface"]
         .into_iter()
-        .filter_map(|key| Some((key, entry.get(key)?)));
-    auth.iter()
-        .filter_map(|(key, value)| Some((key.as_str()?, value)))
-        .chain(top)
-        .filter_map(|(key, value)| {
-            let value = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            Some((format!("OS_{}", key.to_ascii_uppercase()), value))
+        .filter_map(|key| Some((key.to_string(), key, entry.get(key)?)));
+    let auth = auth.iter().filter_map(|(key, value)| {
+        let key = key.as_str()?;
+        Some((format!("auth.{key}"), key, value))
+    });
+    auth.chain(top)
+        .map(|(shown, key, value)| match value {
+            Value::String(s) => Ok((format!("OS_{}", key.to_ascii_uppercase()), s.clone())),
+            other => Err((shown, yaml_kind(other))),
         })
         .collect()
+}
+
+fn yaml_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null (empty)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
 }
 
 #[cfg(test)]
@@ -313,6 +359,61 @@ clouds:
         );
         let err = error_for("smog", "bad.yaml");
         assert!(err.contains("bad.yaml: not valid YAML"), "{err}");
+    }
+
+    #[test]
+    fn a_value_yaml_reads_as_no_text_is_refused_naming_the_key() {
+        for (value, found) in [
+            ("0x10", "a number"),
+            ("1e3", "a number"),
+            ("true", "a boolean"),
+            ("null", "null (empty)"),
+            ("", "null (empty)"),
+        ] {
+            let secure = format!("clouds:\n  smog:\n    auth:\n      password: {value}\n");
+            let dir = dir_with(&[("clouds.yaml", CLOUDS), ("secure.yaml", &secure)]);
+            let err = resolve(&env(&[
+                ("OS_CLOUD", "smog"),
+                (
+                    "OS_CLIENT_CONFIG_FILE",
+                    dir.path().join("clouds.yaml").to_str().unwrap(),
+                ),
+                (
+                    "OS_CLIENT_SECURE_FILE",
+                    dir.path().join("secure.yaml").to_str().unwrap(),
+                ),
+            ]))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("secure.yaml: `auth.password` of cloud `smog`")
+                    && err.contains(found)
+                    && err.contains("quote it"),
+                "{value}: {err}"
+            );
+        }
+        let quoted = "clouds:\n  smog:\n    auth:\n      password: \"0x10\"\n";
+        let dir = dir_with(&[("clouds.yaml", quoted)]);
+        let resolved = resolve(&env(&[
+            ("OS_CLOUD", "smog"),
+            (
+                "OS_CLIENT_CONFIG_FILE",
+                dir.path().join("clouds.yaml").to_str().unwrap(),
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(resolved.env.get("OS_PASSWORD"), Some("0x10"));
+    }
+
+    #[test]
+    fn a_named_file_that_is_no_regular_file_is_refused_by_name() {
+        let err = resolve(&env(&[
+            ("OS_CLOUD", "smog"),
+            ("OS_CLIENT_CONFIG_FILE", "/dev/zero"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/dev/zero: is a character device"), "{err}");
     }
 
     #[test]

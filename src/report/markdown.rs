@@ -31,14 +31,14 @@ fn table(rows: &[(&str, String)]) -> String {
     out
 }
 
-fn short_commit(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+fn short_commit(commit: &str) -> String {
+    commit.chars().take(12).collect()
 }
 
 fn footer(context: &Context) -> String {
     let mut parts = vec![context.event.clone()];
     if let Some(commit) = &context.commit {
-        parts.push(format!("commit {}", code(short_commit(commit))));
+        parts.push(format!("commit {}", code(&short_commit(commit))));
     }
     if let Some(url) = &context.run_url {
         parts.push(format!("[workflow run]({url})"));

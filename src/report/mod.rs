@@ -11,11 +11,8 @@ use crate::fingerprint::{Changes, Manifest};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
-    #[error("cannot read the record {path}: {source}; pass the file `plan --output json` or `build --out` wrote")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read the record {path}: {error}; pass the file `plan --output json` or `build --out` wrote")]
+    Read { path: String, error: std::io::Error },
     #[error("{path}: not a record of `plan --output json` or `build --out`: {message}")]
     Record { path: String, message: String },
     #[error("GITHUB_TOKEN is not set: publishing a release needs it (`env: GITHUB_TOKEN: ${{ github.token }}`, `permissions: contents: write`)")]
@@ -92,7 +89,7 @@ impl Subject {
 /// The release of a fingerprint: `image-` and its first 12 hex digits.
 pub fn release_tag(fingerprint: &str) -> String {
     let hex = fingerprint.trim_start_matches("sha256:");
-    format!("image-{}", &hex[..hex.len().min(12)])
+    format!("image-{}", hex.chars().take(12).collect::<String>())
 }
 
 /// The hidden marker of a target's sticky comment and of its releases' bodies.
@@ -256,6 +253,11 @@ pub(crate) mod tests {
         assert_eq!(
             release_tag("sha256:0123456789abcdef0123"),
             "image-0123456789ab"
+        );
+        assert_eq!(release_tag("sha256:ééééééé"), "image-ééééééé");
+        assert_eq!(
+            release_tag("ab\u{1F600}cdefghijklmn"),
+            "image-ab\u{1F600}cdefghijk"
         );
         assert_eq!(marker("north"), "<!-- uworker-image:north -->");
         let subject = Subject::from_json("r", &record_json("build", true, Some("img-1"))).unwrap();
