@@ -21,13 +21,16 @@ fn is_shell_script(path: &Path) -> bool {
     first.starts_with(b"#!") && (first.ends_with(b"/sh") || first.ends_with(b"bash"))
 }
 
-/// Below `dir`, skipping build output, VCS data and installed packages.
+/// Below `dir`, skipping build output, VCS data, installed packages and the dashboard's
+/// RC files (tests/fixtures/openrc: Horizon's templates rendered verbatim, data that
+/// `--openrc` reads and never runs, not scripts of ours).
 fn shell_scripts(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap();
         if path.is_dir() {
-            if !matches!(name, "target" | ".git" | "node_modules") {
+            let third_party = path.ends_with("tests/fixtures/openrc");
+            if !matches!(name, "target" | ".git" | "node_modules") && !third_party {
                 shell_scripts(&path, found);
             }
         } else if is_shell_script(&path) {

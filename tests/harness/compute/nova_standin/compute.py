@@ -428,10 +428,10 @@ class Compute:
     def _delete(self, server, previous):
         # A delete destroys the host at once, as Nova's hypervisor drivers do; a task
         # still running on it (a boot, a snapshot) finds it gone and ends.
-        self.hosts.remove(server.id)
+        self.hosts.power_off(server.id, 0)
         if previous is not None:
             previous.join(timeout=120)
-        self.hosts.remove(server.id)
+        self.hosts.power_off(server.id, 0)
         if self.network is not None:
             self.network.port_gone(server.port_id)
         if server.address:
@@ -439,6 +439,9 @@ class Compute:
         with self.lock:
             self.servers.pop(server.id, None)
         self.log(f"deleted server {server.id} ({server.name})")
+        # The disk goes last: here a directory tree whose removal takes seconds under
+        # load (a cloud frees a disk file), which Nova's API never makes a client wait for.
+        self.hosts.remove(server.id)
 
     def server_stop(self, call):
         with self.lock:
