@@ -127,12 +127,20 @@ fn uses(node: &Yaml, found: &mut Vec<String>) {
 }
 
 #[test]
-fn the_image_workflow_runs_on_pull_requests_pushes_and_dispatch_only() {
+fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
     let wf = load(".github/workflows/image.yml");
     let on = &wf["on"];
     assert_eq!(
         keys(on),
-        set(&["pull_request", "push", "workflow_dispatch"])
+        set(&["pull_request", "push", "workflow_dispatch", "schedule"])
+    );
+    // Weekly: one day of the week, every week (max_age rebuilds stale images).
+    let cron = on["schedule"][0]["cron"].as_str().unwrap();
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{cron}");
+    assert!(
+        fields[2] == "*" && fields[3] == "*" && fields[4].parse::<u8>().is_ok_and(|d| d < 7),
+        "not weekly: {cron}"
     );
     let paths = |event: &str| -> Vec<String> {
         on[event]["paths"]
