@@ -127,12 +127,20 @@ fn uses(node: &Yaml, found: &mut Vec<String>) {
 }
 
 #[test]
-fn the_image_workflow_runs_on_pull_requests_pushes_and_dispatch_only() {
+fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
     let wf = load(".github/workflows/image.yml");
     let on = &wf["on"];
     assert_eq!(
         keys(on),
-        set(&["pull_request", "push", "workflow_dispatch"])
+        set(&["pull_request", "push", "workflow_dispatch", "schedule"])
+    );
+    // Weekly: one day of the week, every week (max_age rebuilds stale images).
+    let cron = on["schedule"][0]["cron"].as_str().unwrap();
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{cron}");
+    assert!(
+        fields[2] == "*" && fields[3] == "*" && fields[4].parse::<u8>().is_ok_and(|d| d < 7),
+        "not weekly: {cron}"
     );
     let paths = |event: &str| -> Vec<String> {
         on[event]["paths"]
@@ -329,15 +337,19 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     );
 }
 
-/// The `sweep` step of a job: its `with` and `env`. It holds the cloud credentials only,
-/// and every step that is not it holds no secret.
-fn sweep_step(job: &Yaml, name: &str) -> (Yaml, Yaml) {
+/// The `sweep` step of a job: its `run` text. It holds the cloud credentials only and
+/// execs the tool; every step that is not it holds no secret.
+fn sweep_step(job: &Yaml, name: &str) -> String {
     assert_eq!(job["environment"].as_str(), Some("uworker-image"), "{name}");
     let steps = job["steps"].as_vec().unwrap();
     let step = steps
         .iter()
-        .find(|s| s["with"]["command"].as_str() == Some("sweep"))
-        .unwrap_or_else(|| panic!("{name}: no sweep step"));
+        .find(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("exec uworker-image") && r.contains("sweep"))
+        })
+        .unwrap_or_else(|| panic!("{name}: no step that execs `uworker-image sweep`"));
     for other in steps.iter().filter(|s| *s != step) {
         assert!(
             !text_of(other).contains("secrets."),
@@ -354,7 +366,7 @@ fn sweep_step(job: &Yaml, name: &str) -> (Yaml, Yaml) {
         ]),
         "{name}: the cloud credentials, no worker secret"
     );
-    (step["with"].clone(), step["env"].clone())
+    step["run"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -362,13 +374,25 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
     // After the build job of a run failed or was cancelled: that run's leftovers, at once.
     let image = load(".github/workflows/image.yml");
     let job = &image["jobs"]["sweep-after-build"];
-    assert_eq!(job["needs"].as_str(), Some("build"));
-    assert_eq!(job["if"].as_str(), Some("failure() || cancelled()"));
-    let (with, _) = sweep_step(job, "sweep-after-build");
-    let args: Vec<&str> = with["args"].as_str().unwrap().lines().collect();
-    assert_eq!(
-        args,
-        ["--run", "${{ github.run_id }}", "--older-than", "0s"]
+    let needs: Vec<&str> = job["needs"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(needs.contains(&"build"), "{needs:?}");
+    assert!(
+        job["if"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("(failure() || cancelled())")),
+        "{:?}",
+        job["if"]
+    );
+    assert_eq!(job["env"]["RUN_ID"].as_str(), Some("${{ github.run_id }}"));
+    let run = sweep_step(job, "sweep-after-build");
+    assert!(
+        run.contains(r#"sweep --run "$RUN_ID" --older-than 0s"#),
+        "{run}"
     );
 
     // Every day: everything older than the build deadline plus its grace.
@@ -380,8 +404,6 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
         ["*", "*", "*"]
     );
     assert!(daily["permissions"].as_hash().is_some_and(|p| p.is_empty()));
-    let jobs = daily["jobs"].as_hash().unwrap();
-    assert_eq!(jobs.len(), 1);
     let job = &daily["jobs"]["sweep"];
     assert_eq!(
         keys(&job["permissions"]),
@@ -390,8 +412,11 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
     );
     assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
     assert!(job["timeout-minutes"].as_i64().is_some());
-    let (with, _) = sweep_step(job, "sweep");
-    assert!(with["args"].is_badvalue(), "the default limit: {with:?}");
+    let run = sweep_step(job, "sweep");
+    assert!(
+        !run.contains("--older-than") && !run.contains("--run"),
+        "the default limit: {run}"
+    );
     // The same deadline as the builds it must never touch.
     assert_eq!(
         job["env"]["UWORKER_IMAGE_TIMEOUT"],
