@@ -1180,6 +1180,35 @@ impl<'a> Nova<'a> {
     }
 }
 
+/// Once the stand-in settles: the servers and key pairs the test made itself are all
+/// that is left, and no floating IP.
+fn only_foreign_left(
+    s: &Scenario,
+    foreign_servers: &[String],
+    foreign_keys: &[String],
+) -> common::compute::Report {
+    let after = s.compute.settled_report(Duration::from_secs(30));
+    assert_eq!(
+        ids_of(&after, "servers", "id"),
+        foreign_servers,
+        "{:#}",
+        after.0
+    );
+    assert_eq!(
+        ids_of(&after, "keypairs", ""),
+        foreign_keys,
+        "{:#}",
+        after.0
+    );
+    assert_eq!(
+        after.0["floating_ips"],
+        serde_json::json!([]),
+        "{:#}",
+        after.0
+    );
+    after
+}
+
 fn ids_of(report: &common::compute::Report, key: &str, field: &str) -> Vec<String> {
     let mut ids: Vec<String> = report.0[key]
         .as_array()
@@ -1327,25 +1356,7 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(swept(&report), expected, "{report:#}");
     assert_eq!(report["removed"], 3, "{report:#}");
-    let after = s.compute.settled_report(Duration::from_secs(30));
-    assert_eq!(
-        ids_of(&after, "servers", "id"),
-        foreign_servers,
-        "{:#}",
-        after.0
-    );
-    assert_eq!(
-        ids_of(&after, "keypairs", ""),
-        foreign_keys,
-        "{:#}",
-        after.0
-    );
-    assert_eq!(
-        after.0["floating_ips"],
-        serde_json::json!([]),
-        "{:#}",
-        after.0
-    );
+    let after = only_foreign_left(&s, &foreign_servers, &foreign_keys);
     assert_eq!(after.0["containers"].as_array().unwrap().len(), 2);
     assert_eq!(after.calls("neutron DELETE floatingips").len(), 1);
     eprintln!("killed runner swept after {:?}", t0.elapsed());
@@ -1376,25 +1387,7 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
         run.stderr
     );
     eprintln!("build after a death: {:?}", t1.elapsed());
-    let after = s.compute.settled_report(Duration::from_secs(30));
-    assert_eq!(
-        ids_of(&after, "servers", "id"),
-        foreign_servers,
-        "{:#}",
-        after.0
-    );
-    assert_eq!(
-        ids_of(&after, "keypairs", ""),
-        foreign_keys,
-        "{:#}",
-        after.0
-    );
-    assert_eq!(
-        after.0["floating_ips"],
-        serde_json::json!([]),
-        "{:#}",
-        after.0
-    );
+    only_foreign_left(&s, &foreign_servers, &foreign_keys);
     let images = s.images(&name);
     assert_eq!(images.len(), 1, "{images:?}");
     assert_eq!(images[0].status, "active");
