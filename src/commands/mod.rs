@@ -397,6 +397,9 @@ pub fn write_worker_config(session: &Session, dir: &Path) -> Result<Option<PathB
     Ok(Some(path))
 }
 
+/// How long packer may clean up after SIGINT/SIGTERM reached the tool.
+pub const SIGNAL_GRACE: Duration = Duration::from_millis(9_000);
+
 /// A command's defaults for running packer.
 pub struct RunDefaults {
     pub timeout: Duration,
@@ -426,8 +429,10 @@ pub fn run_packer(
         deadline: Instant::now() + args.timeout.unwrap_or(defaults.timeout),
         heartbeat: args.heartbeat,
         deadline_grace: defaults.deadline_grace,
-        // GitHub Actions kills the job 10 s after its first SIGINT.
-        signal_grace: Duration::from_secs(7),
+        // The runner SIGKILLs the step 10 s after its first SIGINT: packer's cleanup
+        // (floating IP, server, key pair) gets as much of that as leaves the tool time to
+        // end its group and exit first. (Its SIGTERM at 7.5 s changes nothing.)
+        signal_grace: SIGNAL_GRACE,
         ci_groups: env.get("GITHUB_ACTIONS") == Some("true"),
         cloud: defaults.cloud,
     };
