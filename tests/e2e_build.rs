@@ -332,7 +332,7 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
 
     let interrupted = Instant::now();
     let pid = child.id() as i32;
-    assert_eq!(send_signal(pid, "INT"), 0);
+    procs::signal(pid, libc::SIGINT).unwrap();
     let status = child.wait().unwrap();
     let took = interrupted.elapsed();
     stderr.drain_into(&mut seen);
@@ -354,17 +354,6 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
     assert_eq!(report.calls("KeypairController.delete").len(), 1);
     s.finish();
     assert!(s.images(&name).is_empty());
-}
-
-/// A signal to a process, through kill(1).
-fn send_signal(pid: i32, signal: &str) -> i32 {
-    std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap()
-        .code()
-        .unwrap()
 }
 
 /// The stand-in's checks are live: what breaks Nova's API is refused and recorded.
@@ -535,31 +524,63 @@ fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService, sys
     host.stop();
 }
 
-#[test]
-fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_worker() {
-    let s = Scenario::start();
-    let name = s.definition_name("e2e-default-");
-    let def = default_definition_copy(&name, BASE_IMAGE);
+/// The default definition (its base swapped for `base`) built in command mode with the
+/// worker stand-in, for a job-service stand-in; the build succeeded.
+struct DefaultBuild {
+    def: tempfile::TempDir,
+    service: JobService,
+    config: Vec<(String, String)>,
+    run: Run,
+    rec: serde_json::Value,
+    image_id: String,
+    took: Duration,
+}
+
+fn build_default_definition(s: &Scenario, prefix: &str, base: &str) -> DefaultBuild {
+    let name = s.definition_name(prefix);
+    let def = default_definition_copy(&name, base);
     let service = JobService::start(&address(JOB_SERVICE_HOST));
     let config = command_mode_config(&service);
-
-    // 1. A fresh build: packer's openstack builder provisions the stand-in's server over
-    // SSH; the image is active in Glance with the fingerprint; the record is written.
     let t0 = Instant::now();
     let (run, rec) = build(
-        &s,
+        s,
         def.path(),
         &config,
         &["--var", "worker_source=worker-standin"],
         &[],
     );
-    let first = t0.elapsed();
+    let took = t0.elapsed();
     assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rec["built"], true, "{rec:#}");
+    let image_id = rec["image_id"].as_str().unwrap().to_string();
+    DefaultBuild {
+        def,
+        service,
+        config,
+        run,
+        rec,
+        image_id,
+        took,
+    }
+}
+
+#[test]
+fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_worker() {
+    let s = Scenario::start();
+    // 1. A fresh build: packer's openstack builder provisions the stand-in's server over
+    // SSH; the image is active in Glance with the fingerprint; the record is written.
+    let DefaultBuild {
+        def,
+        service,
+        config,
+        run,
+        rec,
+        image_id,
+        took: first,
+    } = build_default_definition(&s, "e2e-default-", BASE_IMAGE);
     assert!(run.stderr.contains("(command mode)"), "{}", run.stderr);
     assert!(run.stderr.contains("Connected to SSH!"), "{}", run.stderr);
     assert_eq!(rec["action"], "build", "{rec:#}");
-    assert_eq!(rec["built"], true, "{rec:#}");
-    let image_id = rec["image_id"].as_str().unwrap().to_string();
     let fingerprint = rec["fingerprint"].as_str().unwrap().to_string();
     let image = Glance::new(&s.cloud).unwrap().get(&image_id).unwrap();
     assert_eq!(image.status, "active");
@@ -605,28 +626,19 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
 #[test]
 fn the_default_definition_builds_on_debian_13_and_its_image_runs_the_worker() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-debian13-");
-    let def = default_definition_copy(&name, BASE_IMAGE_13);
-    let service = JobService::start(&address(JOB_SERVICE_HOST));
-    let config = command_mode_config(&service);
-    let t0 = Instant::now();
-    let (run, rec) = build(
-        &s,
-        def.path(),
-        &config,
-        &["--var", "worker_source=worker-standin"],
-        &[],
-    );
-    let built = t0.elapsed();
-    assert_eq!(run.code, 0, "{}", run.all());
+    let DefaultBuild {
+        service,
+        run,
+        image_id,
+        took: built,
+        ..
+    } = build_default_definition(&s, "e2e-debian13-", BASE_IMAGE_13);
     assert!(
         run.stderr
             .contains("Python 3.12+: the worker is installed without ConcurrentLogHandler"),
         "{}",
         run.stderr
     );
-    assert_eq!(rec["built"], true, "{rec:#}");
-    let image_id = rec["image_id"].as_str().unwrap().to_string();
     assert_eq!(
         Glance::new(&s.cloud)
             .unwrap()
@@ -908,7 +920,7 @@ fn a_killed_tool_leaves_packer_to_clean_up() {
     let tool_pid = child.id() as i32;
     let packers = children_named(tool_pid, "packer");
     assert!(!packers.is_empty(), "packer runs under the tool");
-    assert_eq!(send_signal(tool_pid, "KILL"), 0);
+    procs::signal(tool_pid, libc::SIGKILL).unwrap();
     let killed = Instant::now();
     child.wait().unwrap();
     let within = killed + Duration::from_secs(15);
@@ -917,7 +929,7 @@ fn a_killed_tool_leaves_packer_to_clean_up() {
         let clean = ["servers", "keypairs"]
             .iter()
             .all(|k| report.list(k).is_empty());
-        let alive: Vec<&i32> = packers.iter().filter(|p| process_alive(**p)).collect();
+        let alive: Vec<&i32> = packers.iter().filter(|p| procs::alive(**p)).collect();
         if clean && alive.is_empty() {
             eprintln!("kill -9: packer cleaned up in {:?}", killed.elapsed());
             break;
@@ -936,27 +948,11 @@ fn a_killed_tool_leaves_packer_to_clean_up() {
 
 /// PIDs of the direct children of `parent` whose command name is `name`.
 fn children_named(parent: i32, name: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let (head, rest) = stat.rsplit_once(')')?;
-            let comm = head.split_once('(')?.1;
-            let ppid: i32 = rest.split_whitespace().nth(1)?.parse().ok()?;
-            (ppid == parent && comm == name).then_some(pid)
-        })
+    procs::all()
+        .into_iter()
+        .filter(|p| p.ppid == parent && p.comm == name)
+        .map(|p| p.pid)
         .collect()
-}
-
-fn process_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit_once(')')
-                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 /// Keystone tokens last an hour and builds may take hours. Here tokens last 20 seconds (a
@@ -1051,21 +1047,10 @@ fn swept(report: &serde_json::Value) -> Vec<(String, String, String)> {
 
 /// The process group of `pid`'s child called `name` (packer runs in a group of its own).
 fn child_group(pid: u32, name: &str) -> Option<i32> {
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid pgrp ...
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        if comm == name && fields.get(1) == Some(&pid.to_string().as_str()) {
-            return fields.get(2).and_then(|g| g.parse().ok());
-        }
-    }
-    None
+    children_named(pid as i32, name)
+        .first()
+        .and_then(|child| procs::stat(*child))
+        .map(|child| child.pgrp)
 }
 
 /// A build of `def` (whose step says `provisioning-started`, then sleeps) killed the way a
@@ -1087,17 +1072,12 @@ fn kill_mid_provisioning(mut child: Child) {
         "packer's group {group} is its own"
     );
     child.kill().unwrap(); // SIGKILL, to the tool alone
-                           // kill(2) on the group itself: kill(1) would read `-PGID` as an option.
-    assert_eq!(
-        unsafe { libc::kill(-group, libc::SIGKILL) },
-        0,
-        "SIGKILL to group {group}"
-    );
+    procs::signal(-group, libc::SIGKILL).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by a signal");
     // Every process of packer's group is gone.
     let until = Instant::now() + Duration::from_secs(10);
-    while unsafe { libc::kill(-group, 0) } == 0 {
+    while procs::signal(-group, 0).is_ok() {
         assert!(
             Instant::now() < until,
             "packer's group {group} outlived SIGKILL"
@@ -1590,20 +1570,13 @@ fn leftovers_in(root: &Path, key: &str) -> String {
 fn two_clones_are_two_machines() {
     let started = Instant::now();
     let s = Scenario::start();
-    let name = s.definition_name("e2e-clones-");
-    let def = default_definition_copy(&name, BASE_IMAGE);
-    let service = JobService::start(&address(JOB_SERVICE_HOST));
-    let config = command_mode_config(&service);
-
-    let (run, rec) = build(
-        &s,
-        def.path(),
-        &config,
-        &["--var", "worker_source=worker-standin"],
-        &[],
-    );
-    let built = started.elapsed();
-    assert_eq!(run.code, 0, "{}", run.all());
+    let DefaultBuild {
+        service,
+        run,
+        image_id,
+        took: built,
+        ..
+    } = build_default_definition(&s, "e2e-clones-", BASE_IMAGE);
     let said: Vec<&str> = run
         .stderr
         .lines()
@@ -1616,7 +1589,6 @@ fn two_clones_are_two_machines() {
         "the generalize step ran to its end:\n{}",
         run.stderr
     );
-    let image_id = rec["image_id"].as_str().unwrap().to_string();
     let image = Glance::new(&s.cloud).unwrap().get(&image_id).unwrap();
     eprintln!(
         "two clones: image size in Glance {} bytes",

@@ -594,17 +594,14 @@ fn an_interrupted_validate_stops_packer_and_removes_its_work_dir() {
         "the work dir exists while packer validates"
     );
     let sent = Instant::now();
-    // SAFETY: kill(2) of the test's own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
+    common::procs::signal(child.id() as i32, libc::SIGINT).unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(sent.elapsed() < Duration::from_secs(3), "{stderr}");
     assert!(stderr.contains("SIGINT received"), "{stderr}");
     let gone_by = Instant::now() + Duration::from_secs(3);
-    while Path::new(&format!("/proc/{packer_pid}")).exists() {
+    while common::procs::alive(packer_pid) {
         assert!(Instant::now() < gone_by, "packer validate still runs");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -654,11 +651,11 @@ fn a_cancelled_action_step_ends_the_remote_step() {
         .unwrap();
     let (code, began) = step.cancel_as_the_runner_does();
     let within = began + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() || !step.session_processes().is_empty() {
+    while common::procs::alive(pid) || !step.session_processes().is_empty() {
         assert!(
             Instant::now() < within,
             "10 s after the cancel: remote step alive: {}, step's processes: {:?}",
-            Path::new(&format!("/proc/{pid}")).exists(),
+            common::procs::alive(pid),
             step.session_processes()
         );
         std::thread::sleep(Duration::from_millis(100));

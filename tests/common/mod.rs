@@ -12,6 +12,7 @@ pub mod compute;
 pub mod github;
 pub mod job_service;
 pub mod openstack;
+pub mod procs;
 pub mod runner;
 pub mod sshd;
 pub mod systemd_host;

@@ -124,18 +124,19 @@ impl RunningStep {
         let pid = self.pid();
         let mut sent_term = false;
         let mut sent_kill = false;
-        signal(pid, libc::SIGINT);
+        let signal = |sig| super::procs::signal(pid, sig).unwrap();
+        signal(libc::SIGINT);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return (status.code(), began);
             }
             let elapsed = began.elapsed();
             if !sent_term && elapsed >= Duration::from_millis(7500) {
-                signal(pid, libc::SIGTERM);
+                signal(libc::SIGTERM);
                 sent_term = true;
             }
             if !sent_kill && elapsed >= Duration::from_secs(10) {
-                signal(pid, libc::SIGKILL);
+                signal(libc::SIGKILL);
                 sent_kill = true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -145,13 +146,6 @@ impl RunningStep {
     /// Processes still in the step's session (its shell's PID is the session ID).
     pub fn session_processes(&self) -> Vec<String> {
         session_members(self.pid())
-    }
-}
-
-fn signal(pid: i32, signal: libc::c_int) {
-    // SAFETY: kill(2) of the test's own child.
-    unsafe {
-        libc::kill(pid, signal);
     }
 }
 
@@ -167,24 +161,11 @@ pub fn runner_vars(tmp: &Path) -> Vec<(String, String)> {
 
 /// `pid (command)` of every process whose session is `sid`.
 pub fn session_members(sid: i32) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        // Fields after the name: state, ppid, pgrp, session, ...
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z") {
-            continue;
-        }
-        if fields.get(3).and_then(|s| s.parse::<i32>().ok()) == Some(sid) {
-            found.push(format!("{head})"));
-        }
-    }
-    found
+    super::procs::all()
+        .into_iter()
+        .filter(|p| p.session == sid)
+        .map(|p| format!("{} ({})", p.pid, p.comm))
+        .collect()
 }
 
 /// Work directories of the tool under `tmp`.
