@@ -209,18 +209,13 @@ pub fn read_worker_config(path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
 /// file is never run through a shell, so a command in it would silently do nothing.
 pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
     let mut entries = Vec::new();
-    let mut lines = text.split('\n').enumerate().peekable();
-    while let Some((index, raw_line)) = lines.next() {
-        let line_no = index + 1;
+    let mut statements = shell::Statements::new(text);
+    while let Some((line_no, line)) = statements.next() {
         let fail = |message: String| SeedError::WorkerConfigLine {
             path: path.to_path_buf(),
             line: line_no,
             message,
         };
-        let line = raw_line.trim_end_matches('\r').trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
         let Some(assignment) = shell::export_assignment(line) else {
             return Err(fail(
                 "expected `export KEY=value` (the seed's worker config format)".into(),
@@ -235,7 +230,7 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
             )));
         }
         // A quoted value may span lines, as it does for `source`.
-        let value = shell::read_value(raw_value, &mut lines.by_ref().map(|(_, next)| next))
+        let value = shell::read_value(raw_value, &mut statements.continuation())
             .map_err(|e| match e {
                 shell::ValueError::NeverClosed(kind) => fail(format!(
                     "the {kind} quote opened in the value of {key} is never closed"

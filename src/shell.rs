@@ -124,9 +124,51 @@ pub fn read_value<'a>(
     }
 }
 
+/// The lines of a shell-like file (a worker config, an RC file) as statements: blank
+/// lines and `#` comments skipped, `\r` and surrounding blanks trimmed, each with its
+/// 1-based line number; the raw lines after one stay at hand for a quoted value that
+/// spans lines (`read_value`).
+pub struct Statements<'a> {
+    lines: std::iter::Enumerate<std::str::Split<'a, char>>,
+}
+
+impl<'a> Statements<'a> {
+    pub fn new(text: &'a str) -> Statements<'a> {
+        Statements {
+            lines: text.split('\n').enumerate(),
+        }
+    }
+
+    /// The lines after the current statement, as they are.
+    pub fn continuation(&mut self) -> impl Iterator<Item = &'a str> + '_ {
+        self.lines.by_ref().map(|(_, line)| line)
+    }
+}
+
+impl<'a> Iterator for Statements<'a> {
+    type Item = (usize, &'a str);
+
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        self.lines.by_ref().find_map(|(index, raw)| {
+            let line = raw.trim_end_matches('\r').trim();
+            (!line.is_empty() && !line.starts_with('#')).then_some((index + 1, line))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_skip_blanks_and_comments_and_keep_line_numbers() {
+        let mut statements = Statements::new("# c\n\n  a=1 \r\nb='x\ny'\n  # d\nc\n");
+        assert_eq!(statements.next(), Some((3, "a=1")));
+        assert_eq!(statements.next(), Some((4, "b='x")));
+        assert_eq!(statements.continuation().next(), Some("y'"));
+        assert_eq!(statements.next(), Some((7, "c")));
+        assert_eq!(statements.next(), None);
+    }
 
     #[test]
     fn quote_round_trips_through_parse_word() {

@@ -224,18 +224,13 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
         prompt: None,
     };
     let mut read_password_line = None;
-    let mut lines = text.split('\n').enumerate();
-    while let Some((index, raw_line)) = lines.next() {
-        let line_no = index + 1;
+    let mut statements = shell::Statements::new(text);
+    while let Some((line_no, line)) = statements.next() {
         let fail = |message: String| OpenRcError::Line {
             path: path.to_path_buf(),
             line: line_no,
             message,
         };
-        let line = raw_line.trim_end_matches('\r').trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
         if let Some(assignment) = shell::export_assignment(line) {
             let Some((key, raw_value)) = assignment.split_once('=') else {
                 return Err(fail(format!(
@@ -257,7 +252,7 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
                 rc.unset("OS_PASSWORD");
                 continue;
             }
-            let value = shell::read_value(raw_value, &mut lines.by_ref().map(|(_, next)| next))
+            let value = shell::read_value(raw_value, &mut statements.continuation())
                 .map_err(|e| match e {
                     shell::ValueError::NeverClosed(kind) => fail(format!(
                         "the {kind} quote opened in the value of {key} is never closed"
