@@ -85,6 +85,8 @@ fn fifos_and_devices_are_refused_by_name_without_hanging() {
         ("--worker-config", fifo, "is a FIFO"),
         ("--worker-config", "/dev/zero", "is a character device"),
         ("--worker-config", "/dev/urandom", "is a character device"),
+        ("--openrc", fifo, "is a FIFO"),
+        ("--openrc", "/dev/zero", "is a character device"),
     ] {
         let mut cmd = tool(&[]);
         cmd.arg("--dir").arg(f.path()).args([flag, path, "render"]);

@@ -17,7 +17,7 @@ use crate::fingerprint;
 use crate::inputs::InputError;
 use crate::jobapi;
 use crate::openstack::client::Cloud;
-use crate::openstack::glance::{Glance, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::openstack::glance::{Glance, Image, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
 use crate::openstack::network;
 use crate::packer::attempts::Outcome;
 use crate::packer::Packer;
@@ -59,7 +59,6 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
     let mut record = Record::new(&plan, &provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if plan.action == Action::Skip {
-        record.fingerprint_images = fingerprint_images(&cloud, &record.fingerprint)?;
         return finish(&session, global, args, &record, Code::Ok, env);
     }
 
@@ -121,7 +120,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             record.image_name = image.name.clone();
             record.reason = format!("built {} in {attempts} attempt(s)", image.id);
             record.image_age_seconds = None;
-            record.fingerprint_images = fingerprint_images(&cloud, &record.fingerprint)?;
+            record.fingerprint_images = fingerprint_images(&session, &cloud, &record, &image);
             Code::Ok
         }
         other => {
@@ -138,20 +137,41 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
     finish(&session, global, args, &record, code, env)
 }
 
-/// The project's active images of `fingerprint`, newest first (for the release body).
-fn fingerprint_images(cloud: &Cloud, fingerprint: &str) -> Result<Vec<FingerprintImage>> {
-    let mut images: Vec<FingerprintImage> = Glance::new(cloud)?
-        .list_owned(&[(FINGERPRINT_PROPERTY, fingerprint), ("status", "active")])?
+/// The project's active images of the record's fingerprint, newest first, for the
+/// release body. The image is built and marked by now: a listing that fails costs the
+/// release its list of older images, never the record.
+fn fingerprint_images(
+    session: &Session,
+    cloud: &Cloud,
+    record: &Record,
+    built: &Image,
+) -> Vec<FingerprintImage> {
+    let listed = Glance::new(cloud).and_then(|glance| {
+        glance.list_owned(&[
+            (FINGERPRINT_PROPERTY, record.fingerprint.as_str()),
+            ("status", "active"),
+        ])
+    });
+    let mut images = match listed {
+        Ok(images) => images,
+        Err(e) => {
+            session.info(&format!(
+                "build: warning: listing the images of this fingerprint failed ({e}); the release names only {}",
+                built.id
+            ));
+            vec![built.clone()]
+        }
+    };
+    // RFC 3339 times of one zone sort as text.
+    images.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    images
         .into_iter()
         .map(|image| FingerprintImage {
             id: image.id,
             name: image.name,
             created_at: image.created_at,
         })
-        .collect();
-    // RFC 3339 times of one zone sort as text.
-    images.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    Ok(images)
+        .collect()
 }
 
 /// The run ID the temporary server carries (`uworker_run_id`), so `sweep` can tell a

@@ -16,10 +16,10 @@ use crate::shell;
 
 #[derive(Debug, Error)]
 pub enum OpenRcError {
-    #[error("--openrc {}: cannot read it: {source}", .path.display())]
+    #[error("--openrc {}: cannot read it: {error}", .path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}:{line}: {message}. --openrc reads the file and runs nothing; to run it, `source {}` in your shell and leave out --openrc", .path.display(), .path.display())]
     Line {
@@ -31,10 +31,10 @@ pub enum OpenRcError {
     NoTerminal { path: PathBuf },
     #[error("--openrc {}: no password entered; type it at the prompt, or set OS_PASSWORD", .path.display())]
     NoPassword { path: PathBuf },
-    #[error("--openrc {}: reading the password on the terminal (/dev/tty): {source}", .path.display())]
+    #[error("--openrc {}: reading the password on the terminal (/dev/tty): {error}", .path.display())]
     Terminal {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the password prompt was interrupted")]
     Interrupted,
@@ -95,10 +95,14 @@ pub fn resolve(
             from_file: Vec::new(),
         });
     };
-    let text = std::fs::read_to_string(path).map_err(|source| OpenRcError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // Like every input file: a regular file, within the cap, so a FIFO or a device
+    // never hangs the tool or eats its memory.
+    let text = crate::input_file::read_text(path, crate::input_file::CONFIG_CAP).map_err(
+        |error| OpenRcError::Read {
+            path: path.to_path_buf(),
+            error,
+        },
+    )?;
     let rc = parse(&text, path)?;
     let mut from_file: Vec<(String, String)> = rc
         .values
@@ -124,7 +128,7 @@ pub fn resolve(
             Prompted::Failed(source) => {
                 return Err(OpenRcError::Terminal {
                     path: path.to_path_buf(),
-                    source,
+                    error: source,
                 })
             }
         };
