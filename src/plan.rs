@@ -104,15 +104,22 @@ pub fn decide(
                 age: Some(age),
             },
             false,
-        ) if policy.max_age.is_some_and(|max| age > max) => (
-            Action::Build,
-            None,
-            format!(
-                "image {image_id} was built {} ago; max_age is {}",
-                human_duration(age),
-                human_duration(policy.max_age.unwrap_or_default())
-            ),
-        ),
+        ) if policy.max_age.is_some_and(|max| age > max) => {
+            let max = policy.max_age.unwrap_or_default();
+            let (built, limit) = match (human_duration(age), human_duration(max)) {
+                (built, limit) if built != limit => (built, limit),
+                // Rounded alike ("1 day" and "1 day"): the exact figures tell them apart.
+                _ => (
+                    humantime::format_duration(age).to_string(),
+                    humantime::format_duration(max).to_string(),
+                ),
+            };
+            (
+                Action::Build,
+                None,
+                format!("image {image_id} was built {built} ago; max_age is {limit}"),
+            )
+        }
         (Lookup::Found { image_id, .. }, false) => (
             Action::Skip,
             Some(image_id.clone()),
@@ -251,6 +258,20 @@ mod tests {
             "image img-1 was built 31 days ago; max_age is 30 days"
         );
         assert_eq!(stale.image_age_seconds, Some(31 * DAY + 5));
+
+        // Ages that round alike are told apart, never "1 day ago; max_age is 1 day".
+        let close = Some(Duration::from_secs(DAY + 3_600));
+        let just_stale = plan(
+            Some(DAY + 3_660),
+            Policy {
+                force: false,
+                max_age: close,
+            },
+        );
+        assert_eq!(
+            just_stale.reason,
+            "image img-1 was built 1day 1h 1m ago; max_age is 1day 1h"
+        );
 
         let fresh = plan(
             Some(30 * DAY),

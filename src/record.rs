@@ -21,8 +21,9 @@ pub struct Record {
     pub image_id: Option<String>,
     pub image_name: Option<String>,
     pub reason: String,
-    /// The age of the image skipped to (Glance's `created_at`); null when none was
-    /// (older records lack it).
+    /// The age of the newest image with this fingerprint when the run planned (Glance's
+    /// `created_at`): the one skipped to, or the one `max_age` or `--force` rebuilds; null
+    /// when there was none, and after a build (older records lack it).
     #[serde(default)]
     pub image_age_seconds: Option<u64>,
     /// Every active image of this project with this fingerprint, newest first: with

@@ -230,8 +230,8 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
             )));
         }
         // A quoted value may span lines, as it does for `source`.
-        let value = shell::read_value(raw_value, &mut statements.continuation())
-            .map_err(|e| match e {
+        let value =
+            shell::read_value(raw_value, &mut statements.continuation()).map_err(|e| match e {
                 shell::ValueError::NeverClosed(kind) => fail(format!(
                     "the {kind} quote opened in the value of {key} is never closed"
                 )),

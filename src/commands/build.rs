@@ -17,7 +17,9 @@ use crate::fingerprint;
 use crate::inputs::InputError;
 use crate::jobapi;
 use crate::openstack::client::Cloud;
-use crate::openstack::glance::{Glance, Image, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::openstack::glance::{
+    Glance, Image, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY,
+};
 use crate::openstack::network;
 use crate::packer::attempts::Outcome;
 use crate::packer::Packer;

@@ -97,12 +97,13 @@ pub fn resolve(
     };
     // Like every input file: a regular file, within the cap, so a FIFO or a device
     // never hangs the tool or eats its memory.
-    let text = crate::input_file::read_text(path, crate::input_file::CONFIG_CAP).map_err(
-        |error| OpenRcError::Read {
-            path: path.to_path_buf(),
-            error,
-        },
-    )?;
+    let text =
+        crate::input_file::read_text(path, crate::input_file::CONFIG_CAP).map_err(|error| {
+            OpenRcError::Read {
+                path: path.to_path_buf(),
+                error,
+            }
+        })?;
     let rc = parse(&text, path)?;
     let mut from_file: Vec<(String, String)> = rc
         .values
@@ -256,8 +257,8 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
                 rc.unset("OS_PASSWORD");
                 continue;
             }
-            let value = shell::read_value(raw_value, &mut statements.continuation())
-                .map_err(|e| match e {
+            let value = shell::read_value(raw_value, &mut statements.continuation()).map_err(
+                |e| match e {
                     shell::ValueError::NeverClosed(kind) => fail(format!(
                         "the {kind} quote opened in the value of {key} is never closed"
                     )),
@@ -268,7 +269,8 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
                             |feature| format!("{feature}, which is not read")
                         )
                     )),
-                })?;
+                },
+            )?;
             if key == "OS_PASSWORD" {
                 rc.asks_password = false;
             }
