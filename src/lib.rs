@@ -4,6 +4,7 @@
 //! -> report. The core (definition, render, fingerprint, plan) is pure; the edges
 //! (file system, packer, shellcheck, environment) live in their own modules.
 
+pub mod child_env;
 pub mod ci;
 pub mod cli;
 mod commands;

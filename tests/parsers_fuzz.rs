@@ -40,6 +40,8 @@ const RECORD: &str = r#"{"action":"build","built":true,"target":"t","fingerprint
 "target":"t","template_sha256":"ff","files":[{"path":"a","executable":true,"sha256":"aa"}],
 "variables":{"v":"x"},"secrets":{"UWORKER_A":null},"base_image":{"by":"id","value":"b",
 "resolved_id":"b"},"packer_version":"1.6.6"}}"#;
+/// The dashboard's v3 RC file, as Horizon renders it (the password prompt included).
+const OPENRC: &str = include_str!("fixtures/openrc/v3.sh");
 const PACKER_LINES: &str = "1795546070,,ui,message,    null: a%!(PACKER_COMMA) b\\n c\n\
 1795546070,test,artifact,0,id,x\n1795546070,test,artifact-count,1\n1795546070,,error-count,2\n";
 
@@ -66,6 +68,7 @@ fn every_parser(input: &str) {
     let _ = Definition::parse(input, path, path);
     let _ = seed::parse_var_file(input, path);
     let _ = seed::parse_worker_config(input, path);
+    let _ = uworker_image::openstack::openrc::parse(input, path);
     if let Ok(value) = clouds::parse(input, path) {
         let _ = value
             .get("clouds")
@@ -97,11 +100,11 @@ proptest! {
 
     #[test]
     fn valid_documents_with_noise_never_panic(
-        which in 0usize..6,
+        which in 0usize..7,
         at in any::<prop::sample::Index>(),
         noise in text(),
     ) {
-        let document = [DEFINITION, VAR_FILE, WORKER_CONFIG, CLOUDS, RECORD, PACKER_LINES][which];
+        let document = [DEFINITION, VAR_FILE, WORKER_CONFIG, CLOUDS, RECORD, PACKER_LINES, OPENRC][which];
         every_parser(&spliced(document, at, &noise));
     }
 }
@@ -120,5 +123,10 @@ fn the_documents_parse_as_they_are() {
     let value = clouds::parse(CLOUDS, path).unwrap();
     assert_eq!(clouds::variables(&value["clouds"]["c"]).unwrap().len(), 3);
     Subject::from_json("r", RECORD).unwrap();
+    assert!(
+        uworker_image::openstack::openrc::parse(OPENRC, path)
+            .unwrap()
+            .asks_password
+    );
     assert_eq!(PACKER_LINES.lines().filter_map(machine::parse).count(), 4);
 }

@@ -163,7 +163,7 @@ impl Packer {
         &self.program
     }
 
-    /// A command for packer: an allow-listed environment (`packer_env`) with the cloud
+    /// A command for packer: an allow-listed environment (`child_env`) with the cloud
     /// credentials only when `cloud` (the openstack builder, a full validate), and a
     /// death signal, so packer cleans up even when the tool is killed outright.
     ///
@@ -172,11 +172,7 @@ impl Packer {
     fn command(&self, cloud: bool) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.env_clear();
-        cmd.envs(packer_env(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-            cloud,
-        ));
+        cmd.envs(crate::child_env::of_process(cloud));
         // Packer's checkpoint service phones home; CI has no business doing that.
         cmd.env("CHECKPOINT_DISABLE", "1");
         for key in &self.env_remove {
@@ -311,44 +307,6 @@ fn death_signal(parent: libc::pid_t) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Packer's environment, from the tool's: only what packer and its SSH client read.
-/// Never GITHUB_TOKEN, never the worker's UWORKER_* secrets (they reach packer through
-/// the 0600 var-file), never unrelated credentials (AWS_*, ...). OS_* only when the run
-/// talks to the cloud.
-pub fn packer_env(
-    vars: impl IntoIterator<Item = (String, String)>,
-    cloud: bool,
-) -> Vec<(String, String)> {
-    const NAMES: [&str; 17] = [
-        "PATH",
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "TMPDIR",
-        "LANG",
-        "TZ",
-        "SSH_AUTH_SOCK",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "XDG_CONFIG_HOME",
-    ];
-    vars.into_iter()
-        .filter(|(key, _)| {
-            NAMES.contains(&key.as_str())
-                || key.starts_with("LC_")
-                || key.starts_with("PACKER_")
-                || key == "CHECKPOINT_DISABLE"
-                || (cloud && key.starts_with("OS_"))
-        })
-        .collect()
-}
-
 /// Whether this packer version loads builders as separately installed plugins (1.9+).
 pub fn needs_plugins(version: &str) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -442,44 +400,6 @@ mod tests {
         let third = packer.version_cached(Some(&cache)).unwrap();
         assert!(matches!(third, CachedVersion::Running(..)));
         assert_eq!(third.wait().unwrap(), "1.11.22");
-    }
-
-    #[test]
-    fn packer_sees_only_what_it_reads() {
-        let vars = [
-            ("PATH", "/usr/bin"),
-            ("HOME", "/root"),
-            ("OS_PASSWORD", "s3cret"),
-            ("OS_AUTH_URL", "http://keystone"),
-            ("PACKER_LOG", "1"),
-            ("LC_ALL", "C.UTF-8"),
-            ("GITHUB_TOKEN", "ghs_x"),
-            ("UWORKER_JOB_API_PASSWORD", "pw"),
-            ("UWORKER_FINGERPRINT_KEY", "k"),
-            ("AWS_SECRET_ACCESS_KEY", "a"),
-            ("ACTIONS_RUNTIME_TOKEN", "t"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()));
-        let keys = |cloud| {
-            let mut keys: Vec<String> = packer_env(vars.clone(), cloud)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect();
-            keys.sort();
-            keys
-        };
-        assert_eq!(
-            keys(true),
-            [
-                "HOME",
-                "LC_ALL",
-                "OS_AUTH_URL",
-                "OS_PASSWORD",
-                "PACKER_LOG",
-                "PATH"
-            ]
-        );
-        assert_eq!(keys(false), ["HOME", "LC_ALL", "PACKER_LOG", "PATH"]);
     }
 
     #[test]
