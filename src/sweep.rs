@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::openstack::compute::{FloatingIp, Keypair, Server};
+use crate::openstack::compute::{Keypair, Server};
 use crate::openstack::glance::{Image, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::openstack::network::FloatingIp;
 
 /// Server metadata keys a run sets (render.rs, `instance_metadata`).
 pub const RUN_ID_KEY: &str = "uworker_run_id";

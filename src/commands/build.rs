@@ -264,7 +264,7 @@ fn preflight(
 fn floating_ip_id(session: &Session, target: &Target, cloud: &Cloud) -> Result<Option<String>> {
     let is_address = |v: &str| v.parse::<std::net::IpAddr>().is_ok();
     if let Some(literal) = target.floating_ip.as_deref().filter(|v| is_address(v)) {
-        let id = network::floating_ip_id(cloud, literal)?;
+        let id = network::Neutron::new(cloud)?.floating_ip_id(literal)?;
         bail!(InputError::Invalid {
             origin: format!(
                 "{} [target.{}]",
@@ -282,7 +282,7 @@ fn floating_ip_id(session: &Session, target: &Target, cloud: &Cloud) -> Result<O
     }
     match session.inputs.get(vars::FLOATING_IP) {
         Some(address) if is_address(address) => {
-            let id = network::floating_ip_id(cloud, address)?;
+            let id = network::Neutron::new(cloud)?.floating_ip_id(address)?;
             session.info(&format!("build: floating IP {address} is {id}"));
             Ok(Some(id))
         }

@@ -15,8 +15,9 @@ use crate::env::Env;
 use crate::exit::Code;
 use crate::inputs::InputError;
 use crate::openstack::client::{Cloud, OpenStackError};
-use crate::openstack::compute::{is_gone, Neutron, Nova};
+use crate::openstack::compute::{is_gone, Nova};
 use crate::openstack::glance::{Glance, IMAGE_PROPERTY};
+use crate::openstack::network::Neutron;
 use crate::sweep::{self, Action, Found, Item, Kind, Scope, Selection, Spared};
 use crate::vars;
 

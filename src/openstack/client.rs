@@ -196,6 +196,13 @@ impl Cloud {
             })
     }
 
+    /// GET `url` and its JSON answer as `T`; a body that is not that names the call.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, OpenStackError> {
+        self.call(Method::GET, url, |r| r)?
+            .json()
+            .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))
+    }
+
     /// A request with the token, JSON accepted, retried when the cloud falters. A token
     /// near its expiry is renewed first; a 401 on a token believed valid (revoked, or
     /// expired early) gets one new login and one more try, never more.

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::client::{Cloud, OpenStackError};
 
@@ -35,27 +33,6 @@ pub struct Keypair {
     /// Only `show` carries it (not the list at 2.1).
     #[serde(default)]
     pub created_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct FloatingIp {
-    pub id: String,
-    pub floating_ip_address: String,
-    #[serde(default)]
-    pub port_id: Option<String>,
-}
-
-/// Nova's answers are `{"<collection>": ...}`; this parses one and names the call on error.
-fn parse<T: DeserializeOwned>(method: &str, url: &str, value: Value) -> Result<T, OpenStackError> {
-    serde_json::from_value(value)
-        .map_err(|e| OpenStackError::Config(format!("{method} {url}: {e}")))
-}
-
-fn get_json(cloud: &Cloud, url: &str) -> Result<Value, OpenStackError> {
-    cloud
-        .call(Method::GET, url, |r| r)?
-        .json()
-        .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))
 }
 
 pub struct Nova<'a> {
@@ -92,7 +69,7 @@ impl<'a> Nova<'a> {
             if let Some(marker) = &marker {
                 url.push_str(&format!("&marker={marker}"));
             }
-            let page: Page = parse("GET", &url, get_json(self.cloud, &url)?)?;
+            let page: Page = self.cloud.get_json(&url)?;
             let full = page.servers.len() as u32 >= self.page_size;
             marker = page.servers.last().map(|s| s.id.clone());
             servers.extend(page.servers);
@@ -114,7 +91,7 @@ impl<'a> Nova<'a> {
             attachments: Vec<Attachment>,
         }
         let url = self.url(&format!("/servers/{server_id}/os-interface"));
-        let found: Attachments = parse("GET", &url, get_json(self.cloud, &url)?)?;
+        let found: Attachments = self.cloud.get_json(&url)?;
         Ok(found.attachments.into_iter().map(|a| a.port_id).collect())
     }
 
@@ -135,7 +112,7 @@ impl<'a> Nova<'a> {
             keypairs: Vec<Wrapped>,
         }
         let url = self.url("/os-keypairs");
-        let list: List = parse("GET", &url, get_json(self.cloud, &url)?)?;
+        let list: List = self.cloud.get_json(&url)?;
         Ok(list.keypairs.into_iter().map(|w| w.keypair).collect())
     }
 
@@ -146,7 +123,7 @@ impl<'a> Nova<'a> {
             keypair: Keypair,
         }
         let url = self.url(&format!("/os-keypairs/{name}"));
-        let shown: Shown = parse("GET", &url, get_json(self.cloud, &url)?)?;
+        let shown: Shown = self.cloud.get_json(&url)?;
         Ok(shown.keypair)
     }
 
@@ -156,54 +133,6 @@ impl<'a> Nova<'a> {
             &self.url(&format!("/os-keypairs/{name}")),
             |r| r,
         )?;
-        Ok(())
-    }
-}
-
-pub struct Neutron<'a> {
-    cloud: &'a Cloud,
-    base: String,
-}
-
-impl<'a> Neutron<'a> {
-    pub fn new(cloud: &'a Cloud) -> Result<Neutron<'a>, OpenStackError> {
-        let base = cloud.endpoint("network")?;
-        let base = base.trim_end_matches("/v2.0").to_string();
-        Ok(Neutron { cloud, base })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/v2.0{path}", self.base)
-    }
-
-    /// The project's floating IPs.
-    pub fn floating_ips(&self) -> Result<Vec<FloatingIp>, OpenStackError> {
-        #[derive(Deserialize)]
-        struct List {
-            floatingips: Vec<FloatingIp>,
-        }
-        let url = self.url("/floatingips");
-        let list: List = parse("GET", &url, get_json(self.cloud, &url)?)?;
-        Ok(list.floatingips)
-    }
-
-    /// Releases a floating IP back to its pool.
-    pub fn release_floating_ip(&self, id: &str) -> Result<(), OpenStackError> {
-        self.cloud.call(
-            Method::DELETE,
-            &self.url(&format!("/floatingips/{id}")),
-            |r| r,
-        )?;
-        Ok(())
-    }
-
-    /// Detaches a floating IP from its port; it stays allocated to the project.
-    pub fn detach_floating_ip(&self, id: &str) -> Result<(), OpenStackError> {
-        let body = serde_json::json!({ "floatingip": { "port_id": null } });
-        self.cloud
-            .call(Method::PUT, &self.url(&format!("/floatingips/{id}")), |r| {
-                r.json(&body)
-            })?;
         Ok(())
     }
 }

@@ -162,11 +162,7 @@ impl<'a> Glance<'a> {
     }
 
     pub fn get(&self, id: &str) -> Result<Image, OpenStackError> {
-        let url = self.url(&format!("/images/{id}"));
-        self.cloud
-            .call(Method::GET, &url, |r| r)?
-            .json()
-            .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))
+        self.cloud.get_json(&self.url(&format!("/images/{id}")))
     }
 
     /// Sets string properties (JSON patch, `add` replaces an existing value).

@@ -1,45 +1,87 @@
-//! Networking (Neutron) v2.0: the floating IP that has an address. Packer's openstack
-//! builder (1.6.6 and the plugin since) takes a floating IP by its ID, while the seed's
-//! `openstack_free_floating_ip` holds the address; `build` looks the ID up here.
+//! Networking (Neutron) v2.0: the project's floating IPs, for `build` (the seed gives a
+//! floating IP by address; packer takes its ID) and `sweep` (release or detach them).
 
 use reqwest::Method;
 use serde::Deserialize;
 
 use super::client::{Cloud, OpenStackError};
 
-#[derive(Deserialize)]
-struct FloatingIps {
-    floatingips: Vec<FloatingIp>,
+#[derive(Debug, Clone, Deserialize)]
+pub struct FloatingIp {
+    pub id: String,
+    pub floating_ip_address: String,
+    #[serde(default)]
+    pub port_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct FloatingIp {
-    id: String,
-    floating_ip_address: String,
+pub struct Neutron<'a> {
+    cloud: &'a Cloud,
+    base: String,
 }
 
-/// The ID of the project's floating IP with `address`.
-pub fn floating_ip_id(cloud: &Cloud, address: &str) -> Result<String, OpenStackError> {
-    let base = cloud.endpoint("network")?;
-    let url = format!("{}/v2.0/floatingips", base.trim_end_matches('/'));
-    let found: FloatingIps = cloud
-        .call(Method::GET, &url, |r| {
-            r.query(&[("floating_ip_address", address)])
-        })?
-        .json()
-        .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))?;
-    let mut ids = found
-        .floatingips
-        .into_iter()
-        .filter(|f| f.floating_ip_address == address)
-        .map(|f| f.id);
-    match (ids.next(), ids.next()) {
-        (Some(id), None) => Ok(id),
-        (None, _) => Err(OpenStackError::Config(format!(
-            "this project has no floating IP {address}: allocate it first (`openstack floating ip create`), or give its ID"
-        ))),
-        (Some(_), Some(_)) => Err(OpenStackError::Config(format!(
-            "more than one floating IP has the address {address}: give the ID"
-        ))),
+impl<'a> Neutron<'a> {
+    pub fn new(cloud: &'a Cloud) -> Result<Neutron<'a>, OpenStackError> {
+        let base = cloud.endpoint("network")?;
+        let base = base.trim_end_matches("/v2.0").to_string();
+        Ok(Neutron { cloud, base })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2.0{path}", self.base)
+    }
+
+    /// The project's floating IPs.
+    pub fn floating_ips(&self) -> Result<Vec<FloatingIp>, OpenStackError> {
+        self.list("/floatingips")
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<FloatingIp>, OpenStackError> {
+        #[derive(Deserialize)]
+        struct List {
+            floatingips: Vec<FloatingIp>,
+        }
+        let list: List = self.cloud.get_json(&self.url(path))?;
+        Ok(list.floatingips)
+    }
+
+    /// The ID of the project's floating IP with `address`: packer's openstack builder
+    /// (1.6.6 and the plugin since) takes a floating IP by its ID, while the seed's
+    /// `openstack_free_floating_ip` holds the address.
+    pub fn floating_ip_id(&self, address: &str) -> Result<String, OpenStackError> {
+        // An address is digits, dots and colons (checked when the input was read).
+        let mut ids = self
+            .list(&format!("/floatingips?floating_ip_address={address}"))?
+            .into_iter()
+            .filter(|f| f.floating_ip_address == address)
+            .map(|f| f.id);
+        match (ids.next(), ids.next()) {
+            (Some(id), None) => Ok(id),
+            (None, _) => Err(OpenStackError::Config(format!(
+                "this project has no floating IP {address}: allocate it first (`openstack floating ip create`), or give its ID"
+            ))),
+            (Some(_), Some(_)) => Err(OpenStackError::Config(format!(
+                "more than one floating IP has the address {address}: give the ID"
+            ))),
+        }
+    }
+
+    /// Releases a floating IP back to its pool.
+    pub fn release_floating_ip(&self, id: &str) -> Result<(), OpenStackError> {
+        self.cloud.call(
+            Method::DELETE,
+            &self.url(&format!("/floatingips/{id}")),
+            |r| r,
+        )?;
+        Ok(())
+    }
+
+    /// Detaches a floating IP from its port; it stays allocated to the project.
+    pub fn detach_floating_ip(&self, id: &str) -> Result<(), OpenStackError> {
+        let body = serde_json::json!({ "floatingip": { "port_id": null } });
+        self.cloud
+            .call(Method::PUT, &self.url(&format!("/floatingips/{id}")), |r| {
+                r.json(&body)
+            })?;
+        Ok(())
     }
 }
