@@ -80,3 +80,47 @@ fn every_shell_script_is_strict_and_shellcheck_clean() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The unit 90-generalize.sh installs to make a clone's SSH host keys, next to an SSH
+/// daemon started by socket (as Ubuntu 24.04 does): systemd finds no ordering cycle.
+/// (`Before=ssh.socket` made one through basic.target, and systemd then dropped a job.)
+#[test]
+fn the_host_key_unit_makes_no_ordering_cycle_with_a_socket_activated_sshd() {
+    let script =
+        std::fs::read_to_string(repo().join("provision/scripts/90-generalize.sh")).unwrap();
+    let unit: String = script
+        .split_once("<<'UNIT'\n")
+        .and_then(|(_, rest)| rest.split_once("\nUNIT\n"))
+        .map(|(unit, _)| format!("{unit}\n"))
+        .expect("the script writes its unit from a <<'UNIT' here-document");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write("uworker-ssh-host-keys.service", &unit);
+    write(
+        "ssh.socket",
+        "[Unit]\nDescription=sshd socket\n[Socket]\nListenStream=127.0.0.1:65022\n",
+    );
+    write(
+        "ssh.service",
+        "[Unit]\nDescription=sshd\n[Service]\nExecStart=/bin/true\n",
+    );
+    for (wants, unit) in [
+        ("sockets.target.wants", "ssh.socket"),
+        ("multi-user.target.wants", "uworker-ssh-host-keys.service"),
+        ("ssh.service.wants", "uworker-ssh-host-keys.service"),
+    ] {
+        std::fs::create_dir_all(dir.path().join(wants)).unwrap();
+        std::os::unix::fs::symlink(format!("../{unit}"), dir.path().join(wants).join(unit))
+            .unwrap();
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "multi-user.target", "ssh.socket"])
+        // The stubs first, then the system's own units (an empty entry means "and the
+        // defaults").
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.path().display()))
+        .output()
+        .expect("systemd-analyze runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("ordering cycle"), "{said}");
+    assert!(unit.contains("Before=ssh.service"), "{unit}");
+}

@@ -36,7 +36,10 @@ rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
 cat >/etc/systemd/system/uworker-ssh-host-keys.service <<'UNIT'
 [Unit]
 Description=SSH host keys for a machine cloned from the uworker image
-Before=ssh.service sshd.service ssh.socket
+# Not Before=ssh.socket: sockets come before basic.target, which this unit follows, and
+# that cycle would make systemd drop a job (Ubuntu 24.04 socket-activates ssh). A
+# connection starts ssh.service, which wants this unit and waits for it.
+Before=ssh.service sshd.service
 ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
 
 [Service]
@@ -44,7 +47,7 @@ Type=oneshot
 ExecStart=/usr/bin/ssh-keygen -A
 
 [Install]
-WantedBy=multi-user.target
+WantedBy=multi-user.target ssh.service
 UNIT
 chmod 0644 /etc/systemd/system/uworker-ssh-host-keys.service
 # `enable` only writes its symlink; a reload makes systemd see the unit on this boot too.
