@@ -384,7 +384,9 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
     assert!(
         job["if"]
             .as_str()
-            .is_some_and(|c| c.starts_with("(failure() || cancelled())")),
+            .is_some_and(|c| c.contains("(failure() || cancelled())")
+                // A cancelled pull request must not reach the environment's secrets.
+                && c.starts_with("github.event_name != 'pull_request' && ")),
         "{:?}",
         job["if"]
     );
@@ -530,6 +532,31 @@ fn step_label(step: &Yaml) -> String {
     }
 }
 
+/// A step that holds secrets does nothing but run the tool: lines that build its
+/// arguments (`args=(...)`, `[ ... ] || args+=(...)`), then `exec uworker-image` as its
+/// last command, so nothing else (an installer, `curl | sh`) runs with them and the
+/// runner's cancel reaches the tool.
+fn only_execs_the_tool(script: &str) -> bool {
+    let lines: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let Some((last, before)) = lines.split_last() else {
+        return false;
+    };
+    let builds_args = |l: &&str| {
+        (l.starts_with("args=(") || (l.starts_with("[ ") && l.contains("] || args+=(")))
+            && l.ends_with(')')
+            && !l.contains("$(")
+            && !l.contains('`')
+    };
+    last.starts_with("exec uworker-image ")
+        && !last.contains('|')
+        && !last.contains(';')
+        && before.iter().all(builds_args)
+}
+
 /// Where a workflow lets a secret reach code that is not the tool: a `uses:` step with a
 /// secret (a composite action hands its env to every inner step: setup-packer,
 /// install.sh), a secret's step that does not `exec` the tool or compiles, secrets at
@@ -568,10 +595,7 @@ fn secret_boundary_violations(wf: &Yaml) -> Vec<String> {
                     ));
                 }
             }
-            if secret(&step["env"])
-                && step["uses"].is_badvalue()
-                && !script.contains("exec uworker-image ")
-            {
+            if secret(&step["env"]) && step["uses"].is_badvalue() && !only_execs_the_tool(script) {
                 found.push(format!(
                     "{job_name}: {label} holds secrets but does not `exec uworker-image`"
                 ));
@@ -688,11 +712,18 @@ fn each_secret_boundary_check_catches_its_breach() {
             "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
             "prune: `uses: ./` builds the tool from source in a job that holds secrets",
         ),
-        // The secrets' step compiles, and runs the tool without exec.
+        // The secrets' step runs the tool without exec: the runner's cancel would stop
+        // at its shell.
         (
             exec_build,
-            "          cargo install --locked --path . && uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
-            "build: `uworker-image build` (run: args=(build",
+            "          uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "holds secrets but does not `exec uworker-image`",
+        ),
+        // Something else runs with the secrets before the tool.
+        (
+            exec_build,
+            "          curl -fsSL https://example.invalid/x.sh | sh\n          exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "holds secrets but does not `exec uworker-image`",
         ),
         (
             exec_build,
