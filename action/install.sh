@@ -161,8 +161,11 @@ verify_provenance() {
   fi
   host=${server#*://}
   host=${host%%/*}
-  say "verifying the build provenance of $asset: gh attestation verify --repo $repository"
-  if ! GH_TOKEN=$token GH_HOST=$host gh attestation verify "$file" --repo "$repository" >&2; then
+  # Built by this repository's release workflow, not by any workflow or fork of it.
+  local workflow=$repository/.github/workflows/release.yml
+  say "verifying the build provenance of $asset: gh attestation verify --repo $repository --signer-workflow $workflow"
+  if ! GH_TOKEN=$token GH_HOST=$host gh attestation verify "$file" --repo "$repository" \
+    --signer-workflow "$workflow" >&2; then
     say "the build provenance attestation of $asset does not verify for $repository: refusing it"
     return 1
   fi
@@ -185,7 +188,12 @@ install_release() {
   trap "rm -rf '$tmp'" RETURN
   say "downloading $url"
   curl -fsSL --retry 3 --retry-delay 2 --max-filesize 200000000 -o "$tmp/$asset" "$url" || return 1
-  curl -fsSL --retry 3 --retry-delay 2 --max-filesize 4096 -o "$tmp/$asset.sha256" "$url.sha256" || return 1
+  # The asset is there: from here on, anything amiss refuses the release (status 2). A
+  # release without its checksum is not one to trust, nor a reason to build instead.
+  curl -fsSL --retry 3 --retry-delay 2 --max-filesize 4096 -o "$tmp/$asset.sha256" "$url.sha256" || {
+    say "$asset has no $asset.sha256 beside it: refusing it"
+    return 2
+  }
   want=$(expected_sha256 "$tmp/$asset.sha256") || return 2
   have=$(sha256_of "$tmp/$asset")
   if [ "$have" != "$want" ]; then
@@ -193,9 +201,14 @@ install_release() {
     return 2
   fi
   verify_provenance "$tmp/$asset" || return 2
-  mkdir -p "$dir/bin"
-  tar -xzf "$tmp/$asset" -C "$dir/bin" uworker-image
-  record_sha256 "$dir"
+  # Called as `$(install_release) || status=$?`, where set -e does not hold: every step
+  # says how it failed.
+  mkdir -p "$dir/bin" || return 2
+  tar -xzf "$tmp/$asset" -C "$dir/bin" uworker-image || {
+    say "$asset holds no uworker-image: refusing it"
+    return 2
+  }
+  record_sha256 "$dir" || return 2
   echo "$dir/bin"
 }
 

@@ -213,6 +213,32 @@ fn a_release_binary_with_a_wrong_checksum_is_refused() {
     assert!(!tmp.path().join("github_path").exists());
 }
 
+/// A release whose asset is there but its checksum is not: refused, and no build from
+/// source instead (that fallback is for a version with no release at all).
+#[test]
+fn a_release_binary_without_its_checksum_is_refused() {
+    let www = tempfile::tempdir().unwrap();
+    publish(www.path(), "v9.9.7", false);
+    std::fs::remove_file(
+        www.path()
+            .join("owner/uworker-image/releases/download/v9.9.7")
+            .join(format!("{ASSET}.sha256")),
+    )
+    .unwrap();
+    let server = FileServer::start(www.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let r = install(&server, "v9.9.7", "", tmp.path());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains(&format!("{ASSET} has no {ASSET}.sha256 beside it")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("building from source"), "{}", r.stderr);
+    assert!(!tmp.path().join("github_path").exists());
+}
+
 #[test]
 fn without_a_release_the_action_builds_from_its_own_source() {
     let www = tempfile::tempdir().unwrap();
@@ -700,7 +726,7 @@ fn a_release_binary_needs_its_provenance_attestation_when_gh_is_there() {
         assert!(
             line.starts_with("attestation verify ")
                 && line.contains(&format!(
-                    "/{ASSET} --repo owner/uworker-image token=ghs_readonly host={host}"
+                    "/{ASSET} --repo owner/uworker-image --signer-workflow owner/uworker-image/.github/workflows/release.yml token=ghs_readonly host={host}"
                 )),
             "{log}"
         );
