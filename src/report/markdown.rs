@@ -302,6 +302,53 @@ mod tests {
         assert!(failed.contains("❌ validation failed"));
     }
 
+    /// Issue 18: the age of the image that serves, in the comment and the summary; every
+    /// image of the fingerprint, newest first, in the release body (none for one image).
+    #[test]
+    fn the_images_age_and_the_fingerprints_images_are_shown() {
+        let mut subject =
+            Subject::from_json("r", &record_json("skip", false, Some("img-0"))).unwrap();
+        subject.image_age_seconds = Some(31 * 86_400 + 7);
+        for text in [
+            pr_comment(&subject, &context(), Validation::Passed, &Baseline::None),
+            summary(
+                &subject,
+                &context(),
+                Validation::Unknown,
+                &Baseline::None,
+                &[],
+            ),
+        ] {
+            assert!(text.contains("| Image age | 31 days |"), "{text}");
+        }
+        let image = |id: &str, created: &str| crate::record::FingerprintImage {
+            id: id.into(),
+            name: Some(format!("uworker-{id}")),
+            created_at: created.into(),
+        };
+        subject.fingerprint_images = vec![image("img-new", "2026-11-30T03:00:00Z")];
+        let body = release_body(&subject, &context(), &Baseline::None);
+        assert!(
+            !body.contains("Images built for this fingerprint"),
+            "{body}"
+        );
+        subject
+            .fingerprint_images
+            .push(image("img-old", "2026-10-30T03:00:00Z"));
+        let body = release_body(&subject, &context(), &Baseline::None);
+        let listed = body
+            .split_once("**Images built for this fingerprint**, newest first:\n\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("{body}"));
+        assert!(
+            listed.starts_with(
+                "- `img-new` `uworker-img-new` created 2026-11-30T03:00:00Z\n\
+                 - `img-old` `uworker-img-old` created 2026-10-30T03:00:00Z\n"
+            ),
+            "{body}"
+        );
+    }
+
     #[test]
     fn a_failed_build_says_so_in_the_summary() {
         let json = record_json("build", false, None).replace(
