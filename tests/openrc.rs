@@ -198,6 +198,8 @@ fn pane_command(dir: &Path, def: &Path, rc: &Path, args: &[&str], vars: &[(&str,
             std::env::var("HOME").unwrap_or_default(),
         ),
         ("TERM".to_string(), "xterm".to_string()),
+        // The tool's work directories go here, where a test sees what is left of them.
+        ("TMPDIR".to_string(), dir.display().to_string()),
     ];
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let env: Vec<String> = env

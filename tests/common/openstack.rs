@@ -209,11 +209,7 @@ pub fn image_stuck_saving(cloud: &Cloud, name: &str, properties: &[(&str, &str)]
         std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap();
     assert!(!workers.trim().is_empty(), "glance-api has no worker");
     for worker in workers.split_whitespace() {
-        let killed = Command::new("kill")
-            .args(["-KILL", worker])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        super::procs::signal(worker.parse().unwrap(), libc::SIGKILL).unwrap();
     }
     drop(upload);
     // uWSGI's master starts a new worker; Glance answers again after a few seconds.

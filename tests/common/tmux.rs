@@ -37,11 +37,6 @@ impl Tmux {
         self.dir.path().join("socket")
     }
 
-    /// A scratch directory that lives as long as the server.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Types `text` literally (no key names).
     pub fn type_text(&self, text: &str) {
         assert!(self
