@@ -74,10 +74,16 @@ done <<<"${UWORKER_IMAGE_ACTION_ARGS:-}"
 
 stdout=$(mktemp "${RUNNER_TEMP:-/tmp}/uworker-image-stdout.XXXXXX")
 trap 'rm -f "$stdout"' EXIT
+# The traps first: a cancel that comes as the tool starts must not end this shell and
+# leave the tool running unsignalled. One that comes before its PID is known is passed
+# on with the next (the runner's SIGTERM follows its SIGINT).
+tool=''
+# shellcheck disable=SC2317 # called by the traps below
+forward() { [ -z "$tool" ] || kill -s "$1" "$tool" 2>/dev/null || true; }
+trap 'forward INT' INT
+trap 'forward TERM' TERM
 "$bin" "${args[@]}" >"$stdout" &
 tool=$!
-trap 'kill -INT "$tool" 2>/dev/null || true' INT
-trap 'kill -TERM "$tool" 2>/dev/null || true' TERM
 # `wait` returns early (128 + the signal) when a trap runs while the tool still runs (or
 # has exited unreaped): wait again. Any other code is the tool's own.
 code=0
