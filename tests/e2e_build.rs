@@ -276,13 +276,14 @@ fn a_failing_provisioner_is_not_retried() {
 
 /// The tool, started with its output piped, for a test that signals it.
 /// Its work directory goes into `tmp` (TMPDIR), where the test can look for it.
-fn spawn_build(s: &Scenario, def: &Fixture, tmp: &Path) -> Child {
+fn spawn_build(s: &Scenario, def: &Fixture, tmp: &Path, global: &[&str]) -> Child {
     let mut vars = s.compute.os_env();
     vars.extend(plain_config());
     let mut cmd = tool(&env_pairs(&vars));
     cmd.env("TMPDIR", tmp)
         .arg("--dir")
         .arg(def.path())
+        .args(global)
         .args(["build", "--attempts", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -308,7 +309,7 @@ fn long_build_in_provisioning(s: &Scenario, prefix: &str) -> LongBuild {
     let name = s.definition_name(prefix);
     let def = small_definition(&name, PROVISION_FOREVER);
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn_build(s, &def, tmp.path());
+    let mut child = spawn_build(s, &def, tmp.path(), &[]);
     let stderr = Lines::of(child.stderr.take().unwrap());
     let mut seen = Vec::new();
     stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
@@ -1090,7 +1091,7 @@ fn child_group(pid: u32, name: &str) -> Option<i32> {
 /// step runs, so no cleanup of either ever runs.
 fn kill_build_mid_provisioning(s: &Scenario, def: &Fixture) {
     let tmp = tempfile::tempdir().unwrap();
-    kill_mid_provisioning(spawn_build(s, def, tmp.path()));
+    kill_mid_provisioning(spawn_build(s, def, tmp.path(), &[]));
 }
 
 /// SIGKILL to a started build (tool and packer's group) once its step runs.
@@ -1104,8 +1105,10 @@ fn kill_mid_provisioning(mut child: Child) {
         group > 1 && group != own_group,
         "packer's group {group} is its own"
     );
-    child.kill().unwrap(); // SIGKILL, to the tool alone
+    // Packer's group first: killed first, the tool would hand packer its death signal
+    // (SIGTERM), and packer could start its cleanup before the group's SIGKILL lands.
     procs::signal(-group, libc::SIGKILL).unwrap();
+    child.kill().unwrap(); // SIGKILL, to the tool alone
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by a signal");
     // Every process of packer's group is gone.
@@ -1511,15 +1514,8 @@ fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
     let def = small_definition(&name, PROVISION_FOREVER);
     let var = format!("openstack_free_floating_ip={}", floating.address);
     // The build as kill_build_mid_provisioning runs it, with the seed's floating IP.
-    let mut vars = s.compute.os_env();
-    vars.extend(plain_config());
-    let mut cmd = tool(&env_pairs(&vars));
-    cmd.arg("--dir")
-        .arg(def.path())
-        .args(["--var", &var, "build", "--attempts", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    kill_mid_provisioning(cmd.spawn().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    kill_mid_provisioning(spawn_build(&s, &def, tmp.path(), &["--var", &var]));
     let left = s.compute.report();
     assert_eq!(
         left.0["floating_ips"][0]["id"],

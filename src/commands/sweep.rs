@@ -193,7 +193,6 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
     let selection = sweep::select(scope, &find(cloud, scope)?);
     let Selection { items, spared } = selection;
     let nova = Nova::new(cloud)?;
-    let neutron = Neutron::new(cloud)?;
     let glance = Glance::new(cloud)?;
     let mut report = Report {
         dry_run,
@@ -209,8 +208,14 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
             Ok(())
         } else {
             match (item.kind, item.action) {
-                (Kind::FloatingIp, Action::Detach) => neutron.detach_floating_ip(&item.id),
-                (Kind::FloatingIp, _) => neutron.release_floating_ip(&item.id),
+                // Neutron only when a floating IP is to go: a cloud without a network
+                // endpoint has none to sweep.
+                (Kind::FloatingIp, Action::Detach) => {
+                    Neutron::new(cloud).and_then(|n| n.detach_floating_ip(&item.id))
+                }
+                (Kind::FloatingIp, _) => {
+                    Neutron::new(cloud).and_then(|n| n.release_floating_ip(&item.id))
+                }
                 (Kind::Server, _) => nova.delete_server(&item.id),
                 (Kind::Keypair, _) => nova.delete_keypair(&item.id),
                 (Kind::Image, _) => glance.delete(&item.id),
@@ -287,14 +292,10 @@ fn find(cloud: &Cloud, scope: &Scope) -> Result<Found, OpenStackError> {
         found.floating_ips = Neutron::new(cloud)?.floating_ips()?;
     }
     found.servers = servers;
-    if let Some(project) = &scope.project_id {
-        found.images = Glance::new(cloud)?.list(
-            &[
-                (IMAGE_PROPERTY, scope.definition.as_str()),
-                ("owner", project.as_str()),
-            ],
-            |_| true,
-        )?;
+    if scope.project_id.is_some() {
+        // Asked by owner and checked by owner, as prune's and plan's lookups are.
+        found.images =
+            Glance::new(cloud)?.list_owned(&[(IMAGE_PROPERTY, scope.definition.as_str())])?;
     }
     Ok(found)
 }
