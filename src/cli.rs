@@ -3,30 +3,26 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::commands;
 use crate::env::Env;
 use crate::exit::{self, Code};
+use crate::report::Validation;
+use crate::request::{self, Output, Request};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "uworker-image",
     version,
     about = "Build OpenStack worker images with Packer, CI-native: fingerprint the inputs, skip unchanged builds, report to GitHub.",
-    after_help = "Exit codes: 0 ok (built or skipped), 1 build or validation failure, 2 bad input or config, 3 external service failure after retries, 130 interrupted."
+    after_help = exit::table()
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -154,7 +150,8 @@ pub struct BuildArgs {
     /// Build even when an image with this fingerprint exists (e.g. after a password rotation).
     #[arg(long, env = "UWORKER_IMAGE_FORCE")]
     pub force: bool,
-    /// Write the result record (JSON) to FILE.
+    /// Write the result record (JSON) to FILE, for `report --record` (UWORKER_IMAGE_RECORD
+    /// names it for all three, so one variable serves a job).
     #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Before building, log in to the job service with the worker's credentials
@@ -174,9 +171,14 @@ pub struct ReportArgs {
     /// The record: `plan --output json` or `build --output json` / `build --out FILE`.
     #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
     pub record: PathBuf,
-    /// The `validate` step's outcome (success, failure, cancelled, skipped), for the comment.
-    #[arg(long, env = "UWORKER_IMAGE_VALIDATION", value_name = "OUTCOME")]
-    pub validation: Option<String>,
+    /// The `validate` step's outcome (`steps.<id>.outcome`), for the comment.
+    #[arg(
+        long,
+        env = "UWORKER_IMAGE_VALIDATION",
+        value_name = "OUTCOME",
+        value_enum
+    )]
+    pub validation: Option<Validation>,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +255,109 @@ pub struct PlanArgs {
     pub no_report: bool,
 }
 
+impl Cli {
+    /// The flags as the request the commands take.
+    pub fn into_request(self) -> Request {
+        let Cli { global, command } = self;
+        let load = request::Load {
+            dir: global.dir,
+            var_file: global.var_file,
+            vars: global.vars,
+            worker_config: global.worker_config,
+            openrc: global.openrc,
+            packer: global.packer,
+            max_age: global.max_age,
+            quiet: global.quiet,
+        };
+        let (target, output, verbose) = (global.target, global.output, global.verbose);
+        match command {
+            Command::Render(args) => Request::Render(request::Render {
+                load,
+                out: args.out,
+            }),
+            Command::Validate(args) => Request::Validate(request::Validate {
+                load,
+                output,
+                verbose,
+                without_secrets: args.without_secrets,
+                shellcheck: !args.no_shellcheck,
+            }),
+            Command::Fingerprint(args) => Request::Fingerprint(request::Fingerprint {
+                load,
+                target,
+                output,
+                explain: args.explain,
+            }),
+            Command::Plan(args) => Request::Plan(request::Plan {
+                load,
+                target,
+                output,
+                previous: args.previous,
+                force: args.force,
+                record: request::RecordOut {
+                    file: args.out,
+                    report: !args.no_report,
+                },
+            }),
+            Command::Test(args) => Request::Test(request::Test {
+                load,
+                limits: args.run.into(),
+            }),
+            Command::Build(args) => Request::Build(request::Build {
+                load,
+                target,
+                output,
+                limits: args.run.into(),
+                force: args.force,
+                previous: args.previous,
+                check_worker_credentials: args.check_worker_credentials,
+                record: request::RecordOut {
+                    file: args.out,
+                    report: !args.no_report,
+                },
+            }),
+            Command::Prune(args) => Request::Prune(request::Prune {
+                load,
+                target,
+                output,
+                keep: args.keep,
+                dry_run: args.dry_run,
+            }),
+            Command::Report(args) => Request::Report(request::Report {
+                record: args.record,
+                validation: args.validation.unwrap_or(Validation::Unknown),
+            }),
+            Command::Matrix(args) => Request::Matrix(request::Matrix {
+                load,
+                target,
+                needs_build: args.needs_build,
+            }),
+            Command::Sweep(args) => Request::Sweep(request::Sweep {
+                load,
+                target,
+                output,
+                older_than: args.older_than,
+                timeout: args.timeout,
+                run: args.run,
+                dry_run: args.dry_run,
+            }),
+            Command::Completions(args) => Request::Completions(args.shell),
+            Command::Man => Request::Man,
+        }
+    }
+}
+
+impl From<RunArgs> for request::RunLimits {
+    fn from(args: RunArgs) -> request::RunLimits {
+        request::RunLimits {
+            timeout: args.timeout,
+            attempts: args.attempts,
+            retry_delay: args.retry_delay,
+            heartbeat: args.heartbeat,
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     // First of all: a cancel from here on removes the work directories and stops packer.
     if let Err(e) = crate::interrupt::install() {
@@ -282,7 +387,7 @@ pub fn main() -> ExitCode {
     let env = Env::from_process();
     // Packer runs in a work directory: a relative path means one from here.
     cli.global.packer = cli.global.packer.map(|p| absolute_if_a_path(&p));
-    match commands::run(&cli, &env) {
+    match commands::run(cli.into_request(), &env) {
         Ok(code) => code.into(),
         Err(error) => {
             eprintln!("error: {}", error_text(&error));

@@ -50,13 +50,23 @@ impl GitHubError {
     pub fn is_forbidden(&self) -> bool {
         matches!(self, GitHubError::Status { status: 403, .. })
     }
+}
 
-    /// Bad configuration rather than a failing service: exit 2, not 3.
-    pub fn is_bad_input(&self) -> bool {
+impl crate::exit::Coded for GitHubError {
+    /// Bad configuration (2) rather than a failing service (3).
+    fn code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
         match self {
-            GitHubError::Repository(_) | GitHubError::ApiUrl(_) => true,
-            GitHubError::Status { status, .. } => matches!(status, 401 | 403 | 404 | 422),
-            _ => false,
+            GitHubError::Repository(_) | GitHubError::ApiUrl(_) => Code::BadInput,
+            GitHubError::Status {
+                status: 401 | 403 | 404 | 422,
+                ..
+            } => Code::BadInput,
+            GitHubError::Status { .. }
+            | GitHubError::Client(_)
+            | GitHubError::Unreachable { .. }
+            | GitHubError::RateLimited { .. }
+            | GitHubError::Answer { .. } => Code::External,
         }
     }
 }

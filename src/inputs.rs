@@ -27,14 +27,26 @@ pub struct InputOptions {
 pub enum InputError {
     #[error(transparent)]
     Seed(#[from] SeedError),
+    /// A value that is there but wrong: where it came from, its key, and what is wrong.
     #[error("{origin}: {key}: {message}")]
-    Invalid {
+    BadValue {
         origin: String,
         key: String,
         message: String,
     },
     #[error("{} is too short ({len} bytes): use at least {MIN_FINGERPRINT_KEY_LEN} random bytes, e.g. `openssl rand -hex 32`", vars::FINGERPRINT_KEY_ENV)]
     WeakFingerprintKey { len: usize },
+}
+
+impl crate::exit::Coded for InputError {
+    fn code(&self) -> crate::exit::Code {
+        match self {
+            InputError::Seed(seed) => seed.code(),
+            InputError::BadValue { .. } | InputError::WeakFingerprintKey { .. } => {
+                crate::exit::Code::BadInput
+            }
+        }
+    }
 }
 
 pub const MIN_FINGERPRINT_KEY_LEN: usize = 32;
@@ -111,7 +123,7 @@ impl Inputs {
             .get(key)
             .filter(|v| !v.is_empty())
         {
-            Some(value) => check(value).map_err(|message| InputError::Invalid {
+            Some(value) => check(value).map_err(|message| InputError::BadValue {
                 origin: origins[key].clone(),
                 key: key.to_string(),
                 message,

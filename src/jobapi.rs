@@ -20,6 +20,16 @@ pub enum JobApiError {
     NoToken,
 }
 
+impl crate::exit::Coded for JobApiError {
+    fn code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
+        match self {
+            JobApiError::Unreachable(_) | JobApiError::Redirect(_) => Code::External,
+            JobApiError::Refused(_) | JobApiError::NoToken => Code::BadInput,
+        }
+    }
+}
+
 /// Checks the worker's job-API credentials the way the worker itself logs in. The root
 /// URL is a worker value, treated as a secret, so messages do not repeat it.
 pub fn check_credentials(root: &str, username: &str, password: &str) -> Result<(), JobApiError> {

@@ -27,6 +27,7 @@ pub mod record;
 pub mod redirects;
 pub mod render;
 pub mod report;
+pub mod request;
 pub mod secrets;
 pub mod seed;
 pub mod shell;

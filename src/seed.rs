@@ -52,6 +52,20 @@ pub enum SeedError {
     },
 }
 
+impl crate::exit::Coded for SeedError {
+    fn code(&self) -> crate::exit::Code {
+        match self {
+            SeedError::Read { .. }
+            | SeedError::DuplicateKey { .. }
+            | SeedError::VarFileSyntax { .. }
+            | SeedError::VarFileType { .. }
+            | SeedError::UnknownVariable { .. }
+            | SeedError::VarSyntax(_)
+            | SeedError::WorkerConfigLine { .. } => crate::exit::Code::BadInput,
+        }
+    }
+}
+
 /// Reads a seed-style variables.json: a flat JSON object of string values.
 pub fn read_var_file(path: &Path) -> Result<BTreeMap<String, String>, SeedError> {
     parse_var_file(&read("var-file", path)?, path)

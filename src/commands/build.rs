@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    failure_verdict, plan, run_packer, stage, write_record, RunDefaults, RunFacts, Session,
-};
-use crate::cli::{BuildArgs, Global, Output};
+use super::packer_run::{failure_verdict, run_packer, RunDefaults};
+use super::session::check_base_owner;
+use super::stage::{stage, write_record, RunFacts};
+use super::{plan, CommandError, Session};
 use crate::definition::{SourceImage, Target};
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint;
-use crate::inputs::InputError;
 use crate::jobapi;
 use crate::openstack::client::Cloud;
 use crate::openstack::glance::{
@@ -22,59 +21,39 @@ use crate::openstack::glance::{
 };
 use crate::openstack::network;
 use crate::packer::attempts::Outcome;
-use crate::packer::Packer;
 use crate::plan::Action;
 use crate::record::{FingerprintImage, Provenance, Record};
 use crate::render::Builders;
+use crate::request::{self, Output};
 use crate::vars;
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
 const DEFAULT_TIMEOUT: Duration = super::sweep::BUILD_DEADLINE;
 
-pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
-    let target = session.definition.select_target(global.target.as_deref())?;
+pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
+    let target = session.target(request.target.as_deref())?;
     session.check_worker_config(false)?;
-    let Some(cloud) = session.connect()? else {
-        bail!(InputError::Invalid {
-            origin: "build".into(),
-            key: "OS_*".into(),
-            message: "no OpenStack credentials in the environment: export the RC file's variables or an application credential".into(),
-        });
-    };
-    let packer = session.packer(global)?;
-    let previous = args
+    let cloud = session.require_cloud("build", "Compute, Networking and Glance")?;
+    session.packer()?;
+    let previous = request
         .previous
         .as_deref()
         .map(fingerprint::read_previous)
         .transpose()?;
-    let plan = plan::compute(
-        &session,
-        target,
-        &packer,
-        Some(&cloud),
-        args.force,
-        previous.as_ref(),
-    )?;
+    let plan = plan::compute(&session, target, request.force, previous.as_ref())?;
     let mut provenance = Provenance::from_env(env);
     provenance.run_id = Some(run_id(&provenance, env));
     let mut record = Record::new(&plan, &provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if plan.action == Action::Skip {
-        return finish(&session, global, args, &record, Code::Ok, env);
+        return finish(&session, request, &record, Code::Ok, env);
     }
 
-    preflight(
-        &session,
-        target,
-        &packer,
-        &cloud,
-        &record.packer_version,
-        args,
-    )?;
+    preflight(&session, target, cloud, &record.packer_version, request)?;
     // What dead runs of this target left (older than a build can live) goes first.
-    super::sweep::before_build(&session, &cloud, &target.name, args.run.timeout);
-    let floating_ip_id = floating_ip_id(&session, target, &cloud)?;
+    super::sweep::before_build(&session, cloud, &target.name, request.limits.timeout);
+    let floating_ip_id = floating_ip_id(&session, target, cloud)?;
     let built_target = pinned_base_image(target, &plan.manifest.base_image.resolved_id);
     let staged = stage(
         &session,
@@ -95,10 +74,9 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
     };
     let outcome = run_packer(
         &session,
-        &packer,
         &staged,
         &target.name,
-        &args.run,
+        &request.limits,
         &defaults,
         env,
     )?;
@@ -111,7 +89,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
         } => {
             record.attempts = *attempts;
             let image = mark_image(
-                &cloud,
+                cloud,
                 artifact_id,
                 &session.definition.name,
                 target,
@@ -122,12 +100,12 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             record.image_name = image.name.clone();
             record.reason = format!("built {} in {attempts} attempt(s)", image.id);
             record.image_age_seconds = None;
-            record.fingerprint_images = fingerprint_images(&session, &cloud, &record, &image);
+            record.fingerprint_images = fingerprint_images(&session, cloud, &record, &image);
             Code::Ok
         }
         other => {
-            let (code, verdict) =
-                failure_verdict(other, "build", args.run.timeout.unwrap_or(DEFAULT_TIMEOUT));
+            let timeout = request.limits.timeout.unwrap_or(DEFAULT_TIMEOUT);
+            let (code, verdict) = failure_verdict(other, "build", timeout);
             record.reason = verdict;
             record.attempts = match other {
                 Outcome::Failed { attempts, .. } | Outcome::TimedOut { attempts } => *attempts,
@@ -136,7 +114,7 @@ pub fn run(global: &Global, args: &BuildArgs, env: &Env) -> Result<Code> {
             code
         }
     };
-    finish(&session, global, args, &record, code, env)
+    finish(&session, request, &record, code, env)
 }
 
 /// The project's active images of the record's fingerprint, newest first, for the
@@ -207,45 +185,30 @@ fn pinned_base_image(target: &Target, resolved_id: &Option<String>) -> Target {
 fn preflight(
     session: &Session,
     target: &Target,
-    packer: &Packer,
     cloud: &Cloud,
     packer_version: &str,
-    args: &BuildArgs,
+    request: &request::Build,
 ) -> Result<()> {
-    packer.ensure_openstack_plugin(packer_version)?;
+    session.packer()?.ensure_openstack_plugin(packer_version)?;
     if let SourceImage::Id(id) = &target.source_image {
         let glance = Glance::new(cloud)?;
-        let image = glance.get(id).map_err(|e| InputError::Invalid {
-            origin: format!(
-                "{} [target.{}]",
-                session.definition.path().display(),
-                target.name
-            ),
-            key: "source_image".into(),
-            message: format!("image {id} cannot be read in Glance: {e}"),
-        })?;
+        let image = glance
+            .get(id)
+            .map_err(|error| CommandError::SourceImageUnreadable {
+                origin: session.target_origin(target),
+                id: id.clone(),
+                error: Box::new(error),
+            })?;
         if image.status != "active" {
-            bail!(InputError::Invalid {
-                origin: format!(
-                    "{} [target.{}]",
-                    session.definition.path().display(),
-                    target.name
-                ),
-                key: "source_image".into(),
-                message: format!("image {id} is {}, not active", image.status),
+            bail!(CommandError::SourceImageInactive {
+                origin: session.target_origin(target),
+                id: id.clone(),
+                status: image.status,
             });
         }
-        super::check_base_owner(target, &image.owner).map_err(|why| InputError::Invalid {
-            origin: format!(
-                "{} [target.{}]",
-                session.definition.path().display(),
-                target.name
-            ),
-            key: "trusted_base_owners".into(),
-            message: format!("image {id} is {why}"),
-        })?;
+        check_base_owner(session, target, format!("image {id} is"), &image.owner)?;
     }
-    if args.check_worker_credentials {
+    if request.check_worker_credentials {
         let worker = &session.inputs.worker;
         let get = |k: &str| worker.get(k).unwrap_or_default();
         jobapi::check_credentials(
@@ -265,16 +228,10 @@ fn floating_ip_id(session: &Session, target: &Target, cloud: &Cloud) -> Result<O
     let is_address = |v: &str| v.parse::<std::net::IpAddr>().is_ok();
     if let Some(literal) = target.floating_ip.as_deref().filter(|v| is_address(v)) {
         let id = network::Neutron::new(cloud)?.floating_ip_id(literal)?;
-        bail!(InputError::Invalid {
-            origin: format!(
-                "{} [target.{}]",
-                session.definition.path().display(),
-                target.name
-            ),
-            key: "floating_ip".into(),
-            message: format!(
-                "packer takes the floating IP's ID: write \"{id}\" (the ID of {literal})"
-            ),
+        bail!(CommandError::FloatingIpAddress {
+            origin: session.target_origin(target),
+            id,
+            address: literal.to_string(),
         });
     }
     if target.floating_ip.is_some() || target.floating_ip_network.is_some() {
@@ -334,17 +291,16 @@ fn mark_image(
 /// --no-report), and returns the code: the build's, unless only the report failed.
 fn finish(
     session: &Session,
-    global: &Global,
-    args: &BuildArgs,
+    request: &request::Build,
     record: &Record,
     code: Code,
     env: &Env,
 ) -> Result<Code> {
     let json = serde_json::to_string_pretty(record)?;
-    if let Some(path) = &args.out {
+    if let Some(path) = &request.record.file {
         write_record(path, &json)?;
     }
-    match global.output {
+    match request.output {
         Output::Json => println!("{json}"),
         Output::Text => {
             let image = record.image_id.as_deref().unwrap_or("none");
@@ -354,7 +310,7 @@ fn finish(
             )));
         }
     }
-    if !args.no_report && crate::ci::in_actions(env) {
+    if request.record.report && crate::ci::in_actions(env) {
         let reported = super::report::after_run(&json, env, &session.redactor);
         return match (code, reported) {
             (Code::Ok, reported) => reported,

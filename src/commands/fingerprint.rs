@@ -4,26 +4,26 @@
 use anyhow::Result;
 
 use super::Session;
-use crate::cli::{FingerprintArgs, Global, Output};
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint::Manifest;
+use crate::request::{self, Output};
 
-pub fn run(global: &Global, args: &FingerprintArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
-    let target = session.definition.select_target(global.target.as_deref())?;
-    let packer = session.packer(global)?;
-    let cloud = session.connect()?;
-    let base = session.resolve_base_image(target, cloud.as_ref())?;
-    let manifest = session.manifest(target, &packer, base.as_ref())?;
-    let fingerprint = manifest.fingerprint();
-    match global.output {
+pub fn run(request: &request::Fingerprint, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
+    let target = session.target(request.target.as_deref())?;
+    let super::session::Fingerprinted {
+        manifest,
+        fingerprint,
+        ..
+    } = session.fingerprint(target)?;
+    match request.output {
         Output::Json => {
             let doc = serde_json::json!({ "fingerprint": fingerprint, "manifest": manifest });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Output::Text => {
-            if args.explain {
+            if request.explain {
                 print!("{}", explain(&manifest));
             }
             println!("{fingerprint}");

@@ -6,11 +6,11 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{plan, Session};
-use crate::cli::{Global, MatrixArgs};
 use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::plan::Action;
+use crate::request;
 
 #[derive(Debug, Serialize)]
 struct Matrix<'a> {
@@ -30,16 +30,12 @@ fn to_json<'a>(targets: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::to_string(&matrix).expect("the matrix serializes")
 }
 
-pub fn run(global: &Global, args: &MatrixArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
-    let definition = &session.definition;
+pub fn run(request: &request::Matrix, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
     // --target (the dispatch input) narrows the matrix to one target, which must exist.
-    let targets: Vec<&Target> = match global.target.as_deref() {
-        Some(name) => vec![definition.select_target(Some(name))?],
-        None => definition.targets.values().collect(),
-    };
-    let selected = if args.needs_build {
-        needing_build(&session, global, targets)?
+    let targets = session.targets(request.target.as_deref())?;
+    let selected = if request.needs_build {
+        needing_build(&session, targets)?
     } else {
         targets
     };
@@ -50,16 +46,10 @@ pub fn run(global: &Global, args: &MatrixArgs, env: &Env) -> Result<Code> {
 
 /// The targets whose plan is `build`, each decision and its reason on stderr. Without
 /// credentials the plan cannot look, says so, and plans a build: every target stays in.
-fn needing_build<'a>(
-    session: &Session,
-    global: &Global,
-    targets: Vec<&'a Target>,
-) -> Result<Vec<&'a Target>> {
-    let packer = session.packer(global)?;
-    let cloud = session.connect()?;
+fn needing_build<'a>(session: &Session, targets: Vec<&'a Target>) -> Result<Vec<&'a Target>> {
     let mut selected = Vec::new();
     for target in targets {
-        let plan = plan::compute(session, target, &packer, cloud.as_ref(), false, None)?;
+        let plan = plan::compute(session, target, false, None)?;
         let verdict = match plan.action {
             Action::Build => "build",
             Action::Skip => "skip",

@@ -2,44 +2,35 @@
 
 use anyhow::Result;
 
-use super::{write_record, Session};
-use crate::cli::{Global, Output, PlanArgs};
+use super::session::Fingerprinted;
+use super::stage::write_record;
+use super::{Session, CREDENTIAL_SOURCES};
 use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint;
 use crate::fingerprint::Manifest;
-use crate::openstack::client::Cloud;
 use crate::openstack::glance::Glance;
-use crate::packer::Packer;
 use crate::plan::{self, Lookup, Plan};
+use crate::request::{self, Output};
 
-pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
-    let target = session.definition.select_target(global.target.as_deref())?;
-    let previous = args
+pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
+    let target = session.target(request.target.as_deref())?;
+    let previous = request
         .previous
         .as_deref()
         .map(fingerprint::read_previous)
         .transpose()?;
-    let packer = session.packer(global)?;
-    let cloud = session.connect()?;
-    let plan = compute(
-        &session,
-        target,
-        &packer,
-        cloud.as_ref(),
-        args.force,
-        previous.as_ref(),
-    )?;
+    let plan = compute(&session, target, request.force, previous.as_ref())?;
     let json = serde_json::to_string(&plan)?;
-    if let Some(path) = &args.out {
+    if let Some(path) = &request.record.file {
         write_record(path, &json)?;
     }
-    match global.output {
+    match request.output {
         Output::Json => println!("{json}"),
         Output::Text => {
-            let label = args.previous.as_ref().map(|p| p.display().to_string());
+            let label = request.previous.as_ref().map(|p| p.display().to_string());
             print!(
                 "{}",
                 session
@@ -48,7 +39,7 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
             );
         }
     }
-    if !args.no_report && crate::ci::in_actions(env) {
+    if request.record.report && crate::ci::in_actions(env) {
         return super::report::after_run(&json, env, &session.redactor);
     }
     Ok(Code::Ok)
@@ -59,13 +50,14 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
 pub(super) fn compute(
     session: &Session,
     target: &Target,
-    packer: &Packer,
-    cloud: Option<&Cloud>,
     force: bool,
     previous: Option<&Manifest>,
 ) -> Result<Plan> {
-    let base = session.resolve_base_image(target, cloud)?;
-    let manifest = session.manifest(target, packer, base.as_ref())?;
+    let Fingerprinted {
+        base_image,
+        manifest,
+        fingerprint,
+    } = session.fingerprint(target)?;
     let mut warnings: Vec<String> = target.shared_image_warning().into_iter().collect();
     let missing = session.missing_secrets();
     if !missing.is_empty() {
@@ -74,12 +66,10 @@ pub(super) fn compute(
             missing.join(", ")
         ));
     }
-    // Hashed once: the lookup and the plan use the same string.
-    let fingerprint = manifest.fingerprint();
-    let lookup = match cloud {
-        None => Lookup::Unavailable(
-            "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_CLOUD)".into(),
-        ),
+    let lookup = match session.cloud()? {
+        None => Lookup::Unavailable(format!(
+            "no OpenStack credentials in the environment (to look, {CREDENTIAL_SOURCES})"
+        )),
         Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&fingerprint)? {
             Some(image) => Lookup::Found {
                 age: image_age(&image.created_at, std::time::SystemTime::now()),
@@ -91,7 +81,7 @@ pub(super) fn compute(
     Ok(plan::decide(
         manifest,
         fingerprint,
-        base,
+        base_image,
         lookup,
         plan::Policy {
             force,

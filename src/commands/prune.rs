@@ -4,38 +4,25 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::Session;
-use crate::cli::{Global, Output, PruneArgs};
 use crate::env::Env;
 use crate::exit::Code;
-use crate::inputs::InputError;
 use crate::openstack::glance::{Glance, IMAGE_PROPERTY, TARGET_PROPERTY};
 use crate::prune;
+use crate::request::{self, Output};
 
-pub fn run(global: &Global, args: &PruneArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
-    let Some(cloud) = session.connect()? else {
-        bail!(InputError::Invalid {
-            origin: "prune".into(),
-            key: "OS_*".into(),
-            message: "no OpenStack credentials in the environment: prune needs Glance".into(),
-        });
-    };
-    let targets: Vec<_> = match &global.target {
-        Some(name) => vec![session.definition.select_target(Some(name))?],
-        None => session.definition.targets.values().collect(),
-    };
-    let packer = session.packer(global)?;
+pub fn run(request: &request::Prune, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
+    let cloud = session.require_cloud("prune", "Glance")?;
     let mut current = BTreeMap::new();
-    for target in &targets {
-        let base = session.resolve_base_image(target, Some(&cloud))?;
-        let manifest = session.manifest(target, &packer, base.as_ref())?;
-        current.insert(target.name.clone(), manifest.fingerprint());
+    for target in session.targets(request.target.as_deref())? {
+        let fingerprinted = session.fingerprint(target)?;
+        current.insert(target.name.clone(), fingerprinted.fingerprint);
     }
 
-    let glance = Glance::new(&cloud)?;
+    let glance = Glance::new(cloud)?;
     let name = &session.definition.name;
     let prefix = format!("{name}-");
     let images: Vec<_> = glance
@@ -49,14 +36,14 @@ pub fn run(global: &Global, args: &PruneArgs, env: &Env) -> Result<Code> {
                 .is_some_and(|t| current.contains_key(t))
         })
         .collect();
-    let decisions = prune::decide(&images, args.keep, &current);
-    for d in decisions.iter().filter(|d| d.delete && !args.dry_run) {
+    let decisions = prune::decide(&images, request.keep, &current);
+    for d in decisions.iter().filter(|d| d.delete && !request.dry_run) {
         glance.delete(&d.id)?;
     }
-    match global.output {
+    match request.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&decisions)?),
         Output::Text => {
-            let verb = if args.dry_run {
+            let verb = if request.dry_run {
                 "would delete"
             } else {
                 "deleted"

@@ -4,17 +4,18 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::{var_file_json, write_worker_config, RunFacts, Session};
-use crate::cli::{Global, RenderArgs};
+use super::stage::{var_file_json, write_worker_config, RunFacts};
+use super::Session;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::render::{self, Builders};
+use crate::request;
 use crate::workdir::write_new;
 
-pub fn run(global: &Global, args: &RenderArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
+pub fn run(request: &request::Render, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
     let text = render::to_text(&render::template(&session.definition, Builders::All));
-    match &args.out {
+    match &request.out {
         None => print!("{text}"),
         Some(out) => write_out(&session, out, &text)?,
     }

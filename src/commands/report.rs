@@ -6,7 +6,6 @@
 use anyhow::{Context as _, Result};
 
 use crate::ci::{self, Actions, Event};
-use crate::cli::ReportArgs;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::github::{GitHub, GitHubError, Retry};
@@ -15,21 +14,21 @@ use crate::report::markdown::{self, Context};
 use crate::report::{
     marker, outputs, release_tag, Baseline, ReportError, Subject, Validation, RECORD_ASSET,
 };
+use crate::request;
 use crate::secrets::{Redactor, WorkerConfig};
 
 /// The variable a workflow sets to the `validate` step's outcome.
 pub const VALIDATION_ENV: &str = "UWORKER_IMAGE_VALIDATION";
 
-pub fn run(args: &ReportArgs, env: &Env) -> Result<Code> {
-    let path = args.record.display().to_string();
-    let text = crate::input_file::read_text(&args.record, crate::input_file::RECORD_CAP).map_err(
-        |error| ReportError::Read {
+pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
+    let path = request.record.display().to_string();
+    let text = crate::input_file::read_text(&request.record, crate::input_file::RECORD_CAP)
+        .map_err(|error| ReportError::Read {
             path: path.clone(),
             error,
-        },
-    )?;
+        })?;
     let subject = Subject::from_json(&path, &text)?;
-    let validation = Validation::parse(args.validation.as_deref())?;
+    let validation = request.validation;
     let redactor = Redactor::for_run(&WorkerConfig::gather(None, env), env);
     if ci::in_actions(env) {
         ci::mask_secrets(&redactor, env);
@@ -41,7 +40,7 @@ pub fn run(args: &ReportArgs, env: &Env) -> Result<Code> {
 /// `--no-report`): the same as `report --record` on the record they print.
 pub fn after_run(record_json: &str, env: &Env, redactor: &Redactor) -> Result<Code> {
     let subject = Subject::from_json("the run's record", record_json)?;
-    let validation = Validation::parse(env.get(VALIDATION_ENV))?;
+    let validation = Validation::from_env(env.get(VALIDATION_ENV))?;
     publish(&subject, record_json, validation, env, redactor)
 }
 
@@ -203,7 +202,7 @@ fn retry_settings(env: &Env) -> Result<Retry> {
     let mut retry = Retry::default();
     if let Some(text) = env.get("UWORKER_IMAGE_GITHUB_RETRY_DELAY") {
         retry.first_delay =
-            humantime::parse_duration(text).map_err(|e| crate::inputs::InputError::Invalid {
+            humantime::parse_duration(text).map_err(|e| crate::inputs::InputError::BadValue {
                 origin: "environment".into(),
                 key: "UWORKER_IMAGE_GITHUB_RETRY_DELAY".into(),
                 message: format!("{e} (a duration such as 1s or 200ms)"),

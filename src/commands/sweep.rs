@@ -6,18 +6,17 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::Session;
-use crate::cli::{Global, Output, SweepArgs};
 use crate::env::Env;
-use crate::exit::Code;
-use crate::inputs::InputError;
+use crate::exit::{Code, Coded as _};
 use crate::openstack::client::{Cloud, OpenStackError};
 use crate::openstack::compute::{is_gone, Nova};
 use crate::openstack::glance::{Glance, IMAGE_PROPERTY};
 use crate::openstack::network::Neutron;
+use crate::request::{self, Output};
 use crate::sweep::{self, Action, Found, Item, Kind, Scope, Selection, Spared};
 use crate::vars;
 
@@ -31,30 +30,21 @@ pub fn default_older_than(timeout: Option<Duration>) -> Duration {
     timeout.unwrap_or(BUILD_DEADLINE) + BUILD_GRACE
 }
 
-pub fn run(global: &Global, args: &SweepArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
-    let targets = match &global.target {
-        Some(name) => Some(BTreeSet::from([session
-            .definition
-            .select_target(Some(name))?
-            .name
-            .clone()])),
+pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
+    // All targets (None) sweeps what any target of this definition left.
+    let targets = match &request.target {
+        Some(name) => Some(BTreeSet::from([session.target(Some(name))?.name.clone()])),
         None => None,
     };
-    let Some(cloud) = session.connect()? else {
-        bail!(InputError::Invalid {
-            origin: "sweep".into(),
-            key: "OS_*".into(),
-            message: "no OpenStack credentials in the environment: sweep needs Compute, Networking and Glance".into(),
-        });
-    };
-    let older_than = args
+    let cloud = session.require_cloud("sweep", "Compute, Networking and Glance")?;
+    let older_than = request
         .older_than
-        .unwrap_or_else(|| default_older_than(args.timeout));
-    let mut scope = scope(&session, &cloud, targets, older_than);
-    scope.run = args.run.clone();
-    let report = sweep_cloud(&cloud, &scope, args.dry_run)?;
-    match global.output {
+        .unwrap_or_else(|| default_older_than(request.timeout));
+    let mut scope = scope(&session, cloud, targets, older_than);
+    scope.run = request.run.clone();
+    let report = sweep_cloud(cloud, &scope, request.dry_run)?;
+    match request.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {
             for line in report.lines() {
@@ -233,7 +223,7 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
             }
             Err(e) => {
                 report.failed += 1;
-                report.external_failure |= e.is_external();
+                report.external_failure |= e.code() == Code::External;
                 format!("failed: {e}")
             }
         };

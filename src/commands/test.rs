@@ -4,48 +4,44 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use super::{failure_verdict, run_packer, stage, RunDefaults, RunFacts, Session};
-use crate::cli::{Global, TestArgs};
+use super::packer_run::{failure_verdict, run_packer, RunDefaults};
+use super::stage::{stage, RunFacts};
+use super::{CommandError, Session};
 use crate::definition::TEST_BUILDER;
 use crate::env::Env;
 use crate::exit::Code;
-use crate::inputs::InputError;
 use crate::packer::attempts::Outcome;
 use crate::render::Builders;
+use crate::request;
 use crate::vars;
 
 /// A test host answers quickly or not at all; an hour bounds a hung provisioning step.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
-pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
-    let Some(host) = session.inputs.test_host() else {
-        bail!(InputError::Invalid {
-            origin: "test".into(),
-            key: vars::TEST_HOST.into(),
-            message: "not set: put \"test_host\": \"HOST[:PORT]\" in the --var-file, or pass --var test_host=HOST[:PORT]".into(),
-        });
-    };
-    match session.inputs.get(vars::TEST_SSH_KEY) {
-        None => bail!(InputError::Invalid {
-            origin: "test".into(),
-            key: vars::TEST_SSH_KEY.into(),
-            message: "not set: the SSH private key for the test host (--var-file or --var test_ssh_key=PATH)".into(),
-        }),
-        Some(key) => {
-            // Packer reads it: a FIFO or a device there would hang the run.
-            crate::input_file::check_regular(Path::new(key), crate::input_file::CONFIG_CAP).map_err(|e| InputError::Invalid {
-                origin: session.inputs.origins.get(vars::TEST_SSH_KEY).cloned().unwrap_or_default(),
-                key: vars::TEST_SSH_KEY.into(),
-                message: format!("cannot read {key}: {e}"),
-            })?;
-        }
-    }
+pub fn run(request: &request::Test, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
+    let host = session.inputs.test_host().ok_or(CommandError::NoTestHost)?;
+    let key = session
+        .inputs
+        .get(vars::TEST_SSH_KEY)
+        .ok_or(CommandError::NoTestSshKey)?;
+    // Packer reads it: a FIFO or a device there would hang the run.
+    crate::input_file::check_regular(Path::new(key), crate::input_file::CONFIG_CAP).map_err(
+        |error| CommandError::TestSshKeyUnreadable {
+            origin: session
+                .inputs
+                .origins
+                .get(vars::TEST_SSH_KEY)
+                .cloned()
+                .unwrap_or_default(),
+            path: key.to_string(),
+            error,
+        },
+    )?;
     session.check_worker_config(false)?;
-
-    let packer = session.packer(global)?;
+    session.packer()?;
     let staged = stage(&session, Builders::Test, RunFacts::default())?;
     let defaults = RunDefaults {
         timeout: DEFAULT_TIMEOUT,
@@ -54,7 +50,7 @@ pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
         // The null builder needs no cloud credentials: packer does not get them.
         cloud: false,
     };
-    let timeout = args.run.timeout.unwrap_or(defaults.timeout);
+    let timeout = request.limits.timeout.unwrap_or(defaults.timeout);
     session.info(&format!(
         "test: provisioning {}:{} as {} (timeout {})",
         host.host,
@@ -67,10 +63,9 @@ pub fn run(global: &Global, args: &TestArgs, env: &Env) -> Result<Code> {
     ));
     let outcome = run_packer(
         &session,
-        &packer,
         &staged,
         TEST_BUILDER,
-        &args.run,
+        &request.limits,
         &defaults,
         env,
     )?;

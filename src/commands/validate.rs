@@ -4,16 +4,17 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{stage, RunFacts, Session};
-use crate::cli::{Global, Output, ValidateArgs};
+use super::stage::{stage, RunFacts};
+use super::Session;
 use crate::definition::StepKind;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::render::Builders;
+use crate::request::{self, Output};
 use crate::shellcheck::{self, Outcome};
 
-pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
-    let session = Session::load(global, env)?;
+pub fn run(request: &request::Validate, env: &Env) -> Result<Code> {
+    let session = Session::load(&request.load, env)?;
     let def = &session.definition;
     session.info(&format!(
         "definition {}: {} target(s) ({}), {} step(s)",
@@ -22,9 +23,9 @@ pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
         def.targets.keys().cloned().collect::<Vec<_>>().join(", "),
         def.steps.len()
     ));
-    session.check_worker_config(args.without_secrets)?;
+    session.check_worker_config(request.without_secrets)?;
 
-    let packer = session.packer(global)?;
+    let packer = session.packer()?;
     // The test builder needs a test host; without one only the targets are checked.
     let builders = match session.inputs.test_host() {
         Some(_) => Builders::All,
@@ -53,15 +54,15 @@ pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
             _ => None,
         })
         .collect();
-    let lint = if args.no_shellcheck {
-        None
-    } else {
+    let lint = if request.shellcheck {
         Some(shellcheck::check(&def.dir, &scripts)?)
+    } else {
+        None
     };
     let lint_ok = !matches!(lint, Some(Outcome::Findings(_)));
     let valid = validation.ok && lint_ok;
 
-    match global.output {
+    match request.output {
         Output::Json => {
             let lint_json = match &lint {
                 None => json!({ "status": "skipped" }),
@@ -84,7 +85,7 @@ pub fn run(global: &Global, args: &ValidateArgs, env: &Env) -> Result<Code> {
         Output::Text => {
             let verdict = if validation.ok { "ok" } else { "FAILED" };
             println!("packer validate, {mode}: {verdict}");
-            if !validation.ok || global.verbose {
+            if !validation.ok || request.verbose {
                 for line in packer_output.lines() {
                     println!("  {line}");
                 }

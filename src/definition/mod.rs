@@ -220,6 +220,16 @@ pub enum DefinitionError {
     },
 }
 
+impl crate::exit::Coded for DefinitionError {
+    fn code(&self) -> crate::exit::Code {
+        match self {
+            DefinitionError::Read { .. }
+            | DefinitionError::Parse { .. }
+            | DefinitionError::Invalid { .. } => crate::exit::Code::BadInput,
+        }
+    }
+}
+
 impl DefinitionError {
     /// File and line for a CI annotation, when the error points into the definition.
     pub fn location(&self) -> Option<(&Path, Option<usize>)> {

@@ -31,6 +31,18 @@ pub enum TreeError {
     NotAFile { path: PathBuf },
 }
 
+impl crate::exit::Coded for TreeError {
+    fn code(&self) -> crate::exit::Code {
+        match self {
+            TreeError::Unreadable { .. }
+            | TreeError::LinkEscapes { .. }
+            | TreeError::LinkLoop { .. }
+            | TreeError::NotUtf8 { .. }
+            | TreeError::NotAFile { .. } => crate::exit::Code::BadInput,
+        }
+    }
+}
+
 /// Every file under `sources` (paths relative to `root`), sorted by path bytes, each once.
 pub fn collect(root: &Path, sources: &[&str]) -> Result<Vec<Found>, TreeError> {
     let canonical_root = root.canonicalize().map_err(|error| TreeError::Unreadable {

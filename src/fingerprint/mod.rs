@@ -34,6 +34,17 @@ pub enum FingerprintError {
     Previous { path: PathBuf, message: String },
 }
 
+impl crate::exit::Coded for FingerprintError {
+    fn code(&self) -> crate::exit::Code {
+        match self {
+            FingerprintError::Unreadable { .. } | FingerprintError::Previous { .. } => {
+                crate::exit::Code::BadInput
+            }
+            FingerprintError::Tree(tree) => tree.code(),
+        }
+    }
+}
+
 /// The base image as the definition names it (a later step resolves names to IDs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseImage {

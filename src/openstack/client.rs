@@ -45,13 +45,16 @@ pub enum OpenStackError {
     },
 }
 
-impl OpenStackError {
-    /// Whether the cloud (not the input) failed: exit 3 rather than 2.
-    pub fn is_external(&self) -> bool {
-        matches!(
-            self,
-            OpenStackError::Unavailable { .. } | OpenStackError::Redirect { .. }
-        )
+impl crate::exit::Coded for OpenStackError {
+    /// External (3) when the cloud failed, bad input (2) when it refused what it was given.
+    fn code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
+        match self {
+            OpenStackError::Unavailable { .. } | OpenStackError::Redirect { .. } => Code::External,
+            OpenStackError::Config(_)
+            | OpenStackError::Unauthorized { .. }
+            | OpenStackError::Api { .. } => Code::BadInput,
+        }
     }
 }
 
@@ -382,6 +385,7 @@ fn check(method: Method, url: &str, response: Response) -> Result<Response, Open
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Coded as _;
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
@@ -424,7 +428,7 @@ mod tests {
         let url = faltering(&[500, 500]);
         let http = Client::new();
         let err = send(&quick(2), Method::GET, &url, || http.get(&url)).unwrap_err();
-        assert!(err.is_external());
+        assert_eq!(err.code(), crate::exit::Code::External);
         assert_eq!(
             err.to_string(),
             format!("GET {url}: HTTP 500, still after 2 attempts")
@@ -454,6 +458,7 @@ mod tests {
 mod session_tests {
     use super::*;
     use crate::env::Env;
+    use crate::exit::Coded as _;
     use crate::loopback::{Answer, Request, Server};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
@@ -617,7 +622,7 @@ mod session_tests {
         let cloud = connect(&server);
         let url = format!("{}/v2/images", server.url);
         let err = cloud.call(Method::GET, &url, |r| r).unwrap_err();
-        assert!(err.is_external(), "{err}");
+        assert_eq!(err.code(), crate::exit::Code::External, "{err}");
         let port = |u: &str| u.rsplit(':').next().unwrap().to_string();
         assert_eq!(
             err.to_string(),

@@ -39,6 +39,17 @@ pub enum CloudsError {
     },
 }
 
+impl crate::exit::Coded for CloudsError {
+    fn code(&self) -> crate::exit::Code {
+        match self {
+            CloudsError::NotFound { .. }
+            | CloudsError::Unreadable { .. }
+            | CloudsError::NotText { .. }
+            | CloudsError::NoSuchCloud { .. } => crate::exit::Code::BadInput,
+        }
+    }
+}
+
 /// The environment with the OS_CLOUD entry's settings filled in. Unchanged when
 /// OS_CLOUD is not set.
 pub struct Resolved {

@@ -40,6 +40,20 @@ pub enum OpenRcError {
     Interrupted,
 }
 
+impl crate::exit::Coded for OpenRcError {
+    fn code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
+        match self {
+            OpenRcError::Read { .. }
+            | OpenRcError::Line { .. }
+            | OpenRcError::NoTerminal { .. }
+            | OpenRcError::NoPassword { .. }
+            | OpenRcError::Terminal { .. } => Code::BadInput,
+            OpenRcError::Interrupted => Code::Interrupted,
+        }
+    }
+}
+
 /// What reading the password on the terminal can come to.
 #[derive(Debug)]
 pub enum Prompted {

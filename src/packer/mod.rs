@@ -27,6 +27,17 @@ pub enum PackerError {
     },
 }
 
+impl crate::exit::Coded for PackerError {
+    fn code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
+        match self {
+            PackerError::NotFound { .. } | PackerError::Version { .. } => Code::BadInput,
+            PackerError::Plugin { .. } => Code::External,
+            PackerError::Run { .. } => Code::Failed,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Packer {
     program: PathBuf,

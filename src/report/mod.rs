@@ -18,9 +18,20 @@ pub enum ReportError {
     #[error("GITHUB_TOKEN is not set: publishing a release needs it (`env: GITHUB_TOKEN: ${{ github.token }}`, `permissions: contents: write`)")]
     NoToken,
     #[error(
-        "--validation `{0}`: expected success, failure, cancelled or skipped (a step's `outcome`)"
+        "UWORKER_IMAGE_VALIDATION `{0}`: expected success, failure, cancelled or skipped (the `validate` step's `outcome`)"
     )]
     Validation(String),
+}
+
+impl crate::exit::Coded for ReportError {
+    fn code(&self) -> crate::exit::Code {
+        match self {
+            ReportError::Read { .. }
+            | ReportError::Record { .. }
+            | ReportError::NoToken
+            | ReportError::Validation(_) => crate::exit::Code::BadInput,
+        }
+    }
 }
 
 /// The asset a release carries: the build record, with the image's inputs manifest.
@@ -97,27 +108,29 @@ pub fn marker(target: &str) -> String {
     format!("<!-- uworker-image:{target} -->")
 }
 
-/// The result of the `validate` step, as the workflow passes it (a step's `outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The result of the `validate` step, as the workflow passes it (a step's `outcome`:
+/// `--validation` spells the values as GitHub does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Validation {
+    #[value(name = "success")]
     Passed,
+    #[value(name = "failure")]
     Failed,
     Cancelled,
     Skipped,
     /// Not passed to this report.
+    #[value(skip)]
     Unknown,
 }
 
 impl Validation {
-    pub fn parse(value: Option<&str>) -> Result<Validation, ReportError> {
-        Ok(match value {
-            None => Validation::Unknown,
-            Some("success") => Validation::Passed,
-            Some("failure") => Validation::Failed,
-            Some("cancelled") => Validation::Cancelled,
-            Some("skipped") => Validation::Skipped,
-            Some(other) => return Err(ReportError::Validation(other.to_string())),
-        })
+    /// `UWORKER_IMAGE_VALIDATION`, as `plan` and `build` read it for their own report.
+    pub fn from_env(value: Option<&str>) -> Result<Validation, ReportError> {
+        match value {
+            None => Ok(Validation::Unknown),
+            Some(text) => <Validation as clap::ValueEnum>::from_str(text, false)
+                .map_err(|_| ReportError::Validation(text.to_string())),
+        }
     }
 }
 
@@ -286,10 +299,10 @@ pub(crate) mod tests {
     #[test]
     fn validation_outcomes() {
         assert_eq!(
-            Validation::parse(Some("success")).unwrap(),
+            Validation::from_env(Some("success")).unwrap(),
             Validation::Passed
         );
-        assert_eq!(Validation::parse(None).unwrap(), Validation::Unknown);
-        assert!(Validation::parse(Some("ok")).is_err());
+        assert_eq!(Validation::from_env(None).unwrap(), Validation::Unknown);
+        assert!(Validation::from_env(Some("ok")).is_err());
     }
 }

@@ -1,0 +1,334 @@
+//! The `Session`: one invocation's definition and inputs, loaded once, and what the
+//! commands ask of them: the cloud, packer, the checks of the worker config, and a
+//! target's fingerprint (base image resolved, files hashed).
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::CommandError;
+use crate::definition::{Definition, SourceImage, Target};
+use crate::env::Env;
+use crate::fingerprint::{files, Manifest, ManifestInputs};
+use crate::inputs::{check_url, InputError, InputOptions, Inputs};
+use crate::openstack::client::{Backoff, Cloud, OpenStackError};
+use crate::openstack::credentials::Credentials;
+use crate::openstack::glance::Glance;
+use crate::openstack::{clouds, openrc};
+use crate::packer::Packer;
+use crate::plan::BaseImageChoice;
+use crate::request::Load;
+use crate::secrets::Redactor;
+use crate::worker_source;
+
+/// The loaded definition and inputs of one invocation.
+pub struct Session {
+    pub definition: Definition,
+    pub inputs: Inputs,
+    pub redactor: Redactor,
+    pub quiet: bool,
+    /// Where the tool may cache facts between runs (the packer version).
+    pub cache_dir: Option<PathBuf>,
+    /// OpenStack credentials from OS_*: none, a usable set, or why the set is unusable.
+    credentials: Result<Option<Credentials>, String>,
+    /// OS_CLOUD's clouds.yaml entry as OS_* variables, for packer.
+    cloud_entry: Vec<(String, String)>,
+    /// `--max-age`, over every target's own.
+    max_age_override: Option<Duration>,
+    /// The --openrc file's OS_* variables (the typed password among them), for packer.
+    rc_file: Vec<(String, String)>,
+    /// `--packer`, found on first use.
+    packer_path: Option<PathBuf>,
+    packer: OnceCell<Packer>,
+    /// One Keystone session per run, opened on first use; None without credentials.
+    cloud: OnceCell<Option<Cloud>>,
+}
+
+/// A target's inputs hashed: the base image they name, the manifest and its fingerprint.
+pub struct Fingerprinted {
+    pub base_image: Option<BaseImageChoice>,
+    pub manifest: Manifest,
+    pub fingerprint: String,
+}
+
+impl Session {
+    pub fn load(load: &Load, env: &Env) -> Result<Session> {
+        let mut definition = Definition::load(&load.dir)?;
+        // OS_CLOUD's clouds.yaml entry, as the OS_* variables it stands for, so the
+        // credentials, the redactor and validate see one kind of cloud settings.
+        // An --openrc file's settings go under the environment's, the password asked on
+        // the terminal when the file asks for it; OS_CLOUD then resolves over both.
+        let rc = openrc::resolve(load.openrc.as_deref(), env, crate::terminal::read_password)?;
+        let clouds = clouds::resolve(&rc.env)?;
+        let env = &clouds.env;
+        let options = InputOptions {
+            var_file: load.var_file.clone(),
+            vars: load.vars.clone(),
+            worker_config: load.worker_config.clone(),
+        };
+        let mut inputs = Inputs::gather(&definition, &options, env)?;
+        let redactor = Redactor::for_run_with(
+            &inputs.worker,
+            inputs.values.values().map(String::as_str),
+            env,
+        );
+        wire_worker_source(&mut definition, &mut inputs)?;
+        if crate::ci::in_actions(env) {
+            crate::ci::mask_secrets(&redactor, env);
+        }
+        let cache_dir = env
+            .get("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".cache")))
+            .map(|dir| dir.join("uworker-image"));
+        Ok(Session {
+            definition,
+            inputs,
+            redactor,
+            quiet: load.quiet,
+            cache_dir,
+            credentials: Credentials::from_env(env),
+            cloud_entry: clouds.from_entry,
+            max_age_override: load.max_age,
+            rc_file: rc.from_file,
+            packer_path: load.packer.clone(),
+            packer: OnceCell::new(),
+            cloud: OnceCell::new(),
+        })
+    }
+
+    /// `--target`'s target, or the definition's only one.
+    pub fn target(&self, name: Option<&str>) -> Result<&Target> {
+        Ok(self.definition.select_target(name)?)
+    }
+
+    /// `--target`'s target, or every target (commands over several: prune, matrix, sweep).
+    pub fn targets(&self, name: Option<&str>) -> Result<Vec<&Target>> {
+        Ok(match name {
+            Some(_) => vec![self.target(name)?],
+            None => self.definition.targets.values().collect(),
+        })
+    }
+
+    /// How old an image of `target`'s fingerprint may be: `--max-age`, else the
+    /// definition's `max_age`.
+    pub fn max_age(&self, target: &Target) -> Option<Duration> {
+        self.max_age_override.or(target.max_age)
+    }
+
+    /// A progress line on stderr (redacted), unless --quiet.
+    pub fn info(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{}", self.redactor.redact(line));
+        }
+    }
+
+    /// Required worker keys that have no value.
+    pub fn missing_secrets(&self) -> Vec<&str> {
+        self.inputs
+            .worker
+            .missing(self.definition.worker.required.iter().map(String::as_str))
+    }
+
+    /// Required worker values present (unless waived, as for fork pull requests) and
+    /// shaped right. Values are never echoed: every worker value is a secret.
+    pub fn check_worker_config(&self, without_secrets: bool) -> Result<()> {
+        let missing = self.missing_secrets();
+        if !missing.is_empty() && !without_secrets {
+            return Err(CommandError::MissingWorkerKeys {
+                keys: missing.join(", "),
+            }
+            .into());
+        }
+        let worker = &self.inputs.worker;
+        // Command mode needs both; one alone would start a worker that stops at once.
+        if let [unset] = worker.missing(COMMAND_MODE)[..] {
+            let set = COMMAND_MODE.into_iter().find(|k| *k != unset);
+            return Err(CommandError::HalfCommandMode {
+                unset: unset.to_string(),
+                set: set.unwrap_or_default().to_string(),
+            }
+            .into());
+        }
+        if let Some(root) = worker.get("UWORKER_JOB_API_ROOT") {
+            check_url(root).map_err(|message| InputError::BadValue {
+                origin: worker
+                    .origin("UWORKER_JOB_API_ROOT")
+                    .map(|o| o.to_string())
+                    .unwrap_or_default(),
+                key: "UWORKER_JOB_API_ROOT".into(),
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The Keystone session, opened on first use; None without credentials.
+    pub fn cloud(&self) -> Result<Option<&Cloud>> {
+        if let Some(cloud) = self.cloud.get() {
+            return Ok(cloud.as_ref());
+        }
+        let cloud = match &self.credentials {
+            Ok(None) => None,
+            Ok(Some(credentials)) => Some(Cloud::connect(credentials, Backoff::default())?),
+            Err(why) => return Err(OpenStackError::Config(why.clone()).into()),
+        };
+        Ok(self.cloud.get_or_init(|| cloud).as_ref())
+    }
+
+    /// The Keystone session of a command that cannot work without the cloud.
+    pub fn require_cloud(&self, command: &'static str, needs: &'static str) -> Result<&Cloud> {
+        self.cloud()?
+            .ok_or_else(|| CommandError::NoCloudCredentials { command, needs }.into())
+    }
+
+    /// Packer (from --packer or PATH), with the cloud settings the tool itself uses.
+    pub fn packer(&self) -> Result<&Packer> {
+        if let Some(packer) = self.packer.get() {
+            return Ok(packer);
+        }
+        let packer = Packer::find(self.packer_path.as_deref())?;
+        // The RC file's variables and the typed password reach packer through its
+        // environment only, as the clouds.yaml entry's do.
+        let set: Vec<(String, String)> = self
+            .rc_file
+            .iter()
+            .chain(&self.cloud_entry)
+            .cloned()
+            .collect();
+        let remove = if self.cloud_entry.is_empty() {
+            vec![]
+        } else {
+            vec!["OS_CLOUD"]
+        };
+        let packer = if set.is_empty() {
+            packer
+        } else {
+            packer.with_env(set, remove)
+        };
+        Ok(self.packer.get_or_init(|| packer))
+    }
+
+    /// `target`'s fingerprint: its `source_image_name` resolved when a cloud is at hand,
+    /// its files hashed while packer reports its version.
+    pub fn fingerprint(&self, target: &Target) -> Result<Fingerprinted> {
+        let packer = self.packer()?;
+        let base_image = self.resolve_base_image(target)?;
+        let manifest = self.manifest(target, packer, base_image.as_ref())?;
+        let fingerprint = manifest.fingerprint();
+        Ok(Fingerprinted {
+            base_image,
+            manifest,
+            fingerprint,
+        })
+    }
+
+    /// `PATH [target.NAME]`: where a target's settings are, for messages.
+    pub fn target_origin(&self, target: &Target) -> String {
+        format!(
+            "{} [target.{}]",
+            self.definition.path().display(),
+            target.name
+        )
+    }
+
+    /// The image a `source_image_name` resolves to (newest active image of that name,
+    /// whoever owns it), so a new base image changes the fingerprint; refused when the
+    /// target lists `trusted_base_owners` and its owner is not among them. None for IDs or
+    /// without a cloud.
+    fn resolve_base_image(&self, target: &Target) -> Result<Option<BaseImageChoice>> {
+        let (SourceImage::Name(name), Some(cloud)) = (&target.source_image, self.cloud()?) else {
+            return Ok(None);
+        };
+        let Some(image) = Glance::new(cloud)?.resolve_name(name)? else {
+            return Err(CommandError::NoSuchBaseImage {
+                origin: self.target_origin(target),
+                name: name.clone(),
+            }
+            .into());
+        };
+        let choice = BaseImageChoice {
+            name: name.clone(),
+            id: image.id,
+            owner: image.owner,
+            visibility: image.visibility,
+        };
+        check_base_owner(
+            self,
+            target,
+            format!("`{name}` resolves to image {},", choice.id),
+            &choice.owner,
+        )?;
+        Ok(Some(choice))
+    }
+
+    /// The manifest of one target: files hashed while packer reports its version.
+    fn manifest(
+        &self,
+        target: &Target,
+        packer: &Packer,
+        base_image: Option<&BaseImageChoice>,
+    ) -> Result<Manifest> {
+        let version_probe = packer.version_cached(self.cache_dir.as_deref())?;
+        let found = crate::fingerprint::collect_files(&self.definition, target)?;
+        let hashed = files::hash_all(&found)?;
+        let packer_version = version_probe.wait()?;
+        Ok(Manifest::build(
+            &ManifestInputs {
+                definition: &self.definition,
+                target,
+                values: &self.inputs.values,
+                worker: &self.inputs.worker,
+                fingerprint_key: self.inputs.fingerprint_key.as_ref(),
+                packer_version: &packer_version,
+                resolved_base_image: base_image.map(|b| b.id.as_str()),
+            },
+            hashed,
+        ))
+    }
+}
+
+/// The worker's command mode: both or neither.
+const COMMAND_MODE: [&str; 2] = ["UWORKER_JOB_CMD", "UWORKER_JOB_API_PROJECT"];
+
+/// A base image of `owner` is acceptable to `target` when the target lists no
+/// `trusted_base_owners`, or lists the owner. `image` says which image, for the error.
+pub fn check_base_owner(
+    session: &Session,
+    target: &Target,
+    image: String,
+    owner: &Option<String>,
+) -> Result<(), CommandError> {
+    let trusted = &target.trusted_base_owners;
+    if trusted.is_empty() || owner.as_ref().is_some_and(|o| trusted.contains(o)) {
+        return Ok(());
+    }
+    Err(CommandError::UntrustedBaseImage {
+        origin: session.target_origin(target),
+        image,
+        owner: owner.clone(),
+        trusted: trusted.clone(),
+    })
+}
+
+/// A local `worker_source` becomes an upload step whose content is fingerprinted.
+fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Result<()> {
+    let Some(value) = inputs.values.get(worker_source::VARIABLE) else {
+        return Ok(());
+    };
+    let bad_value = |message: String| InputError::BadValue {
+        origin: inputs.origins[worker_source::VARIABLE].clone(),
+        key: worker_source::VARIABLE.into(),
+        message,
+    };
+    let source = worker_source::classify(&definition.dir, value).map_err(bad_value)?;
+    if let Some(path) = source.inside_path() {
+        definition
+            .walk_added(path)
+            .map_err(|e| bad_value(e.to_string()))?;
+    }
+    worker_source::wire(definition, &mut inputs.values, &source);
+    Ok(())
+}

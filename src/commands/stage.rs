@@ -1,0 +1,123 @@
+//! The files a run writes: packer's template and var-file (with the worker config) in a
+//! private work dir, `render --out`'s copies of them, and the record (`--out FILE`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use super::Session;
+use crate::record::Provenance;
+use crate::render::{self as template, Builders, VarKind};
+use crate::vars;
+use crate::workdir::{write_new, Workdir};
+
+/// Run-time facts for the var-file that are not inputs of the image.
+#[derive(Debug, Default)]
+pub struct RunFacts {
+    pub worker_config_path: Option<PathBuf>,
+    pub manifest_file: Option<PathBuf>,
+    pub fingerprint: Option<String>,
+    pub provenance: Provenance,
+    /// The ID of the floating IP the seed's variable gives by address (packer takes IDs).
+    pub floating_ip_id: Option<String>,
+}
+
+/// Values of every template variable for a run. Holds secrets: write it 0600 only.
+pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
+    let definition_dir = session
+        .definition
+        .dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", session.definition.dir.display()))?;
+    let path_text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let mut values = serde_json::Map::new();
+    for var in template::template_variables(&session.definition) {
+        let value = match (var.kind, var.name.as_str()) {
+            // Worker keys map to lower-case variables; their values are secrets.
+            (VarKind::Secret, name) => session
+                .inputs
+                .worker
+                .get(&name.to_ascii_uppercase())
+                .map(str::to_string),
+            (_, vars::DEFINITION_DIR) => Some(definition_dir.display().to_string()),
+            (_, vars::WORKER_SOURCE_DIR) => session
+                .definition
+                .worker_source_dir
+                .as_ref()
+                .map(|d| d.display().to_string()),
+            (_, vars::WORKER_CONFIG_PATH) => path_text(&facts.worker_config_path),
+            (_, vars::MANIFEST_FILE) => path_text(&facts.manifest_file),
+            (_, vars::IMAGE_FINGERPRINT) => facts.fingerprint.clone(),
+            (_, vars::GIT_COMMIT) => facts.provenance.git_commit.clone(),
+            (_, vars::RUN_URL) => facts.provenance.run_url.clone(),
+            (_, vars::RUN_ID) => facts.provenance.run_id.clone(),
+            (_, vars::FLOATING_IP) if facts.floating_ip_id.is_some() => {
+                facts.floating_ip_id.clone()
+            }
+            (_, vars::TEST_HOST) => session.inputs.test_host().map(|h| h.host),
+            (_, vars::TEST_PORT) => session.inputs.test_host().map(|h| h.port.to_string()),
+            // The whole value, URL credentials included (the template's default has none).
+            (VarKind::Input, name) if session.inputs.get(name).is_none() => {
+                session.definition.variables.get(name).cloned()
+            }
+            (_, name) => session.inputs.get(name).map(str::to_string),
+        };
+        values.insert(
+            var.name,
+            serde_json::Value::String(value.unwrap_or(var.default)),
+        );
+    }
+    Ok(serde_json::to_string_pretty(&serde_json::Value::Object(
+        values,
+    ))?)
+}
+
+/// The files packer needs for a run over all builders: template, var-file and worker config.
+pub struct Staged {
+    pub workdir: Workdir,
+    pub template: PathBuf,
+    pub var_file: PathBuf,
+}
+
+/// Renders `builders` into a private work dir with the var-file; `run` adds the
+/// fingerprint and provenance a build stamps on the image.
+pub fn stage(session: &Session, builders: Builders, run: RunFacts) -> Result<Staged> {
+    let workdir = Workdir::create().context("creating a private work directory")?;
+    let text = template::to_text(&template::template(&session.definition, builders));
+    let template_path = workdir.write_public("template.json", text.as_bytes())?;
+    let worker_config_path = write_worker_config(session, workdir.path())?;
+    let facts = RunFacts {
+        worker_config_path,
+        manifest_file: Some(workdir.path().join("packer-manifest.json")),
+        ..run
+    };
+    let var_file =
+        workdir.write_secret("variables.json", var_file_json(session, &facts)?.as_bytes())?;
+    Ok(Staged {
+        workdir,
+        template: template_path,
+        var_file,
+    })
+}
+
+/// Writes the generated worker config (0600) into `dir`; None when there are no values.
+pub fn write_worker_config(session: &Session, dir: &Path) -> Result<Option<PathBuf>> {
+    use secrecy::ExposeSecret;
+    if session.inputs.worker.is_empty() {
+        return Ok(None);
+    }
+    let path = dir.join("uworker.conf");
+    let content = session.inputs.worker.config_file();
+    crate::workdir::write_new(&path, content.expose_secret().as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(Some(path))
+}
+
+/// A plan or build record (`--out FILE`), replacing an earlier one. It holds no secret
+/// values (the manifest names secrets, never their values), so it is world-readable.
+pub fn write_record(path: &Path, json: &str) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    write_new(path, format!("{json}\n").as_bytes(), 0o644)
+        .with_context(|| format!("writing the record to {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! What a command is asked to do, as plain values: the command line (`cli`) converts its
+//! flags into these at the boundary, so the commands and the core never see clap.
+//! `target` is `--target`: the one target, or for commands over several (prune, matrix,
+//! sweep) all of them when None.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::report::Validation;
+
+/// Output format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// What loading a definition and its inputs takes (every command but `report`).
+#[derive(Debug, Clone, Default)]
+pub struct Load {
+    pub dir: PathBuf,
+    pub var_file: Option<PathBuf>,
+    pub vars: Vec<String>,
+    pub worker_config: Option<PathBuf>,
+    pub openrc: Option<PathBuf>,
+    pub packer: Option<PathBuf>,
+    /// `--max-age`, over every target's own.
+    pub max_age: Option<Duration>,
+    pub quiet: bool,
+}
+
+/// How long and how often packer may run; None takes the command's default.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    pub timeout: Option<Duration>,
+    pub attempts: Option<u32>,
+    pub retry_delay: Duration,
+    pub heartbeat: Duration,
+}
+
+/// A record the run writes and reports.
+#[derive(Debug, Clone, Default)]
+pub struct RecordOut {
+    /// `--out FILE`.
+    pub file: Option<PathBuf>,
+    /// Inside GitHub Actions, report (release, comment, outputs, summary).
+    pub report: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Render {
+    pub load: Load,
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Validate {
+    pub load: Load,
+    pub output: Output,
+    pub verbose: bool,
+    pub without_secrets: bool,
+    pub shellcheck: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fingerprint {
+    pub load: Load,
+    pub target: Option<String>,
+    pub output: Output,
+    pub explain: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub load: Load,
+    pub target: Option<String>,
+    pub output: Output,
+    pub previous: Option<PathBuf>,
+    pub force: bool,
+    pub record: RecordOut,
+}
+
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub load: Load,
+    pub limits: RunLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub load: Load,
+    pub target: Option<String>,
+    pub output: Output,
+    pub limits: RunLimits,
+    pub force: bool,
+    pub previous: Option<PathBuf>,
+    pub check_worker_credentials: bool,
+    pub record: RecordOut,
+}
+
+#[derive(Debug, Clone)]
+pub struct Prune {
+    pub load: Load,
+    pub target: Option<String>,
+    pub output: Output,
+    pub keep: usize,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub record: PathBuf,
+    pub validation: Validation,
+}
+
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub load: Load,
+    pub target: Option<String>,
+    pub needs_build: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub load: Load,
+    pub target: Option<String>,
+    pub output: Output,
+    pub older_than: Option<Duration>,
+    /// The build deadline the default `older_than` derives from.
+    pub timeout: Option<Duration>,
+    pub run: Option<String>,
+    pub dry_run: bool,
+}
+
+/// One invocation.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Render(Render),
+    Validate(Validate),
+    Fingerprint(Fingerprint),
+    Plan(Plan),
+    Test(Test),
+    Build(Build),
+    Prune(Prune),
+    Report(Report),
+    Matrix(Matrix),
+    Sweep(Sweep),
+    Completions(clap_complete::Shell),
+    Man,
+}
