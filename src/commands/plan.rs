@@ -12,7 +12,8 @@ use crate::fingerprint::Manifest;
 use crate::openstack::client::Cloud;
 use crate::openstack::glance::Glance;
 use crate::packer::Packer;
-use crate::plan::{self, Lookup, Plan};
+use crate::plan::{self, Lookup};
+use crate::record::Record;
 
 pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
     let session = Session::load(global, env)?;
@@ -49,7 +50,7 @@ pub fn run(global: &Global, args: &PlanArgs, env: &Env) -> Result<Code> {
         }
     }
     if !args.no_report && crate::ci::in_actions(env) {
-        return super::report::after_run(&json, env, &session.redactor);
+        return super::report::after_run(&plan, env, &session.redactor);
     }
     Ok(Code::Ok)
 }
@@ -63,7 +64,7 @@ pub(super) fn compute(
     cloud: Option<&Cloud>,
     force: bool,
     previous: Option<&Manifest>,
-) -> Result<Plan> {
+) -> Result<Record> {
     let base = session.resolve_base_image(target, cloud)?;
     let manifest = session.manifest(target, packer, base.as_ref())?;
     let mut warnings: Vec<String> = target.shared_image_warning().into_iter().collect();
@@ -80,7 +81,7 @@ pub(super) fn compute(
         None => Lookup::Unavailable(
             "no OpenStack credentials in the environment (OS_AUTH_URL with OS_USERNAME/OS_PASSWORD or OS_APPLICATION_CREDENTIAL_ID/SECRET, or OS_CLOUD)".into(),
         ),
-        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&fingerprint)? {
+        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(fingerprint.as_str())? {
             Some(image) => Lookup::Found {
                 age: image_age(&image.created_at, std::time::SystemTime::now()),
                 image_id: image.id,

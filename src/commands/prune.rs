@@ -32,7 +32,7 @@ pub fn run(global: &Global, args: &PruneArgs, env: &Env) -> Result<Code> {
     for target in &targets {
         let base = session.resolve_base_image(target, Some(&cloud))?;
         let manifest = session.manifest(target, &packer, base.as_ref())?;
-        current.insert(target.name.clone(), manifest.fingerprint());
+        current.insert(target.name.clone(), manifest.fingerprint().into());
     }
 
     let glance = Glance::new(&cloud)?;
