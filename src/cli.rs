@@ -112,6 +112,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `uworker-image man > uworker-image.1`.
     Man,
+    /// Print the JSON Schema of the record that `plan --output json` and `build --out`
+    /// write and `report --record` reads.
+    Schema,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,8 @@ mod common;
 use common::snapshot_settings;
 use serde_json::{json, Value};
 use uworker_image::fingerprint::Manifest;
-use uworker_image::report::markdown::{self, Context};
 use uworker_image::record::Record;
+use uworker_image::report::markdown::{self, Context};
 use uworker_image::report::{outputs, read_record, Baseline, Validation};
 
 fn manifest(script_digest: &str, source: &str) -> Value {

@@ -8,6 +8,7 @@ pub(crate) mod plan;
 mod prune;
 mod render;
 pub(crate) mod report;
+mod schema;
 mod sweep;
 mod test;
 mod validate;
@@ -53,6 +54,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Code> {
         Command::Sweep(args) => sweep::run(&cli.global, args, env),
         Command::Completions(args) => completions::print_completions(args.shell),
         Command::Man => completions::print_man_page(),
+        Command::Schema => schema::run(),
     }
 }
 
