@@ -108,6 +108,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `uworker-image man > uworker-image.1`.
     Man,
+    /// Print the JSON Schema of the record that `plan --output json` and `build --out`
+    /// write and `report --record` reads.
+    Schema,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +346,7 @@ impl Cli {
             }),
             Command::Completions(args) => Request::Completions(args.shell),
             Command::Man => Request::Man,
+            Command::Schema => Request::Schema,
         }
     }
 }

@@ -1,17 +1,14 @@
-//! The decision: build or skip, and why (pure).
+//! The decision: build or skip, and why (pure). Its result is a plan record.
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::{Changes, Manifest};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Build,
-    Skip,
-}
+use crate::fingerprint::{Changes, Fingerprint, Manifest};
+/// What the decision comes to (a record field).
+pub use crate::record::Action;
+use crate::record::Record;
 
 /// What looking for an image with the fingerprint found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +33,7 @@ pub struct Policy {
 
 /// The image a `source_image_name` resolved to, and whose it is: base images are often
 /// another project's (public), so the plan and the record say which one was picked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BaseImageChoice {
     pub name: String,
     pub id: String,
@@ -57,36 +54,17 @@ impl BaseImageChoice {
     }
 }
 
-/// One target's plan, as `plan --output json` prints it (and as `--previous` reads it back).
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub action: Action,
-    pub target: String,
-    pub fingerprint: String,
-    pub image_id: Option<String>,
-    pub reason: String,
-    /// How old the image with this fingerprint is (Glance's `created_at`); null when none
-    /// was found.
-    pub image_age_seconds: Option<u64>,
-    /// The resolved `source_image_name`; null for an image ID or without a cloud.
-    pub base_image: Option<BaseImageChoice>,
-    /// Against `--previous`; null when there was nothing to compare with.
-    pub changes: Option<Changes>,
-    pub warnings: Vec<String>,
-    pub manifest: Manifest,
-}
-
-/// The plan for `manifest`, whose `fingerprint` (as `Manifest::fingerprint` gives it) the
-/// caller has already computed to look it up.
+/// The plan record for `manifest`, whose `fingerprint` (as `Manifest::fingerprint` gives
+/// it) the caller has already computed to look it up.
 pub fn decide(
     manifest: Manifest,
-    fingerprint: String,
+    fingerprint: Fingerprint,
     base_image: Option<BaseImageChoice>,
     lookup: Lookup,
     policy: Policy,
     previous: Option<&Manifest>,
     warnings: Vec<String>,
-) -> Plan {
+) -> Record {
     let changes = previous.map(|p| Changes::between(p, &manifest));
     let image_age_seconds = match &lookup {
         Lookup::Found { age, .. } => age.map(|a| a.as_secs()),
@@ -141,17 +119,13 @@ pub fn decide(
             format!("{why}: cannot look for an image with this fingerprint, so a build is planned"),
         ),
     };
-    Plan {
-        action,
-        target: manifest.target.clone(),
-        fingerprint,
+    Record {
         image_id,
-        reason,
         image_age_seconds,
         base_image,
         changes,
         warnings,
-        manifest,
+        ..Record::plan(manifest, fingerprint, action, reason)
     }
 }
 
@@ -167,14 +141,10 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// The plan for a person to read.
-pub fn to_text(plan: &Plan, previous_label: Option<&str>) -> String {
-    let action = match plan.action {
-        Action::Build => "build",
-        Action::Skip => "skip",
-    };
+pub fn to_text(plan: &Record, previous_label: Option<&str>) -> String {
     let mut out = format!(
-        "target:      {}\nfingerprint: {}\naction:      {action}\nreason:      {}\n",
-        plan.target, plan.fingerprint, plan.reason
+        "target:      {}\nfingerprint: {}\naction:      {}\nreason:      {}\n",
+        plan.target, plan.fingerprint, plan.action, plan.reason
     );
     if let Some(id) = &plan.image_id {
         out.push_str(&format!("image:       {id}\n"));
@@ -223,14 +193,14 @@ mod tests {
         .unwrap()
     }
 
-    fn plan(age: Option<u64>, policy: Policy) -> Plan {
+    fn plan(age: Option<u64>, policy: Policy) -> Record {
         let lookup = Lookup::Found {
             image_id: "img-1".into(),
             age: age.map(Duration::from_secs),
         };
         decide(
             manifest(),
-            "sha256:ab".into(),
+            "sha256:ab".to_string().into(),
             None,
             lookup,
             policy,

@@ -1,25 +1,81 @@
-//! The result record of `build` (pure): what was decided, what was built, from which
-//! inputs. Written with `--out FILE`, printed with `--output json`, read by `report`.
+//! The record of a run (pure): what `plan` decided and, in a build record, what `build`
+//! made of it. One type for `plan --output json`/`--out`, `build --out`/`--output json`,
+//! the release asset `image.json` and what `report --record` reads back;
+//! `uworker-image schema` prints its JSON Schema.
+//!
+//! Compatibility: a record any earlier release wrote must keep reading. A new field gets
+//! `#[serde(default)]`; a field that changes meaning bumps `RECORD_SCHEMA`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::fingerprint::Fingerprint;
 use crate::fingerprint::{Changes, Manifest};
-use crate::plan::{Action, BaseImageChoice, Plan};
+use crate::plan::BaseImageChoice;
 
 /// Bumped when fields change meaning.
 pub const RECORD_SCHEMA: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What the run does (or did) about the fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// No image serves the fingerprint (or it is too old, or `--force`): build one.
+    Build,
+    /// An image with this fingerprint serves it.
+    Skip,
+}
+
+impl Action {
+    /// As the JSON, the step output and the texts spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Build => "build",
+            Action::Skip => "skip",
+        }
+    }
+}
+
+/// By hand, for an error that names the field: "action `deploy` is neither build nor skip".
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Action, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        [Action::Build, Action::Skip]
+            .into_iter()
+            .find(|action| action.as_str() == text)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("action `{text}` is neither build nor skip"))
+            })
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A plan or build record. A plan record has no `built`, no image name and no
+/// provenance: those are absent or default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Record {
+    /// The record format (`RECORD_SCHEMA`); plan records of earlier releases lack it.
+    #[serde(default = "first_schema")]
     pub schema: u32,
-    pub action: String,
-    /// A new image was made by this run.
-    pub built: bool,
+    pub action: Action,
+    /// Build records only: true when this run made a new image, false when it skipped or
+    /// failed. Absent in a plan record (nothing built, nothing failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built: Option<bool>,
+    /// The target (a `[target.NAME]` of image.toml).
     pub target: String,
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// The image that serves this fingerprint: the new one, or the existing one skipped to.
     pub image_id: Option<String>,
+    /// That image's name in Glance, when this run knows it (a build record's new image).
+    #[serde(default)]
     pub image_name: Option<String>,
+    /// Why this action, or what came of the build, in words.
     pub reason: String,
     /// The age of the newest image with this fingerprint when the run planned (Glance's
     /// `created_at`): the one skipped to, or the one `max_age` or `--force` rebuilds; null
@@ -30,20 +86,38 @@ pub struct Record {
     /// `max_age`, one fingerprint gets a new image each time the newest gets too old.
     #[serde(default)]
     pub fingerprint_images: Vec<FingerprintImage>,
-    /// The resolved `source_image_name`, with its owner and visibility (older records
-    /// lack it).
+    /// The resolved `source_image_name`, with its owner and visibility; null for an
+    /// image ID or without a cloud (older records lack it).
     #[serde(default)]
     pub base_image: Option<BaseImageChoice>,
+    /// Against `--previous`; null when there was nothing to compare with.
+    #[serde(default)]
     pub changes: Option<Changes>,
+    /// What the plan found worth a look (build records of earlier releases lack them).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The manifest's `packer_version` (plan records of earlier releases lack it).
+    #[serde(default)]
     pub packer_version: String,
+    /// The commit the run built (GITHUB_SHA); null in a plan record.
+    #[serde(default)]
     pub git_commit: Option<String>,
+    /// The GitHub Actions run; null in a plan record.
+    #[serde(default)]
     pub run_url: Option<String>,
+    /// Packer runs this build took; 0 when none ran (and in a plan record).
+    #[serde(default)]
     pub attempts: u32,
+    /// Every input of the image; its SHA-256 is `fingerprint`.
     pub manifest: Manifest,
 }
 
+fn first_schema() -> u32 {
+    1
+}
+
 /// One image built for a fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FingerprintImage {
     pub id: String,
     pub name: Option<String>,
@@ -60,30 +134,70 @@ pub struct Provenance {
 }
 
 impl Record {
-    pub fn new(plan: &Plan, provenance: &Provenance) -> Record {
+    /// The plan record of `manifest`, before anything was built.
+    pub fn plan(
+        manifest: Manifest,
+        fingerprint: Fingerprint,
+        action: Action,
+        reason: String,
+    ) -> Record {
         Record {
             schema: RECORD_SCHEMA,
-            action: match plan.action {
-                Action::Build => "build".into(),
-                Action::Skip => "skip".into(),
-            },
-            built: false,
-            target: plan.target.clone(),
-            fingerprint: plan.fingerprint.clone(),
-            image_id: plan.image_id.clone(),
+            action,
+            built: None,
+            target: manifest.target.clone(),
+            fingerprint,
+            image_id: None,
             image_name: None,
-            reason: plan.reason.clone(),
-            image_age_seconds: plan.image_age_seconds,
+            reason,
+            image_age_seconds: None,
             fingerprint_images: Vec::new(),
-            base_image: plan.base_image.clone(),
-            changes: plan.changes.clone(),
-            packer_version: plan.manifest.packer_version.clone(),
-            git_commit: provenance.git_commit.clone(),
-            run_url: provenance.run_url.clone(),
+            base_image: None,
+            changes: None,
+            warnings: Vec::new(),
+            packer_version: manifest.packer_version.clone(),
+            git_commit: None,
+            run_url: None,
             attempts: 0,
-            manifest: plan.manifest.clone(),
+            manifest,
         }
     }
+
+    /// The plan record made a build record: nothing built yet, with where the run happens.
+    pub fn into_build(self, provenance: &Provenance) -> Record {
+        Record {
+            built: Some(false),
+            git_commit: provenance.git_commit.clone(),
+            run_url: provenance.run_url.clone(),
+            ..self
+        }
+    }
+
+    /// A record as `plan --output json` or `build --out` wrote it, in this or an earlier
+    /// release.
+    pub fn from_json(text: &str) -> Result<Record, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The planned or taken action will make (or has made) a new image.
+    pub fn builds(&self) -> bool {
+        self.action == Action::Build
+    }
+
+    /// A new image was made by this run.
+    pub fn built(&self) -> bool {
+        self.built == Some(true)
+    }
+
+    /// `build` tried and no image came of it (failed, timed out or interrupted).
+    pub fn failed_build(&self) -> bool {
+        self.builds() && self.built == Some(false)
+    }
+}
+
+/// The record's JSON Schema (draft 2020-12), as `uworker-image schema` prints it.
+pub fn json_schema() -> schemars::Schema {
+    schemars::schema_for!(Record)
 }
 
 impl Provenance {
@@ -104,5 +218,124 @@ impl Provenance {
             run_url,
             run_id: env.get("GITHUB_RUN_ID").map(str::to_string),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN_0_1: &str = include_str!("../tests/fixtures/records/plan-0.1.json");
+    const BUILD_0_1: &str = include_str!("../tests/fixtures/records/build-0.1.json");
+    const BUILD_EARLY: &str = include_str!("../tests/fixtures/records/build-early.json");
+
+    fn keys(json: &str) -> std::collections::BTreeSet<String> {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        value.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn records_of_earlier_releases_read_into_todays_type() {
+        let plan = Record::from_json(PLAN_0_1).unwrap();
+        assert_eq!(
+            (plan.schema, plan.action, plan.built),
+            (1, Action::Build, None)
+        );
+        assert!(!plan.built() && plan.builds() && !plan.failed_build());
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert_eq!(plan.packer_version, "", "a plan of 0.1 has none");
+        assert_eq!(plan.fingerprint.short(), "bab1a43c44bc");
+
+        let built = Record::from_json(BUILD_0_1).unwrap();
+        assert_eq!(
+            (built.action, built.built, built.attempts),
+            (Action::Build, Some(true), 2)
+        );
+        assert!(built.built() && !built.failed_build());
+        assert_eq!(built.fingerprint_images.len(), 2);
+        assert_eq!(
+            built.base_image.as_ref().map(|b| b.visibility.as_deref()),
+            Some(Some("public"))
+        );
+        assert_eq!(built.changes.as_ref().map(|c| c.changed.len()), Some(2));
+        assert_eq!(
+            built.manifest.base_image.by,
+            crate::fingerprint::BaseImageBy::Name
+        );
+        assert!(built.warnings.is_empty());
+
+        let early = Record::from_json(BUILD_EARLY).unwrap();
+        assert_eq!((early.action, early.built), (Action::Skip, Some(false)));
+        assert!(!early.builds() && !early.failed_build());
+        assert_eq!(early.image_age_seconds, None);
+        assert!(early.fingerprint_images.is_empty() && early.base_image.is_none());
+    }
+
+    /// Written again, a record keeps every field name it had (consumers read them with
+    /// jq); a build record gains only `warnings`, a plan record never gains `built`.
+    #[test]
+    fn records_written_again_keep_their_field_names() {
+        let build = serde_json::to_string_pretty(&Record::from_json(BUILD_0_1).unwrap()).unwrap();
+        let mut expected = keys(BUILD_0_1);
+        expected.insert("warnings".into());
+        assert_eq!(keys(&build), expected);
+
+        let early = serde_json::to_string(&Record::from_json(BUILD_EARLY).unwrap()).unwrap();
+        let mut expected = keys(BUILD_EARLY);
+        expected.extend(
+            [
+                "warnings",
+                "image_age_seconds",
+                "fingerprint_images",
+                "base_image",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(keys(&early), expected);
+
+        let plan = serde_json::to_string(&Record::from_json(PLAN_0_1).unwrap()).unwrap();
+        let written = keys(&plan);
+        for key in keys(PLAN_0_1) {
+            assert!(written.contains(&key), "{key} lost: {plan}");
+        }
+        assert!(!written.contains("built"), "{plan}");
+        // The same value comes back.
+        assert_eq!(
+            Record::from_json(&plan).unwrap(),
+            Record::from_json(PLAN_0_1).unwrap()
+        );
+    }
+
+    /// The manifest 0.1 wrote hashes to the fingerprint 0.1 gave it: the typed manifest
+    /// (`base_image.by` an enum) serialises as it did, or every image would rebuild.
+    #[test]
+    fn a_manifest_of_0_1_hashes_to_its_recorded_fingerprint() {
+        let plan = Record::from_json(PLAN_0_1).unwrap();
+        assert_eq!(
+            plan.manifest.base_image.by,
+            crate::fingerprint::BaseImageBy::Name
+        );
+        assert_eq!(plan.manifest.fingerprint(), plan.fingerprint);
+    }
+
+    #[test]
+    fn an_unknown_action_names_the_field_and_the_choices() {
+        let text = PLAN_0_1.replace(r#""action":"build""#, r#""action":"deploy""#);
+        assert_ne!(text, PLAN_0_1);
+        let error = Record::from_json(&text).unwrap_err().to_string();
+        assert!(
+            error.starts_with("action `deploy` is neither build nor skip"),
+            "{error}"
+        );
+    }
+
+    /// `uworker-image schema` prints this; a change of the type shows here first.
+    #[test]
+    fn the_json_schema_is_reviewed() {
+        let schema = serde_json::to_string_pretty(&json_schema()).unwrap();
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.bind(|| insta::assert_snapshot!("record_schema", schema));
     }
 }

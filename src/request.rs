@@ -147,4 +147,5 @@ pub enum Request {
     Sweep(Sweep),
     Completions(clap_complete::Shell),
     Man,
+    Schema,
 }

@@ -94,3 +94,15 @@ fn zsh_and_fish_completions_and_the_man_page_name_every_command() {
     let r = run_tool(std::path::Path::new("."), &["completions", "tcsh"], &[]);
     assert_eq!(r.code, 2, "{}", r.all());
 }
+
+#[test]
+fn schema_prints_the_records_json_schema() {
+    let printed: serde_json::Value = serde_json::from_str(&output_of(&["schema"])).unwrap();
+    let derived = serde_json::to_value(uworker_image::record::json_schema()).unwrap();
+    assert_eq!(printed, derived);
+    assert_eq!(printed["title"], "Record");
+    assert_eq!(
+        printed["$defs"]["Action"]["oneOf"][1]["const"], "skip",
+        "{printed:#}"
+    );
+}

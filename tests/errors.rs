@@ -305,3 +305,36 @@ fn an_image_other_projects_can_download_needs_consent_and_is_warned_about() {
     let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(plan["warnings"], serde_json::json!([]), "{plan:#}");
 }
+
+#[test]
+fn a_record_with_an_unknown_action_or_base_image_kind_names_the_file() {
+    let f = Fixture::new(MINIMAL);
+    let plan = include_str!("fixtures/records/plan-0.1.json");
+    for (name, from, to, needle) in [
+        (
+            "deploy.json",
+            r#""action":"build""#,
+            r#""action":"deploy""#,
+            "action `deploy` is neither build nor skip",
+        ),
+        (
+            "by.json",
+            r#""by":"name""#,
+            r#""by":"uuid""#,
+            "unknown variant `uuid`, expected `id` or `name`",
+        ),
+    ] {
+        let record = plan.replace(from, to);
+        assert_ne!(record, plan, "{from} is in the fixture");
+        f.file(name, &record);
+        expect_bad_input(
+            &f,
+            &["report", "--record", f.path().join(name).to_str().unwrap()],
+            &[],
+            &[
+                &format!("DIR/{name}: not a record of `plan --output json` or `build --out`"),
+                needle,
+            ],
+        );
+    }
+}

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use uworker_image::definition::Definition;
 use uworker_image::openstack::clouds;
 use uworker_image::packer::machine;
-use uworker_image::report::release_tag;
-use uworker_image::report::Subject;
+use uworker_image::record::Fingerprint;
+use uworker_image::report::{read_record, release_tag};
 use uworker_image::secrets::Redactor;
 use uworker_image::{seed, userinfo, worker_source};
 
@@ -75,7 +75,7 @@ fn every_parser(input: &str) {
             .and_then(|c| c.get("c"))
             .map(clouds::variables);
     }
-    let _ = Subject::from_json("input", input);
+    let _ = read_record("input", input);
     for line in input.lines() {
         let _ = machine::parse(line);
         let _ = machine::unescape(line);
@@ -85,7 +85,7 @@ fn every_parser(input: &str) {
     for info in &stripped.userinfo {
         let _ = userinfo::secret_forms(info);
     }
-    let _ = release_tag(input);
+    let _ = release_tag(&Fingerprint::from(input.to_string()));
     let redactor = Redactor::new(stripped.userinfo.iter().map(String::as_str).chain([input]));
     let _ = redactor.with_packer_escapes().redact(input);
 }
@@ -122,7 +122,7 @@ fn the_documents_parse_as_they_are() {
     );
     let value = clouds::parse(CLOUDS, path).unwrap();
     assert_eq!(clouds::variables(&value["clouds"]["c"]).unwrap().len(), 3);
-    Subject::from_json("r", RECORD).unwrap();
+    read_record("r", RECORD).unwrap();
     assert!(
         uworker_image::openstack::openrc::parse(OPENRC, path)
             .unwrap()

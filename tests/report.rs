@@ -6,8 +6,9 @@ mod common;
 use common::snapshot_settings;
 use serde_json::{json, Value};
 use uworker_image::fingerprint::Manifest;
+use uworker_image::record::Record;
 use uworker_image::report::markdown::{self, Context};
-use uworker_image::report::{outputs, Baseline, Subject, Validation};
+use uworker_image::report::{outputs, read_record, Baseline, Validation};
 
 fn manifest(script_digest: &str, source: &str) -> Value {
     json!({
@@ -25,7 +26,7 @@ fn manifest(script_digest: &str, source: &str) -> Value {
 
 const FINGERPRINT: &str = "sha256:5d41402abc4b2a76b9719d911017c592ae4f0c5d41402abc4b2a76b9719d9110";
 
-fn subject(fields: Value) -> Subject {
+fn subject(fields: Value) -> Record {
     let mut record = json!({
         "action": "build", "target": "north", "fingerprint": FINGERPRINT, "image_id": null,
         "reason": "no image has this fingerprint yet", "changes": null, "warnings": [],
@@ -34,7 +35,7 @@ fn subject(fields: Value) -> Subject {
     for (k, v) in fields.as_object().unwrap() {
         record[k] = v.clone();
     }
-    Subject::from_json("record.json", &record.to_string()).unwrap()
+    read_record("record.json", &record.to_string()).unwrap()
 }
 
 fn latest_release() -> Option<(String, Manifest)> {

@@ -21,8 +21,7 @@ use crate::openstack::glance::{
 };
 use crate::openstack::network;
 use crate::packer::attempts::Outcome;
-use crate::plan::Action;
-use crate::record::{FingerprintImage, Provenance, Record};
+use crate::record::{Action, Fingerprint, FingerprintImage, Provenance, Record};
 use crate::render::Builders;
 use crate::request::{self, Output};
 use crate::vars;
@@ -44,9 +43,9 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let plan = plan::compute(&session, target, request.force, previous.as_ref())?;
     let mut provenance = Provenance::from_env(env);
     provenance.run_id = Some(run_id(&provenance, env));
-    let mut record = Record::new(&plan, &provenance);
+    let mut record = plan.into_build(&provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
-    if plan.action == Action::Skip {
+    if record.action == Action::Skip {
         return finish(&session, request, &record, Code::Ok, env);
     }
 
@@ -54,12 +53,12 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     // What dead runs of this target left (older than a build can live) goes first.
     super::sweep::before_build(&session, cloud, &target.name, request.limits.timeout);
     let floating_ip_id = floating_ip_id(&session, target, cloud)?;
-    let built_target = pinned_base_image(target, &plan.manifest.base_image.resolved_id);
+    let built_target = pinned_base_image(target, &record.manifest.base_image.resolved_id);
     let staged = stage(
         &session,
         Builders::Target(&built_target),
         RunFacts {
-            fingerprint: Some(record.fingerprint.clone()),
+            fingerprint: Some(record.fingerprint.to_string()),
             provenance,
             floating_ip_id,
             ..RunFacts::default()
@@ -95,7 +94,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
                 target,
                 &record.fingerprint,
             )?;
-            record.built = true;
+            record.built = Some(true);
             record.image_id = Some(image.id.clone());
             record.image_name = image.name.clone();
             record.reason = format!("built {} in {attempts} attempt(s)", image.id);
@@ -254,7 +253,7 @@ fn mark_image(
     id: &str,
     definition: &str,
     target: &Target,
-    fingerprint: &str,
+    fingerprint: &Fingerprint,
 ) -> Result<crate::openstack::glance::Image> {
     let glance = Glance::new(cloud)?;
     let image = glance
@@ -267,7 +266,7 @@ fn mark_image(
         );
     }
     let wanted = [
-        (FINGERPRINT_PROPERTY, fingerprint),
+        (FINGERPRINT_PROPERTY, fingerprint.as_str()),
         (IMAGE_PROPERTY, definition),
         (TARGET_PROPERTY, target.name.as_str()),
     ];
@@ -281,9 +280,7 @@ fn mark_image(
     } else {
         glance.set_properties(id, &missing)?
     };
-    let short = fingerprint.trim_start_matches("sha256:");
-    let short: String = short.chars().take(12).collect();
-    glance.add_tag(id, &format!("uworker-{short}"))?;
+    glance.add_tag(id, &format!("uworker-{}", fingerprint.short()))?;
     Ok(image)
 }
 
@@ -306,12 +303,12 @@ fn finish(
             let image = record.image_id.as_deref().unwrap_or("none");
             println!("{}", session.redactor.redact(&format!(
                 "target:      {}\nfingerprint: {}\naction:      {}\nbuilt:       {}\nimage:       {image}\nresult:      {}",
-                record.target, record.fingerprint, record.action, record.built, record.reason
+                record.target, record.fingerprint, record.action, record.built(), record.reason
             )));
         }
     }
     if request.record.report && crate::ci::in_actions(env) {
-        let reported = super::report::after_run(&json, env, &session.redactor);
+        let reported = super::report::after_run(record, env, &session.redactor);
         return match (code, reported) {
             (Code::Ok, reported) => reported,
             (failed, Err(error)) => {

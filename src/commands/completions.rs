@@ -39,7 +39,7 @@ pub fn print_man_page() -> Result<Code> {
 }
 
 /// Writes to stdout; a reader that stopped early (`| head`) is not an error.
-fn print(bytes: &[u8]) -> Result<Code> {
+pub(super) fn print(bytes: &[u8]) -> Result<Code> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),

@@ -12,6 +12,7 @@ pub(crate) mod plan;
 mod prune;
 mod render;
 pub(crate) mod report;
+mod schema;
 mod session;
 mod stage;
 mod sweep;
@@ -41,5 +42,6 @@ pub fn run(request: Request, env: &Env) -> Result<Code> {
         Request::Sweep(request) => sweep::run(&request, env),
         Request::Completions(shell) => completions::print_completions(shell),
         Request::Man => completions::print_man_page(),
+        Request::Schema => schema::run(),
     }
 }

@@ -11,7 +11,8 @@ use crate::exit::Code;
 use crate::fingerprint;
 use crate::fingerprint::Manifest;
 use crate::openstack::glance::Glance;
-use crate::plan::{self, Lookup, Plan};
+use crate::plan::{self, Lookup};
+use crate::record::Record;
 use crate::request::{self, Output};
 
 pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
@@ -40,7 +41,7 @@ pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
         }
     }
     if request.record.report && crate::ci::in_actions(env) {
-        return super::report::after_run(&json, env, &session.redactor);
+        return super::report::after_run(&plan, env, &session.redactor);
     }
     Ok(Code::Ok)
 }
@@ -52,7 +53,7 @@ pub(super) fn compute(
     target: &Target,
     force: bool,
     previous: Option<&Manifest>,
-) -> Result<Plan> {
+) -> Result<Record> {
     let Fingerprinted {
         base_image,
         manifest,
@@ -70,7 +71,7 @@ pub(super) fn compute(
         None => Lookup::Unavailable(format!(
             "no OpenStack credentials in the environment (to look, {CREDENTIAL_SOURCES})"
         )),
-        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(&fingerprint)? {
+        Some(cloud) => match Glance::new(cloud)?.find_fingerprint(fingerprint.as_str())? {
             Some(image) => Lookup::Found {
                 age: image_age(&image.created_at, std::time::SystemTime::now()),
                 image_id: image.id,

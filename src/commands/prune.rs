@@ -19,7 +19,7 @@ pub fn run(request: &request::Prune, env: &Env) -> Result<Code> {
     let mut current = BTreeMap::new();
     for target in session.targets(request.target.as_deref())? {
         let fingerprinted = session.fingerprint(target)?;
-        current.insert(target.name.clone(), fingerprinted.fingerprint);
+        current.insert(target.name.clone(), fingerprinted.fingerprint.into());
     }
 
     let glance = Glance::new(cloud)?;

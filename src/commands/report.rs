@@ -9,10 +9,10 @@ use crate::ci::{self, Actions, Event};
 use crate::env::Env;
 use crate::exit::Code;
 use crate::github::{GitHub, GitHubError, Retry};
-use crate::record::Provenance;
+use crate::record::{Provenance, Record};
 use crate::report::markdown::{self, Context};
 use crate::report::{
-    marker, outputs, release_tag, Baseline, ReportError, Subject, Validation, RECORD_ASSET,
+    marker, outputs, read_record, release_tag, Baseline, ReportError, Validation, RECORD_ASSET,
 };
 use crate::request;
 use crate::secrets::{Redactor, WorkerConfig};
@@ -27,27 +27,25 @@ pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
             path: path.clone(),
             error,
         })?;
-    let subject = Subject::from_json(&path, &text)?;
+    let subject = read_record(&path, &text)?;
     let validation = request.validation;
     let redactor = Redactor::for_run(&WorkerConfig::gather(None, env), env);
     if ci::in_actions(env) {
         ci::mask_secrets(&redactor, env);
     }
-    publish(&subject, &text, validation, env, &redactor)
+    publish(&subject, validation, env, &redactor)
 }
 
 /// What `plan` and `build` do after their own output inside Actions (unless
 /// `--no-report`): the same as `report --record` on the record they print.
-pub fn after_run(record_json: &str, env: &Env, redactor: &Redactor) -> Result<Code> {
-    let subject = Subject::from_json("the run's record", record_json)?;
+pub fn after_run(record: &Record, env: &Env, redactor: &Redactor) -> Result<Code> {
     let validation = Validation::from_env(env.get(VALIDATION_ENV))?;
-    publish(&subject, record_json, validation, env, redactor)
+    publish(record, validation, env, redactor)
 }
 
 /// Publishes the record; outputs and the summary are written even when GitHub fails.
 pub fn publish(
-    subject: &Subject,
-    record_json: &str,
+    subject: &Record,
     validation: Validation,
     env: &Env,
     redactor: &Redactor,
@@ -81,14 +79,7 @@ pub fn publish(
     let published = {
         let _group = ci::Group::start(&format!("uworker-image: report {}", subject.target));
         to_github(
-            &actions,
-            subject,
-            record_json,
-            validation,
-            &context,
-            env,
-            redactor,
-            &mut notes,
+            &actions, subject, validation, &context, env, redactor, &mut notes,
         )
     };
     let (baseline, result) = match published {
@@ -117,8 +108,7 @@ pub fn publish(
 #[allow(clippy::too_many_arguments)]
 fn to_github(
     actions: &Actions,
-    subject: &Subject,
-    record_json: &str,
+    subject: &Record,
     validation: Validation,
     context: &Context,
     env: &Env,
@@ -170,7 +160,7 @@ fn to_github(
     let redacted = |text: String| redactor.redact(&text).into_owned();
     if release {
         let body = redacted(markdown::release_body(subject, context, &baseline));
-        publish_release(&github, subject, record_json, &body, context, notes)?;
+        publish_release(&github, subject, &body, context, notes)?;
     } else if let Some((number, fork)) = pull_request {
         let body = redacted(markdown::pr_comment(
             subject, context, validation, &baseline,
@@ -180,7 +170,7 @@ fn to_github(
     Ok(baseline)
 }
 
-fn nothing_to_publish(subject: &Subject, event: &Event) -> String {
+fn nothing_to_publish(subject: &Record, event: &Event) -> String {
     if subject.built() {
         format!(
             "a new image, but no release: a {} does not publish (push to the default branch or dispatch does)",
@@ -212,12 +202,12 @@ fn retry_settings(env: &Env) -> Result<Retry> {
 }
 
 /// The target's latest image release (other than this fingerprint's) and its manifest.
-fn latest_baseline(github: &GitHub, subject: &Subject) -> Result<Baseline> {
+fn latest_baseline(github: &GitHub, subject: &Record) -> Result<Baseline> {
     let tag = release_tag(&subject.fingerprint);
     match github.latest_asset(&marker(&subject.target), RECORD_ASSET, &tag) {
         Ok(Some((release, text))) => {
             let label = format!("{RECORD_ASSET} of release {}", release.tag_name);
-            Ok(match Subject::from_json(&label, &text) {
+            Ok(match read_record(&label, &text) {
                 Ok(latest) => Baseline::choose(subject, Some((release.tag_name, latest.manifest))),
                 Err(e) => Baseline::Unavailable(e.to_string()),
             })
@@ -232,8 +222,7 @@ fn latest_baseline(github: &GitHub, subject: &Subject) -> Result<Baseline> {
 
 fn publish_release(
     github: &GitHub,
-    subject: &Subject,
-    record_json: &str,
+    subject: &Record,
     body: &str,
     context: &Context,
     notes: &mut Vec<String>,
@@ -262,7 +251,8 @@ fn publish_release(
             error
         }
     })?;
-    github.replace_asset(&release, RECORD_ASSET, record_json.as_bytes().to_vec())?;
+    let asset = serde_json::to_vec_pretty(subject).context("serialising the record")?;
+    github.replace_asset(&release, RECORD_ASSET, asset)?;
     notes.push(format!(
         "{verb} release [{tag}]({}) with `{RECORD_ASSET}`",
         release.html_url

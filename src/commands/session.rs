@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::CommandError;
 use crate::definition::{Definition, SourceImage, Target};
 use crate::env::Env;
-use crate::fingerprint::{files, Manifest, ManifestInputs};
+use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, InputOptions, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
 use crate::openstack::credentials::Credentials;
@@ -50,7 +50,7 @@ pub struct Session {
 pub struct Fingerprinted {
     pub base_image: Option<BaseImageChoice>,
     pub manifest: Manifest,
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
 }
 
 impl Session {

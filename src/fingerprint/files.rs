@@ -12,7 +12,7 @@ use super::FingerprintError;
 pub use crate::definition::tree::{collect, Found};
 
 /// One file as it enters the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileInput {
     /// Relative to the definition directory, `/`-separated.
     pub path: String,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use hmac::{Hmac, Mac};
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,18 +47,78 @@ impl crate::exit::Coded for FingerprintError {
 }
 
 /// The base image as the definition names it (a later step resolves names to IDs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BaseImage {
-    /// "id" or "name".
-    pub by: String,
+    pub by: BaseImageBy,
     pub value: String,
     /// The ID a name resolved to, when it was resolved.
     pub resolved_id: Option<String>,
 }
 
+/// How the definition names the base image: its spelling is hashed, so it never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseImageBy {
+    /// `source_image`: a Glance image ID.
+    Id,
+    /// `source_image_name`: resolved to an ID when a cloud is at hand.
+    Name,
+}
+
+impl BaseImageBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaseImageBy::Id => "id",
+            BaseImageBy::Name => "name",
+        }
+    }
+}
+
+/// `sha256:<hex>`: the SHA-256 of a manifest's canonical JSON.
+// Read back from a record it is the file's text as it stands: nothing assumes it is
+// well-formed (`short` takes chars, never slices bytes).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits: the release tag's and the image tag's.
+    pub fn short(&self) -> String {
+        self.0
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Fingerprint {
+    fn from(text: String) -> Fingerprint {
+        Fingerprint(text)
+    }
+}
+
+impl From<Fingerprint> for String {
+    fn from(fingerprint: Fingerprint) -> String {
+        fingerprint.0
+    }
+}
+
 /// Everything that shapes the image of one target. Serialized with sorted keys; its
 /// SHA-256 is the fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Manifest {
     pub schema: u32,
     pub image: String,
@@ -180,12 +241,12 @@ impl Manifest {
 
         let base_image = match &inputs.target.source_image {
             SourceImage::Id(id) => BaseImage {
-                by: "id".into(),
+                by: BaseImageBy::Id,
                 value: id.clone(),
                 resolved_id: Some(id.clone()),
             },
             SourceImage::Name(name) => BaseImage {
-                by: "name".into(),
+                by: BaseImageBy::Name,
                 value: name.clone(),
                 resolved_id: inputs.resolved_base_image.map(str::to_string),
             },
@@ -207,10 +268,10 @@ impl Manifest {
     /// `sha256:<hex>` of the canonical JSON (sorted keys, no whitespace), streamed into
     /// the hash: no JSON tree and no buffer of the whole document (20,000 files made
     /// those a tenth of a fingerprint run, all of it on one core).
-    pub fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> Fingerprint {
         let mut hasher = HashWriter(Sha256::new());
         serde_json::to_writer(&mut hasher, &Canonical::of(self)).expect("manifest serializes");
-        format!("sha256:{}", hex::encode(hasher.0.finalize()))
+        Fingerprint(format!("sha256:{}", hex::encode(hasher.0.finalize())))
     }
 
     /// Every input as a (name, digest or value) pair, in a stable order: what `--explain`
@@ -222,10 +283,10 @@ impl Manifest {
             (
                 "base-image".to_string(),
                 match &self.base_image.resolved_id {
-                    Some(id) if self.base_image.by == "name" => {
+                    Some(id) if self.base_image.by == BaseImageBy::Name => {
                         format!("name {} = {id}", self.base_image.value)
                     }
-                    _ => format!("{} {}", self.base_image.by, self.base_image.value),
+                    _ => format!("{} {}", self.base_image.by.as_str(), self.base_image.value),
                 },
             ),
             (
@@ -273,7 +334,7 @@ struct Canonical<'a> {
 
 #[derive(Serialize)]
 struct CanonicalBaseImage<'a> {
-    by: &'a str,
+    by: BaseImageBy,
     resolved_id: &'a Option<String>,
     value: &'a str,
 }
@@ -301,7 +362,7 @@ impl<'a> Canonical<'a> {
     fn of(m: &'a Manifest) -> Canonical<'a> {
         Canonical {
             base_image: CanonicalBaseImage {
-                by: &m.base_image.by,
+                by: m.base_image.by,
                 resolved_id: &m.base_image.resolved_id,
                 value: &m.base_image.value,
             },
@@ -342,7 +403,7 @@ fn secret_digest(key: &SecretString, name: &str, value: &str) -> String {
 }
 
 /// What differs between an earlier manifest and this one, by input name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Changes {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -421,7 +482,7 @@ mod tests {
                 ("UWORKER_JOB_API_USERNAME".into(), Some("01".repeat(32))),
             ]),
             base_image: BaseImage {
-                by: "name".into(),
+                by: BaseImageBy::Name,
                 value: "Ubuntu 22.04".into(),
                 resolved_id: resolved_id.map(str::to_string),
             },
@@ -442,7 +503,7 @@ mod tests {
                 String::from_utf8(sorted.clone()).unwrap()
             );
             assert_eq!(
-                m.fingerprint(),
+                m.fingerprint().as_str(),
                 format!("sha256:{}", hex::encode(Sha256::digest(&sorted)))
             );
         }

@@ -2,7 +2,8 @@
 //! the job summary. Records hold no secret values (only names and HMAC digests); the
 //! caller still redacts the text before it leaves the process.
 
-use super::{changed_names, marker, release_tag, Baseline, Subject, Validation, RECORD_ASSET};
+use super::{changed_names, marker, release_tag, Baseline, Validation, RECORD_ASSET};
+use crate::record::Record;
 
 /// Where the run happened: shown as the footer of every text.
 #[derive(Debug, Clone, Default)]
@@ -56,8 +57,8 @@ fn validation_text(validation: Validation) -> &'static str {
     }
 }
 
-fn image_text(subject: &Subject) -> String {
-    match (&subject.image_id, &subject.image_name) {
+fn image_text(record: &Record) -> String {
+    match (&record.image_id, &record.image_name) {
         (Some(id), Some(name)) => format!("{} ({})", code(id), code(name)),
         (Some(id), None) => code(id),
         _ => "none yet".into(),
@@ -95,40 +96,40 @@ fn changes_section(baseline: &Baseline) -> String {
     out
 }
 
-fn warnings_section(subject: &Subject) -> String {
-    if subject.warnings.is_empty() {
+fn warnings_section(record: &Record) -> String {
+    if record.warnings.is_empty() {
         return String::new();
     }
     let mut out = String::from("\n**Warnings**\n\n");
-    for warning in &subject.warnings {
+    for warning in &record.warnings {
         out.push_str(&format!("- {warning}\n"));
     }
     out
 }
 
 /// The release's name: image, target and tag.
-pub fn release_name(subject: &Subject) -> String {
+pub fn release_name(record: &Record) -> String {
     format!(
         "{} {} {}",
-        subject.manifest.image,
-        subject.target,
-        release_tag(&subject.fingerprint)
+        record.manifest.image,
+        record.target,
+        release_tag(&record.fingerprint)
     )
 }
 
 /// The body of a target's release (the marker lets `report` find its newest release).
-pub fn release_body(subject: &Subject, context: &Context, baseline: &Baseline) -> String {
+pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> String {
     let mut rows = vec![
         (
             "Image ID",
-            subject.image_id.as_deref().map(code).unwrap_or_default(),
+            record.image_id.as_deref().map(code).unwrap_or_default(),
         ),
         (
             "Image name",
-            subject.image_name.as_deref().map(code).unwrap_or_default(),
+            record.image_name.as_deref().map(code).unwrap_or_default(),
         ),
-        ("Target", code(&subject.target)),
-        ("Fingerprint", code(&subject.fingerprint)),
+        ("Target", code(&record.target)),
+        ("Fingerprint", code(record.fingerprint.as_str())),
     ];
     if let Some(commit) = &context.commit {
         rows.push(("Commit", code(commit)));
@@ -136,38 +137,38 @@ pub fn release_body(subject: &Subject, context: &Context, baseline: &Baseline) -
     if let Some(url) = &context.run_url {
         rows.push(("Run", format!("[{url}]({url})")));
     }
-    rows.push(("Packer", code(&subject.manifest.packer_version)));
+    rows.push(("Packer", code(&record.manifest.packer_version)));
     format!(
         "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}\nThe build record, with every input's digest, is attached as {asset}: \
          `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
-        marker = marker(&subject.target),
-        target = code(&subject.target),
+        marker = marker(&record.target),
+        target = code(&record.target),
         table = table(&rows),
-        images = images_section(subject),
+        images = images_section(record),
         changes = changes_section(baseline),
         asset = code(RECORD_ASSET),
     )
 }
 
 /// One line on what merging the pull request will do.
-fn on_merge(subject: &Subject) -> String {
-    if subject.builds() {
-        format!("a new image will be built ({})", subject.reason)
+fn on_merge(record: &Record) -> String {
+    if record.builds() {
+        format!("a new image will be built ({})", record.reason)
     } else {
         format!(
             "no build: image {} already has this fingerprint",
-            subject.image_id.as_deref().map(code).unwrap_or_default()
+            record.image_id.as_deref().map(code).unwrap_or_default()
         )
     }
 }
 
 /// Every image built for the fingerprint (a rebuild by `max_age` keeps the fingerprint).
-fn images_section(subject: &Subject) -> String {
-    if subject.fingerprint_images.len() < 2 {
+fn images_section(record: &Record) -> String {
+    if record.fingerprint_images.len() < 2 {
         return String::new();
     }
     let mut out = String::from("**Images built for this fingerprint**, newest first:\n\n");
-    for image in &subject.fingerprint_images {
+    for image in &record.fingerprint_images {
         out.push_str(&format!(
             "- {} {} created {}\n",
             code(&image.id),
@@ -180,8 +181,8 @@ fn images_section(subject: &Subject) -> String {
 }
 
 /// The age of the image that serves the fingerprint, when one was skipped to.
-fn age_row(subject: &Subject) -> Option<(&'static str, String)> {
-    subject.image_age_seconds.map(|s| {
+fn age_row(record: &Record) -> Option<(&'static str, String)> {
+    record.image_age_seconds.map(|s| {
         (
             "Image age",
             crate::plan::human_duration(std::time::Duration::from_secs(s)),
@@ -191,14 +192,14 @@ fn age_row(subject: &Subject) -> Option<(&'static str, String)> {
 
 /// The sticky comment of one target on a pull request.
 pub fn pr_comment(
-    subject: &Subject,
+    record: &Record,
     context: &Context,
     validation: Validation,
     baseline: &Baseline,
 ) -> String {
     let headline = if validation == Validation::Failed {
         "❌ validation failed"
-    } else if subject.builds() {
+    } else if record.builds() {
         "merging builds a new image"
     } else {
         "no new image needed"
@@ -209,53 +210,53 @@ pub fn pr_comment(
             "Definition",
             "✅ loaded, rendered and fingerprinted".to_string(),
         ),
-        ("Fingerprint", code(&subject.fingerprint)),
+        ("Fingerprint", code(record.fingerprint.as_str())),
     ];
-    rows.extend(age_row(subject));
-    rows.push(("On merge", on_merge(subject)));
+    rows.extend(age_row(record));
+    rows.push(("On merge", on_merge(record)));
     format!(
         "{marker}\n### Worker image {target}: {headline}\n\n{table}\n{changes}{warnings}\n{footer}",
-        marker = marker(&subject.target),
-        target = code(&subject.target),
+        marker = marker(&record.target),
+        target = code(&record.target),
         table = table(&rows),
         changes = changes_section(baseline),
-        warnings = warnings_section(subject),
+        warnings = warnings_section(record),
         footer = footer(context),
     )
 }
 
 /// The job summary: the result, and what was published (`notes`).
 pub fn summary(
-    subject: &Subject,
+    record: &Record,
     context: &Context,
     validation: Validation,
     baseline: &Baseline,
     notes: &[String],
 ) -> String {
-    let result = if subject.built() {
-        format!("✅ built {}", image_text(subject))
-    } else if subject.failed_build() {
-        format!("❌ {}", subject.reason)
-    } else if subject.builds() {
-        format!("build planned: {}", subject.reason)
+    let result = if record.built() {
+        format!("✅ built {}", image_text(record))
+    } else if record.failed_build() {
+        format!("❌ {}", record.reason)
+    } else if record.builds() {
+        format!("build planned: {}", record.reason)
     } else {
-        format!("skipped: {} serves this fingerprint", image_text(subject))
+        format!("skipped: {} serves this fingerprint", image_text(record))
     };
     let mut rows = vec![
         ("Result", result),
-        ("Action", code(&subject.action)),
-        ("Fingerprint", code(&subject.fingerprint)),
+        ("Action", code(record.action.as_str())),
+        ("Fingerprint", code(record.fingerprint.as_str())),
     ];
-    rows.extend(age_row(subject));
+    rows.extend(age_row(record));
     if validation != Validation::Unknown {
         rows.push(("Validation", validation_text(validation).to_string()));
     }
     let mut out = format!(
         "### uworker-image: target {}\n\n{}\n{}{}",
-        code(&subject.target),
+        code(&record.target),
         table(&rows),
         changes_section(baseline),
-        warnings_section(subject),
+        warnings_section(record),
     );
     if !notes.is_empty() {
         out.push_str("\n**GitHub**\n\n");
@@ -294,11 +295,12 @@ mod tests {
 
     #[test]
     fn comment_says_what_merging_does() {
-        let subject = Subject::from_json("r", &record_json("skip", false, Some("img-0"))).unwrap();
-        let text = pr_comment(&subject, &context(), Validation::Passed, &Baseline::None);
+        let record =
+            crate::report::read_record("r", &record_json("skip", false, Some("img-0"))).unwrap();
+        let text = pr_comment(&record, &context(), Validation::Passed, &Baseline::None);
         assert!(text.starts_with("<!-- uworker-image:north -->\n"));
         assert!(text.contains("no build: image `img-0` already has this fingerprint"));
-        let failed = pr_comment(&subject, &context(), Validation::Failed, &Baseline::None);
+        let failed = pr_comment(&record, &context(), Validation::Failed, &Baseline::None);
         assert!(failed.contains("❌ validation failed"));
     }
 
@@ -306,13 +308,13 @@ mod tests {
     /// image of the fingerprint, newest first, in the release body (none for one image).
     #[test]
     fn the_images_age_and_the_fingerprints_images_are_shown() {
-        let mut subject =
-            Subject::from_json("r", &record_json("skip", false, Some("img-0"))).unwrap();
-        subject.image_age_seconds = Some(31 * 86_400 + 7);
+        let mut record =
+            crate::report::read_record("r", &record_json("skip", false, Some("img-0"))).unwrap();
+        record.image_age_seconds = Some(31 * 86_400 + 7);
         for text in [
-            pr_comment(&subject, &context(), Validation::Passed, &Baseline::None),
+            pr_comment(&record, &context(), Validation::Passed, &Baseline::None),
             summary(
-                &subject,
+                &record,
                 &context(),
                 Validation::Unknown,
                 &Baseline::None,
@@ -326,16 +328,16 @@ mod tests {
             name: Some(format!("uworker-{id}")),
             created_at: created.into(),
         };
-        subject.fingerprint_images = vec![image("img-new", "2026-11-30T03:00:00Z")];
-        let body = release_body(&subject, &context(), &Baseline::None);
+        record.fingerprint_images = vec![image("img-new", "2026-11-30T03:00:00Z")];
+        let body = release_body(&record, &context(), &Baseline::None);
         assert!(
             !body.contains("Images built for this fingerprint"),
             "{body}"
         );
-        subject
+        record
             .fingerprint_images
             .push(image("img-old", "2026-10-30T03:00:00Z"));
-        let body = release_body(&subject, &context(), &Baseline::None);
+        let body = release_body(&record, &context(), &Baseline::None);
         let listed = body
             .split_once("**Images built for this fingerprint**, newest first:\n\n")
             .map(|(_, rest)| rest)
@@ -355,9 +357,9 @@ mod tests {
             "built in 1 attempt(s)",
             "build: FAILED after 3 attempt(s): No valid host",
         );
-        let subject = Subject::from_json("r", &json).unwrap();
+        let record = crate::report::read_record("r", &json).unwrap();
         let text = summary(
-            &subject,
+            &record,
             &context(),
             Validation::Unknown,
             &Baseline::None,

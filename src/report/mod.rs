@@ -4,10 +4,10 @@
 
 pub mod markdown;
 
-use serde::Deserialize;
 use thiserror::Error;
 
-use crate::fingerprint::{Changes, Manifest};
+use crate::fingerprint::{Changes, Fingerprint, Manifest};
+use crate::record::Record;
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -37,70 +37,17 @@ impl crate::exit::Coded for ReportError {
 /// The asset a release carries: the build record, with the image's inputs manifest.
 pub const RECORD_ASSET: &str = "image.json";
 
-/// A plan or build record, as `report` reads it back. Plan records have no `built`,
-/// image name or provenance; those default.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Subject {
-    pub action: String,
-    /// Set in build records only: a plan has built nothing and failed nothing.
-    #[serde(default)]
-    built: Option<bool>,
-    pub target: String,
-    pub fingerprint: String,
-    pub image_id: Option<String>,
-    #[serde(default)]
-    pub image_name: Option<String>,
-    pub reason: String,
-    #[serde(default)]
-    pub image_age_seconds: Option<u64>,
-    #[serde(default)]
-    pub fingerprint_images: Vec<crate::record::FingerprintImage>,
-    #[serde(default)]
-    pub changes: Option<Changes>,
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    #[serde(default)]
-    pub git_commit: Option<String>,
-    #[serde(default)]
-    pub run_url: Option<String>,
-    pub manifest: Manifest,
-}
-
-impl Subject {
-    pub fn from_json(path: &str, text: &str) -> Result<Subject, ReportError> {
-        let subject: Subject = serde_json::from_str(text).map_err(|e| ReportError::Record {
-            path: path.to_string(),
-            message: e.to_string(),
-        })?;
-        if subject.action != "build" && subject.action != "skip" {
-            return Err(ReportError::Record {
-                path: path.to_string(),
-                message: format!("action `{}` is neither build nor skip", subject.action),
-            });
-        }
-        Ok(subject)
-    }
-
-    /// The planned or taken action will make (or has made) a new image.
-    pub fn builds(&self) -> bool {
-        self.action == "build"
-    }
-
-    /// A new image was made by this run.
-    pub fn built(&self) -> bool {
-        self.built == Some(true)
-    }
-
-    /// `build` tried and no image came of it (failed, timed out or interrupted).
-    pub fn failed_build(&self) -> bool {
-        self.builds() && self.built == Some(false)
-    }
+/// A plan or build record file's text, in the format of this or an earlier release.
+pub fn read_record(path: &str, text: &str) -> Result<Record, ReportError> {
+    Record::from_json(text).map_err(|e| ReportError::Record {
+        path: path.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// The release of a fingerprint: `image-` and its first 12 hex digits.
-pub fn release_tag(fingerprint: &str) -> String {
-    let hex = fingerprint.trim_start_matches("sha256:");
-    format!("image-{}", hex.chars().take(12).collect::<String>())
+pub fn release_tag(fingerprint: &Fingerprint) -> String {
+    format!("image-{}", fingerprint.short())
 }
 
 /// The hidden marker of a target's sticky comment and of its releases' bodies.
@@ -149,11 +96,11 @@ pub enum Baseline {
 
 impl Baseline {
     /// From the latest release's record, else the record's own `changes`.
-    pub fn choose(subject: &Subject, latest: Option<(String, Manifest)>) -> Baseline {
-        match (latest, &subject.changes) {
+    pub fn choose(record: &Record, latest: Option<(String, Manifest)>) -> Baseline {
+        match (latest, &record.changes) {
             (Some((tag, manifest)), _) => Baseline::Release {
                 tag,
-                changes: Changes::between(&manifest, &subject.manifest),
+                changes: Changes::between(&manifest, &record.manifest),
             },
             (None, Some(changes)) => Baseline::Previous(changes.clone()),
             (None, None) => Baseline::None,
@@ -182,13 +129,13 @@ pub fn changed_names(changes: &Changes) -> Vec<&str> {
 /// The step outputs: `action` (build|skip), `built` (true|false), `fingerprint`,
 /// `image_id` and `image_name` (of the image that serves the fingerprint, new or
 /// existing; empty when none), `changed` (changed input names, comma-separated).
-pub fn outputs(subject: &Subject, baseline: &Baseline) -> Vec<(&'static str, String)> {
+pub fn outputs(record: &Record, baseline: &Baseline) -> Vec<(&'static str, String)> {
     vec![
-        ("action", subject.action.clone()),
-        ("built", subject.built().to_string()),
-        ("fingerprint", subject.fingerprint.clone()),
-        ("image_id", subject.image_id.clone().unwrap_or_default()),
-        ("image_name", subject.image_name.clone().unwrap_or_default()),
+        ("action", record.action.to_string()),
+        ("built", record.built().to_string()),
+        ("fingerprint", record.fingerprint.to_string()),
+        ("image_id", record.image_id.clone().unwrap_or_default()),
+        ("image_name", record.image_name.clone().unwrap_or_default()),
         (
             "changed",
             baseline
@@ -230,10 +177,9 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_build_and_plan_records() {
-        let built =
-            Subject::from_json("r.json", &record_json("build", true, Some("img-1"))).unwrap();
+        let built = read_record("r.json", &record_json("build", true, Some("img-1"))).unwrap();
         assert!(built.built() && built.builds() && !built.failed_build());
-        let failed = Subject::from_json("f", &record_json("build", false, None)).unwrap();
+        let failed = read_record("f", &record_json("build", false, None)).unwrap();
         assert!(failed.failed_build());
         assert_eq!(
             built.image_name.as_deref(),
@@ -245,15 +191,15 @@ pub(crate) mod tests {
             "manifest":{}}}"#,
             manifest_json("a", "b")
         );
-        let plan = Subject::from_json("p.json", &plan).unwrap();
+        let plan = read_record("p.json", &plan).unwrap();
         assert!(!plan.built() && !plan.builds() && !plan.failed_build());
         assert_eq!(plan.warnings, ["w"]);
-        let error = Subject::from_json("x.json", r#"{"action":"build"}"#).unwrap_err();
+        let error = read_record("x.json", r#"{"action":"build"}"#).unwrap_err();
         assert!(
             error.to_string().starts_with("x.json: not a record"),
             "{error}"
         );
-        let error = Subject::from_json(
+        let error = read_record(
             "y.json",
             &record_json("build", false, None).replace("\"build\"", "\"deploy\""),
         )
@@ -263,20 +209,15 @@ pub(crate) mod tests {
 
     #[test]
     fn tags_markers_and_outputs() {
-        assert_eq!(
-            release_tag("sha256:0123456789abcdef0123"),
-            "image-0123456789ab"
-        );
-        assert_eq!(release_tag("sha256:ééééééé"), "image-ééééééé");
-        assert_eq!(
-            release_tag("ab\u{1F600}cdefghijklmn"),
-            "image-ab\u{1F600}cdefghijk"
-        );
+        let tag = |text: &str| release_tag(&Fingerprint::from(text.to_string()));
+        assert_eq!(tag("sha256:0123456789abcdef0123"), "image-0123456789ab");
+        assert_eq!(tag("sha256:ééééééé"), "image-ééééééé");
+        assert_eq!(tag("ab\u{1F600}cdefghijklmn"), "image-ab\u{1F600}cdefghijk");
         assert_eq!(marker("north"), "<!-- uworker-image:north -->");
-        let subject = Subject::from_json("r", &record_json("build", true, Some("img-1"))).unwrap();
+        let record = read_record("r", &record_json("build", true, Some("img-1"))).unwrap();
         let older: Manifest = serde_json::from_str(&manifest_json("scripts/old.sh", "aa")).unwrap();
-        let baseline = Baseline::choose(&subject, Some(("image-old".into(), older)));
-        let outputs = outputs(&subject, &baseline);
+        let baseline = Baseline::choose(&record, Some(("image-old".into(), older)));
+        let outputs = outputs(&record, &baseline);
         let get = |k: &str| {
             outputs
                 .iter()
@@ -293,7 +234,7 @@ pub(crate) mod tests {
             get("changed"),
             "file scripts/install.sh,file scripts/old.sh"
         );
-        assert_eq!(Baseline::choose(&subject, None), Baseline::None);
+        assert_eq!(Baseline::choose(&record, None), Baseline::None);
     }
 
     #[test]
