@@ -1,6 +1,6 @@
 //! Fingerprint invariants (property tests over real files) and `plan`.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -41,7 +41,7 @@ const RECORD: &str = r#"{"action":"build","built":true,"target":"t","fingerprint
 "variables":{"v":"x"},"secrets":{"UWORKER_A":null},"base_image":{"by":"id","value":"b",
 "resolved_id":"b"},"packer_version":"1.6.6"}}"#;
 /// The dashboard's v3 RC file, as Horizon renders it (the password prompt included).
-const OPENRC: &str = include_str!("fixtures/openrc/v3.sh");
+const OPENRC: &str = include_str!("../fixtures/openrc/v3.sh");
 const PACKER_LINES: &str = "1795546070,,ui,message,    null: a%!(PACKER_COMMA) b\\n c\n\
 1795546070,test,artifact,0,id,x\n1795546070,test,artifact-count,1\n1795546070,,error-count,2\n";
 

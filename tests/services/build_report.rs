@@ -3,7 +3,7 @@
 //! front of the fake). A build that finds its image skips: no release, and the outputs
 //! and summary name the image that serves.
 
-mod common;
+use crate::common;
 
 use common::github::{FakeGitHub, Job, Prism};
 use common::openstack::*;

@@ -1,7 +1,7 @@
 //! `completions SHELL` and `man`, generated from the clap definition: every command is
 //! offered, as a shell would complete it.
 
-mod common;
+use crate::common;
 
 use clap::CommandFactory;
 use common::*;

@@ -1,6 +1,6 @@
 //! `test` end to end: real packer (null builder) against a real sshd on loopback.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

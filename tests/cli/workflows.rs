@@ -1,88 +1,19 @@
-//! The GitHub workflows and the composite action: actionlint (which runs shellcheck on
-//! every `run:` block; tests/shell_scripts.rs checks the script files) passes; the image
-//! workflow's triggers, permissions, secrets and concurrency are what the README promises; the
-//! action's scripts map inputs to flags and install a release binary (checked) or fall
+//! The GitHub workflows and the composite action (actionlint runs on them in
+//! tests/services/actionlint.rs): the image workflow's triggers, permissions, secrets and
+//! concurrency are what the README promises; the action's scripts map inputs to flags and install a release binary (checked) or fall
 //! back to a build from source.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::*;
 use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn workflow_files() -> Vec<PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(repo().join(".github/workflows"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// tests/harness/actionlint.sh (installs the pinned actionlint once, then runs it).
-fn actionlint(args: &[&str]) -> Run {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    let script = repo().join("tests/harness/actionlint.sh");
-    INSTALLED.get_or_init(|| {
-        let mut cmd = Command::new(&script);
-        cmd.arg("--version");
-        let r = run(cmd);
-        assert_eq!(r.code, 0, "installing actionlint failed:\n{}", r.all());
-    });
-    let mut cmd = Command::new(&script);
-    cmd.current_dir(repo())
-        .args(["-no-color", "-shellcheck", "shellcheck"]);
-    cmd.args(args);
-    run(cmd)
-}
-
-#[test]
-fn actionlint_passes_on_every_workflow() {
-    let files = workflow_files();
-    let names: Vec<_> = files
-        .iter()
-        .map(|p| p.file_name().unwrap().to_str().unwrap())
-        .collect();
-    assert_eq!(names, ["ci.yml", "image.yml", "release.yml", "sweep.yml"]);
-    let paths: Vec<_> = files.iter().map(|p| p.to_str().unwrap()).collect();
-    let r = actionlint(&paths);
-    assert_eq!(r.code, 0, "actionlint:\n{}", r.all());
-}
-
-#[test]
-fn actionlint_catches_a_bad_workflow_and_its_shell() {
-    // The check above means something only if the linter finds faults: an unknown
-    // input of the local action, a missing job output and an unquoted variable.
-    let text = std::fs::read_to_string(repo().join(".github/workflows/image.yml"))
-        .unwrap()
-        .replacen(
-            "          command: matrix\n",
-            "          command: matrix\n          bogus: x\n",
-            1,
-        )
-        .replacen("needs.plan.outputs.matrix", "needs.plan.outputs.matrx", 1)
-        .replacen("--record \"$record\"", "--record $record", 1);
-    let dir = tempfile::tempdir_in(repo().join(".github")).unwrap();
-    let bad = dir.path().join("bad.yml");
-    std::fs::write(&bad, text).unwrap();
-    let r = actionlint(&[bad.to_str().unwrap()]);
-    assert_eq!(r.code, 1, "{}", r.all());
-    for fault in [
-        r#"input "bogus" is not defined in action "uworker-image""#,
-        r#"property "matrx" is not defined"#,
-        "SC2086",
-    ] {
-        assert!(r.stdout.contains(fault), "no `{fault}` in:\n{}", r.all());
-    }
 }
 
 fn load(rel: &str) -> Yaml {
@@ -880,7 +811,7 @@ fn action_run(vars: &[(&str, &str)]) -> ActionRun {
     let tmp = tempfile::tempdir().unwrap();
     let output = tmp.path().join("github_output");
     std::fs::write(&output, "").unwrap();
-    // The environment of `tool()`: PATH and HOME only, plus `vars`.
+    // The environment of `tool()`: PATH and HOME only, plus TOOL_ENV and `vars`.
     let mut cmd = Command::new(repo().join("action/run.sh"));
     cmd.env_clear();
     for key in ["PATH", "HOME"] {
@@ -888,7 +819,8 @@ fn action_run(vars: &[(&str, &str)]) -> ActionRun {
             cmd.env(key, value);
         }
     }
-    cmd.envs(vars.iter().copied())
+    cmd.envs(TOOL_ENV.iter().copied())
+        .envs(vars.iter().copied())
         .env(
             "UWORKER_IMAGE_ACTION_BIN",
             env!("CARGO_BIN_EXE_uworker-image"),

@@ -1,7 +1,7 @@
 //! `build` around the packer run, against the real Keystone and Glance. (There is no Nova
 //! here: a full build runs against a Compute stand-in in a later suite.)
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

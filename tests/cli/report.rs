@@ -1,7 +1,7 @@
 //! Snapshots of what people read: the sticky pull-request comment, the job summary and
 //! the release body, for a planned build with changed inputs, a skip and a new image.
 
-mod common;
+use crate::common;
 
 use common::snapshot_settings;
 use serde_json::{json, Value};

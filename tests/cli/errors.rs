@@ -1,6 +1,6 @@
 //! Bad input: a clear message naming the file, line or variable, exit 2, never a panic.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! non-ASCII text where hex is expected, duplicate keys, a BOM, YAML that reads a
 //! password as a number, a relative --packer. Each gives a clear message and exit 2.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

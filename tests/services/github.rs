@@ -3,7 +3,7 @@
 //! stateful fake checks the flows (release exists or not, comment exists or not, a
 //! fork's 403, a 502 then success) and the fake's answers too.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

@@ -1,7 +1,7 @@
 //! `matrix`: the targets as a GitHub Actions `strategy.matrix`, and `--needs-build`
 //! against a real Keystone + Glance (tests/harness/openstack.sh).
 
-mod common;
+use crate::common;
 
 use common::openstack::*;
 use common::*;

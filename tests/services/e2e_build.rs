@@ -5,7 +5,7 @@
 //! machine); each ends with the stand-in reporting no server, key pair, container or
 //! floating IP left, no schema violation, no unimplemented call and no error of its own.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Stdio};

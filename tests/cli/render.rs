@@ -1,15 +1,13 @@
-//! `render`: snapshots of every rendered template, each also checked by real packer.
+//! `render`: snapshots of every rendered template (each also checked by the real packer in
+//! tests/services/render_packer.rs).
 
-mod common;
+use crate::common;
 
 use common::*;
 
 fn render_checked(def: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> String {
     let printed = run_tool(def, &[&["render"], args].concat(), vars);
     assert_eq!(printed.code, 0, "{}", printed.all());
-    let template = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(template.path(), &printed.stdout).unwrap();
-    packer_syntax_check(template.path(), None);
     printed.stdout
 }
 
@@ -29,31 +27,9 @@ fn every_step_kind_and_two_targets() {
 /// The seed's variables.json and worker config file, as the seed README writes them.
 #[test]
 fn seed_variables_json_renders_a_runnable_var_file() {
-    let seed = tempfile::tempdir().unwrap();
-    let config = seed.path().join("uworker.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "export UWORKER_JOB_API_ROOT=http://example.com/uservice/api/root\n\
-             export UWORKER_JOB_API_USERNAME=alice\n\
-             export UWORKER_JOB_API_PASSWORD='{}'\n",
-            NASTY_PASSWORD.replace('\'', "'\\''")
-        ),
-    )
-    .unwrap();
+    let seed = seed_var_file();
     let key = seed.path().join("cloud.key");
-    std::fs::write(&key, "not a real key\n").unwrap();
     let var_file = seed.path().join("variables.json");
-    std::fs::write(
-        &var_file,
-        r#"{
-    "openstack_free_floating_ip": "130.238.29.214",
-    "uworker_config_file": "uworker.conf",
-    "test_host": "130.238.29.14",
-    "test_ssh_key": "cloud.key"
-}"#,
-    )
-    .unwrap();
 
     let out = tempfile::tempdir().unwrap();
     let def = default_definition();
@@ -68,7 +44,6 @@ fn seed_variables_json_renders_a_runnable_var_file() {
     assert_eq!(mode(&out.path().join("uworker.conf")), 0o600);
     let template = out.path().join("template.json");
     let var_file_out = out.path().join("variables.json");
-    packer_syntax_check(&template, Some(&var_file_out));
 
     // The var-file holds the secrets (0600); the snapshot shows it with values masked
     // and machine-specific paths replaced.

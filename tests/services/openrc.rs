@@ -2,7 +2,7 @@
 //! Keystone + Glance of tests/harness/openstack.sh; the password prompt on a real
 //! terminal (tmux); refusals of what a shell would run.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,8 @@ use common::openstack::*;
 use common::tmux::{wait_for_file, Tmux};
 use common::*;
 
-const V3_FIXTURE: &str = include_str!("fixtures/openrc/v3.sh");
-const V2_FIXTURE: &str = include_str!("fixtures/openrc/v2.sh");
+const V3_FIXTURE: &str = include_str!("../fixtures/openrc/v3.sh");
+const V2_FIXTURE: &str = include_str!("../fixtures/openrc/v2.sh");
 
 fn definition(name: &str) -> Fixture {
     let f = Fixture::new(&format!(

@@ -1,6 +1,6 @@
 //! Against a real Keystone v3 and Glance v2 on loopback (tests/harness/openstack.sh).
 
-mod common;
+use crate::common;
 
 use common::openstack::*;
 use common::*;

@@ -10,7 +10,7 @@
 //! Debian 13 (Python 3.13, the path of Ubuntu 24.04: no ConcurrentLogHandler) runs command
 //! mode twice. Each host runs the slow part (apt upgrade, docker.io, pip) once.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;

@@ -22,7 +22,6 @@ pub const REGION: &str = "RegionE2E";
 
 pub struct Compute {
     pub url: String,
-    pub state: PathBuf,
     http: reqwest::blocking::Client,
     /// Held open for the binary's lifetime: the stand-in stops when it closes.
     _stdin: Mutex<ChildStdin>,
@@ -124,7 +123,6 @@ fn start() -> Compute {
     }
     Compute {
         url,
-        state,
         http: reqwest::blocking::Client::new(),
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),

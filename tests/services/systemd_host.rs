@@ -3,7 +3,7 @@
 //! the cached tarball), stop leaves no process, misuse is refused, and Debian 13 boots
 //! beside Debian 12.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! a linked directory on the way, or from inside an uploaded directory), naming the path
 //! and the link's target, with exit 2, before packer runs.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `validate`: real packer (syntax-only without credentials) and real shellcheck.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -6,7 +6,7 @@
 //! a build from source runs cargo with a scrubbed environment; secrets in the install
 //! step's environment are named in a warning, never printed.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
