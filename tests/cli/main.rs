@@ -12,6 +12,7 @@ mod completions;
 mod definition_paths;
 mod errors;
 mod fingerprint;
+mod help;
 mod parsers_fuzz;
 mod render;
 mod report;

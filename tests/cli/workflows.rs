@@ -389,9 +389,10 @@ fn ci_runs_fmt_clippy_the_test_command_and_the_linters() {
     let ci = text_of(&load(".github/workflows/ci.yml"));
     for step in [
         "cargo fmt --all -- --check",
-        "cargo clippy --locked --all-targets -- -D warnings",
+        "cargo clippy --locked --all-targets --all-features -- -D warnings",
         "scripts/test.sh",
-        "cargo test --locked --test workflows",
+        "cargo test --locked\n",
+        "cargo test --locked --features services --test services -- actionlint shell_scripts",
     ] {
         assert!(ci.contains(step), "ci.yml lacks `{step}`");
     }
