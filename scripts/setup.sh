@@ -19,7 +19,7 @@ command -v npm >/dev/null 2>&1 || packages+=("npm=9.2.0*")
 # Venvs for the test harnesses (actionlint, Keystone + Glance); curl for action/install.sh.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=("python3-venv=3.11.2*")
 command -v curl >/dev/null 2>&1 || packages+=("curl=7.88.1*")
-# tmux: a real terminal for the --openrc password prompt tests (tests/openrc.rs).
+# tmux: a real terminal for the --openrc password prompt tests (tests/services/openrc.rs).
 command -v tmux >/dev/null 2>&1 || packages+=("tmux=3.3a-3*")
 
 if [ "${#packages[@]}" -gt 0 ]; then

@@ -1,6 +1,6 @@
-//! Shared test helpers: definition fixtures in temp dirs, the binary run with a clean
-//! environment, and real `packer validate`.
-#![allow(dead_code)]
+//! Test helpers both tiers share (each tier's own common/mod.rs includes this file and
+//! adds its own): definition fixtures in temp dirs, the binary run with a clean
+//! environment, and snapshot settings.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -8,15 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
-pub mod compute;
-pub mod github;
-pub mod job_service;
-pub mod openstack;
-pub mod procs;
-pub mod runner;
-pub mod sshd;
-pub mod systemd_host;
-pub mod tmux;
+pub mod worker_url;
 
 /// Secrets that break naive quoting: quotes, `$`, spaces, a backslash and a newline.
 pub const NASTY_PASSWORD: &str = "p'a\"s s$HOME `id` \\n\nsecond line";
@@ -28,29 +20,45 @@ pub fn default_definition() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("provision")
 }
 
-/// A copy of the default definition with the worker stand-in (tests/fixtures/worker-standin)
-/// inside it, for `--var worker_source=worker-standin` (a local worker_source must be a
-/// path in the definition directory).
-pub fn default_definition_with_worker_standin() -> TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (from, to) in [
-        (root.join("provision/."), dir.path().to_path_buf()),
-        (
-            root.join("tests/fixtures/worker-standin"),
-            dir.path().join("worker-standin"),
+/// The repository's workflow files, by name.
+pub fn workflow_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The seed's variables.json (beside its worker config file and SSH key, as the seed
+/// README writes them), in a temp dir: `variables.json`, `uworker.conf`, `cloud.key`.
+pub fn seed_var_file() -> TempDir {
+    let seed = tempfile::tempdir().unwrap();
+    let config = seed.path().join("uworker.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "export UWORKER_JOB_API_ROOT=http://example.com/uservice/api/root\n\
+             export UWORKER_JOB_API_USERNAME=alice\n\
+             export UWORKER_JOB_API_PASSWORD='{}'\n",
+            NASTY_PASSWORD.replace('\'', "'\\''")
         ),
-    ] {
-        let ok = Command::new("cp")
-            .arg("-a")
-            .arg(&from)
-            .arg(&to)
-            .status()
-            .expect("cp runs")
-            .success();
-        assert!(ok, "copying {} failed", from.display());
-    }
-    dir
+    )
+    .unwrap();
+    std::fs::write(seed.path().join("cloud.key"), "not a real key\n").unwrap();
+    std::fs::write(
+        seed.path().join("variables.json"),
+        r#"{
+    "openstack_free_floating_ip": "130.238.29.214",
+    "uworker_config_file": "uworker.conf",
+    "test_host": "130.238.29.14",
+    "test_ssh_key": "cloud.key"
+}"#,
+    )
+    .unwrap();
+    seed
 }
 
 /// A definition directory in a temp dir.
@@ -161,7 +169,8 @@ pub fn full_fixture() -> Fixture {
     f
 }
 
-/// The tool with an environment of PATH and HOME only, plus `vars`.
+/// The tool with an environment of PATH and HOME only, plus its tier's `TOOL_ENV` (the
+/// packer stand-in in the fast tier), plus `vars`.
 pub fn tool(vars: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_uworker-image"));
     cmd.env_clear();
@@ -170,7 +179,7 @@ pub fn tool(vars: &[(&str, &str)]) -> Command {
             cmd.env(key, value);
         }
     }
-    for (k, v) in vars {
+    for (k, v) in super::TOOL_ENV.iter().chain(vars) {
         cmd.env(k, v);
     }
     cmd
@@ -182,6 +191,22 @@ pub fn worker_env() -> Vec<(&'static str, &'static str)> {
         ("UWORKER_JOB_API_USERNAME", NASTY_USERNAME),
         ("UWORKER_JOB_API_PASSWORD", NASTY_PASSWORD),
     ]
+}
+
+/// No run printed a worker secret of `worker_env()`, whole or a line of it.
+pub fn assert_no_worker_secret(runs: &[Run]) {
+    for secret in [NASTY_PASSWORD, NASTY_USERNAME, API_ROOT] {
+        for (i, r) in runs.iter().enumerate() {
+            assert!(
+                !r.all().contains(secret),
+                "run {i} printed a secret:\n{}",
+                r.all()
+            );
+            for line in secret.lines().filter(|l| l.len() > 3) {
+                assert!(!r.all().contains(line), "run {i} printed part of a secret");
+            }
+        }
+    }
 }
 
 pub struct Run {
@@ -224,78 +249,10 @@ pub fn render_out(def: &Path, out: &Path, vars: &[(&str, &str)], extra: &[&str])
     r
 }
 
-/// Permission bits of a file.
-pub fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Real `packer validate -syntax-only` of a template and var-file. Packer is part of the
-/// test setup (README): a missing packer fails the test rather than skipping it.
-pub fn packer_syntax_check(template: &Path, var_file: Option<&Path>) {
-    let mut cmd = Command::new("packer");
-    cmd.env("CHECKPOINT_DISABLE", "1")
-        .arg("validate")
-        .arg("-syntax-only");
-    if let Some(vars) = var_file {
-        cmd.arg(format!("-var-file={}", vars.display()));
-    }
-    let out = cmd
-        .arg(template)
-        .output()
-        .expect("packer is installed (see README: the test command installs it)");
-    assert!(
-        out.status.success(),
-        "packer validate -syntax-only failed for {}:\n{}{}",
-        template.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// insta settings writing to the top-level snapshots/ directory.
 pub fn snapshot_settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
     settings.set_prepend_module_to_snapshot(false);
     settings
-}
-
-/// The lines a child writes to a pipe, read on a thread of their own.
-pub struct Lines(pub std::sync::mpsc::Receiver<String>);
-
-impl Lines {
-    pub fn of(source: impl std::io::Read + Send + 'static) -> Lines {
-        use std::io::BufRead;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(source).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines(rx)
-    }
-
-    /// Reads until a line contains `text`; every line read goes into `seen`.
-    pub fn wait_for(&self, text: &str, within: std::time::Duration, seen: &mut Vec<String>) {
-        let until = std::time::Instant::now() + within;
-        loop {
-            let line = self
-                .0
-                .recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
-                .unwrap_or_else(|_| panic!("never saw {text:?}:\n{}", seen.join("\n")));
-            let found = line.contains(text);
-            seen.push(line);
-            if found {
-                return;
-            }
-        }
-    }
-
-    /// The lines that have arrived so far.
-    pub fn drain_into(&self, seen: &mut Vec<String>) {
-        seen.extend(self.0.try_iter());
-    }
 }

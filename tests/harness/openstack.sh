@@ -230,7 +230,7 @@ start_short_tokens() {
 }
 
 # A service in the catalog, in a region of its own with the image service (the Compute
-# stand-in: tests/common/compute.rs). Keystone must be running (start).
+# stand-in: tests/services/common/compute.rs). Keystone must be running (start).
 register() { # region type name url
   [ $# -eq 4 ] || die "usage: $0 register REGION TYPE NAME URL"
   KEYSTONE="$keystone_url/v3" GLANCE="$glance_url" "$venv/bin/python" "$here/openstack_bootstrap.py" register "$@"

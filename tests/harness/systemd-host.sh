@@ -4,7 +4,7 @@
 # to a cloud VM this machine can run. Run as root; needs debootstrap, systemd-container
 # and zstd (scripts/setup.sh installs them).
 #
-# Interface (stable; the Rust wrapper tests/common/systemd_host.rs and other tests use it):
+# Interface (stable; the Rust wrapper tests/services/common/systemd_host.rs and other tests use it):
 #
 #   systemd-host.sh rootfs [--release bookworm|trixie] [--tarball]
 #       Ensures the cached rootfs tarball (built once per release with debootstrap, 1-3 min) and an

@@ -1,0 +1,27 @@
+//! The helpers of the fast tier: those both tiers share (tests/common), the packer
+//! stand-in every run of the tool gets here, and file modes.
+
+#[path = "../../common/mod.rs"]
+mod shared;
+pub use shared::*;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// What every run of the tool gets in this tier (`tool`): the packer stand-in, and a
+/// cache directory of its own for the version it reports (not the user's ~/.cache).
+pub const TOOL_ENV: &[(&str, &str)] = &[
+    (
+        "UWORKER_IMAGE_PACKER",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/packer-1.6.6"),
+    ),
+    (
+        "XDG_CACHE_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),
+    ),
+];
+
+/// Permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}

@@ -1,0 +1,134 @@
+//! Snapshots of what people read: the sticky pull-request comment, the job summary and
+//! the release body, for a planned build with changed inputs, a skip and a new image.
+
+use crate::common;
+
+use common::snapshot_settings;
+use serde_json::{json, Value};
+use uworker_image::fingerprint::Manifest;
+use uworker_image::record::Record;
+use uworker_image::report::markdown::{self, Context};
+use uworker_image::report::{outputs, read_record, Baseline, Validation};
+
+fn manifest(script_digest: &str, source: &str) -> Value {
+    json!({
+        "schema": 1, "image": "uworker", "target": "north", "template_sha256": "ab".repeat(32),
+        "files": [
+            {"path": "scripts/install-worker.sh", "executable": true, "sha256": script_digest},
+            {"path": "files/uworker.service", "executable": false, "sha256": "cd".repeat(32)}
+        ],
+        "variables": {"worker_source": source},
+        "secrets": {"UWORKER_JOB_API_PASSWORD": null, "UWORKER_JOB_API_ROOT": null},
+        "base_image": {"by": "name", "value": "Ubuntu 24.04", "resolved_id": "base-2"},
+        "packer_version": "1.6.6"
+    })
+}
+
+const FINGERPRINT: &str = "sha256:5d41402abc4b2a76b9719d911017c592ae4f0c5d41402abc4b2a76b9719d9110";
+
+fn subject(fields: Value) -> Record {
+    let mut record = json!({
+        "action": "build", "target": "north", "fingerprint": FINGERPRINT, "image_id": null,
+        "reason": "no image has this fingerprint yet", "changes": null, "warnings": [],
+        "manifest": manifest(&"11".repeat(32), "uworker==2.0"),
+    });
+    for (k, v) in fields.as_object().unwrap() {
+        record[k] = v.clone();
+    }
+    read_record("record.json", &record.to_string()).unwrap()
+}
+
+fn latest_release() -> Option<(String, Manifest)> {
+    let older = manifest(&"00".repeat(32), "uworker==1.9");
+    Some((
+        "image-0a1b2c3d4e5f".into(),
+        serde_json::from_value(older).unwrap(),
+    ))
+}
+
+fn context(event: &str) -> Context {
+    Context {
+        event: event.into(),
+        commit: Some("9fceb02d0ae598e95dc970b74767f19372d61af8".into()),
+        run_url: Some("https://github.com/o/r/actions/runs/4242".into()),
+    }
+}
+
+#[test]
+fn pull_request_comment_for_a_build_with_changed_inputs() {
+    let subject = subject(
+        json!({"warnings": ["worker config incomplete (UWORKER_JOB_API_PASSWORD unset): `validate` and `build` need them"]}),
+    );
+    let baseline = Baseline::choose(&subject, latest_release());
+    let text = markdown::pr_comment(
+        &subject,
+        &context("pull request #7"),
+        Validation::Passed,
+        &baseline,
+    );
+    snapshot_settings().bind(|| insta::assert_snapshot!("report_comment_build", text));
+}
+
+#[test]
+fn pull_request_comment_for_a_skip_from_a_fork_whose_validation_failed() {
+    let subject = subject(json!({
+        "action": "skip", "image_id": "6f0c1b5e-1111-4a5e-9d6e-000000000009",
+        "reason": "image 6f0c1b5e-1111-4a5e-9d6e-000000000009 already has this fingerprint",
+    }));
+    let text = markdown::pr_comment(
+        &subject,
+        &context("pull request #8 (fork)"),
+        Validation::Failed,
+        &Baseline::None,
+    );
+    snapshot_settings().bind(|| insta::assert_snapshot!("report_comment_skip_failed", text));
+}
+
+#[test]
+fn summary_and_release_body_of_a_new_image() {
+    let subject = subject(json!({
+        "built": true, "image_id": "6f0c1b5e-1111-4a5e-9d6e-000000000042",
+        "image_name": "uworker-north-5d41402abc4b", "reason": "built 6f0c1b5e-1111-4a5e-9d6e-000000000042 in 2 attempt(s)",
+    }));
+    let baseline = Baseline::choose(&subject, latest_release());
+    let notes = ["created release [image-5d41402abc4b](https://github.com/o/r/releases/tag/image-5d41402abc4b) with `image.json`".to_string()];
+    let summary = markdown::summary(
+        &subject,
+        &context("push to `main`"),
+        Validation::Unknown,
+        &baseline,
+        &notes,
+    );
+    let body = markdown::release_body(&subject, &context("push to `main`"), &baseline);
+    assert_eq!(
+        markdown::release_name(&subject),
+        "uworker north image-5d41402abc4b"
+    );
+    let outputs: String = outputs(&subject, &baseline)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("report_summary_built", summary);
+        insta::assert_snapshot!("report_release_body", body);
+        insta::assert_snapshot!("report_outputs_built", outputs);
+    });
+}
+
+#[test]
+fn summary_of_a_skip() {
+    let subject = subject(json!({
+        "action": "skip", "image_id": "6f0c1b5e-1111-4a5e-9d6e-000000000009",
+        "reason": "image 6f0c1b5e-1111-4a5e-9d6e-000000000009 already has this fingerprint",
+        "changes": {"added": [], "removed": [], "changed": []},
+    }));
+    let notes = ["no new image: `6f0c1b5e-1111-4a5e-9d6e-000000000009` already serves this fingerprint (image-5d41402abc4b), no release made".to_string()];
+    let text = markdown::summary(
+        &subject,
+        &context("manual dispatch on `main`"),
+        Validation::Passed,
+        &Baseline::choose(&subject, None),
+        &notes,
+    );
+    snapshot_settings().bind(|| insta::assert_snapshot!("report_summary_skip", text));
+}

@@ -1,0 +1,951 @@
+//! The GitHub workflows and the composite action (actionlint runs on them in
+//! tests/services/actionlint.rs): the image workflow's triggers, permissions, secrets and
+//! concurrency are what the README promises; the action's scripts map inputs to flags and install a release binary (checked) or fall
+//! back to a build from source.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load(rel: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(rel)).unwrap();
+    YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .remove(0)
+}
+
+fn keys(map: &Yaml) -> BTreeSet<String> {
+    map.as_hash()
+        .unwrap_or_else(|| panic!("not a mapping: {map:?}"))
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn text_of(node: &Yaml) -> String {
+    let mut out = String::new();
+    YamlEmitter::new(&mut out).dump(node).unwrap();
+    out
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Every `uses:` value anywhere under `node`.
+fn uses(node: &Yaml, found: &mut Vec<String>) {
+    match node {
+        Yaml::Hash(map) => {
+            for (k, v) in map {
+                if k.as_str() == Some("uses") {
+                    found.push(v.as_str().unwrap().to_string());
+                }
+                uses(v, found);
+            }
+        }
+        Yaml::Array(items) => items.iter().for_each(|i| uses(i, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
+    let wf = load(".github/workflows/image.yml");
+    let on = &wf["on"];
+    assert_eq!(
+        keys(on),
+        set(&["pull_request", "push", "workflow_dispatch", "schedule"])
+    );
+    // Weekly: one day of the week, every week (max_age rebuilds stale images).
+    let cron = on["schedule"][0]["cron"].as_str().unwrap();
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{cron}");
+    assert!(
+        fields[2] == "*" && fields[3] == "*" && fields[4].parse::<u8>().is_ok_and(|d| d < 7),
+        "not weekly: {cron}"
+    );
+    let paths = |event: &str| -> Vec<String> {
+        on[event]["paths"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(paths("push").contains(&"provision/**".to_string()));
+    assert!(
+        paths("pull_request").contains(&"provision/**".to_string())
+            && paths("pull_request").contains(&"src/**".to_string())
+    );
+    assert_eq!(on["push"]["branches"][0].as_str(), Some("main"));
+    let inputs = &on["workflow_dispatch"]["inputs"];
+    assert_eq!(keys(inputs), set(&["force", "target"]));
+    assert_eq!(inputs["force"]["type"].as_str(), Some("boolean"));
+    assert!(matches!(
+        inputs["target"]["type"].as_str(),
+        Some("string" | "choice")
+    ));
+    for file in workflow_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let wf = YamlLoader::load_from_str(&text).unwrap().remove(0);
+        let events = match &wf["on"] {
+            Yaml::String(one) => set(&[one]),
+            Yaml::Array(many) => many.iter().map(|e| e.as_str().unwrap().into()).collect(),
+            map => keys(map),
+        };
+        assert!(
+            !events.contains("pull_request_target"),
+            "{} runs on pull_request_target",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
+    let wf = load(".github/workflows/image.yml");
+    assert!(
+        wf["permissions"].as_hash().is_some_and(|p| p.is_empty()),
+        "the workflow grants nothing by default"
+    );
+    assert!(
+        !text_of(&wf["env"]).contains("secrets."),
+        "no secrets at workflow level"
+    );
+    let jobs = wf["jobs"].as_hash().unwrap();
+    assert_eq!(
+        keys(&wf["jobs"]),
+        set(&[
+            "tool",
+            "pr-targets",
+            "pr-check",
+            "plan",
+            "build",
+            "release",
+            "prune",
+            "sweep-after-build"
+        ])
+    );
+    for (name, job) in jobs {
+        let name = name.as_str().unwrap();
+        let permissions = &job["permissions"];
+        let granted: Vec<(String, String)> = permissions
+            .as_hash()
+            .unwrap_or_else(|| panic!("{name}: no permissions block"))
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap().into(), v.as_str().unwrap().into()))
+            .collect();
+        for (scope, level) in &granted {
+            let allowed = match (scope.as_str(), level.as_str()) {
+                ("contents", "read") => true,
+                ("contents", "write") => name == "release",
+                ("pull-requests", "write") => name == "pr-check",
+                _ => false,
+            };
+            assert!(allowed, "{name}: {scope}: {level}");
+        }
+        assert!(job["timeout-minutes"].as_i64().is_some(), "{name}: timeout");
+
+        let environment = job["environment"].as_str();
+        let holds_secrets = text_of(job).contains("secrets.");
+        if holds_secrets {
+            assert_eq!(environment, Some("uworker-image"), "{name}");
+        }
+        let writes = granted.iter().any(|(_, level)| level == "write");
+        if writes || name.starts_with("pr-") {
+            assert!(
+                !holds_secrets && environment.is_none(),
+                "{name}: a job with a write token or on pull requests holds no secrets"
+            );
+        }
+    }
+    // Secrets reach only the steps that run the tool (secret_boundary_violations checks
+    // every workflow); the fingerprint depends on the secrets present, so plan, build and
+    // prune see the same ones.
+    let tool_env = |job: &str, command: &str| -> Yaml {
+        let steps = wf["jobs"][job]["steps"].as_vec().unwrap();
+        let holding: Vec<_> = steps
+            .iter()
+            .filter(|step| text_of(step).contains("secrets."))
+            .collect();
+        assert_eq!(holding.len(), 1, "{job}: one step holds the secrets");
+        let script = holding[0]["run"].as_str().unwrap_or_default();
+        assert!(
+            script.contains(&format!("args=({command}")),
+            "{job}: the secrets' step runs `{command}`: {script}"
+        );
+        holding[0]["env"].clone()
+    };
+    let plan_env = tool_env("plan", "matrix");
+    assert!(keys(&plan_env).contains("UWORKER_FINGERPRINT_KEY"));
+    assert!(keys(&plan_env).contains("OS_APPLICATION_CREDENTIAL_SECRET"));
+    assert_eq!(
+        tool_env("build", "build"),
+        plan_env,
+        "build: the inputs of plan"
+    );
+    assert_eq!(
+        tool_env("prune", "prune"),
+        plan_env,
+        "prune: the inputs of plan"
+    );
+    for (name, job) in jobs {
+        assert!(
+            !text_of(&job["env"]).contains("secrets."),
+            "{}: secrets at job level",
+            name.as_str().unwrap()
+        );
+    }
+}
+
+#[test]
+fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
+    let wf = load(".github/workflows/image.yml");
+    let build = &wf["jobs"]["build"];
+    assert_eq!(text_of(&build["needs"]), "---\n- tool\n- plan");
+    assert_eq!(
+        build["if"].as_str(),
+        Some("fromJSON(needs.plan.outputs.matrix).include[0] != null"),
+        "no build job for an empty matrix, which GitHub refuses"
+    );
+    assert_eq!(
+        build["strategy"]["matrix"].as_str(),
+        Some("${{ fromJSON(needs.plan.outputs.matrix) }}")
+    );
+    assert_eq!(build["strategy"]["fail-fast"].as_bool(), Some(false));
+    let concurrency = &build["concurrency"];
+    assert!(concurrency["group"]
+        .as_str()
+        .unwrap()
+        .contains("${{ matrix.target }}"));
+    assert_eq!(concurrency["cancel-in-progress"].as_bool(), Some(false));
+    // The tool's deadline (4h) and its cleanup fit; GitHub-hosted jobs end at 6h.
+    let minutes = build["timeout-minutes"].as_i64().unwrap();
+    assert!((245..=360).contains(&minutes), "{minutes}");
+    let build_step = build["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|step| step["id"].as_str() == Some("build"))
+        .expect("a build step");
+    assert_eq!(build["env"]["UWORKER_IMAGE_TIMEOUT"].as_str(), Some("4h"));
+    let script = build_step["run"].as_str().unwrap();
+    assert!(
+        script.contains("args=(build --target \"$BUILD_TARGET\"")
+            && script.contains("exec uworker-image \"${args[@]}\""),
+        "{script}"
+    );
+
+    // The plan job asks `matrix --needs-build` unless forced.
+    let plan: String = wf["jobs"]["plan"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect();
+    assert!(
+        plan.contains("args=(matrix)")
+            && plan.contains("[ \"$FORCE_BUILD\" = true ] || args+=(--needs-build)"),
+        "{plan}"
+    );
+    // Two pushes must not cancel a build; only pull request checks are cancelled.
+    assert!(
+        wf["concurrency"].is_badvalue(),
+        "no workflow-wide cancellation"
+    );
+    assert_eq!(
+        wf["jobs"]["pr-check"]["concurrency"]["cancel-in-progress"].as_bool(),
+        Some(true)
+    );
+}
+
+/// The `sweep` step of a job: its `run` text. It holds the cloud credentials only and
+/// execs the tool; every step that is not it holds no secret.
+fn sweep_step(job: &Yaml, name: &str) -> String {
+    assert_eq!(job["environment"].as_str(), Some("uworker-image"), "{name}");
+    let steps = job["steps"].as_vec().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("exec uworker-image") && r.contains("sweep"))
+        })
+        .unwrap_or_else(|| panic!("{name}: no step that execs `uworker-image sweep`"));
+    for other in steps.iter().filter(|s| *s != step) {
+        assert!(
+            !text_of(other).contains("secrets."),
+            "{name}: secrets outside sweep"
+        );
+    }
+    assert_eq!(
+        keys(&step["env"]),
+        set(&[
+            "OS_AUTH_URL",
+            "OS_APPLICATION_CREDENTIAL_ID",
+            "OS_APPLICATION_CREDENTIAL_SECRET",
+            "OS_REGION_NAME"
+        ]),
+        "{name}: the cloud credentials, no worker secret"
+    );
+    step["run"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
+    // After the build job of a run failed or was cancelled: that run's leftovers, at once.
+    let image = load(".github/workflows/image.yml");
+    let job = &image["jobs"]["sweep-after-build"];
+    let needs: Vec<&str> = job["needs"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(needs.contains(&"build"), "{needs:?}");
+    assert!(
+        job["if"]
+            .as_str()
+            .is_some_and(|c| c.contains("(failure() || cancelled())")
+                // A cancelled pull request must not reach the environment's secrets.
+                && c.starts_with("github.event_name != 'pull_request' && ")),
+        "{:?}",
+        job["if"]
+    );
+    assert_eq!(job["env"]["RUN_ID"].as_str(), Some("${{ github.run_id }}"));
+    let run = sweep_step(job, "sweep-after-build");
+    assert!(
+        run.contains(r#"sweep --run "$RUN_ID" --older-than 0s"#),
+        "{run}"
+    );
+
+    // Every day: everything older than the build deadline plus its grace.
+    let daily = load(".github/workflows/sweep.yml");
+    assert_eq!(keys(&daily["on"]), set(&["schedule", "workflow_dispatch"]));
+    let cron = daily["on"]["schedule"][0]["cron"].as_str().unwrap();
+    assert_eq!(
+        cron.split_whitespace().collect::<Vec<_>>()[2..],
+        ["*", "*", "*"]
+    );
+    assert!(daily["permissions"].as_hash().is_some_and(|p| p.is_empty()));
+    let job = &daily["jobs"]["sweep"];
+    assert_eq!(
+        keys(&job["permissions"]),
+        set(&["contents"]),
+        "read-only token"
+    );
+    assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
+    assert!(job["timeout-minutes"].as_i64().is_some());
+    let run = sweep_step(job, "sweep");
+    assert!(
+        !run.contains("--older-than") && !run.contains("--run"),
+        "the default limit: {run}"
+    );
+    // The same deadline as the builds it must never touch.
+    assert_eq!(
+        job["env"]["UWORKER_IMAGE_TIMEOUT"],
+        image["jobs"]["build"]["env"]["UWORKER_IMAGE_TIMEOUT"]
+    );
+}
+
+#[test]
+fn every_action_is_pinned_to_a_commit() {
+    for rel in [
+        ".github/workflows/ci.yml",
+        ".github/workflows/image.yml",
+        ".github/workflows/release.yml",
+        ".github/workflows/sweep.yml",
+        "action.yml",
+    ] {
+        let mut found = Vec::new();
+        uses(&load(rel), &mut found);
+        assert!(!found.is_empty(), "{rel}");
+        for reference in found {
+            if reference == "./" {
+                continue;
+            }
+            let (_, sha) = reference
+                .split_once('@')
+                .unwrap_or_else(|| panic!("{rel}: {reference} has no version"));
+            assert!(
+                sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+                "{rel}: {reference} is not pinned to a commit"
+            );
+        }
+    }
+}
+
+#[test]
+fn ci_runs_fmt_clippy_the_test_command_and_the_linters() {
+    let ci = text_of(&load(".github/workflows/ci.yml"));
+    for step in [
+        "cargo fmt --all -- --check",
+        "cargo clippy --locked --all-targets --all-features -- -D warnings",
+        "scripts/test.sh",
+        "cargo test --locked\n",
+        "cargo test --locked --features services --test services -- actionlint shell_scripts",
+    ] {
+        assert!(ci.contains(step), "ci.yml lacks `{step}`");
+    }
+}
+
+#[test]
+fn releases_carry_the_binaries_the_action_installs() {
+    let wf = load(".github/workflows/release.yml");
+    assert_eq!(keys(&wf["on"]), set(&["push"]));
+    assert_eq!(wf["on"]["push"]["tags"][0].as_str(), Some("v*"));
+    let targets: Vec<_> = wf["jobs"]["binary"]["strategy"]["matrix"]["target"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["x86_64-unknown-linux-gnu", "x86_64-unknown-linux-musl"]
+    );
+    // What it uploads is what scripts/package-release.sh makes, which the install
+    // tests below serve to action/install.sh.
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains(
+        "scripts/package-release.sh \"target/$TARGET/release/uworker-image\" \"$TARGET\" dist"
+    ));
+    assert!(text.contains("gh release upload \"$TAG\" dist/*\n"));
+    assert_eq!(release_violations(&wf), Vec::<String>::new());
+    let install = std::fs::read_to_string(repo().join("action/install.sh")).unwrap();
+    assert!(install.contains("asset=uworker-image-x86_64-unknown-linux-musl.tar.gz"));
+}
+
+#[test]
+fn every_action_input_reaches_the_scripts() {
+    let action = load("action.yml");
+    assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
+    let steps = text_of(&action["runs"]["steps"]);
+    for input in keys(&action["inputs"]) {
+        assert!(
+            steps.contains(&format!("inputs.{input} }}}}")),
+            "input `{input}` is not used"
+        );
+    }
+}
+
+// ---- secrets only where the tool runs; the binary is the one built ------------------
+
+/// Words of a script that compiles or installs the tool from source.
+const COMPILES: [&str; 7] = [
+    "cargo build",
+    "cargo install",
+    "cargo test",
+    "cargo run",
+    "rustup",
+    "rustc",
+    "install.sh",
+];
+
+fn step_label(step: &Yaml) -> String {
+    let name = step["name"].as_str().or(step["id"].as_str());
+    let what = match (step["uses"].as_str(), step["run"].as_str()) {
+        (Some(uses), _) => format!("uses: {uses}"),
+        (None, Some(run)) => format!("run: {}", run.lines().next().unwrap_or_default()),
+        _ => "?".into(),
+    };
+    match name {
+        Some(name) => format!("`{name}` ({what})"),
+        None => format!("`{what}`"),
+    }
+}
+
+/// A step that holds secrets does nothing but run the tool: lines that build its
+/// arguments (`args=(...)`, `[ ... ] || args+=(...)`), then `exec uworker-image` as its
+/// last command, so nothing else (an installer, `curl | sh`) runs with them and the
+/// runner's cancel reaches the tool.
+fn only_execs_the_tool(script: &str) -> bool {
+    let lines: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let Some((last, before)) = lines.split_last() else {
+        return false;
+    };
+    let builds_args = |l: &&str| {
+        (l.starts_with("args=(") || (l.starts_with("[ ") && l.contains("] || args+=(")))
+            && l.ends_with(')')
+            && !l.contains("$(")
+            && !l.contains('`')
+    };
+    last.starts_with("exec uworker-image ")
+        && !last.contains('|')
+        && !last.contains(';')
+        && before.iter().all(builds_args)
+}
+
+/// Where a workflow lets a secret reach code that is not the tool: a `uses:` step with a
+/// secret (a composite action hands its env to every inner step: setup-packer,
+/// install.sh), a secret's step that does not `exec` the tool or compiles, secrets at
+/// workflow or job level, and a job holding a secret or a token that compiles or builds
+/// the tool from source (`uses: ./` without the run's `binary`).
+fn secret_boundary_violations(wf: &Yaml) -> Vec<String> {
+    let secret = |node: &Yaml| text_of(node).contains("secrets.");
+    let token = |node: &Yaml| secret(node) || text_of(node).contains("github.token");
+    let mut found = Vec::new();
+    if secret(&wf["env"]) {
+        found.push("secrets in the workflow's env reach every step".to_string());
+    }
+    let Some(jobs) = wf["jobs"].as_hash() else {
+        return found;
+    };
+    for (name, job) in jobs {
+        let job_name = name.as_str().unwrap_or("?");
+        if secret(&job["env"]) {
+            found.push(format!(
+                "{job_name}: secrets in the job's env reach every step"
+            ));
+        }
+        let job_holds_token = token(job);
+        for step in job["steps"].as_vec().into_iter().flatten() {
+            let label = step_label(step);
+            let script = step["run"].as_str().unwrap_or_default();
+            if let Some(uses) = step["uses"].as_str() {
+                if token(&step["env"]) || (secret(&step["with"]) && uses == "./") {
+                    found.push(format!(
+                        "{job_name}: {label} gets a secret: an action passes it on to every step inside (installers included)"
+                    ));
+                }
+                if job_holds_token && uses == "./" && step["with"]["binary"].is_badvalue() {
+                    found.push(format!(
+                        "{job_name}: {label} builds the tool from source in a job that holds secrets: pass the run's `binary`"
+                    ));
+                }
+            }
+            if secret(&step["env"]) && step["uses"].is_badvalue() && !only_execs_the_tool(script) {
+                found.push(format!(
+                    "{job_name}: {label} holds secrets but does not `exec uworker-image`"
+                ));
+            }
+            if job_holds_token {
+                if let Some(word) = COMPILES.iter().find(|w| script.contains(*w)) {
+                    found.push(format!(
+                        "{job_name}: {label} runs `{word}` in a job that holds secrets"
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_secret_reaches_an_install_or_a_build_in_any_workflow() {
+    for file in workflow_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let wf = YamlLoader::load_from_str(&text).unwrap().remove(0);
+        assert_eq!(
+            secret_boundary_violations(&wf),
+            Vec::<String>::new(),
+            "{}",
+            file.display()
+        );
+    }
+    // The pipeline compiles once, in `tool`, which holds nothing; the rest download it.
+    let wf = load(".github/workflows/image.yml");
+    let compiling: Vec<_> = wf["jobs"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .filter(|(_, job)| {
+            job["steps"].as_vec().unwrap().iter().any(|step| {
+                step["uses"].as_str() == Some("./") && step["with"]["binary"].is_badvalue()
+            })
+        })
+        .map(|(name, _)| name.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(compiling, ["tool"]);
+    let tool = &wf["jobs"]["tool"];
+    assert!(!text_of(tool).contains("secrets.") && tool["environment"].is_badvalue());
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        if name.as_str() == Some("tool") {
+            continue;
+        }
+        let installs: Vec<_> = job["steps"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .filter(|step| step["uses"].as_str() == Some("./"))
+            .collect();
+        assert!(!installs.is_empty(), "{name:?}");
+        for step in installs {
+            assert_eq!(
+                step["with"]["binary-sha256"].as_str(),
+                Some("${{ needs.tool.outputs.sha256 }}"),
+                "{name:?}: the run's binary, checked"
+            );
+        }
+        assert!(text_of(&job["needs"]).contains("tool"), "{name:?}");
+    }
+}
+
+/// image.yml with `from` replaced by `to` once (the text must be there).
+fn image_workflow_with(from: &str, to: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/image.yml")).unwrap();
+    assert!(text.contains(from), "the workflow has no `{from}`");
+    YamlLoader::load_from_str(&text.replacen(from, to, 1))
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn each_secret_boundary_check_catches_its_breach() {
+    let install_in_build =
+        "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # The release is made";
+    let exec_build = "          exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()";
+    let breaches = [
+        // The secrets on the install step (`uses: ./`: setup-packer and install.sh).
+        (
+            install_in_build,
+            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n        env: *cloud-and-worker-secrets\n      # The release is made",
+            "build: `uses: ./` gets a secret",
+        ),
+        // A token in the env of another action.
+        (
+            "      - if: always()\n        uses: actions/upload-artifact",
+            "      - if: always()\n        env:\n          GH_TOKEN: ${{ github.token }}\n        uses: actions/upload-artifact",
+            "build: `uses: actions/upload-artifact@",
+        ),
+        // setup-packer beside the tool, with a secret.
+        (
+            "      # Never the image of a target's current fingerprint",
+            "      - uses: hashicorp/setup-packer@c3d53c525d422944e50ee27b840746d6522b08de # v3.2.0\n        env:\n          OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n      # Never the image of a target's current fingerprint",
+            "prune: `uses: hashicorp/setup-packer@c3d53c525d422944e50ee27b840746d6522b08de` gets a secret",
+        ),
+        // A job with secrets that compiles, or runs the installer.
+        (
+            "      # Every target whose image is missing",
+            "      - run: cargo build --release --locked\n      # Every target whose image is missing",
+            "plan: `run: cargo build --release --locked` runs `cargo build` in a job that holds secrets",
+        ),
+        (
+            "      # Every target whose image is missing",
+            "      - run: ./action/install.sh\n      # Every target whose image is missing",
+            "plan: `run: ./action/install.sh` runs `install.sh` in a job that holds secrets",
+        ),
+        // `uses: ./` without the run's binary: install.sh compiles (cargo install).
+        (
+            "          binary: ${{ runner.temp }}/tool/uworker-image\n          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
+            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
+            "prune: `uses: ./` builds the tool from source in a job that holds secrets",
+        ),
+        // The secrets' step runs the tool without exec: the runner's cancel would stop
+        // at its shell.
+        (
+            exec_build,
+            "          uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "holds secrets but does not `exec uworker-image`",
+        ),
+        // Something else runs with the secrets before the tool.
+        (
+            exec_build,
+            "          curl -fsSL https://example.invalid/x.sh | sh\n          exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "holds secrets but does not `exec uworker-image`",
+        ),
+        (
+            exec_build,
+            "          cargo install --locked --path . && exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "runs `cargo install` in a job that holds secrets",
+        ),
+        // Secrets for the whole job.
+        (
+            "      UWORKER_IMAGE_TIMEOUT: 4h\n",
+            "      UWORKER_IMAGE_TIMEOUT: 4h\n      OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n",
+            "build: secrets in the job's env reach every step",
+        ),
+    ];
+    for (from, to, violation) in breaches {
+        let found = secret_boundary_violations(&image_workflow_with(from, to));
+        assert!(
+            found.iter().any(|f| f.contains(violation)),
+            "no `{violation}` in {found:#?}"
+        );
+    }
+}
+
+/// Where the release workflow could ship something other than what it built: a job that
+/// compiles holds a write token or a token at all, the job that writes compiles,
+/// attestation rights outside the publishing job, an asset replaced.
+fn release_violations(wf: &Yaml) -> Vec<String> {
+    let mut found = Vec::new();
+    let text = text_of(wf);
+    if text.contains("--clobber") {
+        found.push("an asset is replaced (--clobber)".to_string());
+    }
+    let mut attests = false;
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        let name = name.as_str().unwrap();
+        let job_text = text_of(job);
+        let compiles = COMPILES.iter().any(|w| job_text.contains(w));
+        let permissions = &job["permissions"];
+        let writes = permissions
+            .as_hash()
+            .is_some_and(|p| p.values().any(|level| level.as_str() == Some("write")));
+        if compiles
+            && (writes || job_text.contains("github.token") || job_text.contains("secrets."))
+        {
+            found.push(format!("{name}: compiles with a token"));
+        }
+        if compiles && permissions["contents"].as_str() != Some("read") {
+            found.push(format!("{name}: compiles without `contents: read` alone"));
+        }
+        let attest_step = job_text.contains("actions/attest-build-provenance@");
+        let attest_rights = permissions["id-token"].as_str() == Some("write")
+            && permissions["attestations"].as_str() == Some("write");
+        if attest_step {
+            attests = true;
+            if !attest_rights {
+                found.push(format!(
+                    "{name}: attests without id-token and attestations: write"
+                ));
+            }
+        } else if !permissions["id-token"].is_badvalue()
+            || !permissions["attestations"].is_badvalue()
+        {
+            found.push(format!(
+                "{name}: attestation rights in a job that does not attest"
+            ));
+        }
+        let scripts: String = job["steps"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .filter_map(|step| step["run"].as_str())
+            .collect();
+        if scripts.contains("gh release upload")
+            && !(scripts.contains("grep -qxF -- \"$name\" <<<\"$existing\"") && attest_step)
+        {
+            found.push(format!(
+                "{name}: uploads without refusing an existing asset or without attesting"
+            ));
+        }
+    }
+    if !attests {
+        found.push("no build provenance attestation".to_string());
+    }
+    found
+}
+
+fn release_workflow_with(from: &str, to: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains(from), "the workflow has no `{from}`");
+    YamlLoader::load_from_str(&text.replacen(from, to, 1))
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn each_release_check_catches_its_breach() {
+    let breaches = [
+        (
+            "gh release upload \"$TAG\" dist/*",
+            "gh release upload \"$TAG\" dist/* --clobber",
+            "an asset is replaced (--clobber)",
+        ),
+        (
+            "    timeout-minutes: 45\n    permissions:\n      contents: read",
+            "    timeout-minutes: 45\n    permissions:\n      contents: write",
+            "binary: compiles with a token",
+        ),
+        (
+            "    timeout-minutes: 45\n    permissions:\n      contents: read",
+            "    timeout-minutes: 45\n    permissions:\n      contents: read\n      id-token: write",
+            "binary: attestation rights in a job that does not attest",
+        ),
+        (
+            "      attestations: write\n",
+            "",
+            "publish: attests without id-token and attestations: write",
+        ),
+        (
+            "      - name: Check what the builds packed",
+            "      - run: cargo build --release --locked\n      - name: Check what the builds packed",
+            "publish: compiles with a token",
+        ),
+        (
+            "            if grep -qxF -- \"$name\" <<<\"$existing\"; then",
+            "            if false; then",
+            "publish: uploads without refusing an existing asset",
+        ),
+    ];
+    for (from, to, violation) in breaches {
+        let found = release_violations(&release_workflow_with(from, to));
+        assert!(
+            found.iter().any(|f| f.contains(violation)),
+            "no `{violation}` in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_attestation_action_is_the_pinned_v4() {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yml")).unwrap();
+    assert!(text.contains(
+        "uses: actions/attest-build-provenance@a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32 # v4.1.0"
+    ));
+    assert!(text.contains("subject-path: dist/*.tar.gz"));
+}
+
+// ---- action/run.sh: inputs to flags -----------------------------------------------
+
+struct ActionRun {
+    run: Run,
+    github_output: String,
+}
+
+fn action_run(vars: &[(&str, &str)]) -> ActionRun {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("github_output");
+    std::fs::write(&output, "").unwrap();
+    // The environment of `tool()`: PATH and HOME only, plus TOOL_ENV and `vars`.
+    let mut cmd = Command::new(repo().join("action/run.sh"));
+    cmd.env_clear();
+    for key in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
+    cmd.envs(TOOL_ENV.iter().copied())
+        .envs(vars.iter().copied())
+        .env(
+            "UWORKER_IMAGE_ACTION_BIN",
+            env!("CARGO_BIN_EXE_uworker-image"),
+        )
+        .env("GITHUB_OUTPUT", &output)
+        .env("RUNNER_TEMP", tmp.path());
+    let run = run(cmd);
+    let github_output = std::fs::read_to_string(&output).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "github_output")
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    ActionRun { run, github_output }
+}
+
+#[test]
+fn the_action_runs_a_command_and_sets_its_stdout_as_output() {
+    let f = full_fixture();
+    let dir = f.path().to_str().unwrap();
+    let a = action_run(&[
+        ("UWORKER_IMAGE_ACTION_COMMAND", "matrix"),
+        ("UWORKER_IMAGE_ACTION_DIR", dir),
+        ("UWORKER_IMAGE_ACTION_TARGET", "south"),
+        ("UWORKER_IMAGE_ACTION_FORCE", "false"),
+    ]);
+    assert_eq!(a.run.code, 0, "{}", a.run.all());
+    let matrix = r#"{"include":[{"target":"south"}]}"#;
+    assert_eq!(a.run.stdout.trim(), matrix);
+    let lines: Vec<_> = a.github_output.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", a.github_output);
+    let delimiter = lines[0].strip_prefix("stdout<<").unwrap();
+    assert!(
+        delimiter.len() > 20,
+        "an unguessable delimiter: {delimiter}"
+    );
+    assert_eq!(lines[1], matrix);
+    assert_eq!(lines[2], delimiter);
+}
+
+#[test]
+fn the_action_passes_the_command_exit_code_and_maps_vars_and_args() {
+    let f = full_fixture();
+    let dir = f.path().to_str().unwrap();
+    // An unknown target: the tool's exit 2, and stdout (empty) still set.
+    let a = action_run(&[
+        ("UWORKER_IMAGE_ACTION_COMMAND", "matrix"),
+        ("UWORKER_IMAGE_ACTION_DIR", dir),
+        ("UWORKER_IMAGE_ACTION_TARGET", "east"),
+    ]);
+    assert_eq!(a.run.code, 2, "{}", a.run.all());
+    assert!(a.run.stderr.contains("no target named `east`"));
+    assert!(a.github_output.starts_with("stdout<<"));
+
+    // vars: each KEY=VALUE line is a --var (an unknown one is refused by name); a line
+    // with an empty value is left out. args: one argument a line.
+    let a = action_run(&[
+        ("UWORKER_IMAGE_ACTION_COMMAND", "fingerprint"),
+        ("UWORKER_IMAGE_ACTION_DIR", dir),
+        ("UWORKER_IMAGE_ACTION_TARGET", "north"),
+        (
+            "UWORKER_IMAGE_ACTION_VARS",
+            "greeting=hi there\nno_such_variable=1\n",
+        ),
+    ]);
+    assert_eq!(a.run.code, 2, "{}", a.run.all());
+    assert!(
+        a.run.stderr.contains("no_such_variable"),
+        "{}",
+        a.run.stderr
+    );
+    let fingerprint = |vars: &str| {
+        let a = action_run(&[
+            ("UWORKER_IMAGE_ACTION_COMMAND", "fingerprint"),
+            ("UWORKER_IMAGE_ACTION_DIR", dir),
+            ("UWORKER_IMAGE_ACTION_TARGET", "north"),
+            ("UWORKER_IMAGE_ACTION_VARS", vars),
+            ("UWORKER_IMAGE_ACTION_ARGS", "--output\njson"),
+        ]);
+        assert_eq!(a.run.code, 0, "{}", a.run.all());
+        let json: serde_json::Value = serde_json::from_str(&a.run.stdout).unwrap();
+        json["fingerprint"].as_str().unwrap().to_string()
+    };
+    // The action's own variables differ between these runs: were they taken for worker
+    // config (UWORKER_*), the fingerprints would differ too.
+    let default = fingerprint("");
+    assert_eq!(fingerprint("no_such_variable=\n\n"), default);
+    assert_ne!(fingerprint("greeting=hi there"), default);
+}
+
+#[test]
+fn the_action_refuses_inputs_that_do_not_fit_the_command() {
+    let f = full_fixture();
+    let dir = f.path().to_str().unwrap();
+    for (key, value, message) in [
+        (
+            "UWORKER_IMAGE_ACTION_FORCE",
+            "true",
+            "input force: only plan and build",
+        ),
+        (
+            "UWORKER_IMAGE_ACTION_FORCE",
+            "yes",
+            "input force: `yes` is not true or false",
+        ),
+        (
+            "UWORKER_IMAGE_ACTION_OUT",
+            "r.json",
+            "input out: only plan and build",
+        ),
+        (
+            "UWORKER_IMAGE_ACTION_VARS",
+            "novalue",
+            "input vars: `novalue` is not KEY=VALUE",
+        ),
+    ] {
+        let a = action_run(&[
+            ("UWORKER_IMAGE_ACTION_COMMAND", "validate"),
+            ("UWORKER_IMAGE_ACTION_DIR", dir),
+            (key, value),
+        ]);
+        assert_eq!(a.run.code, 2, "{key}={value}: {}", a.run.all());
+        assert!(a.run.stderr.contains(message), "{}", a.run.stderr);
+        assert!(a.github_output.is_empty(), "nothing ran");
+    }
+}

@@ -1,0 +1,219 @@
+//! `build` around the packer run, against the real Keystone and Glance. (There is no Nova
+//! here: a full build runs against a Compute stand-in in a later suite.)
+
+use crate::common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
+use common::openstack::*;
+use common::*;
+
+fn definition(source: &str, name: &str) -> Fixture {
+    let f = Fixture::new(&format!(
+        "name = \"{name}\"\n[target.t]\n{source}\nflavor = \"f\"\n[[provision]]\nscript = \"s.sh\"\n"
+    ));
+    f.script("s.sh", "#!/bin/sh\necho hi\n");
+    f
+}
+
+fn vars(extra: &[(&'static str, String)]) -> Vec<(String, String)> {
+    let mut v = os_env("appcred");
+    v.extend(
+        worker_env()
+            .iter()
+            .map(|(k, val)| (k.to_string(), val.to_string())),
+    );
+    v.extend(extra.iter().map(|(k, val)| (k.to_string(), val.clone())));
+    v
+}
+
+/// A stand-in for the job service's `GET /token`: 200 with a token for the right basic
+/// auth, 401 otherwise. Serves `n` requests, then stops.
+fn job_service(user: &str, password: &str, n: usize) -> String {
+    use base64_like::encode;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let root = format!("http://{}/api", listener.local_addr().unwrap());
+    let expected = format!("Basic {}", encode(&format!("{user}:{password}")));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut authorized = false;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    authorized |= k.eq_ignore_ascii_case("authorization") && v.trim() == expected;
+                }
+            }
+            let ok = authorized && request_line.starts_with("GET /api/token ");
+            let (status, body) = if ok {
+                ("200 OK", r#"{"token": "t0k"}"#)
+            } else {
+                ("401 UNAUTHORIZED", "{}")
+            };
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    root
+}
+
+/// Base64 for the basic-auth header the stand-in expects (RFC 4648, with padding).
+mod base64_like {
+    pub fn encode(text: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn known_values() {
+        assert_eq!(
+            encode("Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(encode("ab"), "YWI=");
+    }
+}
+
+#[test]
+fn build_needs_cloud_credentials() {
+    let f = definition("source_image = \"base\"", &unique("b"));
+    let r = run_tool(f.path(), &["build"], &worker_env());
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("no OpenStack credentials"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_existing_image_is_skipped_and_recorded() {
+    let name = unique("skip");
+    let f = definition("source_image = \"base\"", &name);
+    let v = vars(&[]);
+    let (fingerprint, image) = image_with_fingerprint_of(f.path(), &v, &format!("{name}-t-1"));
+    let out = f.path().join("record.json");
+    let r = run_tool(
+        f.path(),
+        &["build", "--out", out.to_str().unwrap()],
+        &env_pairs(&v),
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        !r.stderr.contains("packer build"),
+        "no packer run for a skip:\n{}",
+        r.stderr
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(record["action"], "skip");
+    assert_eq!(record["built"], false);
+    assert_eq!(record["image_id"], image.id.as_str());
+    assert_eq!(record["fingerprint"], fingerprint.as_str());
+    assert_eq!(record["manifest"]["target"], "t");
+    for secret in [NASTY_PASSWORD, NASTY_USERNAME, API_ROOT] {
+        assert!(!std::fs::read_to_string(&out).unwrap().contains(secret));
+    }
+}
+
+#[test]
+fn a_missing_source_image_fails_before_packer() {
+    let f = definition(
+        "source_image = \"00000000-0000-0000-0000-00000000dead\"",
+        &unique("pre"),
+    );
+    let r = run_tool(f.path(), &["build"], &env_pairs(&vars(&[])));
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("source_image") && r.stderr.contains("cannot be read in Glance"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("packer build"), "{}", r.stderr);
+}
+
+#[test]
+fn worker_credentials_are_checked_against_the_job_service() {
+    let base = create_image(&cloud(), &unique("base-"), &[], true);
+    let f = definition(&format!("source_image = \"{}\"", base.id), &unique("job"));
+
+    let refused_root = job_service("someone-else", "x", 1);
+    let v = vars(&[("UWORKER_JOB_API_ROOT", refused_root)]);
+    let r = run_tool(
+        f.path(),
+        &["build", "--check-worker-credentials"],
+        &env_pairs(&v),
+    );
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("job service refused"), "{}", r.stderr);
+    assert!(!r.all().contains(NASTY_PASSWORD.lines().next().unwrap()));
+
+    // Accepted: the build goes on to packer, whose openstack builder then finds no
+    // compute service in this cloud's catalog: a permanent failure, recorded.
+    let root = job_service(NASTY_USERNAME, NASTY_PASSWORD, 1);
+    let v = vars(&[("UWORKER_JOB_API_ROOT", root)]);
+    let out = f.path().join("record.json");
+    let r = run_tool(
+        f.path(),
+        &[
+            "build",
+            "--check-worker-credentials",
+            "--attempts",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &env_pairs(&v),
+    );
+    assert!(
+        r.stderr.contains("the job service accepted"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("packer build -only=t, attempt 1 of 2"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(record["built"], false);
+    assert_eq!(record["action"], "build");
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("FAILED after 1 attempt(s)"),
+        "{record}"
+    );
+}

@@ -1,0 +1,244 @@
+//! The Compute (Nova) stand-in of tests/harness/compute.sh, started once per test binary
+//! beside the real Keystone + Glance, and registered in Keystone's catalog (with the image
+//! service) in a region of its own, so suites that expect no compute service are unaffected.
+//! It lives as long as the test binary: it stops, destroying every host it booted, when
+//! its stdin (held here) closes.
+//!
+//! Environment: UWORKER_TEST_COMPUTE_NET (default 127.0.3): the /24 of loopback addresses
+//! it serves on (.1), gives its servers (.10-.99) and its floating IPs (.200-.250).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::openstack::{nova_service_credentials, openrc, os_env};
+
+/// The catalog region that has a compute service (and the image service).
+pub const REGION: &str = "RegionE2E";
+
+pub struct Compute {
+    pub url: String,
+    http: reqwest::blocking::Client,
+    /// Held open for the binary's lifetime: the stand-in stops when it closes.
+    _stdin: Mutex<ChildStdin>,
+    _child: Mutex<Child>,
+}
+
+fn harness(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/harness")
+        .join(name)
+}
+
+fn net() -> String {
+    std::env::var("UWORKER_TEST_COMPUTE_NET").unwrap_or_else(|_| "127.0.3".into())
+}
+
+/// Address `.host` of the suite's loopback /24 (.2-.9 and .100-.199 are free for tests).
+pub fn address(host: u8) -> String {
+    format!("{}.{host}", net())
+}
+
+fn rc(key: &str) -> String {
+    openrc()
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("{key} missing from the test cloud's RC file"))
+}
+
+/// The stand-in, started on first use.
+pub fn compute() -> &'static Compute {
+    static COMPUTE: OnceLock<Compute> = OnceLock::new();
+    COMPUTE.get_or_init(start)
+}
+
+fn start() -> Compute {
+    let auth_url = rc("OS_AUTH_URL");
+    let base = std::env::var("UWORKER_TEST_OPENSTACK").unwrap_or_else(|_| {
+        std::env::temp_dir()
+            .join("uworker-image-openstack")
+            .display()
+            .to_string()
+    });
+    let state = Path::new(&base).join("compute");
+    std::fs::create_dir_all(&state).unwrap();
+    let url_file = state.join("url");
+    let _ = std::fs::remove_file(&url_file);
+    let net = net();
+    let log = std::fs::File::create(state.join("standin.out")).unwrap();
+    let mut child = Command::new(harness("compute.sh"))
+        .arg("run")
+        .args(["--listen", &format!("{net}.1")])
+        .arg("--url-file")
+        .arg(&url_file)
+        .arg("--state")
+        .arg(&state)
+        .args(["--keystone", &auth_url, "--region", REGION])
+        .arg("--host-script")
+        .arg(harness("systemd-host.sh"))
+        .args(["--addresses", &format!("{net}.10-{net}.99")])
+        .args(["--floating-addresses", &format!("{net}.200-{net}.250")])
+        .arg("--service-credentials")
+        .arg(nova_service_credentials())
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("tests/harness/compute.sh runs");
+    let stdin = child.stdin.take().unwrap();
+    // The first run installs nova's venv (about a minute).
+    let until = Instant::now() + Duration::from_secs(600);
+    let url = loop {
+        if let Ok(text) = std::fs::read_to_string(&url_file) {
+            break text.trim().to_string();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            let _ = std::fs::File::open(state.join("standin.out"))
+                .and_then(|mut f| f.read_to_string(&mut out));
+            panic!("the Compute stand-in exited ({status}) before serving:\n{out}");
+        }
+        assert!(Instant::now() < until, "the Compute stand-in did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (kind, name, endpoint) in [
+        ("compute", "nova", format!("{url}/v2.1")),
+        // Packer's openstack builder wants a network endpoint even without floating IPs.
+        ("network", "neutron", format!("{url}/networking")),
+    ] {
+        let out = Command::new(harness("openstack.sh"))
+            .args(["register", REGION, kind, name, &endpoint])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "registering {kind} in Keystone failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Compute {
+        url,
+        http: reqwest::blocking::Client::new(),
+        _stdin: Mutex::new(stdin),
+        _child: Mutex::new(child),
+    }
+}
+
+/// What the stand-in saw and holds: servers, key pairs, running containers, every call,
+/// schema violations, calls it does not implement, its own failures.
+#[derive(Debug)]
+pub struct Report(pub Value);
+
+impl Report {
+    pub fn list(&self, key: &str) -> &Vec<Value> {
+        self.0[key].as_array().unwrap()
+    }
+
+    pub fn calls(&self, operation: &str) -> Vec<&Value> {
+        self.list("calls")
+            .iter()
+            .filter(|c| c["operation"] == operation)
+            .collect()
+    }
+
+    /// Nothing left behind, nothing off-spec: the end state of every scenario.
+    pub fn assert_clean(&self) {
+        for key in [
+            "servers",
+            "keypairs",
+            "containers",
+            "floating_ips",
+            "violations",
+            "unimplemented",
+            "errors",
+        ] {
+            assert!(
+                self.list(key).is_empty(),
+                "the Compute stand-in reports {key}: {:#}",
+                self.0[key]
+            );
+        }
+    }
+}
+
+impl Compute {
+    fn control(&self, path: &str) -> String {
+        format!("{}/_standin/{path}", self.url)
+    }
+
+    pub fn report(&self) -> Report {
+        let response = self.http.get(self.control("report")).send().unwrap();
+        assert!(response.status().is_success());
+        Report(response.json().unwrap())
+    }
+
+    /// Waits (up to `within`) until no server, key pair or container is left: a cancelled
+    /// packer may exit while the stand-in still tears the host down.
+    pub fn settled_report(&self, within: Duration) -> Report {
+        let until = Instant::now() + within;
+        loop {
+            let report = self.report();
+            let busy = ["servers", "keypairs", "containers", "floating_ips"]
+                .iter()
+                .any(|k| !report.list(k).is_empty());
+            if !busy || Instant::now() >= until {
+                return report;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Forgets calls, violations and faults: the start of a scenario.
+    pub fn reset(&self) {
+        let response = self.http.post(self.control("reset")).send().unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// Makes every server and key pair the stand-in holds `seconds` older (a run that
+    /// died hours ago, without waiting hours).
+    pub fn age(&self, seconds: u64) {
+        let response = self
+            .http
+            .post(self.control("age"))
+            .json(&json!({ "seconds": seconds }))
+            .send()
+            .unwrap();
+        assert!(response.status().is_success(), "{:?}", response.text());
+    }
+
+    /// `create_500`: HTTP 500 on the next N server creates; `boot_error`: the next N
+    /// servers go to ERROR; `list_500`: HTTP 500 on the next N server lists.
+    pub fn inject(&self, faults: Value) {
+        let response = self
+            .http
+            .post(self.control("faults"))
+            .json(&faults)
+            .send()
+            .unwrap();
+        assert!(response.status().is_success(), "{:?}", response.text());
+    }
+
+    /// The application credential's OS_* variables, in the region with compute.
+    pub fn os_env(&self) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = os_env("appcred")
+            .into_iter()
+            .filter(|(k, _)| k != "OS_REGION_NAME")
+            .collect();
+        vars.push(("OS_REGION_NAME".into(), REGION.into()));
+        vars
+    }
+}
+
+/// Faults as JSON, e.g. `faults(&[("create_500", 1)])`.
+pub fn faults(list: &[(&str, u32)]) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, count) in list {
+        map.insert(name.to_string(), json!(count));
+    }
+    Value::Object(map)
+}
