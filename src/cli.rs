@@ -153,8 +153,7 @@ pub struct BuildArgs {
     /// Build even when an image with this fingerprint exists (e.g. after a password rotation).
     #[arg(long, env = "UWORKER_IMAGE_FORCE")]
     pub force: bool,
-    /// Write the result record (JSON) to FILE, for `report --record` (UWORKER_IMAGE_RECORD
-    /// names it for all three, so one variable serves a job).
+    /// Write the result record (JSON) to FILE, for `report --record`.
     #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Before building, log in to the job service with the worker's credentials

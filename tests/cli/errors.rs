@@ -309,7 +309,7 @@ fn an_image_other_projects_can_download_needs_consent_and_is_warned_about() {
 #[test]
 fn a_record_with_an_unknown_action_or_base_image_kind_names_the_file() {
     let f = Fixture::new(MINIMAL);
-    let plan = include_str!("fixtures/records/plan-0.1.json");
+    let plan = include_str!("../fixtures/records/plan-0.1.json");
     for (name, from, to, needle) in [
         (
             "deploy.json",
