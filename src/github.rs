@@ -434,7 +434,7 @@ impl GitHub {
         // The API redirects to storage on another host. octocrab's follow-redirect layer
         // (tower-http's Standard policy) drops Authorization on a cross-origin hop, and its
         // auth layer adds the token only for the API's and uploads' origins: the token
-        // stays with GitHub (tests/github.rs: the_token_never_follows_a_redirect_...).
+        // stays with GitHub (tests/services/github.rs: the_token_never_follows_a_redirect_...).
         let answer = self.send(
             &format!("downloading {asset} of {}", release.tag_name),
             Method::GET,

@@ -27,13 +27,13 @@ pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
             path: path.clone(),
             error,
         })?;
-    let subject = read_record(&path, &text)?;
+    let record = read_record(&path, &text)?;
     let validation = request.validation;
     let redactor = Redactor::for_run(&WorkerConfig::gather(None, env), env);
     if ci::in_actions(env) {
         ci::mask_secrets(&redactor, env);
     }
-    publish(&subject, validation, env, &redactor)
+    publish(&record, validation, env, &redactor)
 }
 
 /// What `plan` and `build` do after their own output inside Actions (unless
@@ -45,7 +45,7 @@ pub fn after_run(record: &Record, env: &Env, redactor: &Redactor) -> Result<Code
 
 /// Publishes the record; outputs and the summary are written even when GitHub fails.
 pub fn publish(
-    subject: &Record,
+    record: &Record,
     validation: Validation,
     env: &Env,
     redactor: &Redactor,
@@ -53,13 +53,13 @@ pub fn publish(
     let provenance = Provenance::from_env(env);
     let mut context = Context {
         event: "outside GitHub Actions".into(),
-        commit: subject.git_commit.clone().or(provenance.git_commit),
-        run_url: subject.run_url.clone().or(provenance.run_url),
+        commit: record.git_commit.clone().or(provenance.git_commit),
+        run_url: record.run_url.clone().or(provenance.run_url),
     };
     let Some(actions) = Actions::detect(env) else {
         // Outside Actions: show what the summary would say; nothing is sent.
-        let baseline = Baseline::choose(subject, None);
-        let text = markdown::summary(subject, &context, validation, &baseline, &[]);
+        let baseline = Baseline::choose(record, None);
+        let text = markdown::summary(record, &context, validation, &baseline, &[]);
         print!("{}", redactor.redact(&text));
         return Ok(Code::Ok);
     };
@@ -70,33 +70,33 @@ pub fn publish(
             head_sha: Some(sha),
             ..
         },
-    ) = (&subject.git_commit, &actions.event)
+    ) = (&record.git_commit, &actions.event)
     {
         // GITHUB_SHA of a pull request is a merge commit nobody pushed.
         context.commit = Some(sha.clone());
     }
     let mut notes = Vec::new();
     let published = {
-        let _group = ci::Group::start(&format!("uworker-image: report {}", subject.target));
+        let _group = ci::Group::start(&format!("uworker-image: report {}", record.target));
         to_github(
-            &actions, subject, validation, &context, env, redactor, &mut notes,
+            &actions, record, validation, &context, env, redactor, &mut notes,
         )
     };
     let (baseline, result) = match published {
         Ok(baseline) => (baseline, Ok(Code::Ok)),
         Err(error) => {
             notes.push(format!("❌ {}", redactor.redact(&format!("{error:#}"))));
-            (Baseline::choose(subject, None), Err(error))
+            (Baseline::choose(record, None), Err(error))
         }
     };
-    let outputs: Vec<(&str, String)> = outputs(subject, &baseline)
+    let outputs: Vec<(&str, String)> = outputs(record, &baseline)
         .into_iter()
         .map(|(k, v)| (k, redactor.redact(&v).into_owned()))
         .collect();
     actions
         .set_outputs(&outputs)
         .context("writing GITHUB_OUTPUT")?;
-    let summary = markdown::summary(subject, &context, validation, &baseline, &notes);
+    let summary = markdown::summary(record, &context, validation, &baseline, &notes);
     actions
         .add_summary(&redactor.redact(&summary))
         .context("writing GITHUB_STEP_SUMMARY")?;
@@ -105,10 +105,9 @@ pub fn publish(
 
 /// The release or the comment, whichever the event calls for; returns what the inputs
 /// were compared with.
-#[allow(clippy::too_many_arguments)]
 fn to_github(
     actions: &Actions,
-    subject: &Record,
+    record: &Record,
     validation: Validation,
     context: &Context,
     env: &Env,
@@ -120,7 +119,7 @@ fn to_github(
         Event::PullRequest { number, fork, .. } if number > 0 => Some((number, fork)),
         _ => None,
     };
-    let release = actions.event.publishes_releases() && subject.built();
+    let release = actions.event.publishes_releases() && record.built();
     let publishes = release || pull_request.is_some();
     let Some(token) = env.get("GITHUB_TOKEN") else {
         if release {
@@ -129,13 +128,13 @@ fn to_github(
         let note = if publishes {
             "GITHUB_TOKEN is not set: no pull-request comment; this summary is the report".into()
         } else {
-            nothing_to_publish(subject, &actions.event)
+            nothing_to_publish(record, &actions.event)
         };
         if publishes {
             ci::warning(&note);
         }
         notes.push(note);
-        return Ok(Baseline::choose(subject, None));
+        return Ok(Baseline::choose(record, None));
     };
     let repository = actions.repository.as_deref().unwrap_or_default();
     let api = env
@@ -144,7 +143,7 @@ fn to_github(
     let github = GitHub::new(api, repository, token, retry_settings(env)?)?;
     // The comparison with the latest image is worth a lookup on every event (the
     // `changed` output), but only a failure to publish fails the step.
-    let baseline = match latest_baseline(&github, subject) {
+    let baseline = match latest_baseline(&github, record) {
         Ok(baseline) => baseline,
         Err(error) if !publishes => {
             let why = redactor.redact(&format!("{error:#}")).into_owned();
@@ -154,35 +153,33 @@ fn to_github(
         Err(error) => return Err(error),
     };
     if !publishes {
-        notes.push(nothing_to_publish(subject, &actions.event));
+        notes.push(nothing_to_publish(record, &actions.event));
         return Ok(baseline);
     }
     let redacted = |text: String| redactor.redact(&text).into_owned();
     if release {
-        let body = redacted(markdown::release_body(subject, context, &baseline));
-        publish_release(&github, subject, &body, context, notes)?;
+        let body = redacted(markdown::release_body(record, context, &baseline));
+        publish_release(&github, record, &body, context, notes)?;
     } else if let Some((number, fork)) = pull_request {
-        let body = redacted(markdown::pr_comment(
-            subject, context, validation, &baseline,
-        ));
-        sticky_comment(&github, env, number, fork, &subject.target, &body, notes)?;
+        let body = redacted(markdown::pr_comment(record, context, validation, &baseline));
+        sticky_comment(&github, env, number, fork, &record.target, &body, notes)?;
     }
     Ok(baseline)
 }
 
-fn nothing_to_publish(subject: &Record, event: &Event) -> String {
-    if subject.built() {
+fn nothing_to_publish(record: &Record, event: &Event) -> String {
+    if record.built() {
         format!(
             "a new image, but no release: a {} does not publish (push to the default branch or dispatch does)",
             event.describe()
         )
-    } else if subject.builds() {
+    } else if record.builds() {
         "no image was built in this run, so no release".into()
     } else {
         format!(
             "no new image: `{}` already serves this fingerprint ({}), no release made",
-            subject.image_id.as_deref().unwrap_or("?"),
-            release_tag(&subject.fingerprint)
+            record.image_id.as_deref().unwrap_or("?"),
+            release_tag(&record.fingerprint)
         )
     }
 }
@@ -202,17 +199,17 @@ fn retry_settings(env: &Env) -> Result<Retry> {
 }
 
 /// The target's latest image release (other than this fingerprint's) and its manifest.
-fn latest_baseline(github: &GitHub, subject: &Record) -> Result<Baseline> {
-    let tag = release_tag(&subject.fingerprint);
-    match github.latest_asset(&marker(&subject.target), RECORD_ASSET, &tag) {
+fn latest_baseline(github: &GitHub, record: &Record) -> Result<Baseline> {
+    let tag = release_tag(&record.fingerprint);
+    match github.latest_asset(&marker(&record.target), RECORD_ASSET, &tag) {
         Ok(Some((release, text))) => {
             let label = format!("{RECORD_ASSET} of release {}", release.tag_name);
             Ok(match read_record(&label, &text) {
-                Ok(latest) => Baseline::choose(subject, Some((release.tag_name, latest.manifest))),
+                Ok(latest) => Baseline::choose(record, Some((release.tag_name, latest.manifest))),
                 Err(e) => Baseline::Unavailable(e.to_string()),
             })
         }
-        Ok(None) => Ok(Baseline::choose(subject, None)),
+        Ok(None) => Ok(Baseline::choose(record, None)),
         Err(e) if e.is_forbidden() => Ok(Baseline::Unavailable(format!(
             "the token may not read releases ({e})"
         ))),
@@ -222,13 +219,13 @@ fn latest_baseline(github: &GitHub, subject: &Record) -> Result<Baseline> {
 
 fn publish_release(
     github: &GitHub,
-    subject: &Record,
+    record: &Record,
     body: &str,
     context: &Context,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let tag = release_tag(&subject.fingerprint);
-    let name = markdown::release_name(subject);
+    let tag = release_tag(&record.fingerprint);
+    let name = markdown::release_name(record);
     let hint = || "the job's token needs `permissions: contents: write` to publish releases";
     let existing = github.release_by_tag(&tag)?;
     let (release, verb) = match existing {
@@ -251,7 +248,7 @@ fn publish_release(
             error
         }
     })?;
-    let asset = serde_json::to_vec_pretty(subject).context("serialising the record")?;
+    let asset = serde_json::to_vec_pretty(record).context("serialising the record")?;
     github.replace_asset(&release, RECORD_ASSET, asset)?;
     notes.push(format!(
         "{verb} release [{tag}]({}) with `{RECORD_ASSET}`",
