@@ -318,6 +318,28 @@ mod tests {
         assert_eq!(plan.manifest.fingerprint(), plan.fingerprint);
     }
 
+    /// A plan made a build record has built nothing yet (so a build that stops there
+    /// failed) and says where it ran; a plan record says neither.
+    #[test]
+    fn a_build_record_starts_unbuilt_with_the_runs_provenance() {
+        let plan = Record::from_json(PLAN_0_1).unwrap();
+        assert!(!plan.failed_build() && plan.git_commit.is_none());
+        let provenance = Provenance {
+            git_commit: Some("1111111111111111111111111111111111111111".into()),
+            run_url: Some("https://github.com/o/r/actions/runs/7".into()),
+            run_id: Some("7".into()),
+        };
+        let build = plan.clone().into_build(&provenance);
+        assert_eq!(build.built, Some(false));
+        assert!(build.failed_build() && !build.built());
+        assert_eq!(build.git_commit, provenance.git_commit);
+        assert_eq!(build.run_url, provenance.run_url);
+        assert_eq!(
+            (build.fingerprint, build.manifest, build.reason),
+            (plan.fingerprint, plan.manifest, plan.reason)
+        );
+    }
+
     #[test]
     fn an_unknown_action_names_the_field_and_the_choices() {
         let text = PLAN_0_1.replace(r#""action":"build""#, r#""action":"deploy""#);
