@@ -341,6 +341,28 @@ mod tests {
     }
 
     #[test]
+    fn provenance_is_the_commit_and_a_link_to_the_run_when_actions_gives_all_three() {
+        let env = |pairs: &[(&str, &str)]| {
+            crate::env::Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        };
+        let actions = env(&[
+            ("GITHUB_SHA", "abc"),
+            ("GITHUB_SERVER_URL", "https://github.example"),
+            ("GITHUB_REPOSITORY", "o/r"),
+            ("GITHUB_RUN_ID", "42"),
+        ]);
+        let provenance = Provenance::from_env(&actions);
+        assert_eq!(provenance.git_commit.as_deref(), Some("abc"));
+        assert_eq!(
+            provenance.run_url.as_deref(),
+            Some("https://github.example/o/r/actions/runs/42")
+        );
+        assert_eq!(provenance.run_id.as_deref(), Some("42"));
+        let local = Provenance::from_env(&env(&[("GITHUB_RUN_ID", "42")]));
+        assert_eq!((local.git_commit, local.run_url), (None, None));
+    }
+
+    #[test]
     fn an_unknown_action_names_the_field_and_the_choices() {
         let text = PLAN_0_1.replace(r#""action":"build""#, r#""action":"deploy""#);
         assert_ne!(text, PLAN_0_1);
