@@ -338,3 +338,29 @@ fn a_record_with_an_unknown_action_or_base_image_kind_names_the_file() {
         );
     }
 }
+
+/// `build`, `prune` and `sweep` say the same thing without cloud credentials: what they
+/// need, and every way to give it (OS_CLOUD among them, which two of them once left out).
+#[test]
+fn every_command_that_needs_the_cloud_names_every_way_to_give_credentials() {
+    let f = Fixture::new(MINIMAL);
+    for (command, needs) in [
+        ("build", "build needs Compute, Networking and Glance"),
+        ("prune", "prune needs Glance"),
+        ("sweep", "sweep needs Compute, Networking and Glance"),
+    ] {
+        expect_bad_input(
+            &f,
+            &[command],
+            &worker_env(),
+            &[
+                "no OpenStack credentials in the environment",
+                needs,
+                "OS_CLOUD",
+                "OS_AUTH_URL",
+                "OS_APPLICATION_CREDENTIAL_ID",
+                "--openrc FILE",
+            ],
+        );
+    }
+}
