@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands;
 use crate::env::Env;
 use crate::exit::{self, Code};
+use crate::inputs::InputOptions;
 use crate::report::Validation;
 use crate::request::{self, Output, Request};
 
@@ -166,6 +167,8 @@ pub struct BuildArgs {
     /// Inside GitHub Actions, do not report (release, comment, outputs, summary).
     #[arg(long, env = "UWORKER_IMAGE_NO_REPORT")]
     pub no_report: bool,
+    #[command(flatten)]
+    pub validation: ValidationArg,
 }
 
 #[derive(Debug, Args)]
@@ -173,7 +176,15 @@ pub struct ReportArgs {
     /// The record: `plan --output json` or `build --output json` / `build --out FILE`.
     #[arg(long, env = "UWORKER_IMAGE_RECORD", value_name = "FILE")]
     pub record: PathBuf,
-    /// The `validate` step's outcome (`steps.<id>.outcome`), for the comment.
+    #[command(flatten)]
+    pub validation: ValidationArg,
+}
+
+/// The `validate` step's outcome, for the report of `report`, and of `plan` and `build`
+/// inside Actions.
+#[derive(Debug, Args)]
+pub struct ValidationArg {
+    /// The `validate` step's outcome (`steps.<id>.outcome`), for the report.
     #[arg(
         long,
         env = "UWORKER_IMAGE_VALIDATION",
@@ -181,6 +192,12 @@ pub struct ReportArgs {
         value_enum
     )]
     pub validation: Option<Validation>,
+}
+
+impl ValidationArg {
+    fn outcome(self) -> Validation {
+        self.validation.unwrap_or(Validation::Unknown)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +272,8 @@ pub struct PlanArgs {
     /// Inside GitHub Actions, do not report (release, comment, outputs, summary).
     #[arg(long, env = "UWORKER_IMAGE_NO_REPORT")]
     pub no_report: bool,
+    #[command(flatten)]
+    pub validation: ValidationArg,
 }
 
 impl Cli {
@@ -263,9 +282,11 @@ impl Cli {
         let Cli { global, command } = self;
         let load = request::Load {
             dir: global.dir,
-            var_file: global.var_file,
-            vars: global.vars,
-            worker_config: global.worker_config,
+            inputs: InputOptions {
+                var_file: global.var_file,
+                vars: global.vars,
+                worker_config: global.worker_config,
+            },
             openrc: global.openrc,
             packer: global.packer,
             max_age: global.max_age,
@@ -299,6 +320,7 @@ impl Cli {
                 record: request::RecordOut {
                     file: args.out,
                     report: !args.no_report,
+                    validation: args.validation.outcome(),
                 },
             }),
             Command::Test(args) => Request::Test(request::Test {
@@ -316,6 +338,7 @@ impl Cli {
                 record: request::RecordOut {
                     file: args.out,
                     report: !args.no_report,
+                    validation: args.validation.outcome(),
                 },
             }),
             Command::Prune(args) => Request::Prune(request::Prune {
@@ -327,7 +350,7 @@ impl Cli {
             }),
             Command::Report(args) => Request::Report(request::Report {
                 record: args.record,
-                validation: args.validation.unwrap_or(Validation::Unknown),
+                validation: args.validation.outcome(),
             }),
             Command::Matrix(args) => Request::Matrix(request::Matrix {
                 load,
@@ -440,5 +463,75 @@ fn unset_empty_flag_variables() {
         {
             std::env::remove_var(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(args: &[&str]) -> Request {
+        Cli::try_parse_from(std::iter::once("uworker-image").chain(args.iter().copied()))
+            .unwrap()
+            .into_request()
+    }
+
+    /// The flags that say "not" become what the commands ask: shellcheck, report.
+    #[test]
+    fn flags_become_the_request_the_command_takes() {
+        let Request::Validate(validate) = request(&["-v", "--output", "json", "validate"]) else {
+            panic!("not validate");
+        };
+        assert!(validate.shellcheck && validate.verbose && !validate.without_secrets);
+        assert_eq!(validate.output, Output::Json);
+        let Request::Validate(validate) = request(&["validate", "--no-shellcheck"]) else {
+            panic!("not validate");
+        };
+        assert!(!validate.shellcheck && !validate.verbose);
+
+        let Request::Build(build) = request(&[
+            "--target",
+            "t",
+            "--dir",
+            "d",
+            "--var",
+            "a=b",
+            "build",
+            "--out",
+            "r.json",
+            "--no-report",
+            "--attempts",
+            "5",
+            "--timeout",
+            "2h",
+        ]) else {
+            panic!("not build");
+        };
+        assert_eq!(build.target.as_deref(), Some("t"));
+        assert_eq!(build.load.dir, PathBuf::from("d"));
+        assert_eq!(build.load.inputs.vars, ["a=b"]);
+        assert_eq!(build.record.file, Some(PathBuf::from("r.json")));
+        assert!(!build.record.report && !build.force);
+        assert_eq!(build.limits.attempts, Some(5));
+        assert_eq!(
+            build.limits.timeout,
+            Some(std::time::Duration::from_secs(7200))
+        );
+
+        let Request::Plan(plan) = request(&["plan", "--force"]) else {
+            panic!("not plan");
+        };
+        assert!(plan.record.report && plan.force && plan.target.is_none());
+        assert_eq!(plan.record.validation, Validation::Unknown);
+        let Request::Plan(plan) = request(&["plan", "--validation", "cancelled"]) else {
+            panic!("not plan");
+        };
+        assert_eq!(plan.record.validation, Validation::Cancelled);
+        let Request::Report(report) =
+            request(&["report", "--record", "r", "--validation", "failure"])
+        else {
+            panic!("not report");
+        };
+        assert_eq!(report.validation, Validation::Failed);
     }
 }

@@ -6,9 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::{Changes, Fingerprint, Manifest};
-/// What the decision comes to (a record field).
-pub use crate::record::Action;
-use crate::record::Record;
+use crate::record::{Action, Record};
 
 /// What looking for an image with the fingerprint found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,13 @@
 //! What a command is asked to do, as plain values: the command line (`cli`) converts its
-//! flags into these at the boundary, so the commands and the core never see clap.
+//! flags into these at the boundary, so the commands never see clap's argument structs
+//! (a few value enums derive clap's `ValueEnum`, so their spellings are written once).
 //! `target` is `--target`: the one target, or for commands over several (prune, matrix,
 //! sweep) all of them when None.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::inputs::InputOptions;
 use crate::report::Validation;
 
 /// Output format on stdout.
@@ -16,12 +18,11 @@ pub enum Output {
 }
 
 /// What loading a definition and its inputs takes (every command but `report`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Load {
     pub dir: PathBuf,
-    pub var_file: Option<PathBuf>,
-    pub vars: Vec<String>,
-    pub worker_config: Option<PathBuf>,
+    /// The var-file, `--var`s and the worker config file.
+    pub inputs: InputOptions,
     pub openrc: Option<PathBuf>,
     pub packer: Option<PathBuf>,
     /// `--max-age`, over every target's own.
@@ -30,7 +31,7 @@ pub struct Load {
 }
 
 /// How long and how often packer may run; None takes the command's default.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunLimits {
     pub timeout: Option<Duration>,
     pub attempts: Option<u32>,
@@ -39,21 +40,23 @@ pub struct RunLimits {
 }
 
 /// A record the run writes and reports.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct RecordOut {
     /// `--out FILE`.
     pub file: Option<PathBuf>,
     /// Inside GitHub Actions, report (release, comment, outputs, summary).
     pub report: bool,
+    /// The `validate` step's outcome, for that report.
+    pub validation: Validation,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Render {
     pub load: Load,
     pub out: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Validate {
     pub load: Load,
     pub output: Output,
@@ -62,7 +65,7 @@ pub struct Validate {
     pub shellcheck: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Fingerprint {
     pub load: Load,
     pub target: Option<String>,
@@ -70,7 +73,7 @@ pub struct Fingerprint {
     pub explain: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Plan {
     pub load: Load,
     pub target: Option<String>,
@@ -80,13 +83,13 @@ pub struct Plan {
     pub record: RecordOut,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Test {
     pub load: Load,
     pub limits: RunLimits,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Build {
     pub load: Load,
     pub target: Option<String>,
@@ -98,7 +101,7 @@ pub struct Build {
     pub record: RecordOut,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Prune {
     pub load: Load,
     pub target: Option<String>,
@@ -107,20 +110,20 @@ pub struct Prune {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Report {
     pub record: PathBuf,
     pub validation: Validation,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Matrix {
     pub load: Load,
     pub target: Option<String>,
     pub needs_build: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sweep {
     pub load: Load,
     pub target: Option<String>,
@@ -133,7 +136,7 @@ pub struct Sweep {
 }
 
 /// One invocation.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Request {
     Render(Render),
     Validate(Validate),

@@ -34,7 +34,6 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let target = session.target(request.target.as_deref())?;
     session.check_worker_config(false)?;
     let cloud = session.require_cloud("build", "Compute, Networking and Glance")?;
-    session.packer()?;
     let previous = request
         .previous
         .as_deref()
@@ -308,7 +307,8 @@ fn finish(
         }
     }
     if request.record.report && crate::ci::in_actions(env) {
-        let reported = super::report::after_run(record, env, &session.redactor);
+        let reported =
+            super::report::after_run(record, request.record.validation, env, &session.redactor);
         return match (code, reported) {
             (Code::Ok, reported) => reported,
             (failed, Err(error)) => {

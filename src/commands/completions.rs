@@ -1,9 +1,7 @@
 //! `completions SHELL` and `man`: generated from the same clap definition as the parser,
 //! so they list every command and flag there is.
 
-use std::io::Write;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
@@ -18,7 +16,7 @@ pub fn print_completions(shell: clap_complete::Shell) -> Result<Code> {
     if shell == clap_complete::Shell::Bash {
         script = fix_bash_states(&String::from_utf8_lossy(&script), &name).into_bytes();
     }
-    print(&script)
+    super::print(&script)
 }
 
 /// clap_complete's bash script spells a hyphenated program's state one way where it
@@ -35,14 +33,5 @@ fn fix_bash_states(script: &str, name: &str) -> String {
 pub fn print_man_page() -> Result<Code> {
     let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command()).render(&mut page)?;
-    print(&page)
-}
-
-/// Writes to stdout; a reader that stopped early (`| head`) is not an error.
-pub(super) fn print(bytes: &[u8]) -> Result<Code> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
-        _ => Ok(Code::Ok),
-    }
+    super::print(&page)
 }

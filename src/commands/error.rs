@@ -75,10 +75,7 @@ impl Coded for CommandError {
     fn code(&self) -> Code {
         match self {
             // Glance failing to answer is the cloud's failure, not the definition's.
-            CommandError::SourceImageUnreadable { error, .. } => match error.code() {
-                Code::External => Code::External,
-                _ => Code::BadInput,
-            },
+            CommandError::SourceImageUnreadable { error, .. } => error.code(),
             CommandError::NoCloudCredentials { .. }
             | CommandError::MissingWorkerKeys { .. }
             | CommandError::HalfCommandMode { .. }

@@ -9,7 +9,6 @@ use super::{plan, Session};
 use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
-use crate::plan::Action;
 use crate::request;
 
 #[derive(Debug, Serialize)]
@@ -50,15 +49,11 @@ fn needing_build<'a>(session: &Session, targets: Vec<&'a Target>) -> Result<Vec<
     let mut selected = Vec::new();
     for target in targets {
         let plan = plan::compute(session, target, false, None)?;
-        let verdict = match plan.action {
-            Action::Build => "build",
-            Action::Skip => "skip",
-        };
         session.info(&format!(
-            "matrix: {}: {verdict} ({})",
-            target.name, plan.reason
+            "matrix: {}: {} ({})",
+            target.name, plan.action, plan.reason
         ));
-        if plan.action == Action::Build {
+        if plan.builds() {
             selected.push(target);
         }
     }

@@ -19,7 +19,9 @@ mod sweep;
 mod test;
 mod validate;
 
-use anyhow::Result;
+use std::io::Write;
+
+use anyhow::{Context as _, Result};
 
 pub use error::{CommandError, CREDENTIAL_SOURCES};
 use session::Session;
@@ -43,5 +45,14 @@ pub fn run(request: Request, env: &Env) -> Result<Code> {
         Request::Completions(shell) => completions::print_completions(shell),
         Request::Man => completions::print_man_page(),
         Request::Schema => schema::run(),
+    }
+}
+
+/// Writes to stdout; a reader that stopped early (`| head`) is not an error.
+fn print(bytes: &[u8]) -> Result<Code> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(Code::Ok),
     }
 }

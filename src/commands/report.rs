@@ -17,9 +17,6 @@ use crate::report::{
 use crate::request;
 use crate::secrets::{Redactor, WorkerConfig};
 
-/// The variable a workflow sets to the `validate` step's outcome.
-pub const VALIDATION_ENV: &str = "UWORKER_IMAGE_VALIDATION";
-
 pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
     let path = request.record.display().to_string();
     let text = crate::input_file::read_text(&request.record, crate::input_file::RECORD_CAP)
@@ -38,8 +35,12 @@ pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
 
 /// What `plan` and `build` do after their own output inside Actions (unless
 /// `--no-report`): the same as `report --record` on the record they print.
-pub fn after_run(record: &Record, env: &Env, redactor: &Redactor) -> Result<Code> {
-    let validation = Validation::from_env(env.get(VALIDATION_ENV))?;
+pub fn after_run(
+    record: &Record,
+    validation: Validation,
+    env: &Env,
+    redactor: &Redactor,
+) -> Result<Code> {
     publish(record, validation, env, redactor)
 }
 

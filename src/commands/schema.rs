@@ -7,5 +7,5 @@ use crate::exit::Code;
 
 pub fn run() -> Result<Code> {
     let schema = serde_json::to_string_pretty(&crate::record::json_schema())?;
-    super::completions::print(format!("{schema}\n").as_bytes())
+    super::print(format!("{schema}\n").as_bytes())
 }

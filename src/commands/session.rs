@@ -12,7 +12,7 @@ use super::CommandError;
 use crate::definition::{Definition, SourceImage, Target};
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
-use crate::inputs::{check_url, InputError, InputOptions, Inputs};
+use crate::inputs::{check_url, InputError, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::Glance;
@@ -63,12 +63,7 @@ impl Session {
         let rc = openrc::resolve(load.openrc.as_deref(), env, crate::terminal::read_password)?;
         let clouds = clouds::resolve(&rc.env)?;
         let env = &clouds.env;
-        let options = InputOptions {
-            var_file: load.var_file.clone(),
-            vars: load.vars.clone(),
-            worker_config: load.worker_config.clone(),
-        };
-        let mut inputs = Inputs::gather(&definition, &options, env)?;
+        let mut inputs = Inputs::gather(&definition, &load.inputs, env)?;
         let redactor = Redactor::for_run_with(
             &inputs.worker,
             inputs.values.values().map(String::as_str),

@@ -77,9 +77,7 @@ impl BaseImageBy {
 /// `sha256:<hex>`: the SHA-256 of a manifest's canonical JSON.
 // Read back from a record it is the file's text as it stands: nothing assumes it is
 // well-formed (`short` takes chars, never slices bytes).
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Fingerprint(String);
 

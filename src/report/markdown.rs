@@ -272,7 +272,7 @@ pub fn summary(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{manifest_json, record_json};
+    use super::super::tests::record_json;
     use super::*;
     use crate::fingerprint::Changes;
 
@@ -391,6 +391,5 @@ mod tests {
             changes_section(&Baseline::Previous(Changes::default())),
             "No input changed against the previous record.\n"
         );
-        let _ = manifest_json("a", "b");
     }
 }

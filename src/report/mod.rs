@@ -7,7 +7,7 @@ pub mod markdown;
 use thiserror::Error;
 
 use crate::fingerprint::{Changes, Fingerprint, Manifest};
-use crate::record::Record;
+use crate::record::{Record, RECORD_SCHEMA};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -17,10 +17,8 @@ pub enum ReportError {
     Record { path: String, message: String },
     #[error("GITHUB_TOKEN is not set: publishing a release needs it (`env: GITHUB_TOKEN: ${{ github.token }}`, `permissions: contents: write`)")]
     NoToken,
-    #[error(
-        "UWORKER_IMAGE_VALIDATION `{0}`: expected success, failure, cancelled or skipped (the `validate` step's `outcome`)"
-    )]
-    Validation(String),
+    #[error("{path}: written by a newer uworker-image (record schema {schema}, this one reads up to {RECORD_SCHEMA}); report it with that release")]
+    NewerRecord { path: String, schema: u32 },
 }
 
 impl crate::exit::Coded for ReportError {
@@ -29,7 +27,7 @@ impl crate::exit::Coded for ReportError {
             ReportError::Read { .. }
             | ReportError::Record { .. }
             | ReportError::NoToken
-            | ReportError::Validation(_) => crate::exit::Code::BadInput,
+            | ReportError::NewerRecord { .. } => crate::exit::Code::BadInput,
         }
     }
 }
@@ -39,10 +37,18 @@ pub const RECORD_ASSET: &str = "image.json";
 
 /// A plan or build record file's text, in the format of this or an earlier release.
 pub fn read_record(path: &str, text: &str) -> Result<Record, ReportError> {
-    Record::from_json(text).map_err(|e| ReportError::Record {
+    let record = Record::from_json(text).map_err(|e| ReportError::Record {
         path: path.to_string(),
         message: e.to_string(),
-    })
+    })?;
+    // Its fields may mean what this release cannot tell (and would drop on upload).
+    if record.schema > RECORD_SCHEMA {
+        return Err(ReportError::NewerRecord {
+            path: path.to_string(),
+            schema: record.schema,
+        });
+    }
+    Ok(record)
 }
 
 /// The release of a fingerprint: `image-` and its first 12 hex digits.
@@ -68,17 +74,6 @@ pub enum Validation {
     /// Not passed to this report.
     #[value(skip)]
     Unknown,
-}
-
-impl Validation {
-    /// `UWORKER_IMAGE_VALIDATION`, as `plan` and `build` read it for their own report.
-    pub fn from_env(value: Option<&str>) -> Result<Validation, ReportError> {
-        match value {
-            None => Ok(Validation::Unknown),
-            Some(text) => <Validation as clap::ValueEnum>::from_str(text, false)
-                .map_err(|_| ReportError::Validation(text.to_string())),
-        }
-    }
 }
 
 /// What the inputs were compared with.
@@ -238,12 +233,21 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn validation_outcomes() {
-        assert_eq!(
-            Validation::from_env(Some("success")).unwrap(),
-            Validation::Passed
+    fn a_record_of_a_newer_schema_is_refused_naming_the_file() {
+        let today = record_json("build", true, Some("img"));
+        assert!(read_record("image.json", &today).is_ok());
+        let newer = today.replacen(r#""schema":1"#, r#""schema":2"#, 1);
+        assert_ne!(newer, today);
+        let error = read_record("image.json", &newer).unwrap_err();
+        assert!(
+            matches!(error, ReportError::NewerRecord { schema: 2, .. }),
+            "{error}"
         );
-        assert_eq!(Validation::from_env(None).unwrap(), Validation::Unknown);
-        assert!(Validation::from_env(Some("ok")).is_err());
+        assert!(
+            error
+                .to_string()
+                .starts_with("image.json: written by a newer"),
+            "{error}"
+        );
     }
 }

@@ -364,3 +364,21 @@ fn every_command_that_needs_the_cloud_names_every_way_to_give_credentials() {
         );
     }
 }
+
+/// A bad `validate` outcome stops `plan` and `build` before anything runs, as it does
+/// `report`: one parser for the flag and `UWORKER_IMAGE_VALIDATION`.
+#[test]
+fn a_bad_validation_outcome_is_refused_before_anything_runs() {
+    let f = Fixture::new(MINIMAL);
+    for command in ["plan", "build", "report"] {
+        expect_bad_input(
+            &f,
+            &[command, "--record", "r.json"][..if command == "report" { 3 } else { 1 }],
+            &[("UWORKER_IMAGE_VALIDATION", "ok")],
+            &[
+                "invalid value 'ok' for '--validation <OUTCOME>'",
+                "success, failure, cancelled, skipped",
+            ],
+        );
+    }
+}
