@@ -132,3 +132,24 @@ fn summary_of_a_skip() {
     );
     snapshot_settings().bind(|| insta::assert_snapshot!("report_summary_skip", text));
 }
+
+/// `UWORKER_IMAGE_RECORD` names the record for `report` as `--record` does, so a job sets
+/// it once for `build --out` and the `report` step after it.
+#[test]
+fn report_reads_the_record_uworker_image_record_names() {
+    let record = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/records/plan-0.1.json"
+    );
+    let mut named = common::tool(&[("UWORKER_IMAGE_RECORD", record)]);
+    named.arg("report");
+    let r = common::run(named);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Outside Actions it prints the summary of that record.
+    assert!(r.stdout.contains("smog"), "{}", r.stdout);
+    assert!(r.stdout.contains("bab1a43c44bc"), "{}", r.stdout);
+    let mut unnamed = common::tool(&[]);
+    unnamed.arg("report");
+    let r = common::run(unnamed);
+    assert_eq!(r.code, 2, "without it --record is missing: {}", r.all());
+}

@@ -15,14 +15,19 @@ pub const NASTY_PASSWORD: &str = "p'a\"s s$HOME `id` \\n\nsecond line";
 pub const NASTY_USERNAME: &str = "o'brien $USER";
 pub const API_ROOT: &str = "http://127.0.0.1:9/uservice/api/root";
 
+/// The repository's root (the crate's directory).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// The repository's own default definition.
 pub fn default_definition() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("provision")
+    repo().join("provision")
 }
 
 /// The repository's workflow files, by name.
 pub fn workflow_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows");
+    let dir = repo().join(".github/workflows");
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

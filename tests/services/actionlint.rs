@@ -4,15 +4,10 @@
 
 use crate::common;
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use common::*;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// tests/harness/actionlint.sh (installs the pinned actionlint once, then runs it).
 fn actionlint(args: &[&str]) -> Run {

@@ -14,10 +14,6 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// python3's http.server on 127.0.0.1, on a port it picks, serving `root`.
 struct FileServer {
     child: Child,

@@ -3,12 +3,9 @@
 //! project's own scripts. Each is shellcheck-clean, and each bash script runs in strict
 //! mode (`set -euo pipefail`), so a failing command stops it instead of going on.
 
+use crate::common::repo;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn is_shell_script(path: &Path) -> bool {
     if path.extension().is_some_and(|e| e == "sh") {
