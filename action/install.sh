@@ -4,12 +4,16 @@
 #     earlier in the run), checked against UWORKER_IMAGE_ACTION_BINARY_SHA256 when set;
 #   - the prebuilt binary of a release that fits the runner: its .sha256 must be one line
 #     naming exactly that asset, and when the gh CLI is there, its build provenance
-#     attestation must verify for the action's repository;
+#     attestation must verify for the action's repository (`latest` is first resolved to
+#     the tag it points at now);
 #   - else `cargo install --locked` from the action's own source, which is the same
 #     version, in a scrubbed environment: cargo runs the build scripts and proc-macros of
 #     every dependency, which must not see the job's secrets.
-# Each installed binary's SHA-256 is kept beside it, and a later step re-hashes the binary
-# before it reuses it.
+# The tool cache may outlive the job (a self-hosted runner) and is shared by every
+# repository's jobs there: a release is kept per server, repository and tag, with its
+# asset, and reused only when that asset still has the hash the release's .sha256 says
+# now and the binary is the asset's; the workflow's binary is kept by its hash, a build
+# from source by its source's hash (and re-hashed against the hash recorded then).
 #
 # Environment: UWORKER_IMAGE_ACTION_VERSION (a release tag, `latest`, `source`, or empty for
 # the ref the action was used at), UWORKER_IMAGE_ACTION_BINARY(_SHA256),
@@ -22,6 +26,8 @@ say() { printf 'uworker-image action: %s\n' "$*" >&2; }
 
 action_path=${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set: run this from action.yml}
 server=${GITHUB_SERVER_URL:-https://github.com}
+host=${server#*://}
+host=${host%%/*}
 version=${UWORKER_IMAGE_ACTION_VERSION:-}
 root=${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-/tmp}}/uworker-image
 
@@ -62,25 +68,22 @@ scrubbed() {
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-# DIR/bin when DIR holds a binary installed earlier that still has the SHA-256 recorded
-# at install time; else DIR is removed, to be installed again.
+# DIR/bin when DIR holds a binary installed earlier whose SHA-256 is WANT; else DIR is
+# removed, to be installed again.
 cached() {
-  local dir=$1 want have
+  local dir=$1 want=$2 have
   [ -e "$dir" ] || return 1
-  if [ -x "$dir/bin/uworker-image" ] && [ -f "$dir/uworker-image.sha256" ]; then
-    want=$(cat "$dir/uworker-image.sha256")
+  if [ -x "$dir/bin/uworker-image" ]; then
     have=$(sha256_of "$dir/bin/uworker-image")
     if [ "$have" = "$want" ]; then
       echo "$dir/bin"
       return 0
     fi
-    say "the cached $dir/bin/uworker-image changed since it was installed (sha256 $have, recorded $want): not using it, installing again"
+    say "the cached $dir/bin/uworker-image has sha256 $have, not $want: not using it, installing again"
   fi
   rm -rf "$dir"
   return 1
 }
-
-record_sha256() { sha256_of "$1/bin/uworker-image" >"$1/uworker-image.sha256"; }
 
 # The workflow's own binary (upload-artifact drops the mode bits: installed as 0755).
 install_given() {
@@ -99,10 +102,9 @@ install_given() {
     return 1
   fi
   dir=$root/binary-$have
-  cached "$dir" && return 0
+  cached "$dir" "$have" && return 0
   mkdir -p "$dir/bin"
   install -m 0755 "$given" "$dir/bin/uworker-image"
-  record_sha256 "$dir"
   echo "$dir/bin"
 }
 
@@ -150,7 +152,7 @@ expected_sha256() {
 
 # GitHub's build provenance attestation, when gh is there to check it.
 verify_provenance() {
-  local file=$1 token=${UWORKER_IMAGE_ACTION_GITHUB_TOKEN:-} host
+  local file=$1 token=${UWORKER_IMAGE_ACTION_GITHUB_TOKEN:-}
   if ! command -v gh >/dev/null 2>&1; then
     say "gh is not installed: the build provenance of $asset is not verified (its checksum is)"
     return 0
@@ -159,8 +161,6 @@ verify_provenance() {
     say "no github-token for gh: the build provenance of $asset is not verified (its checksum is)"
     return 0
   fi
-  host=${server#*://}
-  host=${host%%/*}
   # Built by this repository's release workflow, not by any workflow or fork of it.
   local workflow=$repository/.github/workflows/release.yml
   say "verifying the build provenance of $asset: gh attestation verify --repo $repository --signer-workflow $workflow"
@@ -171,30 +171,89 @@ verify_provenance() {
   fi
 }
 
-# Exit status 2: the release exists but is not trustworthy (no fallback to a build).
-install_release() {
-  local url dir
-  if [ "$version" = latest ]; then
-    url=$server/$repository/releases/latest/download/$asset
-  else
-    url=$server/$repository/releases/download/$version/$asset
+# The tag `latest` points at now: GitHub answers .../releases/latest with a redirect to
+# .../releases/tag/TAG. Status 1: no latest release (a build from source may stand in);
+# 2: a redirect elsewhere.
+latest_tag() {
+  local url=$server/$repository/releases/latest where prefix head tag
+  prefix=$server/$repository/releases/tag/
+  where=$(curl -fsS --retry 3 --retry-delay 2 --max-filesize 1000000 -o /dev/null \
+    -w '%{redirect_url}' "$url") || return 1
+  if [ -z "$where" ] || [ "${where%/}" = "$server/$repository/releases" ]; then
+    say "$repository has no latest release ($url)"
+    return 1
   fi
-  dir=$root/$version
-  # Installed already by an earlier step of this job, and still the same binary.
-  cached "$dir" && return 0
-  local tmp want have
+  # GitHub may spell OWNER/REPO as the repository does; a tag is one path segment.
+  head=${where:0:${#prefix}} tag=${where:${#prefix}}
+  if [ "${head,,}" != "${prefix,,}" ] || ! [[ $tag =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]]; then
+    say "$url leads to $where, not a tag of $repository: refusing it"
+    return 2
+  fi
+  say "latest is $tag ($url)"
+  echo "$tag"
+}
+
+# URL.sha256 into DIR, and its digest of the asset on stdout.
+release_sha256() {
+  local url=$1 dir=$2
+  curl -fsSL --retry 3 --retry-delay 2 --max-filesize 4096 -o "$dir/$asset.sha256" "$url.sha256" || {
+    say "$asset has no $asset.sha256 beside it ($url.sha256): refusing it"
+    return 1
+  }
+  expected_sha256 "$dir/$asset.sha256"
+}
+
+# 0 when DIR (a release installed earlier) is still TAG's: its asset has the hash that the
+# release's .sha256 at URL says now (and its attestation, when gh is there), its binary is
+# the asset's. 1 when it is not: DIR removed, to be installed again. 2 when the release
+# cannot tell (its .sha256 out of reach or malformed): refused.
+reusable_release() {
+  local dir=$1 tag=$2 url=$3 tmp=$4 want have unpacked
+  if [ -f "$dir/$asset" ] && [ -x "$dir/bin/uworker-image" ]; then
+    want=$(release_sha256 "$url" "$tmp") || {
+      say "cannot check the cached uworker-image against its release ($dir): refusing it"
+      return 2
+    }
+    have=$(sha256_of "$dir/$asset")
+    unpacked=$(tar -xzOf "$dir/$asset" uworker-image 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [ "$have" = "$want" ] && [ "$unpacked" = "$(sha256_of "$dir/bin/uworker-image")" ]; then
+      verify_provenance "$dir/$asset" || return 2
+      return 0
+    fi
+    say "the cached $dir is not $repository's $tag (its asset has sha256 $have, the release's .sha256 says $want; or its binary is not the asset's): not using it, installing again"
+  fi
+  rm -rf "$dir"
+  return 1
+}
+
+# Exit status 1: no such release (a build from source may stand in); 2: the release
+# exists but is not trustworthy (no fallback to a build).
+install_release() {
+  local tag=$version
+  if [ "$version" = latest ]; then
+    tag=$(latest_tag) || return $?
+  fi
+  # The concrete tag's assets: `latest` may move while this runs.
+  local url=$server/$repository/releases/download/$tag/$asset
+  # One directory per server, repository and tag: a fork's v1.0.0 is not upstream's.
+  local dir=$root/release/$host/$repository/$tag
+  local tmp want have status=0
   tmp=$(mktemp -d "${RUNNER_TEMP:-/tmp}/uworker-image-download.XXXXXX")
   # shellcheck disable=SC2064 # expand now: tmp is local
   trap "rm -rf '$tmp'" RETURN
+  reusable_release "$dir" "$tag" "$url" "$tmp" || status=$?
+  case $status in
+    0)
+      echo "$dir/bin"
+      return 0
+      ;;
+    2) return 2 ;;
+  esac
   say "downloading $url"
   curl -fsSL --retry 3 --retry-delay 2 --max-filesize 200000000 -o "$tmp/$asset" "$url" || return 1
   # The asset is there: from here on, anything amiss refuses the release (status 2). A
   # release without its checksum is not one to trust, nor a reason to build instead.
-  curl -fsSL --retry 3 --retry-delay 2 --max-filesize 4096 -o "$tmp/$asset.sha256" "$url.sha256" || {
-    say "$asset has no $asset.sha256 beside it: refusing it"
-    return 2
-  }
-  want=$(expected_sha256 "$tmp/$asset.sha256") || return 2
+  want=$(release_sha256 "$url" "$tmp") || return 2
   have=$(sha256_of "$tmp/$asset")
   if [ "$have" != "$want" ]; then
     say "checksum mismatch for $asset: sha256 $have, its .sha256 says $want: refusing it"
@@ -202,13 +261,14 @@ install_release() {
   fi
   verify_provenance "$tmp/$asset" || return 2
   # Called as `$(install_release) || status=$?`, where set -e does not hold: every step
-  # says how it failed.
+  # says how it failed. The asset is kept: a later run checks the cache against it.
   mkdir -p "$dir/bin" || return 2
   tar -xzf "$tmp/$asset" -C "$dir/bin" uworker-image || {
     say "$asset holds no uworker-image: refusing it"
+    rm -rf "$dir"
     return 2
   }
-  record_sha256 "$dir" || return 2
+  mv "$tmp/$asset" "$dir/$asset" || return 2
   echo "$dir/bin"
 }
 
@@ -227,10 +287,11 @@ install_source() {
   key=$(cd "$action_path" && { find Cargo.toml Cargo.lock src -type f -print0 2>/dev/null || true; } |
     sort -z | xargs -0r sha256sum | sha256sum | cut -c1-16)
   dir=$root/source-$key
-  cached "$dir" && return 0
+  # No release to check it against: the hash recorded when it was built.
+  cached "$dir" "$(cat "$dir/uworker-image.sha256" 2>/dev/null)" && return 0
   say "building from source: cargo install --locked --path $action_path"
   scrubbed cargo install --locked --quiet --root "$dir" --path "$action_path" >&2 || return 1
-  record_sha256 "$dir"
+  sha256_of "$dir/bin/uworker-image" >"$dir/uworker-image.sha256"
   echo "$dir/bin"
 }
 

@@ -11,21 +11,72 @@ use crate::common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 use common::*;
 
-/// python3's http.server on 127.0.0.1, on a port it picks, serving `root`.
+/// GitHub's release downloads as a loopback server (python3's http.server on 127.0.0.1, on
+/// a port it picks, serving `root`), with GitHub's redirects of `latest`:
+/// `OWNER/REPO/releases/latest` to `.../releases/tag/TAG` and
+/// `.../releases/latest/download/ASSET` to `.../releases/download/TAG/ASSET`, where TAG is
+/// what the file `root/OWNER/REPO/releases/latest` says (no file: 404). Each request's path
+/// is logged, one a line.
 struct FileServer {
     child: Child,
     url: String,
+    log: tempfile::NamedTempFile,
+}
+
+const GITHUB_RELEASES: &str = r#"
+import http.server, os, re, sys
+root, log = sys.argv[1], sys.argv[2]
+class Releases(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=root, **kwargs)
+    def do_GET(self):
+        with open(log, "a") as f:
+            f.write(self.path + "\n")
+        latest = re.fullmatch(r"/([^/]+)/([^/]+)/releases/latest(?:/download/(.+))?", self.path)
+        if latest is None:
+            return super().do_GET()
+        owner, repo, asset = latest.groups()
+        try:
+            with open(os.path.join(root, owner, repo, "releases", "latest")) as f:
+                tag = f.read().strip()
+        except OSError:
+            return self.send_error(404)
+        where = f"download/{tag}/{asset}" if asset else f"tag/{tag}"
+        self.send_response(302)
+        self.send_header("Location", f"http://{self.headers['Host']}/{owner}/{repo}/releases/{where}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Releases)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// python3 itself, not a wrapper (a pyenv shim) that would outlive the kill in `drop`.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", "import sys; print(sys.executable)"]);
+        let r = run(cmd);
+        assert_eq!(r.code, 0, "{}", r.all());
+        PathBuf::from(r.stdout.trim())
+    })
 }
 
 impl FileServer {
     fn start(root: &Path) -> FileServer {
-        let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-            .arg("--directory")
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(python())
+            .arg("-c")
+            .arg(GITHUB_RELEASES)
             .arg(root)
+            .arg(log.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -34,16 +85,22 @@ impl FileServer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        let port = line
-            .split(" port ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no port in {line:?}"));
         FileServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            log,
         }
+    }
+
+    /// The paths asked for since the last call.
+    fn requests(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.log.path()).unwrap();
+        std::fs::write(self.log.path(), "").unwrap();
+        text.lines().map(str::to_string).collect()
     }
 }
 
@@ -54,25 +111,55 @@ impl Drop for FileServer {
     }
 }
 
+/// Where GitHub's `latest` of `repository` (OWNER/REPO) leads from now on.
+fn set_latest(root: &Path, repository: &str, tag: &str) {
+    let releases = root.join(repository).join("releases");
+    std::fs::create_dir_all(&releases).unwrap();
+    std::fs::write(releases.join("latest"), tag).unwrap();
+}
+
 const ASSET: &str = "uworker-image-x86_64-unknown-linux-musl.tar.gz";
 
 /// A release as the release workflow lays it out (OWNER/REPO/releases/download/TAG/),
 /// packed by its own script.
 fn publish(root: &Path, tag: &str, tamper: bool) {
-    let dir = root.join("owner/uworker-image/releases/download").join(tag);
-    let mut cmd = Command::new(repo().join("scripts/package-release.sh"));
-    cmd.arg(env!("CARGO_BIN_EXE_uworker-image"))
-        .arg("x86_64-unknown-linux-musl")
-        .arg(&dir);
-    let r = run(cmd);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert_eq!(PathBuf::from(r.stdout.trim()), dir.join(ASSET));
+    publish_binary(
+        root,
+        "owner/uworker-image",
+        tag,
+        Path::new(env!("CARGO_BIN_EXE_uworker-image")),
+    );
     if tamper {
+        let dir = root.join("owner/uworker-image/releases/download").join(tag);
         let sum_file = dir.join(format!("{ASSET}.sha256"));
         let mut sum = std::fs::read_to_string(&sum_file).unwrap();
         sum.replace_range(0..4, "0000");
         std::fs::write(sum_file, sum).unwrap();
     }
+}
+
+/// `binary` (named uworker-image) released as `repository`'s `tag`.
+fn publish_binary(root: &Path, repository: &str, tag: &str, binary: &Path) {
+    let dir = root.join(repository).join("releases/download").join(tag);
+    let mut cmd = Command::new(repo().join("scripts/package-release.sh"));
+    cmd.arg(binary).arg("x86_64-unknown-linux-musl").arg(&dir);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(PathBuf::from(r.stdout.trim()), dir.join(ASSET));
+}
+
+/// A stand-in uworker-image in `dir` that says `version` (a release another binary than
+/// the tool).
+fn stand_in_binary(dir: &Path, version: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("uworker-image");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\necho 'uworker-image {version}'\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
 }
 
 #[test]
@@ -123,9 +210,28 @@ fn install_with(
     tmp: &Path,
     vars: &[(&str, &str)],
 ) -> Run {
+    install_from(
+        server,
+        "owner/uworker-image",
+        action_ref,
+        version,
+        tmp,
+        vars,
+    )
+}
+
+/// install.sh of the action `repository` (OWNER/REPO) used at `action_ref`.
+fn install_from(
+    server: &FileServer,
+    repository: &str,
+    action_ref: &str,
+    version: &str,
+    tmp: &Path,
+    vars: &[(&str, &str)],
+) -> Run {
     // Where the runner unpacks a used action: .../_actions/OWNER/REPO/REF (empty here:
     // a build from source has nothing to build).
-    let action_path = tmp.join("_actions/owner/uworker-image").join(action_ref);
+    let action_path = tmp.join("_actions").join(repository).join(action_ref);
     std::fs::create_dir_all(&action_path).unwrap();
     let path = match vars.iter().find(|(k, _)| *k == "PATH") {
         Some((_, path)) => path.to_string(),
@@ -145,6 +251,14 @@ fn install_with(
     run(cmd)
 }
 
+/// Where install.sh keeps `repository`'s release `tag` fetched from `server`.
+fn release_dir(tmp: &Path, server: &FileServer, repository: &str, tag: &str) -> PathBuf {
+    tmp.join("toolcache/uworker-image/release")
+        .join(server.url.trim_start_matches("http://"))
+        .join(repository)
+        .join(tag)
+}
+
 #[test]
 fn the_action_installs_a_checked_release_binary() {
     let www = tempfile::tempdir().unwrap();
@@ -156,8 +270,7 @@ fn the_action_installs_a_checked_release_binary() {
     let installed = PathBuf::from(r.stdout.trim());
     assert_eq!(
         installed,
-        tmp.path()
-            .join("toolcache/uworker-image/v9.9.9/bin/uworker-image")
+        release_dir(tmp.path(), &server, "owner/uworker-image", "v9.9.9").join("bin/uworker-image")
     );
     let mut cmd = Command::new(&installed);
     cmd.arg("--version");
@@ -184,13 +297,20 @@ fn the_action_installs_a_checked_release_binary() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    // A second step of the same job reuses the binary without a download.
-    drop(server);
-    let offline = FileServer::start(tempfile::tempdir().unwrap().path());
-    let again = install(&offline, "v9.9.9", "", tmp.path());
+    // A second step of the same job reuses the binary without downloading it again, once
+    // the cached asset has the hash the release's .sha256 says now.
+    let release = "/owner/uworker-image/releases/download/v9.9.9";
+    server.requests();
+    let again = install(&server, "v9.9.9", "", tmp.path());
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(again.stdout, r.stdout);
     assert!(!again.stderr.contains("downloading"), "{}", again.stderr);
+    assert_eq!(
+        server.requests(),
+        [format!("{release}/{ASSET}.sha256")],
+        "{}",
+        again.stderr
+    );
 }
 
 #[test]
@@ -202,10 +322,11 @@ fn a_release_binary_with_a_wrong_checksum_is_refused() {
     let r = install(&server, "v9.9.8", "", tmp.path());
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stderr.contains("checksum mismatch"), "{}", r.stderr);
-    assert!(!tmp
-        .path()
-        .join("toolcache/uworker-image/v9.9.8/bin/uworker-image")
-        .exists());
+    assert!(
+        !release_dir(tmp.path(), &server, "owner/uworker-image", "v9.9.8")
+            .join("bin/uworker-image")
+            .exists()
+    );
     assert!(!tmp.path().join("github_path").exists());
 }
 
@@ -402,7 +523,11 @@ fn a_sha256_file_must_be_one_line_naming_exactly_the_asset() {
             "a refused release is no reason to build: {}",
             r.stderr
         );
-        assert!(!tmp.path().join("toolcache/uworker-image/v9.9.6").exists());
+        assert!(
+            !release_dir(tmp.path(), &server, "owner/uworker-image", "v9.9.6")
+                .join("bin")
+                .exists()
+        );
         assert!(!tmp.path().join("github_path").exists());
     }
     // Both forms sha256sum writes are accepted, with or without the last newline.
@@ -418,8 +543,21 @@ fn a_sha256_file_must_be_one_line_naming_exactly_the_asset() {
     }
 }
 
+/// `binary` packed as a release asset in `dir` (what an attacker with write access to the
+/// runner's tool cache would leave there).
+fn pack_asset(binary: &Path, dir: &Path) {
+    let mut cmd = Command::new("tar");
+    cmd.arg("-czf")
+        .arg(dir.join(ASSET))
+        .arg("-C")
+        .arg(binary.parent().unwrap())
+        .arg("uworker-image");
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
 #[test]
-fn a_cached_binary_is_hashed_again_before_it_is_used() {
+fn a_cached_binary_is_checked_against_its_release_before_it_is_used() {
     let www = tempfile::tempdir().unwrap();
     publish(www.path(), "v9.9.5", false);
     let server = FileServer::start(www.path());
@@ -427,50 +565,164 @@ fn a_cached_binary_is_hashed_again_before_it_is_used() {
     let r = install(&server, "v9.9.5", "", tmp.path());
     assert_eq!(r.code, 0, "{}", r.all());
     let installed = PathBuf::from(r.stdout.trim());
+    let cache = installed.parent().unwrap().parent().unwrap().to_path_buf();
     let original = std::fs::read(&installed).unwrap();
 
-    // Another job on a self-hosted runner swaps the cached binary.
+    // Another job on a self-hosted runner swaps the cached binary and rewrites the hash
+    // recorded beside it; then the asset too, a tarball of its own binary.
     let ran = tmp.path().join("the-swapped-binary-ran");
     let swapped = format!(
         "#!/bin/sh\ntouch '{}'\necho uworker-image 6.6.6\n",
         ran.display()
     );
-    std::fs::write(&installed, swapped).unwrap();
-    let r = install(&server, "v9.9.5", "", tmp.path());
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stderr.contains("changed since it was installed") && r.stderr.contains("downloading"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(
-        std::fs::read(&installed).unwrap(),
-        original,
-        "installed again"
-    );
-    assert!(!ran.exists());
+    let swap = |asset_too: bool| {
+        std::fs::write(&installed, &swapped).unwrap();
+        std::fs::write(cache.join("uworker-image.sha256"), sha256_hex(&installed)).unwrap();
+        if asset_too {
+            pack_asset(&installed, &cache);
+        }
+    };
+    for asset_too in [false, true] {
+        swap(asset_too);
+        let r = install(&server, "v9.9.5", "", tmp.path());
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(!ran.exists(), "the swapped binary ran: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "{} is not owner/uworker-image's v9.9.5",
+                cache.display()
+            )) && r.stderr.contains("downloading"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(
+            std::fs::read(&installed).unwrap(),
+            original,
+            "installed again"
+        );
+    }
 
-    // Swapped again while the release is out of reach: never used, the step fails.
-    std::fs::write(
-        &installed,
-        format!("#!/bin/sh\ntouch '{}'\n", ran.display()),
-    )
-    .unwrap();
-    drop(server);
-    let offline = FileServer::start(tempfile::tempdir().unwrap().path());
-    let r = install(&offline, "v9.9.5", "", tmp.path());
-    assert_ne!(r.code, 0, "{}", r.all());
+    // Swapped again while the release's .sha256 is out of reach: never used, the step
+    // fails (and builds nothing instead).
+    swap(true);
+    let sum = www
+        .path()
+        .join("owner/uworker-image/releases/download/v9.9.5")
+        .join(format!("{ASSET}.sha256"));
+    std::fs::remove_file(&sum).unwrap();
+    let r = install(&server, "v9.9.5", "", tmp.path());
+    assert_eq!(r.code, 1, "{}", r.all());
     assert!(
-        r.stderr.contains("changed since it was installed"),
+        r.stderr
+            .contains("cannot check the cached uworker-image against its release")
+            && r.stderr.contains("refusing it"),
         "{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("building from source"), "{}", r.stderr);
     assert!(!ran.exists(), "the swapped binary ran");
     let path = std::fs::read_to_string(tmp.path().join("github_path")).unwrap();
     assert_eq!(
         path.lines().count(),
-        2,
-        "only the two good installs: {path}"
+        3,
+        "only the three good installs: {path}"
+    );
+}
+
+#[test]
+fn a_forks_release_of_the_same_tag_is_never_reused_for_upstreams() {
+    let www = tempfile::tempdir().unwrap();
+    let fork_bin = stand_in_binary(&www.path().join("fork-build"), "6.6.6 (fork build)");
+    publish_binary(www.path(), "fork/uworker-image", "v9.9.3", &fork_bin);
+    publish(www.path(), "v9.9.3", false);
+    let server = FileServer::start(www.path());
+    // One self-hosted runner's tool cache, two repositories' actions at the same tag.
+    let tmp = tempfile::tempdir().unwrap();
+    let fork = install_from(&server, "fork/uworker-image", "v9.9.3", "", tmp.path(), &[]);
+    assert_eq!(fork.code, 0, "{}", fork.all());
+    assert!(
+        fork.stderr.contains("6.6.6 (fork build)"),
+        "{}",
+        fork.stderr
+    );
+
+    let upstream = install(&server, "v9.9.3", "", tmp.path());
+    assert_eq!(upstream.code, 0, "{}", upstream.all());
+    assert!(
+        upstream.stderr.contains(&format!(
+            "downloading {}/owner/uworker-image/releases/download/v9.9.3/{ASSET}",
+            server.url
+        )) && !upstream.stderr.contains("fork build"),
+        "the fork's binary was reused: {}",
+        upstream.stderr
+    );
+    assert_ne!(upstream.stdout, fork.stdout);
+    assert_eq!(
+        std::fs::read(upstream.stdout.trim()).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_uworker-image")).unwrap()
+    );
+
+    // Each keeps its own: the fork's again is the fork's, from the cache.
+    let again = install_from(&server, "fork/uworker-image", "v9.9.3", "", tmp.path(), &[]);
+    assert_eq!(again.stdout, fork.stdout, "{}", again.all());
+    assert!(!again.stderr.contains("downloading"), "{}", again.stderr);
+}
+
+#[test]
+fn latest_is_resolved_to_its_tag_and_refreshed_when_it_moves() {
+    let www = tempfile::tempdir().unwrap();
+    publish(www.path(), "v9.9.1", false);
+    let newer = stand_in_binary(&www.path().join("newer-build"), "9.9.2 (newer)");
+    publish_binary(www.path(), "owner/uworker-image", "v9.9.2", &newer);
+    set_latest(www.path(), "owner/uworker-image", "v9.9.1");
+    let server = FileServer::start(www.path());
+    // A self-hosted runner: the tool cache outlives the job.
+    let tmp = tempfile::tempdir().unwrap();
+    let first = install(&server, "v1", "latest", tmp.path());
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(!first.stderr.contains("(newer)"), "{}", first.stderr);
+
+    set_latest(www.path(), "owner/uworker-image", "v9.9.2");
+    let second = install(&server, "v1", "latest", tmp.path());
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(
+        second.stderr.contains("uworker-image 9.9.2 (newer)"),
+        "latest moved to v9.9.2 but was not refreshed: {}",
+        second.stderr
+    );
+    for (r, tag) in [(&first, "v9.9.1"), (&second, "v9.9.2")] {
+        assert_eq!(
+            PathBuf::from(r.stdout.trim()),
+            release_dir(tmp.path(), &server, "owner/uworker-image", tag).join("bin/uworker-image")
+        );
+    }
+
+    // Where it was: the cached v9.9.2, checked, not downloaded.
+    server.requests();
+    let third = install(&server, "v1", "latest", tmp.path());
+    assert_eq!(third.stdout, second.stdout, "{}", third.all());
+    assert_eq!(
+        server.requests(),
+        [
+            "/owner/uworker-image/releases/latest".to_string(),
+            format!("/owner/uworker-image/releases/download/v9.9.2/{ASSET}.sha256")
+        ]
+    );
+
+    // A `latest` that leads to no plain tag of the repository: refused, nothing built.
+    set_latest(
+        www.path(),
+        "owner/uworker-image",
+        "v9.9.2/../../../other/repo",
+    );
+    let r = install(&server, "v1", "latest", tmp.path());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("not a tag of owner/uworker-image: refusing it")
+            && !r.stderr.contains("building from source"),
+        "{}",
+        r.stderr
     );
 }
 
@@ -554,6 +806,35 @@ fn the_workflows_own_binary_is_installed_only_with_its_hash() {
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
         0o755
+    );
+
+    // The cached copy swapped, and a hash recorded beside it to match: it is checked
+    // against the artifact's hash, and installed again from the artifact.
+    let cache = installed.parent().unwrap().parent().unwrap();
+    std::fs::write(&installed, "#!/bin/sh\necho uworker-image 6.6.6\n").unwrap();
+    std::fs::write(cache.join("uworker-image.sha256"), sha256_hex(&installed)).unwrap();
+    let again = install_with(
+        &server,
+        "v1.2.3",
+        "",
+        tmp.path(),
+        &[
+            ("UWORKER_IMAGE_ACTION_BINARY", artifact_str),
+            ("UWORKER_IMAGE_ACTION_BINARY_SHA256", &sha),
+        ],
+    );
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(
+        again
+            .stderr
+            .contains(&format!("not {sha}: not using it, installing again"))
+            && !again.stderr.contains("6.6.6"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(&artifact).unwrap()
     );
 }
 
@@ -738,7 +1019,11 @@ fn a_release_binary_needs_its_provenance_attestation_when_gh_is_there() {
                 r.stderr
             );
             assert!(!r.stderr.contains("building from source"), "{}", r.stderr);
-            assert!(!tmp.path().join("toolcache/uworker-image/v9.9.4").exists());
+            assert!(
+                !release_dir(tmp.path(), &server, "owner/uworker-image", "v9.9.4")
+                    .join("bin")
+                    .exists()
+            );
         }
     }
 
