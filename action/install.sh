@@ -233,6 +233,11 @@ install_release() {
   if [ "$version" = latest ]; then
     tag=$(latest_tag) || return $?
   fi
+  # The tag names a directory below: no `..` (git allows none in a ref), no odd bytes.
+  if ! [[ $tag =~ ^[A-Za-z0-9][A-Za-z0-9._+/-]*$ ]] || [[ $tag == *..* || $tag == *//* || $tag == */ ]]; then
+    say "input version: \`$tag\` is not a release tag: refusing it"
+    return 2
+  fi
   # The concrete tag's assets: `latest` may move while this runs.
   local url=$server/$repository/releases/download/$tag/$asset
   # One directory per server, repository and tag: a fork's v1.0.0 is not upstream's.

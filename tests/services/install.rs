@@ -629,6 +629,30 @@ fn a_cached_binary_is_checked_against_its_release_before_it_is_used() {
     );
 }
 
+/// The tag names a directory of the tool cache: one that climbs out is refused before
+/// anything there is looked at, let alone removed.
+#[test]
+fn a_version_that_is_not_a_tag_is_refused() {
+    let server = FileServer::start(tempfile::tempdir().unwrap().path());
+    let tmp = tempfile::tempdir().unwrap();
+    let precious = tmp.path().join("toolcache/uworker-image/precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    for version in ["../../../../precious", "v1 2", "/v1", "v1//x", "v1/"] {
+        let r = install(&server, "v1.0.0", version, tmp.path());
+        assert_eq!(r.code, 1, "{version}: {}", r.all());
+        assert!(
+            r.stderr.contains(&format!(
+                "input version: `{version}` is not a release tag: refusing it"
+            )),
+            "{version}: {}",
+            r.stderr
+        );
+        assert!(server.requests().is_empty(), "{version}");
+        assert!(!r.stderr.contains("building from source"), "{}", r.stderr);
+        assert!(precious.exists());
+    }
+}
+
 #[test]
 fn a_forks_release_of_the_same_tag_is_never_reused_for_upstreams() {
     let www = tempfile::tempdir().unwrap();
