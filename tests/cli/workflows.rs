@@ -77,6 +77,13 @@ fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
             .collect()
     };
     assert!(paths("push").contains(&"provision/**".to_string()));
+    // The workflow that builds the tool is part of the pipeline.
+    for event in ["push", "pull_request"] {
+        assert!(
+            paths(event).contains(&".github/workflows/tool.yml".to_string()),
+            "{event}"
+        );
+    }
     assert!(
         paths("pull_request").contains(&"provision/**".to_string())
             && paths("pull_request").contains(&"src/**".to_string())
