@@ -116,11 +116,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Only what was created at least this long ago (e.g. 6h, 0s). Default: the build
-    /// deadline (--timeout) plus 5 minutes of cleanup, so a live build is never touched.
+    /// Only what was created at least this long ago (e.g. 6h, 0s), whatever its run's
+    /// deadline. Default: what each run's own deadline has passed. A run whose tool still
+    /// renews its lease is never touched either way.
     #[arg(long, env = "UWORKER_IMAGE_SWEEP_OLDER_THAN", value_parser = humantime::parse_duration)]
     pub older_than: Option<std::time::Duration>,
-    /// The build deadline the default limit derives from (as `build --timeout`; default 4h).
+    /// For leftovers without a deadline mark (made by releases before it): the build
+    /// deadline (as `build --timeout`; default 4h) that, plus 5 minutes, they must be older than.
     #[arg(long, env = "UWORKER_IMAGE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Only what this GitHub run left (its run ID, `${{ github.run_id }}`; any attempt):

@@ -11,6 +11,7 @@ mod packer_run;
 pub(crate) mod plan;
 mod prune;
 mod render;
+mod run_cloud;
 pub(crate) mod report;
 mod schema;
 mod session;
