@@ -126,7 +126,8 @@ pub struct SweepArgs {
     #[arg(long, env = "UWORKER_IMAGE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Only what this GitHub run left (its run ID, `${{ github.run_id }}`; any attempt):
-    /// the sweep after a failed or cancelled build.
+    /// the sweep after a failed or cancelled build. Say it only of a run that has ended:
+    /// its lease no longer spares it.
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<String>,
     /// List what would be removed; remove nothing.
@@ -224,7 +225,8 @@ pub struct RunArgs {
     /// Wait before the second attempt; doubled before each later one.
     #[arg(long, env = "UWORKER_IMAGE_RETRY_DELAY", value_parser = humantime::parse_duration, default_value = "30s")]
     pub retry_delay: std::time::Duration,
-    /// Print a heartbeat line when packer has been quiet this long.
+    /// Print a heartbeat line when packer has been quiet this long. `build` also renews
+    /// its run's lease on the cloud server this often (a lease lasts three periods).
     #[arg(long, env = "UWORKER_IMAGE_HEARTBEAT", value_parser = humantime::parse_duration, default_value = "60s")]
     pub heartbeat: std::time::Duration,
 }

@@ -177,7 +177,10 @@ fn openstack_builder(def: &Definition, t: &Target) -> Value {
     // The run's own ed25519 key, imported into Nova by the tool (src/run_key.rs says why
     // not a key Nova generates). Empty (as in `render`'s var-file), packer has Nova make one.
     put("ssh_keypair_name", json!(user(vars::SSH_KEYPAIR_NAME)));
-    put("ssh_private_key_file", json!(user(vars::SSH_PRIVATE_KEY_FILE)));
+    put(
+        "ssh_private_key_file",
+        json!(user(vars::SSH_PRIVATE_KEY_FILE)),
+    );
     // A pty ties remote commands to the SSH session: a cancelled build leaves none behind.
     put("ssh_pty", json!(true));
     match (&t.floating_ip, &t.floating_ip_network) {
@@ -229,7 +232,10 @@ fn openstack_builder(def: &Definition, t: &Target) -> Value {
         ("uworker_run_url".to_string(), user(vars::RUN_URL)),
         // An image left `saving` by a dead run is swept once this run is over.
         (run_marks::RUN_ID_KEY.to_string(), user(vars::RUN_ID)),
-        (run_marks::DEADLINE_KEY.to_string(), user(vars::RUN_DEADLINE)),
+        (
+            run_marks::DEADLINE_KEY.to_string(),
+            user(vars::RUN_DEADLINE),
+        ),
     ]);
     put("metadata", json!(metadata));
     // On the temporary server: what `sweep` needs to find a dead run's leftovers (the

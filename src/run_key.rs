@@ -51,7 +51,10 @@ mod tests {
         assert_ne!(a.public, b.public);
         let private = PrivateKey::from_openssh(a.private_openssh()).unwrap();
         assert_eq!(private.algorithm(), Algorithm::Ed25519);
-        assert!(!private.is_encrypted(), "packer reads it without a passphrase");
+        assert!(
+            !private.is_encrypted(),
+            "packer reads it without a passphrase"
+        );
         assert_eq!(private.public_key().to_openssh().unwrap(), a.public);
         assert!(a
             .private_openssh()

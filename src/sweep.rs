@@ -45,7 +45,7 @@ pub struct Scope {
     /// including ones since removed from image.toml.
     pub targets: Option<BTreeSet<String>>,
     /// Only this GitHub run's leftovers (any attempt): the sweep after a failed or
-    /// cancelled build.
+    /// cancelled build. The caller knows that run has ended: its lease no longer counts.
     pub run: Option<String>,
     /// The project the token is scoped to: images must be owned by it. None: images are
     /// not swept (ownership cannot be told).
@@ -175,7 +175,10 @@ fn past_deadline(scope: &Scope, deadline: &str) -> Result<String, String> {
     match run_marks::parse_stamp(deadline) {
         None => Err(format!("its run's deadline is unreadable ({deadline})")),
         Some(at) => match scope.now.duration_since(at) {
-            Ok(ago) => Ok(format!("its run's deadline {deadline} passed {} ago", short(ago))),
+            Ok(ago) => Ok(format!(
+                "its run's deadline {deadline} passed {} ago",
+                short(ago)
+            )),
             Err(_) => Err(format!("its run's deadline {deadline} has not passed")),
         },
     }
@@ -195,8 +198,13 @@ fn dead_by_limit(
     }
 }
 
-/// The server's run renews its lease: it is alive, whatever the limit says.
+/// The server's run renews its lease: it is alive, whatever the limit says (unless the
+/// sweep is narrowed to that run, which its caller says has ended: a tool killed with its
+/// job leaves a lease that outlives it by up to three heartbeats).
 fn alive(scope: &Scope, server: &Server) -> Option<String> {
+    if scope.run.is_some() {
+        return None;
+    }
     let until = server.metadata.get(ALIVE_UNTIL_KEY)?;
     let at = run_marks::parse_stamp(until)?;
     (at > scope.now).then(|| format!("its run is alive (lease renewed until {until})"))
@@ -236,8 +244,17 @@ pub fn select(scope: &Scope, found: &Found) -> Selection {
         match server_verdict(scope, server) {
             Ok(why) => swept_servers.push((server, why)),
             Err(reason) => {
-                kept_runs.insert(run_of(server), format!("its run's server {} stays", server.id));
-                spare(&mut selection, Kind::Server, &server.id, &server.name, reason);
+                kept_runs.insert(
+                    run_of(server),
+                    format!("its run's server {} stays", server.id),
+                );
+                spare(
+                    &mut selection,
+                    Kind::Server,
+                    &server.id,
+                    &server.name,
+                    reason,
+                );
             }
         }
     }
@@ -293,8 +310,8 @@ fn select_floating_ips(
         };
         let configured = scope.user_floating_ips.contains(&fip.id)
             || scope.user_floating_ips.contains(&fip.floating_ip_address);
-        let from_pool = server.metadata.get(FLOATING_IP_KEY).map(String::as_str)
-            == Some(FLOATING_IP_FROM_POOL);
+        let from_pool =
+            server.metadata.get(FLOATING_IP_KEY).map(String::as_str) == Some(FLOATING_IP_FROM_POOL);
         let (action, what) = match (configured, from_pool) {
             (true, _) => (Action::Detach, "the configured floating IP, left attached"),
             (false, true) => (Action::Release, "allocated from a pool by packer"),
@@ -397,7 +414,9 @@ fn select_images(
             && UNFINISHED.contains(&image.status.as_str())
             && !image.protected
             && scope.run.as_deref().is_none_or(|run| {
-                image.property(RUN_ID_KEY).is_some_and(|id| of_run(scope, id))
+                image
+                    .property(RUN_ID_KEY)
+                    .is_some_and(|id| of_run(scope, id))
                     || image
                         .property("uworker_run_url")
                         .is_some_and(|url| url.ends_with(&format!("/runs/{run}")))
@@ -408,11 +427,7 @@ fn select_images(
         let name = image.name.clone().unwrap_or_default();
         let verdict = match image.property(RUN_ID_KEY).and_then(|r| kept_runs.get(r)) {
             Some(why) => Err(why.clone()),
-            None => dead_by_limit(
-                scope,
-                image.property(DEADLINE_KEY),
-                Some(&image.created_at),
-            ),
+            None => dead_by_limit(scope, image.property(DEADLINE_KEY), Some(&image.created_at)),
         };
         match verdict {
             Ok(why) => selection.items.push(Item {
@@ -879,7 +894,10 @@ mod tests {
         // Both created 9 hours ago, far beyond the caller's 4h 5m: the long run's deadline
         // is still ahead, the short run's has passed.
         let found = Found {
-            servers: vec![marked("long", "7-1", 2, None), marked("short", "8-1", -1, None)],
+            servers: vec![
+                marked("long", "7-1", 2, None),
+                marked("short", "8-1", -1, None),
+            ],
             ..Found::default()
         };
         let selection = select(&scope(), &found);
@@ -916,10 +934,7 @@ mod tests {
             ],
             ..Found::default()
         };
-        for limit in [
-            scope().limit,
-            Limit::OlderThan(Duration::ZERO),
-        ] {
+        for limit in [scope().limit, Limit::OlderThan(Duration::ZERO)] {
             let s = Scope { limit, ..scope() };
             let selection = select(&s, &found);
             assert_eq!(ids(&selection), [(Kind::Server, "stopped", Action::Delete)]);
@@ -928,6 +943,17 @@ mod tests {
                 "its run is alive (lease renewed until 2026-01-01T13:00:00Z)"
             );
         }
+        // Narrowed to the run (the sweep after its job failed or was cancelled), the
+        // caller says it has ended: a killed tool's lease does not outlive its job.
+        let ended = Scope {
+            run: Some("7".into()),
+            limit: Limit::OlderThan(Duration::ZERO),
+            ..scope()
+        };
+        assert_eq!(
+            ids(&select(&ended, &found)),
+            [(Kind::Server, "beating", Action::Delete)]
+        );
     }
 
     #[test]
@@ -1050,7 +1076,10 @@ mod tests {
         unknown.keypairs = vec![keypair(&live, Some(2))];
         assert_eq!(select(&by_age, &unknown).items.len(), 1);
         let unused = unused_keypairs_of(&narrowed, &found.servers, &found.keypairs);
-        assert_eq!(unused, [dead.clone(), live.clone(), kept_run.clone(), other_target]);
+        assert_eq!(
+            unused,
+            [dead.clone(), live.clone(), kept_run.clone(), other_target]
+        );
     }
 
     #[test]

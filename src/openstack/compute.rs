@@ -135,9 +135,8 @@ impl<'a> Nova<'a> {
     /// Imports a public key as the user's key pair `name` (Nova generates nothing).
     pub fn import_keypair(&self, name: &str, public_key: &str) -> Result<(), OpenStackError> {
         let body = json!({"keypair": {"name": name, "public_key": public_key}});
-        self.cloud.call(Method::POST, &self.url("/os-keypairs"), |r| {
-            r.json(&body)
-        })?;
+        self.cloud
+            .call(Method::POST, &self.url("/os-keypairs"), |r| r.json(&body))?;
         Ok(())
     }
 

@@ -231,7 +231,9 @@ mod tests {
         for said in ["cloud-init", "ssh_username", "ed25519", "ssh-rsa"] {
             assert!(summary.contains(said), "{said}: {summary}");
         }
-        let Failure::Permanent(plain) = classify(&["Script exited with non-zero exit status: 2".into()]) else {
+        let Failure::Permanent(plain) =
+            classify(&["Script exited with non-zero exit status: 2".into()])
+        else {
             panic!()
         };
         assert!(!plain.contains("why:"), "{plain}");

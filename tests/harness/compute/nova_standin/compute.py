@@ -92,6 +92,15 @@ class Server:
         self.updated = _now()
 
 
+def _earlier(stamp, delta):
+    """An RFC 3339 UTC moment `delta` earlier; anything else as it was."""
+    try:
+        moment = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return stamp
+    return (moment - delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _ref_id(ref):
     """An image or flavor reference is an ID or a URL ending in one."""
     return ref.rstrip("/").rsplit("/", 1)[-1]
@@ -355,6 +364,10 @@ class Compute:
         with self.lock:
             for server in self.servers.values():
                 server.created -= delta
+                # The run's deadline and lease marks are moments too (RFC 3339, UTC).
+                for key in ("uworker_deadline", "uworker_alive_until"):
+                    if key in server.metadata:
+                        server.metadata[key] = _earlier(server.metadata[key], delta)
             for keypair in self.keypairs.values():
                 keypair["created_at"] -= delta
 
