@@ -116,15 +116,18 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Only what was created at least this long ago (e.g. 6h, 0s). Default: the build
-    /// deadline (--timeout) plus 5 minutes of cleanup, so a live build is never touched.
+    /// Only what was created at least this long ago (e.g. 6h, 0s), whatever its run's
+    /// deadline. Default: what each run's own deadline has passed. A run whose tool still
+    /// renews its lease is never touched either way.
     #[arg(long, env = "UWORKER_IMAGE_SWEEP_OLDER_THAN", value_parser = humantime::parse_duration)]
     pub older_than: Option<std::time::Duration>,
-    /// The build deadline the default limit derives from (as `build --timeout`; default 4h).
+    /// For leftovers without a deadline mark (made by releases before it): the build
+    /// deadline (as `build --timeout`; default 4h) that, plus 5 minutes, they must be older than.
     #[arg(long, env = "UWORKER_IMAGE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
     /// Only what this GitHub run left (its run ID, `${{ github.run_id }}`; any attempt):
-    /// the sweep after a failed or cancelled build.
+    /// the sweep after a failed or cancelled build. Say it only of a run that has ended:
+    /// its lease no longer spares it.
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<String>,
     /// List what would be removed; remove nothing.
@@ -222,7 +225,8 @@ pub struct RunArgs {
     /// Wait before the second attempt; doubled before each later one.
     #[arg(long, env = "UWORKER_IMAGE_RETRY_DELAY", value_parser = humantime::parse_duration, default_value = "30s")]
     pub retry_delay: std::time::Duration,
-    /// Print a heartbeat line when packer has been quiet this long.
+    /// Print a heartbeat line when packer has been quiet this long. `build` also renews
+    /// its run's lease on the cloud server this often (a lease lasts three periods).
     #[arg(long, env = "UWORKER_IMAGE_HEARTBEAT", value_parser = humantime::parse_duration, default_value = "60s")]
     pub heartbeat: std::time::Duration,
 }

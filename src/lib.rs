@@ -28,6 +28,8 @@ pub mod redirects;
 pub mod render;
 pub mod report;
 pub mod request;
+pub mod run_key;
+pub mod run_marks;
 pub mod secrets;
 pub mod seed;
 pub mod shell;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::definition::{Definition, SourceImage, Step, StepKind, Target, TEST_BUILDER};
+use crate::run_marks;
 use crate::vars;
 
 /// Which builders a template carries.
@@ -62,6 +63,9 @@ pub fn template_variables(def: &Definition) -> Vec<TemplateVar> {
         var(vars::GIT_COMMIT, VarKind::Runtime, ""),
         var(vars::RUN_URL, VarKind::Runtime, ""),
         var(vars::RUN_ID, VarKind::Runtime, ""),
+        var(vars::RUN_DEADLINE, VarKind::Runtime, ""),
+        var(vars::SSH_KEYPAIR_NAME, VarKind::Runtime, ""),
+        var(vars::SSH_PRIVATE_KEY_FILE, VarKind::Runtime, ""),
         var(vars::TEST_HOST, VarKind::Runtime, ""),
         var(vars::TEST_PORT, VarKind::Runtime, "22"),
         var(vars::TEST_SSH_KEY, VarKind::Runtime, ""),
@@ -170,6 +174,13 @@ fn openstack_builder(def: &Definition, t: &Target) -> Value {
     }
     put("flavor", json!(t.flavor));
     put("ssh_username", json!(t.ssh_username));
+    // The run's own ed25519 key, imported into Nova by the tool (src/run_key.rs says why
+    // not a key Nova generates). Empty (as in `render`'s var-file), packer has Nova make one.
+    put("ssh_keypair_name", json!(user(vars::SSH_KEYPAIR_NAME)));
+    put(
+        "ssh_private_key_file",
+        json!(user(vars::SSH_PRIVATE_KEY_FILE)),
+    );
     // A pty ties remote commands to the SSH session: a cancelled build leaves none behind.
     put("ssh_pty", json!(true));
     match (&t.floating_ip, &t.floating_ip_network) {
@@ -219,20 +230,31 @@ fn openstack_builder(def: &Definition, t: &Target) -> Value {
         ),
         ("uworker_git_commit".to_string(), user(vars::GIT_COMMIT)),
         ("uworker_run_url".to_string(), user(vars::RUN_URL)),
+        // An image left `saving` by a dead run is swept once this run is over.
+        (run_marks::RUN_ID_KEY.to_string(), user(vars::RUN_ID)),
+        (
+            run_marks::DEADLINE_KEY.to_string(),
+            user(vars::RUN_DEADLINE),
+        ),
     ]);
     put("metadata", json!(metadata));
     // On the temporary server: what `sweep` needs to find a dead run's leftovers (the
-    // definition, the run, the target) and to say whose they were (commit, run URL).
-    put(
-        "instance_metadata",
-        json!({
-            "uworker_image": def.name,
-            "uworker_run_id": user(vars::RUN_ID),
-            "uworker_target": t.name,
-            "uworker_git_commit": user(vars::GIT_COMMIT),
-            "uworker_run_url": user(vars::RUN_URL),
-        }),
-    );
+    // definition, the run, the target), to know when the run is over (its deadline) and
+    // whose they were (commit, run URL). src/run_marks.rs has the whole contract.
+    let mut instance_metadata = json!({
+        "uworker_image": def.name,
+        run_marks::RUN_ID_KEY: user(vars::RUN_ID),
+        "uworker_target": t.name,
+        "uworker_git_commit": user(vars::GIT_COMMIT),
+        "uworker_run_url": user(vars::RUN_URL),
+        run_marks::DEADLINE_KEY: user(vars::RUN_DEADLINE),
+    });
+    if t.floating_ip.is_none() && t.floating_ip_network.is_some() {
+        // Packer allocates this server's address from the pool and releases it: a dead
+        // run's may go back to the pool. Any other address on it is someone's.
+        instance_metadata[run_marks::FLOATING_IP_KEY] = json!(run_marks::FLOATING_IP_FROM_POOL);
+    }
+    put("instance_metadata", instance_metadata);
     Value::Object(b)
 }
 

@@ -1,9 +1,10 @@
-//! What a dead run left behind, and what of it to remove (pure). A run marks its
-//! temporary server with metadata (`uworker_image`, `uworker_run_id`, `uworker_target`,
-//! commit, run URL); everything else is found through such servers, or is packer's own
-//! temporary key pair, or an image of the definition still being made. Only what is older
-//! than the limit goes, so a live build (which never outlives its deadline and grace) is
-//! never touched; nothing of another definition, project or tool is.
+//! What a dead run left behind, and what of it to remove (pure). A run marks what it makes
+//! (src/run_marks.rs): its temporary server and image with metadata (the definition, the
+//! run, the target, the run's deadline, a lease its tool renews while the run lives), its
+//! key pair by name. Everything else is found through such servers. A leftover goes only
+//! when its run is over: its lease has run out and its own deadline has passed (or, for
+//! what runs from before the deadline marks left, when it is older than the limit). Nothing
+//! of another definition, project or tool is ever touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -13,15 +14,29 @@ use serde::Serialize;
 use crate::openstack::compute::{Keypair, Server};
 use crate::openstack::glance::{Image, IMAGE_PROPERTY, TARGET_PROPERTY};
 use crate::openstack::network::FloatingIp;
+use crate::run_marks::{
+    self, KeypairMarks, ALIVE_UNTIL_KEY, DEADLINE_KEY, FLOATING_IP_FROM_POOL, FLOATING_IP_KEY,
+    RUN_ID_KEY,
+};
 
-/// Server metadata keys a run sets (render.rs, `instance_metadata`).
-pub const RUN_ID_KEY: &str = "uworker_run_id";
-/// Packer names its temporary key pairs `packer_<time-ordered UUID>`.
+/// Packer names the key pairs it makes itself `packer_<time-ordered UUID>`: runs from before
+/// the tool made its own key pair left such ones on their servers.
 pub const PACKER_KEYPAIR_PREFIX: &str = "packer_";
 /// Glance statuses of an image not yet made; a dead run can leave one so forever.
 pub const UNFINISHED: [&str; 3] = ["queued", "saving", "importing"];
 
-/// Whose leftovers to look for, and how old they must be.
+/// When a leftover of ours counts as dead. Whatever the limit, a run whose lease has not
+/// run out is alive, and nothing of it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The default: each run's own deadline. What carries none (left by a tool from before
+    /// the marks) must be older than `unmarked`.
+    OwnDeadline { unmarked: Duration },
+    /// `--older-than`: anything of ours created at least this long ago, marked or not.
+    OlderThan(Duration),
+}
+
+/// Whose leftovers to look for, and when they count as dead.
 #[derive(Debug, Clone)]
 pub struct Scope {
     /// The definition's `name`.
@@ -30,15 +45,14 @@ pub struct Scope {
     /// including ones since removed from image.toml.
     pub targets: Option<BTreeSet<String>>,
     /// Only this GitHub run's leftovers (any attempt): the sweep after a failed or
-    /// cancelled build. Packer's key pairs no server uses carry no run: they are left to
-    /// the unnarrowed sweep.
+    /// cancelled build. The caller knows that run has ended: its lease no longer counts.
     pub run: Option<String>,
     /// The project the token is scoped to: images must be owned by it. None: images are
     /// not swept (ownership cannot be told).
     pub project_id: Option<String>,
     /// The user's own floating IPs (IDs or addresses): detached, never released.
     pub user_floating_ips: BTreeSet<String>,
-    pub older_than: Duration,
+    pub limit: Limit,
     pub now: SystemTime,
 }
 
@@ -48,7 +62,8 @@ pub struct Found {
     pub servers: Vec<Server>,
     /// Port IDs of each server that may be swept (by server ID).
     pub ports: BTreeMap<String, Vec<String>>,
-    /// Key pairs; packer's unused ones with their creation time (`show`).
+    /// The user's key pairs; the unused ones of ours with their creation time (`show`)
+    /// when the limit is an age.
     pub keypairs: Vec<Keypair>,
     pub floating_ips: Vec<FloatingIp>,
     /// The definition's images (any status).
@@ -68,13 +83,13 @@ pub enum Kind {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Delete,
-    /// A floating IP packer allocated: back to the pool.
+    /// A floating IP the dead run's packer allocated from a pool: back to the pool.
     Release,
-    /// The user's floating IP: off the dead server, kept.
+    /// Any other floating IP: off the dead server, kept for its owner.
     Detach,
 }
 
-/// One thing to remove, with why it is ours and old enough.
+/// One thing to remove, with why it is ours and dead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
     pub kind: Kind,
@@ -84,7 +99,7 @@ pub struct Item {
     pub reason: String,
 }
 
-/// Something of ours that stays, and why (too young, unknown age).
+/// Something of ours that stays, and why (its run is alive or may still be).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Spared {
     pub kind: Kind,
@@ -132,51 +147,155 @@ fn in_scope(scope: &Scope, target: Option<&str>) -> bool {
     }
 }
 
-/// Old enough: created at least `older_than` before `now`. None when the time is unknown
-/// or unreadable (then it is spared: never guess).
+/// How long ago `created` was. None when the time is unknown or unreadable (then it is
+/// spared: never guess).
 pub fn age(scope: &Scope, created: &str) -> Option<Duration> {
-    let created = humantime::parse_rfc3339_weak(created.trim_end_matches('Z')).ok()?;
+    let created = run_marks::parse_stamp(created)?;
     Some(scope.now.duration_since(created).unwrap_or(Duration::ZERO))
 }
 
-fn old_enough(scope: &Scope, created: Option<&str>) -> Result<Duration, String> {
+/// Why a leftover created at `created` is old enough, or why it is spared.
+fn older_than(scope: &Scope, created: Option<&str>, limit: Duration) -> Result<String, String> {
     match created.and_then(|c| age(scope, c)) {
         None => Err(format!(
             "creation time unknown ({})",
             created.unwrap_or("none")
         )),
-        Some(age) if age >= scope.older_than => Ok(age),
+        Some(age) if age >= limit => Ok(format!("created {} ago", short(age))),
         Some(age) => Err(format!(
             "created {} ago, younger than {}",
             short(age),
-            short(scope.older_than)
+            short(limit)
         )),
     }
+}
+
+/// Why a run whose deadline mark reads `deadline` is over, or why it may still run.
+fn past_deadline(scope: &Scope, deadline: &str) -> Result<String, String> {
+    match run_marks::parse_stamp(deadline) {
+        None => Err(format!("its run's deadline is unreadable ({deadline})")),
+        Some(at) => match scope.now.duration_since(at) {
+            Ok(ago) => Ok(format!(
+                "its run's deadline {deadline} passed {} ago",
+                short(ago)
+            )),
+            Err(_) => Err(format!("its run's deadline {deadline} has not passed")),
+        },
+    }
+}
+
+/// Why a leftover is dead by the scope's limit, or why it is spared: its own deadline
+/// (when it carries one and the limit is the default) or its age.
+fn dead_by_limit(
+    scope: &Scope,
+    deadline: Option<&str>,
+    created: Option<&str>,
+) -> Result<String, String> {
+    match (scope.limit, deadline) {
+        (Limit::OwnDeadline { .. }, Some(deadline)) => past_deadline(scope, deadline),
+        (Limit::OwnDeadline { unmarked }, None) => older_than(scope, created, unmarked),
+        (Limit::OlderThan(limit), _) => older_than(scope, created, limit),
+    }
+}
+
+/// The server's run renews its lease: it is alive, whatever the limit says (unless the
+/// sweep is narrowed to that run, which its caller says has ended: a tool killed with its
+/// job leaves a lease that outlives it by up to three heartbeats).
+fn alive(scope: &Scope, server: &Server) -> Option<String> {
+    if scope.run.is_some() {
+        return None;
+    }
+    let until = server.metadata.get(ALIVE_UNTIL_KEY)?;
+    let at = run_marks::parse_stamp(until)?;
+    (at > scope.now).then(|| format!("its run is alive (lease renewed until {until})"))
+}
+
+/// Why a server of ours is dead, or why it is spared.
+fn server_verdict(scope: &Scope, server: &Server) -> Result<String, String> {
+    if let Some(alive) = alive(scope, server) {
+        return Err(alive);
+    }
+    dead_by_limit(
+        scope,
+        server.metadata.get(DEADLINE_KEY).map(String::as_str),
+        Some(&server.created),
+    )
 }
 
 fn short(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+fn spare(selection: &mut Selection, kind: Kind, id: &str, name: &str, reason: String) {
+    selection.spared.push(Spared {
+        kind,
+        id: id.to_string(),
+        name: name.to_string(),
+        reason,
+    });
+}
+
 pub fn select(scope: &Scope, found: &Found) -> Selection {
     let mut selection = Selection::default();
-    let mut swept_servers: Vec<&Server> = Vec::new();
+    let mut swept_servers: Vec<(&Server, String)> = Vec::new();
+    // Runs with a server that stays: their key pairs and images stay too.
+    let mut kept_runs: BTreeMap<&str, String> = BTreeMap::new();
     for server in found.servers.iter().filter(|s| is_ours(scope, s)) {
-        match old_enough(scope, Some(&server.created)) {
-            Ok(_) => swept_servers.push(server),
-            Err(reason) => selection.spared.push(Spared {
-                kind: Kind::Server,
-                id: server.id.clone(),
-                name: server.name.clone(),
-                reason,
-            }),
+        match server_verdict(scope, server) {
+            Ok(why) => swept_servers.push((server, why)),
+            Err(reason) => {
+                kept_runs.insert(
+                    run_of(server),
+                    format!("its run's server {} stays", server.id),
+                );
+                spare(
+                    &mut selection,
+                    Kind::Server,
+                    &server.id,
+                    &server.name,
+                    reason,
+                );
+            }
         }
     }
+    select_floating_ips(scope, found, &swept_servers, &mut selection);
 
-    // Floating IPs on a swept server's port: packer's are released, the user's detached.
+    for (server, why) in &swept_servers {
+        selection.items.push(Item {
+            kind: Kind::Server,
+            id: server.id.clone(),
+            name: server.name.clone(),
+            action: Action::Delete,
+            reason: format!(
+                "run {} of target {}, {why} ({})",
+                run_of(server),
+                server
+                    .metadata
+                    .get(TARGET_PROPERTY)
+                    .map(String::as_str)
+                    .unwrap_or("?"),
+                server.status
+            ),
+        });
+    }
+    select_keypairs(scope, found, &swept_servers, &kept_runs, &mut selection);
+    select_images(scope, found, &kept_runs, &mut selection);
+    selection.items.sort_by_key(|i| i.kind);
+    selection
+}
+
+/// Floating IPs on a swept server's port: released when the run's packer allocated them
+/// from a pool (the server says so), detached otherwise: a reserved address, the user's
+/// configured one or one attached by hand is never given back to the pool.
+fn select_floating_ips(
+    scope: &Scope,
+    found: &Found,
+    swept_servers: &[(&Server, String)],
+    selection: &mut Selection,
+) {
     let swept_ports: BTreeMap<&str, &Server> = swept_servers
         .iter()
-        .flat_map(|s| {
+        .flat_map(|(s, _)| {
             found
                 .ports
                 .get(&s.id)
@@ -189,97 +308,99 @@ pub fn select(scope: &Scope, found: &Found) -> Selection {
         let Some(server) = fip.port_id.as_deref().and_then(|p| swept_ports.get(p)) else {
             continue;
         };
-        let users = scope.user_floating_ips.contains(&fip.id)
+        let configured = scope.user_floating_ips.contains(&fip.id)
             || scope.user_floating_ips.contains(&fip.floating_ip_address);
+        let from_pool =
+            server.metadata.get(FLOATING_IP_KEY).map(String::as_str) == Some(FLOATING_IP_FROM_POOL);
+        let (action, what) = match (configured, from_pool) {
+            (true, _) => (Action::Detach, "the configured floating IP, left attached"),
+            (false, true) => (Action::Release, "allocated from a pool by packer"),
+            (false, false) => (
+                Action::Detach,
+                "not allocated by the run (it takes no address from a pool), left attached",
+            ),
+        };
         selection.items.push(Item {
             kind: Kind::FloatingIp,
             id: fip.id.clone(),
             name: fip.floating_ip_address.clone(),
-            action: if users {
-                Action::Detach
-            } else {
-                Action::Release
-            },
-            reason: format!(
-                "{} on server {} of run {}",
-                if users {
-                    "the configured floating IP, left attached"
-                } else {
-                    "allocated by packer"
-                },
-                server.id,
-                run_of(server)
-            ),
+            action,
+            reason: format!("{what} on server {} of run {}", server.id, run_of(server)),
         });
     }
+}
 
-    for server in &swept_servers {
-        let age = old_enough(scope, Some(&server.created)).unwrap_or_default();
-        selection.items.push(Item {
-            kind: Kind::Server,
-            id: server.id.clone(),
-            name: server.name.clone(),
-            action: Action::Delete,
-            reason: format!(
-                "run {} of target {}, created {} ago ({})",
-                run_of(server),
-                server
-                    .metadata
-                    .get(TARGET_PROPERTY)
-                    .map(String::as_str)
-                    .unwrap_or("?"),
-                short(age),
-                server.status
-            ),
-        });
-    }
-
-    // Key pairs: a swept server's packer key (unless a server that stays uses it), and
-    // packer keys no server uses at all, when old enough.
-    let used_by_kept: BTreeSet<&str> = found
+/// Key pairs: the tool's own (named with their marks) when their run is over, and packer's
+/// own (`packer_*`, left by runs from before the tool made its own) only on a swept server.
+/// Nova key pairs belong to the user, not the project: any other key pair, however named
+/// and however old, is someone else's.
+fn select_keypairs(
+    scope: &Scope,
+    found: &Found,
+    swept_servers: &[(&Server, String)],
+    kept_runs: &BTreeMap<&str, String>,
+    selection: &mut Selection,
+) {
+    let swept: BTreeSet<&str> = swept_servers.iter().map(|(s, _)| s.id.as_str()).collect();
+    let used_by_kept: BTreeMap<&str, &Server> = found
         .servers
         .iter()
-        .filter(|s| !swept_servers.iter().any(|w| w.id == s.id))
-        .filter_map(|s| s.key_name.as_deref())
+        .filter(|s| !swept.contains(s.id.as_str()))
+        .filter_map(|s| s.key_name.as_deref().map(|k| (k, s)))
         .collect();
     let used_by_swept: BTreeMap<&str, &Server> = swept_servers
         .iter()
-        .filter_map(|s| s.key_name.as_deref().map(|k| (k, *s)))
+        .filter_map(|(s, _)| s.key_name.as_deref().map(|k| (k, *s)))
         .collect();
     for keypair in &found.keypairs {
         let name = keypair.name.as_str();
-        if !name.starts_with(PACKER_KEYPAIR_PREFIX) || used_by_kept.contains(name) {
+        let marks = KeypairMarks::parse(name).filter(|m| {
+            m.definition == scope.definition
+                && in_scope(scope, Some(&m.target))
+                && of_run(scope, &m.run_id)
+        });
+        if marks.is_none() && !name.starts_with(PACKER_KEYPAIR_PREFIX) {
             continue;
         }
-        let reason = match used_by_swept.get(name) {
-            Some(server) => format!("packer's key pair of server {}", server.id),
-            None if scope.run.is_some() => continue,
-            None => match old_enough(scope, keypair.created_at.as_deref()) {
-                Ok(age) => format!(
-                    "packer's key pair, used by no server, created {} ago",
-                    short(age)
-                ),
-                Err(reason) => {
-                    selection.spared.push(Spared {
-                        kind: Kind::Keypair,
-                        id: name.to_string(),
-                        name: name.to_string(),
-                        reason,
-                    });
-                    continue;
-                }
-            },
+        let verdict = if let Some(server) = used_by_kept.get(name) {
+            Err(format!("used by server {}, which stays", server.id))
+        } else if let Some(server) = used_by_swept.get(name) {
+            Ok(format!("the key pair of server {}", server.id))
+        } else if let Some(marks) = &marks {
+            match kept_runs.get(marks.run_id.as_str()) {
+                Some(why) => Err(why.clone()),
+                None => dead_by_limit(
+                    scope,
+                    Some(&run_marks::stamp(marks.deadline)),
+                    keypair.created_at.as_deref(),
+                )
+                .map(|why| format!("run {} of target {}, {why}", marks.run_id, marks.target)),
+            }
+        } else {
+            // Packer's, on no server of ours: not known to be ours.
+            continue;
         };
-        selection.items.push(Item {
-            kind: Kind::Keypair,
-            id: name.to_string(),
-            name: name.to_string(),
-            action: Action::Delete,
-            reason,
-        });
+        match verdict {
+            Ok(reason) => selection.items.push(Item {
+                kind: Kind::Keypair,
+                id: name.to_string(),
+                name: name.to_string(),
+                action: Action::Delete,
+                reason,
+            }),
+            Err(reason) if marks.is_some() => spare(selection, Kind::Keypair, name, name, reason),
+            Err(_) => {}
+        }
     }
+}
 
-    // Images of this definition, owned by this project, never finished.
+/// Images of this definition, owned by this project, never finished, whose run is over.
+fn select_images(
+    scope: &Scope,
+    found: &Found,
+    kept_runs: &BTreeMap<&str, String>,
+    selection: &mut Selection,
+) {
     let prefix = format!("{}-", scope.definition);
     for image in &found.images {
         let ours = image.property(IMAGE_PROPERTY) == Some(scope.definition.as_str())
@@ -294,31 +415,31 @@ pub fn select(scope: &Scope, found: &Found) -> Selection {
             && !image.protected
             && scope.run.as_deref().is_none_or(|run| {
                 image
-                    .property("uworker_run_url")
-                    .is_some_and(|url| url.ends_with(&format!("/runs/{run}")))
+                    .property(RUN_ID_KEY)
+                    .is_some_and(|id| of_run(scope, id))
+                    || image
+                        .property("uworker_run_url")
+                        .is_some_and(|url| url.ends_with(&format!("/runs/{run}")))
             });
         if !ours {
             continue;
         }
         let name = image.name.clone().unwrap_or_default();
-        match old_enough(scope, Some(&image.created_at)) {
-            Ok(age) => selection.items.push(Item {
+        let verdict = match image.property(RUN_ID_KEY).and_then(|r| kept_runs.get(r)) {
+            Some(why) => Err(why.clone()),
+            None => dead_by_limit(scope, image.property(DEADLINE_KEY), Some(&image.created_at)),
+        };
+        match verdict {
+            Ok(why) => selection.items.push(Item {
                 kind: Kind::Image,
                 id: image.id.clone(),
                 name,
                 action: Action::Delete,
-                reason: format!("still {}, created {} ago", image.status, short(age)),
+                reason: format!("still {}, {why}", image.status),
             }),
-            Err(reason) => selection.spared.push(Spared {
-                kind: Kind::Image,
-                id: image.id.clone(),
-                name,
-                reason,
-            }),
+            Err(reason) => spare(selection, Kind::Image, &image.id, &name, reason),
         }
     }
-    selection.items.sort_by_key(|i| i.kind);
-    selection
 }
 
 fn run_of(server: &Server) -> &str {
@@ -329,8 +450,9 @@ fn run_of(server: &Server) -> &str {
         .unwrap_or("?")
 }
 
-/// The packer key pairs no server uses: the ones whose creation time must be looked up.
-pub fn unused_packer_keypairs<'a>(servers: &[Server], keypairs: &'a [Keypair]) -> Vec<&'a str> {
+/// Key pairs of ours that no server uses: when the limit is an age, their creation time
+/// must be looked up (a key pair list does not carry it).
+pub fn unused_keypairs_of(scope: &Scope, servers: &[Server], keypairs: &[Keypair]) -> Vec<String> {
     let used: BTreeSet<&str> = servers
         .iter()
         .filter_map(|s| s.key_name.as_deref())
@@ -338,7 +460,9 @@ pub fn unused_packer_keypairs<'a>(servers: &[Server], keypairs: &'a [Keypair]) -
     keypairs
         .iter()
         .map(|k| k.name.as_str())
-        .filter(|n| n.starts_with(PACKER_KEYPAIR_PREFIX) && !used.contains(n))
+        .filter(|n| !used.contains(n))
+        .filter(|n| KeypairMarks::parse(n).is_some_and(|m| m.definition == scope.definition))
+        .map(str::to_string)
         .collect()
 }
 
@@ -360,7 +484,9 @@ mod tests {
             run: None,
             project_id: Some("p1".into()),
             user_floating_ips: BTreeSet::from(["10.0.0.9".to_string()]),
-            older_than: Duration::from_secs(4 * HOUR + 300),
+            limit: Limit::OwnDeadline {
+                unmarked: Duration::from_secs(4 * HOUR + 300),
+            },
             now: noon(),
         }
     }
@@ -472,10 +598,13 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_runs_server_its_key_and_packers_floating_ip_go_when_old_enough() {
+    fn an_unmarked_dead_runs_server_its_key_and_packers_floating_ip_go_when_old_enough() {
+        let mut old = server_of("old", 5, Some("packer_old"), "smog");
+        old.metadata
+            .insert(FLOATING_IP_KEY.into(), FLOATING_IP_FROM_POOL.into());
         let found = Found {
             servers: vec![
-                server_of("old", 5, Some("packer_old"), "smog"),
+                old,
                 server_of("young", 1, Some("packer_young"), "smog"),
                 server(
                     "foreign",
@@ -514,22 +643,16 @@ mod tests {
                 (Kind::FloatingIp, "fip-user", Action::Detach),
                 (Kind::Server, "old", Action::Delete),
                 (Kind::Keypair, "packer_old", Action::Delete),
-                (Kind::Keypair, "packer_orphan_old", Action::Delete),
             ]
         );
+        // Packer's key pairs on no server of ours are not known to be ours: untouched,
+        // not even listed as spared.
         let spared: Vec<(&str, &str)> = selection
             .spared
             .iter()
             .map(|s| (s.id.as_str(), s.reason.as_str()))
             .collect();
-        assert_eq!(
-            spared,
-            [
-                ("young", "created 1h ago, younger than 4h 5m"),
-                ("packer_orphan_young", "created 1h ago, younger than 4h 5m"),
-                ("packer_orphan_unknown", "creation time unknown (none)"),
-            ]
-        );
+        assert_eq!(spared, [("young", "created 1h ago, younger than 4h 5m")]);
         assert_eq!(
             selection.items[2].reason,
             "run 42 of target smog, created 5h ago (ACTIVE)"
@@ -544,7 +667,7 @@ mod tests {
         };
         assert!(select(&scope(), &found).items.is_empty());
         let zero = Scope {
-            older_than: Duration::ZERO,
+            limit: Limit::OlderThan(Duration::ZERO),
             ..scope()
         };
         assert_eq!(
@@ -553,7 +676,7 @@ mod tests {
         );
         // Exactly at the limit counts as old enough; a clock ahead of ours is age zero.
         let exact = Scope {
-            older_than: Duration::from_secs(5 * HOUR),
+            limit: Limit::OlderThan(Duration::from_secs(5 * HOUR)),
             ..scope()
         };
         let found = Found {
@@ -654,8 +777,8 @@ mod tests {
             keypair("packer_x", None),
             keypair("mine", None),
         ];
-        let unused = unused_packer_keypairs(&found.servers, &keypairs);
-        assert_eq!(unused, ["packer_x"]);
+        let unused = unused_keypairs_of(&scope(), &found.servers, &keypairs);
+        assert!(unused.is_empty(), "packer's are not ours: {unused:?}");
     }
 
     #[test]
@@ -722,8 +845,272 @@ mod tests {
         );
         assert_eq!(
             select(&scope(), &found).items.len(),
-            12,
-            "unnarrowed: all of them"
+            11,
+            "unnarrowed: all of them but packer's key pair on no server"
+        );
+    }
+
+    /// A server of run `run` marked as today's tool marks it: deadline and lease at
+    /// `deadline`/`alive_until` hours from noon (negative: before).
+    fn marked(id: &str, run: &str, deadline: i64, alive_until: Option<i64>) -> Server {
+        let at = |hours: i64| {
+            let moment = if hours >= 0 {
+                noon() + Duration::from_secs(hours as u64 * HOUR)
+            } else {
+                noon() - Duration::from_secs((-hours) as u64 * HOUR)
+            };
+            run_marks::stamp(moment)
+        };
+        let mut meta = vec![
+            ("uworker_image", "uworker".to_string()),
+            (RUN_ID_KEY, run.to_string()),
+            ("uworker_target", "smog".to_string()),
+            (DEADLINE_KEY, at(deadline)),
+        ];
+        if let Some(hours) = alive_until {
+            meta.push((ALIVE_UNTIL_KEY, at(hours)));
+        }
+        let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let key = KeypairMarks {
+            definition: "uworker".into(),
+            target: "smog".into(),
+            run_id: run.into(),
+            deadline: noon(),
+        };
+        server(id, 9, Some(&key.name()), &meta)
+    }
+
+    fn spared_reason<'a>(selection: &'a Selection, id: &str) -> &'a str {
+        selection
+            .spared
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.reason.as_str())
+            .unwrap_or_else(|| panic!("{id} not spared: {selection:?}"))
+    }
+
+    #[test]
+    fn a_run_is_judged_by_its_own_deadline_not_by_the_callers_limit() {
+        // Both created 9 hours ago, far beyond the caller's 4h 5m: the long run's deadline
+        // is still ahead, the short run's has passed.
+        let found = Found {
+            servers: vec![
+                marked("long", "7-1", 2, None),
+                marked("short", "8-1", -1, None),
+            ],
+            ..Found::default()
+        };
+        let selection = select(&scope(), &found);
+        assert_eq!(ids(&selection), [(Kind::Server, "short", Action::Delete)]);
+        assert_eq!(
+            spared_reason(&selection, "long"),
+            "its run's deadline 2026-01-01T14:00:00Z has not passed"
+        );
+        assert_eq!(
+            selection.items[0].reason,
+            "run 8-1 of target smog, its run's deadline 2026-01-01T11:00:00Z passed 1h ago (ACTIVE)"
+        );
+        // An unreadable deadline is never taken for a passed one.
+        let mut garbled = marked("garbled", "9-1", -1, None);
+        garbled.metadata.insert(DEADLINE_KEY.into(), "soon".into());
+        let found = Found {
+            servers: vec![garbled],
+            ..Found::default()
+        };
+        let selection = select(&scope(), &found);
+        assert!(selection.items.is_empty(), "{selection:?}");
+        assert_eq!(
+            spared_reason(&selection, "garbled"),
+            "its run's deadline is unreadable (soon)"
+        );
+    }
+
+    #[test]
+    fn a_live_lease_spares_a_run_past_its_deadline_and_any_age_limit() {
+        let found = Found {
+            servers: vec![
+                marked("beating", "7-1", -1, Some(1)),
+                marked("stopped", "8-1", -1, Some(-1)),
+            ],
+            ..Found::default()
+        };
+        for limit in [scope().limit, Limit::OlderThan(Duration::ZERO)] {
+            let s = Scope { limit, ..scope() };
+            let selection = select(&s, &found);
+            assert_eq!(ids(&selection), [(Kind::Server, "stopped", Action::Delete)]);
+            assert_eq!(
+                spared_reason(&selection, "beating"),
+                "its run is alive (lease renewed until 2026-01-01T13:00:00Z)"
+            );
+        }
+        // Narrowed to the run (the sweep after its job failed or was cancelled), the
+        // caller says it has ended: a killed tool's lease does not outlive its job.
+        let ended = Scope {
+            run: Some("7".into()),
+            limit: Limit::OlderThan(Duration::ZERO),
+            ..scope()
+        };
+        assert_eq!(
+            ids(&select(&ended, &found)),
+            [(Kind::Server, "beating", Action::Delete)]
+        );
+    }
+
+    #[test]
+    fn an_explicit_age_limit_judges_marked_leftovers_by_age() {
+        let found = Found {
+            servers: vec![marked("long", "7-1", 2, None)],
+            ..Found::default()
+        };
+        let s = Scope {
+            limit: Limit::OlderThan(Duration::from_secs(8 * HOUR)),
+            ..scope()
+        };
+        assert_eq!(
+            ids(&select(&s, &found)),
+            [(Kind::Server, "long", Action::Delete)]
+        );
+    }
+
+    #[test]
+    fn only_a_floating_ip_the_run_took_from_a_pool_is_released() {
+        let mut pool = marked("pool", "7-1", -1, None);
+        pool.metadata
+            .insert(FLOATING_IP_KEY.into(), FLOATING_IP_FROM_POOL.into());
+        let found = Found {
+            servers: vec![pool, marked("fixed", "8-1", -1, None)],
+            ports: BTreeMap::from([
+                ("pool".into(), vec!["port-pool".into()]),
+                ("fixed".into(), vec!["port-fixed".into()]),
+            ]),
+            floating_ips: vec![
+                fip("fip-allocated", "10.0.0.5", Some("port-pool")),
+                fip("fip-configured", "10.0.0.9", Some("port-pool")),
+                fip("fip-reserved", "10.0.0.6", Some("port-fixed")),
+            ],
+            ..Found::default()
+        };
+        let selection = select(&scope(), &found);
+        let fips: Vec<_> = ids(&selection)
+            .into_iter()
+            .filter(|(kind, ..)| *kind == Kind::FloatingIp)
+            .collect();
+        assert_eq!(
+            fips,
+            [
+                (Kind::FloatingIp, "fip-allocated", Action::Release),
+                (Kind::FloatingIp, "fip-configured", Action::Detach),
+                (Kind::FloatingIp, "fip-reserved", Action::Detach),
+            ]
+        );
+        assert_eq!(
+            selection.items[2].reason,
+            "not allocated by the run (it takes no address from a pool), left attached on server fixed of run 8-1"
+        );
+    }
+
+    #[test]
+    fn the_tools_key_pairs_go_when_their_run_is_over_and_no_other_key_pair_ever() {
+        let key = |definition: &str, run: &str, target: &str, hours_ahead: i64| {
+            let deadline = if hours_ahead >= 0 {
+                noon() + Duration::from_secs(hours_ahead as u64 * HOUR)
+            } else {
+                noon() - Duration::from_secs((-hours_ahead) as u64 * HOUR)
+            };
+            KeypairMarks {
+                definition: definition.into(),
+                target: target.into(),
+                run_id: run.into(),
+                deadline,
+            }
+            .name()
+        };
+        let dead = key("uworker", "1-1", "smog", -1);
+        let live = key("uworker", "2-1", "smog", 1);
+        let kept_run = key("uworker", "3-1", "smog", -1);
+        let other_definition = key("uworker2", "4-1", "smog", -1);
+        let other_target = key("uworker", "5-1", "other", -1);
+        let found = Found {
+            // Run 3-1 still has a live server (its own key pair aside).
+            servers: vec![marked("s3", "3-1", -1, Some(1))],
+            keypairs: [
+                &dead,
+                &live,
+                &kept_run,
+                &other_definition,
+                &other_target,
+                "packer_0199",
+                "deploy",
+            ]
+            .iter()
+            .map(|n| keypair(n, Some(99)))
+            .collect(),
+            ..Found::default()
+        };
+        let narrowed = Scope {
+            targets: Some(BTreeSet::from(["smog".to_string()])),
+            ..scope()
+        };
+        let selection = select(&narrowed, &found);
+        assert_eq!(
+            ids(&selection),
+            [(Kind::Keypair, dead.as_str(), Action::Delete)]
+        );
+        assert_eq!(
+            spared_reason(&selection, &live),
+            "its run's deadline 2026-01-01T13:00:00Z has not passed"
+        );
+        assert_eq!(
+            spared_reason(&selection, &kept_run),
+            "its run's server s3 stays"
+        );
+        // With an age limit, a key pair's own creation time counts (looked up by `show`);
+        // an unknown one never passes.
+        let by_age = Scope {
+            limit: Limit::OlderThan(Duration::from_secs(HOUR)),
+            ..narrowed.clone()
+        };
+        let mut unknown = found.clone();
+        unknown.keypairs = vec![keypair(&live, None)];
+        assert!(select(&by_age, &unknown).items.is_empty());
+        unknown.keypairs = vec![keypair(&live, Some(2))];
+        assert_eq!(select(&by_age, &unknown).items.len(), 1);
+        let unused = unused_keypairs_of(&narrowed, &found.servers, &found.keypairs);
+        assert_eq!(
+            unused,
+            [dead.clone(), live.clone(), kept_run.clone(), other_target]
+        );
+    }
+
+    #[test]
+    fn an_images_run_and_deadline_decide_like_its_servers() {
+        let marked_image = |id: &str, run: &str, deadline: &str| {
+            image(
+                id,
+                &format!("uworker-smog-{id}"),
+                "saving",
+                9,
+                &[(RUN_ID_KEY, run), (DEADLINE_KEY, deadline)],
+            )
+        };
+        let found = Found {
+            servers: vec![marked("s3", "3-1", -1, Some(1))],
+            images: vec![
+                marked_image("over", "1-1", "2026-01-01T11:00:00Z"),
+                marked_image("ahead", "2-1", "2026-01-01T13:00:00Z"),
+                marked_image("saving", "3-1", "2026-01-01T11:00:00Z"),
+            ],
+            ..Found::default()
+        };
+        let selection = select(&scope(), &found);
+        assert_eq!(ids(&selection), [(Kind::Image, "over", Action::Delete)]);
+        assert_eq!(
+            spared_reason(&selection, "saving"),
+            "its run's server s3 stays"
+        );
+        assert_eq!(
+            spared_reason(&selection, "ahead"),
+            "its run's deadline 2026-01-01T13:00:00Z has not passed"
         );
     }
 }

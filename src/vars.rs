@@ -24,9 +24,14 @@ pub const RUN_URL: &str = "run_url";
 pub const RUN_ID: &str = "run_id";
 /// Where a `worker_source` outside the definition is on the machine running packer.
 pub const WORKER_SOURCE_DIR: &str = "worker_source_dir";
+/// The run's own key pair in Nova, and its private key file (0600, in the work dir).
+pub const SSH_KEYPAIR_NAME: &str = "ssh_keypair_name";
+pub const SSH_PRIVATE_KEY_FILE: &str = "ssh_private_key_file";
+/// When the run will have ended, cleanup included (RFC 3339): `sweep` judges by it.
+pub const RUN_DEADLINE: &str = "run_deadline";
 
 /// Every variable name the tool itself defines; definitions may not reuse them.
-pub const RESERVED: [&str; 14] = [
+pub const RESERVED: [&str; 17] = [
     FLOATING_IP,
     WORKER_CONFIG_FILE_KEY,
     TEST_HOST,
@@ -41,6 +46,9 @@ pub const RESERVED: [&str; 14] = [
     RUN_URL,
     RUN_ID,
     WORKER_SOURCE_DIR,
+    SSH_KEYPAIR_NAME,
+    SSH_PRIVATE_KEY_FILE,
+    RUN_DEADLINE,
 ];
 
 /// The seed's variables.json keys (what `--var-file` accepts besides definition variables).

@@ -2,11 +2,12 @@
 //! pre-flight checks, the target's openstack builder with retries and a deadline, then
 //! the image verified and marked in Glance, and a result record.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
 use super::packer_run::{failure_verdict, run_packer, RunDefaults};
+use super::run_cloud::{Lease, RunKeypair};
 use super::session::check_base_owner;
 use super::stage::{stage, write_record, RunFacts};
 use super::{plan, CommandError, Session};
@@ -24,6 +25,7 @@ use crate::packer::attempts::Outcome;
 use crate::record::{Action, Fingerprint, FingerprintImage, Provenance, Record};
 use crate::render::Builders;
 use crate::request::{self, Output};
+use crate::run_marks::KeypairMarks;
 use crate::vars;
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
@@ -49,10 +51,26 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     }
 
     preflight(&session, target, cloud, &record.packer_version, request)?;
-    // What dead runs of this target left (older than a build can live) goes first.
+    // What dead runs of this target left (each past its own deadline) goes first.
     super::sweep::before_build(&session, cloud, &target.name, request.limits.timeout);
     let floating_ip_id = floating_ip_id(&session, target, cloud)?;
     let built_target = pinned_base_image(target, &record.manifest.base_image.resolved_id);
+    // The run ends by its deadline, packer's cleanup included: its marks say so.
+    let deadline = SystemTime::now()
+        + request.limits.timeout.unwrap_or(DEFAULT_TIMEOUT)
+        + super::sweep::BUILD_GRACE;
+    let run_id = provenance.run_id.clone().unwrap_or_default();
+    let info = |line: &str| session.info(line);
+    let keypair = RunKeypair::import(
+        cloud,
+        &KeypairMarks {
+            definition: session.definition.name.clone(),
+            target: target.name.clone(),
+            run_id: run_id.clone(),
+            deadline,
+        },
+        &info,
+    )?;
     let staged = stage(
         &session,
         Builders::Target(&built_target),
@@ -60,9 +78,25 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
             fingerprint: Some(record.fingerprint.to_string()),
             provenance,
             floating_ip_id,
+            keypair_name: Some(keypair.name.clone()),
+            private_key: Some(keypair.private_key.clone()),
+            deadline: Some(deadline),
             ..RunFacts::default()
         },
     )?;
+    let redactor = session.redactor.clone();
+    let quiet = session.quiet;
+    let lease = Lease::start(
+        cloud.reconnect()?,
+        session.definition.name.clone(),
+        run_id,
+        request.limits.heartbeat,
+        move |line| {
+            if !quiet {
+                eprintln!("{}", redactor.redact(line));
+            }
+        },
+    );
     let defaults = RunDefaults {
         timeout: DEFAULT_TIMEOUT,
         attempts: 3,
@@ -78,7 +112,9 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
         &defaults,
         env,
     )?;
+    drop(lease);
     drop(staged);
+    keypair.delete();
 
     let code = match &outcome {
         Outcome::Built {

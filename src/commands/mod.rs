@@ -12,6 +12,7 @@ pub(crate) mod plan;
 mod prune;
 mod render;
 pub(crate) mod report;
+mod run_cloud;
 mod schema;
 mod session;
 mod stage;

@@ -2,12 +2,15 @@
 //! private work dir, `render --out`'s copies of them, and the record (`--out FILE`).
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{Context as _, Result};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::Session;
 use crate::record::Provenance;
 use crate::render::{self as template, Builders, VarKind};
+use crate::run_marks;
 use crate::vars;
 use crate::workdir::{write_new, Workdir};
 
@@ -20,6 +23,12 @@ pub struct RunFacts {
     pub provenance: Provenance,
     /// The ID of the floating IP the seed's variable gives by address (packer takes IDs).
     pub floating_ip_id: Option<String>,
+    /// The run's key pair in Nova and its private key (written 0600 into the work dir).
+    pub keypair_name: Option<String>,
+    pub private_key: Option<SecretString>,
+    pub private_key_file: Option<PathBuf>,
+    /// When the run will have ended, cleanup included.
+    pub deadline: Option<SystemTime>,
 }
 
 /// Values of every template variable for a run. Holds secrets: write it 0600 only.
@@ -51,6 +60,9 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
             (_, vars::GIT_COMMIT) => facts.provenance.git_commit.clone(),
             (_, vars::RUN_URL) => facts.provenance.run_url.clone(),
             (_, vars::RUN_ID) => facts.provenance.run_id.clone(),
+            (_, vars::RUN_DEADLINE) => facts.deadline.map(run_marks::stamp),
+            (_, vars::SSH_KEYPAIR_NAME) => facts.keypair_name.clone(),
+            (_, vars::SSH_PRIVATE_KEY_FILE) => path_text(&facts.private_key_file),
             (_, vars::FLOATING_IP) if facts.floating_ip_id.is_some() => {
                 facts.floating_ip_id.clone()
             }
@@ -86,9 +98,14 @@ pub fn stage(session: &Session, builders: Builders, run: RunFacts) -> Result<Sta
     let text = template::to_text(&template::template(&session.definition, builders));
     let template_path = workdir.write_public("template.json", text.as_bytes())?;
     let worker_config_path = write_worker_config(session, workdir.path())?;
+    let private_key_file = match &run.private_key {
+        Some(key) => Some(workdir.write_secret("run-key", key.expose_secret().as_bytes())?),
+        None => None,
+    };
     let facts = RunFacts {
         worker_config_path,
         manifest_file: Some(workdir.path().join("packer-manifest.json")),
+        private_key_file,
         ..run
     };
     let var_file =
@@ -102,7 +119,6 @@ pub fn stage(session: &Session, builders: Builders, run: RunFacts) -> Result<Sta
 
 /// Writes the generated worker config (0600) into `dir`; None when there are no values.
 pub fn write_worker_config(session: &Session, dir: &Path) -> Result<Option<PathBuf>> {
-    use secrecy::ExposeSecret;
     if session.inputs.worker.is_empty() {
         return Ok(None);
     }

@@ -1,7 +1,7 @@
 //! `sweep`: find what dead runs of this definition left in the cloud (servers marked with
-//! its metadata, their key pairs and packer's floating IPs, packer's unused key pairs,
-//! images stuck unfinished) and remove what is older than the limit. `build` runs it for
-//! its own target before it starts.
+//! its metadata, their key pairs and the floating IPs packer took from a pool for them,
+//! the tool's key pairs, images stuck unfinished) and remove what belongs to a run that is
+//! over (src/sweep.rs says when). `build` runs it for its own target before it starts.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -17,7 +17,7 @@ use crate::openstack::compute::{is_gone, Nova};
 use crate::openstack::glance::{Glance, IMAGE_PROPERTY};
 use crate::openstack::network::Neutron;
 use crate::request::{self, Output};
-use crate::sweep::{self, Action, Found, Item, Kind, Scope, Selection, Spared};
+use crate::sweep::{self, Action, Found, Item, Kind, Limit, Scope, Selection, Spared};
 use crate::vars;
 
 /// How long `build` may run by default (its --timeout), and how long packer may clean up
@@ -25,9 +25,20 @@ use crate::vars;
 pub const BUILD_DEADLINE: Duration = Duration::from_secs(4 * 3600);
 pub const BUILD_GRACE: Duration = Duration::from_secs(300);
 
-/// The default limit: the build deadline plus its grace, so a live build is never touched.
-pub fn default_older_than(timeout: Option<Duration>) -> Duration {
+/// How long a run may live, cleanup included: what its deadline mark says, and the age
+/// beyond which a leftover without marks (from a tool before them) counts as dead.
+pub fn run_lifetime(timeout: Option<Duration>) -> Duration {
     timeout.unwrap_or(BUILD_DEADLINE) + BUILD_GRACE
+}
+
+/// `--older-than` when given, else each run's own deadline.
+fn limit(older_than: Option<Duration>, timeout: Option<Duration>) -> Limit {
+    match older_than {
+        Some(age) => Limit::OlderThan(age),
+        None => Limit::OwnDeadline {
+            unmarked: run_lifetime(timeout),
+        },
+    }
 }
 
 pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
@@ -38,10 +49,8 @@ pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
         None => None,
     };
     let cloud = session.require_cloud("sweep", "Compute, Networking and Glance")?;
-    let older_than = request
-        .older_than
-        .unwrap_or_else(|| default_older_than(request.timeout));
-    let mut scope = scope(&session, cloud, targets, older_than);
+    let limit = limit(request.older_than, request.timeout);
+    let mut scope = scope(&session, cloud, targets, limit);
     scope.run = request.run.clone();
     let report = sweep_cloud(cloud, &scope, request.dry_run)?;
     match request.output {
@@ -55,11 +64,12 @@ pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
     Ok(report.code())
 }
 
-/// `build`'s sweep of its own target, before packer starts. It never fails the build: a
-/// sweep that cannot finish says so and the build goes on.
+/// `build`'s sweep of its own target, before packer starts: each earlier run is judged by
+/// its own deadline, never by this run's `--timeout`. It never fails the build: a sweep
+/// that cannot finish says so and the build goes on.
 pub fn before_build(session: &Session, cloud: &Cloud, target: &str, timeout: Option<Duration>) {
     let targets = Some(BTreeSet::from([target.to_string()]));
-    let scope = scope(session, cloud, targets, default_older_than(timeout));
+    let scope = scope(session, cloud, targets, limit(None, timeout));
     match sweep_cloud(cloud, &scope, false) {
         Ok(report) => {
             for item in &report.items {
@@ -79,7 +89,7 @@ fn scope(
     session: &Session,
     cloud: &Cloud,
     targets: Option<BTreeSet<String>>,
-    older_than: Duration,
+    limit: Limit,
 ) -> Scope {
     // The floating IPs the user configured: detached from a dead server, never released.
     let mut user_floating_ips: BTreeSet<String> = session
@@ -95,7 +105,7 @@ fn scope(
         run: None,
         project_id: cloud.project_id().ok().map(str::to_string),
         user_floating_ips,
-        older_than,
+        limit,
         now: SystemTime::now(),
     }
 }
@@ -104,7 +114,8 @@ fn scope(
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub dry_run: bool,
-    pub older_than: String,
+    /// `older than <age>`, or `past each run's deadline` (`older than <age>` without one).
+    pub limit: String,
     pub items: Vec<Done>,
     pub spared: Vec<Spared>,
     pub removed: usize,
@@ -150,7 +161,7 @@ impl Report {
             ));
         }
         lines.push(format!(
-            "sweep: {} {}, {} failed, {} spared (limit: older than {})",
+            "sweep: {} {}, {} failed, {} spared (limit: {})",
             if self.dry_run {
                 self.items.len()
             } else {
@@ -163,7 +174,7 @@ impl Report {
             },
             self.failed,
             self.spared.len(),
-            self.older_than
+            self.limit
         ));
         lines
     }
@@ -186,7 +197,7 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
     let glance = Glance::new(cloud)?;
     let mut report = Report {
         dry_run,
-        older_than: humantime::format_duration(scope.older_than).to_string(),
+        limit: limit_text(scope.limit),
         items: Vec::new(),
         spared,
         removed: 0,
@@ -232,6 +243,17 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
     Ok(report)
 }
 
+fn limit_text(limit: Limit) -> String {
+    let age = |d: Duration| humantime::format_duration(d).to_string();
+    match limit {
+        Limit::OlderThan(d) => format!("older than {}", age(d)),
+        Limit::OwnDeadline { unmarked } => format!(
+            "past each run's deadline; without one, older than {}",
+            age(unmarked)
+        ),
+    }
+}
+
 fn kind_word(kind: Kind) -> &'static str {
     match kind {
         Kind::FloatingIp => "floating IP",
@@ -265,11 +287,13 @@ fn find(cloud: &Cloud, scope: &Scope) -> Result<Found, OpenStackError> {
         }
     }
     let mut keypairs = nova.keypairs()?;
-    // Only packer's unused key pairs need their age (the list does not carry it).
-    let unused: BTreeSet<String> = sweep::unused_packer_keypairs(&servers, &keypairs)
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    // Only an age limit needs our unused key pairs' ages (the list does not carry them).
+    let unused: BTreeSet<String> = match scope.limit {
+        Limit::OlderThan(_) => sweep::unused_keypairs_of(scope, &servers, &keypairs)
+            .into_iter()
+            .collect(),
+        Limit::OwnDeadline { .. } => BTreeSet::new(),
+    };
     for keypair in keypairs.iter_mut().filter(|k| unused.contains(&k.name)) {
         match nova.keypair(&keypair.name) {
             Ok(shown) => keypair.created_at = shown.created_at,

@@ -157,6 +157,15 @@ impl Cloud {
         })
     }
 
+    /// A session of its own (a new login with the same credentials, the same region), for
+    /// a thread: a session is not shared between threads.
+    pub fn reconnect(&self) -> Result<Cloud, OpenStackError> {
+        let mut cloud = Cloud::connect(&self.credentials, self.backoff.clone())?;
+        cloud.region = self.region.clone();
+        cloud.interface = self.interface.clone();
+        Ok(cloud)
+    }
+
     /// The ID of the project the token is scoped to: the owner of this project's images.
     pub fn project_id(&self) -> Result<&str, OpenStackError> {
         self.project_id.as_deref().ok_or_else(|| {

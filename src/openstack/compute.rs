@@ -1,11 +1,13 @@
-//! Compute (Nova) v2.1 and Networking (Neutron) v2.0: the calls `sweep` makes to find and
-//! delete what a dead run left (servers with their metadata and ports, key pairs, floating
-//! IPs). Nova at its base microversion 2.1 (no header): every cloud serves it.
+//! Compute (Nova) v2.1: the calls `build` makes for its run (its key pair, its server's
+//! lease) and `sweep` makes to find and delete what a dead run left (servers with their
+//! metadata and ports, key pairs). Nova at its base microversion 2.1 (no header): every
+//! cloud serves it.
 
 use std::collections::BTreeMap;
 
 use reqwest::Method;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::client::{Cloud, OpenStackError};
 
@@ -116,28 +118,72 @@ impl<'a> Nova<'a> {
         Ok(list.keypairs.into_iter().map(|w| w.keypair).collect())
     }
 
+    fn keypair_url(&self, name: &str) -> String {
+        self.url(&format!("/os-keypairs/{}", path_segment(name)))
+    }
+
     /// One key pair with its creation time.
     pub fn keypair(&self, name: &str) -> Result<Keypair, OpenStackError> {
         #[derive(Deserialize)]
         struct Shown {
             keypair: Keypair,
         }
-        let url = self.url(&format!("/os-keypairs/{name}"));
-        let shown: Shown = self.cloud.get_json(&url)?;
+        let shown: Shown = self.cloud.get_json(&self.keypair_url(name))?;
         Ok(shown.keypair)
     }
 
-    pub fn delete_keypair(&self, name: &str) -> Result<(), OpenStackError> {
-        self.cloud.call(
-            Method::DELETE,
-            &self.url(&format!("/os-keypairs/{name}")),
-            |r| r,
-        )?;
+    /// Imports a public key as the user's key pair `name` (Nova generates nothing).
+    pub fn import_keypair(&self, name: &str, public_key: &str) -> Result<(), OpenStackError> {
+        let body = json!({"keypair": {"name": name, "public_key": public_key}});
+        self.cloud
+            .call(Method::POST, &self.url("/os-keypairs"), |r| r.json(&body))?;
         Ok(())
     }
+
+    pub fn delete_keypair(&self, name: &str) -> Result<(), OpenStackError> {
+        self.cloud
+            .call(Method::DELETE, &self.keypair_url(name), |r| r)?;
+        Ok(())
+    }
+
+    /// Sets metadata items on a server (others stay as they are).
+    pub fn set_server_metadata(
+        &self,
+        id: &str,
+        items: &BTreeMap<String, String>,
+    ) -> Result<(), OpenStackError> {
+        let url = self.url(&format!("/servers/{id}/metadata"));
+        let body = json!({ "metadata": items });
+        self.cloud.call(Method::POST, &url, |r| r.json(&body))?;
+        Ok(())
+    }
+}
+
+/// A name as one URL path segment: the tool's key pair names hold spaces.
+fn path_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Whether an error means the thing is already gone (someone else deleted it first).
 pub fn is_gone(error: &OpenStackError) -> bool {
     matches!(error, OpenStackError::Api { status: 404, .. })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_path_segment_escapes_all_but_the_unreserved() {
+        assert_eq!(
+            super::path_segment("uworker-image a.b smog_1 42-1 17"),
+            "uworker-image%20a.b%20smog_1%2042-1%2017"
+        );
+        assert_eq!(super::path_segment("x/y?z#%"), "x%2Fy%3Fz%23%25");
+    }
 }

@@ -28,6 +28,8 @@ enum Kind {
 /// "Request forbidden", "Internal Server Error", the 503 and 429 sentences, and
 /// "Expected HTTP response code [..] ..., but got N instead" for the rest).
 const RULES: &[(&str, Kind)] = &[
+    // The server refused packer's SSH key: the same key is refused next time.
+    (SSH_AUTH_FAILED, Kind::Permanent),
     // What the definition did: the same script fails the same way next time.
     ("script exited with non-zero exit status", Kind::Permanent),
     ("failed to prepare build", Kind::Permanent),
@@ -91,13 +93,32 @@ const RULES: &[(&str, Kind)] = &[
     ("the status of volume is error", Kind::Transient),
 ];
 
+/// Packer's words when every SSH login was refused ("Packer experienced an authentication
+/// error when trying to connect via SSH ... unable to authenticate"), after
+/// `ssh_handshake_attempts` tries.
+const SSH_AUTH_FAILED: &str = "packer experienced an authentication error";
+
+/// Failures whose packer message does not say why, and what does.
+const EXPLAINED: &[(&str, &str)] = &[(
+    SSH_AUTH_FAILED,
+    "the server refused the SSH key: the server gets the run's key pair from cloud-init, \
+     which reads it from Nova's metadata, so check that the base image runs cloud-init, \
+     that `ssh_username` is its login user, and that the security groups and network let \
+     packer reach port 22 of that server. (A key pair Nova generates is RSA, which packer \
+     before 1.8.1 signs as ssh-rsa, refused by OpenSSH 8.8 and later: the tool gives packer \
+     an ed25519 key of its own instead.)",
+)];
+
 /// Classifies a failed build by the errors packer reported.
 pub fn classify(errors: &[String]) -> Failure {
     let lower = errors.join("\n").to_lowercase();
-    let summary = errors
+    let mut summary = errors
         .last()
         .cloned()
         .unwrap_or_else(|| "packer failed without an error message".into());
+    if let Some((_, why)) = EXPLAINED.iter().find(|(needle, _)| lower.contains(needle)) {
+        summary = format!("{summary}\n  why: {why}");
+    }
     let kind = RULES
         .iter()
         .find(|(needle, _)| lower.contains(needle))
@@ -196,6 +217,26 @@ mod tests {
         for (message, want) in cases {
             assert_eq!(class(message), want, "{message}");
         }
+    }
+
+    /// Packer 1.6.6's words once `ssh_handshake_attempts` logins were refused (a key
+    /// type or signature the server does not take, a wrong user, a key not installed).
+    #[test]
+    fn a_refused_ssh_login_is_permanent_and_says_why() {
+        let refused = "Packer experienced an authentication error when trying to connect via SSH. This can happen if your username/password are wrong. You may want to double-check your credentials as part of your debugging process. original error: ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey], no supported methods remain";
+        let Failure::Permanent(summary) = classify(&[refused.to_string()]) else {
+            panic!("retried: {:?}", classify(&[refused.to_string()]));
+        };
+        assert!(summary.starts_with(refused), "{summary}");
+        for said in ["cloud-init", "ssh_username", "ed25519", "ssh-rsa"] {
+            assert!(summary.contains(said), "{said}: {summary}");
+        }
+        let Failure::Permanent(plain) =
+            classify(&["Script exited with non-zero exit status: 2".into()])
+        else {
+            panic!()
+        };
+        assert!(!plain.contains("why:"), "{plain}");
     }
 
     #[test]

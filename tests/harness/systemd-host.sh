@@ -18,10 +18,18 @@
 #       sudo, python3 (no python3-venv, like a cloud image), ca-certificates with this machine's extra
 #       CAs and /etc/pip.conf trusting them; user `ubuntu` with NOPASSWD sudo and no
 #       password; getty and networkd-wait-online masked.
+#       cloud-init (Debian's package) as on an Ubuntu cloud image: datasource NoCloud (then
+#       None), network config disabled (the host shares this machine's network), default
+#       user `ubuntu`, /etc/hosts managed. It runs only on a host whose root holds a NoCloud
+#       seed (/var/lib/cloud/seed/nocloud/{meta-data,user-data}: the Compute stand-in
+#       writes one into each server's root); without one, ds-identify disables it.
+#       sshd accepts no RSA key at all (PubkeyAcceptedAlgorithms: ed25519 and ECDSA only):
+#       HashiCorp's packer 1.6.6 signs RSA only as ssh-rsa (SHA-1), which OpenSSH 8.8+
+#       refuses, so the lab refuses what the field's packer cannot do.
 #
 #   systemd-host.sh boot --state DIR [--root DIR | --release R] [--address 127.0.0.N]
-#                        [--port N] [--authorized-keys FILE] [--volatile|--persistent]
-#                        [--timeout S]
+#                        [--port N] [--authorized-keys FILE] [--seed DIR]
+#                        [--volatile|--persistent] [--timeout S]
 #       Boots the host in the background and returns once its sshd answers (exit 0), or
 #       fails (exit 1) with the tail of the boot log. DIR (created) holds nspawn.pid,
 #       boot.log (the console), and the files bound into the host. Defaults: --root the
@@ -30,8 +38,14 @@
 #       --volatile: every write goes to a tmpfs overlay and vanishes at stop.
 #       --persistent: writes land in --root (required, and not the pristine copy), so the
 #       provisioned root can be tarred afterwards (stop the host first).
-#       sshd listens on ADDRESS:PORT only (the host shares this machine's network) and
-#       accepts the keys of FILE for every user (FILE is copied, world-readable: public keys).
+#       sshd listens on ADDRESS:PORT only (the host shares this machine's network).
+#       --authorized-keys FILE: sshd also accepts the keys of FILE for every user (FILE is
+#       copied, world-readable: public keys). Without it no key is bound in: the host
+#       accepts only its users' own ~/.ssh/authorized_keys (on a Compute stand-in server,
+#       what cloud-init wrote from the seed).
+#       --seed DIR: a NoCloud seed (meta-data, user-data), bound read-only at
+#       /var/lib/cloud/seed/nocloud: cloud-init runs at boot and reads it there. Like a
+#       config drive it is no part of the root, so a tarred root never holds it.
 #
 #   systemd-host.sh stop --state DIR [--grace S]
 #       SIGTERM to nspawn (a clean poweroff), up to S seconds (default 15: a unit that
@@ -44,7 +58,7 @@
 set -euo pipefail
 
 # Bump when the rootfs recipe below changes: the cache keys on it.
-readonly ROOTFS_VERSION=1
+readonly ROOTFS_VERSION=2
 readonly SSH_USER=ubuntu
 cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}/systemd-host
 release=bookworm
@@ -102,9 +116,9 @@ build_tarball() {
     echo '$SSH_USER ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/$SSH_USER
     chmod 440 /etc/sudoers.d/$SSH_USER
     systemctl mask getty@tty1.service console-getty.service systemd-networkd-wait-online.service
-    systemctl enable ssh.service
-    apt-get clean
-    rm -rf /var/lib/apt/lists/*"
+    systemctl enable ssh.service"
+  install_cloud_init "$root" "$work/cloud-init.log"
+  refuse_rsa "$root"
   # This machine reaches the package registries through TLS that only its own trust
   # store accepts: give the host the same trust, for apt and pip alike.
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
@@ -122,6 +136,57 @@ build_tarball() {
   echo "systemd-host.sh: rootfs built in $(($(date +%s) - t0)) s" >&2
   rm -rf "$work"
   trap - EXIT
+}
+
+# install_cloud_init ROOT LOG: Debian's cloud-init, set up as an Ubuntu cloud image's.
+install_cloud_init() {
+  local root=$1 log=$2 resolv
+  # apt needs this machine's name resolution for a moment; the file goes back as it was.
+  resolv=$(mktemp)
+  cp -a "$root/etc/resolv.conf" "$resolv"
+  cp --remove-destination /etc/resolv.conf "$root/etc/resolv.conf"
+  chroot "$root" sh -euc '
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends cloud-init
+    apt-get clean
+    rm -rf /var/lib/apt/lists/*' >"$log" 2>&1 ||
+    { tail -20 "$log" >&2; die "installing cloud-init failed"; }
+  cp -a "$resolv" "$root/etc/resolv.conf"
+  rm -f "$resolv"
+  cat >"$root/etc/cloud/cloud.cfg.d/90-uwtest-host.cfg" <<'CFG'
+# The test host's first boot, as an Ubuntu cloud image's on OpenStack: a NoCloud seed the
+# Compute stand-in writes into the server's root stands for Nova's metadata.
+datasource_list: [NoCloud, None]
+# The host shares this machine's network: nothing to configure.
+network:
+  config: disabled
+manage_etc_hosts: true
+# No locales package (minbase): cloud-init's locale module would fail on every boot.
+locale: false
+system_info:
+  default_user:
+    name: ubuntu
+    lock_passwd: true
+    gecos: Ubuntu
+    groups: [adm, sudo]
+    sudo: ["ALL=(ALL) NOPASSWD:ALL"]
+    shell: /bin/bash
+CFG
+}
+
+# refuse_rsa ROOT: sshd accepts ed25519 and ECDSA keys only (first value wins: 01- comes
+# before every other drop-in).
+refuse_rsa() {
+  local algorithms=ssh-ed25519,ssh-ed25519-cert-v01@openssh.com
+  algorithms+=,sk-ssh-ed25519@openssh.com,sk-ssh-ed25519-cert-v01@openssh.com
+  algorithms+=,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521
+  algorithms+=,ecdsa-sha2-nistp256-cert-v01@openssh.com,ecdsa-sha2-nistp384-cert-v01@openssh.com
+  algorithms+=,ecdsa-sha2-nistp521-cert-v01@openssh.com
+  algorithms+=,sk-ecdsa-sha2-nistp256@openssh.com,sk-ecdsa-sha2-nistp256-cert-v01@openssh.com
+  printf '%s\n' \
+    "# HashiCorp's packer 1.6.6 signs RSA only as ssh-rsa (SHA-1), which OpenSSH 8.8+ refuses:" \
+    "# the lab accepts no RSA key at all, so a build leaning on one fails here as in the field." \
+    "PubkeyAcceptedAlgorithms $algorithms" >"$root/etc/ssh/sshd_config.d/01-test-host-no-rsa.conf"
 }
 
 unpack_pristine() {
@@ -143,7 +208,7 @@ cmd_rootfs() {
   done
   mkdir -p "$cache"
   # One builder per release at a time: tests running in parallel share the cache.
-  exec 9>"$cache/.lock-$release"
+  exec 9>"$cache/.lock-$release-v$ROOTFS_VERSION"
   flock 9
   [ -f "$tarball" ] || build_tarball
   [ -d "$pristine" ] || unpack_pristine
@@ -158,7 +223,7 @@ sshd_answers() {
 }
 
 cmd_boot() {
-  local state='' root='' address=127.0.0.1 port=22 keys='' mode=volatile timeout_s=30
+  local state='' root='' address=127.0.0.1 port=22 keys='' seed='' mode=volatile timeout_s=30
   while [ $# -gt 0 ]; do
     case $1 in
       --state) state=$2; shift ;;
@@ -167,6 +232,7 @@ cmd_boot() {
       --address) address=$2; shift ;;
       --port) port=$2; shift ;;
       --authorized-keys) keys=$2; shift ;;
+      --seed) seed=$2; shift ;;
       --volatile) mode=volatile ;;
       --persistent) mode=persistent ;;
       --timeout) timeout_s=$2; shift ;;
@@ -197,15 +263,25 @@ cmd_boot() {
   if sshd_answers "$address" "$port"; then
     die "boot: something already answers SSH on $address:$port"
   fi
-  install -m 0644 /dev/null "$state/authorized_keys"
-  [ -z "$keys" ] || cat "$keys" >"$state/authorized_keys"
   printf 'ListenAddress %s:%s\n' "$address" "$port" >"$state/sshd-listen.conf"
   chmod 0644 "$state/sshd-listen.conf"
 
-  local args=(-q -D "$root" --boot --register=no --keep-unit --console=passive
+  # read-only: the console's output goes to boot.log. A console nobody reads (passive)
+  # fills up, and then cloud-init, which writes to it, blocks.
+  local args=(-q -D "$root" --boot --register=no --keep-unit --console=read-only
     "--machine=uwtest-${address//./-}-$port"
-    "--bind-ro=$state/authorized_keys:/etc/ssh/test-host-authorized_keys"
     "--bind-ro=$state/sshd-listen.conf:/etc/ssh/sshd_config.d/test-host.conf")
+  if [ -n "$keys" ]; then
+    install -m 0644 /dev/null "$state/authorized_keys"
+    cat "$keys" >"$state/authorized_keys"
+    args+=("--bind-ro=$state/authorized_keys:/etc/ssh/test-host-authorized_keys")
+  fi
+  if [ -n "$seed" ]; then
+    if [ ! -f "$seed/meta-data" ] || [ ! -f "$seed/user-data" ]; then
+      die "boot: --seed $seed must hold meta-data and user-data (a NoCloud seed)"
+    fi
+    args+=("--bind-ro=$(realpath "$seed"):/var/lib/cloud/seed/nocloud")
+  fi
   [ "$mode" = volatile ] && args+=(--volatile=overlay)
   # setsid: the host outlives this script and is not hit by the caller's terminal signals.
   setsid systemd-nspawn "${args[@]}" </dev/null >"$state/boot.log" 2>&1 &

@@ -196,13 +196,15 @@ fn build(
 /// The small scenarios' step: it says where it ran.
 const PROVISION_HOSTNAME: &str = "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n";
 
-/// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, and the
-/// record says so.
+/// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, whose
+/// hostname cloud-init set from the server's name (packer names the server as the image),
+/// and the record says so.
 fn assert_built(run: &Run, rec: &serde_json::Value) {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(rec["built"], true, "{rec:#}");
+    let server_name = rec["image_name"].as_str().unwrap();
     assert!(
-        run.stderr.contains("provisioned uwtest-host"),
+        run.stderr.contains(&format!("provisioned {server_name}\n")),
         "{}",
         run.stderr
     );
@@ -236,10 +238,40 @@ fn transient_failures_are_retried_until_the_build_succeeds() {
         .map(|c| c["status"].as_u64().unwrap())
         .collect();
     assert_eq!(creates, [500, 202, 202], "{:#?}", report.0["calls"]);
+    // One key pair for the run, the tool's own (ed25519, imported, its marks in its name),
+    // used by every attempt and deleted at the end: Nova generated none.
+    assert_the_runs_own_key_pair(&report, &name);
     let images = s.images(&name);
     assert_eq!(images.len(), 1, "{images:?}");
     assert_eq!(images[0].id, rec["image_id"].as_str().unwrap());
     assert_eq!(images[0].status, "active");
+}
+
+/// The run's one key pair was the tool's: imported (ed25519), named with its marks,
+/// used by every server, deleted (by name, percent-encoded); Nova generated no key.
+fn assert_the_runs_own_key_pair(report: &common::compute::Report, definition: &str) {
+    let keys: Vec<&str> = report
+        .list("public_keys")
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("ssh-ed25519 "), "{keys:?}");
+    let created = report.calls("KeypairController.create");
+    let deleted = report.calls("KeypairController.delete");
+    assert_eq!(
+        (created.len(), deleted.len()),
+        (1, 1),
+        "{:#?}",
+        report.0["calls"]
+    );
+    assert!(
+        deleted[0]["path"]
+            .as_str()
+            .is_some_and(|p| p.contains(&format!("uworker-image%20{definition}%20e2e%20"))),
+        "{:#}",
+        deleted[0]
+    );
 }
 
 #[test]
@@ -277,6 +309,17 @@ fn a_failing_provisioner_is_not_retried() {
 /// The tool, started with its output piped, for a test that signals it.
 /// Its work directory goes into `tmp` (TMPDIR), where the test can look for it.
 fn spawn_build(s: &Scenario, def: &Fixture, tmp: &Path, global: &[&str]) -> Child {
+    spawn_build_with(s, def, tmp, global, &[])
+}
+
+/// `spawn_build` with more `build` arguments.
+fn spawn_build_with(
+    s: &Scenario,
+    def: &Fixture,
+    tmp: &Path,
+    global: &[&str],
+    args: &[&str],
+) -> Child {
     let mut vars = s.compute.os_env();
     vars.extend(plain_config());
     let mut cmd = tool(&env_pairs(&vars));
@@ -285,6 +328,7 @@ fn spawn_build(s: &Scenario, def: &Fixture, tmp: &Path, global: &[&str]) -> Chil
         .arg(def.path())
         .args(global)
         .args(["build", "--attempts", "1"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd.spawn().unwrap()
@@ -354,7 +398,7 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
         "work dir left:\n{log}"
     );
 
-    // Packer deleted the server and the key pair itself before exiting.
+    // Packer deleted the server, the tool its run's key pair, before exiting.
     let report = s.compute.report();
     assert!(
         report.0["servers"].as_array().unwrap().is_empty()
@@ -1091,8 +1135,12 @@ fn child_group(pid: u32, name: &str) -> Option<i32> {
 /// step runs, so no cleanup of either ever runs.
 fn kill_build_mid_provisioning(s: &Scenario, def: &Fixture) {
     let tmp = tempfile::tempdir().unwrap();
-    kill_mid_provisioning(spawn_build(s, def, tmp.path(), &[]));
+    kill_mid_provisioning(spawn_build_with(s, def, tmp.path(), &[], &QUIET_LEASE));
 }
+
+/// A lease renewed only every hour: a killed run's server then carries none, so a sweep
+/// right after the kill judges it by its deadline or age alone.
+const QUIET_LEASE: [&str; 2] = ["--heartbeat", "1h"];
 
 /// SIGKILL to a started build (tool and packer's group) once its step runs.
 fn kill_mid_provisioning(mut child: Child) {
@@ -1284,7 +1332,10 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     let our_fip = ids_of(&left, "floating_ips", "id");
     assert_eq!(our_server.len(), 1, "{:#}", left.0);
     assert_eq!(our_key.len(), 1, "{:#}", left.0);
-    assert!(our_key[0].starts_with("packer_"), "{our_key:?}");
+    assert!(
+        our_key[0].starts_with(&format!("uworker-image {name} e2e ")),
+        "the run's own key pair: {our_key:?}"
+    );
     assert_eq!(
         our_fip.len(),
         1,
@@ -1293,21 +1344,24 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     );
     assert_eq!(left.0["containers"].as_array().unwrap().len(), 3);
 
-    // 2. Within the default limit (the build deadline and its grace) it is a live build:
-    // nothing is listed, the server is spared as too young.
+    // 2. Before its own deadline (the build's 4h and the grace) it may be a live build:
+    // nothing is listed, the server and its key pair are spared.
     let (run, report) = sweep(&s, def.path(), &["--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(swept(&report), [], "{report:#}");
+    let spared: Vec<(&str, &str)> = report["spared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(spared.len(), 2, "{report:#}");
+    assert_eq!(spared[0].0, our_server[0], "{report:#}");
+    assert!(spared[0].1.ends_with("has not passed"), "{report:#}");
+    let in_use = format!("used by server {}, which stays", our_server[0]);
     assert_eq!(
-        report["spared"][0]["id"],
-        our_server[0].as_str(),
-        "{report:#}"
-    );
-    assert!(
-        report["spared"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("younger than 4h 5m"),
+        spared[1],
+        (our_key[0].as_str(), in_use.as_str()),
         "{report:#}"
     );
 
@@ -1413,6 +1467,53 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     s.finish();
 }
 
+/// Two runs of one target at once with different deadlines (a second pipeline, a local
+/// `build --timeout 2m`): the short one's pre-build sweep never touches the long one,
+/// however old the long one's server is by the short one's measure.
+#[test]
+fn a_short_runs_sweep_never_touches_a_long_runs_server() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-tworuns-");
+    let long_def = small_definition(&name, PROVISION_FOREVER);
+    let tmp = tempfile::tempdir().unwrap();
+    // No lease renewal during the test: the long run's deadline alone must spare it.
+    let mut long = spawn_build_with(&s, &long_def, tmp.path(), &[], &QUIET_LEASE);
+    let stderr = Lines::of(long.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let long_server = ids_of(&s.compute.report(), "servers", "id");
+    assert_eq!(long_server.len(), 1, "{long_server:?}");
+    // Ten minutes pass: more than the short run's whole life (2m, and 5m to clean up).
+    s.compute.age(600);
+
+    let short_def = small_definition(&name, PROVISION_HOSTNAME);
+    let (run, rec) = build(
+        &s,
+        short_def.path(),
+        &plain_config(),
+        &[],
+        &["--attempts", "1", "--timeout", "2m"],
+    );
+    assert_built(&run, &rec);
+    assert!(
+        !run.stderr.contains(&long_server[0]),
+        "the short run's sweep named the long run's server:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        ids_of(&s.compute.report(), "servers", "id"),
+        long_server,
+        "the long run's server stays"
+    );
+    assert!(long.try_wait().unwrap().is_none(), "the long build runs on");
+
+    procs::signal(long.id() as i32, libc::SIGINT).unwrap();
+    let status = long.wait().unwrap();
+    stderr.drain_into(&mut seen);
+    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    s.finish();
+}
+
 #[test]
 fn a_stuck_image_of_ours_older_than_the_limit_is_swept_and_a_fresh_one_is_not() {
     let s = Scenario::start();
@@ -1515,7 +1616,13 @@ fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
     let var = format!("openstack_free_floating_ip={}", floating.address);
     // The build as kill_build_mid_provisioning runs it, with the seed's floating IP.
     let tmp = tempfile::tempdir().unwrap();
-    kill_mid_provisioning(spawn_build(&s, &def, tmp.path(), &["--var", &var]));
+    kill_mid_provisioning(spawn_build_with(
+        &s,
+        &def,
+        tmp.path(),
+        &["--var", &var],
+        &QUIET_LEASE,
+    ));
     let left = s.compute.report();
     assert_eq!(
         left.0["floating_ips"][0]["id"],
@@ -1525,7 +1632,9 @@ fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
     );
     assert!(left.0["floating_ips"][0]["port_id"].is_string(), "attached");
 
-    let (run, report) = sweep(&s, def.path(), &["--var", &var, "--older-than", "0s"]);
+    // Swept without the var-file (the daily sweep has none): the server says its run
+    // took no address from a pool, so the address is someone's, and stays theirs.
+    let (run, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
     assert_eq!(run.code, 0, "{}", run.all());
     let items = swept(&report);
     assert!(

@@ -13,9 +13,14 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use reqwest::Method;
 use serde_json::{json, Value};
+use tempfile::TempDir;
+use uworker_image::openstack::client::Cloud;
 
 use super::openstack::{nova_service_credentials, openrc, os_env};
+use super::systemd_host::Ssh;
 
 /// The catalog region that has a compute service (and the image service).
 pub const REGION: &str = "RegionE2E";
@@ -241,4 +246,142 @@ pub fn faults(list: &[(&str, u32)]) -> Value {
         map.insert(name.to_string(), json!(count));
     }
     Value::Object(map)
+}
+
+/// A server of the stand-in booted through Nova's API as a user boots one: an ed25519 key
+/// pair of its own imported first, the key reaching the host only through cloud-init.
+/// Reached over SSH as `ubuntu` on its fixed address. Deleted, with its key pair, when
+/// dropped.
+pub struct StandInServer<'a> {
+    cloud: &'a Cloud,
+    compute_url: String,
+    pub id: String,
+    pub name: String,
+    pub keypair: String,
+    /// The key pair's public key (`ssh-ed25519 AAAA... comment`).
+    pub public_key: String,
+    pub ssh: Ssh,
+    _keys: TempDir,
+}
+
+impl<'a> StandInServer<'a> {
+    /// Imports a key pair named after `name`, creates the server from `image_id` (flavor
+    /// 1) with `user_data` (if any), and waits until it is ACTIVE and takes the key.
+    pub fn boot(
+        cloud: &'a Cloud,
+        image_id: &str,
+        name: &str,
+        user_data: Option<&str>,
+    ) -> StandInServer<'a> {
+        let compute_url = cloud.endpoint("compute").unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let key = keys.path().join("id_ed25519");
+        super::sshd::keygen(&key);
+        let public_key = std::fs::read_to_string(key.with_extension("pub"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let keypair = super::openstack::unique("standin-server-");
+        let body = json!({ "keypair": { "name": keypair, "public_key": public_key } });
+        cloud
+            .call(Method::POST, &format!("{compute_url}/os-keypairs"), |r| {
+                r.json(&body)
+            })
+            .unwrap();
+        let mut server = json!({
+            "name": name, "imageRef": image_id, "flavorRef": "1", "key_name": keypair,
+        });
+        if let Some(data) = user_data {
+            server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(data));
+        }
+        let body = json!({ "server": server });
+        let created: Value = cloud
+            .call(Method::POST, &format!("{compute_url}/servers"), |r| {
+                r.json(&body)
+            })
+            .unwrap()
+            .json()
+            .unwrap();
+        let mut this = StandInServer {
+            cloud,
+            id: created["server"]["id"].as_str().unwrap().to_string(),
+            compute_url,
+            name: name.to_string(),
+            keypair,
+            public_key,
+            ssh: Ssh {
+                address: String::new(),
+                port: 22,
+                user: "ubuntu".into(),
+                key,
+            },
+            _keys: keys,
+        };
+        this.ssh.address = this.wait_active();
+        this.wait_for_login();
+        this
+    }
+
+    /// GET /servers/{id}: the server's JSON.
+    pub fn show(&self) -> Value {
+        self.cloud
+            .get_json::<Value>(&format!("{}/servers/{}", self.compute_url, self.id))
+            .unwrap()["server"]
+            .clone()
+    }
+
+    /// Its fixed address, once ACTIVE.
+    fn wait_active(&self) -> String {
+        let until = Instant::now() + Duration::from_secs(300);
+        loop {
+            let server = self.show();
+            match server["status"].as_str().unwrap() {
+                "ACTIVE" => {
+                    let address = &server["addresses"]["private"][0]["addr"];
+                    return address.as_str().unwrap().to_string();
+                }
+                "BUILD" => {}
+                other => panic!("server {} went {other}: {server:#}", self.id),
+            }
+            assert!(
+                Instant::now() < until,
+                "server {} never became ACTIVE",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// sshd answers once the host boots; cloud-init writes the key before sshd starts,
+    /// but a login is what proves it.
+    fn wait_for_login(&self) {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.ssh.run(&["true"], "");
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "the key of server {} never logged in: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for StandInServer<'_> {
+    fn drop(&mut self) {
+        let server = format!("{}/servers/{}", self.compute_url, self.id);
+        let keypair = format!("{}/os-keypairs/{}", self.compute_url, self.keypair);
+        for url in [server, keypair] {
+            let deleted = self.cloud.call(Method::DELETE, &url, |r| r);
+            assert!(
+                deleted.is_ok() || std::thread::panicking(),
+                "DELETE {url}: {deleted:?}"
+            );
+        }
+    }
 }

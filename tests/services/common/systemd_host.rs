@@ -98,6 +98,69 @@ impl BootOptions {
     }
 }
 
+/// An SSH login to a booted host: a user with NOPASSWD sudo and the private key it takes.
+#[derive(Debug, Clone)]
+pub struct Ssh {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub key: PathBuf,
+}
+
+impl Ssh {
+    /// ssh to the host with this key only (no agent, no other identity), `args` as the
+    /// remote command, `input` on its stdin.
+    pub fn run(&self, args: &[&str], input: &str) -> Output {
+        self.run_with(&[], args, input)
+    }
+
+    /// `run` with more ssh client options (`-o Name=value`...).
+    pub fn run_with(&self, client_options: &[&str], args: &[&str], input: &str) -> Output {
+        let mut child = Command::new("ssh")
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "LogLevel=ERROR", "-o", "BatchMode=yes"])
+            .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
+            .args(client_options)
+            .arg("-i")
+            .arg(&self.key)
+            .args(["-p", &self.port.to_string()])
+            .arg(format!("{}@{}", self.user, self.address))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        // ssh may have exited already (a refused login): its answer says so, not this.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a bash script as root on the host (through ssh and sudo; the script goes on
+    /// stdin, so it needs no quoting).
+    pub fn root(&self, script: &str) -> Output {
+        self.run(&["sudo", "-n", "bash", "-s"], script)
+    }
+
+    /// Like `root`, but the script must succeed; returns its stdout.
+    pub fn root_ok(&self, script: &str) -> String {
+        let out = self.root(script);
+        assert!(
+            out.status.success(),
+            "on {}, `{script}` failed:\n{}{}",
+            self.address,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
 pub struct SystemdHost {
     /// Client key, authorized keys, nspawn.pid and boot.log (the console).
     pub state: TempDir,
@@ -108,24 +171,54 @@ pub struct SystemdHost {
 }
 
 impl SystemdHost {
-    /// Boots a host and returns once its sshd answers.
+    /// Boots a host and returns once its sshd answers; its client key is authorized for
+    /// every user (`--authorized-keys`).
     pub fn boot(options: &BootOptions) -> SystemdHost {
+        SystemdHost::boot_with(options, None)
+    }
+
+    /// Boots a host whose key reaches it only through cloud-init: a NoCloud seed
+    /// (`--seed`) with `instance_id`, `hostname`, the client key and `user_data`.
+    pub fn boot_seeded(
+        options: &BootOptions,
+        instance_id: &str,
+        hostname: &str,
+        user_data: &str,
+    ) -> SystemdHost {
+        SystemdHost::boot_with(options, Some((instance_id, hostname, user_data)))
+    }
+
+    fn boot_with(options: &BootOptions, seed: Option<(&str, &str, &str)>) -> SystemdHost {
         let state = tempfile::tempdir().unwrap();
         let key = state.path().join("client_key");
         super::sshd::keygen(&key);
+        let public_key = key.with_extension("pub");
         let mut cmd = Command::new(harness());
         cmd.arg("boot")
             .arg("--state")
             .arg(state.path())
             .args(["--address", &options.address])
             .args(["--port", &options.port.to_string()])
-            .arg("--authorized-keys")
-            .arg(key.with_extension("pub"))
             .arg(if options.persistent {
                 "--persistent"
             } else {
                 "--volatile"
             });
+        match seed {
+            None => cmd.arg("--authorized-keys").arg(&public_key),
+            Some((instance_id, hostname, user_data)) => {
+                let dir = state.path().join("nocloud");
+                std::fs::create_dir(&dir).unwrap();
+                let meta = serde_json::json!({
+                    "instance-id": instance_id,
+                    "local-hostname": hostname,
+                    "public-keys": [std::fs::read_to_string(&public_key).unwrap().trim()],
+                });
+                std::fs::write(dir.join("meta-data"), meta.to_string()).unwrap();
+                std::fs::write(dir.join("user-data"), user_data).unwrap();
+                cmd.arg("--seed").arg(dir)
+            }
+        };
         match &options.root {
             Some(root) => cmd.arg("--root").arg(root),
             None => cmd.args(["--release", options.release]),
@@ -158,45 +251,24 @@ impl SystemdHost {
         ]
     }
 
-    /// Runs a bash script as root on the host (through ssh and sudo; the script goes on
-    /// stdin, so it needs no quoting).
+    /// The SSH login to this host (its client key, as `ubuntu`).
+    pub fn ssh(&self) -> Ssh {
+        Ssh {
+            address: self.address.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            key: self.key(),
+        }
+    }
+
+    /// Runs a bash script as root on the host (see `Ssh::root`).
     pub fn root(&self, script: &str) -> Output {
-        let mut child = Command::new("ssh")
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-            ])
-            .args(["-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-i"])
-            .arg(self.key())
-            .args(["-p", &self.port.to_string()])
-            .arg(format!("{}@{}", self.user, self.address))
-            .args(["sudo", "-n", "bash", "-s"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ssh runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        self.ssh().root(script)
     }
 
     /// Like `root`, but the script must succeed; returns its stdout.
     pub fn root_ok(&self, script: &str) -> String {
-        let out = self.root(script);
-        assert!(
-            out.status.success(),
-            "on the host, `{script}` failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.ssh().root_ok(script)
     }
 
     /// Powers the host off (a clean shutdown, then force after `grace_s`).

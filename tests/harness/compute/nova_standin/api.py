@@ -86,7 +86,10 @@ class Api:
             main, extra = _controller_classes(factory)
             if action == "action":
                 return self._action(main, extra, body, match.groupdict())
-            return Operation(f"{main.__name__}.{action}", getattr(main, action), match.groupdict())
+            # Path parameters arrive percent-encoded (a key pair name may hold spaces);
+            # Nova's router hands them to the controller decoded.
+            params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+            return Operation(f"{main.__name__}.{action}", getattr(main, action), params)
         if allowed:
             raise ApiError(405, f"The method {method} is not allowed for {path}.")
         raise ApiError(404, f"The resource could not be found: {path}")

@@ -1,6 +1,6 @@
-"""What the stand-in does for each Nova operation packer's openstack builder and the tool's
-`sweep` call: flavors, key pairs (create, show, list, delete), servers (create, show, list
-with details, delete, os-stop, createImage, interfaces), kept in memory. Answers
+"""What the stand-in does for each Nova operation packer's openstack builder and the tool
+call: flavors, key pairs (create, show, list, delete), servers (create, show, list
+with details, delete, os-stop, createImage, interfaces, metadata), kept in memory. Answers
 are shaped for the request's microversion; the HTTP layer checks them against Nova's
 schemas. Slow work (boot, poweroff, snapshot, delete) runs in the background, as in Nova:
 the caller polls the server's status and task_state."""
@@ -16,6 +16,7 @@ import uuid
 
 from nova.api.openstack import api_version_request
 
+from . import seed
 from .api import Api, ApiError
 from .hosts import HostError, release_of
 from .network import PRIVATE_NETWORK_ID, PRIVATE_SUBNET_ID
@@ -26,6 +27,8 @@ FLAVORS = [("1", "c1.small", 2048, 1, 20), ("2", "m1.small", 2048, 1, 20),
            ("3", "m1.large", 8192, 4, 80)]
 NETWORK = "private"
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+# Nova's default quota of metadata items per server.
+METADATA_ITEMS = 128
 
 
 def _now():
@@ -58,13 +61,18 @@ class Faults:
 
 
 class Server:
-    def __init__(self, caller, body, flavor, key, release):
+    def __init__(self, caller, body, flavor, key, image, release):
         self.id = str(uuid.uuid4())
         self.project_id = caller.project_id
         self.user_id = caller.user_id
         self.name = body["name"]
-        self.image_id = _ref_id(body["imageRef"])
-        self.release = release  # the root filesystem it boots
+        self.image_id = image["id"]
+        # A snapshot boots its own root (its data); a base image the cached root
+        # filesystem of its release.
+        self.snapshot = image.get("image_type") == "snapshot"
+        self.release = release
+        self.hostname = seed.hostname(self.id, self.name, body.get("hostname"))
+        self.user_data = body.get("user_data")
         self.flavor_id = flavor[0]
         self.key_name = key["name"] if key else None
         self.public_keys = [key["public_key"]] if key else []
@@ -92,6 +100,15 @@ class Server:
         self.updated = _now()
 
 
+def _earlier(stamp, delta):
+    """An RFC 3339 UTC moment `delta` earlier; anything else as it was."""
+    try:
+        moment = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return stamp
+    return (moment - delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _ref_id(ref):
     """An image or flavor reference is an ID or a URL ending in one."""
     return ref.rstrip("/").rsplit("/", 1)[-1]
@@ -106,6 +123,7 @@ class Compute:
         self.servers = {}
         self.keypairs = {}  # (user_id, name) -> keypair
         self.public_keys = []  # of every key pair created since the reset, deleted or not
+        self.created = []  # every server created since the reset: id, name, hostname
         self.errors = []  # background failures the stand-in itself hit
         self.network = None  # the Network, for the ports of deleted servers
         self.lock = threading.RLock()
@@ -126,6 +144,12 @@ class Compute:
             "ServersController._stop": self.server_stop,
             "ServersController._create_image": self.server_create_image,
             "InterfaceAttachmentController.index": self.server_interfaces,
+            "ServerMetadataController.index": self.metadata_index,
+            "ServerMetadataController.show": self.metadata_show,
+            "ServerMetadataController.create": self.metadata_create,
+            "ServerMetadataController.update": self.metadata_update,
+            "ServerMetadataController.update_all": self.metadata_update_all,
+            "ServerMetadataController.delete": self.metadata_delete,
         }
 
     # Each handler takes (call) and returns (status, body, headers).
@@ -269,7 +293,7 @@ class Compute:
         if image["status"] != "active":
             raise ApiError(400, f"Image {image['id']} is not active.")
         release = release_of(image)
-        if release is None:
+        if release is None and image.get("image_type") != "snapshot":
             raise ApiError(400, f"Image {image['id']} is {image.get('os_distro')} "
                                 f"{image.get('os_version')}: the stand-in has no such system")
         key = None
@@ -277,11 +301,13 @@ class Compute:
             key = self.keypairs.get((call.caller.user_id, body["key_name"]))
             if key is None:
                 raise ApiError(400, "Invalid key_name provided.")
-        server = Server(call.caller, body, flavor, key, release)
+        server = Server(call.caller, body, flavor, key, image, release)
         fail = self.faults.take("boot_error")
         with self.lock:
             self.servers[server.id] = server
-        self._background(server, self._boot, fail)
+            self.created.append({"id": server.id, "name": server.name,
+                                 "hostname": server.hostname})
+        self._background(server, self._boot, fail, Glance(call.caller, call.token))
         view = {"id": server.id, "links": self._links("servers", server.id),
                 "OS-DCF:diskConfig": "MANUAL", "adminPass": secrets.token_urlsafe(9),
                 "security_groups": [{"name": n} for n in server.security_groups]}
@@ -310,15 +336,30 @@ class Compute:
     def _fault(message):
         return {"code": 500, "created": _stamp(_now()), "message": message}
 
-    def _boot(self, server, fail):
+    def _boot(self, server, fail, glance):
         if fail:
             server.set(vm_state="error", task_state=None, fault=self._fault(NO_VALID_HOST))
             return
         server.set(task_state="networking")
         address = self.hosts.allocate()
         server.set(address=address, task_state="spawning")
-        self.log(f"booting server {server.id} ({server.name}, {server.release}) on {address}")
-        self.hosts.boot(server.id, server.release, address, server.public_keys)
+        disk = f"snapshot {server.image_id}" if server.snapshot else server.release
+        self.log(f"booting server {server.id} ({server.name}, {disk}) on {address}")
+
+        def write_seed(directory):
+            seed.write(directory, server.id, server.hostname, server.public_keys,
+                       server.user_data)
+
+        if not server.snapshot:
+            self.hosts.boot(server.id, address, write_seed, release=server.release)
+            return self._booted(server)
+        with tempfile.TemporaryDirectory(dir=self.hosts.dir) as work:
+            data = os.path.join(work, "root.tar.zst")
+            glance.download(server.image_id, data)
+            self.hosts.boot(server.id, address, write_seed, tarball=data)
+        self._booted(server)
+
+    def _booted(self, server):
         with self.lock:
             if server.task_state == "spawning":
                 server.set(vm_state="active", task_state=None, power_state=1, launched=_now())
@@ -355,6 +396,10 @@ class Compute:
         with self.lock:
             for server in self.servers.values():
                 server.created -= delta
+                # The run's deadline and lease marks are moments too (RFC 3339, UTC).
+                for key in ("uworker_deadline", "uworker_alive_until"):
+                    if key in server.metadata:
+                        server.metadata[key] = _earlier(server.metadata[key], delta)
             for keypair in self.keypairs.values():
                 keypair["created_at"] -= delta
 
@@ -414,6 +459,73 @@ class Compute:
                 "mac_addr": _mac(server.id),
                 "fixed_ips": [{"subnet_id": PRIVATE_SUBNET_ID, "ip_address": server.address}]}]
         return 200, {"interfaceAttachments": ports}, {}
+
+    # -- server metadata ---------------------------------------------------------------
+
+    def _metadata_server(self, call, action=None):
+        """The caller's server; for a change (`action`), one Nova lets change: active or
+        stopped, no task running (Nova's check_instance_state)."""
+        server_id = call.operation.params["server_id"]
+        server = self.servers.get(server_id)
+        if server is None or server.project_id != call.caller.project_id:
+            raise ApiError(404, f"Instance {server_id} could not be found.")
+        if action is not None:
+            for attr, state, allowed in (("vm_state", server.vm_state, ("active", "stopped")),
+                                         ("task_state", server.task_state, (None,))):
+                if state not in allowed:
+                    raise ApiError(409, f"Cannot '{action}' instance {server_id} while it is "
+                                        f"in {attr} {state}")
+        return server
+
+    def _set_metadata(self, server, metadata):
+        if len(metadata) > METADATA_ITEMS:
+            raise ApiError(403, f"Maximum number of metadata items exceeds {METADATA_ITEMS}")
+        server.set(metadata=metadata)
+        return dict(metadata)
+
+    def metadata_index(self, call):
+        with self.lock:
+            return 200, {"metadata": dict(self._metadata_server(call).metadata)}, {}
+
+    def metadata_show(self, call):
+        key = call.operation.params["id"]
+        with self.lock:
+            metadata = self._metadata_server(call).metadata
+            if key not in metadata:
+                raise ApiError(404, "Metadata item was not found")
+            return 200, {"meta": {key: metadata[key]}}, {}
+
+    def metadata_create(self, call):
+        """Merges the items into the server's metadata; answers all of it."""
+        with self.lock:
+            server = self._metadata_server(call, "update metadata")
+            merged = self._set_metadata(server, {**server.metadata, **call.body["metadata"]})
+        return 200, {"metadata": merged}, {}
+
+    def metadata_update_all(self, call):
+        with self.lock:
+            server = self._metadata_server(call, "update metadata")
+            replaced = self._set_metadata(server, dict(call.body["metadata"]))
+        return 200, {"metadata": replaced}, {}
+
+    def metadata_update(self, call):
+        key, item = call.operation.params["id"], call.body["meta"]
+        if key not in item:
+            raise ApiError(400, "Request body and URI mismatch")
+        with self.lock:
+            server = self._metadata_server(call, "update metadata")
+            self._set_metadata(server, {**server.metadata, **item})
+        return 200, {"meta": item}, {}
+
+    def metadata_delete(self, call):
+        key = call.operation.params["id"]
+        with self.lock:
+            server = self._metadata_server(call)
+            if key not in server.metadata:
+                raise ApiError(404, "Metadata item was not found")
+            self._metadata_server(call, "delete metadata")
+            server.set(metadata={k: v for k, v in server.metadata.items() if k != key})
+        return 204, None, {}
 
     def server_delete(self, call):
         with self.lock:
@@ -508,6 +620,7 @@ class Compute:
                             for s in self.servers.values()],
                 "keypairs": [k["name"] for k in self.keypairs.values()],
                 "public_keys": list(self.public_keys),
+                "created": list(self.created),
                 "containers": self.hosts.running(),
                 "floating_ips": self.network.report() if self.network else [],
                 "errors": list(self.errors),

@@ -1,8 +1,9 @@
 """Servers as real hosts: a copy of a cached root filesystem (Debian 12 or 13, the
-systems the harness can build here, as the image says) booted with systemd under systemd-nspawn by
-tests/harness/systemd-host.sh, sshd on its own loopback address, the key pair's public key
-authorized as a cloud's first boot would. Every host lives in a directory of its own under
-the stand-in's state directory."""
+systems the harness can build here, as the image says), or a snapshot's own root, booted
+with systemd under systemd-nspawn by tests/harness/systemd-host.sh, sshd on its own loopback
+address. The host's cloud-init takes the key pair, hostname and user data from the NoCloud
+seed the stand-in binds in (seed.py), as a cloud's first boot does: nothing else authorizes
+a key. Every host lives in a directory of its own under the stand-in's state directory."""
 
 # Glance's standard os_distro/os_version image properties -> the harness's releases.
 RELEASES = {("debian", "12"): "bookworm", ("debian", "13"): "trixie"}
@@ -73,20 +74,26 @@ class Hosts:
         base = os.path.join(self.dir, server_id)
         return base, os.path.join(base, "root"), os.path.join(base, "state")
 
-    def boot(self, server_id, release, address, public_keys):
-        """Copies the release's rootfs and boots it persistently (so it can be
-        snapshotted)."""
-        pristine = self.pristine(release)
+    def boot(self, server_id, address, seed_writer, release=None, tarball=None):
+        """Boots the server persistently (so it can be snapshotted): its root is a copy of
+        the release's rootfs, or the root in `tarball` (a snapshot's data); the seed is what
+        `seed_writer(directory)` writes."""
         base, root, state = self.paths(server_id)
         os.makedirs(base, exist_ok=True)
         if not os.path.isdir(root):
-            subprocess.run(["cp", "-a", "--reflink=auto", pristine, root], check=True)
-            _authorize_as_cloud_init(root, public_keys)
-        keys = os.path.join(base, "authorized_keys")
-        with open(keys, "w") as f:
-            f.write("".join(k.strip() + "\n" for k in public_keys))
+            if tarball is not None:
+                shutil.rmtree(root + ".new", ignore_errors=True)
+                os.makedirs(root + ".new")
+                subprocess.run(["tar", "-I", "zstd", "--numeric-owner", "-xpf", tarball,
+                                "-C", root + ".new"], check=True, capture_output=True)
+                os.rename(root + ".new", root)
+            else:
+                subprocess.run(["cp", "-a", "--reflink=auto", self.pristine(release), root],
+                               check=True)
+        seed_dir = os.path.join(base, "nocloud")
+        seed_writer(seed_dir)
         self._run("boot", "--state", state, "--root", root, "--address", address,
-                  "--port", "22", "--authorized-keys", keys, "--persistent", "--timeout", "60")
+                  "--port", "22", "--seed", seed_dir, "--persistent", "--timeout", "60")
 
     def power_off(self, server_id, grace):
         """A clean poweroff (grace > 0) or an immediate one (0), as stop and delete do."""
@@ -117,37 +124,6 @@ class Hosts:
                 continue
             alive.append({"server": server_id, "pid": pid})
         return alive
-
-
-# cloud-init's default user on the images this stands in for, and what it puts before the
-# key in root's authorized_keys (disable_root).
-DEFAULT_USER = "ubuntu"
-ROOT_KEY_OPTIONS = ('no-port-forwarding,no-agent-forwarding,no-X11-forwarding,'
-                    f'command="echo \'Please login as the user \\"{DEFAULT_USER}\\" rather than '
-                    'the user \\"root\\".\';echo;sleep 10;exit 142" ')
-
-
-def _authorize_as_cloud_init(root, public_keys):
-    """The key pair's keys in the default user's and root's ~/.ssh/authorized_keys of a new
-    server's root, as cloud-init's first boot writes them: they are in the server's disk,
-    so in a snapshot of it unless provisioning removes them."""
-    if not public_keys:
-        return
-    users = {}
-    with open(os.path.join(root, "etc/passwd")) as f:
-        for line in f:
-            fields = line.rstrip("\n").split(":")
-            users[fields[0]] = (int(fields[2]), int(fields[3]), fields[5])
-    for user, prefix in ((DEFAULT_USER, ""), ("root", ROOT_KEY_OPTIONS)):
-        uid, gid, home = users[user]
-        ssh_dir = os.path.join(root, home.lstrip("/"), ".ssh")
-        os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
-        path = os.path.join(ssh_dir, "authorized_keys")
-        with open(path, "w") as f:
-            f.write("".join(prefix + k.strip() + "\n" for k in public_keys))
-        os.chmod(path, 0o600)
-        for p in (ssh_dir, path):
-            os.chown(p, uid, gid)
 
 
 def _listening(address, port):

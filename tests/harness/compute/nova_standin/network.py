@@ -7,6 +7,7 @@ every answered attribute must be a visible one whose value passes its validator.
 A floating IP is a loopback address of its own; associated with a server's port, it
 forwards TCP port 22 to the server's fixed address (Neutron's 1:1 NAT, here a relay)."""
 
+import datetime
 import socket
 import threading
 import uuid
@@ -22,8 +23,15 @@ PUBLIC_SUBNET_ID = "3b0b6f4e-7a55-4d0e-8c1b-5f6e7d8c9b0a"
 PRIVATE_NETWORK_ID = "5e0c1a7d-2b3c-4d5e-8f9a-0b1c2d3e4f50"
 PRIVATE_SUBNET_ID = "6f1d2b8e-3c4d-4e5f-9a0b-1c2d3e4f5061"
 
+# Standard attributes Neutron's standard-attr-timestamp extension (neutron/extensions/
+# timestamp.py, not in neutron-lib) adds to every resource with standard attributes,
+# floating IPs among them.
+TIMESTAMPS = {name: {"allow_post": False, "allow_put": False, "is_visible": True,
+                     "default": None, "is_filter": True}
+              for name in ("created_at", "updated_at")}
+
 RESOURCES = {
-    "floatingips": l3.RESOURCE_ATTRIBUTE_MAP["floatingips"],
+    "floatingips": {**l3.RESOURCE_ATTRIBUTE_MAP["floatingips"], **TIMESTAMPS},
     "networks": {**network_def.RESOURCE_ATTRIBUTE_MAP["networks"],
                  **external_net.RESOURCE_ATTRIBUTE_MAP["networks"]},
 }
@@ -84,6 +92,11 @@ def check_answer(resource, item):
             if message:
                 problems.append(f"response: {name}: {message}")
     return problems
+
+
+def _stamp():
+    """Now, as Neutron shows a timestamp: ISO 8601, whole seconds, UTC ("Z")."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Relay:
@@ -195,11 +208,12 @@ class Network:
             raise ApiError(404, f"Network {request['floating_network_id']} could not be found.")
         if not self.addresses:
             raise ApiError(409, "No more IP addresses available on network public.")
+        now = _stamp()
         fip = {"id": str(uuid.uuid4()), "floating_ip_address": self.addresses.pop(0),
                "floating_network_id": PUBLIC_NETWORK_ID,
                "router_id": None, "port_id": None, "fixed_ip_address": None,
                "tenant_id": caller.project_id, "project_id": caller.project_id,
-               "status": "DOWN"}
+               "status": "DOWN", "created_at": now, "updated_at": now}
         with self.lock:
             self.floating[fip["id"]] = fip
         if request.get("port_id"):
@@ -217,14 +231,16 @@ class Network:
             if relay:
                 relay.close()
             if port_id is None:
-                fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+                fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN",
+                           updated_at=_stamp())
                 return
             server = self.compute.server_by_port(port_id)
             if server is None or not server.address:
                 raise ApiError(404, f"Port {port_id} could not be found.")
             self.relays[fip["id"]] = Relay(fip["floating_ip_address"], server.address)
             fip.update(port_id=port_id, fixed_ip_address=server.address,
-                       router_id="0c3f1e2d-4b5a-4c6d-8e7f-9a0b1c2d3e4f", status="ACTIVE")
+                       router_id="0c3f1e2d-4b5a-4c6d-8e7f-9a0b1c2d3e4f", status="ACTIVE",
+                       updated_at=_stamp())
         self.log(f"floating IP {fip['floating_ip_address']} -> {fip['fixed_ip_address']}")
 
     def port_gone(self, port_id):

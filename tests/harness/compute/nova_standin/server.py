@@ -233,6 +233,7 @@ class Handler(BaseHTTPRequestHandler):
             journal.clear()
             compute.errors.clear()
             compute.public_keys.clear()
+            compute.created.clear()
             for name in vars(compute.faults):
                 setattr(compute.faults, name, 0)
             return self._answer(204, None, {})
