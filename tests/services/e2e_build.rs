@@ -965,13 +965,15 @@ fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
 }
 
 /// The tool killed outright (`kill -9`) mid-provisioning: packer gets its death signal,
-/// cancels and cleans up by itself; nothing is left in the cloud within 15 s, and no
-/// packer process is left.
+/// cancels and cleans up by itself; within 15 s nothing but the run's own key pair (the
+/// tool's to delete) is left in the cloud, and no packer process is left. `sweep` then
+/// takes the key pair.
 #[test]
 fn a_killed_tool_leaves_packer_to_clean_up() {
     let s = Scenario::start();
     let LongBuild {
-        _def,
+        name,
+        _def: def,
         tmp,
         mut child,
         ..
@@ -984,11 +986,13 @@ fn a_killed_tool_leaves_packer_to_clean_up() {
     let killed = Instant::now();
     child.wait().unwrap();
     let within = killed + Duration::from_secs(15);
+    let run_keypair = format!("uworker-image {name} e2e ");
     loop {
         let report = s.compute.report();
-        let clean = ["servers", "keypairs"]
-            .iter()
-            .all(|k| report.list(k).is_empty());
+        let keypairs = report.list("keypairs");
+        let clean = report.list("servers").is_empty()
+            && keypairs.len() == 1
+            && keypairs[0].as_str().unwrap().starts_with(&run_keypair);
         let packer_left = procs::all().iter().any(|p| p.pgrp == group);
         if clean && !packer_left {
             eprintln!("kill -9: packer cleaned up in {:?}", killed.elapsed());
@@ -1003,6 +1007,9 @@ fn a_killed_tool_leaves_packer_to_clean_up() {
     }
     let report = s.compute.report();
     assert_eq!(report.calls("ServersController.delete").len(), 1);
+    let (swept, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
+    assert_eq!(swept.code, 0, "{}", swept.all());
+    assert_eq!(report["removed"], 1, "{report:#}");
     s.finish();
 
     // Its work directory (the 0600 var-file with the worker's secrets) outlived it; the
