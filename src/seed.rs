@@ -223,6 +223,8 @@ pub fn read_worker_config(path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
 /// file is never run through a shell, so a command in it would silently do nothing.
 pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
     let mut entries = Vec::new();
+    // Each key's line, for duplicates: a map, so a file of many keys stays linear.
+    let mut first_lines: std::collections::HashMap<&str, usize> = Default::default();
     let mut statements = shell::Statements::new(text);
     while let Some((line_no, line)) = statements.next() {
         let fail = |message: String| SeedError::WorkerConfigLine {
@@ -251,14 +253,15 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
                 )),
                 shell::ValueError::Word(e) => fail(format!("value of {key}: {e}")),
             })?;
-        if let Some(first) = entries.iter().find(|e: &&ConfigEntry| e.key == key) {
+        if let Some(&first) = first_lines.get(key) {
             return Err(SeedError::DuplicateKey {
                 path: path.to_path_buf(),
                 key: key.to_string(),
-                first: first.line,
+                first,
                 line: line_no,
             });
         }
+        first_lines.insert(key, line_no);
         entries.push(ConfigEntry {
             key: key.to_string(),
             value,
