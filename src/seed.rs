@@ -42,7 +42,7 @@ pub enum SeedError {
         key: String,
         known: String,
     },
-    #[error("--var `{0}`: expected KEY=VALUE")]
+    #[error("--var {}: expected KEY=VALUE", quoted_if_name(.0))]
     VarSyntax(String),
     #[error("{path}:{line}: {message}")]
     WorkerConfigLine {
@@ -63,6 +63,15 @@ impl crate::exit::Coded for SeedError {
             | SeedError::VarSyntax(_)
             | SeedError::WorkerConfigLine { .. } => crate::exit::Code::BadInput,
         }
+    }
+}
+
+/// `` `word` `` when it is a variable name; else a placeholder, since it may be a secret.
+fn quoted_if_name(word: &str) -> String {
+    if shell::is_name(word) {
+        format!("`{word}`")
+    } else {
+        "(argument not shown: it may hold a secret)".into()
     }
 }
 
@@ -241,8 +250,14 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
             return Err(fail("expected `export KEY=value`: no `=`".into()));
         };
         if !vars::is_worker_key(key) {
+            // The name only when it is one: the text before `=` may be a misplaced secret.
+            let what = if shell::is_name(key) {
+                format!("`{key}`")
+            } else {
+                "what stands before `=` (not shown: it may hold a secret)".into()
+            };
             return Err(fail(format!(
-                "`{key}` is not a worker key (UWORKER_ followed by A-Z, 0-9, _); a Docker registry login uses UWORKER_REGISTRY_URL, UWORKER_REGISTRY_USERNAME and UWORKER_REGISTRY_PASSWORD"
+                "{what} is not a worker key (UWORKER_ followed by A-Z, 0-9, _); a Docker registry login uses UWORKER_REGISTRY_URL, UWORKER_REGISTRY_USERNAME and UWORKER_REGISTRY_PASSWORD"
             )));
         }
         // A quoted value may span lines, as it does for `source`.

@@ -268,13 +268,15 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
         if let Some(assignment) = shell::export_assignment(line) {
             let Some((key, raw_value)) = assignment.split_once('=') else {
                 return Err(fail(format!(
-                    "`{line}` exports no value (expected `export OS_NAME=value`)"
+                    "{} exports no value (expected `export OS_NAME=value`)",
+                    quoted_name("export", assignment)
                 )));
             };
             if !is_os_name(key) {
-                return Err(fail(format!(
-                    "`{key}` is not an OpenStack variable: only OS_* variables are read"
-                )));
+                return Err(fail(match shell::is_name(key) {
+                    true => format!("`{key}` is not an OpenStack variable: only OS_* variables are read"),
+                    false => "what stands before `=` is not a variable name (not shown: it may hold a secret); expected `export OS_NAME=value`".into(),
+                }));
             }
             if key == "OS_PASSWORD" && is_password_input(raw_value) {
                 if read_password_line.is_none() {
@@ -311,7 +313,8 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
             for name in names.split_whitespace() {
                 if !is_os_name(name) {
                     return Err(fail(format!(
-                        "`unset {name}`: only OS_* variables are read"
+                        "{}: only OS_* variables are read",
+                        quoted_name("unset", name)
                     )));
                 }
                 rc.unset(name);
@@ -433,13 +436,28 @@ fn shell_feature(line: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a line is refused. Never its text: a password pasted on a line of its own, or
+/// set without `export`, would be printed.
 fn refusal(line: &str) -> String {
+    if let Some(key) = shell::bare_assignment(line) {
+        return format!(
+            "`{key}=...` sets {key} without `export`, so a shell would not pass it on: write `export {key}=...`"
+        );
+    }
     match shell_feature(line) {
         Some(feature) => format!("{feature}, which is not run"),
-        None => format!(
-            "`{}` is a command, which is not run; only `export OS_...=value`, `unset OS_...` and the dashboard's password prompt are read",
-            line.split_whitespace().next().unwrap_or(line)
-        ),
+        None => "a command (not shown: it may hold a secret), which is not run; only `export OS_...=value`, `unset OS_...` and the dashboard's password prompt are read".into(),
+    }
+}
+
+/// `` `VERB NAME` `` when NAME is a variable name; else VERB alone (the rest may be a secret).
+fn quoted_name(verb: &str, name: &str) -> String {
+    if shell::is_name(name) {
+        format!("`{verb} {name}`")
+    } else {
+        format!(
+            "`{verb}` of something that is not a variable name (not shown: it may hold a secret)"
+        )
     }
 }
 
@@ -652,7 +670,7 @@ mod tests {
                 "export OS_PASSWORD=$OS_PASSWORD_INPUT",
                 "no earlier `read -sr",
             ),
-            ("openstack token issue", "`openstack` is a command"),
+            ("openstack token issue", "a command (not shown"),
         ] {
             let text = format!("#!/usr/bin/env bash\n\nexport OS_USERNAME=u\n{line}\n");
             let err = parse_text(&text).unwrap_err();
