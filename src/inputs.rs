@@ -139,7 +139,11 @@ impl Inputs {
             }
             _ => None,
         };
-        let worker = WorkerConfig::gather(file.as_ref().map(|(p, e)| (p.as_str(), e.clone())), env);
+        let worker = WorkerConfig::gather(
+            file.as_ref().map(|(p, e)| (p.as_str(), e.clone())),
+            env,
+            &definition.worker,
+        );
 
         let fingerprint_key = match env.get(vars::FINGERPRINT_KEY_ENV) {
             Some(key) if key.len() < MIN_FINGERPRINT_KEY_LEN => {

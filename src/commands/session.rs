@@ -64,6 +64,9 @@ impl Session {
         let clouds = clouds::resolve(&rc.env)?;
         let env = &clouds.env;
         let mut inputs = Inputs::gather(&definition, &load.inputs, env)?;
+        if let Some(warning) = inputs.worker.ignored_warning() {
+            eprintln!("{warning}");
+        }
         let redactor = Redactor::for_run_with(
             &inputs.worker,
             inputs.values.values().map(String::as_str),

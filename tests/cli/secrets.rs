@@ -165,3 +165,109 @@ fn no_parser_error_quotes_a_secret() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A runner's own UWORKER_* variables (the test suite's UWORKER_TEST_CACHE did it) are
+/// not the worker's: they change neither the default definition's fingerprint nor the
+/// worker config in the image, and one warning names them, never their values. Keys the
+/// definition lists pass on, from the environment or a --worker-config file, as do the
+/// command-mode keys and `[worker] pass_through`.
+#[test]
+fn stray_worker_variables_change_neither_the_image_nor_its_fingerprint() {
+    let def = default_definition();
+    let stray_value = "s3cret 'v' $x\nline two";
+    let strays = [
+        ("UWORKER_TEST_CACHE", "/var/cache/uworker-test"),
+        ("UWORKER_FOO", stray_value),
+    ];
+    let worker = worker_env();
+    let with_strays: Vec<(&str, &str)> = worker.iter().chain(&strays).copied().collect();
+    let clean = run_tool(&def, &["fingerprint"], &worker);
+    let stray = run_tool(&def, &["fingerprint"], &with_strays);
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    assert_eq!(stray.code, 0, "{}", stray.all());
+    assert_eq!(
+        clean.stdout, stray.stdout,
+        "stray UWORKER_* variables changed the fingerprint"
+    );
+    let warnings: Vec<&str> = stray
+        .stderr
+        .lines()
+        .filter(|l| l.contains("not passed on"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", stray.stderr);
+    assert!(
+        warnings[0].contains("UWORKER_FOO (environment), UWORKER_TEST_CACHE (environment)"),
+        "{}",
+        stray.stderr
+    );
+    assert!(!stray.all().contains("s3cret") && !stray.all().contains("uworker-test"));
+    assert!(!clean.stderr.contains("not passed on"), "{}", clean.stderr);
+
+    // The image's worker config: listed and command-mode keys only.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("w.conf");
+    std::fs::write(
+        &file,
+        "export UWORKER_REGISTRY_URL=r.example\nexport UWORKER_FROM_FILE=x\n",
+    )
+    .unwrap();
+    let mut vars = with_strays.clone();
+    vars.extend([
+        ("UWORKER_JOB_CMD", "run-it"),
+        ("UWORKER_JOB_API_PROJECT", "p"),
+    ]);
+    let rendered = render_out(
+        &def,
+        &out.path().join("out"),
+        &vars,
+        &["--worker-config", file.to_str().unwrap()],
+    );
+    let conf = std::fs::read_to_string(out.path().join("out/uworker.conf")).unwrap();
+    for key in [
+        "UWORKER_JOB_API_PASSWORD",
+        "UWORKER_REGISTRY_URL",
+        "UWORKER_JOB_CMD",
+        "UWORKER_JOB_API_PROJECT",
+    ] {
+        assert!(conf.contains(&format!("export {key}=")), "{key}:\n{conf}");
+    }
+    for key in ["UWORKER_FOO", "UWORKER_TEST_CACHE", "UWORKER_FROM_FILE"] {
+        assert!(!conf.contains(key), "{key}:\n{conf}");
+    }
+    assert!(
+        rendered
+            .stderr
+            .contains(&format!("UWORKER_FROM_FILE ({})", file.display())),
+        "{}",
+        rendered.stderr
+    );
+
+    // `pass_through` lists what the definition does not otherwise name.
+    let f = full_fixture();
+    let toml = f.path().join("image.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let listed = text.replace(
+        "optional = [\"UWORKER_REGISTRY_URL\"]",
+        "optional = [\"UWORKER_REGISTRY_URL\"]\npass_through = [\"UWORKER_FOO\"]",
+    );
+    std::fs::write(&toml, &listed).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rendered = render_out(f.path(), out.path(), &with_strays, &[]);
+    let conf = std::fs::read_to_string(out.path().join("uworker.conf")).unwrap();
+    assert!(conf.contains("export UWORKER_FOO='s3cret"), "{conf}");
+    assert!(!conf.contains("UWORKER_TEST_CACHE"), "{conf}");
+    assert!(
+        rendered.stderr.contains("UWORKER_TEST_CACHE (environment)")
+            && !rendered.stderr.contains("UWORKER_FOO"),
+        "{}",
+        rendered.stderr
+    );
+    std::fs::write(&toml, listed.replace("pass_through", "passthrough")).unwrap();
+    let r = run_tool(f.path(), &["render"], &worker);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("unknown field `passthrough`"),
+        "{}",
+        r.stderr
+    );
+}
