@@ -291,6 +291,62 @@ fn prune_keeps_the_newest_and_spares_protected_and_current_images() {
         .unwrap();
 }
 
+/// An operator deactivates an image to investigate it: prune leaves it, even the newest
+/// (which a `--keep` count of active images does not cover), and says why.
+#[test]
+fn prune_spares_a_deactivated_image_and_says_why() {
+    let name = unique("prune-deact");
+    let f = definition("source_image = \"base-id\"", &name);
+    let vars = os_env("appcred");
+    let current = plan_json(&f, &env_pairs(&vars))["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cloud = cloud();
+    let mut ids = Vec::new();
+    for (i, fp) in [current.as_str(), "sha256:old1", "sha256:old2"]
+        .iter()
+        .enumerate()
+    {
+        let props = [
+            ("uworker_image", name.as_str()),
+            ("uworker_target", "t"),
+            ("uworker_fingerprint", fp),
+        ];
+        ids.push(create_image(&cloud, &format!("{name}-t-{i}"), &props, true).id);
+        next_second();
+    }
+    // Deactivating is an admin's action in Glance's policy.
+    let admin = connect(&admin_env());
+    let glance_url = admin.endpoint("image").unwrap();
+    admin
+        .call(
+            Method::POST,
+            &format!("{glance_url}/v2/images/{}/actions/deactivate", ids[2]),
+            |r| r,
+        )
+        .unwrap();
+    let glance = Glance::new(&cloud).unwrap();
+    assert_eq!(glance.get(&ids[2]).unwrap().status, "deactivated");
+
+    let r = run_tool(f.path(), &["prune", "--keep", "1"], &env_pairs(&vars));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        glance.get(&ids[2]).is_ok(),
+        "deleted a deactivated image:\n{}",
+        r.stdout
+    );
+    let line = r.stdout.lines().find(|l| l.contains(&ids[2])).unwrap_or("");
+    assert!(
+        line.starts_with("keep") && line.contains("deactivated"),
+        "{}",
+        r.stdout
+    );
+    for id in &ids {
+        let _ = glance.delete(id);
+    }
+}
+
 #[test]
 fn full_packer_validate_logs_in_to_keystone() {
     let f = definition("source_image = \"base-id\"", &unique("val"));
