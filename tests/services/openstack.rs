@@ -155,32 +155,50 @@ fn a_lookup_by_fingerprint_costs_two_requests_and_lists_follow_pages() {
         .is_none());
 }
 
+/// A name resolves to its one active image, whose ID enters the fingerprint; a second
+/// active image of the name is refused (packer would refuse the name too), naming both;
+/// once the old one is gone, the new one is the base and the fingerprint changes.
 #[test]
-fn a_base_image_name_resolves_to_the_newest_active_image_and_feeds_the_fingerprint() {
+fn a_base_image_name_resolves_to_its_one_active_image_and_feeds_the_fingerprint() {
     let cloud = cloud();
     let base = unique("Ubuntu 22.04 ");
     let older = create_image(&cloud, &base, &[], true);
     let f = definition(&format!("source_image_name = \"{base}\""), &unique("res"));
     let vars = os_env("appcred");
-    let explain = |f: &Fixture| {
-        let r = run_tool(f.path(), &["fingerprint", "--explain"], &env_pairs(&vars));
-        assert_eq!(r.code, 0, "{}", r.all());
-        r.stdout
-    };
+    let explain =
+        |f: &Fixture| run_tool(f.path(), &["fingerprint", "--explain"], &env_pairs(&vars));
     let first = explain(&f);
+    assert_eq!(first.code, 0, "{}", first.all());
     assert!(
-        first.contains(&format!("name {base} = {}", older.id)),
-        "{first}"
+        first
+            .stdout
+            .contains(&format!("name {base} = {}", older.id)),
+        "{}",
+        first.stdout
     );
     next_second();
     let newer = create_image(&cloud, &base, &[], true);
     next_second();
-    create_image(&cloud, &base, &[], false); // newest, but not active
+    create_image(&cloud, &base, &[], false); // newest, but not active: no candidate
+    let twins = explain(&f);
+    assert_eq!(twins.code, 2, "{}", twins.all());
+    assert!(
+        twins
+            .stderr
+            .contains(&format!("2 active images are named `{base}`"))
+            && twins.stderr.contains(&format!("{} (owner ", older.id))
+            && twins.stderr.contains(&format!("{} (owner ", newer.id))
+            && twins.stderr.contains("source_image = "),
+        "{}",
+        twins.stderr
+    );
+    Glance::new(&cloud).unwrap().delete(&older.id).unwrap();
     let second = explain(&f);
-    assert!(second.contains(&newer.id), "{second}");
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(second.stdout.contains(&newer.id), "{}", second.stdout);
     assert_ne!(
-        first.lines().last(),
-        second.lines().last(),
+        first.stdout.lines().last(),
+        second.stdout.lines().last(),
         "a new base image changes the fingerprint"
     );
 
@@ -724,6 +742,36 @@ fn a_base_image_name_says_whose_image_it_is_and_trusted_owners_are_enforced() {
         &env_pairs(&vars),
     );
     assert_eq!(trusted.code, 0, "{}", trusted.all());
+
+    // An image of ours of the same name beside theirs: the name alone is refused, naming
+    // both; trusting our project picks ours; trusting both projects picks neither.
+    next_second();
+    let mine = create_image(&cloud(), &base, &[], true);
+    let twins = run_tool(f.path(), &["plan"], &env_pairs(&vars));
+    assert_eq!(twins.code, 2, "{}", twins.all());
+    for (id, owner, visibility) in [
+        (&mine.id, &ours, mine.visibility.as_deref().unwrap()),
+        (&image.id, &foreign.project_id, "public"),
+    ] {
+        let named = format!("{id} (owner {owner}, {visibility}, created ");
+        assert!(twins.stderr.contains(&named), "{named}: {}", twins.stderr);
+    }
+    let ours_only = trusting(&format!("\"{ours}\""));
+    let picked = plan_json(&ours_only, &env_pairs(&vars));
+    assert_eq!(picked["base_image"]["id"], json!(mine.id), "{picked:#}");
+    let both = run_tool(
+        trusting(&format!("\"{ours}\", \"{}\"", foreign.project_id)).path(),
+        &["plan"],
+        &env_pairs(&vars),
+    );
+    assert_eq!(both.code, 2, "{}", both.all());
+    assert!(
+        both.stderr
+            .contains("2 of them owned by trusted_base_owners"),
+        "{}",
+        both.stderr
+    );
+    Glance::new(&cloud()).unwrap().delete(&mine.id).unwrap();
 
     // By ID, `build` checks the owner in its pre-flight, before packer starts.
     let by_id = definition(
