@@ -139,7 +139,11 @@ impl Inputs {
             }
             _ => None,
         };
-        let worker = WorkerConfig::gather(file.as_ref().map(|(p, e)| (p.as_str(), e.clone())), env);
+        let worker = WorkerConfig::gather(
+            file.as_ref().map(|(p, e)| (p.as_str(), e.clone())),
+            env,
+            &definition.worker,
+        );
 
         let fingerprint_key = match env.get(vars::FINGERPRINT_KEY_ENV) {
             Some(key) if key.len() < MIN_FINGERPRINT_KEY_LEN => {
@@ -186,6 +190,10 @@ fn resolve(base: &Path, value: &str) -> String {
 
 /// `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
 pub fn parse_test_host(value: &str) -> Result<TestHost, String> {
+    // A user or credentials in it (`user:password@host`) would be printed: not quoted.
+    if value.contains('@') {
+        return Err("holds `@`: give the host alone (`host` or `host:port`); the SSH user is test_ssh_username".into());
+    }
     let bad = || format!("`{value}` is not `host` or `host:port`");
     let (host, port) = if let Some(rest) = value.strip_prefix('[') {
         let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
@@ -263,5 +271,10 @@ mod tests {
         assert!(parse_test_host("host:x").is_err());
         assert!(parse_test_host("a b").is_err());
         assert!(parse_test_host("").is_err());
+        let err = parse_test_host("ubuntu:pa$$ 'w@rd@host:22").unwrap_err();
+        assert!(
+            !err.contains("pa$$") && err.contains("test_ssh_username"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Which old images of a definition to delete (pure): per target, the newest `keep`
-//! active images stay; protected images, the newest active image of the current
-//! fingerprint and images still being made (queued, saving, importing) are never
+//! active images stay; protected and deactivated images, the newest active image of the
+//! current fingerprint and images still being made (queued, saving, importing) are never
 //! touched. Older images of the current fingerprint (rebuilt by `max_age`) age out like
 //! any other.
 
@@ -21,6 +21,12 @@ pub struct Decision {
 }
 
 const IN_PROGRESS: [&str; 4] = ["queued", "saving", "importing", "uploading"];
+
+/// Glance's status of an image an operator took out of use, often to investigate it:
+/// prune leaves it to them, however old it is.
+const DEACTIVATED: &str = "deactivated";
+const DEACTIVATED_REASON: &str =
+    "deactivated (an operator's hold: reactivate or delete it by hand)";
 
 /// `images` are the definition's images (any order); `current` maps a target to its
 /// current fingerprint.
@@ -48,6 +54,8 @@ pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>)
                 && current.get(&target).map(String::as_str) == fingerprint;
             let (delete, reason) = if image.protected {
                 (false, "protected".to_string())
+            } else if image.status == DEACTIVATED {
+                (false, DEACTIVATED_REASON.to_string())
             } else if is_current {
                 current_seen = true;
                 (false, "image of the current fingerprint".to_string())
@@ -125,6 +133,40 @@ mod tests {
         assert_eq!(reason("b"), "protected");
         assert_eq!(reason("f"), "still queued");
         assert_eq!(reason("g"), "image of the current fingerprint");
+    }
+
+    /// An operator deactivates an image to investigate it: it stays, the newest or the
+    /// oldest, however many active images there are, and the reason says so.
+    #[test]
+    fn a_deactivated_image_is_never_deleted() {
+        let images = vec![
+            image(
+                "old",
+                "2026-01-01T00:00:01Z",
+                "deactivated",
+                false,
+                "sha256:a",
+            ),
+            image("mid", "2026-01-02T00:00:01Z", "active", false, "sha256:b"),
+            image(
+                "new",
+                "2026-01-03T00:00:01Z",
+                "deactivated",
+                false,
+                "sha256:c",
+            ),
+        ];
+        let current = BTreeMap::from([("t".to_string(), "sha256:current".to_string())]);
+        for keep in [0, 1, 5] {
+            let decisions = decide(&images, keep, &current);
+            for id in ["old", "new"] {
+                let d = decisions.iter().find(|d| d.id == id).unwrap();
+                assert!(!d.delete, "keep {keep}: {d:?}");
+                assert!(d.reason.starts_with("deactivated"), "{d:?}");
+            }
+        }
+        let decisions = decide(&images, 0, &current);
+        assert!(decisions.iter().find(|d| d.id == "mid").unwrap().delete);
     }
 
     /// With max_age, one fingerprint has several images: the newest serves it, the

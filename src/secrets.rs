@@ -8,6 +8,7 @@ use std::fmt;
 use aho_corasick::{AhoCorasick, MatchKind};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::definition::WorkerKeys;
 use crate::env::Env;
 use crate::seed::ConfigEntry;
 use crate::shell;
@@ -38,45 +39,72 @@ impl fmt::Display for Origin {
     }
 }
 
-/// The worker's configuration: every UWORKER_* value, each one treated as a secret.
+/// The worker's configuration: the UWORKER_* values the definition passes on to the
+/// image, each one treated as a secret, and the others it was given (kept for the
+/// redactor and for one warning, never passed on).
 #[derive(Default)]
 pub struct WorkerConfig {
     values: BTreeMap<String, (SecretString, Origin)>,
+    ignored: BTreeMap<String, (SecretString, Origin)>,
 }
 
 impl fmt::Debug for WorkerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerConfig")
             .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .field("ignored", &self.ignored.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl WorkerConfig {
     /// File entries first, then the environment's UWORKER_* variables on top (so CI can
-    /// supply one value, such as a password, beside a checked-in file).
-    pub fn gather(file: Option<(&str, Vec<ConfigEntry>)>, env: &Env) -> WorkerConfig {
-        let mut values = BTreeMap::new();
+    /// supply one value, such as a password, beside a checked-in file). Only the keys
+    /// `keys` passes on are the worker's; a runner's other UWORKER_* variables (or a
+    /// file's unlisted keys) must change neither the image nor its fingerprint.
+    pub fn gather(
+        file: Option<(&str, Vec<ConfigEntry>)>,
+        env: &Env,
+        keys: &WorkerKeys,
+    ) -> WorkerConfig {
+        let mut config = WorkerConfig::default();
+        let mut put = |key: String, value: String, origin: Origin| {
+            let kept = if keys.passes_on(&key) {
+                &mut config.values
+            } else {
+                &mut config.ignored
+            };
+            kept.insert(key, (SecretString::from(value), origin));
+        };
         if let Some((path, entries)) = file {
             for entry in entries {
-                values.insert(
-                    entry.key,
-                    (
-                        SecretString::from(entry.value),
-                        Origin::File(path.to_string()),
-                    ),
-                );
+                put(entry.key, entry.value, Origin::File(path.to_string()));
             }
         }
         for (key, value) in env.iter() {
             if vars::is_worker_key(key) {
-                values.insert(
-                    key.clone(),
-                    (SecretString::from(value.clone()), Origin::Environment),
-                );
+                put(key.clone(), value.clone(), Origin::Environment);
             }
         }
-        WorkerConfig { values }
+        config
+    }
+
+    /// The warning about the UWORKER_* keys given but not passed on, naming each and
+    /// where it came from (never a value); None when there are none.
+    pub fn ignored_warning(&self) -> Option<String> {
+        if self.ignored.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = self
+            .ignored
+            .iter()
+            .map(|(key, (_, origin))| format!("{key} ({origin})"))
+            .collect();
+        Some(format!(
+            "warning: {} not passed on to the image: the definition's [worker] does not list {} (required, optional or pass_through)",
+            named.join(", "),
+            if named.len() == 1 { "it" } else { "them" }
+        ))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -103,10 +131,11 @@ impl WorkerConfig {
             .collect()
     }
 
-    /// Values, for the redactor and the 0600 var-file only.
+    /// Every value given, passed on or not: for the redactor only.
     pub fn secret_values(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values
             .iter()
+            .chain(&self.ignored)
             .map(|(k, (v, _))| (k.as_str(), v.expose_secret()))
     }
 
@@ -282,7 +311,7 @@ mod tests {
             ("UWORKER_FINGERPRINT_KEY", "k"),
             ("HOME", "/root"),
         ]);
-        let config = WorkerConfig::gather(Some(("w.conf", entries)), &env);
+        let config = WorkerConfig::gather(Some(("w.conf", entries)), &env, &WorkerKeys::default());
         assert_eq!(
             config.keys().collect::<Vec<_>>(),
             ["UWORKER_JOB_API_PASSWORD", "UWORKER_JOB_API_ROOT"]
@@ -300,8 +329,21 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_values() {
-        let config = WorkerConfig::gather(None, &env(&[("UWORKER_JOB_API_PASSWORD", "hunter2")]));
+        let config = WorkerConfig::gather(
+            None,
+            &env(&[
+                ("UWORKER_JOB_API_PASSWORD", "hunter2"),
+                ("UWORKER_X", "stray1"),
+            ]),
+            &WorkerKeys::default(),
+        );
         assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!format!("{config:?}").contains("stray1"));
+        let warning = config.ignored_warning().unwrap();
+        assert!(
+            warning.contains("UWORKER_X (environment)") && !warning.contains("stray1"),
+            "{warning}"
+        );
     }
 
     #[test]

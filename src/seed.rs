@@ -42,7 +42,7 @@ pub enum SeedError {
         key: String,
         known: String,
     },
-    #[error("--var `{0}`: expected KEY=VALUE")]
+    #[error("--var {}: expected KEY=VALUE", quoted_if_name(.0))]
     VarSyntax(String),
     #[error("{path}:{line}: {message}")]
     WorkerConfigLine {
@@ -63,6 +63,15 @@ impl crate::exit::Coded for SeedError {
             | SeedError::VarSyntax(_)
             | SeedError::WorkerConfigLine { .. } => crate::exit::Code::BadInput,
         }
+    }
+}
+
+/// `` `word` `` when it is a variable name; else a placeholder, since it may be a secret.
+fn quoted_if_name(word: &str) -> String {
+    if shell::is_name(word) {
+        format!("`{word}`")
+    } else {
+        "(argument not shown: it may hold a secret)".into()
     }
 }
 
@@ -223,6 +232,8 @@ pub fn read_worker_config(path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
 /// file is never run through a shell, so a command in it would silently do nothing.
 pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, SeedError> {
     let mut entries = Vec::new();
+    // Each key's line, for duplicates: a map, so a file of many keys stays linear.
+    let mut first_lines: std::collections::HashMap<&str, usize> = Default::default();
     let mut statements = shell::Statements::new(text);
     while let Some((line_no, line)) = statements.next() {
         let fail = |message: String| SeedError::WorkerConfigLine {
@@ -239,8 +250,14 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
             return Err(fail("expected `export KEY=value`: no `=`".into()));
         };
         if !vars::is_worker_key(key) {
+            // The name only when it is one: the text before `=` may be a misplaced secret.
+            let what = if shell::is_name(key) {
+                format!("`{key}`")
+            } else {
+                "what stands before `=` (not shown: it may hold a secret)".into()
+            };
             return Err(fail(format!(
-                "`{key}` is not a worker key (UWORKER_ followed by A-Z, 0-9, _); a Docker registry login uses UWORKER_REGISTRY_URL, UWORKER_REGISTRY_USERNAME and UWORKER_REGISTRY_PASSWORD"
+                "{what} is not a worker key (UWORKER_ followed by A-Z, 0-9, _); a Docker registry login uses UWORKER_REGISTRY_URL, UWORKER_REGISTRY_USERNAME and UWORKER_REGISTRY_PASSWORD"
             )));
         }
         // A quoted value may span lines, as it does for `source`.
@@ -251,14 +268,15 @@ pub fn parse_worker_config(text: &str, path: &Path) -> Result<Vec<ConfigEntry>, 
                 )),
                 shell::ValueError::Word(e) => fail(format!("value of {key}: {e}")),
             })?;
-        if let Some(first) = entries.iter().find(|e: &&ConfigEntry| e.key == key) {
+        if let Some(&first) = first_lines.get(key) {
             return Err(SeedError::DuplicateKey {
                 path: path.to_path_buf(),
                 key: key.to_string(),
-                first: first.line,
+                first,
                 line: line_no,
             });
         }
+        first_lines.insert(key, line_no);
         entries.push(ConfigEntry {
             key: key.to_string(),
             value,

@@ -34,57 +34,24 @@ pub fn quote(value: &str) -> String {
 /// Expansions (`$x`, backquotes) are refused rather than silently taken literally.
 /// Trailing unquoted whitespace and a trailing ` # comment` end the word.
 pub fn parse_word(raw: &str) -> Result<String, WordError> {
-    let mut out = String::new();
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\0' => return Err(WordError::Nul),
-            '\'' => loop {
-                match chars.next() {
-                    Some('\'') => break,
-                    Some('\0') => return Err(WordError::Nul),
-                    Some(ch) => out.push(ch),
-                    None => return Err(WordError::Unterminated("single")),
-                }
-            },
-            '"' => loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(e @ ('"' | '\\' | '$' | '`')) => out.push(e),
-                        Some('\n') => {}
-                        Some(other) => {
-                            out.push('\\');
-                            out.push(other);
-                        }
-                        None => return Err(WordError::Unterminated("double")),
-                    },
-                    Some(ch @ ('$' | '`')) => return Err(WordError::Unsupported(ch)),
-                    Some('\0') => return Err(WordError::Nul),
-                    Some(ch) => out.push(ch),
-                    None => return Err(WordError::Unterminated("double")),
-                }
-            },
-            '\\' => match chars.next() {
-                Some(ch) => out.push(ch),
-                None => return Err(WordError::Unterminated("escape")),
-            },
-            ' ' | '\t' => {
-                // The word ends here; only a comment may follow.
-                let rest: String = chars.collect();
-                let rest = rest.trim_start();
-                if rest.is_empty() || rest.starts_with('#') {
-                    return Ok(out);
-                }
-                return Err(WordError::Unsupported(' '));
-            }
-            '$' | '`' | ';' | '&' | '|' | '<' | '>' | '(' | ')' => {
-                return Err(WordError::Unsupported(c))
-            }
-            ch => out.push(ch),
-        }
-    }
-    Ok(out)
+    read_word(raw, &mut std::iter::empty()).map_err(|e| match e {
+        ValueError::NeverClosed(kind) => WordError::Unterminated(kind),
+        ValueError::Word(e) => e,
+    })
+}
+
+/// A shell variable name (`[A-Za-z_][A-Za-z0-9_]*`). Messages quote a word of an input
+/// file only when it is one: any other text could be a secret typed in the wrong place.
+pub fn is_name(word: &str) -> bool {
+    let mut bytes = word.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `KEY` of a `KEY=value` word whose KEY is a name: a variable set without `export`.
+pub fn bare_assignment(line: &str) -> Option<&str> {
+    let (key, _) = line.split_once('=')?;
+    is_name(key).then_some(key)
 }
 
 /// The assignment of an `export KEY=value` line (`KEY=value`); None for any other line.
@@ -104,24 +71,95 @@ pub enum ValueError {
 
 /// Reads an assignment's value (`parse_word`); a quoted value may continue on the next
 /// lines, taken from `more`, as it does for `source`.
-pub fn read_value<'a>(
-    first: &str,
+pub fn read_value<'f, 'a: 'f>(
+    first: &'f str,
     more: &mut impl Iterator<Item = &'a str>,
 ) -> Result<String, ValueError> {
-    let mut value_text = first.trim_end_matches('\r').to_string();
-    loop {
-        match parse_word(&value_text) {
-            Ok(value) => return Ok(value),
-            Err(WordError::Unterminated(kind)) if kind != "escape" => match more.next() {
-                Some(next) => {
-                    value_text.push('\n');
-                    value_text.push_str(next);
+    read_word(first.trim_end_matches('\r'), more)
+}
+
+/// The characters of a word: its first line, then, only while a quote is open, the
+/// lines after it joined by `\n`. Each character is looked at once, so an unterminated
+/// quote costs one pass over the file, not one per line.
+struct WordText<'f, 'm, I> {
+    line: std::str::Chars<'f>,
+    more: &'m mut I,
+}
+
+impl<'f, 'a: 'f, I: Iterator<Item = &'a str>> WordText<'f, '_, I> {
+    /// The next character inside quotes: past the end of a line, the line break and the
+    /// next line. None at the end of the text.
+    fn quoted(&mut self) -> Option<char> {
+        if let Some(c) = self.line.next() {
+            return Some(c);
+        }
+        let next = self.more.next()?;
+        self.line = next.chars();
+        Some('\n')
+    }
+}
+
+/// `parse_word` over a first line and the lines a quote opened in it may span.
+fn read_word<'f, 'a: 'f>(
+    first: &'f str,
+    more: &mut impl Iterator<Item = &'a str>,
+) -> Result<String, ValueError> {
+    let word_error = |e| Err(ValueError::Word(e));
+    let mut text = WordText {
+        line: first.chars(),
+        more,
+    };
+    let mut out = String::new();
+    while let Some(c) = text.line.next() {
+        match c {
+            '\0' => return word_error(WordError::Nul),
+            '\'' => loop {
+                match text.quoted() {
+                    Some('\'') => break,
+                    Some('\0') => return word_error(WordError::Nul),
+                    Some(ch) => out.push(ch),
+                    None => return Err(ValueError::NeverClosed("single")),
                 }
-                None => return Err(ValueError::NeverClosed(kind)),
             },
-            Err(e) => return Err(ValueError::Word(e)),
+            '"' => loop {
+                match text.quoted() {
+                    Some('"') => break,
+                    Some('\\') => match text.quoted() {
+                        Some(e @ ('"' | '\\' | '$' | '`')) => out.push(e),
+                        Some('\n') => {}
+                        Some('\0') => return word_error(WordError::Nul),
+                        Some(other) => {
+                            out.push('\\');
+                            out.push(other);
+                        }
+                        None => return Err(ValueError::NeverClosed("double")),
+                    },
+                    Some(ch @ ('$' | '`')) => return word_error(WordError::Unsupported(ch)),
+                    Some('\0') => return word_error(WordError::Nul),
+                    Some(ch) => out.push(ch),
+                    None => return Err(ValueError::NeverClosed("double")),
+                }
+            },
+            '\\' => match text.line.next() {
+                Some('\0') => return word_error(WordError::Nul),
+                Some(ch) => out.push(ch),
+                None => return word_error(WordError::Unterminated("escape")),
+            },
+            ' ' | '\t' => {
+                // The word ends here; only a comment may follow.
+                let rest = text.line.as_str().trim_start();
+                if rest.is_empty() || rest.starts_with('#') {
+                    return Ok(out);
+                }
+                return word_error(WordError::Unsupported(' '));
+            }
+            '$' | '`' | ';' | '&' | '|' | '<' | '>' | '(' | ')' => {
+                return word_error(WordError::Unsupported(c))
+            }
+            ch => out.push(ch),
         }
     }
+    Ok(out)
 }
 
 /// The lines of a shell-like file (a worker config, an RC file) as statements: blank
@@ -168,6 +206,40 @@ mod tests {
         assert_eq!(statements.continuation().next(), Some("y'"));
         assert_eq!(statements.next(), Some((7, "c")));
         assert_eq!(statements.next(), None);
+    }
+
+    #[test]
+    fn a_quoted_value_continues_on_the_next_lines_and_only_then() {
+        let read = |first: &str, more: &[&str]| read_value(first, &mut more.iter().copied());
+        assert_eq!(read("'a", &["b", "c' # x"]), Ok("a\nb\nc".into()));
+        // `\` and a line break inside double quotes join the lines, as in sh.
+        assert_eq!(read("\"a\\", &["b\""]), Ok("ab".into()));
+        assert_eq!(read("plain\r", &["never read"]), Ok("plain".into()));
+        assert_eq!(
+            read("'open", &["a", "b"]),
+            Err(ValueError::NeverClosed("single"))
+        );
+        assert_eq!(read("\"x\\", &[]), Err(ValueError::NeverClosed("double")));
+        assert_eq!(
+            read("a\\", &["b"]),
+            Err(ValueError::Word(WordError::Unterminated("escape")))
+        );
+        assert_eq!(
+            read("'a", &["b' c"]),
+            Err(ValueError::Word(WordError::Unsupported(' ')))
+        );
+        let mut more = ["'", "after"].into_iter();
+        assert_eq!(read_value("'", &mut more), Ok("\n".into()));
+        assert_eq!(more.next(), Some("after"), "lines after the value are left");
+    }
+
+    #[test]
+    fn names_and_bare_assignments() {
+        assert!(is_name("OS_PASSWORD") && is_name("_x1") && is_name("a"));
+        assert!(!is_name("") && !is_name("1a") && !is_name("a-b") && !is_name("a b"));
+        assert_eq!(bare_assignment("OS_PASSWORD=x y"), Some("OS_PASSWORD"));
+        assert_eq!(bare_assignment("a b=c"), None);
+        assert_eq!(bare_assignment("plain"), None);
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub enum CommandError {
     },
     #[error("{origin}: source_image_name: no active image named `{name}` in Glance")]
     NoSuchBaseImage { origin: String, name: String },
+    #[error("{origin}: source_image_name: {} active images are named `{name}`{}: {}; packer would refuse the name, and the newest may be anyone's: pin the base by ID (source_image = \"<id>\"), or list the one owner you trust in trusted_base_owners", .candidates.len(), among_trusted(*.accepted, .trusted), .candidates.join("; "))]
+    AmbiguousBaseImage {
+        origin: String,
+        name: String,
+        /// Each image: ID, owner, visibility, created.
+        candidates: Vec<String>,
+        /// How many of them trusted_base_owners accepts (not one).
+        accepted: usize,
+        trusted: Vec<String>,
+    },
     #[error("{origin}: trusted_base_owners: {image} {}", untrusted(.owner, .trusted))]
     UntrustedBaseImage {
         origin: String,
@@ -61,6 +71,20 @@ pub enum CommandError {
     },
 }
 
+fn among_trusted(accepted: usize, trusted: &[String]) -> String {
+    match (accepted, trusted) {
+        (_, []) => String::new(),
+        (0, _) => format!(
+            ", none owned by trusted_base_owners ({})",
+            trusted.join(", ")
+        ),
+        _ => format!(
+            ", {accepted} of them owned by trusted_base_owners ({})",
+            trusted.join(", ")
+        ),
+    }
+}
+
 fn untrusted(owner: &Option<String>, trusted: &[String]) -> String {
     match owner {
         Some(owner) => format!(
@@ -84,6 +108,7 @@ impl Coded for CommandError {
             | CommandError::TestSshKeyUnreadable { .. }
             | CommandError::NoSuchBaseImage { .. }
             | CommandError::UntrustedBaseImage { .. }
+            | CommandError::AmbiguousBaseImage { .. }
             | CommandError::SourceImageInactive { .. }
             | CommandError::FloatingIpAddress { .. } => Code::BadInput,
         }
@@ -132,6 +157,46 @@ mod tests {
         });
         assert_eq!(missing.code(), Code::BadInput);
         assert_eq!(CommandError::NoTestHost.code(), Code::BadInput);
+    }
+
+    #[test]
+    fn several_base_images_of_a_name_are_each_named_with_the_way_out() {
+        let error = |accepted, trusted: &[&str]| {
+            CommandError::AmbiguousBaseImage {
+                origin: "image.toml [target.t]".into(),
+                name: "Ubuntu".into(),
+                candidates: vec![
+                    "a (owner x, public, created 1)".into(),
+                    "b (owner y, private, created 2)".into(),
+                ],
+                accepted,
+                trusted: trusted.iter().map(|t| t.to_string()).collect(),
+            }
+            .to_string()
+        };
+        let text = error(2, &[]);
+        assert!(
+            text.starts_with("image.toml [target.t]: source_image_name: 2 active images are named `Ubuntu`: a (owner x, public, created 1); b (owner y, private, created 2); packer would refuse"),
+            "{text}"
+        );
+        assert!(
+            text.contains("source_image = \"<id>\"") && text.contains("trusted_base_owners"),
+            "{text}"
+        );
+        assert!(error(0, &["z"]).contains("`Ubuntu`, none owned by trusted_base_owners (z): a "));
+        assert!(error(2, &["x", "y"])
+            .contains("`Ubuntu`, 2 of them owned by trusted_base_owners (x, y): a "));
+        assert_eq!(
+            CommandError::AmbiguousBaseImage {
+                origin: String::new(),
+                name: String::new(),
+                candidates: vec![],
+                accepted: 0,
+                trusted: vec![]
+            }
+            .code(),
+            Code::BadInput
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use anyhow::{Context as _, Result};
 
 use crate::ci::{self, Actions, Event};
+use crate::definition::WorkerKeys;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::github::{GitHub, GitHubError, Retry};
@@ -26,7 +27,10 @@ pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
         })?;
     let record = read_record(&path, &text)?;
     let validation = request.validation;
-    let redactor = Redactor::for_run(&WorkerConfig::gather(None, env), env);
+    let redactor = Redactor::for_run(
+        &WorkerConfig::gather(None, env, &WorkerKeys::default()),
+        env,
+    );
     if ci::in_actions(env) {
         ci::mask_secrets(&redactor, env);
     }

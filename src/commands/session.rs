@@ -15,7 +15,7 @@ use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
 use crate::openstack::client::{Backoff, Cloud, OpenStackError};
 use crate::openstack::credentials::Credentials;
-use crate::openstack::glance::Glance;
+use crate::openstack::glance::{Glance, Image};
 use crate::openstack::{clouds, openrc};
 use crate::packer::Packer;
 use crate::plan::BaseImageChoice;
@@ -64,6 +64,9 @@ impl Session {
         let clouds = clouds::resolve(&rc.env)?;
         let env = &clouds.env;
         let mut inputs = Inputs::gather(&definition, &load.inputs, env)?;
+        if let Some(warning) = inputs.worker.ignored_warning() {
+            eprintln!("{warning}");
+        }
         let redactor = Redactor::for_run_with(
             &inputs.worker,
             inputs.values.values().map(String::as_str),
@@ -229,26 +232,47 @@ impl Session {
         )
     }
 
-    /// The image a `source_image_name` resolves to (newest active image of that name,
-    /// whoever owns it), so a new base image changes the fingerprint; refused when the
-    /// target lists `trusted_base_owners` and its owner is not among them. None for IDs or
-    /// without a cloud.
+    /// The image a `source_image_name` resolves to, so a new base image changes the
+    /// fingerprint: the one active image of that name, or the one of them that
+    /// `trusted_base_owners` accepts. Several are refused, as packer would refuse the
+    /// name: taking the newest would take anyone's. None for IDs or without a cloud.
     fn resolve_base_image(&self, target: &Target) -> Result<Option<BaseImageChoice>> {
         let (SourceImage::Name(name), Some(cloud)) = (&target.source_image, self.cloud()?) else {
             return Ok(None);
         };
-        let Some(image) = Glance::new(cloud)?.resolve_name(name)? else {
-            return Err(CommandError::NoSuchBaseImage {
-                origin: self.target_origin(target),
-                name: name.clone(),
+        let found = Glance::new(cloud)?.active_named(name)?;
+        let trusted = &target.trusted_base_owners;
+        let accepted: Vec<&Image> = found
+            .iter()
+            .filter(|i| trusted.is_empty() || i.owner.as_ref().is_some_and(|o| trusted.contains(o)))
+            .collect();
+        let image = match (&found[..], &accepted[..]) {
+            ([], _) => {
+                return Err(CommandError::NoSuchBaseImage {
+                    origin: self.target_origin(target),
+                    name: name.clone(),
+                }
+                .into())
             }
-            .into());
+            (_, [image]) => *image,
+            // One image, of an owner not trusted: the error names it and its owner.
+            ([image], []) => image,
+            _ => {
+                return Err(CommandError::AmbiguousBaseImage {
+                    origin: self.target_origin(target),
+                    name: name.clone(),
+                    candidates: found.iter().map(describe_candidate).collect(),
+                    accepted: accepted.len(),
+                    trusted: trusted.clone(),
+                }
+                .into())
+            }
         };
         let choice = BaseImageChoice {
             name: name.clone(),
-            id: image.id,
-            owner: image.owner,
-            visibility: image.visibility,
+            id: image.id.clone(),
+            owner: image.owner.clone(),
+            visibility: image.visibility.clone(),
         };
         check_base_owner(
             self,
@@ -283,6 +307,17 @@ impl Session {
             hashed,
         ))
     }
+}
+
+/// One of several images of a name, for the error that lists them.
+fn describe_candidate(image: &Image) -> String {
+    format!(
+        "{} (owner {}, {}, created {})",
+        image.id,
+        image.owner.as_deref().unwrap_or("not told"),
+        image.visibility.as_deref().unwrap_or("visibility not told"),
+        image.created_at
+    )
 }
 
 /// The worker's command mode: both or neither.

@@ -20,6 +20,15 @@ pub const DEFAULT_REQUIRED_WORKER_KEYS: [&str; 3] = [
     "UWORKER_JOB_API_PASSWORD",
 ];
 
+/// The worker's command mode (`crate::commands::Session::check_worker_config`): passed
+/// on to the image whether the definition lists them or not.
+pub const COMMAND_MODE_WORKER_KEYS: [&str; 4] = [
+    "UWORKER_JOB_CMD",
+    "UWORKER_JOB_API_PROJECT",
+    "UWORKER_JOB_TYPE",
+    "UWORKER_JOB_TIMEOUT",
+];
+
 /// Builder name of the test host (packer's null builder); no target may take it.
 pub const TEST_BUILDER: &str = "test";
 
@@ -182,6 +191,8 @@ impl Step {
 pub struct WorkerKeys {
     pub required: Vec<String>,
     pub optional: Vec<String>,
+    /// Further keys passed on to the image when set, without being template variables.
+    pub pass_through: Vec<String>,
 }
 
 impl Default for WorkerKeys {
@@ -189,7 +200,23 @@ impl Default for WorkerKeys {
         WorkerKeys {
             required: DEFAULT_REQUIRED_WORKER_KEYS.map(String::from).to_vec(),
             optional: Vec::new(),
+            pass_through: Vec::new(),
         }
+    }
+}
+
+impl WorkerKeys {
+    /// Whether a worker value of `key` goes into the image: the definition lists it
+    /// (`required`, `optional`, `pass_through`) or it is one of command mode's. Any other
+    /// UWORKER_* variable is the runner's business, not the image's.
+    pub fn passes_on(&self, key: &str) -> bool {
+        COMMAND_MODE_WORKER_KEYS.contains(&key)
+            || self
+                .required
+                .iter()
+                .chain(&self.optional)
+                .chain(&self.pass_through)
+                .any(|k| k == key)
     }
 }
 

@@ -88,6 +88,8 @@ struct RawWorker {
     required: Option<Vec<String>>,
     #[serde(default)]
     optional: Vec<String>,
+    #[serde(default)]
+    pass_through: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +170,7 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
             let keys = WorkerKeys {
                 required: w.required.unwrap_or_else(|| WorkerKeys::default().required),
                 optional: w.optional,
+                pass_through: w.pass_through,
             };
             check_worker_keys(&keys).map_err(|m| invalid(line, m))?;
             keys
@@ -447,7 +450,12 @@ fn check_relative(path: &str) -> Result<(), String> {
 
 fn check_worker_keys(keys: &WorkerKeys) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
-    for key in keys.required.iter().chain(&keys.optional) {
+    for key in keys
+        .required
+        .iter()
+        .chain(&keys.optional)
+        .chain(&keys.pass_through)
+    {
         if !vars::is_worker_key(key) {
             return Err(format!(
                 "[worker] `{key}`: worker keys are UWORKER_ followed by A-Z, 0-9 or _ (UWORKER_IMAGE_* and UWORKER_FINGERPRINT_KEY are the tool's own)"

@@ -157,8 +157,31 @@ fn load(path: &Path) -> Result<Value, CloudsError> {
 pub fn parse(text: &str, path: &Path) -> Result<Value, CloudsError> {
     serde_yaml_ng::from_str(text).map_err(|e| CloudsError::Unreadable {
         path: path.to_path_buf(),
-        message: format!("not valid YAML: {e}"),
+        message: format!("not valid YAML: {}", without_quoted_text(&e.to_string())),
     })
+}
+
+/// A YAML error's message with what it quotes of the file masked: a duplicate key or a
+/// value of the wrong type (`password: !!int hunter2`) may be a secret. The position and
+/// the path of keys to it remain.
+fn without_quoted_text(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            // Serde writes quoted text as Rust string literals: `\"` does not end it.
+            let mut escaped = false;
+            for inner in chars.by_ref() {
+                if inner == '"' && !escaped {
+                    break;
+                }
+                escaped = inner == '\\' && !escaped;
+            }
+            out.push_str("(not shown)\"");
+        }
+    }
+    out
 }
 
 fn read_entry(path: &Path, cloud: &str) -> Result<Option<Value>, CloudsError> {
@@ -414,6 +437,24 @@ clouds:
         ]))
         .unwrap();
         assert_eq!(resolved.env.get("OS_PASSWORD"), Some("0x10"));
+    }
+
+    #[test]
+    fn a_yaml_error_never_quotes_the_file() {
+        let secret = "Hunter2 'q' \\\" $x";
+        for text in [
+            format!("clouds:\n  c:\n    auth:\n      password: !!int \"{secret}\"\n"),
+            format!("clouds:\n  c:\n    auth:\n      {{\"{secret}\": 1, \"{secret}\": 2}}\n"),
+            format!("clouds:\n  c:\n    auth:\n      password: \"{secret}\n"),
+        ] {
+            let err = parse(&text, Path::new("c.yaml")).unwrap_err().to_string();
+            assert!(!err.contains("Hunter2"), "{err}");
+            assert!(err.starts_with("c.yaml: not valid YAML: "), "{err}");
+        }
+        assert_eq!(
+            without_quoted_text(r#"a: key "x\"y" at line 1, "open"#),
+            r#"a: key "(not shown)" at line 1, "(not shown)""#
+        );
     }
 
     #[test]

@@ -154,11 +154,14 @@ impl<'a> Glance<'a> {
         self.newest_owned_with(FINGERPRINT_PROPERTY, fingerprint)
     }
 
-    /// The newest active image called `name` (what `source_image_name` means to packer),
-    /// whoever owns it: base images are often public.
-    pub fn resolve_name(&self, name: &str) -> Result<Option<Image>, OpenStackError> {
-        let found = self.list(&[("name", name), ("status", "active")], |_| false)?;
-        Ok(found.into_iter().find(|i| i.name.as_deref() == Some(name)))
+    /// Every active image called `name` that the project sees, whoever owns it (base
+    /// images are often public), newest first: what `source_image_name` may mean.
+    pub fn active_named(&self, name: &str) -> Result<Vec<Image>, OpenStackError> {
+        let found = self.list(&[("name", name), ("status", "active")], |_| true)?;
+        Ok(found
+            .into_iter()
+            .filter(|i| i.name.as_deref() == Some(name) && i.status == "active")
+            .collect())
     }
 
     pub fn get(&self, id: &str) -> Result<Image, OpenStackError> {

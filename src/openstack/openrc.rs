@@ -6,6 +6,7 @@
 //! the file is not run, so a command in it would silently do nothing (or worse, a user
 //! would expect it to have run).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -70,8 +71,11 @@ pub enum Prompted {
 /// The file's settings, in the order a shell would leave them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RcFile {
-    /// OS_* variables as the file leaves them (after its `unset`s), v2 names mapped.
-    pub values: Vec<(String, String)>,
+    /// OS_* variables as the file leaves them (after its `unset`s), v2 names mapped:
+    /// each with the sequence number of its last `export`, so that setting one is a
+    /// map update however many the file has.
+    settings: BTreeMap<String, (usize, String)>,
+    exports: usize,
     /// The file asks for the password (`read -sr OS_PASSWORD_INPUT`).
     pub asks_password: bool,
     /// The text of the file's `echo "Please enter ..."` line, `$OS_...` not yet expanded.
@@ -120,10 +124,9 @@ pub fn resolve(
         })?;
     let rc = parse(&text, path)?;
     let mut from_file: Vec<(String, String)> = rc
-        .values
-        .iter()
+        .values()
+        .into_iter()
         .filter(|(key, _)| !env.has(key))
-        .cloned()
         .collect();
     if rc.asks_password && !env.has("OS_PASSWORD") {
         let prompt = rc.prompt_text(env);
@@ -179,20 +182,31 @@ impl RcFile {
         }
     }
 
-    fn value(&self, key: &str) -> Option<&str> {
-        self.values
+    /// The OS_* variables as the file leaves them, in the order it last set them.
+    pub fn values(&self) -> Vec<(String, String)> {
+        let mut ordered: Vec<(&usize, &String, &String)> = self
+            .settings
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+            .map(|(key, (order, value))| (order, key, value))
+            .collect();
+        ordered.sort();
+        ordered
+            .into_iter()
+            .map(|(_, key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    fn value(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(|(_, v)| v.as_str())
     }
 
     fn set(&mut self, key: &str, value: String) {
-        self.unset(key);
-        self.values.push((key.to_string(), value));
+        self.exports += 1;
+        self.settings.insert(key.to_string(), (self.exports, value));
     }
 
     fn unset(&mut self, key: &str) {
-        self.values.retain(|(k, _)| k != key);
+        self.settings.remove(key);
     }
 }
 
@@ -238,7 +252,8 @@ fn is_os_name(name: &str) -> bool {
 /// Identity v3 ones the tool (and packer) log in with.
 pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
     let mut rc = RcFile {
-        values: Vec::new(),
+        settings: BTreeMap::new(),
+        exports: 0,
         asks_password: false,
         prompt: None,
     };
@@ -253,13 +268,15 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
         if let Some(assignment) = shell::export_assignment(line) {
             let Some((key, raw_value)) = assignment.split_once('=') else {
                 return Err(fail(format!(
-                    "`{line}` exports no value (expected `export OS_NAME=value`)"
+                    "{} exports no value (expected `export OS_NAME=value`)",
+                    quoted_name("export", assignment)
                 )));
             };
             if !is_os_name(key) {
-                return Err(fail(format!(
-                    "`{key}` is not an OpenStack variable: only OS_* variables are read"
-                )));
+                return Err(fail(match shell::is_name(key) {
+                    true => format!("`{key}` is not an OpenStack variable: only OS_* variables are read"),
+                    false => "what stands before `=` is not a variable name (not shown: it may hold a secret); expected `export OS_NAME=value`".into(),
+                }));
             }
             if key == "OS_PASSWORD" && is_password_input(raw_value) {
                 if read_password_line.is_none() {
@@ -296,7 +313,8 @@ pub fn parse(text: &str, path: &Path) -> Result<RcFile, OpenRcError> {
             for name in names.split_whitespace() {
                 if !is_os_name(name) {
                     return Err(fail(format!(
-                        "`unset {name}`: only OS_* variables are read"
+                        "{}: only OS_* variables are read",
+                        quoted_name("unset", name)
                     )));
                 }
                 rc.unset(name);
@@ -418,13 +436,28 @@ fn shell_feature(line: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a line is refused. Never its text: a password pasted on a line of its own, or
+/// set without `export`, would be printed.
 fn refusal(line: &str) -> String {
+    if let Some(key) = shell::bare_assignment(line) {
+        return format!(
+            "`{key}=...` sets {key} without `export`, so a shell would not pass it on: write `export {key}=...`"
+        );
+    }
     match shell_feature(line) {
         Some(feature) => format!("{feature}, which is not run"),
-        None => format!(
-            "`{}` is a command, which is not run; only `export OS_...=value`, `unset OS_...` and the dashboard's password prompt are read",
-            line.split_whitespace().next().unwrap_or(line)
-        ),
+        None => "a command (not shown: it may hold a secret), which is not run; only `export OS_...=value`, `unset OS_...` and the dashboard's password prompt are read".into(),
+    }
+}
+
+/// `` `VERB NAME` `` when NAME is a variable name; else VERB alone (the rest may be a secret).
+fn quoted_name(verb: &str, name: &str) -> String {
+    if shell::is_name(name) {
+        format!("`{verb} {name}`")
+    } else {
+        format!(
+            "`{verb}` of something that is not a variable name (not shown: it may hold a secret)"
+        )
     }
 }
 
@@ -509,8 +542,8 @@ mod tests {
         for text in [V3, V3_UNQUOTED] {
             let rc = parse_text(text).unwrap();
             assert!(rc.asks_password);
-            assert_eq!(sorted(&rc.values), sorted(&bash_os_variables(text)));
-            assert!(rc.values.contains(&(
+            assert_eq!(sorted(&rc.values()), sorted(&bash_os_variables(text)));
+            assert!(rc.values().contains(&(
                 "OS_PROJECT_ID".into(),
                 "5d3f9b2c8a1e4f6b9c0d7e2a1b3c4d5e".into()
             )));
@@ -539,16 +572,15 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        assert_eq!(sorted(&rc.values), expected);
+        assert_eq!(sorted(&rc.values()), expected);
         assert_eq!(
             rc.prompt_text(&Env::default()),
             "Please enter your OpenStack Password for project demo-project as user demo-user: "
         );
         // The credentials code makes a scoped v3 password login of it.
         let env = Env::from_pairs(
-            rc.values
-                .iter()
-                .cloned()
+            rc.values()
+                .into_iter()
                 .chain([("OS_PASSWORD".to_string(), "pw".to_string())]),
         );
         let c = crate::openstack::credentials::Credentials::from_env(&env)
@@ -638,7 +670,7 @@ mod tests {
                 "export OS_PASSWORD=$OS_PASSWORD_INPUT",
                 "no earlier `read -sr",
             ),
-            ("openstack token issue", "`openstack` is a command"),
+            ("openstack token issue", "a command (not shown"),
         ] {
             let text = format!("#!/usr/bin/env bash\n\nexport OS_USERNAME=u\n{line}\n");
             let err = parse_text(&text).unwrap_err();
@@ -653,13 +685,13 @@ mod tests {
         let rc = parse_text("export OS_PASSWORD='p a$s'\nexport OS_USERNAME=u\n").unwrap();
         assert!(!rc.asks_password);
         assert_eq!(
-            rc.values,
+            rc.values(),
             vec![
                 ("OS_PASSWORD".to_string(), "p a$s".to_string()),
                 ("OS_USERNAME".to_string(), "u".to_string())
             ]
         );
         let rc = parse_text("if [ -z \"${OS_REGION_NAME}\" ]; then unset OS_REGION_NAME; fi\nexport OS_REGION_NAME=\nif [ -z \"$OS_REGION_NAME\" ];  then unset OS_REGION_NAME;  fi\n").unwrap();
-        assert!(rc.values.is_empty());
+        assert!(rc.values().is_empty());
     }
 }

@@ -295,3 +295,64 @@ fn a_clouds_yaml_password_that_is_not_text_must_be_quoted() {
         assert_bad_input(&r, &["`auth.password`", "quote it", "clouds.yaml"]);
     }
 }
+
+/// A 1 MiB worker config or RC file, the worst cases for a parser that looks at a line
+/// more than once: a quote opened on the first line and never closed (each further line
+/// would re-read all before it), and tens of thousands of keys (each checked against all
+/// before it). Each is refused with exit 2 within a second.
+#[test]
+fn a_megabyte_of_worst_case_input_is_refused_within_a_second() {
+    let f = Fixture::new(MINIMAL);
+    let just_under_the_cap = |head: &str, line: &dyn Fn(usize) -> String, tail: &str| {
+        let mut text = head.to_string();
+        for n in 0.. {
+            let next = line(n);
+            if text.len() + next.len() + tail.len() >= 1 << 20 {
+                break;
+            }
+            text.push_str(&next);
+        }
+        text + tail
+    };
+    let cases = [
+        (
+            "--worker-config",
+            just_under_the_cap("export UWORKER_JOB_API_PASSWORD='", &|_| "a\n".into(), ""),
+            "single quote opened in the value of UWORKER_JOB_API_PASSWORD is never closed",
+        ),
+        (
+            "--openrc",
+            just_under_the_cap("export OS_PASSWORD=\"", &|_| "a\n".into(), ""),
+            "double quote opened in the value of OS_PASSWORD is never closed",
+        ),
+        (
+            "--worker-config",
+            just_under_the_cap("", &|n| format!("export UWORKER_K{n}=1\n"), "oops\n"),
+            "expected `export KEY=value`",
+        ),
+        (
+            "--openrc",
+            just_under_the_cap("", &|n| format!("export OS_K{n}=1\n"), "oops\n"),
+            "which is not run",
+        ),
+    ];
+    for (flag, text, needle) in cases {
+        let file = f.path().join("big.txt");
+        std::fs::write(&file, &text).unwrap();
+        assert!(text.len() > 1_000_000 && text.len() < 1 << 20);
+        let mut cmd = tool(&[]);
+        cmd.arg("--dir")
+            .arg(f.path())
+            .arg(flag)
+            .arg(&file)
+            .arg("render");
+        let started = Instant::now();
+        let r = run_within(cmd, Duration::from_secs(15));
+        let took = started.elapsed();
+        assert_bad_input(&r, &[needle]);
+        assert!(
+            took < Duration::from_secs(1),
+            "{flag} {needle}: took {took:?}"
+        );
+    }
+}

@@ -155,32 +155,50 @@ fn a_lookup_by_fingerprint_costs_two_requests_and_lists_follow_pages() {
         .is_none());
 }
 
+/// A name resolves to its one active image, whose ID enters the fingerprint; a second
+/// active image of the name is refused (packer would refuse the name too), naming both;
+/// once the old one is gone, the new one is the base and the fingerprint changes.
 #[test]
-fn a_base_image_name_resolves_to_the_newest_active_image_and_feeds_the_fingerprint() {
+fn a_base_image_name_resolves_to_its_one_active_image_and_feeds_the_fingerprint() {
     let cloud = cloud();
     let base = unique("Ubuntu 22.04 ");
     let older = create_image(&cloud, &base, &[], true);
     let f = definition(&format!("source_image_name = \"{base}\""), &unique("res"));
     let vars = os_env("appcred");
-    let explain = |f: &Fixture| {
-        let r = run_tool(f.path(), &["fingerprint", "--explain"], &env_pairs(&vars));
-        assert_eq!(r.code, 0, "{}", r.all());
-        r.stdout
-    };
+    let explain =
+        |f: &Fixture| run_tool(f.path(), &["fingerprint", "--explain"], &env_pairs(&vars));
     let first = explain(&f);
+    assert_eq!(first.code, 0, "{}", first.all());
     assert!(
-        first.contains(&format!("name {base} = {}", older.id)),
-        "{first}"
+        first
+            .stdout
+            .contains(&format!("name {base} = {}", older.id)),
+        "{}",
+        first.stdout
     );
     next_second();
     let newer = create_image(&cloud, &base, &[], true);
     next_second();
-    create_image(&cloud, &base, &[], false); // newest, but not active
+    create_image(&cloud, &base, &[], false); // newest, but not active: no candidate
+    let twins = explain(&f);
+    assert_eq!(twins.code, 2, "{}", twins.all());
+    assert!(
+        twins
+            .stderr
+            .contains(&format!("2 active images are named `{base}`"))
+            && twins.stderr.contains(&format!("{} (owner ", older.id))
+            && twins.stderr.contains(&format!("{} (owner ", newer.id))
+            && twins.stderr.contains("source_image = "),
+        "{}",
+        twins.stderr
+    );
+    Glance::new(&cloud).unwrap().delete(&older.id).unwrap();
     let second = explain(&f);
-    assert!(second.contains(&newer.id), "{second}");
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(second.stdout.contains(&newer.id), "{}", second.stdout);
     assert_ne!(
-        first.lines().last(),
-        second.lines().last(),
+        first.stdout.lines().last(),
+        second.stdout.lines().last(),
         "a new base image changes the fingerprint"
     );
 
@@ -289,6 +307,62 @@ fn prune_keeps_the_newest_and_spares_protected_and_current_images() {
             },
         )
         .unwrap();
+}
+
+/// An operator deactivates an image to investigate it: prune leaves it, even the newest
+/// (which a `--keep` count of active images does not cover), and says why.
+#[test]
+fn prune_spares_a_deactivated_image_and_says_why() {
+    let name = unique("prune-deact");
+    let f = definition("source_image = \"base-id\"", &name);
+    let vars = os_env("appcred");
+    let current = plan_json(&f, &env_pairs(&vars))["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cloud = cloud();
+    let mut ids = Vec::new();
+    for (i, fp) in [current.as_str(), "sha256:old1", "sha256:old2"]
+        .iter()
+        .enumerate()
+    {
+        let props = [
+            ("uworker_image", name.as_str()),
+            ("uworker_target", "t"),
+            ("uworker_fingerprint", fp),
+        ];
+        ids.push(create_image(&cloud, &format!("{name}-t-{i}"), &props, true).id);
+        next_second();
+    }
+    // Deactivating is an admin's action in Glance's policy.
+    let admin = connect(&admin_env());
+    let glance_url = admin.endpoint("image").unwrap();
+    admin
+        .call(
+            Method::POST,
+            &format!("{glance_url}/v2/images/{}/actions/deactivate", ids[2]),
+            |r| r,
+        )
+        .unwrap();
+    let glance = Glance::new(&cloud).unwrap();
+    assert_eq!(glance.get(&ids[2]).unwrap().status, "deactivated");
+
+    let r = run_tool(f.path(), &["prune", "--keep", "1"], &env_pairs(&vars));
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        glance.get(&ids[2]).is_ok(),
+        "deleted a deactivated image:\n{}",
+        r.stdout
+    );
+    let line = r.stdout.lines().find(|l| l.contains(&ids[2])).unwrap_or("");
+    assert!(
+        line.starts_with("keep") && line.contains("deactivated"),
+        "{}",
+        r.stdout
+    );
+    for id in &ids {
+        let _ = glance.delete(id);
+    }
 }
 
 #[test]
@@ -668,6 +742,36 @@ fn a_base_image_name_says_whose_image_it_is_and_trusted_owners_are_enforced() {
         &env_pairs(&vars),
     );
     assert_eq!(trusted.code, 0, "{}", trusted.all());
+
+    // An image of ours of the same name beside theirs: the name alone is refused, naming
+    // both; trusting our project picks ours; trusting both projects picks neither.
+    next_second();
+    let mine = create_image(&cloud(), &base, &[], true);
+    let twins = run_tool(f.path(), &["plan"], &env_pairs(&vars));
+    assert_eq!(twins.code, 2, "{}", twins.all());
+    for (id, owner, visibility) in [
+        (&mine.id, &ours, mine.visibility.as_deref().unwrap()),
+        (&image.id, &foreign.project_id, "public"),
+    ] {
+        let named = format!("{id} (owner {owner}, {visibility}, created ");
+        assert!(twins.stderr.contains(&named), "{named}: {}", twins.stderr);
+    }
+    let ours_only = trusting(&format!("\"{ours}\""));
+    let picked = plan_json(&ours_only, &env_pairs(&vars));
+    assert_eq!(picked["base_image"]["id"], json!(mine.id), "{picked:#}");
+    let both = run_tool(
+        trusting(&format!("\"{ours}\", \"{}\"", foreign.project_id)).path(),
+        &["plan"],
+        &env_pairs(&vars),
+    );
+    assert_eq!(both.code, 2, "{}", both.all());
+    assert!(
+        both.stderr
+            .contains("2 of them owned by trusted_base_owners"),
+        "{}",
+        both.stderr
+    );
+    Glance::new(&cloud()).unwrap().delete(&mine.id).unwrap();
 
     // By ID, `build` checks the owner in its pre-flight, before packer starts.
     let by_id = definition(

@@ -53,6 +53,19 @@ fn worker_config(service: &JobService, command_mode: bool) -> Vec<(String, Strin
     config
 }
 
+/// The default definition with the worker stand-in, also passing on UWORKER_EXTRA_VALUE
+/// (`[worker] pass_through`): a key it does not otherwise name reaches the host too.
+fn definition_passing_extra() -> TempDir {
+    let def = default_definition_with_worker_standin();
+    let toml = def.path().join("image.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let optional = "optional = [\"UWORKER_REGISTRY_URL\", \"UWORKER_REGISTRY_USERNAME\", \"UWORKER_REGISTRY_PASSWORD\"]";
+    assert!(text.contains(optional), "{text}");
+    let passing = format!("{optional}\npass_through = [\"UWORKER_EXTRA_VALUE\"]");
+    std::fs::write(&toml, text.replacen(optional, &passing, 1)).unwrap();
+    def
+}
+
 /// `uworker-image test` against the host, the worker config from the environment.
 fn provision(def: &Path, host: &SystemdHost, config: &[(String, String)]) -> Run {
     let vars: Vec<(&str, &str)> = config
@@ -327,7 +340,7 @@ fn command_mode_twice(
     let t0 = Instant::now();
     let address = systemd_host::address(last);
     let service = JobService::start(&address);
-    let def = default_definition_with_worker_standin();
+    let def = definition_passing_extra();
     let host = SystemdHost::boot(&BootOptions::volatile_release(release, &address));
 
     // 1. Command mode: provisioned, started, logged in with the exact credentials.
