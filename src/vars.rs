@@ -24,9 +24,13 @@ pub const RUN_URL: &str = "run_url";
 pub const RUN_ID: &str = "run_id";
 /// Where a `worker_source` outside the definition is on the machine running packer.
 pub const WORKER_SOURCE_DIR: &str = "worker_source_dir";
+/// The run's private directory on the host (`/tmp/uworker-image.<random>`, made 0700 by
+/// the first step, removed by the last): every script, packer's variable files and the
+/// worker config are uploaded there, never to a predictable path in a shared directory.
+pub const UPLOAD_DIR: &str = "upload_dir";
 
 /// Every variable name the tool itself defines; definitions may not reuse them.
-pub const RESERVED: [&str; 14] = [
+pub const RESERVED: [&str; 15] = [
     FLOATING_IP,
     WORKER_CONFIG_FILE_KEY,
     TEST_HOST,
@@ -41,6 +45,7 @@ pub const RESERVED: [&str; 14] = [
     RUN_URL,
     RUN_ID,
     WORKER_SOURCE_DIR,
+    UPLOAD_DIR,
 ];
 
 /// The seed's variables.json keys (what `--var-file` accepts besides definition variables).

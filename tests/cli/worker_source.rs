@@ -39,6 +39,13 @@ fn template(def: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap()
 }
 
+/// The definition's steps: the rendered provisioners but the upload directory's first and
+/// last step.
+fn steps(t: &serde_json::Value) -> &[serde_json::Value] {
+    let p = t["provisioners"].as_array().unwrap();
+    &p[1..p.len() - 1]
+}
+
 fn fingerprint(def: &Path, extra: &[&str]) -> String {
     let r = run_tool(def, &[extra, &["fingerprint"]].concat(), &worker_env());
     assert_eq!(r.code, 0, "{}", r.all());
@@ -49,7 +56,7 @@ fn fingerprint(def: &Path, extra: &[&str]) -> String {
 fn a_requirement_renders_as_it_is() {
     let f = fixture();
     let t = template(f.path(), &[]);
-    assert_eq!(t["provisioners"].as_array().unwrap().len(), 2);
+    assert_eq!(steps(&t).len(), 2);
     assert!(t["variables"]["worker_source"]
         .as_str()
         .unwrap()
@@ -60,7 +67,7 @@ fn a_requirement_renders_as_it_is() {
 fn a_local_directory_is_uploaded_before_the_step_that_uses_it() {
     let f = fixture();
     let t = template(f.path(), &["--var", "worker_source=worker"]);
-    let p = t["provisioners"].as_array().unwrap();
+    let p = steps(&t);
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[1]["inline"],
@@ -86,7 +93,7 @@ fn a_local_directory_is_uploaded_before_the_step_that_uses_it() {
         &["--var", "worker_source=dist/w-1.0-py3-none-any.whl"],
     );
     assert_eq!(
-        wheel["provisioners"][2]["destination"],
+        steps(&wheel)[2]["destination"],
         "/tmp/uworker-worker-source/w-1.0-py3-none-any.whl"
     );
 }
@@ -179,7 +186,7 @@ fn a_source_outside_the_definition_is_uploaded_and_fingerprinted_by_content() {
     let worker = source.path().join("worker");
     let absolute = format!("worker_source={}", worker.display());
     let t = template(f.path(), &["--var", &absolute]);
-    let p = t["provisioners"].as_array().unwrap();
+    let p = steps(&t);
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(p[2]["type"], "file");
     assert_eq!(p[2]["source"], "{{user `worker_source_dir`}}/");
@@ -232,7 +239,7 @@ fn a_source_outside_the_definition_is_uploaded_and_fingerprinted_by_content() {
     );
     let t = template(f.path(), &["--var", &wheel]);
     assert_eq!(
-        t["provisioners"][2]["source"],
+        steps(&t)[2]["source"],
         "{{user `worker_source_dir`}}/w-1.0-py3-none-any.whl"
     );
     assert_eq!(
