@@ -380,3 +380,55 @@ fn url_credentials_are_a_secret_in_every_output() {
     let r = run_tool(g.path(), &["fingerprint", "--explain"], &worker_env());
     assert_no_credentials("explain of the definition's default", &r.all());
 }
+
+/// A private repository's URL given without a command line: UWORKER_IMAGE_WORKER_SOURCE
+/// (over the var-file, under `--var`) reaches the 0600 var-file whole, and no output.
+#[test]
+fn the_worker_source_can_come_from_the_environment() {
+    let f = fixture();
+    let url = private_url();
+    let mut vars = worker_env();
+    vars.push(("UWORKER_IMAGE_WORKER_SOURCE", url.as_str()));
+    let out = tempfile::tempdir().unwrap();
+    let r = render_out(f.path(), out.path(), &vars, &[]);
+    assert_no_credentials("render --out", &r.all());
+    let values: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("variables.json")).unwrap())
+            .unwrap();
+    assert_eq!(values["worker_source"], url);
+    let r = run_tool(f.path(), &["fingerprint", "--explain"], &vars);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains(PUBLIC_URL), "{}", r.stdout);
+    assert_no_credentials("fingerprint --explain", &r.all());
+    // --var still wins.
+    let out = tempfile::tempdir().unwrap();
+    render_out(
+        f.path(),
+        out.path(),
+        &vars,
+        &["--var", "worker_source=worker"],
+    );
+    let values: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("variables.json")).unwrap())
+            .unwrap();
+    assert_eq!(values["worker_source"], "/tmp/uworker-worker-source");
+}
+
+/// pip has no private way to take a plain download URL's credentials (git has: a
+/// credential file): such a URL is refused, without quoting it.
+#[test]
+fn credentials_in_a_non_git_url_are_refused_unquoted() {
+    let f = fixture();
+    let url = format!("https://{USER}:{TOKEN}@127.0.0.1:9/w-1.0-py3-none-any.whl");
+    let mut vars = worker_env();
+    vars.push(("UWORKER_IMAGE_WORKER_SOURCE", url.as_str()));
+    let r = run_tool(f.path(), &["render"], &vars);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("UWORKER_IMAGE_WORKER_SOURCE")
+            && r.stderr.contains("`git+https://` URLs only"),
+        "{}",
+        r.stderr
+    );
+    assert_no_credentials("the refusal", &r.all());
+}
