@@ -282,12 +282,21 @@ mod upload_dir {
     /// working directory on the host), which no other user can write.
     const HOME: &str = ".";
 
+    /// Makes the directory, then (where the SSH user may sudo) mounts a tmpfs of its own
+    /// on it: what is uploaded there (the worker config, the steps' environment files
+    /// with a URL's token) then never reaches the disk, whose freed blocks a snapshot
+    /// keeps where the cloud does not trim.
     pub fn open() -> Value {
         let dir = user(vars::UPLOAD_DIR);
         json!({
             "type": "shell",
             "remote_folder": HOME,
-            "inline": [format!("mkdir -m 0700 -- '{dir}'")],
+            "inline": [
+                format!("mkdir -m 0700 -- '{dir}'"),
+                format!(
+                    "sudo -n mount -t tmpfs -o \"mode=0700,uid=$(id -u),gid=$(id -g)\" uworker-upload '{dir}' 2>/dev/null || echo 'the upload directory is on disk (no tmpfs: sudo mount failed)'"
+                ),
+            ],
         })
     }
 
@@ -298,7 +307,7 @@ mod upload_dir {
             "type": "shell",
             "remote_folder": HOME,
             "inline": [format!(
-                "if [ -d '{dir}' ] && [ ! -L '{dir}' ] && [ -O '{dir}' ]; then rm -rf -- '{dir}'; fi"
+                "if [ -d '{dir}' ] && [ ! -L '{dir}' ] && [ -O '{dir}' ]; then if mountpoint -q '{dir}'; then sudo -n umount '{dir}'; fi; rm -rf -- '{dir}'; fi"
             )],
         })
     }
@@ -453,7 +462,7 @@ inline = ["echo all"]
         let t = template(&d, Builders::All);
         let p = t["provisioners"].as_array().unwrap();
         let dir = "{{user `upload_dir`}}";
-        assert_eq!(p[0]["inline"], json!([format!("mkdir -m 0700 -- '{dir}'")]));
+        assert_eq!(p[0]["inline"][0], format!("mkdir -m 0700 -- '{dir}'"));
         for tool_step in [&p[0], &p[p.len() - 1], &t["error-cleanup-provisioner"]] {
             assert_eq!(tool_step["remote_folder"], ".", "{tool_step}");
         }

@@ -755,8 +755,9 @@ worker_source = "{}"
 /// The default definition's worker config steps on a booted host where another local user
 /// (`nobody`) made `/tmp/uworker.conf` and every `/tmp/script_N.sh` packer might pick, all
 /// world-writable, beforehand: none is read or written (the uploads go to the run's private
-/// directory, made 0700, removed at the end). And a private repository's URL given in the
-/// 0600 var-file is on no command line of the host while a step runs.
+/// directory, made 0700 on a tmpfs of its own, removed at the end). And a private
+/// repository's URL given in the 0600 var-file is on no command line of the host while a
+/// step runs.
 #[test]
 fn uploads_avoid_files_another_user_made_in_tmp_and_no_command_line_holds_the_url() {
     use common::systemd_host::{self, BootOptions, SystemdHost};
@@ -783,7 +784,7 @@ fn uploads_avoid_files_another_user_made_in_tmp_and_no_command_line_holds_the_ur
     assert_eq!(steps.len(), 3, "{steps:?}");
     // A step that, while it runs, records every process's command line on the host.
     let record: toml::Table = r#"
-inline = ["cat /proc/[0-9]*/cmdline | tr '\\0' ' ' >\"$HOME/cmdlines\"; echo \"step script in $(dirname \"$0\")\"; stat -c 'private dir %a %U' \"$(dirname \"$0\")\""]
+inline = ["cat /proc/[0-9]*/cmdline | tr '\\0' ' ' >\"$HOME/cmdlines\"; echo \"step script in $(dirname \"$0\")\"; stat -c 'private dir %a %U' \"$(dirname \"$0\")\"; stat -f -c 'upload fs %T' \"$(dirname \"$0\")\""]
 environment = { WORKER_SOURCE = "{{user `worker_source`}}" }
 "#
     .parse()
@@ -838,6 +839,8 @@ environment = { WORKER_SOURCE = "{{user `worker_source`}}" }
         .unwrap_or_else(|| panic!("{}", r.stderr));
     assert!(step.starts_with("/tmp/uworker-image."), "{step}");
     assert!(r.stderr.contains("private dir 700 ubuntu"), "{}", r.stderr);
+    // A tmpfs: the environment file with the token never reached the host's disk.
+    assert!(r.stderr.contains("upload fs tmpfs"), "{}", r.stderr);
     assert_eq!(
         host.root_ok("ls -d /tmp/uworker-image.* 2>/dev/null | wc -l"),
         "0\n",
