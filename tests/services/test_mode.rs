@@ -810,6 +810,14 @@ environment = { WORKER_SOURCE = "{{user `worker_source`}}" }
         runuser -u nobody -- sh -c 'umask 0; : >/tmp/uworker.conf; i=0
           while [ $i -lt 10000 ]; do : >/tmp/script_$i.sh; i=$((i + 1)); done'",
     );
+    // Another local user watching every command line on the host during the run.
+    host.root_ok(
+        "systemd-run --quiet --uid=nobody --unit=cmdline-watch sh -c 'while :; do
+          cat /proc/[0-9]*/cmdline 2>/dev/null | tr \"\\0\" \" \" | grep -a -o \"WORKER_SOURCE=[^ ]*\" >>/tmp/watched; done'
+        # The watcher sees a command line that has it.
+        sh -c 'sleep 1' WORKER_SOURCE=probe
+        grep -q WORKER_SOURCE=probe /tmp/watched",
+    );
     let mut cmd = tool(&worker_env());
     cmd.arg("--dir")
         .arg(f.path())
@@ -850,4 +858,10 @@ environment = { WORKER_SOURCE = "{{user `worker_source`}}" }
     let cmdlines = host.root_ok("cat ~ubuntu/cmdlines");
     assert!(cmdlines.contains("/proc/"), "{cmdlines}");
     assert_no_credentials("the host's command lines", &cmdlines);
+    let watched =
+        host.root_ok("systemctl stop cmdline-watch; cat /tmp/watched 2>/dev/null || true");
+    assert_no_credentials(
+        "the command lines another user saw during the run",
+        &watched,
+    );
 }
