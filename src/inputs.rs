@@ -51,6 +51,10 @@ impl crate::exit::Coded for InputError {
 
 pub const MIN_FINGERPRINT_KEY_LEN: usize = 32;
 
+/// Sets `worker_source` (over the var-file, under `--var`): the way to give a URL with
+/// credentials that keeps them off every command line.
+pub const WORKER_SOURCE_ENV: &str = "UWORKER_IMAGE_WORKER_SOURCE";
+
 /// The test host as the seed's `test_host` (`host` or `host:port`) gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestHost {
@@ -95,6 +99,20 @@ impl Inputs {
                 origins.insert(key.clone(), origin.clone());
                 values.insert(key, value);
             }
+        }
+        // The worker source from the environment: a private repository's URL carries a
+        // token, which on the command line (`--var`) every local user could read.
+        if let Some(value) = env.get(WORKER_SOURCE_ENV) {
+            seed::check_variable_known(
+                crate::worker_source::VARIABLE,
+                WORKER_SOURCE_ENV,
+                &definition.variables,
+            )?;
+            origins.insert(
+                crate::worker_source::VARIABLE.into(),
+                WORKER_SOURCE_ENV.into(),
+            );
+            values.insert(crate::worker_source::VARIABLE.into(), value.to_string());
         }
         for arg in &options.vars {
             let (key, value) = seed::parse_var_arg(arg)?;

@@ -54,6 +54,7 @@ pub fn template_variables(def: &Definition) -> Vec<TemplateVar> {
         var(vars::FLOATING_IP, VarKind::Input, ""),
         var(vars::DEFINITION_DIR, VarKind::Runtime, "."),
         var(vars::WORKER_CONFIG_PATH, VarKind::Runtime, ""),
+        var(vars::UPLOAD_DIR, VarKind::Runtime, ""),
         var(
             vars::MANIFEST_FILE,
             VarKind::Runtime,
@@ -130,10 +131,13 @@ pub fn template(def: &Definition, builders: Builders) -> Value {
         Builders::Target(t) => (vec![openstack_builder(def, t)], vec![t.name.as_str()]),
     };
 
-    let provisioners: Vec<Value> = def
-        .steps
-        .iter()
-        .filter_map(|step| provisioner(step, &builder_names))
+    let provisioners: Vec<Value> = std::iter::once(upload_dir::open())
+        .chain(
+            def.steps
+                .iter()
+                .filter_map(|step| provisioner(step, &builder_names)),
+        )
+        .chain(std::iter::once(upload_dir::close()))
         .collect();
 
     json!({
@@ -141,6 +145,7 @@ pub fn template(def: &Definition, builders: Builders) -> Value {
         "sensitive-variables": sensitive,
         "builders": builder_list,
         "provisioners": provisioners,
+        "error-cleanup-provisioner": upload_dir::close(),
         "post-processors": [{
             "type": "manifest",
             "output": user(vars::MANIFEST_FILE),
@@ -276,8 +281,59 @@ fn test_builder(def: &Definition) -> Value {
     })
 }
 
-/// Runs a script through sudo, keeping the step's environment (`-E`), never prompting (`-n`).
-const SUDO_EXECUTE: &str = "chmod +x {{ .Path }}; {{ .Vars }} sudo -n -E sh -c '{{ .Path }}'";
+/// Runs a script with the step's environment sourced from packer's variable file (in the
+/// private upload directory), so no value is on the host's command line.
+const EXECUTE: &str = "chmod +x {{ .Path }}; . {{ .EnvVarFile }} && {{ .Path }}";
+/// The same through sudo, keeping that environment (`-E`), never prompting (`-n`).
+const SUDO_EXECUTE: &str =
+    "chmod +x {{ .Path }}; . {{ .EnvVarFile }} && sudo -n -E sh -c '{{ .Path }}'";
+
+/// The run's private directory on the host (`upload_dir`). `/tmp` is shared: a file there
+/// with a predictable name (packer's `/tmp/script_1234.sh`, a worker config) may be made
+/// beforehand by another local user, who then reads what is written into it and can
+/// rewrite a script before root runs it. So the first step makes a directory of an
+/// unpredictable name, 0700 (`mkdir` fails if anything has that name), every later upload
+/// goes into it, and the last step (or packer's error cleanup) removes it.
+mod upload_dir {
+    use serde_json::{json, Value};
+
+    use super::user;
+    use crate::vars;
+
+    /// Where the first and last steps' own scripts go: the SSH user's home (packer's
+    /// working directory on the host), which no other user can write.
+    const HOME: &str = ".";
+
+    /// Makes the directory, then (where the SSH user may sudo) mounts a tmpfs of its own
+    /// on it: what is uploaded there (the worker config, the steps' environment files
+    /// with a URL's token) then never reaches the disk, whose freed blocks a snapshot
+    /// keeps where the cloud does not trim.
+    pub fn open() -> Value {
+        let dir = user(vars::UPLOAD_DIR);
+        json!({
+            "type": "shell",
+            "remote_folder": HOME,
+            "inline": [
+                format!("mkdir -m 0700 -- '{dir}'"),
+                format!(
+                    "sudo -n mount -t tmpfs -o \"mode=0700,uid=$(id -u),gid=$(id -g)\" uworker-upload '{dir}' 2>/dev/null || echo 'the upload directory is on disk (no tmpfs: sudo mount failed)'"
+                ),
+            ],
+        })
+    }
+
+    /// Removes the directory when it is this run's (never another user's that had the name).
+    pub fn close() -> Value {
+        let dir = user(vars::UPLOAD_DIR);
+        json!({
+            "type": "shell",
+            "remote_folder": HOME,
+            "inline": [format!(
+                "if [ -d '{dir}' ] && [ ! -L '{dir}' ] && [ -O '{dir}' ]; then if mountpoint -q '{dir}'; then sudo -n umount '{dir}'; fi; rm -rf -- '{dir}'; fi"
+            )],
+        })
+    }
+}
 
 fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
     let runs_on: Vec<&str> = builders
@@ -292,12 +348,12 @@ fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
     let local = |path: &str| format!("{}/{path}", user(vars::DEFINITION_DIR));
     match &step.kind {
         StepKind::Script(path) => {
-            p.insert("type".into(), json!("shell"));
             p.insert("script".into(), json!(local(path)));
+            shell(&mut p, step.sudo);
         }
         StepKind::Inline(lines) => {
-            p.insert("type".into(), json!("shell"));
             p.insert("inline".into(), json!(lines));
+            shell(&mut p, step.sudo);
         }
         StepKind::Upload {
             source,
@@ -332,13 +388,22 @@ fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
             .collect();
         p.insert("environment_vars".into(), json!(env));
     }
-    if step.sudo {
-        p.insert("execute_command".into(), json!(SUDO_EXECUTE));
-    }
     if runs_on.len() < builders.len() {
         p.insert("only".into(), json!(runs_on));
     }
     Some(Value::Object(p))
+}
+
+/// A shell step: its script and its environment's file go into the private upload
+/// directory, and the environment is sourced from that file.
+fn shell(p: &mut Map<String, Value>, sudo: bool) {
+    p.insert("type".into(), json!("shell"));
+    p.insert("remote_folder".into(), json!(user(vars::UPLOAD_DIR)));
+    p.insert("use_env_var_file".into(), json!(true));
+    p.insert(
+        "execute_command".into(),
+        json!(if sudo { SUDO_EXECUTE } else { EXECUTE }),
+    );
 }
 
 /// Pretty JSON with a trailing newline, as written to disk and stdout.
@@ -376,10 +441,16 @@ only = "test"
 inline = ["echo all"]
 "#;
 
+    /// The definition's steps: between the upload directory's first and last step.
+    fn steps(t: &Value) -> &[Value] {
+        let p = t["provisioners"].as_array().unwrap();
+        &p[1..p.len() - 1]
+    }
+
     #[test]
     fn only_lists_name_the_builders_a_step_runs_on() {
         let t = template(&def(TWO_TARGETS), Builders::All);
-        let p = t["provisioners"].as_array().unwrap();
+        let p = steps(&t);
         assert_eq!(p[0]["only"], json!(["a", "b"]));
         assert_eq!(p[1]["only"], json!(["test"]));
         assert!(p[2].get("only").is_none());
@@ -396,8 +467,48 @@ inline = ["echo all"]
             "pool given, no fixed IP"
         );
         let p = t["provisioners"].as_array().unwrap();
-        assert_eq!(p.len(), 2);
+        assert_eq!(p.len(), 4);
         assert!(p.iter().all(|p| p.get("only").is_none()));
+    }
+
+    /// Nothing lands on a predictable path in a shared directory, and no value is on the
+    /// host's command line: the first step makes the run's private directory (failing if
+    /// the name is taken), every step's script and environment file go into it, the
+    /// environment is sourced from that file, and the last step (or packer's error
+    /// cleanup) removes the directory, only when it is the run's own.
+    #[test]
+    fn steps_run_from_the_private_upload_directory_with_their_environment_in_a_file() {
+        let d = def(&format!(
+            "{TWO_TARGETS}[[provision]]\nscript = \"s.sh\"\nsudo = true\nenvironment = {{ A = \"{{{{user `openstack_free_floating_ip`}}}}\" }}\n"
+        ));
+        let t = template(&d, Builders::All);
+        let p = t["provisioners"].as_array().unwrap();
+        let dir = "{{user `upload_dir`}}";
+        assert_eq!(p[0]["inline"][0], format!("mkdir -m 0700 -- '{dir}'"));
+        for tool_step in [&p[0], &p[p.len() - 1], &t["error-cleanup-provisioner"]] {
+            assert_eq!(tool_step["remote_folder"], ".", "{tool_step}");
+        }
+        let close = p[p.len() - 1]["inline"][0].as_str().unwrap();
+        assert!(close.contains(&format!("[ -O '{dir}' ]")), "{close}");
+        assert_eq!(p[p.len() - 1], t["error-cleanup-provisioner"]);
+        let shell: Vec<&Value> = steps(&t).iter().filter(|s| s["type"] == "shell").collect();
+        assert_eq!(shell.len(), 4);
+        for step in shell {
+            assert_eq!(step["remote_folder"], dir, "{step}");
+            assert_eq!(step["use_env_var_file"], true, "{step}");
+            let execute = step["execute_command"].as_str().unwrap();
+            assert!(execute.contains(". {{ .EnvVarFile }} && "), "{execute}");
+            assert!(!execute.contains(".Vars"), "{execute}");
+        }
+        let sudo = &steps(&t)[3];
+        assert_eq!(
+            sudo["environment_vars"],
+            json!(["A={{user `openstack_free_floating_ip`}}"])
+        );
+        assert!(sudo["execute_command"]
+            .as_str()
+            .unwrap()
+            .ends_with("&& sudo -n -E sh -c '{{ .Path }}'"));
     }
 
     #[test]

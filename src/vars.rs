@@ -29,9 +29,13 @@ pub const SSH_KEYPAIR_NAME: &str = "ssh_keypair_name";
 pub const SSH_PRIVATE_KEY_FILE: &str = "ssh_private_key_file";
 /// When the run will have ended, cleanup included (RFC 3339): `sweep` judges by it.
 pub const RUN_DEADLINE: &str = "run_deadline";
+/// The run's private directory on the host (`/tmp/uworker-image.<random>`, made 0700 by
+/// the first step, removed by the last): every script, packer's variable files and the
+/// worker config are uploaded there, never to a predictable path in a shared directory.
+pub const UPLOAD_DIR: &str = "upload_dir";
 
 /// Every variable name the tool itself defines; definitions may not reuse them.
-pub const RESERVED: [&str; 17] = [
+pub const RESERVED: [&str; 18] = [
     FLOATING_IP,
     WORKER_CONFIG_FILE_KEY,
     TEST_HOST,
@@ -49,6 +53,7 @@ pub const RESERVED: [&str; 17] = [
     SSH_KEYPAIR_NAME,
     SSH_PRIVATE_KEY_FILE,
     RUN_DEADLINE,
+    UPLOAD_DIR,
 ];
 
 /// The seed's variables.json keys (what `--var-file` accepts besides definition variables).

@@ -136,8 +136,36 @@ pub fn classify(dir: &Path, value: &str) -> Result<WorkerSource, String> {
             "looks like a local path but nothing exists at {}: relative paths are relative to the definition directory",
             full.display()
         )),
-        _ => check_requirement(value).map(|()| WorkerSource::Requirement(value.to_string())),
+        _ => {
+            check_requirement(value)?;
+            check_credentials(value)?;
+            Ok(WorkerSource::Requirement(value.to_string()))
+        }
     }
+}
+
+/// Credentials in a URL reach the host's git through a private file (35-worker.sh); pip
+/// has no such way for its own downloads and would be given them in its arguments. Never
+/// quotes the value: it holds the secret.
+fn check_credentials(value: &str) -> Result<(), String> {
+    let mut rest = value;
+    while let Some((before, after)) = rest.split_once("://") {
+        let scheme = before
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .next()
+            .unwrap_or_default();
+        let authority = after
+            .split(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .next()
+            .unwrap_or_default();
+        if authority.contains('@') && !scheme.starts_with("git+") {
+            return Err(format!(
+                "has credentials in a `{scheme}://` URL: they work in `git+https://` URLs only (git then reads them from a private file on the host; pip would get them on its command line)"
+            ));
+        }
+        rest = after;
+    }
+    Ok(())
 }
 
 fn local(

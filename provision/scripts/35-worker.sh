@@ -4,12 +4,39 @@
 # directory or package file that uworker-image uploaded to /tmp/uworker-worker-source.
 # Installs only when the source changed (a stamp records what was installed); then asks
 # for a worker restart (/run/uworker-provision/restart). Runs as root.
+# A URL's credentials (git+https://user:TOKEN@host/...) never reach a command line or a
+# file on disk: pip and git get the URL without them, and git reads them from a 0600
+# credential file on /run (a tmpfs), removed when this script ends, however it ends.
 set -euo pipefail
 
 : "${WORKER_SOURCE:?WORKER_SOURCE must name the worker package (a pip requirement or a path)}"
 venv=/opt/uworker/venv
 stamp=/opt/uworker/installed-source
 upload=/tmp/uworker-worker-source
+
+# The requirement without its URLs' userinfo, and `scheme://userinfo@host` for each URL
+# that has one (bash alone: the credentials go into no process's arguments).
+requirement=$WORKER_SOURCE
+credentials=''
+url_re='^(.*[^A-Za-z0-9+.-]|)([A-Za-z][A-Za-z0-9+.-]*)://([^/?#[:space:]]*)@([^/?#@[:space:]]*)(.*)$'
+while [[ $requirement =~ $url_re ]]; do
+  scheme=${BASH_REMATCH[2]}
+  credentials+="${scheme##*+}://${BASH_REMATCH[3]}@${BASH_REMATCH[4]}"$'\n'
+  requirement="${BASH_REMATCH[1]}$scheme://${BASH_REMATCH[4]}${BASH_REMATCH[5]}"
+done
+
+# git (which pip runs for git+ URLs) asks its credential helper: only this file's,
+# through the environment (GIT_CONFIG_COUNT, git 2.31+), never a prompt.
+credential_dir=''
+use_credentials() {
+  credential_dir=$(mktemp -d /run/uworker-git.XXXXXXXX 2>/dev/null || mktemp -d)
+  trap 'rm -rf "$credential_dir"' EXIT
+  (umask 077 && printf '%s' "$credentials" >"$credential_dir/credentials")
+  export GIT_CONFIG_COUNT=2 GIT_TERMINAL_PROMPT=0
+  export GIT_CONFIG_KEY_0=credential.helper GIT_CONFIG_VALUE_0=''
+  export GIT_CONFIG_KEY_1=credential.helper
+  export GIT_CONFIG_VALUE_1="store --file=$credential_dir/credentials"
+}
 
 # What is being installed: the requirement itself, or the digest of the uploaded content.
 if [ -d "$WORKER_SOURCE" ]; then
@@ -19,12 +46,13 @@ elif [ -f "$WORKER_SOURCE" ]; then
   wanted="file $(basename "$WORKER_SOURCE") $(sha256sum <"$WORKER_SOURCE" | cut -d' ' -f1)"
 else
   # Without a URL's credentials (user:TOKEN@): the stamp stays in the image.
-  wanted="requirement $(printf '%s' "$WORKER_SOURCE" | sed -E 's|://[^/?#]*@|://|g')"
+  wanted="requirement $requirement"
 fi
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$venv/bin/uworker" ]; then
   echo "35-worker.sh: the worker is installed from this source already"
 else
+  [ -z "$credentials" ] || use_credentials
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   pip=("$venv/bin/pip" --disable-pip-version-check --no-cache-dir --quiet)
   if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
@@ -32,13 +60,13 @@ else
     # setuptools 58) and downloads setuptools when built in isolation: build it against
     # an older setuptools, without isolation.
     "${pip[@]}" install 'setuptools==57.5.0' 'wheel==0.45.1'
-    "${pip[@]}" install --no-build-isolation "$WORKER_SOURCE"
+    "${pip[@]}" install --no-build-isolation "$requirement"
   else
     # Python 3.12+ (Ubuntu 24.04): setuptools < 58 no longer runs there, so
     # ConcurrentLogHandler 0.9.1 cannot be built at all. Install the worker and its other
     # requirements; without the module it uses the standard library's log handler.
     "${pip[@]}" install 'setuptools==75.8.0' 'wheel==0.45.1'
-    "${pip[@]}" install --no-build-isolation --no-deps "$WORKER_SOURCE"
+    "${pip[@]}" install --no-build-isolation --no-deps "$requirement"
     requirements=$("$venv/bin/python" - <<'PY'
 import importlib.metadata as metadata
 import re

@@ -8,7 +8,7 @@
 # place; otherwise asks for a worker restart (/run/uworker-provision/restart). Runs as root.
 set -euo pipefail
 
-files=${UWORKER_FILES:-/tmp/uworker-files}
+files=${UWORKER_FILES:?UWORKER_FILES must name the uploaded provision/files directory}
 config=/etc/uworker/uworker.conf
 [ -d "$files" ] || { echo "50-service.sh: $files is missing: the files upload step must run first" >&2; exit 1; }
 [ -f "$config" ] || { echo "50-service.sh: $config is missing: 40-worker-config.sh must run first" >&2; exit 1; }

@@ -94,9 +94,11 @@ find /var/log -path /var/log/journal -prune -o -type f -size +0 -print0 |
   xargs -0 -r truncate -s 0
 say "rotated and vacuumed the journal, emptied /var/log"
 
-# Temporary files, the uploads (worker source, worker config, provision files) among
-# them. systemd-private-* belong to running services; systemd removes them as they stop.
-find /tmp /var/tmp -mindepth 1 -maxdepth 1 ! -name 'systemd-private-*' -exec rm -rf {} +
+# Temporary files, the uploaded worker source among them. systemd-private-* belong to
+# running services; systemd removes them as they stop. The run's upload directory
+# (uworker-image.*, this script's own, maybe a tmpfs) is the tool's last step's to remove.
+find /tmp /var/tmp -mindepth 1 -maxdepth 1 ! -name 'systemd-private-*' \
+  ! -name 'uworker-image.*' -exec rm -rf {} +
 rm -rf /run/uworker-provision
 say "emptied /tmp and /var/tmp"
 

@@ -55,6 +55,7 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
                 .as_ref()
                 .map(|d| d.display().to_string()),
             (_, vars::WORKER_CONFIG_PATH) => path_text(&facts.worker_config_path),
+            (_, vars::UPLOAD_DIR) => Some(private_upload_dir()?),
             (_, vars::MANIFEST_FILE) => path_text(&facts.manifest_file),
             (_, vars::IMAGE_FINGERPRINT) => facts.fingerprint.clone(),
             (_, vars::GIT_COMMIT) => facts.provenance.git_commit.clone(),
@@ -82,6 +83,17 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
     Ok(serde_json::to_string_pretty(&serde_json::Value::Object(
         values,
     ))?)
+}
+
+/// A new name for the run's private directory on the host: 128 random bits, so no other
+/// user there can make it first (the first step's `mkdir` would fail if one did).
+fn private_upload_dir() -> Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the run's upload directory name")?;
+    Ok(format!("/tmp/uworker-image.{}", hex::encode(bytes)))
 }
 
 /// The files packer needs for a run over all builders: template, var-file and worker config.

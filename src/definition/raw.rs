@@ -336,6 +336,35 @@ pub fn check_ip(value: &str) -> Result<(), String> {
     ))
 }
 
+/// The worker config holds passwords: it goes into the run's private upload directory (or
+/// another absolute path), never straight into a directory every local user can write,
+/// where a file made there beforehand would let its owner read and rewrite it.
+fn check_worker_config_destination(destination: &str) -> Result<(), String> {
+    let private = format!("{{{{user `{}`}}}}/", crate::vars::UPLOAD_DIR);
+    let suggestion = format!("{private}uworker.conf");
+    if destination.starts_with(&private) {
+        return Ok(());
+    }
+    if !destination.starts_with('/') {
+        return Err(format!(
+            "worker_config `{destination}` must be an absolute path on the image, or one in the run's private directory: {suggestion}"
+        ));
+    }
+    let parent = destination
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map_or("", |(parent, _)| parent);
+    if SHARED_DIRS.contains(&parent.trim_end_matches('/')) {
+        return Err(format!(
+            "worker_config `{destination}` is in {parent}, which every local user can write: one who makes that file first reads the secrets and can change them; write {suggestion} (the run's private directory)"
+        ));
+    }
+    Ok(())
+}
+
+/// Directories every local user may create files in.
+const SHARED_DIRS: [&str; 4] = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"];
+
 fn is_uuid(value: &str) -> bool {
     let groups: Vec<&str> = value.split('-').collect();
     groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
@@ -388,11 +417,7 @@ fn convert_step(raw: RawStep, line: usize, known_vars: &[String]) -> Result<Step
         }
     } else {
         let destination = raw.worker_config.unwrap_or_default();
-        if !destination.starts_with('/') {
-            return Err(format!(
-                "worker_config `{destination}` must be an absolute path on the image, e.g. /tmp/uworker.conf"
-            ));
-        }
+        check_worker_config_destination(&destination)?;
         StepKind::WorkerConfig { destination }
     };
     if matches!(

@@ -96,6 +96,15 @@ fn step_shapes() {
             "`{{user `nope`}}` names no variable",
         ),
         ("worker_config = \"relative\"", "absolute path"),
+        // Secrets never go to a predictable path another local user may have made first.
+        (
+            "worker_config = \"/tmp/uworker.conf\"",
+            "is in /tmp, which every local user can write",
+        ),
+        (
+            "worker_config = \"/var/tmp/x\"",
+            "write {{user `upload_dir`}}/uworker.conf",
+        ),
     ] {
         let f = Fixture::new(&format!("{MINIMAL}[[provision]]\n{step}\n"));
         expect_bad_input(

@@ -58,7 +58,15 @@ fn seed_variables_json_renders_a_runnable_var_file() {
         key.to_str().unwrap(),
         "relative to the var-file"
     );
+    // The run's private directory on the host: a new unpredictable name each time.
+    let upload_dir = vars["upload_dir"].as_str().unwrap().to_string();
+    let random = upload_dir.strip_prefix("/tmp/uworker-image.").unwrap();
+    assert!(
+        random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{upload_dir}"
+    );
     let mut masked = vars.clone();
+    masked["upload_dir"] = "/tmp/uworker-image.[RANDOM]".into();
     for key in [
         "uworker_job_api_password",
         "uworker_job_api_username",
@@ -88,8 +96,18 @@ fn render_out_replaces_earlier_files_and_keeps_modes() {
     let fixture = full_fixture();
     let out = tempfile::tempdir().unwrap();
     let vars = worker_env();
+    let mut upload_dirs = Vec::new();
     for _ in 0..2 {
         render_out(fixture.path(), out.path(), &vars, &[]);
+        let values: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("variables.json")).unwrap(),
+        )
+        .unwrap();
+        upload_dirs.push(values["upload_dir"].as_str().unwrap().to_string());
     }
     assert_eq!(mode(&out.path().join("uworker.conf")), 0o600);
+    assert_ne!(
+        upload_dirs[0], upload_dirs[1],
+        "a new private directory per run"
+    );
 }

@@ -39,6 +39,13 @@ fn template(def: &Path, extra: &[&str]) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap()
 }
 
+/// The definition's steps: the rendered provisioners but the upload directory's first and
+/// last step.
+fn steps(t: &serde_json::Value) -> &[serde_json::Value] {
+    let p = t["provisioners"].as_array().unwrap();
+    &p[1..p.len() - 1]
+}
+
 fn fingerprint(def: &Path, extra: &[&str]) -> String {
     let r = run_tool(def, &[extra, &["fingerprint"]].concat(), &worker_env());
     assert_eq!(r.code, 0, "{}", r.all());
@@ -49,7 +56,7 @@ fn fingerprint(def: &Path, extra: &[&str]) -> String {
 fn a_requirement_renders_as_it_is() {
     let f = fixture();
     let t = template(f.path(), &[]);
-    assert_eq!(t["provisioners"].as_array().unwrap().len(), 2);
+    assert_eq!(steps(&t).len(), 2);
     assert!(t["variables"]["worker_source"]
         .as_str()
         .unwrap()
@@ -60,7 +67,7 @@ fn a_requirement_renders_as_it_is() {
 fn a_local_directory_is_uploaded_before_the_step_that_uses_it() {
     let f = fixture();
     let t = template(f.path(), &["--var", "worker_source=worker"]);
-    let p = t["provisioners"].as_array().unwrap();
+    let p = steps(&t);
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[1]["inline"],
@@ -86,7 +93,7 @@ fn a_local_directory_is_uploaded_before_the_step_that_uses_it() {
         &["--var", "worker_source=dist/w-1.0-py3-none-any.whl"],
     );
     assert_eq!(
-        wheel["provisioners"][2]["destination"],
+        steps(&wheel)[2]["destination"],
         "/tmp/uworker-worker-source/w-1.0-py3-none-any.whl"
     );
 }
@@ -179,7 +186,7 @@ fn a_source_outside_the_definition_is_uploaded_and_fingerprinted_by_content() {
     let worker = source.path().join("worker");
     let absolute = format!("worker_source={}", worker.display());
     let t = template(f.path(), &["--var", &absolute]);
-    let p = t["provisioners"].as_array().unwrap();
+    let p = steps(&t);
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(p[2]["type"], "file");
     assert_eq!(p[2]["source"], "{{user `worker_source_dir`}}/");
@@ -232,7 +239,7 @@ fn a_source_outside_the_definition_is_uploaded_and_fingerprinted_by_content() {
     );
     let t = template(f.path(), &["--var", &wheel]);
     assert_eq!(
-        t["provisioners"][2]["source"],
+        steps(&t)[2]["source"],
         "{{user `worker_source_dir`}}/w-1.0-py3-none-any.whl"
     );
     assert_eq!(
@@ -372,4 +379,56 @@ fn url_credentials_are_a_secret_in_every_output() {
     assert_no_credentials("render of the definition's default", &r.all());
     let r = run_tool(g.path(), &["fingerprint", "--explain"], &worker_env());
     assert_no_credentials("explain of the definition's default", &r.all());
+}
+
+/// A private repository's URL given without a command line: UWORKER_IMAGE_WORKER_SOURCE
+/// (over the var-file, under `--var`) reaches the 0600 var-file whole, and no output.
+#[test]
+fn the_worker_source_can_come_from_the_environment() {
+    let f = fixture();
+    let url = private_url();
+    let mut vars = worker_env();
+    vars.push(("UWORKER_IMAGE_WORKER_SOURCE", url.as_str()));
+    let out = tempfile::tempdir().unwrap();
+    let r = render_out(f.path(), out.path(), &vars, &[]);
+    assert_no_credentials("render --out", &r.all());
+    let values: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("variables.json")).unwrap())
+            .unwrap();
+    assert_eq!(values["worker_source"], url);
+    let r = run_tool(f.path(), &["fingerprint", "--explain"], &vars);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains(PUBLIC_URL), "{}", r.stdout);
+    assert_no_credentials("fingerprint --explain", &r.all());
+    // --var still wins.
+    let out = tempfile::tempdir().unwrap();
+    render_out(
+        f.path(),
+        out.path(),
+        &vars,
+        &["--var", "worker_source=worker"],
+    );
+    let values: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("variables.json")).unwrap())
+            .unwrap();
+    assert_eq!(values["worker_source"], "/tmp/uworker-worker-source");
+}
+
+/// pip has no private way to take a plain download URL's credentials (git has: a
+/// credential file): such a URL is refused, without quoting it.
+#[test]
+fn credentials_in_a_non_git_url_are_refused_unquoted() {
+    let f = fixture();
+    let url = format!("https://{USER}:{TOKEN}@127.0.0.1:9/w-1.0-py3-none-any.whl");
+    let mut vars = worker_env();
+    vars.push(("UWORKER_IMAGE_WORKER_SOURCE", url.as_str()));
+    let r = run_tool(f.path(), &["render"], &vars);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("UWORKER_IMAGE_WORKER_SOURCE")
+            && r.stderr.contains("`git+https://` URLs only"),
+        "{}",
+        r.stderr
+    );
+    assert_no_credentials("the refusal", &r.all());
 }

@@ -147,7 +147,7 @@ destination = "/tmp/one.txt"
 only = "build"
 
 [[provision]]
-worker_config = "/tmp/uworker.conf"
+worker_config = "{{user `upload_dir`}}/uworker.conf"
 
 [[provision]]
 inline = ["echo test host only"]

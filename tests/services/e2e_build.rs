@@ -1964,3 +1964,77 @@ fn two_clones_are_two_machines() {
         started.elapsed()
     );
 }
+
+/// A private repository's URL, given in the environment (UWORKER_IMAGE_WORKER_SOURCE),
+/// travels to a build step the way WORKER_SOURCE does; the built image's files hold
+/// neither its credentials nor the run's upload directory.
+#[test]
+fn the_image_holds_no_url_credentials_and_no_upload_directory() {
+    use common::worker_url::{assert_no_credentials, private_url};
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-token-");
+    let def = Fixture::new(&format!(
+        "name = \"{name}\"\n\
+         [variables]\n\
+         worker_source = \"uworker==1.0\"\n\
+         [target.e2e]\n\
+         source_image_name = \"{BASE_IMAGE}\"\n\
+         flavor = \"c1.small\"\n\
+         ssh_username = \"ubuntu\"\n\
+         [[provision]]\n\
+         worker_config = \"{{{{user `upload_dir`}}}}/uworker.conf\"\n\
+         [[provision]]\n\
+         script = \"step.sh\"\n\
+         sudo = true\n\
+         environment = {{ WORKER_SOURCE = \"{{{{user `worker_source`}}}}\" }}\n"
+    ));
+    // The step uses the URL (a stamp without the credentials, as 35-worker.sh writes).
+    def.script(
+        "step.sh",
+        "#!/bin/bash\nset -euo pipefail\ntest -n \"$WORKER_SOURCE\"\n\
+         printf '%s\\n' \"${WORKER_SOURCE//x-access-token*@/}\" >/etc/e2e-stamp\n\
+         echo \"provisioned $(hostname)\"\n",
+    );
+    let url = private_url();
+    let mut config = plain_config();
+    config.push(("UWORKER_IMAGE_WORKER_SOURCE".into(), url.clone()));
+    let (run, rec) = build(&s, def.path(), &config, &[], &[]);
+    assert_built(&run, &rec);
+    assert_no_credentials("the build's output", &run.all());
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    unpack_image(&s.cloud, rec["image_id"].as_str().unwrap(), &root);
+    assert!(
+        std::fs::read_to_string(root.join("etc/e2e-stamp"))
+            .unwrap()
+            .contains("127.0.0.1:9/o/worker.git"),
+        "the step got the URL"
+    );
+    let found = std::process::Command::new("grep")
+        .args([
+            "-r",
+            "-a",
+            "-l",
+            "-F",
+            "-e",
+            "x-access-token",
+            "-e",
+            "T0k$en",
+        ])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&found.stdout),
+        "",
+        "files of the image hold the URL's credentials"
+    );
+    let uploads: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("uworker-image."))
+        .collect();
+    assert!(uploads.is_empty(), "{uploads:?}");
+    s.finish();
+}

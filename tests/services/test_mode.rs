@@ -751,3 +751,117 @@ worker_source = "{}"
         );
     }
 }
+
+/// The default definition's worker config steps on a booted host where another local user
+/// (`nobody`) made `/tmp/uworker.conf` and every `/tmp/script_N.sh` packer might pick, all
+/// world-writable, beforehand: none is read or written (the uploads go to the run's private
+/// directory, made 0700 on a tmpfs of its own, removed at the end). And a private
+/// repository's URL given in the 0600 var-file is on no command line of the host while a
+/// step runs.
+#[test]
+fn uploads_avoid_files_another_user_made_in_tmp_and_no_command_line_holds_the_url() {
+    use common::systemd_host::{self, BootOptions, SystemdHost};
+    use common::worker_url::{assert_no_credentials, private_url};
+
+    // The default definition, but only its steps that make the user and install the config.
+    let provision = common::repo().join("provision");
+    let text = std::fs::read_to_string(provision.join("image.toml")).unwrap();
+    let mut definition: toml::Table = text.parse().unwrap();
+    let keep = |step: &toml::Value| {
+        step.get("worker_config").is_some()
+            || matches!(
+                step.get("script").and_then(|s| s.as_str()),
+                Some("scripts/30-user.sh" | "scripts/40-worker-config.sh")
+            )
+    };
+    let mut steps: Vec<toml::Value> = definition["provision"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| keep(s))
+        .cloned()
+        .collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    // A step that, while it runs, records every process's command line on the host.
+    let record: toml::Table = r#"
+inline = ["cat /proc/[0-9]*/cmdline | tr '\\0' ' ' >\"$HOME/cmdlines\"; echo \"step script in $(dirname \"$0\")\"; stat -c 'private dir %a %U' \"$(dirname \"$0\")\"; stat -f -c 'upload fs %T' \"$(dirname \"$0\")\""]
+environment = { WORKER_SOURCE = "{{user `worker_source`}}" }
+"#
+    .parse()
+    .unwrap();
+    steps.push(toml::Value::Table(record));
+    definition.insert("provision".into(), toml::Value::Array(steps));
+    let f = Fixture::new(&toml::to_string(&definition).unwrap());
+    for script in ["30-user.sh", "40-worker-config.sh"] {
+        let body = std::fs::read_to_string(provision.join("scripts").join(script)).unwrap();
+        f.script(&format!("scripts/{script}"), &body);
+    }
+    let var_file = f.path().join("secret-vars.json");
+    std::fs::write(
+        &var_file,
+        serde_json::json!({ "worker_source": private_url() }).to_string(),
+    )
+    .unwrap();
+
+    let host = SystemdHost::boot(&BootOptions::volatile(&systemd_host::address(30)));
+    // What a local user can do where fs.protected_regular is off (it is here).
+    host.root_ok(
+        "set -e
+        runuser -u nobody -- sh -c 'umask 0; : >/tmp/uworker.conf; i=0
+          while [ $i -lt 10000 ]; do : >/tmp/script_$i.sh; i=$((i + 1)); done'",
+    );
+    // Another local user watching every command line on the host during the run.
+    host.root_ok(
+        "systemd-run --quiet --uid=nobody --unit=cmdline-watch sh -c 'while :; do
+          cat /proc/[0-9]*/cmdline 2>/dev/null | tr \"\\0\" \" \" | grep -a -o \"WORKER_SOURCE=[^ ]*\" >>/tmp/watched; done'
+        # The watcher sees a command line that has it.
+        sh -c 'sleep 1' WORKER_SOURCE=probe
+        grep -q WORKER_SOURCE=probe /tmp/watched",
+    );
+    let mut cmd = tool(&worker_env());
+    cmd.arg("--dir")
+        .arg(f.path())
+        .arg("--var-file")
+        .arg(&var_file)
+        .args(host.vars())
+        .arg("test");
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_no_credentials("the run's output", &r.all());
+
+    // The planted files are as they were: empty, nobody's, world-writable.
+    let planted = host.root_ok(
+        "stat -c '%s %U %a' /tmp/uworker.conf
+        find /tmp -maxdepth 1 -name 'script_*.sh' -user nobody -size 0 | wc -l
+        find /tmp -maxdepth 1 -name 'script_*.sh' ! -size 0",
+    );
+    assert_eq!(planted, "0 nobody 666\n10000\n", "{planted}");
+    // The config arrived anyway, through the private directory, which is gone.
+    let installed =
+        host.root_ok(". /etc/uworker/uworker.conf && printf %s \"$UWORKER_JOB_API_PASSWORD\"");
+    assert_eq!(installed, NASTY_PASSWORD);
+    let step = r
+        .stderr
+        .lines()
+        .find_map(|l| l.split_once("step script in ").map(|(_, d)| d.to_string()))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(step.starts_with("/tmp/uworker-image."), "{step}");
+    assert!(r.stderr.contains("private dir 700 ubuntu"), "{}", r.stderr);
+    // A tmpfs: the environment file with the token never reached the host's disk.
+    assert!(r.stderr.contains("upload fs tmpfs"), "{}", r.stderr);
+    assert_eq!(
+        host.root_ok("ls -d /tmp/uworker-image.* 2>/dev/null | wc -l"),
+        "0\n",
+        "the private directory is removed"
+    );
+    // No command line on the host held the URL's credentials while the step ran.
+    let cmdlines = host.root_ok("cat ~ubuntu/cmdlines");
+    assert!(cmdlines.contains("/proc/"), "{cmdlines}");
+    assert_no_credentials("the host's command lines", &cmdlines);
+    let watched =
+        host.root_ok("systemctl stop cmdline-watch; cat /tmp/watched 2>/dev/null || true");
+    assert_no_credentials(
+        "the command lines another user saw during the run",
+        &watched,
+    );
+}
