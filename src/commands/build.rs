@@ -33,7 +33,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
     let target = session.target(request.target.as_deref())?;
     session.check_worker_config(false)?;
-    let cloud = session.require_cloud("build", "Compute, Networking and Glance")?;
+    let cloud = session.require_cloud_for(target, "build", "Compute, Networking and Glance")?;
     let previous = request
         .previous
         .as_deref()

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::places::{Account, Place, Places};
 use super::CommandError;
 use crate::definition::{Definition, SourceImage, Target};
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
-use crate::openstack::client::{Backoff, Cloud, OpenStackError};
+use crate::openstack::client::Cloud;
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::Glance;
 use crate::openstack::{clouds, openrc};
@@ -31,19 +32,14 @@ pub struct Session {
     pub quiet: bool,
     /// Where the tool may cache facts between runs (the packer version).
     pub cache_dir: Option<PathBuf>,
-    /// OpenStack credentials from OS_*: none, a usable set, or why the set is unusable.
-    credentials: Result<Option<Credentials>, String>,
-    /// OS_CLOUD's clouds.yaml entry as OS_* variables, for packer.
-    cloud_entry: Vec<(String, String)>,
+    /// Each target's cloud and region: the environment's (OS_*: none, a usable set, or
+    /// why the set is unusable) and the clouds.yaml entries targets name.
+    places: Places,
     /// `--max-age`, over every target's own.
     max_age_override: Option<Duration>,
-    /// The --openrc file's OS_* variables (the typed password among them), for packer.
-    rc_file: Vec<(String, String)>,
     /// `--packer`, found on first use.
     packer_path: Option<PathBuf>,
     packer: OnceCell<Packer>,
-    /// One Keystone session per run, opened on first use; None without credentials.
-    cloud: OnceCell<Option<Cloud>>,
 }
 
 /// A target's inputs hashed: the base image they name, the manifest and its fingerprint.
@@ -63,12 +59,27 @@ impl Session {
         let rc = openrc::resolve(load.openrc.as_deref(), env, crate::terminal::read_password)?;
         let clouds = clouds::resolve(&rc.env)?;
         let env = &clouds.env;
+        // The RC file's variables and the typed password reach packer through its
+        // environment only, as the clouds.yaml entry's do (packer must not see OS_CLOUD).
+        let remove = if clouds.from_entry.is_empty() {
+            vec![]
+        } else {
+            vec!["OS_CLOUD"]
+        };
+        let environment = Account::environment(
+            Credentials::from_env(env),
+            rc.from_file.into_iter().chain(clouds.from_entry).collect(),
+            remove,
+        );
+        let places = Places::load(&definition, env, environment)?;
         let mut inputs = Inputs::gather(&definition, &load.inputs, env)?;
         let redactor = Redactor::for_run_with(
             &inputs.worker,
             inputs.values.values().map(String::as_str),
             env,
         );
+        // The secrets of the clouds targets name are as secret as the environment's.
+        let redactor = Redactor::new(redactor.values().chain(places.secrets()));
         wire_worker_source(&mut definition, &mut inputs)?;
         if crate::ci::in_actions(env) {
             crate::ci::mask_secrets(&redactor, env);
@@ -84,13 +95,10 @@ impl Session {
             redactor,
             quiet: load.quiet,
             cache_dir,
-            credentials: Credentials::from_env(env),
-            cloud_entry: clouds.from_entry,
+            places,
             max_age_override: load.max_age,
-            rc_file: rc.from_file,
             packer_path: load.packer.clone(),
             packer: OnceCell::new(),
-            cloud: OnceCell::new(),
         })
     }
 
@@ -160,50 +168,71 @@ impl Session {
         Ok(())
     }
 
-    /// The Keystone session, opened on first use; None without credentials.
-    pub fn cloud(&self) -> Result<Option<&Cloud>> {
-        if let Some(cloud) = self.cloud.get() {
-            return Ok(cloud.as_ref());
-        }
-        let cloud = match &self.credentials {
-            Ok(None) => None,
-            Ok(Some(credentials)) => Some(Cloud::connect(credentials, Backoff::default())?),
-            Err(why) => return Err(OpenStackError::Config(why.clone()).into()),
-        };
-        Ok(self.cloud.get_or_init(|| cloud).as_ref())
+    /// The Keystone session of `target`'s cloud, in its region, opened on first use; None
+    /// without credentials.
+    pub fn cloud_for(&self, target: &Target) -> Result<Option<&Cloud>> {
+        self.places.cloud(&self.places.place(target))
     }
 
-    /// The Keystone session of a command that cannot work without the cloud.
-    pub fn require_cloud(&self, command: &'static str, needs: &'static str) -> Result<&Cloud> {
-        self.cloud()?
+    /// `target`'s session, for a command that cannot work without the cloud.
+    pub fn require_cloud_for(
+        &self,
+        target: &Target,
+        command: &'static str,
+        needs: &'static str,
+    ) -> Result<&Cloud> {
+        self.cloud_for(target)?
             .ok_or_else(|| CommandError::NoCloudCredentials { command, needs }.into())
     }
 
-    /// Packer (from --packer or PATH), with the cloud settings the tool itself uses.
+    /// `targets` by the cloud and region they name, each place's session (None without
+    /// credentials) with its targets: prune and sweep go to every one.
+    pub fn clouds_of<'a>(
+        &self,
+        targets: &[&'a Target],
+    ) -> Vec<(Place, Result<Option<&Cloud>>, Vec<&'a Target>)> {
+        self.places
+            .group(targets)
+            .into_iter()
+            .map(|(place, targets)| {
+                let cloud = self.places.cloud(&place);
+                (place, cloud, targets)
+            })
+            .collect()
+    }
+
+    /// Packer (from --packer or PATH), with the environment's cloud settings.
     pub fn packer(&self) -> Result<&Packer> {
         if let Some(packer) = self.packer.get() {
             return Ok(packer);
         }
-        let packer = Packer::find(self.packer_path.as_deref())?;
-        // The RC file's variables and the typed password reach packer through its
-        // environment only, as the clouds.yaml entry's do.
-        let set: Vec<(String, String)> = self
-            .rc_file
-            .iter()
-            .chain(&self.cloud_entry)
-            .cloned()
-            .collect();
-        let remove = if self.cloud_entry.is_empty() {
-            vec![]
-        } else {
-            vec!["OS_CLOUD"]
-        };
-        let packer = if set.is_empty() {
+        let packer = self.packer_in(
+            Packer::find(self.packer_path.as_deref())?,
+            &Place::default(),
+        );
+        Ok(self.packer.get_or_init(|| packer))
+    }
+
+    /// Packer for a run of `target`: its cloud's settings and its region.
+    pub fn packer_for(&self, target: &Target) -> Result<Packer> {
+        Ok(self.packer_in(self.packer()?.clone(), &self.places.place(target)))
+    }
+
+    fn packer_in(&self, packer: Packer, place: &Place) -> Packer {
+        let account = self.places.account(place);
+        let mut set = account.packer_env.clone();
+        if let Some(region) = &place.region {
+            set.retain(|(key, _)| key != "OS_REGION_NAME");
+            set.push(("OS_REGION_NAME".into(), region.clone()));
+        }
+        if account.packer_own_env {
+            return packer.with_own_cloud(set);
+        }
+        if set.is_empty() {
             packer
         } else {
-            packer.with_env(set, remove)
-        };
-        Ok(self.packer.get_or_init(|| packer))
+            packer.with_env(set, account.packer_remove.clone())
+        }
     }
 
     /// `target`'s fingerprint: its `source_image_name` resolved when a cloud is at hand,
@@ -234,7 +263,9 @@ impl Session {
     /// target lists `trusted_base_owners` and its owner is not among them. None for IDs or
     /// without a cloud.
     fn resolve_base_image(&self, target: &Target) -> Result<Option<BaseImageChoice>> {
-        let (SourceImage::Name(name), Some(cloud)) = (&target.source_image, self.cloud()?) else {
+        let (SourceImage::Name(name), Some(cloud)) =
+            (&target.source_image, self.cloud_for(target)?)
+        else {
             return Ok(None);
         };
         let Some(image) = Glance::new(cloud)?.resolve_name(name)? else {
