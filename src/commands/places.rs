@@ -473,6 +473,31 @@ mod session_tests {
     }
 
     #[test]
+    fn validate_checks_each_clouds_builders_with_that_clouds_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let clouds = dir.path().join("clouds.yaml");
+        let entry = "    auth:\n      auth_url: http://127.0.0.1:1/v3\n      username: u\n      password: \"p w\"\n";
+        std::fs::write(&clouds, format!("clouds:\n  other:\n{entry}")).unwrap();
+        let env = [("OS_CLIENT_CONFIG_FILE", clouds.display().to_string())];
+        // One target: one validate of every builder, as before.
+        let single = session(dir.path(), "", &env).unwrap();
+        let runs = single.packers_by_cloud(true).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].only, None);
+        // Target b in cloud `other`: a's builders and the test host's with the
+        // environment's settings, b's with the entry's alone.
+        let extra = "[target.b]\nsource_image = \"i\"\nflavor = \"f\"\ncloud = \"other\"";
+        let two = session(dir.path(), extra, &env).unwrap();
+        let runs = two.packers_by_cloud(true).unwrap();
+        let only: Vec<_> = runs.iter().map(|r| r.only.clone().unwrap()).collect();
+        assert_eq!(only, [vec!["a", "test"], vec!["b"]]);
+        assert!(!runs[0].packer.cloud_env_for_tests().1);
+        let (set, own) = runs[1].packer.cloud_env_for_tests();
+        assert!(own && set.contains(&("OS_PASSWORD".into(), "p w".into())));
+        assert!(runs[1].has_credentials);
+    }
+
+    #[test]
     fn packer_gets_the_targets_region_over_os_region_name() {
         let dir = tempfile::tempdir().unwrap();
         let session = session(dir.path(), "region = \"RegionB\"", &[]).unwrap();

@@ -3,6 +3,7 @@
 //! target's fingerprint (base image resolved, files hashed).
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use anyhow::Result;
 
 use super::places::{Account, Place, Places};
 use super::CommandError;
-use crate::definition::{Definition, SourceImage, Target};
+use crate::definition::{Definition, SourceImage, Target, TEST_BUILDER};
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
@@ -40,6 +41,14 @@ pub struct Session {
     /// `--packer`, found on first use.
     packer_path: Option<PathBuf>,
     packer: OnceCell<Packer>,
+}
+
+/// One `packer validate` of `validate`: the builders (None: all) and whether their cloud
+/// has credentials.
+pub struct CloudValidation {
+    pub packer: Packer,
+    pub only: Option<Vec<String>>,
+    pub has_credentials: bool,
 }
 
 /// A target's inputs hashed: the base image they name, the manifest and its fingerprint.
@@ -211,6 +220,42 @@ impl Session {
             &Place::default(),
         );
         Ok(self.packer.get_or_init(|| packer))
+    }
+
+    /// Packer for `validate`, one per cloud the targets are in, with the builders it checks
+    /// (`test` with the environment's, when `with_test`); one for every builder when no
+    /// target names a cloud of its own.
+    pub fn packers_by_cloud(&self, with_test: bool) -> Result<Vec<CloudValidation>> {
+        let mut builders: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+        builders.insert(None, Vec::new());
+        for target in self.definition.targets.values() {
+            let cloud = self.places.place(target).cloud;
+            builders.entry(cloud).or_default().push(target.name.clone());
+        }
+        if builders.len() == 1 {
+            return Ok(vec![CloudValidation {
+                packer: self.packer()?.clone(),
+                only: None,
+                has_credentials: true,
+            }]);
+        }
+        if with_test {
+            builders.entry(None).or_default().push(TEST_BUILDER.into());
+        }
+        let mut runs = Vec::new();
+        for (cloud, only) in builders.into_iter().filter(|(_, b)| !b.is_empty()) {
+            let place = Place {
+                cloud,
+                region: None,
+            };
+            let account = self.places.account(&place);
+            runs.push(CloudValidation {
+                packer: self.packer_in(self.packer()?.clone(), &place),
+                has_credentials: matches!(account.credentials, Ok(Some(_))),
+                only: Some(only),
+            });
+        }
+        Ok(runs)
     }
 
     /// Packer for a run of `target`: its cloud's settings and its region.

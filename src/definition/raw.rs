@@ -489,4 +489,21 @@ mod tests {
             assert!(check_ip(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn an_empty_cloud_or_region_is_refused_naming_the_key() {
+        for key in ["cloud", "region"] {
+            let text = format!(
+                "name = \"x\"\n[target.a]\nsource_image = \"i\"\nflavor = \"f\"\n{key} = \" \"\n"
+            );
+            let dir = std::path::Path::new("/defs");
+            let error = crate::definition::Definition::parse(&text, dir, &dir.join("image.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("`{key}` is empty")) && error.contains("[target.a]"),
+                "{error}"
+            );
+        }
+    }
 }

@@ -290,12 +290,14 @@ impl Packer {
         }
     }
 
-    /// `packer validate [-syntax-only] -var-file VARS TEMPLATE`, in `cwd`.
+    /// `packer validate [-syntax-only] [-only=B,...] -var-file VARS TEMPLATE`, in `cwd`;
+    /// `only` None: every builder.
     pub fn validate(
         &self,
         template: &Path,
         var_file: &Path,
         syntax_only: bool,
+        only: Option<&[String]>,
         cwd: &Path,
     ) -> Result<Validation, PackerError> {
         // A full validate logs in to the cloud; syntax-only needs no credentials.
@@ -303,6 +305,9 @@ impl Packer {
         cmd.arg("validate");
         if syntax_only {
             cmd.arg("-syntax-only");
+        }
+        if let Some(only) = only {
+            cmd.arg(format!("-only={}", only.join(",")));
         }
         cmd.arg(format!("-var-file={}", var_file.display()))
             .arg(template)
