@@ -297,3 +297,31 @@ fn two_targets_build_in_their_own_regions_and_a_second_plan_skips_both() {
     assert_eq!(rec["action"], "skip", "{rec:#}");
     t.finish();
 }
+
+#[test]
+fn a_region_sweep_cannot_list_is_reported_and_the_other_is_still_swept() {
+    let t = TwoRegions::start();
+    let name = t.s.definition_name("regions-sweepfail-");
+    let def = two_region_definition(&name);
+    let marks = [("uworker_image", name.as_str()), ("uworker_target", "one")];
+    let stuck = create_image(&t.s.cloud, &format!("{name}-one-stuck"), &marks, false);
+    std::thread::sleep(Duration::from_secs(2));
+    // The client tries 4 times: RegionTwo's Compute fails every one.
+    t.two.inject(common::compute::faults(&[("list_500", 4)]));
+    let (run, report) = sweep(&t.s, def.path(), &["--older-than", "1s"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(
+        swept(&report),
+        [("image".to_string(), stuck.id.clone(), "delete".to_string())],
+        "{report:#}"
+    );
+    assert_eq!(report["items"][0]["result"], "done", "{report:#}");
+    let unswept = report["unswept"][0].as_str().unwrap_or_default();
+    assert!(
+        unswept.starts_with(&format!("region {REGION_TWO}: "))
+            && unswept.contains("HTTP 500, still after 4 attempts"),
+        "{report:#}"
+    );
+    assert!(t.images(&name).0.is_empty(), "the first region's stuck image went");
+    t.finish();
+}
