@@ -492,6 +492,10 @@ mod session_tests {
         let only: Vec<_> = runs.iter().map(|r| r.only.clone().unwrap()).collect();
         assert_eq!(only, [vec!["a", "test"], vec!["b"]]);
         assert!(!runs[0].packer.cloud_env_for_tests().1);
+        assert!(
+            !runs[0].has_credentials,
+            "none in the environment: syntax only"
+        );
         let (set, own) = runs[1].packer.cloud_env_for_tests();
         assert!(own && set.contains(&("OS_PASSWORD".into(), "p w".into())));
         assert!(runs[1].has_credentials);

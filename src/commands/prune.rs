@@ -20,12 +20,12 @@ pub fn run(request: &request::Prune, env: &Env) -> Result<Code> {
     let targets = session.targets(request.target.as_deref())?;
     let mut decisions = Vec::new();
     // Each cloud and region the targets name, its images and its targets' alone.
-    for (_, cloud, targets) in session.clouds_of(&targets) {
-        let cloud = cloud?.ok_or(CommandError::NoCloudCredentials {
+    for at in session.clouds_of(&targets) {
+        let cloud = at.cloud?.ok_or(CommandError::NoCloudCredentials {
             command: "prune",
             needs: "Glance",
         })?;
-        decisions.extend(prune_in(&session, cloud, &targets, request)?);
+        decisions.extend(prune_in(&session, cloud, &at.targets, request)?);
     }
     match request.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&decisions)?),

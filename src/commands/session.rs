@@ -43,6 +43,14 @@ pub struct Session {
     packer: OnceCell<Packer>,
 }
 
+/// One cloud and region of `clouds_of`: its session (None without credentials, Err when
+/// the login failed) and its targets.
+pub struct TargetsAt<'s, 'a> {
+    pub place: Place,
+    pub cloud: Result<Option<&'s Cloud>>,
+    pub targets: Vec<&'a Target>,
+}
+
 /// One `packer validate` of `validate`: the builders (None: all) and whether their cloud
 /// has credentials.
 pub struct CloudValidation {
@@ -196,16 +204,14 @@ impl Session {
 
     /// `targets` by the cloud and region they name, each place's session (None without
     /// credentials) with its targets: prune and sweep go to every one.
-    pub fn clouds_of<'a>(
-        &self,
-        targets: &[&'a Target],
-    ) -> Vec<(Place, Result<Option<&Cloud>>, Vec<&'a Target>)> {
+    pub fn clouds_of<'a>(&self, targets: &[&'a Target]) -> Vec<TargetsAt<'_, 'a>> {
         self.places
             .group(targets)
             .into_iter()
-            .map(|(place, targets)| {
-                let cloud = self.places.cloud(&place);
-                (place, cloud, targets)
+            .map(|(place, targets)| TargetsAt {
+                cloud: self.places.cloud(&place),
+                place,
+                targets,
             })
             .collect()
     }
@@ -232,11 +238,14 @@ impl Session {
             let cloud = self.places.place(target).cloud;
             builders.entry(cloud).or_default().push(target.name.clone());
         }
+        // The environment's cloud: full when a credential set is there (a broken one is
+        // packer's to report).
+        let environment = self.inputs.cloud.is_some();
         if builders.len() == 1 {
             return Ok(vec![CloudValidation {
                 packer: self.packer()?.clone(),
                 only: None,
-                has_credentials: true,
+                has_credentials: environment,
             }]);
         }
         if with_test {
@@ -248,10 +257,13 @@ impl Session {
                 cloud,
                 region: None,
             };
-            let account = self.places.account(&place);
+            let has_credentials = match &place.cloud {
+                None => environment,
+                Some(_) => matches!(self.places.account(&place).credentials, Ok(Some(_))),
+            };
             runs.push(CloudValidation {
                 packer: self.packer_in(self.packer()?.clone(), &place),
-                has_credentials: matches!(account.credentials, Ok(Some(_))),
+                has_credentials,
                 only: Some(only),
             });
         }

@@ -41,11 +41,23 @@ pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
     let mut report = Report::new(request.dry_run, older_than);
     // Every cloud and region the targets name; one that cannot be listed is reported and
     // the others are still swept.
-    for (place, cloud, targets) in places {
-        let cloud = cloud?.ok_or(super::CommandError::NoCloudCredentials {
-            command: "sweep",
-            needs: "Compute, Networking and Glance",
-        })?;
+    for at in places {
+        let (place, targets) = (at.place, at.targets);
+        let cloud = match at.cloud {
+            Ok(Some(cloud)) => cloud,
+            Ok(None) => {
+                return Err(super::CommandError::NoCloudCredentials {
+                    command: "sweep",
+                    needs: "Compute, Networking and Glance",
+                }
+                .into())
+            }
+            Err(error) if several => {
+                report.unswept(place.label(), &error);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         // All targets (None) sweeps what any target of this definition left; over several
         // places, each sweeps its own targets' leftovers (places may share a Glance).
         let names = match (&request.target, several) {

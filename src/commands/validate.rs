@@ -42,14 +42,10 @@ pub fn run(request: &request::Validate, env: &Env) -> Result<Code> {
         output: String::new(),
     };
     for run in session.packers_by_cloud(matches!(builders, Builders::All))? {
-        let full = match run.only {
-            None => full,
-            Some(_) => run.has_credentials,
-        };
         let one = run.packer.validate(
             &staged.template,
             &staged.var_file,
-            !full,
+            !run.has_credentials,
             run.only.as_deref(),
             staged.workdir.path(),
         )?;

@@ -322,6 +322,9 @@ fn a_region_sweep_cannot_list_is_reported_and_the_other_is_still_swept() {
             && unswept.contains("HTTP 500, still after 4 attempts"),
         "{report:#}"
     );
-    assert!(t.images(&name).0.is_empty(), "the first region's stuck image went");
+    assert!(
+        t.images(&name).0.is_empty(),
+        "the first region's stuck image went"
+    );
     t.finish();
 }
