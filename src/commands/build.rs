@@ -35,7 +35,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
     let target = session.target(request.target.as_deref())?;
     session.check_worker_config(false)?;
-    let cloud = session.require_cloud("build", "Compute, Networking and Glance")?;
+    let cloud = session.require_cloud_for(target, "build", "Compute, Networking and Glance")?;
     let previous = request
         .previous
         .as_deref()
@@ -87,7 +87,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let redactor = session.redactor.clone();
     let quiet = session.quiet;
     let lease = Lease::start(
-        cloud.reconnect()?,
+        cloud.reconnect(),
         session.definition.name.clone(),
         run_id,
         request.limits.heartbeat,

@@ -8,6 +8,7 @@ mod error;
 mod fingerprint;
 mod matrix;
 mod packer_run;
+mod places;
 pub(crate) mod plan;
 mod prune;
 mod render;

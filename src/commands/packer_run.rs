@@ -36,7 +36,11 @@ pub fn run_packer(
     defaults: &RunDefaults,
     env: &Env,
 ) -> Result<Outcome> {
-    let packer = session.packer()?;
+    // A target's builder runs in the target's cloud and region; `test`'s needs none.
+    let packer = match session.definition.targets.get(only) {
+        Some(target) => session.packer_for(target)?,
+        None => session.packer()?.clone(),
+    };
     let spec = BuildSpec {
         template: staged.template.clone(),
         var_file: staged.var_file.clone(),

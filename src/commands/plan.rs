@@ -67,7 +67,7 @@ pub(super) fn compute(
             missing.join(", ")
         ));
     }
-    let lookup = match session.cloud()? {
+    let lookup = match session.cloud_for(target)? {
         None => Lookup::Unavailable(format!(
             "no OpenStack credentials in the environment (to look, {CREDENTIAL_SOURCES})"
         )),

@@ -6,39 +6,26 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::Session;
+use super::{CommandError, Session};
+use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
+use crate::openstack::client::Cloud;
 use crate::openstack::glance::{Glance, IMAGE_PROPERTY, TARGET_PROPERTY};
 use crate::prune;
 use crate::request::{self, Output};
 
 pub fn run(request: &request::Prune, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
-    let cloud = session.require_cloud("prune", "Glance")?;
-    let mut current = BTreeMap::new();
-    for target in session.targets(request.target.as_deref())? {
-        let fingerprinted = session.fingerprint(target)?;
-        current.insert(target.name.clone(), fingerprinted.fingerprint.into());
-    }
-
-    let glance = Glance::new(cloud)?;
-    let name = &session.definition.name;
-    let prefix = format!("{name}-");
-    let images: Vec<_> = glance
-        .list_owned(&[(IMAGE_PROPERTY, name.as_str())])?
-        .into_iter()
-        // Both marks must agree: a property alone could be copied onto a foreign image.
-        .filter(|i| i.property(IMAGE_PROPERTY) == Some(name.as_str()))
-        .filter(|i| i.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
-        .filter(|i| {
-            i.property(TARGET_PROPERTY)
-                .is_some_and(|t| current.contains_key(t))
-        })
-        .collect();
-    let decisions = prune::decide(&images, request.keep, &current);
-    for d in decisions.iter().filter(|d| d.delete && !request.dry_run) {
-        glance.delete(&d.id)?;
+    let targets = session.targets(request.target.as_deref())?;
+    let mut decisions = Vec::new();
+    // Each cloud and region the targets name, its images and its targets' alone.
+    for at in session.clouds_of(&targets) {
+        let cloud = at.cloud?.ok_or(CommandError::NoCloudCredentials {
+            command: "prune",
+            needs: "Glance",
+        })?;
+        decisions.extend(prune_in(&session, cloud, &at.targets, request)?);
     }
     match request.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&decisions)?),
@@ -60,4 +47,37 @@ pub fn run(request: &request::Prune, env: &Env) -> Result<Code> {
         }
     }
     Ok(Code::Ok)
+}
+
+/// Prunes `targets`' images in `cloud`'s Glance (their cloud and region).
+fn prune_in(
+    session: &Session,
+    cloud: &Cloud,
+    targets: &[&Target],
+    request: &request::Prune,
+) -> Result<Vec<prune::Decision>> {
+    let mut current = BTreeMap::new();
+    for target in targets {
+        let fingerprinted = session.fingerprint(target)?;
+        current.insert(target.name.clone(), fingerprinted.fingerprint.into());
+    }
+    let glance = Glance::new(cloud)?;
+    let name = &session.definition.name;
+    let prefix = format!("{name}-");
+    let images: Vec<_> = glance
+        .list_owned(&[(IMAGE_PROPERTY, name.as_str())])?
+        .into_iter()
+        // Both marks must agree: a property alone could be copied onto a foreign image.
+        .filter(|i| i.property(IMAGE_PROPERTY) == Some(name.as_str()))
+        .filter(|i| i.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
+        .filter(|i| {
+            i.property(TARGET_PROPERTY)
+                .is_some_and(|t| current.contains_key(t))
+        })
+        .collect();
+    let decisions = prune::decide(&images, request.keep, &current);
+    for d in decisions.iter().filter(|d| d.delete && !request.dry_run) {
+        glance.delete(&d.id)?;
+    }
+    Ok(decisions)
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result};
 use secrecy::SecretString;
 
-use crate::openstack::client::Cloud;
+use crate::openstack::client::{Cloud, Reconnect};
 use crate::openstack::compute::{is_gone, Nova};
 use crate::openstack::glance::IMAGE_PROPERTY;
 use crate::run_key::RunKey;
@@ -86,7 +86,7 @@ pub struct Lease {
 
 impl Lease {
     pub fn start(
-        cloud: Cloud,
+        cloud: Reconnect,
         definition: String,
         run_id: String,
         period: Duration,
@@ -94,6 +94,14 @@ impl Lease {
     ) -> Lease {
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::spawn(move || {
+            let cloud = match cloud.connect() {
+                Ok(cloud) => cloud,
+                Err(e) => {
+                    return warn(&format!(
+                        "build: warning: no lease for the run's server: logging in failed ({e}); a sweep by age (--older-than) could take it"
+                    ))
+                }
+            };
             let mut failing = false;
             loop {
                 match stopped.recv_timeout(period) {

@@ -3,17 +3,19 @@
 //! target's fingerprint (base image resolved, files hashed).
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 
+use super::places::{Account, Place, Places};
 use super::CommandError;
-use crate::definition::{Definition, SourceImage, Target};
+use crate::definition::{Definition, SourceImage, Target, TEST_BUILDER};
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
-use crate::openstack::client::{Backoff, Cloud, OpenStackError};
+use crate::openstack::client::Cloud;
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::{clouds, openrc};
@@ -31,19 +33,30 @@ pub struct Session {
     pub quiet: bool,
     /// Where the tool may cache facts between runs (the packer version).
     pub cache_dir: Option<PathBuf>,
-    /// OpenStack credentials from OS_*: none, a usable set, or why the set is unusable.
-    credentials: Result<Option<Credentials>, String>,
-    /// OS_CLOUD's clouds.yaml entry as OS_* variables, for packer.
-    cloud_entry: Vec<(String, String)>,
+    /// Each target's cloud and region: the environment's (OS_*: none, a usable set, or
+    /// why the set is unusable) and the clouds.yaml entries targets name.
+    places: Places,
     /// `--max-age`, over every target's own.
     max_age_override: Option<Duration>,
-    /// The --openrc file's OS_* variables (the typed password among them), for packer.
-    rc_file: Vec<(String, String)>,
     /// `--packer`, found on first use.
     packer_path: Option<PathBuf>,
     packer: OnceCell<Packer>,
-    /// One Keystone session per run, opened on first use; None without credentials.
-    cloud: OnceCell<Option<Cloud>>,
+}
+
+/// One cloud and region of `clouds_of`: its session (None without credentials, Err when
+/// the login failed) and its targets.
+pub struct TargetsAt<'s, 'a> {
+    pub place: Place,
+    pub cloud: Result<Option<&'s Cloud>>,
+    pub targets: Vec<&'a Target>,
+}
+
+/// One `packer validate` of `validate`: the builders (None: all) and whether their cloud
+/// has credentials.
+pub struct CloudValidation {
+    pub packer: Packer,
+    pub only: Option<Vec<String>>,
+    pub has_credentials: bool,
 }
 
 /// A target's inputs hashed: the base image they name, the manifest and its fingerprint.
@@ -63,6 +76,19 @@ impl Session {
         let rc = openrc::resolve(load.openrc.as_deref(), env, crate::terminal::read_password)?;
         let clouds = clouds::resolve(&rc.env)?;
         let env = &clouds.env;
+        // The RC file's variables and the typed password reach packer through its
+        // environment only, as the clouds.yaml entry's do (packer must not see OS_CLOUD).
+        let remove = if clouds.from_entry.is_empty() {
+            vec![]
+        } else {
+            vec!["OS_CLOUD"]
+        };
+        let environment = Account::environment(
+            Credentials::from_env(env),
+            rc.from_file.into_iter().chain(clouds.from_entry).collect(),
+            remove,
+        );
+        let places = Places::load(&definition, env, environment)?;
         let mut inputs = Inputs::gather(&definition, &load.inputs, env)?;
         if let Some(warning) = inputs.worker.ignored_warning() {
             eprintln!("{warning}");
@@ -72,6 +98,8 @@ impl Session {
             inputs.values.values().map(String::as_str),
             env,
         );
+        // The secrets of the clouds targets name are as secret as the environment's.
+        let redactor = Redactor::new(redactor.values().chain(places.secrets()));
         wire_worker_source(&mut definition, &mut inputs)?;
         if crate::ci::in_actions(env) {
             crate::ci::mask_secrets(&redactor, env);
@@ -87,13 +115,10 @@ impl Session {
             redactor,
             quiet: load.quiet,
             cache_dir,
-            credentials: Credentials::from_env(env),
-            cloud_entry: clouds.from_entry,
+            places,
             max_age_override: load.max_age,
-            rc_file: rc.from_file,
             packer_path: load.packer.clone(),
             packer: OnceCell::new(),
-            cloud: OnceCell::new(),
         })
     }
 
@@ -163,50 +188,111 @@ impl Session {
         Ok(())
     }
 
-    /// The Keystone session, opened on first use; None without credentials.
-    pub fn cloud(&self) -> Result<Option<&Cloud>> {
-        if let Some(cloud) = self.cloud.get() {
-            return Ok(cloud.as_ref());
-        }
-        let cloud = match &self.credentials {
-            Ok(None) => None,
-            Ok(Some(credentials)) => Some(Cloud::connect(credentials, Backoff::default())?),
-            Err(why) => return Err(OpenStackError::Config(why.clone()).into()),
-        };
-        Ok(self.cloud.get_or_init(|| cloud).as_ref())
+    /// The Keystone session of `target`'s cloud, in its region, opened on first use; None
+    /// without credentials.
+    pub fn cloud_for(&self, target: &Target) -> Result<Option<&Cloud>> {
+        self.places.cloud(&self.places.place(target))
     }
 
-    /// The Keystone session of a command that cannot work without the cloud.
-    pub fn require_cloud(&self, command: &'static str, needs: &'static str) -> Result<&Cloud> {
-        self.cloud()?
+    /// `target`'s session, for a command that cannot work without the cloud.
+    pub fn require_cloud_for(
+        &self,
+        target: &Target,
+        command: &'static str,
+        needs: &'static str,
+    ) -> Result<&Cloud> {
+        self.cloud_for(target)?
             .ok_or_else(|| CommandError::NoCloudCredentials { command, needs }.into())
     }
 
-    /// Packer (from --packer or PATH), with the cloud settings the tool itself uses.
+    /// `targets` by the cloud and region they name, each place's session (None without
+    /// credentials) with its targets: prune and sweep go to every one.
+    pub fn clouds_of<'a>(&self, targets: &[&'a Target]) -> Vec<TargetsAt<'_, 'a>> {
+        self.places
+            .group(targets)
+            .into_iter()
+            .map(|(place, targets)| TargetsAt {
+                cloud: self.places.cloud(&place),
+                place,
+                targets,
+            })
+            .collect()
+    }
+
+    /// Packer (from --packer or PATH), with the environment's cloud settings.
     pub fn packer(&self) -> Result<&Packer> {
         if let Some(packer) = self.packer.get() {
             return Ok(packer);
         }
-        let packer = Packer::find(self.packer_path.as_deref())?;
-        // The RC file's variables and the typed password reach packer through its
-        // environment only, as the clouds.yaml entry's do.
-        let set: Vec<(String, String)> = self
-            .rc_file
-            .iter()
-            .chain(&self.cloud_entry)
-            .cloned()
-            .collect();
-        let remove = if self.cloud_entry.is_empty() {
-            vec![]
-        } else {
-            vec!["OS_CLOUD"]
-        };
-        let packer = if set.is_empty() {
+        let packer = self.packer_in(
+            Packer::find(self.packer_path.as_deref())?,
+            &Place::default(),
+        );
+        Ok(self.packer.get_or_init(|| packer))
+    }
+
+    /// Packer for `validate`, one per cloud the targets are in, with the builders it checks
+    /// (`test` with the environment's, when `with_test`); one for every builder when no
+    /// target names a cloud of its own.
+    pub fn packers_by_cloud(&self, with_test: bool) -> Result<Vec<CloudValidation>> {
+        let mut builders: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+        builders.insert(None, Vec::new());
+        for target in self.definition.targets.values() {
+            let cloud = self.places.place(target).cloud;
+            builders.entry(cloud).or_default().push(target.name.clone());
+        }
+        // The environment's cloud: full when a credential set is there (a broken one is
+        // packer's to report).
+        let environment = self.inputs.cloud.is_some();
+        if builders.len() == 1 {
+            return Ok(vec![CloudValidation {
+                packer: self.packer()?.clone(),
+                only: None,
+                has_credentials: environment,
+            }]);
+        }
+        if with_test {
+            builders.entry(None).or_default().push(TEST_BUILDER.into());
+        }
+        let mut runs = Vec::new();
+        for (cloud, only) in builders.into_iter().filter(|(_, b)| !b.is_empty()) {
+            let place = Place {
+                cloud,
+                region: None,
+            };
+            let has_credentials = match &place.cloud {
+                None => environment,
+                Some(_) => matches!(self.places.account(&place).credentials, Ok(Some(_))),
+            };
+            runs.push(CloudValidation {
+                packer: self.packer_in(self.packer()?.clone(), &place),
+                has_credentials,
+                only: Some(only),
+            });
+        }
+        Ok(runs)
+    }
+
+    /// Packer for a run of `target`: its cloud's settings and its region.
+    pub fn packer_for(&self, target: &Target) -> Result<Packer> {
+        Ok(self.packer_in(self.packer()?.clone(), &self.places.place(target)))
+    }
+
+    fn packer_in(&self, packer: Packer, place: &Place) -> Packer {
+        let account = self.places.account(place);
+        let mut set = account.packer_env.clone();
+        if let Some(region) = &place.region {
+            set.retain(|(key, _)| key != "OS_REGION_NAME");
+            set.push(("OS_REGION_NAME".into(), region.clone()));
+        }
+        if account.packer_own_env {
+            return packer.with_own_cloud(set);
+        }
+        if set.is_empty() {
             packer
         } else {
-            packer.with_env(set, remove)
-        };
-        Ok(self.packer.get_or_init(|| packer))
+            packer.with_env(set, account.packer_remove.clone())
+        }
     }
 
     /// `target`'s fingerprint: its `source_image_name` resolved when a cloud is at hand,
@@ -237,7 +323,9 @@ impl Session {
     /// `trusted_base_owners` accepts. Several are refused, as packer would refuse the
     /// name: taking the newest would take anyone's. None for IDs or without a cloud.
     fn resolve_base_image(&self, target: &Target) -> Result<Option<BaseImageChoice>> {
-        let (SourceImage::Name(name), Some(cloud)) = (&target.source_image, self.cloud()?) else {
+        let (SourceImage::Name(name), Some(cloud)) =
+            (&target.source_image, self.cloud_for(target)?)
+        else {
             return Ok(None);
         };
         let found = Glance::new(cloud)?.active_named(name)?;

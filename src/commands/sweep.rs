@@ -43,16 +43,44 @@ fn limit(older_than: Option<Duration>, timeout: Option<Duration>) -> Limit {
 
 pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
-    // All targets (None) sweeps what any target of this definition left.
-    let targets = match &request.target {
-        Some(name) => Some(BTreeSet::from([session.target(Some(name))?.name.clone()])),
-        None => None,
-    };
-    let cloud = session.require_cloud("sweep", "Compute, Networking and Glance")?;
+    let selected = session.targets(request.target.as_deref())?;
     let limit = limit(request.older_than, request.timeout);
-    let mut scope = scope(&session, cloud, targets, limit);
-    scope.run = request.run.clone();
-    let report = sweep_cloud(cloud, &scope, request.dry_run)?;
+    let places = session.clouds_of(&selected);
+    let several = places.len() > 1;
+    let mut report = Report::new(request.dry_run, limit);
+    // Every cloud and region the targets name; one that cannot be listed is reported and
+    // the others are still swept.
+    for at in places {
+        let (place, targets) = (at.place, at.targets);
+        let cloud = match at.cloud {
+            Ok(Some(cloud)) => cloud,
+            Ok(None) => {
+                return Err(super::CommandError::NoCloudCredentials {
+                    command: "sweep",
+                    needs: "Compute, Networking and Glance",
+                }
+                .into())
+            }
+            Err(error) if several => {
+                report.unswept(place.label(), &error);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        // All targets (None) sweeps what any target of this definition left; over several
+        // places, each sweeps its own targets' leftovers (places may share a Glance).
+        let names = match (&request.target, several) {
+            (None, false) => None,
+            _ => Some(targets.iter().map(|t| t.name.clone()).collect()),
+        };
+        let mut scope = scope(&session, cloud, names, limit);
+        scope.run = request.run.clone();
+        match sweep_cloud(cloud, &scope, request.dry_run) {
+            Ok(swept) => report.add(swept, place.label()),
+            Err(error) if several => report.unswept(place.label(), &error),
+            Err(error) => return Err(error),
+        }
+    }
     match request.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Text => {
@@ -120,6 +148,9 @@ pub struct Report {
     pub spared: Vec<Spared>,
     pub removed: usize,
     pub failed: usize,
+    /// The clouds or regions that could not be listed, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unswept: Vec<String>,
     #[serde(skip)]
     external_failure: bool,
 }
@@ -130,6 +161,9 @@ pub struct Done {
     pub item: Item,
     /// `would <action>`, `done`, `gone` (someone else removed it first) or `failed: ...`.
     pub result: String,
+    /// The cloud and region a target names (`cloud c, region r`); None: the environment's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
 }
 
 impl Done {
@@ -142,16 +176,58 @@ impl Done {
         } else {
             String::new()
         };
+        let place = self
+            .place
+            .as_ref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
         format!(
-            "{verb} {what} {}{name}: {} [{}]",
+            "{verb} {what} {}{name}{place}: {} [{}]",
             i.id, i.reason, self.result
         )
     }
 }
 
 impl Report {
+    fn new(dry_run: bool, limit: Limit) -> Report {
+        Report {
+            dry_run,
+            limit: limit_text(limit),
+            items: Vec::new(),
+            spared: Vec::new(),
+            removed: 0,
+            failed: 0,
+            unswept: Vec::new(),
+            external_failure: false,
+        }
+    }
+
+    /// One place's sweep into the whole's.
+    fn add(&mut self, other: Report, place: Option<String>) {
+        self.items.extend(other.items.into_iter().map(|done| Done {
+            place: place.clone(),
+            ..done
+        }));
+        self.spared.extend(other.spared);
+        self.removed += other.removed;
+        self.failed += other.failed;
+        self.unswept.extend(other.unswept);
+        self.external_failure |= other.external_failure;
+    }
+
+    /// A place that could not be listed: a failure, the other places still swept.
+    fn unswept(&mut self, place: Option<String>, error: &anyhow::Error) {
+        let place = place.unwrap_or_else(|| "the environment's cloud".into());
+        self.unswept.push(format!("{place}: {error:#}"));
+        self.failed += 1;
+        self.external_failure |= crate::exit::classify(error) == Code::External;
+    }
+
     fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self.items.iter().map(Done::line).collect();
+        for unswept in &self.unswept {
+            lines.push(format!("not swept: {unswept}"));
+        }
         for s in &self.spared {
             lines.push(format!(
                 "spare {} {}: {}",
@@ -196,13 +272,8 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
     let nova = Nova::new(cloud)?;
     let glance = Glance::new(cloud)?;
     let mut report = Report {
-        dry_run,
-        limit: limit_text(scope.limit),
-        items: Vec::new(),
         spared,
-        removed: 0,
-        failed: 0,
-        external_failure: false,
+        ..Report::new(dry_run, scope.limit)
     };
     for item in items {
         let result = if dry_run {
@@ -238,7 +309,11 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
                 format!("failed: {e}")
             }
         };
-        report.items.push(Done { item, result });
+        report.items.push(Done {
+            item,
+            result,
+            place: None,
+        });
     }
     Ok(report)
 }

@@ -25,7 +25,6 @@ pub fn run(request: &request::Validate, env: &Env) -> Result<Code> {
     ));
     session.check_worker_config(request.without_secrets)?;
 
-    let packer = session.packer()?;
     // The test builder needs a test host; without one only the targets are checked.
     let builders = match session.inputs.test_host() {
         Some(_) => Builders::All,
@@ -37,12 +36,22 @@ pub fn run(request: &request::Validate, env: &Env) -> Result<Code> {
         Some(method) => format!("full (OpenStack login with {})", method.describe()),
         None => "syntax only (no OpenStack credentials in the environment)".to_string(),
     };
-    let validation = packer.validate(
-        &staged.template,
-        &staged.var_file,
-        !full,
-        staged.workdir.path(),
-    )?;
+    // A full validate logs in: each cloud's builders with that cloud's settings.
+    let mut validation = crate::packer::Validation {
+        ok: true,
+        output: String::new(),
+    };
+    for run in session.packers_by_cloud(matches!(builders, Builders::All))? {
+        let one = run.packer.validate(
+            &staged.template,
+            &staged.var_file,
+            !run.has_credentials,
+            run.only.as_deref(),
+            staged.workdir.path(),
+        )?;
+        validation.ok &= one.ok;
+        validation.output.push_str(&one.output);
+    }
     let packer_output = session.redactor.redact(validation.output.trim());
     drop(staged);
 

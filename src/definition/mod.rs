@@ -77,6 +77,9 @@ pub struct Target {
     pub floating_ip_network: Option<String>,
     pub ssh_username: String,
     pub ssh_timeout: Option<String>,
+    /// The clouds.yaml entry the target lives in; None: the environment's cloud.
+    pub cloud: Option<String>,
+    /// The region every call for this target goes to; None: the cloud's own.
     pub region: Option<String>,
     pub availability_zone: Option<String>,
     pub use_blockstorage_volume: Option<bool>,

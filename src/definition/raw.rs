@@ -50,6 +50,7 @@ struct RawTarget {
     #[serde(default = "default_ssh_username")]
     ssh_username: String,
     ssh_timeout: Option<String>,
+    cloud: Option<String>,
     region: Option<String>,
     availability_zone: Option<String>,
     use_blockstorage_volume: Option<bool>,
@@ -279,6 +280,14 @@ fn convert_target(
     if raw.ssh_username.trim().is_empty() {
         return Err("`ssh_username` is empty".into());
     }
+    // An empty one would silently mean the environment's cloud or region.
+    for (key, value) in [("cloud", &raw.cloud), ("region", &raw.region)] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(format!(
+                "`{key}` is empty: name one, or leave the key out for the environment's"
+            ));
+        }
+    }
     if let Some(ip) = &raw.floating_ip {
         check_ip(ip).map_err(|m| format!("floating_ip: {m}"))?;
     }
@@ -310,6 +319,7 @@ fn convert_target(
         floating_ip_network: raw.floating_ip_network,
         ssh_username: raw.ssh_username,
         ssh_timeout: raw.ssh_timeout,
+        cloud: raw.cloud,
         region: raw.region,
         availability_zone: raw.availability_zone,
         use_blockstorage_volume: raw.use_blockstorage_volume,
@@ -510,6 +520,23 @@ mod tests {
             "",
         ] {
             assert!(check_ip(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_cloud_or_region_is_refused_naming_the_key() {
+        for key in ["cloud", "region"] {
+            let text = format!(
+                "name = \"x\"\n[target.a]\nsource_image = \"i\"\nflavor = \"f\"\n{key} = \" \"\n"
+            );
+            let dir = std::path::Path::new("/defs");
+            let error = crate::definition::Definition::parse(&text, dir, &dir.join("image.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("`{key}` is empty")) && error.contains("[target.a]"),
+                "{error}"
+            );
         }
     }
 }

@@ -5,6 +5,7 @@
 //! followed to another origin (the token would go along).
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -55,6 +56,19 @@ impl crate::exit::Coded for OpenStackError {
             | OpenStackError::Unauthorized { .. }
             | OpenStackError::Api { .. } => Code::BadInput,
         }
+    }
+}
+
+/// A new login with a session's credentials, in its region, made on another thread.
+pub struct Reconnect {
+    credentials: Credentials,
+    backoff: Backoff,
+    region: Option<String>,
+}
+
+impl Reconnect {
+    pub fn connect(self) -> Result<Cloud, OpenStackError> {
+        Ok(Cloud::connect(&self.credentials, self.backoff)?.in_region(self.region.as_deref()))
     }
 }
 
@@ -119,13 +133,14 @@ pub fn needs_renewal(lifetime: Duration, age: Duration) -> bool {
 }
 
 /// An authenticated session: the token, the project it is scoped to and the catalog it
-/// came with, and the credentials to renew it with (the same ones, always).
+/// came with, and the credentials to renew it with (the same ones, always). The region
+/// picks endpoints only: views of other regions (`in_region`) share the token.
 pub struct Cloud {
     http: Client,
     credentials: Credentials,
-    token: RefCell<Token>,
+    token: Rc<RefCell<Token>>,
     project_id: Option<String>,
-    catalog: Vec<CatalogEntry>,
+    catalog: Rc<Vec<CatalogEntry>>,
     region: Option<String>,
     interface: String,
     backoff: Backoff,
@@ -147,9 +162,9 @@ impl Cloud {
         Ok(Cloud {
             http,
             credentials: credentials.clone(),
-            token: RefCell::new(login.token),
+            token: Rc::new(RefCell::new(login.token)),
             project_id: login.project_id,
-            catalog: login.catalog,
+            catalog: Rc::new(login.catalog),
             region: credentials.region.clone(),
             interface: credentials.interface.clone(),
             backoff,
@@ -157,13 +172,38 @@ impl Cloud {
         })
     }
 
-    /// A session of its own (a new login with the same credentials, the same region), for
-    /// a thread: a session is not shared between threads.
-    pub fn reconnect(&self) -> Result<Cloud, OpenStackError> {
-        let mut cloud = Cloud::connect(&self.credentials, self.backoff.clone())?;
-        cloud.region = self.region.clone();
-        cloud.interface = self.interface.clone();
-        Ok(cloud)
+    /// What a thread needs to open a session of its own with the same credentials in the
+    /// same region (a session is not shared between threads).
+    pub fn reconnect(&self) -> Reconnect {
+        Reconnect {
+            credentials: self.credentials.clone(),
+            backoff: self.backoff.clone(),
+            region: self.region.clone(),
+        }
+    }
+
+    /// The same login, its endpoints picked in `region` (None: the credentials' own). One
+    /// Keystone serves every region of a cloud, so the token is shared, renewals included.
+    pub fn in_region(&self, region: Option<&str>) -> Cloud {
+        Cloud {
+            http: self.http.clone(),
+            credentials: self.credentials.clone(),
+            token: Rc::clone(&self.token),
+            project_id: self.project_id.clone(),
+            catalog: Rc::clone(&self.catalog),
+            region: region
+                .map(str::to_string)
+                .or_else(|| self.credentials.region.clone()),
+            interface: self.interface.clone(),
+            backoff: self.backoff.clone(),
+            requests: Cell::new(0),
+        }
+    }
+
+    /// The region whose endpoints this view uses (None: any).
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+
     }
 
     /// The ID of the project the token is scoped to: the owner of this project's images.
@@ -198,7 +238,7 @@ impl Cloud {
             .map(|e| e.url.trim_end_matches('/').to_string())
             .ok_or_else(|| {
                 OpenStackError::Config(format!(
-                    "no `{}` endpoint of `{service_type}`{} in the catalog (OS_INTERFACE, OS_REGION_NAME)",
+                    "no `{}` endpoint of `{service_type}`{} in the catalog (OS_INTERFACE, OS_REGION_NAME, a target's `region`)",
                     self.interface,
                     self.region.as_ref().map(|r| format!(" in region {r}")).unwrap_or_default()
                 ))

@@ -16,11 +16,8 @@ use crate::env::Env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudsError {
-    #[error("OS_CLOUD={cloud}: no clouds.yaml found (looked at {}); create one, set OS_CLIENT_CONFIG_FILE, or export the cloud's OS_* variables instead", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
-    NotFound {
-        cloud: String,
-        searched: Vec<PathBuf>,
-    },
+    #[error("{}: no clouds.yaml found (looked at {}); create one, set OS_CLIENT_CONFIG_FILE{}", .by.name, .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "), .by.alternative())]
+    NotFound { by: NamedBy, searched: Vec<PathBuf> },
     #[error("{}: {message}", .path.display())]
     Unreadable { path: PathBuf, message: String },
     #[error("{}: `{key}` of cloud `{cloud}` is {found} as YAML reads it, not text: quote it (`{key_leaf}: \"...\"`)", .path.display())]
@@ -31,12 +28,48 @@ pub enum CloudsError {
         key_leaf: String,
         found: &'static str,
     },
-    #[error("OS_CLOUD={cloud}: {} has no cloud of that name under `clouds:` (it has: {}); fix OS_CLOUD or the file", .path.display(), .available.join(", "))]
+    #[error("{}: {} has no cloud of that name under `clouds:` (it has: {}); fix {} or the file", .by.name, .path.display(), .available.join(", "), .by.setting)]
     NoSuchCloud {
-        cloud: String,
+        by: NamedBy,
         path: PathBuf,
         available: Vec<String>,
     },
+}
+
+/// Who named a cloud, for errors: `OS_CLOUD=NAME`, or a target's `cloud` key.
+#[derive(Debug, Clone)]
+pub struct NamedBy {
+    /// `OS_CLOUD=smog`, `provision/image.toml [target.b] cloud = "smog"`.
+    pub name: String,
+    /// What to fix: `OS_CLOUD`, the target's `cloud`.
+    pub setting: &'static str,
+}
+
+impl NamedBy {
+    fn os_cloud(cloud: &str) -> NamedBy {
+        NamedBy {
+            name: format!("OS_CLOUD={cloud}"),
+            setting: "OS_CLOUD",
+        }
+    }
+
+    /// A target's `cloud = "NAME"`; `origin` is `PATH [target.NAME]`.
+    pub fn target(origin: &str, cloud: &str) -> NamedBy {
+        NamedBy {
+            name: format!("{origin} cloud = {cloud:?}"),
+            setting: "the target's `cloud`",
+        }
+    }
+
+    /// OS_CLOUD's cloud may come from the OS_* variables instead; a target's only from
+    /// clouds.yaml.
+    fn alternative(&self) -> &'static str {
+        if self.setting == "OS_CLOUD" {
+            ", or export the cloud's OS_* variables instead"
+        } else {
+            ""
+        }
+    }
 }
 
 impl crate::exit::Coded for CloudsError {
@@ -74,16 +107,34 @@ pub fn resolve(env: &Env) -> Result<Resolved, CloudsError> {
             from_entry: Vec::new(),
         });
     };
+    resolve_named(env, cloud, NamedBy::os_cloud(cloud))
+}
+
+/// A target's cloud: its clouds.yaml entry (with secure.yaml) alone, found where OS_CLOUD's
+/// would be. The environment's other OS_* settings are the environment's own cloud's, so
+/// none of them applies here.
+pub fn resolve_entry(env: &Env, cloud: &str, by: NamedBy) -> Result<Resolved, CloudsError> {
+    let own = env
+        .iter()
+        .filter(|(key, _)| {
+            !key.starts_with("OS_")
+                || key.as_str() == "OS_CLIENT_CONFIG_FILE"
+                || key.as_str() == "OS_CLIENT_SECURE_FILE"
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([("OS_CLOUD".to_string(), cloud.to_string())]);
+    resolve_named(&Env::from_pairs(own), cloud, by)
+}
+
+/// `cloud`'s entry under the variables `env` sets (which win).
+fn resolve_named(env: &Env, cloud: &str, by: NamedBy) -> Result<Resolved, CloudsError> {
     let searched = candidates(env, "OS_CLIENT_CONFIG_FILE", "clouds.yaml");
     // The first that exists: one that is not a regular file is refused by name when read.
     let Some(clouds_file) = searched.iter().find(|p| p.exists()).cloned() else {
-        return Err(CloudsError::NotFound {
-            cloud: cloud.to_string(),
-            searched,
-        });
+        return Err(CloudsError::NotFound { by, searched });
     };
     let mut entry = read_entry(&clouds_file, cloud)?.ok_or_else(|| CloudsError::NoSuchCloud {
-        cloud: cloud.to_string(),
+        by,
         path: clouds_file.clone(),
         available: cloud_names(&clouds_file).unwrap_or_default(),
     })?;

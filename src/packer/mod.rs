@@ -44,6 +44,8 @@ pub struct Packer {
     /// Variables packer gets beside the inherited environment, and ones it must not see.
     env: Vec<(String, String)>,
     env_remove: Vec<&'static str>,
+    /// `env` holds the cloud's settings: packer inherits none of the tool's OS_* variables.
+    own_cloud: bool,
 }
 
 /// `packer version` running in the background, so its start-up overlaps other work.
@@ -156,6 +158,7 @@ impl Packer {
                 program,
                 env: Vec::new(),
                 env_remove: Vec::new(),
+                own_cloud: false,
             })
             .ok_or_else(|| PackerError::NotFound {
                 program: wanted.display().to_string(),
@@ -167,7 +170,23 @@ impl Packer {
     pub fn with_env(mut self, set: Vec<(String, String)>, remove: Vec<&'static str>) -> Packer {
         self.env = set;
         self.env_remove = remove;
+        self.own_cloud = false;
         self
+    }
+
+    /// Only `set`'s OS_* variables, none of the tool's: a cloud other than the
+    /// environment's (a target's clouds.yaml entry).
+    pub fn with_own_cloud(mut self, set: Vec<(String, String)>) -> Packer {
+        self.env = set;
+        self.env_remove = Vec::new();
+        self.own_cloud = true;
+        self
+    }
+
+    /// The variables set for cloud runs, and whether inherited OS_* ones are dropped.
+    #[cfg(test)]
+    pub fn cloud_env_for_tests(&self) -> (&[(String, String)], bool) {
+        (&self.env, self.own_cloud)
     }
 
     pub fn program(&self) -> &Path {
@@ -183,7 +202,12 @@ impl Packer {
     fn command(&self, cloud: bool) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.env_clear();
-        cmd.envs(crate::child_env::of_process(cloud));
+        let inherited = crate::child_env::of_process(cloud);
+        cmd.envs(
+            inherited
+                .into_iter()
+                .filter(|(key, _)| !(self.own_cloud && key.starts_with("OS_"))),
+        );
         // Packer's checkpoint service phones home; CI has no business doing that.
         cmd.env("CHECKPOINT_DISABLE", "1");
         for key in &self.env_remove {
@@ -266,12 +290,14 @@ impl Packer {
         }
     }
 
-    /// `packer validate [-syntax-only] -var-file VARS TEMPLATE`, in `cwd`.
+    /// `packer validate [-syntax-only] [-only=B,...] -var-file VARS TEMPLATE`, in `cwd`;
+    /// `only` None: every builder.
     pub fn validate(
         &self,
         template: &Path,
         var_file: &Path,
         syntax_only: bool,
+        only: Option<&[String]>,
         cwd: &Path,
     ) -> Result<Validation, PackerError> {
         // A full validate logs in to the cloud; syntax-only needs no credentials.
@@ -279,6 +305,9 @@ impl Packer {
         cmd.arg("validate");
         if syntax_only {
             cmd.arg("-syntax-only");
+        }
+        if let Some(only) = only {
+            cmd.arg(format!("-only={}", only.join(",")));
         }
         cmd.arg(format!("-var-file={}", var_file.display()))
             .arg(template)

@@ -10,10 +10,16 @@
 #                                      OS_AUTH_URL (tests of token renewal; the rest of the
 #                                      suite keeps the first one's hour-long tokens)
 #   tests/harness/openstack.sh register REGION TYPE NAME URL   a service in the catalog
+#   tests/harness/openstack.sh start-second-region [REGION]   after start: a second Glance
+#                                      (own port, database and store) registered as
+#                                      `image` in REGION (RegionTwo) of the same Keystone;
+#                                      prints "REGION GLANCE_URL" (services `register`ed in
+#                                      REGION later keep that Glance as its image service)
 #
 # Environment: UWORKER_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test),
 # UWORKER_TEST_OPENSTACK (state, default $TMPDIR/uworker-image-openstack),
-# KEYSTONE_PORT (35000), GLANCE_PORT (39292), KEYSTONE_SHORT_PORT (KEYSTONE_PORT + 1).
+# KEYSTONE_PORT (35000), GLANCE_PORT (39292), KEYSTONE_SHORT_PORT (KEYSTONE_PORT + 1),
+# GLANCE_TWO_PORT (GLANCE_PORT + 1).
 # Writes $UWORKER_TEST_OPENSTACK/openrc.sh (and admin-openrc.sh, the cloud's admin).
 set -euo pipefail
 
@@ -25,6 +31,7 @@ dir=${UWORKER_TEST_OPENSTACK:-${TMPDIR:-/tmp}/uworker-image-openstack}
 keystone_port=${KEYSTONE_PORT:-35000}
 glance_port=${GLANCE_PORT:-39292}
 short_port=${KEYSTONE_SHORT_PORT:-$((keystone_port + 1))}
+glance_two_port=${GLANCE_TWO_PORT:-$((glance_port + 1))}
 token_lifetime=${UWORKER_TEST_TOKEN_LIFETIME:-20}
 host=127.0.0.1
 keystone_url=http://$host:$keystone_port
@@ -37,10 +44,11 @@ say() { printf '[openstack harness] %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null && ! grep -qs '^State:.*Z' "/proc/$1/status"; }
 pid_of() { cat "$run/$1.pid" 2>/dev/null || true; }
+wal="import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute('pragma journal_mode=wal')"
 http_code() { curl -s -o /dev/null --max-time 3 -w '%{http_code}' "$1" 2>/dev/null || true; }
 
 stop() {
-  for name in glance keystone-short keystone; do
+  for name in glance-two glance keystone-short keystone; do
     local pid
     pid=$(pid_of "$name")
     if alive "$pid"; then
@@ -100,35 +108,17 @@ start_server() { # name port health-url
   die "$1 did not answer on $3"
 }
 
-start() {
-  command -v curl >/dev/null || die "curl is needed"
-  install
-  mkdir -p "$run" "$log" "$dir/keystone" "$dir/glance/images" "$dir/glance/staging" "$dir/glance/tasks" "$dir/glance/locks"
-  local ks=$dir/keystone gl=$dir/glance
-  cat >"$ks/keystone.conf" <<EOF
-[DEFAULT]
-log_file = $log/keystone.log
-[database]
-connection = sqlite:///$ks/keystone.db
-[identity]
-; cheap bcrypt: logins in milliseconds
-password_hash_rounds = 4
-[token]
-provider = fernet
-[fernet_tokens]
-key_repository = $ks/fernet-keys
-[fernet_receipts]
-key_repository = $ks/fernet-keys
-[credential]
-key_repository = $ks/credential-keys
-EOF
-  uwsgi_ini keystone "$keystone_port" keystone.wsgi.api:application "OS_KEYSTONE_CONFIG_FILES=$ks/keystone.conf" >"$dir/keystone-uwsgi.ini"
+# A Glance's configuration in $dir/NAME: its own port, SQLite database and file store,
+# checking tokens with the one Keystone.
+glance_config() { # name port
+  local gl=$dir/$1 url=http://$host:$2
+  mkdir -p "$gl/images" "$gl/staging" "$gl/tasks" "$gl/locks"
   cat >"$gl/glance-api.conf" <<EOF
 [DEFAULT]
-log_file = $log/glance-api.log
+log_file = $log/$1-api.log
 bind_host = $host
-bind_port = $glance_port
-public_endpoint = $glance_url
+bind_port = $2
+public_endpoint = $url
 enabled_backends = local:file
 [database]
 connection = sqlite:///$gl/glance.db
@@ -156,9 +146,44 @@ config_file = $gl/glance-api-paste.ini
 lock_path = $gl/locks
 EOF
   cp "$venv/etc/glance/glance-api-paste.ini" "$gl/glance-api-paste.ini"
-  uwsgi_ini glance "$glance_port" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$gl" >"$dir/glance-uwsgi.ini"
+  uwsgi_ini "$1" "$2" glance.wsgi.api:application "OS_GLANCE_CONFIG_DIR=$gl" >"$dir/$1-uwsgi.ini"
+}
 
-  local wal="import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute('pragma journal_mode=wal')"
+# A Glance's database, made once (WAL, as Keystone's: see start).
+glance_database() { # name
+  local gl=$dir/$1
+  if [ ! -e "$gl/.initialized" ]; then
+    "$venv/bin/glance-manage" --config-file "$gl/glance-api.conf" db_sync >>"$log/$1-manage.log" 2>&1 \
+      || { tail -n 20 "$log/$1-manage.log" >&2; die "glance-manage db_sync ($1) failed"; }
+    "$venv/bin/python" -c "$wal" "$gl/glance.db"
+    touch "$gl/.initialized"
+  fi
+}
+
+start() {
+  command -v curl >/dev/null || die "curl is needed"
+  install
+  mkdir -p "$run" "$log" "$dir/keystone"
+  local ks=$dir/keystone
+  cat >"$ks/keystone.conf" <<EOF
+[DEFAULT]
+log_file = $log/keystone.log
+[database]
+connection = sqlite:///$ks/keystone.db
+[identity]
+; cheap bcrypt: logins in milliseconds
+password_hash_rounds = 4
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = $ks/fernet-keys
+[fernet_receipts]
+key_repository = $ks/fernet-keys
+[credential]
+key_repository = $ks/credential-keys
+EOF
+  uwsgi_ini keystone "$keystone_port" keystone.wsgi.api:application "OS_KEYSTONE_CONFIG_FILES=$ks/keystone.conf" >"$dir/keystone-uwsgi.ini"
+  glance_config glance "$glance_port"
   if [ ! -e "$ks/.initialized" ]; then
     local km=("$venv/bin/keystone-manage" --config-file "$ks/keystone.conf")
     "${km[@]}" db_sync
@@ -177,12 +202,7 @@ EOF
   start_server keystone "$keystone_port" "$keystone_url/v3"
   local app_cred
   app_cred=$(KEYSTONE="$keystone_url/v3" GLANCE="$glance_url" "$venv/bin/python" "$here/openstack_bootstrap.py")
-  if [ ! -e "$gl/.initialized" ]; then
-    "$venv/bin/glance-manage" --config-file "$gl/glance-api.conf" db_sync >>"$log/glance-manage.log" 2>&1 \
-      || { tail -n 20 "$log/glance-manage.log" >&2; die "glance-manage db_sync failed"; }
-    "$venv/bin/python" -c "$wal" "$gl/glance.db"
-    touch "$gl/.initialized"
-  fi
+  glance_database glance
   start_server glance "$glance_port" "$glance_url/"
   cat >"$dir/openrc.sh" <<EOF
 export OS_AUTH_URL=$keystone_url/v3
@@ -229,17 +249,33 @@ start_short_tokens() {
   echo "http://$host:$short_port/v3"
 }
 
+# A second region of the same cloud: its own Glance, registered as REGION's image service.
+start_second_region() { # [region]
+  local region=${1:-RegionTwo} url=http://$host:$glance_two_port
+  [ -e "$dir/keystone/.initialized" ] || die "run '$0 start' first"
+  glance_config glance-two "$glance_two_port"
+  glance_database glance-two
+  start_server glance-two "$glance_two_port" "$url/"
+  printf '%s\n' "$url" >"$run/glance-$region.url"
+  KEYSTONE="$keystone_url/v3" GLANCE="$url" "$venv/bin/python" "$here/openstack_bootstrap.py" register-image "$region"
+  echo "$region $url"
+}
+
 # A service in the catalog, in a region of its own with the image service (the Compute
-# stand-in: tests/services/common/compute.rs). Keystone must be running (start).
+# stand-in: tests/services/common/compute.rs): the region's own Glance when it has one
+# (start-second-region), else the first. Keystone must be running (start).
 register() { # region type name url
   [ $# -eq 4 ] || die "usage: $0 register REGION TYPE NAME URL"
-  KEYSTONE="$keystone_url/v3" GLANCE="$glance_url" "$venv/bin/python" "$here/openstack_bootstrap.py" register "$@"
+  local glance=$glance_url
+  if [ -e "$run/glance-$1.url" ]; then glance=$(cat "$run/glance-$1.url"); fi
+  KEYSTONE="$keystone_url/v3" GLANCE="$glance" "$venv/bin/python" "$here/openstack_bootstrap.py" register "$@"
 }
 
 case ${1:-} in
   start) start ;;
   stop) stop ;;
   start-short-tokens) start_short_tokens ;;
+  start-second-region) shift; start_second_region "$@" ;;
   register) shift; register "$@" ;;
-  *) die "usage: $0 start|stop|start-short-tokens|register REGION TYPE NAME URL" ;;
+  *) die "usage: $0 start|stop|start-short-tokens|start-second-region [REGION]|register REGION TYPE NAME URL" ;;
 esac

@@ -3,7 +3,8 @@
 Creates the service project and the glance and nova service users, the image service and its
 endpoints, project ci-project with user ci-user (role member), and an application
 credential of ci-user with a fixed secret, whose ID it prints. Reads KEYSTONE and GLANCE.
-With `register REGION TYPE NAME URL`, puts a service (the Compute stand-in) in the catalog.
+With `register REGION TYPE NAME URL`, puts a service (the Compute stand-in) in the catalog;
+with `register-image REGION`, GLANCE as REGION's image service (a second region's Glance).
 """
 import json
 import os
@@ -89,11 +90,17 @@ def endpoints(tok, service_type, name, url, region=REGION):
 def register(region, service_type, name, url):
     """`register REGION TYPE NAME URL`: a service in a region of its own (the Compute
     stand-in's region also gets the image service, so one region has both)."""
+    admin = register_image(region)
+    endpoints(admin, service_type, name, url, region)
+
+
+def register_image(region):
+    """`register-image REGION`: GLANCE as the image service of REGION (a second region)."""
     admin, _ = token("admin", "admin-secret", "admin")
     if call("GET", f"/regions/{region}", admin)[0] == 404:
         must(call("POST", "/regions", admin, {"region": {"id": region}}), "create region")
     endpoints(admin, "image", "glance", GLANCE, region)
-    endpoints(admin, service_type, name, url, region)
+    return admin
 
 
 def app_credential(user, password, project, name, secret):
@@ -137,7 +144,9 @@ def main():
 if __name__ == "__main__":
     if sys.argv[1:2] == ["register"] and len(sys.argv) == 6:
         register(*sys.argv[2:])
+    elif sys.argv[1:2] == ["register-image"] and len(sys.argv) == 3:
+        register_image(sys.argv[2])
     elif len(sys.argv) == 1:
         main()
     else:
-        sys.exit("usage: openstack_bootstrap.py [register REGION TYPE NAME URL]")
+        sys.exit("usage: openstack_bootstrap.py [register REGION TYPE NAME URL | register-image REGION]")

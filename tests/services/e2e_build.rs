@@ -9,7 +9,7 @@ use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::compute::{address, compute, faults, Compute};
@@ -28,7 +28,7 @@ use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
 /// boots the image's disk). Debian 12 and 13: Debian's archive is the one distribution
 /// registry these machines reach, so its systems are the root filesystems the harness can
 /// build. Debian 13 (Python 3.13) stands for the default definition's Ubuntu 24.04.
-const BASE_IMAGE: &str = "Debian 12 (e2e stand-in base)";
+pub(crate) const BASE_IMAGE: &str = "Debian 12 (e2e stand-in base)";
 const BASE_IMAGE_13: &str = "Debian 13 (e2e stand-in base)";
 const BASE_IMAGES: [(&str, &str, &str); 2] = [
     (BASE_IMAGE, "debian", "12"),
@@ -37,10 +37,10 @@ const BASE_IMAGES: [(&str, &str, &str); 2] = [
 
 /// One scenario at a time; each starts from a reset stand-in. The images of the
 /// definitions it names are deleted when it ends, passed or failed.
-struct Scenario {
-    compute: &'static Compute,
-    cloud: Cloud,
-    definitions: std::cell::RefCell<Vec<String>>,
+pub(crate) struct Scenario {
+    pub(crate) compute: &'static Compute,
+    pub(crate) cloud: Cloud,
+    pub(crate) definitions: std::cell::RefCell<Vec<String>>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -53,7 +53,7 @@ impl Drop for Scenario {
 }
 
 impl Scenario {
-    fn start() -> Scenario {
+    pub(crate) fn start() -> Scenario {
         static TURN: Mutex<()> = Mutex::new(());
         let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let compute = compute();
@@ -69,7 +69,7 @@ impl Scenario {
     }
 
     /// A definition name of this scenario: its images go when the scenario ends.
-    fn definition_name(&self, prefix: &str) -> String {
+    pub(crate) fn definition_name(&self, prefix: &str) -> String {
         let name = unique(prefix);
         self.definitions.borrow_mut().push(name.clone());
         name
@@ -92,14 +92,14 @@ impl Scenario {
     }
 
     /// Every scenario ends here: nothing left in the stand-in, nothing off Nova's spec.
-    fn finish(&self) -> common::compute::Report {
+    pub(crate) fn finish(&self) -> common::compute::Report {
         let report = self.compute.settled_report(Duration::from_secs(30));
         report.assert_clean();
         report
     }
 }
 
-fn region_cloud(compute: &Compute) -> Cloud {
+pub(crate) fn region_cloud(compute: &Compute) -> Cloud {
     region_cloud_with(compute, Backoff::default())
 }
 
@@ -109,9 +109,15 @@ fn region_cloud_with(compute: &Compute, backoff: Backoff) -> Cloud {
     Cloud::connect(&credentials, backoff).unwrap()
 }
 
-fn ensure_base_images(cloud: &Cloud) {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
+/// The base images in `cloud`'s region's Glance, once per region.
+pub(crate) fn ensure_base_images(cloud: &Cloud) {
+    static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let region = cloud.region().unwrap_or_default().to_string();
+    if done.contains(&region) {
+        return;
+    }
+    {
         let glance = Glance::new(cloud).unwrap();
         for (name, distro, version) in BASE_IMAGES {
             // Exactly one image of the name: packer refuses a name that several have.
@@ -130,7 +136,8 @@ fn ensure_base_images(cloud: &Cloud) {
             let properties = [("os_distro", distro), ("os_version", version)];
             common::openstack::create_image(cloud, name, &properties, true);
         }
-    });
+    }
+    done.push(region);
 }
 
 /// A small definition: one script step on the stand-in's Debian host.
@@ -154,14 +161,14 @@ fn small_definition_with(name: &str, target_keys: &str, script: &str) -> Fixture
     f
 }
 
-fn record(path: &Path) -> serde_json::Value {
+pub(crate) fn record(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// `uworker-image [GLOBAL...] build --retry-delay 1s --out DEF/record.json [ARGS...]` in
 /// the stand-in's region with the worker `config`; the record it wrote (null if none). No
 /// worker value may show up in what it prints.
-fn build(
+pub(crate) fn build(
     s: &Scenario,
     def: &Path,
     config: &[(String, String)],
@@ -194,12 +201,12 @@ fn build(
 }
 
 /// The small scenarios' step: it says where it ran.
-const PROVISION_HOSTNAME: &str = "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n";
+pub(crate) const PROVISION_HOSTNAME: &str = "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n";
 
 /// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, whose
 /// hostname cloud-init set from the server's name (packer names the server as the image),
 /// and the record says so.
-fn assert_built(run: &Run, rec: &serde_json::Value) {
+pub(crate) fn assert_built(run: &Run, rec: &serde_json::Value) {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(rec["built"], true, "{rec:#}");
     let server_name = rec["image_name"].as_str().unwrap();
@@ -211,7 +218,7 @@ fn assert_built(run: &Run, rec: &serde_json::Value) {
 }
 
 /// The plain worker config of the small scenarios.
-fn plain_config() -> Vec<(String, String)> {
+pub(crate) fn plain_config() -> Vec<(String, String)> {
     worker_env()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1149,7 +1156,7 @@ fn a_build_outlives_its_token() {
 
 /// `uworker-image --output json sweep ARGS...` in the stand-in's region: the run and the
 /// report it printed (null if none).
-fn sweep(s: &Scenario, def: &Path, args: &[&str]) -> (Run, serde_json::Value) {
+pub(crate) fn sweep(s: &Scenario, def: &Path, args: &[&str]) -> (Run, serde_json::Value) {
     let vars = s.compute.os_env();
     let run = run_tool(
         def,
@@ -1161,7 +1168,7 @@ fn sweep(s: &Scenario, def: &Path, args: &[&str]) -> (Run, serde_json::Value) {
 }
 
 /// (kind, id, action) of each item a sweep report lists, sorted.
-fn swept(report: &serde_json::Value) -> Vec<(String, String, String)> {
+pub(crate) fn swept(report: &serde_json::Value) -> Vec<(String, String, String)> {
     let mut items: Vec<(String, String, String)> = report["items"]
         .as_array()
         .unwrap_or_else(|| panic!("no items: {report:#}"))

@@ -6,6 +6,8 @@
 //!
 //! Environment: UWORKER_TEST_COMPUTE_NET (default 127.0.3): the /24 of loopback addresses
 //! it serves on (.1), gives its servers (.10-.99) and its floating IPs (.200-.250).
+//! A second stand-in (`second_compute`, the regions scenarios) serves a second region of
+//! the same cloud, with its own Glance, on UWORKER_TEST_COMPUTE_NET_TWO (127.0.4).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,9 +26,13 @@ use super::systemd_host::Ssh;
 
 /// The catalog region that has a compute service (and the image service).
 pub const REGION: &str = "RegionE2E";
+/// The second region: its own Glance (`openstack.sh start-second-region`) and stand-in.
+pub const REGION_TWO: &str = "RegionTwo";
 
 pub struct Compute {
     pub url: String,
+    /// The catalog region it serves.
+    pub region: &'static str,
     http: reqwest::blocking::Client,
     /// Held open for the binary's lifetime: the stand-in stops when it closes.
     _stdin: Mutex<ChildStdin>,
@@ -41,6 +47,10 @@ fn harness(name: &str) -> PathBuf {
 
 fn net() -> String {
     std::env::var("UWORKER_TEST_COMPUTE_NET").unwrap_or_else(|_| "127.0.3".into())
+}
+
+fn net_two() -> String {
+    std::env::var("UWORKER_TEST_COMPUTE_NET_TWO").unwrap_or_else(|_| "127.0.4".into())
 }
 
 /// Address `.host` of the suite's loopback /24 (.2-.9 and .100-.199 are free for tests).
@@ -59,10 +69,20 @@ fn rc(key: &str) -> String {
 /// The stand-in, started on first use.
 pub fn compute() -> &'static Compute {
     static COMPUTE: OnceLock<Compute> = OnceLock::new();
-    COMPUTE.get_or_init(start)
+    COMPUTE.get_or_init(|| start(REGION, &net(), "compute"))
 }
 
-fn start() -> Compute {
+/// The second region's stand-in, its Glance started first; on first use.
+pub fn second_compute() -> &'static Compute {
+    static COMPUTE: OnceLock<Compute> = OnceLock::new();
+    COMPUTE.get_or_init(|| {
+        super::openstack::second_region_glance();
+        start(REGION_TWO, &net_two(), "compute-two")
+    })
+}
+
+/// A stand-in serving `region` on the loopback /24 `net`, its state in `state_name`.
+fn start(region: &'static str, net: &str, state_name: &str) -> Compute {
     let auth_url = rc("OS_AUTH_URL");
     let base = std::env::var("UWORKER_TEST_OPENSTACK").unwrap_or_else(|_| {
         std::env::temp_dir()
@@ -70,11 +90,10 @@ fn start() -> Compute {
             .display()
             .to_string()
     });
-    let state = Path::new(&base).join("compute");
+    let state = Path::new(&base).join(state_name);
     std::fs::create_dir_all(&state).unwrap();
     let url_file = state.join("url");
     let _ = std::fs::remove_file(&url_file);
-    let net = net();
     let log = std::fs::File::create(state.join("standin.out")).unwrap();
     let mut child = Command::new(harness("compute.sh"))
         .arg("run")
@@ -83,7 +102,7 @@ fn start() -> Compute {
         .arg(&url_file)
         .arg("--state")
         .arg(&state)
-        .args(["--keystone", &auth_url, "--region", REGION])
+        .args(["--keystone", &auth_url, "--region", region])
         .arg("--host-script")
         .arg(harness("systemd-host.sh"))
         .args(["--addresses", &format!("{net}.10-{net}.99")])
@@ -117,7 +136,7 @@ fn start() -> Compute {
         ("network", "neutron", format!("{url}/networking")),
     ] {
         let out = Command::new(harness("openstack.sh"))
-            .args(["register", REGION, kind, name, &endpoint])
+            .args(["register", region, kind, name, &endpoint])
             .output()
             .unwrap();
         assert!(
@@ -128,6 +147,7 @@ fn start() -> Compute {
     }
     Compute {
         url,
+        region,
         http: reqwest::blocking::Client::new(),
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
@@ -234,7 +254,7 @@ impl Compute {
             .into_iter()
             .filter(|(k, _)| k != "OS_REGION_NAME")
             .collect();
-        vars.push(("OS_REGION_NAME".into(), REGION.into()));
+        vars.push(("OS_REGION_NAME".into(), self.region.into()));
         vars
     }
 }

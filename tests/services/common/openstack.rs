@@ -78,6 +78,28 @@ pub fn short_token_auth_url() -> &'static str {
     })
 }
 
+/// The second region of the test cloud (`openstack.sh start-second-region`): its name and
+/// its own Glance's URL, started on first use.
+pub fn second_region_glance() -> &'static (String, String) {
+    static REGION: OnceLock<(String, String)> = OnceLock::new();
+    REGION.get_or_init(|| {
+        rc_path();
+        let out = Command::new(harness())
+            .arg("start-second-region")
+            .arg(super::compute::REGION_TWO)
+            .output()
+            .expect("the harness runs");
+        assert!(
+            out.status.success(),
+            "starting the second region's Glance failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (region, url) = text.trim().split_once(' ').expect("REGION URL");
+        (region.to_string(), url.to_string())
+    })
+}
+
 /// The RC variables for one login method: "password" or "appcred".
 pub fn os_env(method: &str) -> Vec<(String, String)> {
     openrc()
