@@ -197,11 +197,21 @@ fn build(
 const PROVISION_HOSTNAME: &str = "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n";
 
 /// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, and the
-/// record says so.
+/// record says so. The host's name is the one cloud-init took from Nova's metadata: the
+/// server's name (packer names it after the image), as Nova sanitizes it (these names
+/// only need lower case).
 fn assert_built(run: &Run, rec: &serde_json::Value) {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(rec["built"], true, "{rec:#}");
-    assert!(run.stderr.contains("provisioned packer-"), "{}", run.stderr);
+    let said = format!(
+        "provisioned {}",
+        rec["image_name"].as_str().unwrap().to_lowercase()
+    );
+    assert!(
+        run.stderr.lines().any(|l| l.trim_end().ends_with(&said)),
+        "{said}:\n{}",
+        run.stderr
+    );
 }
 
 /// The plain worker config of the small scenarios.
