@@ -3,7 +3,8 @@
 # image that clones into distinct machines (as DIB's sysprep and runtime-ssh-host-keys
 # elements and `cloud-init clean` do). Never on a test host: that is a live machine.
 # Removes what identifies the build server (machine-id, SSH host keys, cloud-init's
-# "already ran" state, packer's SSH key) and what only the build needed (apt's lists and
+# "already ran" state, packer's SSH key, its hostname, docker's engine identity, its DHCP
+# leases) and what only the build needed (apt's lists and
 # package cache, logs, journal, /tmp, shell histories, the random seed, the uploads);
 # /etc/uworker and the installed worker stay. Runs as root (through sudo); safe to run
 # again. The SSH session it runs over stays up: sshd holds its keys in memory.
@@ -11,10 +12,12 @@ set -euo pipefail
 
 say() { echo "90-generalize.sh: $*"; }
 
-# cloud-init's instance state and logs: a clone runs cloud-init as a first boot.
+# cloud-init's instance state (/var/lib/cloud but its seed) and logs: a clone runs
+# cloud-init's per-instance stage as a first boot, with its own instance-id, key pair and
+# hostname. Not --machine-id: that writes "uninitialized", which makes the next boot a
+# systemd first boot; the machine-id step below empties it instead.
 if command -v cloud-init >/dev/null 2>&1; then
-  # --machine-id is newer than some releases' cloud-init; the step below does its job.
-  cloud-init clean --logs --machine-id >/dev/null 2>&1 || cloud-init clean --logs
+  cloud-init clean --logs
   say "cleaned cloud-init's state and logs"
 fi
 
@@ -36,6 +39,9 @@ rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
 cat >/etc/systemd/system/uworker-ssh-host-keys.service <<'UNIT'
 [Unit]
 Description=SSH host keys for a machine cloned from the uworker image
+# cloud-init, where it runs, makes a clone's keys itself in its network stage (named
+# cloud-init-network.service since 24.3): this unit only fills in.
+After=cloud-init.service cloud-init-network.service
 # Not Before=ssh.socket: sockets come before basic.target, which this unit follows, and
 # that cycle would make systemd drop a job (Ubuntu 24.04 socket-activates ssh). A
 # connection starts ssh.service, which wants this unit and waits for it.
@@ -66,6 +72,29 @@ if [ -n "$build_user" ] && [ "$build_user" != root ]; then
 fi
 rm -f /root/.ssh/authorized_keys
 say "removed the build's authorized_keys (${build_user:-root}, root)"
+
+# The hostname: a clone's cloud-init sets its own from the instance's metadata; until it
+# does (or without it) the clone is `localhost`, never the build server.
+build_host=$(uname -n)
+echo localhost >/etc/hostname
+if [ -f /etc/hosts ] && [ "$build_host" != localhost ]; then
+  # Lines that name the build server (cloud-init's manage_etc_hosts writes them).
+  awk -v h="$build_host" '{ for (i = 2; i <= NF; i++) if ($i == h) next; print }' \
+    /etc/hosts >/etc/hosts.uworker-new
+  cat /etc/hosts.uworker-new >/etc/hosts
+  rm -f /etc/hosts.uworker-new
+fi
+say "reset the hostname to localhost (was $build_host)"
+
+# Docker's engine identity (key.json of older engines, engine-id of newer ones): each
+# clone's engine makes its own when it first starts.
+rm -f /etc/docker/key.json /var/lib/docker/engine-id
+say "removed docker's engine identity"
+
+# The build server's DHCP leases (and dhcpcd's DUID): a clone asks for its own address.
+rm -rf /var/lib/dhcp/* /var/lib/dhcpcd/* /var/lib/dhcpcd5/*
+rm -f /var/lib/NetworkManager/*lease* /var/lib/systemd/network/*lease*
+say "removed the DHCP leases"
 
 # apt: the package cache and the lists (a clone runs `apt-get update` before installing).
 if command -v apt-get >/dev/null 2>&1; then

@@ -20,9 +20,8 @@
 #       password; getty and networkd-wait-online masked.
 #       cloud-init (Debian's package) as on an Ubuntu cloud image: datasource NoCloud (then
 #       None), network config disabled (the host shares this machine's network), default
-#       user `ubuntu`, /etc/hosts managed. It runs only on a host whose root holds a NoCloud
-#       seed (/var/lib/cloud/seed/nocloud/{meta-data,user-data}: the Compute stand-in
-#       writes one into each server's root); without one, ds-identify disables it.
+#       user `ubuntu`, /etc/hosts managed. It runs only on a host booted with a NoCloud
+#       seed (`boot --seed`: the Compute stand-in gives each server one).
 #       sshd accepts no RSA key at all (PubkeyAcceptedAlgorithms: ed25519 and ECDSA only):
 #       HashiCorp's packer 1.6.6 signs RSA only as ssh-rsa (SHA-1), which OpenSSH 8.8+
 #       refuses, so the lab refuses what the field's packer cannot do.
@@ -46,6 +45,8 @@
 #       --seed DIR: a NoCloud seed (meta-data, user-data), bound read-only at
 #       /var/lib/cloud/seed/nocloud: cloud-init runs at boot and reads it there. Like a
 #       config drive it is no part of the root, so a tarred root never holds it.
+#       Without --seed, cloud-init is disabled (cloud-init=disabled on init's command
+#       line, which cloud-init reads as the kernel's in a container).
 #
 #   systemd-host.sh stop --state DIR [--grace S]
 #       SIGTERM to nspawn (a clean poweroff), up to S seconds (default 15: a unit that
@@ -276,15 +277,21 @@ cmd_boot() {
     cat "$keys" >"$state/authorized_keys"
     args+=("--bind-ro=$state/authorized_keys:/etc/ssh/test-host-authorized_keys")
   fi
+  # Arguments of the container's init: cloud-init reads its PID 1's command line as a
+  # kernel command line.
+  local init_args=()
   if [ -n "$seed" ]; then
     if [ ! -f "$seed/meta-data" ] || [ ! -f "$seed/user-data" ]; then
       die "boot: --seed $seed must hold meta-data and user-data (a NoCloud seed)"
     fi
     args+=("--bind-ro=$(realpath "$seed"):/var/lib/cloud/seed/nocloud")
+  else
+    # No seed, no cloud: a test host's first boot is long past (nothing left in its root).
+    init_args+=(cloud-init=disabled)
   fi
   [ "$mode" = volatile ] && args+=(--volatile=overlay)
   # setsid: the host outlives this script and is not hit by the caller's terminal signals.
-  setsid systemd-nspawn "${args[@]}" </dev/null >"$state/boot.log" 2>&1 &
+  setsid systemd-nspawn "${args[@]}" "${init_args[@]}" </dev/null >"$state/boot.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/nspawn.pid"
   local t0 deadline

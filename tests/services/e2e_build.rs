@@ -12,7 +12,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::compute::{address, compute, faults, Compute};
+use common::compute::{address, compute, faults, Compute, StandInServer};
 use common::job_service::JobService;
 use common::openstack::{env_pairs, unique};
 use common::systemd_host::{BootOptions, SystemdHost};
@@ -203,16 +203,20 @@ pub(crate) fn build(
 /// The small scenarios' step: it says where it ran.
 pub(crate) const PROVISION_HOSTNAME: &str = "#!/bin/sh\nset -e\necho \"provisioned $(hostname)\"\n";
 
-/// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, whose
-/// hostname cloud-init set from the server's name (packer names the server as the image),
-/// and the record says so.
+/// A build of PROVISION_HOSTNAME that succeeded: it ran on the stand-in's host, and the
+/// record says so. The host's name is the one cloud-init took from Nova's metadata: the
+/// server's name (packer names it after the image), as Nova sanitizes it (these names
+/// only need lower case).
 pub(crate) fn assert_built(run: &Run, rec: &serde_json::Value) {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(rec["built"], true, "{rec:#}");
-    let server_name = rec["image_name"].as_str().unwrap();
+    let said = format!(
+        "provisioned {}",
+        rec["image_name"].as_str().unwrap().to_lowercase()
+    );
     assert!(
-        run.stderr.contains(&format!("provisioned {server_name}\n")),
-        "{}",
+        run.stderr.lines().any(|l| l.trim_end().ends_with(&said)),
+        "{said}:\n{}",
         run.stderr
     );
 }
@@ -1724,8 +1728,12 @@ fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
     s.finish();
 }
 
-/// In the suite's loopback /24: the two hosts booted from one generalized image.
-const CLONE_HOSTS: [u8; 2] = [101, 102];
+/// The names the two servers booted from one generalized image get, and the hostnames
+/// Nova makes of them (sanitized: lower case, `_`, `.` and spaces to `-`).
+const CLONES: [(&str, &str); 2] = [
+    ("uworker Clone_1", "uworker-clone-1"),
+    ("uworker Clone.2", "uworker-clone-2"),
+];
 
 /// Prints, one line each, what a generalized image must not hold under root `$1` (empty:
 /// the host it runs on): packer's public key `$2` in an authorized_keys, a package in
@@ -1746,6 +1754,67 @@ find "$r/var/lib/apt/lists" -mindepth 1 ! -name lock ! -path "$r/var/lib/apt/lis
 for f in "$r"/tmp/uworker*; do echo "upload: $f"; done
 "#;
 
+/// Prints, one line each, what identifies the build server in an image root `$1` and a
+/// clone would share: cloud-init's record of its instance, its hostname `$2` (in
+/// /etc/hostname or /etc/hosts), docker's engine identity, its DHCP leases.
+const BUILD_IDENTITY: &str = r#"
+set -euo pipefail
+shopt -s nullglob
+r=$1 build_host=$2
+for f in "$r"/var/lib/cloud/instances/* "$r"/var/lib/cloud/instance \
+  "$r"/var/lib/cloud/data/instance-id "$r"/etc/docker/key.json "$r"/var/lib/docker/engine-id \
+  "$r"/var/lib/dhcp/* "$r"/var/lib/dhcpcd*/* "$r"/var/lib/NetworkManager/*lease*; do
+  if [ -e "$f" ] || [ -L "$f" ]; then echo "left: ${f#"$r"}"; fi
+done
+if grep -qwF -- "$build_host" "$r/etc/hostname"; then echo "hostname: $(cat "$r/etc/hostname")"; fi
+grep -wF -- "$build_host" "$r/etc/hosts" | sed 's/^/hosts: /' || true
+"#;
+
+/// The first boot of a stand-in server as cloud-init makes it: cloud-init ran to its end;
+/// its per-instance stage ran for this server's instance-id and no other (no instance
+/// record from the build server); the hostname is the one Nova made of its name; the
+/// server's own key pair is the only key authorized (ubuntu and root).
+fn assert_first_boot_of(server: &StandInServer, hostname: &str) {
+    let ssh = &server.ssh;
+    assert_eq!(
+        ssh.root_ok("cloud-init status --wait >/dev/null || true; cloud-init status"),
+        "status: done\n",
+        "cloud-init on {}: {}",
+        server.name,
+        ssh.root_ok("cloud-init status --long || true")
+    );
+    assert_eq!(
+        ssh.root_ok(
+            "cat /var/lib/cloud/data/instance-id; ls /var/lib/cloud/instances; \
+             readlink -f /var/lib/cloud/instance"
+        ),
+        format!(
+            "{id}\n{id}\n/var/lib/cloud/instances/{id}\n",
+            id = server.id
+        ),
+        "the per-instance stage of {} ran for its own instance-id only",
+        server.name
+    );
+    ssh.root_ok(&format!(
+        "test -e /var/lib/cloud/instances/{}/sem/config_ssh",
+        server.id
+    ));
+    assert_eq!(
+        ssh.root_ok("hostname; cat /etc/hostname"),
+        format!("{hostname}\n{hostname}\n")
+    );
+    let own = server.public_key.split_whitespace().nth(1).unwrap();
+    assert_eq!(
+        ssh.root_ok(
+            "cat ~ubuntu/.ssh/authorized_keys /root/.ssh/authorized_keys | \
+             grep -o 'ssh-[a-z0-9-]* AAAA[^ ]*' | awk '{print $2}' | sort -u"
+        ),
+        format!("{own}\n"),
+        "{} authorizes its own key pair and no other",
+        server.name
+    );
+}
+
 /// Runs LEFTOVERS against the image's root on this machine.
 fn leftovers_in(root: &Path, key: &str) -> String {
     let out = std::process::Command::new("bash")
@@ -1760,10 +1829,13 @@ fn leftovers_in(root: &Path, key: &str) -> String {
         .replace(&root.display().to_string(), "")
 }
 
-/// The generalize step's proof: one build of the default definition, two hosts booted from
-/// its image are two machines (their own machine-id and SSH host keys), both run the
-/// worker, and neither holds what the build left (packer's key, apt's cache and lists,
-/// the uploads).
+/// The generalize step's proof: one build of the default definition, two servers booted
+/// from its image through the stand-in (each with a key pair of its own, as a user boots
+/// them) are two machines: each ran cloud-init's per-instance stage with its own
+/// instance-id, authorizes only its own key pair, has its own hostname, machine-id and
+/// SSH host keys; both run the worker; and neither holds what the build left (packer's
+/// key, apt's cache and lists, the uploads, the build server's hostname, instance record,
+/// docker identity and leases).
 #[test]
 fn two_clones_are_two_machines() {
     let started = Instant::now();
@@ -1786,6 +1858,12 @@ fn two_clones_are_two_machines() {
             .is_some_and(|l| l.ends_with("the image is generalized")),
         "the generalize step ran to its end:\n{}",
         run.stderr
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.ends_with("cleaned cloud-init's state and logs")),
+        "the generalize step found cloud-init on the build server:\n{}",
+        said.join("\n")
     );
     let image = Glance::new(&s.cloud).unwrap().get(&image_id).unwrap();
     eprintln!(
@@ -1811,13 +1889,16 @@ fn two_clones_are_two_machines() {
         "packer made one key pair: {packer_keys:?}"
     );
     let packer_key = &packer_keys[0];
+    let build_servers = report.list("created");
+    assert_eq!(build_servers.len(), 1, "{build_servers:?}");
+    let build_host = build_servers[0]["hostname"].as_str().unwrap();
 
-    // The image itself: no machine-id, no host keys, nothing the build left.
+    // The image itself: no machine-id, no host keys, nothing the build left, nothing that
+    // names the build server.
     let work = tempfile::tempdir().unwrap();
-    let roots = [work.path().join("clone-1"), work.path().join("clone-2")];
-    unpack_image(&s.cloud, &image_id, &roots[0]);
-    let image_root = &roots[0];
-    let mut found = leftovers_in(image_root, packer_key);
+    let image_root = work.path().join("image");
+    unpack_image(&s.cloud, &image_id, &image_root);
+    let mut found = leftovers_in(&image_root, packer_key);
     let machine_id = std::fs::read_to_string(image_root.join("etc/machine-id")).unwrap();
     if !machine_id.is_empty() {
         found += &format!("machine-id: {machine_id:?}\n");
@@ -1831,33 +1912,26 @@ fn two_clones_are_two_machines() {
             found += &format!("host key: {name}\n");
         }
     }
+    let identity = std::process::Command::new("bash")
+        .args(["-c", BUILD_IDENTITY, "identity"])
+        .arg(&image_root)
+        .arg(build_host)
+        .output()
+        .unwrap();
+    assert!(identity.status.success(), "{identity:?}");
+    found += &String::from_utf8(identity.stdout).unwrap();
     assert_eq!(
         found, "",
-        "the image holds what identifies or only served the build"
+        "the image holds what identifies or only served the build ({build_host})"
     );
-    let ok = std::process::Command::new("cp")
-        .args(["-a", "--reflink=auto"])
-        .arg(&roots[0])
-        .arg(&roots[1])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "copying the unpacked image");
+    drop(work);
 
-    // Two hosts from it, booted side by side.
+    // Two servers from it, booted one after the other and running side by side.
+    s.compute.reset();
     let t_boot = Instant::now();
-    let hosts: Vec<SystemdHost> = roots
+    let clones: Vec<StandInServer> = CLONES
         .iter()
-        .zip(CLONE_HOSTS)
-        .map(|(root, host)| {
-            SystemdHost::boot(&BootOptions {
-                address: address(host),
-                port: 22,
-                release: common::systemd_host::DEBIAN_12,
-                root: Some(root.clone()),
-                persistent: false,
-            })
-        })
+        .map(|(name, _)| StandInServer::boot(&s.cloud, &image_id, name, None))
         .collect();
     // Each worker logs in once as it starts (and is never restarted, below): two logins
     // are one from each host.
@@ -1872,10 +1946,10 @@ fn two_clones_are_two_machines() {
             break tokens;
         }
         if Instant::now() > until {
-            let status: Vec<String> = hosts
+            let status: Vec<String> = clones
                 .iter()
-                .map(|h| {
-                    let out = h.root("SYSTEMD_COLORS=0 systemctl status --no-pager uworker.service; journalctl -u uworker --no-pager | tail -20");
+                .map(|c| {
+                    let out = c.ssh.root("SYSTEMD_COLORS=0 systemctl status --no-pager uworker.service; journalctl -u uworker --no-pager | tail -20");
                     String::from_utf8_lossy(&out.stdout).into_owned()
                 })
                 .collect();
@@ -1896,7 +1970,9 @@ fn two_clones_are_two_machines() {
     }
     let mut machine_ids = Vec::new();
     let mut fingerprints = Vec::new();
-    for host in &hosts {
+    for (clone, (_, hostname)) in clones.iter().zip(CLONES) {
+        let host = &clone.ssh;
+        assert_first_boot_of(clone, hostname);
         assert_eq!(
             host.root_ok(
                 "systemctl is-active uworker.service; \
@@ -1904,13 +1980,13 @@ fn two_clones_are_two_machines() {
             ),
             "active\n0\n",
             "the worker of {} runs, never restarted",
-            host.address
+            clone.name
         );
         let id = host.root_ok("cat /etc/machine-id").trim().to_string();
         assert!(
             id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
             "machine-id of {}: {id:?}",
-            host.address
+            clone.name
         );
         machine_ids.push(id);
         // The keys sshd serves, as a client sees them.
@@ -1926,19 +2002,14 @@ fn two_clones_are_two_machines() {
             .map(String::from)
             .collect();
         keys.sort();
-        assert!(
-            keys.len() >= 2,
-            "{} serves host keys: {keys:?}",
-            host.address
-        );
-        let generated = host.root_ok(
-            "for p in ConditionResult Result ExecMainStatus; do \
-               systemctl show --property=$p --value uworker-ssh-host-keys.service; done",
-        );
+        assert!(keys.len() >= 2, "{} serves host keys: {keys:?}", clone.name);
+        // cloud-init makes a clone's host keys; the image's unit only fills in where it
+        // does not (its condition then fails, which is a success too).
         assert_eq!(
-            generated, "yes\nsuccess\n0\n",
-            "uworker-ssh-host-keys.service made the keys of {}",
-            host.address
+            host.root_ok("systemctl show --property=Result --value uworker-ssh-host-keys.service"),
+            "success\n",
+            "uworker-ssh-host-keys.service on {}",
+            clone.name
         );
         fingerprints.push(keys);
         assert_eq!(
@@ -1947,7 +2018,7 @@ fn two_clones_are_two_machines() {
             )),
             "",
             "left on {}",
-            host.address
+            clone.name
         );
     }
     assert_ne!(machine_ids[0], machine_ids[1], "two machine-ids");
@@ -1965,7 +2036,8 @@ fn two_clones_are_two_machines() {
         "no third login"
     );
     let booted = t_boot.elapsed();
-    drop(hosts);
+    drop(clones);
+    s.finish();
     eprintln!(
         "two clones: build {built:?}, two boots and checks {booted:?}, total {:?}",
         started.elapsed()
@@ -2044,4 +2116,95 @@ fn the_image_holds_no_url_credentials_and_no_upload_directory() {
         .collect();
     assert!(uploads.is_empty(), "{uploads:?}");
     s.finish();
+}
+
+/// The stand-in feeds a server's cloud-init as Nova does: the server ID as instance-id, the
+/// hostname Nova makes of the name, the key pair (the only way a key reaches the host),
+/// the create body's user data. And it keeps the server's metadata as Nova's API does
+/// (merge, set one item, list, show), held to Nova's schemas.
+#[test]
+fn a_server_gets_its_identity_through_cloud_init_and_keeps_its_metadata() {
+    let s = Scenario::start();
+    let glance = Glance::new(&s.cloud).unwrap();
+    let base = glance.list(&[("name", BASE_IMAGE)], |_| true).unwrap();
+    let server = StandInServer::boot(
+        &s.cloud,
+        &base[0].id,
+        "First_boot check.1",
+        Some("#cloud-config\nruncmd:\n  - [touch, /run/user-data-ran]\n"),
+    );
+    assert_first_boot_of(&server, "first-boot-check-1");
+    server.ssh.root_ok("test -e /run/user-data-ran");
+
+    let url = format!(
+        "{}/servers/{}/metadata",
+        s.cloud.endpoint("compute").unwrap(),
+        server.id
+    );
+    let call = |method: Method, url: &str, body: serde_json::Value| -> serde_json::Value {
+        s.cloud
+            .call(method, url, |r| r.json(&body))
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let merged = call(
+        Method::POST,
+        &url,
+        serde_json::json!({ "metadata": { "a": "1", "b": "2" } }),
+    );
+    assert_eq!(
+        merged["metadata"],
+        serde_json::json!({ "a": "1", "b": "2" })
+    );
+    let merged = call(
+        Method::POST,
+        &url,
+        serde_json::json!({ "metadata": { "b": "3" } }),
+    );
+    assert_eq!(
+        merged["metadata"],
+        serde_json::json!({ "a": "1", "b": "3" })
+    );
+    let item = call(
+        Method::PUT,
+        &format!("{url}/heartbeat"),
+        serde_json::json!({ "meta": { "heartbeat": "2026-01-01T00:00:00Z" } }),
+    );
+    assert_eq!(
+        item["meta"],
+        serde_json::json!({ "heartbeat": "2026-01-01T00:00:00Z" })
+    );
+    let all: serde_json::Value = s.cloud.get_json(&url).unwrap();
+    assert_eq!(
+        all["metadata"],
+        serde_json::json!({ "a": "1", "b": "3", "heartbeat": "2026-01-01T00:00:00Z" })
+    );
+    assert_eq!(server.show()["metadata"], all["metadata"]);
+    let one: serde_json::Value = s.cloud.get_json(&format!("{url}/a")).unwrap();
+    assert_eq!(one["meta"], serde_json::json!({ "a": "1" }));
+    // A body that does not name the URL's key is refused, as Nova refuses it.
+    let mismatch = s.cloud.call(Method::PUT, &format!("{url}/other"), |r| {
+        r.json(&serde_json::json!({ "meta": { "a": "x" } }))
+    });
+    assert!(
+        matches!(&mismatch, Err(e) if e.to_string().contains("Request body and URI mismatch")),
+        "{mismatch:?}"
+    );
+
+    drop(server);
+    let report = s.finish();
+    for (operation, count) in [
+        ("ServerMetadataController.create", 2),
+        ("ServerMetadataController.update", 2),
+        ("ServerMetadataController.index", 1),
+        ("ServerMetadataController.show", 1),
+    ] {
+        assert_eq!(
+            report.calls(operation).len(),
+            count,
+            "{operation}: {:#}",
+            report.0["calls"]
+        );
+    }
 }

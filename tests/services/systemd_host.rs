@@ -148,6 +148,11 @@ fn keygen(dir: &Path, kind: &str) -> (std::path::PathBuf, String) {
 #[test]
 fn a_host_refuses_every_rsa_key_and_takes_ed25519_and_ecdsa() {
     let host = SystemdHost::boot(&BootOptions::volatile(&systemd_host::address(24)));
+    // No seed: cloud-init stays out of the way of a test host.
+    assert_eq!(
+        host.root_ok("cloud-init status | head -1"),
+        "status: disabled\n"
+    );
     let keys = tempfile::tempdir().unwrap();
     let (rsa, rsa_public) = keygen(keys.path(), "rsa");
     let (ecdsa, ecdsa_public) = keygen(keys.path(), "ecdsa");
