@@ -203,7 +203,6 @@ impl Cloud {
     /// The region whose endpoints this view uses (None: any).
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
-
     }
 
     /// The ID of the project the token is scoped to: the owner of this project's images.

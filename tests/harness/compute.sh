@@ -7,13 +7,13 @@
 #                                           nova_standin/__main__.py; it serves until its
 #                                           stdin closes or SIGTERM)
 #
-# Environment: UWORKER_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test).
+# Environment: UWORKER_IMAGE_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/harness/venv.sh
 . "$here/venv.sh"
-cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}
+cache=${UWORKER_IMAGE_TEST_CACHE:-$HOME/.cache/uworker-image-test}
 venv=$cache/nova-venv
 
 die() { printf '[compute harness] ERROR: %s\n' "$*" >&2; exit 1; }

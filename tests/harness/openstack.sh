@@ -6,7 +6,7 @@
 #   tests/harness/openstack.sh stop
 #   tests/harness/openstack.sh start-short-tokens   after start: a second Keystone on the
 #                                      same database and keys whose tokens live
-#                                      UWORKER_TEST_TOKEN_LIFETIME seconds (20); prints its
+#                                      UWORKER_IMAGE_TEST_TOKEN_LIFETIME seconds (20); prints its
 #                                      OS_AUTH_URL (tests of token renewal; the rest of the
 #                                      suite keeps the first one's hour-long tokens)
 #   tests/harness/openstack.sh register REGION TYPE NAME URL   a service in the catalog
@@ -16,23 +16,23 @@
 #                                      prints "REGION GLANCE_URL" (services `register`ed in
 #                                      REGION later keep that Glance as its image service)
 #
-# Environment: UWORKER_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test),
-# UWORKER_TEST_OPENSTACK (state, default $TMPDIR/uworker-image-openstack),
+# Environment: UWORKER_IMAGE_TEST_CACHE (venv cache, default ~/.cache/uworker-image-test),
+# UWORKER_IMAGE_TEST_OPENSTACK (state, default $TMPDIR/uworker-image-openstack),
 # KEYSTONE_PORT (35000), GLANCE_PORT (39292), KEYSTONE_SHORT_PORT (KEYSTONE_PORT + 1),
 # GLANCE_TWO_PORT (GLANCE_PORT + 1).
-# Writes $UWORKER_TEST_OPENSTACK/openrc.sh (and admin-openrc.sh, the cloud's admin).
+# Writes $UWORKER_IMAGE_TEST_OPENSTACK/openrc.sh (and admin-openrc.sh, the cloud's admin).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/harness/venv.sh
 . "$here/venv.sh"
-cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}
-dir=${UWORKER_TEST_OPENSTACK:-${TMPDIR:-/tmp}/uworker-image-openstack}
+cache=${UWORKER_IMAGE_TEST_CACHE:-$HOME/.cache/uworker-image-test}
+dir=${UWORKER_IMAGE_TEST_OPENSTACK:-${TMPDIR:-/tmp}/uworker-image-openstack}
 keystone_port=${KEYSTONE_PORT:-35000}
 glance_port=${GLANCE_PORT:-39292}
 short_port=${KEYSTONE_SHORT_PORT:-$((keystone_port + 1))}
 glance_two_port=${GLANCE_TWO_PORT:-$((glance_port + 1))}
-token_lifetime=${UWORKER_TEST_TOKEN_LIFETIME:-20}
+token_lifetime=${UWORKER_IMAGE_TEST_TOKEN_LIFETIME:-20}
 host=127.0.0.1
 keystone_url=http://$host:$keystone_port
 glance_url=http://$host:$glance_port

@@ -54,14 +54,14 @@
 #       container at once), then SIGKILL to the container's init and nspawn. Leaves no
 #       process behind. Succeeds when the host is not running.
 #
-# Environment: UWORKER_TEST_CACHE (default ~/.cache/uworker-image-test) holds the rootfs;
+# Environment: UWORKER_IMAGE_TEST_CACHE (default ~/.cache/uworker-image-test) holds the rootfs;
 # DEBIAN_MIRROR overrides the Debian mirror (default: the one apt uses here).
 set -euo pipefail
 
 # Bump when the rootfs recipe below changes: the cache keys on it.
 readonly ROOTFS_VERSION=2
 readonly SSH_USER=ubuntu
-cache=${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}/systemd-host
+cache=${UWORKER_IMAGE_TEST_CACHE:-$HOME/.cache/uworker-image-test}/systemd-host
 release=bookworm
 tarball='' pristine=''
 

@@ -121,7 +121,10 @@ fn plan_prune_and_sweep_go_to_each_targets_region() {
     let name = t.s.definition_name("regions-glance-");
     let def = two_region_definition(&name);
     let base_in = |cloud: &Cloud| {
-        let found = Glance::new(cloud).unwrap().active_named(BASE_IMAGE).unwrap();
+        let found = Glance::new(cloud)
+            .unwrap()
+            .active_named(BASE_IMAGE)
+            .unwrap();
         assert_eq!(found.len(), 1, "one base image of the name: {found:?}");
         found[0].id.clone()
     };

@@ -23,7 +23,7 @@ use common::*;
 use tempfile::TempDir;
 
 /// The last byte of each host's loopback address in the booted-host tests' /24
-/// (UWORKER_TEST_HOST_NET, default 127.0.2; 127.0.3.0/24 belongs to the end-to-end tests).
+/// (UWORKER_IMAGE_TEST_HOST_NET, default 127.0.2; 127.0.3.0/24 belongs to the end-to-end tests).
 const DEBIAN_12_HOST: u8 = 10;
 const LISTENER: u8 = 11;
 const DEBIAN_13_HOST: u8 = 12;

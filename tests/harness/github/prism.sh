@@ -4,7 +4,7 @@
 # and prints the directory whose node_modules holds it. Reruns take milliseconds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache="${UWORKER_TEST_CACHE:-$HOME/.cache/uworker-image-test}/github-prism"
+cache="${UWORKER_IMAGE_TEST_CACHE:-$HOME/.cache/uworker-image-test}/github-prism"
 stamp="$cache/.installed-$(sha256sum "$here/package-lock.json" | cut -c1-16)"
 mkdir -p "$(dirname "$cache")"
 exec 9>"$cache.lock"

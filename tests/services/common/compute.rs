@@ -4,10 +4,10 @@
 //! It lives as long as the test binary: it stops, destroying every host it booted, when
 //! its stdin (held here) closes.
 //!
-//! Environment: UWORKER_TEST_COMPUTE_NET (default 127.0.3): the /24 of loopback addresses
+//! Environment: UWORKER_IMAGE_TEST_COMPUTE_NET (default 127.0.3): the /24 of loopback addresses
 //! it serves on (.1), gives its servers (.10-.99) and its floating IPs (.200-.250).
 //! A second stand-in (`second_compute`, the regions scenarios) serves a second region of
-//! the same cloud, with its own Glance, on UWORKER_TEST_COMPUTE_NET_TWO (127.0.4).
+//! the same cloud, with its own Glance, on UWORKER_IMAGE_TEST_COMPUTE_NET_TWO (127.0.4).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -46,11 +46,11 @@ fn harness(name: &str) -> PathBuf {
 }
 
 fn net() -> String {
-    std::env::var("UWORKER_TEST_COMPUTE_NET").unwrap_or_else(|_| "127.0.3".into())
+    std::env::var("UWORKER_IMAGE_TEST_COMPUTE_NET").unwrap_or_else(|_| "127.0.3".into())
 }
 
 fn net_two() -> String {
-    std::env::var("UWORKER_TEST_COMPUTE_NET_TWO").unwrap_or_else(|_| "127.0.4".into())
+    std::env::var("UWORKER_IMAGE_TEST_COMPUTE_NET_TWO").unwrap_or_else(|_| "127.0.4".into())
 }
 
 /// Address `.host` of the suite's loopback /24 (.2-.9 and .100-.199 are free for tests).
@@ -84,7 +84,7 @@ pub fn second_compute() -> &'static Compute {
 /// A stand-in serving `region` on the loopback /24 `net`, its state in `state_name`.
 fn start(region: &'static str, net: &str, state_name: &str) -> Compute {
     let auth_url = rc("OS_AUTH_URL");
-    let base = std::env::var("UWORKER_TEST_OPENSTACK").unwrap_or_else(|_| {
+    let base = std::env::var("UWORKER_IMAGE_TEST_OPENSTACK").unwrap_or_else(|_| {
         std::env::temp_dir()
             .join("uworker-image-openstack")
             .display()

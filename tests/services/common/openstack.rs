@@ -194,9 +194,9 @@ pub fn next_second() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
 }
 
-/// The harness's state directory (tests/harness/openstack.sh: UWORKER_TEST_OPENSTACK).
+/// The harness's state directory (tests/harness/openstack.sh: UWORKER_IMAGE_TEST_OPENSTACK).
 fn state_dir() -> std::path::PathBuf {
-    std::env::var("UWORKER_TEST_OPENSTACK")
+    std::env::var("UWORKER_IMAGE_TEST_OPENSTACK")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir().join("uworker-image-openstack"))
 }

@@ -2,7 +2,7 @@
 //! from tests/harness/systemd-host.sh, reachable over SSH as user `ubuntu` (NOPASSWD sudo)
 //! on a loopback address of its own. Stopped when dropped: no process is left behind.
 //!
-//! Environment: UWORKER_TEST_HOST_NET (default 127.0.2): the /24 of loopback addresses the
+//! Environment: UWORKER_IMAGE_TEST_HOST_NET (default 127.0.2): the /24 of loopback addresses the
 //! booted-host tests use (so two checkouts can run them side by side).
 
 use std::io::Write;
@@ -21,9 +21,9 @@ pub const DEBIAN_12: &str = "bookworm";
 /// Debian 13 (Python 3.13).
 pub const DEBIAN_13: &str = "trixie";
 
-/// Address `last` of the booted-host tests' loopback /24 (UWORKER_TEST_HOST_NET).
+/// Address `last` of the booted-host tests' loopback /24 (UWORKER_IMAGE_TEST_HOST_NET).
 pub fn address(last: u8) -> String {
-    let net = std::env::var("UWORKER_TEST_HOST_NET").unwrap_or_else(|_| "127.0.2".into());
+    let net = std::env::var("UWORKER_IMAGE_TEST_HOST_NET").unwrap_or_else(|_| "127.0.2".into());
     format!("{net}.{last}")
 }
 
