@@ -36,8 +36,8 @@ impl<'a> RunKeypair<'a> {
     ) -> Result<RunKeypair<'a>> {
         let name = marks.name();
         let key = RunKey::generate(&name)?;
-        Nova::new(cloud)?
-            .import_keypair(&name, &key.public)
+        Nova::new(cloud)
+            .and_then(|nova| nova.import_keypair(&name, &key.public))
             .with_context(|| format!("importing the run's SSH key as key pair `{name}`"))?;
         info(&format!("build: key pair `{name}` (ed25519) imported"));
         Ok(RunKeypair {
