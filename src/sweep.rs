@@ -943,6 +943,15 @@ mod tests {
                 "its run is alive (lease renewed until 2026-01-01T13:00:00Z)"
             );
         }
+        // A lease that runs out this very second protects nothing any more.
+        let found_at_end = Found {
+            servers: vec![marked("ending", "9-1", -1, Some(0))],
+            ..Found::default()
+        };
+        assert_eq!(
+            ids(&select(&scope(), &found_at_end)),
+            [(Kind::Server, "ending", Action::Delete)]
+        );
         // Narrowed to the run (the sweep after its job failed or was cancelled), the
         // caller says it has ended: a killed tool's lease does not outlive its job.
         let ended = Scope {
