@@ -204,28 +204,31 @@ impl Redactor {
 
     /// All secrets of a run: worker values and the secret environment variables.
     pub fn for_run(worker: &WorkerConfig, env: &Env) -> Redactor {
-        Redactor::for_run_with(worker, std::iter::empty(), env)
+        Redactor::for_run_with(worker, std::iter::empty(), std::iter::empty(), env)
     }
 
     /// `for_run`, plus the credentials of every URL in `values` (variable values such as
-    /// `worker_source = "git+https://user:TOKEN@host/..."`), in each form they print in.
-    pub fn for_run_with<'a>(
+    /// `worker_source = "git+https://user:TOKEN@host/..."`), in each form they print in,
+    /// and `more` secrets (the credentials of the clouds targets name).
+    pub fn for_run_with<'a, 'm>(
         worker: &WorkerConfig,
         values: impl IntoIterator<Item = &'a str>,
+        more: impl IntoIterator<Item = &'m str>,
         env: &Env,
     ) -> Redactor {
         let env_secrets = SECRET_ENV.iter().filter_map(|k| env.get(k));
-        let url_secrets: Vec<String> = values
+        let other_secrets: Vec<String> = values
             .into_iter()
             .flat_map(|v| crate::userinfo::strip(v).userinfo)
             .flat_map(|info| crate::userinfo::secret_forms(&info))
+            .chain(more.into_iter().map(str::to_string))
             .collect();
         Redactor::new(
             worker
                 .secret_values()
                 .map(|(_, v)| v)
                 .chain(env_secrets)
-                .chain(url_secrets.iter().map(String::as_str)),
+                .chain(other_secrets.iter().map(String::as_str)),
         )
     }
 

@@ -852,15 +852,18 @@ mod tests {
 
     /// A server of run `run` marked as today's tool marks it: deadline and lease at
     /// `deadline`/`alive_until` hours from noon (negative: before).
+    /// `hours` hours after noon (before it when negative).
+    fn from_noon(hours: i64) -> SystemTime {
+        let offset = Duration::from_secs(hours.unsigned_abs() * HOUR);
+        if hours >= 0 {
+            noon() + offset
+        } else {
+            noon() - offset
+        }
+    }
+
     fn marked(id: &str, run: &str, deadline: i64, alive_until: Option<i64>) -> Server {
-        let at = |hours: i64| {
-            let moment = if hours >= 0 {
-                noon() + Duration::from_secs(hours as u64 * HOUR)
-            } else {
-                noon() - Duration::from_secs((-hours) as u64 * HOUR)
-            };
-            run_marks::stamp(moment)
-        };
+        let at = |hours: i64| run_marks::stamp(from_noon(hours));
         let mut meta = vec![
             ("uworker_image", "uworker".to_string()),
             (RUN_ID_KEY, run.to_string()),
@@ -1021,16 +1024,11 @@ mod tests {
     #[test]
     fn the_tools_key_pairs_go_when_their_run_is_over_and_no_other_key_pair_ever() {
         let key = |definition: &str, run: &str, target: &str, hours_ahead: i64| {
-            let deadline = if hours_ahead >= 0 {
-                noon() + Duration::from_secs(hours_ahead as u64 * HOUR)
-            } else {
-                noon() - Duration::from_secs((-hours_ahead) as u64 * HOUR)
-            };
             KeypairMarks {
                 definition: definition.into(),
                 target: target.into(),
                 run_id: run.into(),
-                deadline,
+                deadline: from_noon(hours_ahead),
             }
             .name()
         };

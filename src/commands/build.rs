@@ -2,11 +2,11 @@
 //! pre-flight checks, the target's openstack builder with retries and a deadline, then
 //! the image verified and marked in Glance, and a result record.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use super::packer_run::{failure_verdict, run_packer, RunDefaults};
+use super::packer_run::{failure_verdict, run_packer, PackerRun, RunDefaults};
 use super::run_cloud::{Lease, RunKeypair};
 use super::session::check_base_owner;
 use super::stage::{stage, write_record, RunFacts};
@@ -43,7 +43,8 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
         .transpose()?;
     let plan = plan::compute(&session, target, request.force, previous.as_ref())?;
     let mut provenance = Provenance::from_env(env);
-    provenance.run_id = Some(run_id(&provenance, env));
+    let run_id = run_id(&provenance, env);
+    provenance.run_id = Some(run_id.clone());
     let mut record = plan.into_build(&provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if record.action == Action::Skip {
@@ -55,11 +56,18 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     super::sweep::before_build(&session, cloud, &target.name, request.limits.timeout);
     let floating_ip_id = floating_ip_id(&session, target, cloud)?;
     let built_target = pinned_base_image(target, &record.manifest.base_image.resolved_id);
-    // The run ends by its deadline, packer's cleanup included: its marks say so.
-    let deadline = SystemTime::now()
-        + request.limits.timeout.unwrap_or(DEFAULT_TIMEOUT)
-        + super::sweep::BUILD_GRACE;
-    let run_id = provenance.run_id.clone().unwrap_or_default();
+    let defaults = RunDefaults {
+        timeout: DEFAULT_TIMEOUT,
+        attempts: 3,
+        // Deleting the temporary server and key pair takes the cloud a while.
+        deadline_grace: super::sweep::BUILD_GRACE,
+        cloud: true,
+    };
+    // The run's deadline counts from here, for packer and for the marks that tell `sweep`
+    // when the run is over (its deadline, packer's cleanup included).
+    let started = (Instant::now(), SystemTime::now());
+    let deadline =
+        started.1 + request.limits.timeout.unwrap_or(defaults.timeout) + defaults.deadline_grace;
     let info = |line: &str| session.info(line);
     let keypair = RunKeypair::import(
         cloud,
@@ -97,17 +105,14 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
             }
         },
     );
-    let defaults = RunDefaults {
-        timeout: DEFAULT_TIMEOUT,
-        attempts: 3,
-        // Deleting the temporary server and key pair takes the cloud a while.
-        deadline_grace: super::sweep::BUILD_GRACE,
-        cloud: true,
-    };
     let outcome = run_packer(
         &session,
         &staged,
-        &target.name,
+        PackerRun {
+            packer: &session.packer_for(target)?,
+            only: &target.name,
+            started: started.0,
+        },
         &request.limits,
         &defaults,
         env,

@@ -11,6 +11,7 @@ use crate::env::Env;
 use crate::exit::Code;
 use crate::packer::attempts::{Outcome, Retry};
 use crate::packer::run::{BuildSpec, Printer, StopSignals};
+use crate::packer::Packer;
 use crate::request::RunLimits;
 
 /// How long packer may clean up after SIGINT/SIGTERM reached the tool.
@@ -26,27 +27,35 @@ pub struct RunDefaults {
     pub cloud: bool,
 }
 
+/// One packer run: the packer to run (with its cloud's settings), the builder, and when
+/// the run started (its deadline counts from then).
+pub struct PackerRun<'a> {
+    pub packer: &'a Packer,
+    pub only: &'a str,
+    pub started: Instant,
+}
+
 /// Runs packer on a staged template for one builder, printing its output redacted on
 /// stderr; Ctrl-C, SIGTERM and the deadline interrupt it cleanly.
 pub fn run_packer(
     session: &Session,
     staged: &Staged,
-    only: &str,
+    run: PackerRun,
     limits: &RunLimits,
     defaults: &RunDefaults,
     env: &Env,
 ) -> Result<Outcome> {
-    // A target's builder runs in the target's cloud and region; `test`'s needs none.
-    let packer = match session.definition.targets.get(only) {
-        Some(target) => session.packer_for(target)?,
-        None => session.packer()?.clone(),
-    };
+    let PackerRun {
+        packer,
+        only,
+        started,
+    } = run;
     let spec = BuildSpec {
         template: staged.template.clone(),
         var_file: staged.var_file.clone(),
         only: only.to_string(),
         cwd: staged.workdir.path().to_path_buf(),
-        deadline: Instant::now() + limits.timeout.unwrap_or(defaults.timeout),
+        deadline: started + limits.timeout.unwrap_or(defaults.timeout),
         heartbeat: limits.heartbeat,
         deadline_grace: defaults.deadline_grace,
         // The runner SIGKILLs the step 10 s after its first SIGINT: packer's cleanup

@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::places::{Account, Place, Places};
 use super::CommandError;
-use crate::definition::{Definition, SourceImage, Target, TEST_BUILDER};
+use crate::definition::{Definition, SourceImage, Target, COMMAND_MODE_PAIR, TEST_BUILDER};
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
@@ -93,13 +93,13 @@ impl Session {
         if let Some(warning) = inputs.worker.ignored_warning() {
             eprintln!("{warning}");
         }
+        // The secrets of the clouds targets name are as secret as the environment's.
         let redactor = Redactor::for_run_with(
             &inputs.worker,
             inputs.values.values().map(String::as_str),
+            places.secrets(),
             env,
         );
-        // The secrets of the clouds targets name are as secret as the environment's.
-        let redactor = Redactor::new(redactor.values().chain(places.secrets()));
         wire_worker_source(&mut definition, &mut inputs)?;
         if crate::ci::in_actions(env) {
             crate::ci::mask_secrets(&redactor, env);
@@ -167,8 +167,8 @@ impl Session {
         }
         let worker = &self.inputs.worker;
         // Command mode needs both; one alone would start a worker that stops at once.
-        if let [unset] = worker.missing(COMMAND_MODE)[..] {
-            let set = COMMAND_MODE.into_iter().find(|k| *k != unset);
+        if let [unset] = worker.missing(COMMAND_MODE_PAIR)[..] {
+            let set = COMMAND_MODE_PAIR.into_iter().find(|k| *k != unset);
             return Err(CommandError::HalfCommandMode {
                 unset: unset.to_string(),
                 set: set.unwrap_or_default().to_string(),
@@ -407,9 +407,6 @@ fn describe_candidate(image: &Image) -> String {
         image.created_at
     )
 }
-
-/// The worker's command mode: both or neither.
-const COMMAND_MODE: [&str; 2] = ["UWORKER_JOB_CMD", "UWORKER_JOB_API_PROJECT"];
 
 /// A base image of `owner` is acceptable to `target` when the target lists no
 /// `trusted_base_owners`, or lists the owner. `image` says which image, for the error.

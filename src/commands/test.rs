@@ -2,11 +2,11 @@
 //! as the seed's `build_uworker_image.sh test` did.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::packer_run::{failure_verdict, run_packer, RunDefaults};
+use super::packer_run::{failure_verdict, run_packer, PackerRun, RunDefaults};
 use super::stage::{stage, RunFacts};
 use super::{CommandError, Session};
 use crate::definition::TEST_BUILDER;
@@ -64,7 +64,11 @@ pub fn run(request: &request::Test, env: &Env) -> Result<Code> {
     let outcome = run_packer(
         &session,
         &staged,
-        TEST_BUILDER,
+        PackerRun {
+            packer: session.packer()?,
+            only: TEST_BUILDER,
+            started: Instant::now(),
+        },
         &request.limits,
         &defaults,
         env,

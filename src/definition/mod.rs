@@ -20,11 +20,14 @@ pub const DEFAULT_REQUIRED_WORKER_KEYS: [&str; 3] = [
     "UWORKER_JOB_API_PASSWORD",
 ];
 
-/// The worker's command mode (`crate::commands::Session::check_worker_config`): passed
-/// on to the image whether the definition lists them or not.
+/// The worker's command mode: both set, or neither (a worker with one of them stops at
+/// once; `Session::check_worker_config` refuses it).
+pub const COMMAND_MODE_PAIR: [&str; 2] = ["UWORKER_JOB_CMD", "UWORKER_JOB_API_PROJECT"];
+
+/// The command mode's keys: passed on to the image whether the definition lists them or not.
 pub const COMMAND_MODE_WORKER_KEYS: [&str; 4] = [
-    "UWORKER_JOB_CMD",
-    "UWORKER_JOB_API_PROJECT",
+    COMMAND_MODE_PAIR[0],
+    COMMAND_MODE_PAIR[1],
     "UWORKER_JOB_TYPE",
     "UWORKER_JOB_TIMEOUT",
 ];
