@@ -282,11 +282,13 @@ fn test_builder(def: &Definition) -> Value {
 }
 
 /// Runs a script with the step's environment sourced from packer's variable file (in the
-/// private upload directory), so no value is on the host's command line.
-const EXECUTE: &str = "chmod +x {{ .Path }}; . {{ .EnvVarFile }} && {{ .Path }}";
+/// private upload directory), so no value is on the host's command line. The file goes
+/// as soon as it is read: a run that is interrupted (where packer cleans up nothing on the
+/// host) leaves no value of it there.
+const EXECUTE: &str =
+    "chmod +x {{ .Path }}; . {{ .EnvVarFile }} && rm -f {{ .EnvVarFile }} && {{ .Path }}";
 /// The same through sudo, keeping that environment (`-E`), never prompting (`-n`).
-const SUDO_EXECUTE: &str =
-    "chmod +x {{ .Path }}; . {{ .EnvVarFile }} && sudo -n -E sh -c '{{ .Path }}'";
+const SUDO_EXECUTE: &str = "chmod +x {{ .Path }}; . {{ .EnvVarFile }} && rm -f {{ .EnvVarFile }} && sudo -n -E sh -c '{{ .Path }}'";
 
 /// The run's private directory on the host (`upload_dir`). `/tmp` is shared: a file there
 /// with a predictable name (packer's `/tmp/script_1234.sh`, a worker config) may be made
@@ -316,7 +318,7 @@ mod upload_dir {
             "inline": [
                 format!("mkdir -m 0700 -- '{dir}'"),
                 format!(
-                    "sudo -n mount -t tmpfs -o \"mode=0700,uid=$(id -u),gid=$(id -g)\" uworker-upload '{dir}' 2>/dev/null || echo 'the upload directory is on disk (no tmpfs: sudo mount failed)'"
+                    "sudo -n mount -t tmpfs -o \"mode=0700,nosuid,nodev,uid=$(id -u),gid=$(id -g)\" uworker-upload '{dir}' 2>/dev/null || echo 'the upload directory is on disk (no tmpfs: sudo mount failed)'"
                 ),
             ],
         })
@@ -329,7 +331,7 @@ mod upload_dir {
             "type": "shell",
             "remote_folder": HOME,
             "inline": [format!(
-                "if [ -d '{dir}' ] && [ ! -L '{dir}' ] && [ -O '{dir}' ]; then if mountpoint -q '{dir}'; then sudo -n umount '{dir}'; fi; rm -rf -- '{dir}'; fi"
+                "if [ -d '{dir}' ] && [ ! -L '{dir}' ] && [ -O '{dir}' ]; then if grep -qsF ' {dir} ' /proc/self/mounts; then sudo -n umount '{dir}'; fi; rm -rf -- '{dir}'; fi"
             )],
         })
     }

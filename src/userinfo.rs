@@ -9,27 +9,72 @@ pub struct Stripped {
     pub userinfo: Vec<String>,
 }
 
-/// Finds `scheme://userinfo@host` in `value` (any number of URLs, anywhere in it).
-pub fn strip(value: &str) -> Stripped {
-    let mut out = String::with_capacity(value.len());
-    let mut userinfo = Vec::new();
+/// One URL of a value: its scheme and the userinfo of its authority, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Url<'a> {
+    pub scheme: &'a str,
+    pub userinfo: Option<&'a str>,
+}
+
+/// A value cut at its URLs: the text before each `scheme://` (scheme included), that
+/// URL, and the host; then the rest.
+fn pieces(value: &str) -> (Vec<(&str, Url<'_>, &str)>, &str) {
+    let mut pieces = Vec::new();
     let mut rest = value;
     while let Some((before, after)) = rest.split_once("://") {
-        out.push_str(before);
-        out.push_str("://");
+        let scheme = before
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .next()
+            .unwrap_or_default();
         // The authority ends at the path, query or fragment (or at a space, between words).
         let end = after
             .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
             .unwrap_or(after.len());
         let (authority, tail) = after.split_at(end);
-        match authority.rsplit_once('@') {
-            Some((info, host)) => {
-                userinfo.push(info.to_string());
-                out.push_str(host);
-            }
-            None => out.push_str(authority),
-        }
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((info, host)) => (Some(info), host),
+            None => (None, authority),
+        };
+        pieces.push((before, Url { scheme, userinfo }, host));
         rest = tail;
+    }
+    (pieces, rest)
+}
+
+/// Every URL in `value` (any number, anywhere in it).
+pub fn urls(value: &str) -> Vec<Url<'_>> {
+    pieces(value).0.into_iter().map(|(_, url, _)| url).collect()
+}
+
+impl Url<'_> {
+    /// The userinfo when it is a credential: all of them but an ssh URL's user alone
+    /// (`git+ssh://git@host`), which is part of where the source is, not a secret
+    /// (masking `git` in every line would hide nothing).
+    pub fn credential(&self) -> Option<&str> {
+        let transport = self.scheme.rsplit('+').next().unwrap_or_default();
+        let ssh_user = |info: &&str| transport.eq_ignore_ascii_case("ssh") && !info.contains(':');
+        self.userinfo.filter(|info| !ssh_user(info))
+    }
+}
+
+/// Finds `scheme://userinfo@host` in `value` (any number of URLs, anywhere in it) where the
+/// userinfo is a credential (`Url::credential`).
+pub fn strip(value: &str) -> Stripped {
+    let (pieces, rest) = pieces(value);
+    let mut out = String::with_capacity(value.len());
+    let mut userinfo = Vec::new();
+    for (before, url, host) in pieces {
+        out.push_str(before);
+        out.push_str("://");
+        match (url.credential(), url.userinfo) {
+            (Some(credential), _) => userinfo.push(credential.to_string()),
+            (None, Some(user)) => {
+                out.push_str(user);
+                out.push('@');
+            }
+            (None, None) => {}
+        }
+        out.push_str(host);
     }
     out.push_str(rest);
     Stripped {
@@ -79,6 +124,36 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_name_each_scheme_and_userinfo() {
+        let value = "w @ git+https://u:p@h/x.git; git+ssh://git@g/y https://plain/z";
+        assert_eq!(
+            urls(value),
+            [
+                Url {
+                    scheme: "git+https",
+                    userinfo: Some("u:p")
+                },
+                Url {
+                    scheme: "git+ssh",
+                    userinfo: Some("git")
+                },
+                Url {
+                    scheme: "https",
+                    userinfo: None
+                },
+            ]
+        );
+        // The ssh user stays in the URL and is no secret; the https pair is one.
+        let stripped = strip(value);
+        assert_eq!(
+            stripped.value,
+            "w @ git+https://h/x.git; git+ssh://git@g/y https://plain/z"
+        );
+        assert_eq!(stripped.userinfo, ["u:p"]);
+        assert_eq!(strip("git+ssh://git:pw@g/y").userinfo, ["git:pw"]);
+    }
 
     #[test]
     fn userinfo_is_taken_out_of_every_url() {

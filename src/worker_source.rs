@@ -144,26 +144,29 @@ pub fn classify(dir: &Path, value: &str) -> Result<WorkerSource, String> {
     }
 }
 
-/// Credentials in a URL reach the host's git through a private file (35-worker.sh); pip
-/// has no such way for its own downloads and would be given them in its arguments. Never
-/// quotes the value: it holds the secret.
+/// Credentials in a URL reach the host's git through a private file (35-worker.sh), as a
+/// `user:TOKEN` pair (git's credential store ignores a token without a user); pip has no
+/// such way for its own downloads and would be given them in its arguments. An ssh URL's
+/// user (`git+ssh://git@host`) is no secret and stays in the URL. Never quotes the value.
 fn check_credentials(value: &str) -> Result<(), String> {
-    let mut rest = value;
-    while let Some((before, after)) = rest.split_once("://") {
-        let scheme = before
-            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
-            .next()
-            .unwrap_or_default();
-        let authority = after
-            .split(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
-            .next()
-            .unwrap_or_default();
-        if authority.contains('@') && !scheme.starts_with("git+") {
-            return Err(format!(
-                "has credentials in a `{scheme}://` URL: they work in `git+https://` URLs only (git then reads them from a private file on the host; pip would get them on its command line)"
-            ));
+    for url in crate::userinfo::urls(value) {
+        let Some(credential) = url.credential() else {
+            continue;
+        };
+        let scheme = url.scheme;
+        match scheme {
+            "git+http" | "git+https" if credential.contains(':') => {}
+            "git+http" | "git+https" => {
+                return Err(format!(
+                    "has a `{scheme}://` URL with a token but no user: write `USER:TOKEN@` (for a GitHub token, `x-access-token:TOKEN@`): git's credential store takes only a user and password pair"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "has credentials in a `{scheme}://` URL: they work in `git+https://` URLs only (git then reads them from a private file on the host; pip, or ssh, would get them on a command line)"
+                ))
+            }
         }
-        rest = after;
     }
     Ok(())
 }
@@ -353,6 +356,33 @@ pub fn wire(
 mod tests {
     use super::*;
     use crate::definition::Only;
+
+    #[test]
+    fn url_credentials_are_taken_only_as_git_can_read_them() {
+        let ok = [
+            "git+https://x-access-token:T0k@github.com/o/w.git#subdirectory=src",
+            "git+ssh://git@github.com/o/w.git",
+            "uworker @ git+https://u:p@h/w.git",
+            "https://pypi.example/w-1.0.tar.gz",
+        ];
+        for value in ok {
+            assert_eq!(check_credentials(value), Ok(()), "{value}");
+        }
+        let refused = [
+            ("https://u:T0k@h/w-1.0.tar.gz", "`git+https://` URLs only"),
+            ("git+https://T0k@github.com/o/w.git", "no user"),
+            (
+                "git+ssh://git:T0k@github.com/o/w.git",
+                "in a `git+ssh://` URL",
+            ),
+            ("hg+https://T0k@h/w", "in a `hg+https://` URL"),
+        ];
+        for (value, said) in refused {
+            let error = check_credentials(value).unwrap_err();
+            assert!(error.contains(said), "{value}: {error}");
+            assert!(!error.contains("T0k"), "{error}");
+        }
+    }
 
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

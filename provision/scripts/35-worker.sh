@@ -10,15 +10,20 @@
 set -euo pipefail
 
 : "${WORKER_SOURCE:?WORKER_SOURCE must name the worker package (a pip requirement or a path)}"
+# Out of the environment: pip, git and every setup.py pip builds would inherit the URL.
+worker_source=$WORKER_SOURCE
+unset WORKER_SOURCE
 venv=/opt/uworker/venv
 stamp=/opt/uworker/installed-source
 upload=/tmp/uworker-worker-source
 
-# The requirement without its URLs' userinfo, and `scheme://userinfo@host` for each URL
-# that has one (bash alone: the credentials go into no process's arguments).
-requirement=$WORKER_SOURCE
+# The requirement without its HTTP(S) URLs' userinfo, and `scheme://userinfo@host` for
+# each (bash alone: the credentials go into no process's arguments). Only http(s): an ssh
+# URL's user (git+ssh://git@host) is no secret and ssh needs it (uworker-image refuses a
+# password there, and a token without a user, which git's credential store ignores).
+requirement=$worker_source
 credentials=''
-url_re='^(.*[^A-Za-z0-9+.-]|)([A-Za-z][A-Za-z0-9+.-]*)://([^/?#[:space:]]*)@([^/?#@[:space:]]*)(.*)$'
+url_re='^(.*[^A-Za-z0-9+.-]|)(git\+https?|https?)://([^/?#[:space:]]*)@([^/?#@[:space:]]*)(.*)$'
 while [[ $requirement =~ $url_re ]]; do
   scheme=${BASH_REMATCH[2]}
   credentials+="${scheme##*+}://${BASH_REMATCH[3]}@${BASH_REMATCH[4]}"$'\n'
@@ -29,7 +34,8 @@ done
 # through the environment (GIT_CONFIG_COUNT, git 2.31+), never a prompt.
 credential_dir=''
 use_credentials() {
-  credential_dir=$(mktemp -d /run/uworker-git.XXXXXXXX 2>/dev/null || mktemp -d)
+  # /run is a tmpfs: the file never reaches the disk (no fallback to one that would).
+  credential_dir=$(mktemp -d /run/uworker-git.XXXXXXXX)
   trap 'rm -rf "$credential_dir"' EXIT
   (umask 077 && printf '%s' "$credentials" >"$credential_dir/credentials")
   export GIT_CONFIG_COUNT=2 GIT_TERMINAL_PROMPT=0
@@ -39,11 +45,11 @@ use_credentials() {
 }
 
 # What is being installed: the requirement itself, or the digest of the uploaded content.
-if [ -d "$WORKER_SOURCE" ]; then
-  wanted="directory $(cd "$WORKER_SOURCE" && find . -type f -print0 | LC_ALL=C sort -z |
+if [ -d "$worker_source" ]; then
+  wanted="directory $(cd "$worker_source" && find . -type f -print0 | LC_ALL=C sort -z |
     xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
-elif [ -f "$WORKER_SOURCE" ]; then
-  wanted="file $(basename "$WORKER_SOURCE") $(sha256sum <"$WORKER_SOURCE" | cut -d' ' -f1)"
+elif [ -f "$worker_source" ]; then
+  wanted="file $(basename "$worker_source") $(sha256sum <"$worker_source" | cut -d' ' -f1)"
 else
   # Without a URL's credentials (user:TOKEN@): the stamp stays in the image.
   wanted="requirement $requirement"
@@ -96,6 +102,6 @@ PY
 fi
 
 # The uploaded copy (and pip's build files in it) is not part of the image.
-case $WORKER_SOURCE in
+case $worker_source in
   "$upload" | "$upload"/*) rm -rf "$upload" ;;
 esac
