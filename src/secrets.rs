@@ -40,12 +40,13 @@ impl fmt::Display for Origin {
 }
 
 /// The worker's configuration: the UWORKER_* values the definition passes on to the
-/// image, each one treated as a secret, and the others it was given (kept for the
-/// redactor and for one warning, never passed on).
+/// image, each one treated as a secret, and where the others it was given came from
+/// (for one warning; their values go nowhere, so nothing masks them: a runner's
+/// `UWORKER_LOG_LEVEL=info` must not blank out every "info" in the logs).
 #[derive(Default)]
 pub struct WorkerConfig {
     values: BTreeMap<String, (SecretString, Origin)>,
-    ignored: BTreeMap<String, (SecretString, Origin)>,
+    ignored: BTreeMap<String, Origin>,
 }
 
 impl fmt::Debug for WorkerConfig {
@@ -69,12 +70,13 @@ impl WorkerConfig {
     ) -> WorkerConfig {
         let mut config = WorkerConfig::default();
         let mut put = |key: String, value: String, origin: Origin| {
-            let kept = if keys.passes_on(&key) {
-                &mut config.values
+            if keys.passes_on(&key) {
+                config
+                    .values
+                    .insert(key, (SecretString::from(value), origin));
             } else {
-                &mut config.ignored
-            };
-            kept.insert(key, (SecretString::from(value), origin));
+                config.ignored.insert(key, origin);
+            }
         };
         if let Some((path, entries)) = file {
             for entry in entries {
@@ -98,7 +100,7 @@ impl WorkerConfig {
         let named: Vec<String> = self
             .ignored
             .iter()
-            .map(|(key, (_, origin))| format!("{key} ({origin})"))
+            .map(|(key, origin)| format!("{key} ({origin})"))
             .collect();
         Some(format!(
             "warning: {} not passed on to the image: the definition's [worker] does not list {} (required, optional or pass_through)",
@@ -131,11 +133,10 @@ impl WorkerConfig {
             .collect()
     }
 
-    /// Every value given, passed on or not: for the redactor only.
+    /// The values passed on: for the redactor only.
     pub fn secret_values(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values
             .iter()
-            .chain(&self.ignored)
             .map(|(k, (v, _))| (k.as_str(), v.expose_secret()))
     }
 
@@ -347,6 +348,9 @@ mod tests {
             warning.contains("UWORKER_X (environment)") && !warning.contains("stray1"),
             "{warning}"
         );
+        // A stray value goes nowhere, so nothing masks it; the worker's values are masked.
+        let redactor = Redactor::for_run(&config, &env(&[]));
+        assert_eq!(redactor.redact("stray1 hunter2"), "stray1 ***");
     }
 
     #[test]

@@ -17,6 +17,8 @@ say() { echo "90-generalize.sh: $*"; }
 # hostname. Not --machine-id: that writes "uninitialized", which makes the next boot a
 # systemd first boot; the machine-id step below empties it instead.
 if command -v cloud-init >/dev/null 2>&1; then
+  # Its final stage may still run on a fast build: clean what it has written by the end.
+  cloud-init status --wait >/dev/null 2>&1 || true
   cloud-init clean --logs
   say "cleaned cloud-init's state and logs"
 fi
@@ -78,9 +80,18 @@ say "removed the build's authorized_keys (${build_user:-root}, root)"
 build_host=$(uname -n)
 echo localhost >/etc/hostname
 if [ -f /etc/hosts ] && [ "$build_host" != localhost ]; then
-  # Lines that name the build server (cloud-init's manage_etc_hosts writes them).
-  awk -v h="$build_host" '{ for (i = 2; i <= NF; i++) if ($i == h) next; print }' \
-    /etc/hosts >/etc/hosts.uworker-new
+  # The build server's name and FQDNs out of every line (cloud-init's manage_etc_hosts
+  # writes `127.0.1.1 NAME.DOMAIN NAME`);
+  # a line is dropped only when no other name is left on it (`127.0.0.1 localhost build`
+  # keeps `localhost`). Comments and blank lines stay as they are.
+  awk -v h="$build_host" '
+    /^[[:space:]]*(#|$)/ { print; next }
+    {
+      line = $1; kept = 0
+      for (i = 2; i <= NF; i++)
+        if ($i != h && index($i, h ".") != 1) { line = line " " $i; kept++ }
+      if (kept > 0) print line
+    }' /etc/hosts >/etc/hosts.uworker-new
   cat /etc/hosts.uworker-new >/etc/hosts
   rm -f /etc/hosts.uworker-new
 fi
@@ -90,6 +101,9 @@ say "reset the hostname to localhost (was $build_host)"
 # clone's engine makes its own when it first starts.
 rm -f /etc/docker/key.json /var/lib/docker/engine-id
 say "removed docker's engine identity"
+
+# systemd-creds' host key, if the build made one: a clone makes its own.
+rm -f /var/lib/systemd/credential.secret
 
 # The build server's DHCP leases (and dhcpcd's DUID): a clone asks for its own address.
 rm -rf /var/lib/dhcp/* /var/lib/dhcpcd/* /var/lib/dhcpcd5/*

@@ -213,10 +213,11 @@ impl Manifest {
             })
             .collect();
 
-        // Declared names count even when absent, so a run without secrets (a fork pull
-        // request) gets the fingerprint of the run with them.
+        // Declared names (pass_through's too) count even when absent, so a run without
+        // secrets (a fork pull request) gets the fingerprint of the run with them.
         let names: std::collections::BTreeSet<&str> = def
             .declared_worker_keys()
+            .chain(def.worker.pass_through.iter().map(String::as_str))
             .chain(inputs.worker.keys())
             .collect();
         let digest = |name: &str, value: &str| {

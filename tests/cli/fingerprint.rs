@@ -190,6 +190,17 @@ fn secret_values_count_only_through_the_key() {
     ]
     .concat();
     assert_ne!(with_key, fingerprint(dir.path(), &other_key, &[]));
+
+    // A `pass_through` key is declared too: a run without it (a fork PR) matches one with.
+    let toml = format!("{DEF}[worker]\npass_through = [\"UWORKER_EXTRA\"]\n");
+    std::fs::write(dir.path().join("image.toml"), toml).unwrap();
+    let without = fingerprint(dir.path(), &[], &[]);
+    assert_ne!(without, no_secrets, "the key's name counts");
+    assert_eq!(
+        without,
+        fingerprint(dir.path(), &[("UWORKER_EXTRA", "x-1")], &[]),
+        "names only: a run without the pass-through value matches one with it"
+    );
 }
 
 #[test]

@@ -588,6 +588,13 @@ fn boot_and_check_worker(s: &Scenario, image_id: &str, service: &JobService, sys
         "the worker logs in with exactly the configured credentials"
     );
     assert_eq!(token.header("x-standin-mode"), Some("command"));
+    // Booted without cloud-init's seed: the image's own unit made the host keys.
+    assert_eq!(
+        host.root_ok(
+            "systemctl show -p ConditionResult,ExecMainStatus uworker-ssh-host-keys.service | sort"
+        ),
+        "ConditionResult=yes\nExecMainStatus=0\n"
+    );
     host.stop();
 }
 
@@ -1545,8 +1552,25 @@ fn a_short_runs_sweep_never_touches_a_long_runs_server() {
     let stderr = Lines::of(long.stderr.take().unwrap());
     let mut seen = Vec::new();
     stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
-    let long_server = ids_of(&s.compute.report(), "servers", "id");
-    assert_eq!(long_server.len(), 1, "{long_server:?}");
+    let before = s.compute.report();
+    let long_server = ids_of(&before, "servers", "id");
+    let long_keypair = ids_of(&before, "keypairs", "");
+    assert_eq!(
+        (long_server.len(), long_keypair.len()),
+        (1, 1),
+        "{:#}",
+        before.0
+    );
+    // Beside it, a dead run's server of the same target, its deadline long past: the
+    // short run's sweep must take that one (a sweep that failed or found nothing would
+    // pass the rest of this test too).
+    let mut nova = Nova::new(&s);
+    let dead = nova.server(
+        "dead-run",
+        None,
+        serde_json::json!({"uworker_image": name, "uworker_run_id": "dead-1",
+            "uworker_target": "e2e", "uworker_deadline": "2026-01-01T00:00:00Z"}),
+    );
     // Ten minutes pass: more than the short run's whole life (2m, and 5m to clean up).
     s.compute.age(600);
 
@@ -1560,14 +1584,27 @@ fn a_short_runs_sweep_never_touches_a_long_runs_server() {
     );
     assert_built(&run, &rec);
     assert!(
-        !run.stderr.contains(&long_server[0]),
-        "the short run's sweep named the long run's server:\n{}",
+        run.stderr
+            .contains(&format!("build: sweep: delete server {dead}"))
+            && !run.stderr.contains("cannot sweep")
+            && !run.stderr.contains("did not finish"),
+        "the short run's sweep took the dead run's server:\n{}",
         run.stderr
     );
+    nova.servers.retain(|id| *id != dead);
+    assert!(
+        !run.stderr.contains(&long_server[0]) && !run.stderr.contains(&long_keypair[0]),
+        "the short run's sweep named the long run's server or key pair:\n{}",
+        run.stderr
+    );
+    let after = s.compute.report();
     assert_eq!(
-        ids_of(&s.compute.report(), "servers", "id"),
-        long_server,
-        "the long run's server stays"
+        (
+            ids_of(&after, "servers", "id"),
+            ids_of(&after, "keypairs", "")
+        ),
+        (long_server, long_keypair),
+        "the long run's server and key pair stay"
     );
     assert!(long.try_wait().unwrap().is_none(), "the long build runs on");
 
@@ -1575,6 +1612,7 @@ fn a_short_runs_sweep_never_touches_a_long_runs_server() {
     let status = long.wait().unwrap();
     stderr.drain_into(&mut seen);
     assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    drop(nova);
     s.finish();
 }
 
@@ -1766,8 +1804,13 @@ for f in "$r"/var/lib/cloud/instances/* "$r"/var/lib/cloud/instance \
   "$r"/var/lib/dhcp/* "$r"/var/lib/dhcpcd*/* "$r"/var/lib/NetworkManager/*lease*; do
   if [ -e "$f" ] || [ -L "$f" ]; then echo "left: ${f#"$r"}"; fi
 done
+for f in "$r"/var/lib/systemd/credential.secret "$r"/var/lib/cloud/seed/*/*; do
+  if [ -f "$f" ]; then echo "left: ${f#"$r"}"; fi
+done
 if grep -qwF -- "$build_host" "$r/etc/hostname"; then echo "hostname: $(cat "$r/etc/hostname")"; fi
 grep -wF -- "$build_host" "$r/etc/hosts" | sed 's/^/hosts: /' || true
+grep -qE '^127\.0\.0\.1[[:space:]](.*[[:space:]])?localhost([[:space:]]|$)' "$r/etc/hosts" ||
+  echo "hosts: no 127.0.0.1 localhost"
 "#;
 
 /// The first boot of a stand-in server as cloud-init makes it: cloud-init ran to its end;
@@ -2003,11 +2046,14 @@ fn two_clones_are_two_machines() {
             .collect();
         keys.sort();
         assert!(keys.len() >= 2, "{} serves host keys: {keys:?}", clone.name);
-        // cloud-init makes a clone's host keys; the image's unit only fills in where it
-        // does not (its condition then fails, which is a success too).
+        // cloud-init makes a clone's host keys; the image's unit, there and enabled, only
+        // fills in where it does not: here its condition found the keys made. (`Result`
+        // says `success` even of a unit that does not exist.)
         assert_eq!(
-            host.root_ok("systemctl show --property=Result --value uworker-ssh-host-keys.service"),
-            "success\n",
+            host.root_ok(
+                "systemctl show -p LoadState,UnitFileState,ConditionResult uworker-ssh-host-keys.service | sort"
+            ),
+            "ConditionResult=no\nLoadState=loaded\nUnitFileState=enabled\n",
             "uworker-ssh-host-keys.service on {}",
             clone.name
         );

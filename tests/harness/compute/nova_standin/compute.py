@@ -101,11 +101,11 @@ class Server:
 
 
 def _earlier(stamp, delta):
-    """An RFC 3339 UTC moment `delta` earlier; anything else as it was."""
+    """An RFC 3339 UTC moment `delta` earlier; None when `stamp` is not one."""
     try:
         moment = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
-        return stamp
+        return None
     return (moment - delta).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -391,7 +391,8 @@ class Compute:
 
     def age(self, seconds):
         """Test control: every server and key pair made `seconds` earlier (a run that died
-        hours ago, without waiting hours)."""
+        hours ago, without waiting hours). A key pair's name, which carries its run's
+        deadline, cannot be aged: a test ages the server that uses it."""
         delta = datetime.timedelta(seconds=seconds)
         with self.lock:
             for server in self.servers.values():
@@ -399,7 +400,14 @@ class Compute:
                 # The run's deadline and lease marks are moments too (RFC 3339, UTC).
                 for key in ("uworker_deadline", "uworker_alive_until"):
                     if key in server.metadata:
-                        server.metadata[key] = _earlier(server.metadata[key], delta)
+                        earlier = _earlier(server.metadata[key], delta)
+                        if earlier is None:
+                            # A mark the test cannot age: its test would check less
+                            # than it seems to. Reported, so the scenario fails.
+                            self.errors.append(f"age: {key} of server {server.id} is no "
+                                               f"RFC 3339 UTC moment: {server.metadata[key]!r}")
+                        else:
+                            server.metadata[key] = earlier
             for keypair in self.keypairs.values():
                 keypair["created_at"] -= delta
 
