@@ -37,6 +37,8 @@ warn_about_secrets() {
   local name found=()
   while IFS= read -r name; do
     case $name in
+      # The one setting of the tool that may carry a token (a private worker repository).
+      UWORKER_IMAGE_WORKER_SOURCE) found+=("$name") ;;
       # The tool's and this action's own settings; the runner's own tokens (id-token).
       UWORKER_IMAGE_* | ACTIONS_*) ;;
       OS_* | UWORKER_* | GH_TOKEN | GITHUB_PAT | *PASSWORD* | *SECRET* | *TOKEN* | *_API_KEY | *PRIVATE_KEY*)

@@ -117,6 +117,16 @@ impl Inputs {
         for arg in &options.vars {
             let (key, value) = seed::parse_var_arg(arg)?;
             seed::check_variable_known(&key, "--var", &definition.variables)?;
+            if !crate::userinfo::strip(&value).userinfo.is_empty() {
+                // On the command line for the whole run, readable by every local user.
+                return Err(InputError::BadValue {
+                    origin: "--var".into(),
+                    key,
+                    message: format!(
+                        "holds a URL's credentials, which a command line shows every local user: give the value in the var-file (0600) or, for worker_source, in {WORKER_SOURCE_ENV}"
+                    ),
+                });
+            }
             // Packer runs in a work directory: a relative path means one from here.
             let value = if key == vars::WORKER_CONFIG_FILE_KEY || key == vars::TEST_SSH_KEY {
                 resolve(Path::new(""), &value)

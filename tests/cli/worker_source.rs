@@ -281,16 +281,39 @@ fn a_link_out_of_an_outside_source_is_refused() {
 #[test]
 fn url_credentials_are_a_secret_in_every_output() {
     let f = fixture();
-    let var = format!("worker_source={}", private_url());
+    let url = private_url();
+    // The URL reaches the tool through its environment: never a command line (`--var`
+    // with credentials is refused, below).
+    let source = |vars: &[(&'static str, &'static str)], url: &str| -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("UWORKER_IMAGE_WORKER_SOURCE".to_string(), url.to_string())])
+            .collect()
+    };
+    let with_url = source(&worker_env(), &url);
+    let with_url = env_pairs(&with_url);
     let key = "k".repeat(32);
-    let mut keyed = worker_env();
-    keyed.push(("UWORKER_FINGERPRINT_KEY", key.as_str()));
+    let keyed_vars = {
+        let mut keyed = source(&worker_env(), &url);
+        keyed.push(("UWORKER_FINGERPRINT_KEY".into(), key.clone()));
+        keyed
+    };
+    let keyed = env_pairs(&keyed_vars);
 
-    let r = run_tool(
+    let refused = run_tool(
         f.path(),
-        &["--var", &var, "fingerprint", "--explain"],
+        &["--var", &format!("worker_source={url}"), "fingerprint"],
         &worker_env(),
     );
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("--var") && refused.stderr.contains("UWORKER_IMAGE_WORKER_SOURCE"),
+        "{}",
+        refused.stderr
+    );
+    assert_no_credentials("the refusal of --var", &refused.all());
+
+    let r = run_tool(f.path(), &["fingerprint", "--explain"], &with_url);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_no_credentials("fingerprint --explain", &r.all());
     assert!(r.stdout.contains("variable worker_source"), "{}", r.stdout);
@@ -306,11 +329,7 @@ fn url_credentials_are_a_secret_in_every_output() {
     );
 
     // The manifest: the URL without credentials, an HMAC of them under the key.
-    let r = run_tool(
-        f.path(),
-        &["--var", &var, "--output", "json", "fingerprint"],
-        &keyed,
-    );
+    let r = run_tool(f.path(), &["--output", "json", "fingerprint"], &keyed);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_no_credentials("the manifest", &r.all());
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -321,27 +340,31 @@ fn url_credentials_are_a_secret_in_every_output() {
         .to_string();
     assert_eq!(digest.len(), 64);
     // Another token: another HMAC and fingerprint under the key; without the key, the same.
-    let other = format!("worker_source={}", private_url().replace("x%40y", "z"));
-    let fp = |v: &str, vars: &[(&str, &str)]| {
-        let r = run_tool(f.path(), &["--var", v, "fingerprint"], vars);
+    let other = url.replace("x%40y", "z");
+    let fp = |url: &str, keyed: bool| {
+        let mut vars = source(&worker_env(), url);
+        if keyed {
+            vars.push(("UWORKER_FINGERPRINT_KEY".into(), key.clone()));
+        }
+        let r = run_tool(f.path(), &["fingerprint"], &env_pairs(&vars));
         assert_eq!(r.code, 0, "{}", r.all());
         r.stdout.lines().last().unwrap().to_string()
     };
-    assert_ne!(fp(&var, &keyed), fp(&other, &keyed));
-    assert_eq!(fp(&var, &worker_env()), fp(&other, &worker_env()));
+    assert_ne!(fp(&url, true), fp(&other, true));
+    assert_eq!(fp(&url, false), fp(&other, false));
 
     // render: the template has no credentials; the 0600 var-file has the whole URL.
-    let r = run_tool(f.path(), &["--var", &var, "render"], &worker_env());
+    let r = run_tool(f.path(), &["render"], &with_url);
     assert_no_credentials("render", &r.all());
     let out = tempfile::tempdir().unwrap();
-    render_out(f.path(), out.path(), &worker_env(), &["--var", &var]);
+    render_out(f.path(), out.path(), &with_url, &[]);
     assert_no_credentials(
         "template.json",
         &std::fs::read_to_string(out.path().join("template.json")).unwrap(),
     );
     let values = std::fs::read_to_string(out.path().join("variables.json")).unwrap();
     let values: serde_json::Value = serde_json::from_str(&values).unwrap();
-    assert_eq!(values["worker_source"], private_url());
+    assert_eq!(values["worker_source"], url);
     assert_eq!(mode(&out.path().join("variables.json")), 0o600);
 
     // The record (what a release's image.json and the PR comment are made of).
@@ -349,15 +372,13 @@ fn url_credentials_are_a_secret_in_every_output() {
     let r = run_tool(
         f.path(),
         &[
-            "--var",
-            &var,
             "--output",
             "json",
             "plan",
             "--out",
             record.to_str().unwrap(),
         ],
-        &worker_env(),
+        &with_url,
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert_no_credentials("plan", &r.all());

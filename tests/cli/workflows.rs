@@ -946,6 +946,10 @@ fn a_restored_binary_is_used_only_with_the_sha256_in_its_key() {
         );
         assert!(r.stdout.contains("::warning::"), "{matched}: {}", r.all());
     }
+    // A key with no hash and nothing restored under it (an empty hash matches an empty
+    // sha256sum output, as it did without pipefail): compiled, never a hit.
+    let (r, output, _) = check(prefix, None);
+    assert_eq!(output, "", "{}", r.all());
 }
 
 /// image.yml with `from` replaced by `to` once (the text must be there).

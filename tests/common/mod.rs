@@ -247,6 +247,11 @@ pub fn run_tool(def: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
 }
 
 /// `render --out OUT`, which must succeed.
+/// Owned variables as the `(&str, &str)` pairs `run_tool` takes.
+pub fn env_pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 pub fn render_out(def: &Path, out: &Path, vars: &[(&str, &str)], extra: &[&str]) -> Run {
     let out = out.to_str().unwrap();
     let r = run_tool(def, &[extra, &["render", "--out", out]].concat(), vars);

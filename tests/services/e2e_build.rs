@@ -1128,15 +1128,29 @@ fn a_build_outlives_its_token() {
     vars.extend(plain_config());
     let out = def.path().join("record.json");
     let started = Instant::now();
+    // The lease renewed every 5 s, from a login of its own: past its token's 20 s too.
     let run = run_tool(
         def.path(),
-        &["build", "--attempts", "1", "--out", out.to_str().unwrap()],
+        &[
+            "build",
+            "--attempts",
+            "1",
+            "--heartbeat",
+            "5s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &env_pairs(&vars),
     );
     assert_eq!(run.code, 0, "{}", run.all());
     let rec = record(&out);
     assert_built(&run, &rec);
     assert!(started.elapsed() > Duration::from_secs(25));
+    assert!(
+        !run.stderr.contains("the run's lease") && !run.stderr.contains("no lease"),
+        "{}",
+        run.stderr
+    );
 
     // The image is there, active, and marked after the token it started with expired.
     let images = s.images(&name);
@@ -1161,6 +1175,61 @@ fn a_build_outlives_its_token() {
         .filter(|c| c["status"] == 401)
         .count();
     assert!(refused >= 1, "{:#}", report.0["calls"]);
+    // Every renewal of the run's lease went through, the ones after the first token
+    // expired among them (25 s of provisioning, a renewal each 5 s).
+    let renewals: Vec<u64> = report
+        .calls("ServerMetadataController.create")
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert!(
+        renewals.len() >= 4 && renewals.iter().all(|status| *status == 200),
+        "{renewals:?}"
+    );
+}
+
+/// A live run, however old by an explicit `--older-than`, is spared while its tool renews
+/// its lease: the sweep says so, and takes nothing of it.
+#[test]
+fn a_live_runs_lease_spares_it_from_any_sweep() {
+    let s = Scenario::start();
+    let name = s.definition_name("e2e-lease-");
+    let def = small_definition(&name, PROVISION_FOREVER);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = spawn_build_with(&s, &def, tmp.path(), &[], &["--heartbeat", "2s"]);
+    let stderr = Lines::of(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let until = Instant::now() + Duration::from_secs(20);
+    while s
+        .compute
+        .report()
+        .calls("ServerMetadataController.create")
+        .is_empty()
+    {
+        assert!(Instant::now() < until, "no lease renewal within 20 s");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let server = ids_of(&s.compute.report(), "servers", "id");
+
+    let (run, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(swept(&report), [], "{report:#}");
+    let spared = &report["spared"][0];
+    assert_eq!(spared["id"], server[0].as_str(), "{report:#}");
+    assert!(
+        spared["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("its run is alive (lease renewed until "),
+        "{report:#}"
+    );
+
+    procs::signal(child.id() as i32, libc::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    stderr.drain_into(&mut seen);
+    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    s.finish();
 }
 
 // ---- sweep: what a dead run leaves behind ----------------------------------------------

@@ -904,6 +904,10 @@ fn cargo_builds_without_the_steps_secrets_and_the_step_is_warned() {
         ("UWORKER_REGISTRY_PASSWORD", "reg'istry\"pw"),
         ("GITHUB_TOKEN", "ghs_0123456789abcdefTOKEN"),
         ("AWS_SECRET_ACCESS_KEY", "aws secret"),
+        (
+            "UWORKER_IMAGE_WORKER_SOURCE",
+            "git+https://x-access-token:ghp_w0rker@h/o/w.git",
+        ),
     ];
     let mut vars: Vec<(&str, &str)> = secrets.to_vec();
     vars.push(("UWORKER_IMAGE_DIR", "provision"));
@@ -948,6 +952,7 @@ fn cargo_builds_without_the_steps_secrets_and_the_step_is_warned() {
         "UWORKER_REGISTRY_PASSWORD",
         "GITHUB_TOKEN",
         "AWS_SECRET_ACCESS_KEY",
+        "UWORKER_IMAGE_WORKER_SOURCE",
     ] {
         assert!(warning.contains(name), "{name} not named: {warning}");
     }

@@ -115,9 +115,7 @@ pub fn os_env(method: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn env_pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
-    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
+pub use super::env_pairs;
 
 pub fn cloud() -> Cloud {
     let env = Env::from_pairs(os_env("appcred"));
