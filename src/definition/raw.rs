@@ -352,21 +352,35 @@ pub fn check_ip(value: &str) -> Result<(), String> {
 fn check_worker_config_destination(destination: &str) -> Result<(), String> {
     let private = format!("{{{{user `{}`}}}}/", crate::vars::UPLOAD_DIR);
     let suggestion = format!("{private}uworker.conf");
-    if destination.starts_with(&private) {
-        return Ok(());
-    }
-    if !destination.starts_with('/') {
+    let (rest, in_private) = match destination.strip_prefix(&private) {
+        Some(rest) => (rest, true),
+        None => (destination, false),
+    };
+    if !in_private && !destination.starts_with('/') {
         return Err(format!(
             "worker_config `{destination}` must be an absolute path on the image, or one in the run's private directory: {suggestion}"
         ));
     }
-    let parent = destination
-        .trim_end_matches('/')
-        .rsplit_once('/')
-        .map_or("", |(parent, _)| parent);
-    if SHARED_DIRS.contains(&parent.trim_end_matches('/')) {
+    // The path as the host resolves it (`//tmp/./x` is `/tmp/x`); `..` could lead anywhere.
+    let parts: Vec<&str> = rest
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    if parts.contains(&"..") {
         return Err(format!(
-            "worker_config `{destination}` is in {parent}, which every local user can write: one who makes that file first reads the secrets and can change them; write {suggestion} (the run's private directory)"
+            "worker_config `{destination}` holds `..`: name the file plainly, e.g. {suggestion}"
+        ));
+    }
+    if in_private {
+        return Ok(());
+    }
+    let path = format!("/{}", parts.join("/"));
+    if let Some(shared) = SHARED_DIRS
+        .iter()
+        .find(|dir| path.starts_with(&format!("{dir}/")))
+    {
+        return Err(format!(
+            "worker_config `{destination}` is in {shared}, which every local user can write: one who makes that file (or a directory on its way) first reads the secrets and can change them; write {suggestion} (the run's private directory)"
         ));
     }
     Ok(())

@@ -105,6 +105,20 @@ fn step_shapes() {
             "worker_config = \"/var/tmp/x\"",
             "write {{user `upload_dir`}}/uworker.conf",
         ),
+        // However the path is written: doubled or `.` slashes, a directory on the way.
+        (
+            "worker_config = \"//tmp/./x\"",
+            "is in /tmp, which every local user can write",
+        ),
+        (
+            "worker_config = \"/dev/shm/sub/x\"",
+            "is in /dev/shm, which every local user can write",
+        ),
+        (
+            "worker_config = \"{{user `upload_dir`}}/../uworker.conf\"",
+            "holds `..`",
+        ),
+        ("worker_config = \"/etc/../tmp/x\"", "holds `..`"),
     ] {
         let f = Fixture::new(&format!("{MINIMAL}[[provision]]\n{step}\n"));
         expect_bad_input(
