@@ -37,7 +37,9 @@ pub fn free_port() -> u16 {
 impl Sshd {
     /// Keys and config, but no server yet (`start` runs it): lets a test start the host late.
     pub fn prepare() -> Sshd {
-        let dir = tempfile::tempdir().unwrap();
+        // Not under /tmp: the steps upload a worker config into this directory, and the
+        // tool refuses a worker_config destination in a directory every user can write.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         keygen(&dir.path().join("host_key"));
         keygen(&dir.path().join("client_key"));
         std::fs::copy(
