@@ -76,19 +76,12 @@ impl Scenario {
     }
 
     /// Images of definition `name` in Glance.
-    fn images(&self, name: &str) -> Vec<Image> {
-        Glance::new(&self.cloud)
-            .unwrap()
-            .list(&[(IMAGE_PROPERTY, name)], |_| true)
-            .unwrap()
+    pub(crate) fn images(&self, name: &str) -> Vec<Image> {
+        images_in(&self.cloud, name)
     }
 
     fn delete_images(&self, name: &str) {
-        let glance = Glance::new(&self.cloud).unwrap();
-        for image in self.images(name) {
-            let deleted = glance.delete(&image.id);
-            assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
-        }
+        delete_images_in(&self.cloud, name);
     }
 
     /// Every scenario ends here: nothing left in the stand-in, nothing off Nova's spec.
@@ -96,6 +89,23 @@ impl Scenario {
         let report = self.compute.settled_report(Duration::from_secs(30));
         report.assert_clean();
         report
+    }
+}
+
+/// Images of definition `name` in `cloud`'s Glance (its region's).
+pub(crate) fn images_in(cloud: &Cloud, name: &str) -> Vec<Image> {
+    Glance::new(cloud)
+        .unwrap()
+        .list(&[(IMAGE_PROPERTY, name)], |_| true)
+        .unwrap()
+}
+
+/// Deletes them (a scenario's clean-up: quiet while a test panics).
+pub(crate) fn delete_images_in(cloud: &Cloud, name: &str) {
+    let glance = Glance::new(cloud).unwrap();
+    for image in images_in(cloud, name) {
+        let deleted = glance.delete(&image.id);
+        assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
     }
 }
 

@@ -6,8 +6,8 @@
 
 use crate::common;
 use crate::e2e_build::{
-    assert_built, build, ensure_base_images, plain_config, record, region_cloud, sweep, swept,
-    Scenario, BASE_IMAGE, PROVISION_HOSTNAME,
+    assert_built, build, delete_images_in, ensure_base_images, images_in, plain_config, record,
+    region_cloud, sweep, swept, Scenario, BASE_IMAGE, PROVISION_HOSTNAME,
 };
 
 use std::path::Path;
@@ -17,7 +17,7 @@ use common::compute::{second_compute, Compute, REGION_TWO};
 use common::openstack::{create_image, env_pairs};
 use common::*;
 use uworker_image::openstack::client::Cloud;
-use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
+use uworker_image::openstack::glance::{Glance, Image};
 
 /// An e2e scenario with the second region beside it; the images of its definitions go
 /// from both regions when it ends.
@@ -39,13 +39,7 @@ impl TwoRegions {
 
     /// Images of definition `name` in the first region's Glance and the second's.
     fn images(&self, name: &str) -> (Vec<Image>, Vec<Image>) {
-        let list = |cloud: &Cloud| {
-            Glance::new(cloud)
-                .unwrap()
-                .list(&[(IMAGE_PROPERTY, name)], |_| true)
-                .unwrap()
-        };
-        (list(&self.s.cloud), list(&self.cloud_two))
+        (self.s.images(name), images_in(&self.cloud_two, name))
     }
 
     fn finish(&self) {
@@ -58,12 +52,8 @@ impl TwoRegions {
 
 impl Drop for TwoRegions {
     fn drop(&mut self) {
-        let glance = Glance::new(&self.cloud_two).unwrap();
         for name in self.s.definitions.borrow().iter() {
-            for image in self.images(name).1 {
-                let deleted = glance.delete(&image.id);
-                assert!(deleted.is_ok() || std::thread::panicking(), "{deleted:?}");
-            }
+            delete_images_in(&self.cloud_two, name);
         }
     }
 }
