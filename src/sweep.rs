@@ -200,10 +200,18 @@ fn dead_by_limit(
 
 /// The server's run renews its lease: it is alive, whatever the limit says (unless the
 /// sweep is narrowed to that run, which its caller says has ended: a tool killed with its
-/// job leaves a lease that outlives it by up to three heartbeats).
+/// job leaves a lease that outlives it by up to three heartbeats). Nova takes no metadata
+/// while a task runs on the server (its boot, its stop, saving its image, which can take
+/// hours), so the lease may lapse then: a server Nova is at work on is spared too. A dead
+/// run's task ends by itself, and the next sweep takes the server.
 fn alive(scope: &Scope, server: &Server) -> Option<String> {
     if scope.run.is_some() {
         return None;
+    }
+    if let Some(task) = server.task_state.as_deref().filter(|t| *t != "deleting") {
+        return Some(format!(
+            "Nova is at work on it (task_state {task}): its run can renew no lease meanwhile"
+        ));
     }
     let until = server.metadata.get(ALIVE_UNTIL_KEY)?;
     let at = run_marks::parse_stamp(until)?;
@@ -966,6 +974,43 @@ mod tests {
             ids(&select(&ended, &found)),
             [(Kind::Server, "beating", Action::Delete)]
         );
+    }
+
+    #[test]
+    fn a_server_nova_is_at_work_on_is_spared_until_the_run_is_known_over() {
+        let in_task = |id: &str, task: Option<&str>| Server {
+            task_state: task.map(str::to_string),
+            // Its lease ran out while Nova took none: only the task keeps it.
+            ..marked(id, "7-1", -1, Some(-1))
+        };
+        let found = Found {
+            servers: vec![
+                in_task("uploading", Some("image_uploading")),
+                in_task("deleting", Some("deleting")),
+                in_task("idle", None),
+            ],
+            ..Found::default()
+        };
+        for limit in [scope().limit, Limit::OlderThan(Duration::ZERO)] {
+            let selection = select(&Scope { limit, ..scope() }, &found);
+            assert_eq!(
+                ids(&selection),
+                [
+                    (Kind::Server, "deleting", Action::Delete),
+                    (Kind::Server, "idle", Action::Delete)
+                ]
+            );
+            assert_eq!(
+                spared_reason(&selection, "uploading"),
+                "Nova is at work on it (task_state image_uploading): its run can renew no lease meanwhile"
+            );
+        }
+        // The sweep after the run's job ended: nothing of it is waited for.
+        let ended = Scope {
+            run: Some("7".into()),
+            ..scope()
+        };
+        assert_eq!(ids(&select(&ended, &found)).len(), 3);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use secrecy::SecretString;
 
 use crate::openstack::client::{Cloud, Reconnect};
-use crate::openstack::compute::{is_gone, Nova};
+use crate::openstack::compute::{is_busy, is_gone, Nova};
 use crate::openstack::glance::IMAGE_PROPERTY;
 use crate::run_key::RunKey;
 use crate::run_marks::{self, KeypairMarks, ALIVE_UNTIL_KEY, LEASE_PERIODS, RUN_ID_KEY};
@@ -142,7 +142,9 @@ fn renew(cloud: &Cloud, definition: &str, run_id: &str, until: SystemTime) -> Re
         let meta = |k: &str| server.metadata.get(k).map(String::as_str);
         if meta(IMAGE_PROPERTY) == Some(definition) && meta(RUN_ID_KEY) == Some(run_id) {
             match nova.set_server_metadata(&server.id, &items) {
-                Err(e) if is_gone(&e) => {}
+                // A server still building, or being stopped or saved, takes no metadata
+                // (409): that is the run going on. Its lease is renewed once Nova is done.
+                Err(e) if is_gone(&e) || is_busy(&e) => {}
                 other => other?,
             }
         }

@@ -27,6 +27,10 @@ pub struct Server {
     pub key_name: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// What Nova is doing with the server right now (`spawning`, `powering-off`,
+    /// `image_uploading`, ...); None when nothing. Nova changes no metadata while a task runs.
+    #[serde(default, rename = "OS-EXT-STS:task_state")]
+    pub task_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +178,12 @@ fn path_segment(name: &str) -> String {
 /// Whether an error means the thing is already gone (someone else deleted it first).
 pub fn is_gone(error: &OpenStackError) -> bool {
     matches!(error, OpenStackError::Api { status: 404, .. })
+}
+
+/// Whether Nova refused a change because the server is busy (building, or a task such as
+/// stopping or saving its image running: Nova's `check_instance_state` answers 409).
+pub fn is_busy(error: &OpenStackError) -> bool {
+    matches!(error, OpenStackError::Api { status: 409, .. })
 }
 
 #[cfg(test)]

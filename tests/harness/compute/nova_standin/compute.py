@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 
 from nova.api.openstack import api_version_request
@@ -27,6 +28,9 @@ FLAVORS = [("1", "c1.small", 2048, 1, 20), ("2", "m1.small", 2048, 1, 20),
            ("3", "m1.large", 8192, 4, 80)]
 NETWORK = "private"
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+# How much longer a snapshot takes under the slow_snapshot fault.
+SLOW_SNAPSHOT_SECONDS = 15
+
 # Nova's default quota of metadata items per server.
 METADATA_ITEMS = 128
 
@@ -45,12 +49,15 @@ def _at_least(version, text):
 
 class Faults:
     """Failures injected on request: HTTP 500 for the next N server creates, ERROR for
-    the next N servers that would boot, HTTP 500 for the next N server lists."""
+    the next N servers that would boot, HTTP 500 for the next N server lists; the next N
+    snapshots spend SLOW_SNAPSHOT_SECONDS more in image_uploading (a cloud's save, which
+    takes hours, in small)."""
 
     def __init__(self):
         self.create_500 = 0
         self.boot_error = 0
         self.list_500 = 0
+        self.slow_snapshot = 0
 
     def take(self, name):
         left = getattr(self, name)
@@ -602,6 +609,8 @@ class Compute:
 
     def _snapshot(self, server, glance, image_id):
         server.set(task_state="image_uploading")
+        if self.faults.take("slow_snapshot"):
+            time.sleep(SLOW_SNAPSHOT_SECONDS)
         with tempfile.TemporaryDirectory(dir=self.hosts.dir) as work:
             data = os.path.join(work, "root.tar.zst")
             try:
