@@ -202,15 +202,18 @@ fn dead_by_limit(
 /// sweep is narrowed to that run, which its caller says has ended: a tool killed with its
 /// job leaves a lease that outlives it by up to three heartbeats). Nova takes no metadata
 /// while a task runs on the server (its boot, its stop, saving its image, which can take
-/// hours), so the lease may lapse then: a server Nova is at work on is spared too. A dead
-/// run's task ends by itself, and the next sweep takes the server.
+/// hours), so the lease may lapse then: a server Nova is at work on is spared too while
+/// its run's deadline has not passed. Past it, the run is over whatever Nova does, and a
+/// task stuck for good does not keep the server forever.
 fn alive(scope: &Scope, server: &Server) -> Option<String> {
     if scope.run.is_some() {
         return None;
     }
-    if let Some(task) = server.task_state.as_deref().filter(|t| *t != "deleting") {
+    let task = server.task_state.as_deref().filter(|t| *t != "deleting");
+    let deadline = server.metadata.get(DEADLINE_KEY);
+    if let (Some(task), Some(Err(_))) = (task, deadline.map(|d| past_deadline(scope, d))) {
         return Some(format!(
-            "Nova is at work on it (task_state {task}): its run can renew no lease meanwhile"
+            "Nova is at work on it (task_state {task}) before its run's deadline: its run can renew no lease meanwhile"
         ));
     }
     let until = server.metadata.get(ALIVE_UNTIL_KEY)?;
@@ -977,40 +980,44 @@ mod tests {
     }
 
     #[test]
-    fn a_server_nova_is_at_work_on_is_spared_until_the_run_is_known_over() {
-        let in_task = |id: &str, task: Option<&str>| Server {
+    fn a_server_nova_is_at_work_on_is_spared_until_its_runs_deadline() {
+        let in_task = |id: &str, task: Option<&str>, deadline: i64| Server {
             task_state: task.map(str::to_string),
             // Its lease ran out while Nova took none: only the task keeps it.
-            ..marked(id, "7-1", -1, Some(-1))
+            ..marked(id, "7-1", deadline, Some(-1))
         };
         let found = Found {
             servers: vec![
-                in_task("uploading", Some("image_uploading")),
-                in_task("deleting", Some("deleting")),
-                in_task("idle", None),
+                in_task("uploading", Some("image_uploading"), 1),
+                in_task("stuck", Some("image_uploading"), -1),
+                in_task("deleting", Some("deleting"), 1),
+                in_task("idle", None, 1),
             ],
             ..Found::default()
         };
-        for limit in [scope().limit, Limit::OlderThan(Duration::ZERO)] {
-            let selection = select(&Scope { limit, ..scope() }, &found);
-            assert_eq!(
-                ids(&selection),
-                [
-                    (Kind::Server, "deleting", Action::Delete),
-                    (Kind::Server, "idle", Action::Delete)
-                ]
-            );
-            assert_eq!(
-                spared_reason(&selection, "uploading"),
-                "Nova is at work on it (task_state image_uploading): its run can renew no lease meanwhile"
-            );
-        }
+        let by_age = Scope {
+            limit: Limit::OlderThan(Duration::ZERO),
+            ..scope()
+        };
+        let selection = select(&by_age, &found);
+        assert_eq!(
+            ids(&selection),
+            [
+                (Kind::Server, "stuck", Action::Delete),
+                (Kind::Server, "deleting", Action::Delete),
+                (Kind::Server, "idle", Action::Delete)
+            ]
+        );
+        assert_eq!(
+            spared_reason(&selection, "uploading"),
+            "Nova is at work on it (task_state image_uploading) before its run's deadline: its run can renew no lease meanwhile"
+        );
         // The sweep after the run's job ended: nothing of it is waited for.
         let ended = Scope {
             run: Some("7".into()),
-            ..scope()
+            ..by_age
         };
-        assert_eq!(ids(&select(&ended, &found)).len(), 3);
+        assert_eq!(ids(&select(&ended, &found)).len(), 4);
     }
 
     #[test]

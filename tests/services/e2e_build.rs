@@ -1267,7 +1267,7 @@ fn a_server_nova_is_snapshotting_is_spared_by_a_sweep_though_its_lease_lapsed() 
     assert_eq!(swept(&report), [], "{report:#}");
     assert_eq!(
         report["spared"][0]["reason"],
-        "Nova is at work on it (task_state image_uploading): its run can renew no lease meanwhile",
+        "Nova is at work on it (task_state image_uploading) before its run's deadline: its run can renew no lease meanwhile",
         "{report:#}"
     );
 

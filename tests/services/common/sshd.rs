@@ -25,6 +25,21 @@ pub fn keygen(path: &Path) {
     assert!(ok, "ssh-keygen failed");
 }
 
+/// Where the hosts keep their files: the suite's cache (as the harness scripts find it),
+/// never /tmp (nor a checkout there): the steps upload a worker config into a host's
+/// directory, and the tool refuses a worker_config destination where every user can write.
+fn hosts_dir() -> PathBuf {
+    let cache = std::env::var_os("UWORKER_IMAGE_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/uworker-image-test")
+        });
+    let dir = cache.join("sshd");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -37,9 +52,7 @@ pub fn free_port() -> u16 {
 impl Sshd {
     /// Keys and config, but no server yet (`start` runs it): lets a test start the host late.
     pub fn prepare() -> Sshd {
-        // Not under /tmp: the steps upload a worker config into this directory, and the
-        // tool refuses a worker_config destination in a directory every user can write.
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = tempfile::tempdir_in(hosts_dir()).unwrap();
         keygen(&dir.path().join("host_key"));
         keygen(&dir.path().join("client_key"));
         std::fs::copy(
