@@ -813,7 +813,9 @@ fn an_image_older_than_max_age_is_rebuilt() {
     let toml = std::fs::read_to_string(aged.path().join("image.toml")).unwrap();
     std::fs::write(
         aged.path().join("image.toml"),
-        toml.replacen('\n', "\nmax_age = \"2s\"\n", 1),
+        // Wide enough that the first plan comes within it on a loaded 2-core machine (a
+        // 2 s window did not, under CI's load).
+        toml.replacen('\n', "\nmax_age = \"20s\"\n", 1),
     )
     .unwrap();
     let vars = os_env("appcred");
@@ -832,20 +834,21 @@ fn an_image_older_than_max_age_is_rebuilt() {
         &[("uworker_fingerprint", &fingerprint)],
         true,
     );
+    let created = std::time::Instant::now();
     let fresh = plan_json(&aged, &env_pairs(&vars));
     assert_eq!(fresh["action"], "skip", "{fresh:#}");
     assert_eq!(fresh["image_id"], image.id.as_str());
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::thread::sleep(std::time::Duration::from_secs(21).saturating_sub(created.elapsed()));
     let stale = plan_json(&aged, &env_pairs(&vars));
     assert_eq!(stale["action"], "build", "{stale:#}");
     let reason = stale["reason"].as_str().unwrap();
     assert!(
         reason.starts_with(&format!("image {} was built ", image.id))
-            && reason.contains(" seconds ago; max_age is 2 seconds"),
+            && reason.contains(" seconds ago; max_age is 20 seconds"),
         "{reason}"
     );
     assert!(
-        stale["image_age_seconds"].as_u64().unwrap() >= 3,
+        stale["image_age_seconds"].as_u64().unwrap() >= 21,
         "{stale:#}"
     );
     // Without max_age the old image still serves; --max-age brings the rebuild back.
