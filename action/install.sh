@@ -48,7 +48,7 @@ warn_about_secrets() {
   done < <(compgen -e)
   [ "${#found[@]}" -eq 0 ] ||
     printf '::warning title=uworker-image: secrets where it is installed::%s\n' \
-      "${found[*]} in the environment of the step that installs uworker-image: installing runs code that is not the tool (setup-packer, cargo's build scripts). Give secrets only to the step that runs the tool (README: \"Using it from another repository\")." >&2
+      "${found[*]} in the environment of the step that installs uworker-image: installing runs code that is not the tool (setup-packer, cargo's build scripts). Give secrets only to the step that runs the tool (docs/github-actions.md: \"Using it from another repository\")." >&2
 }
 
 # "$@" with only what cargo and rustup need: no secret, no token.

@@ -10,6 +10,7 @@ mod common;
 
 mod completions;
 mod definition_paths;
+mod docs_links;
 mod errors;
 mod fingerprint;
 mod help;

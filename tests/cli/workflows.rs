@@ -1,6 +1,6 @@
 //! The GitHub workflows and the composite action (actionlint runs on them in
 //! tests/services/actionlint.rs): the image workflow's triggers, permissions, secrets and
-//! concurrency are what the README promises; the action's scripts map inputs to flags and install a release binary (checked) or fall
+//! concurrency are what docs/github-actions.md promises; the action's scripts map inputs to flags and install a release binary (checked) or fall
 //! back to a build from source.
 
 use crate::common;
@@ -456,8 +456,9 @@ fn every_action_input_reaches_the_scripts() {
             "input `{input}` is not used"
         );
     }
-    // What a step with secrets checks the binary against (README: "Using it from another
-    // repository"): the hash of the binary install.sh checked, taken in the same step.
+    // What a step with secrets checks the binary against (docs/github-actions.md: "Using
+    // it from another repository"): the hash of the binary install.sh checked, taken in the
+    // same step.
     assert_eq!(
         action["outputs"]["sha256"]["value"].as_str(),
         Some("${{ steps.install.outputs.sha256 }}")
