@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use super::places::{Account, Place, Places};
 use super::CommandError;
+use crate::definition::tree::Found;
 use crate::definition::{Definition, SourceImage, Target, COMMAND_MODE_PAIR, TEST_BUILDER};
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
@@ -28,6 +29,8 @@ use crate::worker_source;
 /// The loaded definition and inputs of one invocation.
 pub struct Session {
     pub definition: Definition,
+    /// Every file the definition's steps read, as loading it walked them.
+    definition_files: Vec<Found>,
     pub inputs: Inputs,
     pub redactor: Redactor,
     pub quiet: bool,
@@ -68,7 +71,8 @@ pub struct Fingerprinted {
 
 impl Session {
     pub fn load(load: &Load, env: &Env) -> Result<Session> {
-        let mut definition = Definition::load(&load.dir)?;
+        let loaded = Definition::load(&load.dir)?;
+        let (mut definition, mut definition_files) = (loaded.definition, loaded.files);
         // OS_CLOUD's clouds.yaml entry, as the OS_* variables it stands for, so the
         // credentials, the redactor and validate see one kind of cloud settings.
         // An --openrc file's settings go under the environment's, the password asked on
@@ -100,7 +104,7 @@ impl Session {
             places.secrets(),
             env,
         );
-        wire_worker_source(&mut definition, &mut inputs)?;
+        wire_worker_source(&mut definition, &mut definition_files, &mut inputs)?;
         if crate::ci::in_actions(env) {
             crate::ci::mask_secrets(&redactor, env);
         }
@@ -111,6 +115,7 @@ impl Session {
             .map(|dir| dir.join("uworker-image"));
         Ok(Session {
             definition,
+            definition_files,
             inputs,
             redactor,
             quiet: load.quiet,
@@ -379,7 +384,8 @@ impl Session {
         base_image: Option<&BaseImageChoice>,
     ) -> Result<Manifest> {
         let version_probe = packer.version_cached(self.cache_dir.as_deref())?;
-        let found = crate::fingerprint::collect_files(&self.definition, target)?;
+        let found =
+            crate::fingerprint::collect_files(&self.definition, &self.definition_files, target)?;
         let hashed = files::hash_all(&found)?;
         let packer_version = version_probe.wait()?;
         Ok(Manifest::build(
@@ -429,7 +435,11 @@ pub fn check_base_owner(
 }
 
 /// A local `worker_source` becomes an upload step whose content is fingerprinted.
-fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Result<()> {
+fn wire_worker_source(
+    definition: &mut Definition,
+    definition_files: &mut Vec<Found>,
+    inputs: &mut Inputs,
+) -> Result<()> {
     let Some(value) = inputs.values.get(worker_source::VARIABLE) else {
         return Ok(());
     };
@@ -440,9 +450,14 @@ fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Resul
     };
     let source = worker_source::classify(&definition.dir, value).map_err(bad_value)?;
     if let Some(path) = source.inside_path() {
-        definition
-            .walk_added(path)
+        let added = crate::definition::tree::collect(&definition.dir, &[path])
             .map_err(|e| bad_value(e.to_string()))?;
+        let found: BTreeMap<String, Found> = definition_files
+            .drain(..)
+            .chain(added)
+            .map(|f| (f.rel.clone(), f))
+            .collect();
+        *definition_files = found.into_values().collect();
     }
     worker_source::wire(definition, &mut inputs.values, &source);
     Ok(())

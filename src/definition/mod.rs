@@ -50,9 +50,15 @@ pub struct Definition {
     /// Where a `worker_source` outside this directory is uploaded from, once wired in
     /// (`crate::worker_source`); None otherwise.
     pub worker_source_dir: Option<PathBuf>,
-    /// Every file the steps read, as `load` walked them checking the path rules (so the
-    /// fingerprint need not walk again); None for a definition only parsed.
-    pub files: Option<Vec<tree::Found>>,
+}
+
+/// A definition as `load` found it: the model, and every file its steps read as the walk
+/// that checked the path rules found them (so the fingerprint need not walk again).
+#[derive(Debug)]
+pub struct Loaded {
+    pub definition: Definition,
+    /// In byte order of their paths, each once.
+    pub files: Vec<tree::Found>,
 }
 
 /// Image visibilities that let other projects download the image.
@@ -279,7 +285,7 @@ impl Definition {
     /// keys, step shapes, names, and the path rules of every file the steps read: it
     /// exists, and neither it nor anything under it links out of DIR. Every command
     /// loads the definition this way, so none uploads a file from outside.
-    pub fn load(dir: &Path) -> Result<Definition, DefinitionError> {
+    pub fn load(dir: &Path) -> Result<Loaded, DefinitionError> {
         let path = dir.join(FILE_NAME);
         let text = crate::input_file::read_text(&path, crate::input_file::CONFIG_CAP).map_err(
             |error| DefinitionError::Read {
@@ -287,9 +293,9 @@ impl Definition {
                 error,
             },
         )?;
-        let mut definition = Self::parse(&text, dir, &path)?;
-        definition.check_files(&path)?;
-        Ok(definition)
+        let definition = Self::parse(&text, dir, &path)?;
+        let files = definition.check_files(&path)?;
+        Ok(Loaded { definition, files })
     }
 
     /// Parses definition text; `dir` is where step paths will be resolved, `path` names
@@ -335,24 +341,8 @@ impl Definition {
         }
     }
 
-    /// Walks a step path added after loading (a local `worker_source`) into `files`.
-    pub fn walk_added(&mut self, source: &str) -> Result<(), tree::TreeError> {
-        let Some(files) = &mut self.files else {
-            return Ok(());
-        };
-        let mut found: std::collections::BTreeMap<String, tree::Found> =
-            files.drain(..).map(|f| (f.rel.clone(), f)).collect();
-        found.extend(
-            tree::collect(&self.dir, &[source])?
-                .into_iter()
-                .map(|f| (f.rel.clone(), f)),
-        );
-        *files = found.into_values().collect();
-        Ok(())
-    }
-
-    /// Checks every step path and walks them all, keeping what was found.
-    fn check_files(&mut self, path: &Path) -> Result<(), DefinitionError> {
+    /// Checks every step path and walks them all: the files found.
+    fn check_files(&self, path: &Path) -> Result<Vec<tree::Found>, DefinitionError> {
         let mut found = std::collections::BTreeMap::new();
         for step in &self.steps {
             let Some(source) = step.local_sources() else {
@@ -384,7 +374,6 @@ impl Definition {
             found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
         }
         // In byte order of the paths, each once, as `tree::collect` gives them.
-        self.files = Some(found.into_values().collect());
-        Ok(())
+        Ok(found.into_values().collect())
     }
 }

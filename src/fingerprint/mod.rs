@@ -158,21 +158,19 @@ pub fn local_sources<'a>(definition: &'a Definition, target: &Target) -> Vec<&'a
         .collect()
 }
 
-/// Every file the target's steps upload: the definition's, then those of a worker source
-/// outside it (named `worker_source:PATH`, so where it lies does not count).
+/// Every file the target's steps upload: those of the definition's walk (`walked`, as
+/// `Definition::load` found them) its steps read, then those of a worker source outside
+/// it (named `worker_source:PATH`, so where it lies does not count).
 pub fn collect_files(
     definition: &Definition,
+    walked: &[files::Found],
     target: &Target,
 ) -> Result<Vec<files::Found>, FingerprintError> {
     let sources = local_sources(definition, target);
-    let mut found = match &definition.files {
-        // Walked when the definition was loaded: narrowed to this target's steps.
-        Some(walked) => crate::definition::tree::under(walked, &sources)
-            .into_iter()
-            .cloned()
-            .collect(),
-        None => files::collect(&definition.dir, &sources)?,
-    };
+    let mut found: Vec<files::Found> = crate::definition::tree::under(walked, &sources)
+        .into_iter()
+        .cloned()
+        .collect();
     let outside: Vec<&str> = definition
         .steps
         .iter()
