@@ -47,8 +47,8 @@ pub struct Definition {
     pub steps: Vec<Step>,
     pub worker: WorkerKeys,
     pub test: TestSettings,
-    /// Where a `worker_source` outside this directory is uploaded from, once wired in
-    /// (`crate::worker_source`); None otherwise.
+    /// Where a local `worker_source` was read from, once wired in (`crate::worker_source`:
+    /// a run uploads its private copy instead); None otherwise.
     pub worker_source_dir: Option<PathBuf>,
 }
 
@@ -135,8 +135,8 @@ pub enum StepKind {
         source: String,
         destination: String,
     },
-    /// Upload of a `worker_source` outside the definition: `source` is relative to the
-    /// definition's `worker_source_dir` (empty: the directory's content).
+    /// Upload of a local `worker_source`'s copy: `source` is relative to the copy's
+    /// directory (empty: the directory's content; else the package file's name).
     UploadWorkerSource {
         source: String,
         destination: String,
@@ -190,12 +190,9 @@ impl Step {
         }
     }
 
-    /// The path this step reads relative to the definition's `worker_source_dir`.
-    pub fn worker_source_file(&self) -> Option<&str> {
-        match &self.kind {
-            StepKind::UploadWorkerSource { source, .. } => Some(source),
-            _ => None,
-        }
+    /// Whether this step uploads the local `worker_source`.
+    pub fn uploads_worker_source(&self) -> bool {
+        matches!(self.kind, StepKind::UploadWorkerSource { .. })
     }
 }
 
