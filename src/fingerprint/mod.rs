@@ -429,22 +429,6 @@ impl Changes {
     }
 }
 
-/// An earlier run's manifest, from a manifest file or a record that holds one.
-pub fn read_previous(path: &std::path::Path) -> Result<Manifest, FingerprintError> {
-    let fail = |message: String| FingerprintError::Previous {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = crate::input_file::read_text(path, crate::input_file::RECORD_CAP)
-        .map_err(|e| fail(e.to_string()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
-    let manifest = match value.get("manifest") {
-        Some(inner) => inner.clone(),
-        None => value,
-    };
-    serde_json::from_value(manifest).map_err(|e| fail(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
