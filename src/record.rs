@@ -5,9 +5,19 @@
 //!
 //! Compatibility: a record any earlier release wrote must keep reading. A new field gets
 //! `#[serde(default)]`; a field that changes meaning bumps `RECORD_SCHEMA`.
+//!
+//! Reading one back (`read`, `read_manifest`), a record's `schema` is checked for what is
+//! read of it. `report` reads the whole record and passes it on (outputs, comment, and
+//! the release asset it uploads): a newer record is refused, since its fields may mean
+//! what this release cannot tell and those it does not know would be dropped. `plan
+//! --previous` and the latest release's baseline read only its manifest, to list what
+//! changed: the manifest has its own `schema` (an input the comparison shows), so a record
+//! a newer release wrote still serves, and one tool upgraded before another does not
+//! stop `plan`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 pub use crate::fingerprint::Fingerprint;
 use crate::fingerprint::{Changes, Manifest};
@@ -114,6 +124,39 @@ pub struct Record {
 
 fn first_schema() -> u32 {
     1
+}
+
+/// Why a record's text cannot be used. The caller names the file in its own error
+/// (`ReportError`), which gives the exit code.
+#[derive(Debug, Error)]
+pub enum Unusable {
+    #[error("{0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("written by a newer uworker-image (record schema {schema}, this one reads up to {RECORD_SCHEMA})")]
+    Newer { schema: u32 },
+}
+
+/// A whole plan or build record, as this or an earlier release wrote it; a newer one is
+/// refused (see the module's notes).
+pub fn read(text: &str) -> Result<Record, Unusable> {
+    let record = Record::from_json(text)?;
+    if record.schema > RECORD_SCHEMA {
+        return Err(Unusable::Newer {
+            schema: record.schema,
+        });
+    }
+    Ok(record)
+}
+
+/// The manifest of a record of any schema, or a manifest file of its own (`fingerprint
+/// --output json`'s `manifest`): what a comparison with an earlier run needs.
+pub fn read_manifest(text: &str) -> Result<Manifest, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    let manifest = match value.get("manifest") {
+        Some(inner) => inner.clone(),
+        None => value,
+    };
+    serde_json::from_value(manifest)
 }
 
 /// One image built for a fingerprint.
@@ -232,6 +275,28 @@ mod tests {
     fn keys(json: &str) -> std::collections::BTreeSet<String> {
         let value: serde_json::Value = serde_json::from_str(json).unwrap();
         value.as_object().unwrap().keys().cloned().collect()
+    }
+
+    /// One reader, one rule: the whole record of a newer schema is refused (report would
+    /// pass on fields it cannot tell), its manifest is read for a comparison.
+    #[test]
+    fn a_newer_record_is_refused_whole_and_serves_its_manifest() {
+        let today = include_str!("../tests/fixtures/records/build-0.1.json");
+        let record = read(today).unwrap();
+        let mut value: serde_json::Value = serde_json::from_str(today).unwrap();
+        value["schema"] = 2.into();
+        let newer = value.to_string();
+        assert!(
+            matches!(read(&newer), Err(Unusable::Newer { schema: 2 })),
+            "{:?}",
+            read(&newer).map(|r| r.schema)
+        );
+        assert_eq!(read_manifest(&newer).unwrap(), record.manifest);
+        // A manifest on its own reads too; anything else is refused.
+        let manifest = serde_json::to_string(&record.manifest).unwrap();
+        assert_eq!(read_manifest(&manifest).unwrap(), record.manifest);
+        assert!(read_manifest(r#"{"not": "a manifest"}"#).is_err());
+        assert!(matches!(read("{}"), Err(Unusable::Malformed(_))));
     }
 
     #[test]

@@ -14,7 +14,6 @@ use super::{plan, CommandError, Session};
 use crate::definition::{SourceImage, Target};
 use crate::env::Env;
 use crate::exit::Code;
-use crate::fingerprint;
 use crate::jobapi;
 use crate::openstack::client::Cloud;
 use crate::openstack::glance::{
@@ -39,7 +38,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let previous = request
         .previous
         .as_deref()
-        .map(fingerprint::read_previous)
+        .map(plan::read_previous)
         .transpose()?;
     let plan = plan::compute(&session, target, request.force, previous.as_ref())?;
     let mut provenance = Provenance::from_env(env);

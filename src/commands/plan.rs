@@ -1,5 +1,7 @@
 //! `plan`: load, render, check, fingerprint, decide. The main job; no side effects.
 
+use std::path::Path;
+
 use anyhow::Result;
 
 use super::session::Fingerprinted;
@@ -8,8 +10,7 @@ use super::{Session, CREDENTIAL_SOURCES};
 use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
-use crate::fingerprint;
-use crate::fingerprint::Manifest;
+use crate::fingerprint::{FingerprintError, Manifest};
 use crate::openstack::glance::Glance;
 use crate::plan::{self, Lookup};
 use crate::record::Record;
@@ -18,11 +19,7 @@ use crate::request::{self, Output};
 pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
     let target = session.target(request.target.as_deref())?;
-    let previous = request
-        .previous
-        .as_deref()
-        .map(fingerprint::read_previous)
-        .transpose()?;
+    let previous = request.previous.as_deref().map(read_previous).transpose()?;
     let plan = compute(&session, target, request.force, previous.as_ref())?;
     let json = serde_json::to_string(&plan)?;
     if let Some(path) = &request.record.file {
@@ -44,6 +41,18 @@ pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
         return super::report::after_run(&plan, request.record.validation, env, &session.redactor);
     }
     Ok(Code::Ok)
+}
+
+/// `--previous`: an earlier run's manifest, alone or in its record (of any schema: only
+/// the manifest is compared, see `record`).
+pub(super) fn read_previous(path: &Path) -> Result<Manifest, FingerprintError> {
+    let fail = |message: String| FingerprintError::Previous {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = crate::input_file::read_text(path, crate::input_file::RECORD_CAP)
+        .map_err(|e| fail(e.to_string()))?;
+    crate::record::read_manifest(&text).map_err(|e| fail(e.to_string()))
 }
 
 /// Fingerprint the target (its base image name resolved when a cloud is at hand) and

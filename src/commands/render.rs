@@ -43,6 +43,8 @@ fn write_out(session: &Session, out: &Path, template: &str) -> Result<()> {
         .with_context(|| format!("writing {}", template_path.display()))?;
     let facts = RunFacts {
         worker_config_path: write_worker_config(session, &out)?,
+        // packer runs later, on its own: from the source itself.
+        worker_source_dir: session.definition.worker_source_dir.clone(),
         manifest_file: Some(out.join("packer-manifest.json")),
         ..RunFacts::default()
     };

@@ -13,7 +13,7 @@ use crate::github::{GitHub, GitHubError, Retry};
 use crate::record::{Provenance, Record};
 use crate::report::markdown::{self, Context};
 use crate::report::{
-    marker, outputs, read_record, release_tag, Baseline, ReportError, Validation, RECORD_ASSET,
+    marker, outputs, release_tag, Baseline, ReportError, Validation, RECORD_ASSET,
 };
 use crate::request;
 use crate::secrets::{Redactor, WorkerConfig};
@@ -25,7 +25,7 @@ pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
             path: path.clone(),
             error,
         })?;
-    let record = read_record(&path, &text)?;
+    let record = crate::record::read(&text).map_err(|e| ReportError::unusable(&path, e))?;
     let validation = request.validation;
     let redactor = Redactor::for_run(
         &WorkerConfig::gather(None, env, &WorkerKeys::default()),
@@ -209,9 +209,12 @@ fn latest_baseline(github: &GitHub, record: &Record) -> Result<Baseline> {
     match github.latest_asset(&marker(&record.target), RECORD_ASSET, &tag) {
         Ok(Some((release, text))) => {
             let label = format!("{RECORD_ASSET} of release {}", release.tag_name);
-            Ok(match read_record(&label, &text) {
-                Ok(latest) => Baseline::choose(record, Some((release.tag_name, latest.manifest))),
-                Err(e) => Baseline::Unavailable(e.to_string()),
+            // Only its manifest is compared: a record a newer release wrote serves too.
+            Ok(match crate::record::read_manifest(&text) {
+                Ok(latest) => Baseline::choose(record, Some((release.tag_name, latest))),
+                Err(e) => {
+                    Baseline::Unavailable(ReportError::unusable(&label, e.into()).to_string())
+                }
             })
         }
         Ok(None) => Ok(Baseline::choose(record, None)),

@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use super::places::{Account, Place, Places};
 use super::CommandError;
+use crate::definition::tree::Found;
 use crate::definition::{Definition, SourceImage, Target, COMMAND_MODE_PAIR, TEST_BUILDER};
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
@@ -23,11 +24,15 @@ use crate::packer::Packer;
 use crate::plan::BaseImageChoice;
 use crate::request::Load;
 use crate::secrets::Redactor;
-use crate::worker_source;
+use crate::worker_source::{self, Snapshot};
 
 /// The loaded definition and inputs of one invocation.
 pub struct Session {
     pub definition: Definition,
+    /// Every file the definition's steps read, as loading it walked them.
+    definition_files: Vec<Found>,
+    /// A local `worker_source`'s private copy: what is fingerprinted and uploaded.
+    pub worker_source: Option<Snapshot>,
     pub inputs: Inputs,
     pub redactor: Redactor,
     pub quiet: bool,
@@ -68,7 +73,8 @@ pub struct Fingerprinted {
 
 impl Session {
     pub fn load(load: &Load, env: &Env) -> Result<Session> {
-        let mut definition = Definition::load(&load.dir)?;
+        let loaded = Definition::load(&load.dir)?;
+        let (mut definition, definition_files) = (loaded.definition, loaded.files);
         // OS_CLOUD's clouds.yaml entry, as the OS_* variables it stands for, so the
         // credentials, the redactor and validate see one kind of cloud settings.
         // An --openrc file's settings go under the environment's, the password asked on
@@ -100,7 +106,7 @@ impl Session {
             places.secrets(),
             env,
         );
-        wire_worker_source(&mut definition, &mut inputs)?;
+        let worker_source = wire_worker_source(&mut definition, &mut inputs)?;
         if crate::ci::in_actions(env) {
             crate::ci::mask_secrets(&redactor, env);
         }
@@ -111,6 +117,8 @@ impl Session {
             .map(|dir| dir.join("uworker-image"));
         Ok(Session {
             definition,
+            definition_files,
+            worker_source,
             inputs,
             redactor,
             quiet: load.quiet,
@@ -379,7 +387,12 @@ impl Session {
         base_image: Option<&BaseImageChoice>,
     ) -> Result<Manifest> {
         let version_probe = packer.version_cached(self.cache_dir.as_deref())?;
-        let found = crate::fingerprint::collect_files(&self.definition, target)?;
+        let found = crate::fingerprint::collect_files(
+            &self.definition,
+            &self.definition_files,
+            self.worker_source.as_ref().map_or(&[], Snapshot::files),
+            target,
+        );
         let hashed = files::hash_all(&found)?;
         let packer_version = version_probe.wait()?;
         Ok(Manifest::build(
@@ -428,10 +441,14 @@ pub fn check_base_owner(
     })
 }
 
-/// A local `worker_source` becomes an upload step whose content is fingerprinted.
-fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Result<()> {
+/// A local `worker_source` is read once into a private copy, which an upload step sends
+/// and the fingerprint hashes.
+fn wire_worker_source(
+    definition: &mut Definition,
+    inputs: &mut Inputs,
+) -> Result<Option<Snapshot>> {
     let Some(value) = inputs.values.get(worker_source::VARIABLE) else {
-        return Ok(());
+        return Ok(None);
     };
     let bad_value = |message: String| InputError::BadValue {
         origin: inputs.origins[worker_source::VARIABLE].clone(),
@@ -439,11 +456,14 @@ fn wire_worker_source(definition: &mut Definition, inputs: &mut Inputs) -> Resul
         message,
     };
     let source = worker_source::classify(&definition.dir, value).map_err(bad_value)?;
-    if let Some(path) = source.inside_path() {
-        definition
-            .walk_added(path)
-            .map_err(|e| bad_value(e.to_string()))?;
-    }
-    worker_source::wire(definition, &mut inputs.values, &source);
-    Ok(())
+    let Some(snapshot) = Snapshot::take(&definition.dir, &source).map_err(bad_value)? else {
+        return Ok(None);
+    };
+    worker_source::wire(
+        definition,
+        &mut inputs.values,
+        &source,
+        snapshot.source_dir(),
+    );
+    Ok(Some(snapshot))
 }

@@ -18,6 +18,8 @@ use crate::workdir::{write_new, Workdir};
 #[derive(Debug, Default)]
 pub struct RunFacts {
     pub worker_config_path: Option<PathBuf>,
+    /// Where packer uploads the local `worker_source` from.
+    pub worker_source_dir: Option<PathBuf>,
     pub manifest_file: Option<PathBuf>,
     pub fingerprint: Option<String>,
     pub provenance: Provenance,
@@ -49,11 +51,7 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
                 .get(&name.to_ascii_uppercase())
                 .map(str::to_string),
             (_, vars::DEFINITION_DIR) => Some(definition_dir.display().to_string()),
-            (_, vars::WORKER_SOURCE_DIR) => session
-                .definition
-                .worker_source_dir
-                .as_ref()
-                .map(|d| d.display().to_string()),
+            (_, vars::WORKER_SOURCE_DIR) => path_text(&facts.worker_source_dir),
             (_, vars::WORKER_CONFIG_PATH) => path_text(&facts.worker_config_path),
             (_, vars::UPLOAD_DIR) => Some(private_upload_dir()?),
             (_, vars::MANIFEST_FILE) => path_text(&facts.manifest_file),
@@ -116,6 +114,8 @@ pub fn stage(session: &Session, builders: Builders, run: RunFacts) -> Result<Sta
     };
     let facts = RunFacts {
         worker_config_path,
+        // The private copy the fingerprint hashed, never the source itself.
+        worker_source_dir: session.worker_source.as_ref().map(|s| s.dir()),
         manifest_file: Some(workdir.path().join("packer-manifest.json")),
         private_key_file,
         ..run

@@ -47,12 +47,18 @@ pub struct Definition {
     pub steps: Vec<Step>,
     pub worker: WorkerKeys,
     pub test: TestSettings,
-    /// Where a `worker_source` outside this directory is uploaded from, once wired in
-    /// (`crate::worker_source`); None otherwise.
+    /// Where a local `worker_source` was read from, once wired in (`crate::worker_source`:
+    /// a run uploads its private copy instead); None otherwise.
     pub worker_source_dir: Option<PathBuf>,
-    /// Every file the steps read, as `load` walked them checking the path rules (so the
-    /// fingerprint need not walk again); None for a definition only parsed.
-    pub files: Option<Vec<tree::Found>>,
+}
+
+/// A definition as `load` found it: the model, and every file its steps read as the walk
+/// that checked the path rules found them (so the fingerprint need not walk again).
+#[derive(Debug)]
+pub struct Loaded {
+    pub definition: Definition,
+    /// In byte order of their paths, each once.
+    pub files: Vec<tree::Found>,
 }
 
 /// Image visibilities that let other projects download the image.
@@ -129,8 +135,8 @@ pub enum StepKind {
         source: String,
         destination: String,
     },
-    /// Upload of a `worker_source` outside the definition: `source` is relative to the
-    /// definition's `worker_source_dir` (empty: the directory's content).
+    /// Upload of a local `worker_source`'s copy: `source` is relative to the copy's
+    /// directory (empty: the directory's content; else the package file's name).
     UploadWorkerSource {
         source: String,
         destination: String,
@@ -184,12 +190,9 @@ impl Step {
         }
     }
 
-    /// The path this step reads relative to the definition's `worker_source_dir`.
-    pub fn worker_source_file(&self) -> Option<&str> {
-        match &self.kind {
-            StepKind::UploadWorkerSource { source, .. } => Some(source),
-            _ => None,
-        }
+    /// Whether this step uploads the local `worker_source`.
+    pub fn uploads_worker_source(&self) -> bool {
+        matches!(self.kind, StepKind::UploadWorkerSource { .. })
     }
 }
 
@@ -279,7 +282,7 @@ impl Definition {
     /// keys, step shapes, names, and the path rules of every file the steps read: it
     /// exists, and neither it nor anything under it links out of DIR. Every command
     /// loads the definition this way, so none uploads a file from outside.
-    pub fn load(dir: &Path) -> Result<Definition, DefinitionError> {
+    pub fn load(dir: &Path) -> Result<Loaded, DefinitionError> {
         let path = dir.join(FILE_NAME);
         let text = crate::input_file::read_text(&path, crate::input_file::CONFIG_CAP).map_err(
             |error| DefinitionError::Read {
@@ -287,9 +290,9 @@ impl Definition {
                 error,
             },
         )?;
-        let mut definition = Self::parse(&text, dir, &path)?;
-        definition.check_files(&path)?;
-        Ok(definition)
+        let definition = Self::parse(&text, dir, &path)?;
+        let files = definition.check_files(&path)?;
+        Ok(Loaded { definition, files })
     }
 
     /// Parses definition text; `dir` is where step paths will be resolved, `path` names
@@ -335,24 +338,8 @@ impl Definition {
         }
     }
 
-    /// Walks a step path added after loading (a local `worker_source`) into `files`.
-    pub fn walk_added(&mut self, source: &str) -> Result<(), tree::TreeError> {
-        let Some(files) = &mut self.files else {
-            return Ok(());
-        };
-        let mut found: std::collections::BTreeMap<String, tree::Found> =
-            files.drain(..).map(|f| (f.rel.clone(), f)).collect();
-        found.extend(
-            tree::collect(&self.dir, &[source])?
-                .into_iter()
-                .map(|f| (f.rel.clone(), f)),
-        );
-        *files = found.into_values().collect();
-        Ok(())
-    }
-
-    /// Checks every step path and walks them all, keeping what was found.
-    fn check_files(&mut self, path: &Path) -> Result<(), DefinitionError> {
+    /// Checks every step path and walks them all: the files found.
+    fn check_files(&self, path: &Path) -> Result<Vec<tree::Found>, DefinitionError> {
         let mut found = std::collections::BTreeMap::new();
         for step in &self.steps {
             let Some(source) = step.local_sources() else {
@@ -384,7 +371,6 @@ impl Definition {
             found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
         }
         // In byte order of the paths, each once, as `tree::collect` gives them.
-        self.files = Some(found.into_values().collect());
-        Ok(())
+        Ok(found.into_values().collect())
     }
 }

@@ -225,7 +225,6 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
             ssh_timeout: test.ssh_timeout,
         },
         worker_source_dir: None,
-        files: None,
     })
 }
 

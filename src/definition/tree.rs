@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::FileType;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -102,6 +102,9 @@ pub struct Found {
     pub full: PathBuf,
     pub len: u64,
     pub executable: bool,
+    /// Device and inode of the file the walk checked: a reader after it can tell that
+    /// the name still leads there.
+    pub identity: (u64, u64),
 }
 
 struct Walker<'a> {
@@ -142,6 +145,7 @@ impl Walker<'_> {
                     full,
                     len: meta.len(),
                     executable: meta.permissions().mode() & 0o111 != 0,
+                    identity: (meta.dev(), meta.ino()),
                 };
                 return Ok(vec![(rel, found)]);
             }
@@ -182,6 +186,7 @@ impl Walker<'_> {
                     full: entry.path(),
                     len: meta.len(),
                     executable: meta.permissions().mode() & 0o111 != 0,
+                    identity: (meta.dev(), meta.ino()),
                 };
                 files.push((child, found));
             } else {
@@ -209,6 +214,7 @@ mod tests {
             full: PathBuf::from(rel),
             len: 0,
             executable: false,
+            identity: (0, 0),
         }
     }
 

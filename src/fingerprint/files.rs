@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::FingerprintError;
-pub use crate::definition::tree::{collect, Found};
+pub use crate::definition::tree::Found;
 
 /// One file as it enters the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -29,8 +29,6 @@ pub enum FingerprintError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error(transparent)]
-    Tree(#[from] crate::definition::tree::TreeError),
     #[error("{path} is not a manifest or a record of an earlier run: {message}")]
     Previous { path: PathBuf, message: String },
 }
@@ -41,7 +39,6 @@ impl crate::exit::Coded for FingerprintError {
             FingerprintError::Unreadable { .. } | FingerprintError::Previous { .. } => {
                 crate::exit::Code::BadInput
             }
-            FingerprintError::Tree(tree) => tree.code(),
         }
     }
 }
@@ -158,34 +155,32 @@ pub fn local_sources<'a>(definition: &'a Definition, target: &Target) -> Vec<&'a
         .collect()
 }
 
-/// Every file the target's steps upload: the definition's, then those of a worker source
-/// outside it (named `worker_source:PATH`, so where it lies does not count).
+/// Every file the target's steps upload: those of the definition's walk (`walked`, as
+/// `Definition::load` found them) its steps read, then, when a step uploads it, those of
+/// the local worker source's copy (named `worker_source:PATH` by their path inside it, so
+/// where the source lies does not count). Nothing is walked again.
 pub fn collect_files(
     definition: &Definition,
+    walked: &[files::Found],
+    worker_source: &[files::Found],
     target: &Target,
-) -> Result<Vec<files::Found>, FingerprintError> {
+) -> Vec<files::Found> {
     let sources = local_sources(definition, target);
-    let mut found = match &definition.files {
-        // Walked when the definition was loaded: narrowed to this target's steps.
-        Some(walked) => crate::definition::tree::under(walked, &sources)
-            .into_iter()
-            .cloned()
-            .collect(),
-        None => files::collect(&definition.dir, &sources)?,
-    };
-    let outside: Vec<&str> = definition
+    let mut found: Vec<files::Found> = crate::definition::tree::under(walked, &sources)
+        .into_iter()
+        .cloned()
+        .collect();
+    let uploads_worker_source = definition
         .steps
         .iter()
-        .filter(|s| s.runs_on(&target.name))
-        .filter_map(|s| s.worker_source_file())
-        .collect();
-    if let (Some(root), false) = (&definition.worker_source_dir, outside.is_empty()) {
-        found.extend(files::collect(root, &outside)?.into_iter().map(|mut f| {
-            f.rel = format!("{}{}", crate::worker_source::MANIFEST_PREFIX, f.rel);
-            f
+        .any(|s| s.runs_on(&target.name) && s.uploads_worker_source());
+    if uploads_worker_source {
+        found.extend(worker_source.iter().map(|f| files::Found {
+            rel: format!("{}{}", crate::worker_source::MANIFEST_PREFIX, f.rel),
+            ..f.clone()
         }));
     }
-    Ok(found)
+    found
 }
 
 impl Manifest {
@@ -432,22 +427,6 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
-}
-
-/// An earlier run's manifest, from a manifest file or a record that holds one.
-pub fn read_previous(path: &std::path::Path) -> Result<Manifest, FingerprintError> {
-    let fail = |message: String| FingerprintError::Previous {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = crate::input_file::read_text(path, crate::input_file::RECORD_CAP)
-        .map_err(|e| fail(e.to_string()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
-    let manifest = match value.get("manifest") {
-        Some(inner) => inner.clone(),
-        None => value,
-    };
-    serde_json::from_value(manifest).map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]

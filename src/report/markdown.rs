@@ -295,8 +295,7 @@ mod tests {
 
     #[test]
     fn comment_says_what_merging_does() {
-        let record =
-            crate::report::read_record("r", &record_json("skip", false, Some("img-0"))).unwrap();
+        let record = crate::record::read(&record_json("skip", false, Some("img-0"))).unwrap();
         let text = pr_comment(&record, &context(), Validation::Passed, &Baseline::None);
         assert!(text.starts_with("<!-- uworker-image:north -->\n"));
         assert!(text.contains("no build: image `img-0` already has this fingerprint"));
@@ -308,8 +307,7 @@ mod tests {
     /// image of the fingerprint, newest first, in the release body (none for one image).
     #[test]
     fn the_images_age_and_the_fingerprints_images_are_shown() {
-        let mut record =
-            crate::report::read_record("r", &record_json("skip", false, Some("img-0"))).unwrap();
+        let mut record = crate::record::read(&record_json("skip", false, Some("img-0"))).unwrap();
         record.image_age_seconds = Some(31 * 86_400 + 7);
         for text in [
             pr_comment(&record, &context(), Validation::Passed, &Baseline::None),
@@ -357,7 +355,7 @@ mod tests {
             "built in 1 attempt(s)",
             "build: FAILED after 3 attempt(s): No valid host",
         );
-        let record = crate::report::read_record("r", &json).unwrap();
+        let record = crate::record::read(&json).unwrap();
         let text = summary(
             &record,
             &context(),

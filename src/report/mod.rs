@@ -7,7 +7,7 @@ pub mod markdown;
 use thiserror::Error;
 
 use crate::fingerprint::{Changes, Fingerprint, Manifest};
-use crate::record::{Record, RECORD_SCHEMA};
+use crate::record::{Record, Unusable, RECORD_SCHEMA};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -19,6 +19,20 @@ pub enum ReportError {
     NoToken,
     #[error("{path}: written by a newer uworker-image (record schema {schema}, this one reads up to {RECORD_SCHEMA}); report it with that release")]
     NewerRecord { path: String, schema: u32 },
+}
+
+impl ReportError {
+    /// `record::read`'s refusal of the record at `path`, naming the file.
+    pub fn unusable(path: &str, cause: Unusable) -> ReportError {
+        let path = path.to_string();
+        match cause {
+            Unusable::Malformed(error) => ReportError::Record {
+                path,
+                message: error.to_string(),
+            },
+            Unusable::Newer { schema } => ReportError::NewerRecord { path, schema },
+        }
+    }
 }
 
 impl crate::exit::Coded for ReportError {
@@ -34,22 +48,6 @@ impl crate::exit::Coded for ReportError {
 
 /// The asset a release carries: the build record, with the image's inputs manifest.
 pub const RECORD_ASSET: &str = "image.json";
-
-/// A plan or build record file's text, in the format of this or an earlier release.
-pub fn read_record(path: &str, text: &str) -> Result<Record, ReportError> {
-    let record = Record::from_json(text).map_err(|e| ReportError::Record {
-        path: path.to_string(),
-        message: e.to_string(),
-    })?;
-    // Its fields may mean what this release cannot tell (and would drop on upload).
-    if record.schema > RECORD_SCHEMA {
-        return Err(ReportError::NewerRecord {
-            path: path.to_string(),
-            schema: record.schema,
-        });
-    }
-    Ok(record)
-}
 
 /// The release of a fingerprint: `image-` and its first 12 hex digits.
 pub fn release_tag(fingerprint: &Fingerprint) -> String {
@@ -159,6 +157,11 @@ pub(crate) mod tests {
             name = image_field(image.map(|_| "worker-north-0123456789ab")),
             manifest = manifest_json("scripts/install.sh", "aa"),
         )
+    }
+
+    /// The record `report` reads: `record::read`, its refusal naming the file.
+    fn read_record(path: &str, text: &str) -> Result<Record, ReportError> {
+        crate::record::read(text).map_err(|e| ReportError::unusable(path, e))
     }
 
     pub fn manifest_json(file: &str, digest: &str) -> String {

@@ -405,3 +405,42 @@ fn a_bad_validation_outcome_is_refused_before_anything_runs() {
         );
     }
 }
+
+/// A record a newer release wrote: `report` refuses it naming the file (it would pass on
+/// fields it cannot tell), `plan --previous` compares with its manifest all the same.
+#[test]
+fn a_newer_record_is_refused_by_report_and_serves_plan_previous() {
+    let f = Fixture::new(MINIMAL);
+    let mut record: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/records/build-0.1.json")).unwrap();
+    record["schema"] = 99.into();
+    f.file("newer.json", &record.to_string());
+    let newer = f.path().join("newer.json");
+    expect_bad_input(
+        &f,
+        &["report", "--record", newer.to_str().unwrap()],
+        &[],
+        &["DIR/newer.json: written by a newer uworker-image (record schema 99"],
+    );
+    let r = run_tool(
+        f.path(),
+        &[
+            "--output",
+            "json",
+            "plan",
+            "--previous",
+            newer.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        plan["changes"]["changed"]
+            .as_array()
+            .unwrap()
+            .contains(&"template".into()),
+        "{}",
+        r.stdout
+    );
+}

@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use uworker_image::definition::Definition;
 use uworker_image::openstack::clouds;
 use uworker_image::packer::machine;
-use uworker_image::record::Fingerprint;
-use uworker_image::report::{read_record, release_tag};
+use uworker_image::record::{self, Fingerprint};
+use uworker_image::report::release_tag;
 use uworker_image::secrets::Redactor;
 use uworker_image::{seed, userinfo, worker_source};
 
@@ -75,7 +75,8 @@ fn every_parser(input: &str) {
             .and_then(|c| c.get("c"))
             .map(clouds::variables);
     }
-    let _ = read_record("input", input);
+    let _ = record::read(input);
+    let _ = record::read_manifest(input);
     for line in input.lines() {
         let _ = machine::parse(line);
         let _ = machine::unescape(line);
@@ -122,7 +123,8 @@ fn the_documents_parse_as_they_are() {
     );
     let value = clouds::parse(CLOUDS, path).unwrap();
     assert_eq!(clouds::variables(&value["clouds"]["c"]).unwrap().len(), 3);
-    read_record("r", RECORD).unwrap();
+    record::read(RECORD).unwrap();
+    record::read_manifest(RECORD).unwrap();
     assert!(
         uworker_image::openstack::openrc::parse(OPENRC, path)
             .unwrap()

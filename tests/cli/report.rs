@@ -6,9 +6,9 @@ use crate::common;
 use common::snapshot_settings;
 use serde_json::{json, Value};
 use uworker_image::fingerprint::Manifest;
-use uworker_image::record::Record;
+use uworker_image::record::{self, Record};
 use uworker_image::report::markdown::{self, Context};
-use uworker_image::report::{outputs, read_record, Baseline, Validation};
+use uworker_image::report::{outputs, Baseline, Validation};
 
 fn manifest(script_digest: &str, source: &str) -> Value {
     json!({
@@ -35,7 +35,7 @@ fn subject(fields: Value) -> Record {
     for (k, v) in fields.as_object().unwrap() {
         record[k] = v.clone();
     }
-    read_record("record.json", &record.to_string()).unwrap()
+    record::read(&record.to_string()).unwrap()
 }
 
 fn latest_release() -> Option<(String, Manifest)> {

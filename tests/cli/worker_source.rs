@@ -77,7 +77,8 @@ fn a_local_directory_is_uploaded_before_the_step_that_uses_it() {
         ])
     );
     assert_eq!(p[2]["type"], "file");
-    assert_eq!(p[2]["source"], "{{user `definition_dir`}}/worker/");
+    // From the private copy the fingerprint hashed (a run's var-file names it).
+    assert_eq!(p[2]["source"], "{{user `worker_source_dir`}}/");
     assert_eq!(p[2]["destination"], "/tmp/uworker-worker-source");
     assert_eq!(
         p[3]["environment_vars"][0],
@@ -126,7 +127,9 @@ fn the_local_sources_content_enters_the_fingerprint_and_its_location_does_not() 
         &worker_env(),
     );
     assert!(
-        explain.stdout.contains("worker/pkg/__init__.py"),
+        explain
+            .stdout
+            .contains("file worker_source:pkg/__init__.py"),
         "{}",
         explain.stdout
     );
@@ -452,4 +455,103 @@ fn credentials_in_a_non_git_url_are_refused_unquoted() {
         r.stderr
     );
     assert_no_credentials("the refusal", &r.all());
+}
+
+/// A packer stand-in for `test`: `version` as packer 1.6.6 answers it; `build` first
+/// changes the source the way a race would (a file rewritten, another swapped for a link
+/// to a secret), then copies what it would upload (the var-file's `worker_source_dir`)
+/// to `uploaded`.
+fn racing_packer(dir: &Path, source: &Path, secret: &Path, uploaded: &Path) -> String {
+    let packer = dir.join("packer");
+    let script = format!(
+        r#"#!/bin/sh
+if [ "$1" != build ]; then exec '{fixture}' "$@"; fi
+for arg in "$@"; do case "$arg" in -var-file=*) vars="${{arg#-var-file=}}" ;; esac; done
+from=$(sed -n 's/^ *"worker_source_dir": "\(.*\)",\{{0,1\}}$/\1/p' "$vars")
+[ -n "$from" ] || exit 1
+printf 'VERSION = 2\n' > '{source}/pkg/__init__.py'
+rm '{source}/setup.py' && ln -s '{secret}' '{source}/setup.py'
+cp -RL "$from/." '{uploaded}/'
+exit 1
+"#,
+        fixture = repo().join("tests/fixtures/packer-1.6.6").display(),
+        source = source.display(),
+        secret = secret.display(),
+        uploaded = uploaded.display(),
+    );
+    std::fs::write(&packer, script).unwrap();
+    std::fs::set_permissions(&packer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    packer.display().to_string()
+}
+
+/// What was checked is what is uploaded: the source is read once, when the tool loads
+/// it, and packer uploads that copy, so a change after the check (a rewrite, or a file
+/// swapped for a link out of the source) never reaches the host.
+#[test]
+fn the_upload_is_the_source_as_it_was_checked_whatever_changes_after() {
+    let f = fixture();
+    let source = outside_source();
+    let worker = source.path().join("worker");
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("id_ed25519"), "PRIVATE KEY\n").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let uploaded = work.path().join("uploaded");
+    std::fs::create_dir(&uploaded).unwrap();
+    let key = work.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    let packer = racing_packer(
+        work.path(),
+        &worker,
+        &secret.path().join("id_ed25519"),
+        &uploaded,
+    );
+    let var = format!("worker_source={}", worker.display());
+    let key_var = format!("test_ssh_key={}", key.display());
+    let args = [
+        "--packer",
+        &packer,
+        "--var",
+        &var,
+        "--var",
+        "test_host=127.0.0.1:9",
+        "--var",
+        &key_var,
+    ];
+    let explain = run_tool(
+        f.path(),
+        &[&args[2..4], &["fingerprint", "--explain"]].concat(),
+        &worker_env(),
+    );
+    assert_eq!(explain.code, 0, "{}", explain.all());
+    let r = run_tool(f.path(), &[&args[..], &["test"]].concat(), &worker_env());
+    assert_eq!(r.code, 1, "{}", r.all());
+    // The source did change under the run.
+    assert_eq!(
+        std::fs::read_to_string(worker.join("setup.py")).unwrap(),
+        "PRIVATE KEY\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(uploaded.join("setup.py")).unwrap(),
+        "setup()\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(uploaded.join("pkg/__init__.py")).unwrap(),
+        ""
+    );
+    // What was uploaded is what the fingerprint hashed, file by file.
+    for name in ["setup.py", "pkg/__init__.py"] {
+        use sha2::Digest as _;
+        let digest = hex::encode(sha2::Sha256::digest(
+            std::fs::read(uploaded.join(name)).unwrap(),
+        ));
+        let line = format!("file worker_source:{name}");
+        assert!(
+            explain
+                .stdout
+                .lines()
+                .any(|l| l.contains(&line) && l.contains(&format!("sha256:{digest}"))),
+            "{name} ({digest}):\n{}",
+            explain.stdout
+        );
+    }
 }

@@ -1,14 +1,18 @@
 //! `worker_source`, what pip installs as the worker: a pip requirement (passed on as it
-//! is), or a local source directory or package file. A local source is uploaded by a
-//! step the tool adds before the first step that uses the variable, the variable then
-//! names the uploaded copy, and the content enters the fingerprint as every uploaded file
-//! does. A relative path is looked up in the definition directory; an absolute one, or
-//! one with `..`, may name a source anywhere on this machine.
+//! is), or a local source directory or package file. A local source is read once into a
+//! private copy (`snapshot`), uploaded by a step the tool adds before the first step that
+//! uses the variable; the variable then names the uploaded copy, and the copy's content
+//! enters the fingerprint. A relative path is looked up in the definition directory; an
+//! absolute one, or one with `..`, may name a source anywhere on this machine.
+
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use crate::definition::{tree, Definition, Step, StepKind};
+pub use snapshot::Snapshot;
+
+use crate::definition::{Definition, Step, StepKind};
 use crate::vars;
 
 /// The definition variable this module gives meaning to.
@@ -18,8 +22,8 @@ pub const VARIABLE: &str = "worker_source";
 /// holding a package file (pip reads a wheel's name, so the file keeps its own).
 pub const REMOTE_DIR: &str = "/tmp/uworker-worker-source";
 
-/// How the files of a source outside the definition are named in the manifest: by
-/// their path inside the source, so its location on this machine does not count.
+/// How the files of a local source are named in the manifest: by their path inside the
+/// source, so its location (in the definition or anywhere else) does not count.
 pub const MANIFEST_PREFIX: &str = "worker_source:";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,47 +53,46 @@ impl WorkerSource {
         }
     }
 
-    /// The path of a local source inside the definition, relative to it.
-    pub fn inside_path(&self) -> Option<&str> {
+    /// Where a local source is on this machine, relative paths resolved against the
+    /// definition directory `dir`: the walk's root (files inside the definition follow
+    /// its link rules, outside ones their own directory's) and the path under it.
+    fn location(&self, dir: &Path) -> Option<(PathBuf, String)> {
         match self {
-            WorkerSource::Directory(path) | WorkerSource::File(path) => Some(path),
+            WorkerSource::Requirement(_) => None,
+            WorkerSource::Directory(path) | WorkerSource::File(path) => Some((
+                dir.to_path_buf(),
+                path.trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string(),
+            )),
+            WorkerSource::OutsideDirectory(path) => Some((path.clone(), String::new())),
+            WorkerSource::OutsideFile(path) => Some((
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                outside_name(path),
+            )),
+        }
+    }
+
+    /// The name a package file keeps on the host (pip reads a wheel's name); None for a
+    /// directory, whose content is uploaded.
+    fn package_name(&self) -> Option<String> {
+        match self {
+            WorkerSource::File(path) => Some(file_name(path).to_string()),
+            WorkerSource::OutsideFile(path) => Some(outside_name(path)),
             _ => None,
         }
     }
 
-    /// The local directory an outside source is uploaded from (the `worker_source_dir`
-    /// variable's value): the directory itself, or the one holding the file.
-    pub fn outside_root(&self) -> Option<PathBuf> {
-        match self {
-            WorkerSource::OutsideDirectory(path) => Some(path.clone()),
-            WorkerSource::OutsideFile(path) => path.parent().map(Path::to_path_buf),
-            _ => None,
-        }
-    }
-
-    /// The steps that bring a local source to the host: an empty REMOTE_DIR (packer
+    /// The steps that bring a local source's copy to the host: an empty REMOTE_DIR (packer
     /// uploads into existing directories only; a leftover copy would mix with the new
     /// one), then the upload into it.
     fn upload(&self) -> Option<[StepKind; 2]> {
-        let upload = match self {
-            WorkerSource::Requirement(_) => return None,
-            WorkerSource::Directory(path) => StepKind::Upload {
-                // A trailing `/` uploads the directory's content into the destination.
-                source: format!("{}/", path.trim_end_matches('/')),
-                destination: REMOTE_DIR.to_string(),
-            },
-            WorkerSource::File(path) => StepKind::Upload {
-                source: path.clone(),
-                destination: self.remote(),
-            },
-            WorkerSource::OutsideDirectory(_) => StepKind::UploadWorkerSource {
-                source: String::new(),
-                destination: REMOTE_DIR.to_string(),
-            },
-            WorkerSource::OutsideFile(path) => StepKind::UploadWorkerSource {
-                source: outside_name(path),
-                destination: self.remote(),
-            },
+        if matches!(self, WorkerSource::Requirement(_)) {
+            return None;
+        }
+        let upload = StepKind::UploadWorkerSource {
+            source: self.package_name().unwrap_or_default(),
+            destination: self.remote(),
         };
         let prepare = StepKind::Inline(vec![
             format!("rm -rf {REMOTE_DIR}"),
@@ -115,8 +118,8 @@ const PACKAGE_SUFFIXES: [&str; 4] = [".whl", ".tar.gz", ".zip", ".tar.bz2"];
 /// What `value` names, judged against the definition directory `dir`. A path that
 /// exists is local, wherever it is; a value written as a path (`/x`, `./x`, `x.whl`)
 /// that does not exist is an error, and so is anything else that is not a pip
-/// requirement: both would only fail on the host, late. The files of a local source
-/// follow the definition's path rules (no link leaves the source).
+/// requirement: both would only fail on the host, late. The files of a local source are
+/// walked once, by `Snapshot::take`, which checks the path rules.
 pub fn classify(dir: &Path, value: &str) -> Result<WorkerSource, String> {
     if value.trim().is_empty() {
         return Err(
@@ -197,7 +200,6 @@ fn local(
             .any(|c| matches!(c, Component::ParentDir));
     if written_inside {
         let relative = value.trim_start_matches("./").to_string();
-        tree::collect(dir, &[relative.as_str()]).map_err(|e| e.to_string())?;
         return Ok(if meta.is_dir() {
             WorkerSource::Directory(relative)
         } else {
@@ -207,7 +209,6 @@ fn local(
     if let Ok(inside) = canonical.strip_prefix(&canonical_dir) {
         let relative = inside.to_string_lossy().into_owned();
         if !relative.is_empty() {
-            tree::collect(dir, &[relative.as_str()]).map_err(|e| e.to_string())?;
             return Ok(if meta.is_dir() {
                 WorkerSource::Directory(relative)
             } else {
@@ -215,18 +216,11 @@ fn local(
             });
         }
     }
-    let source = if meta.is_dir() {
+    Ok(if meta.is_dir() {
         WorkerSource::OutsideDirectory(canonical)
     } else {
         WorkerSource::OutsideFile(canonical)
-    };
-    let root = source.outside_root().expect("an outside source has a root");
-    let name = match &source {
-        WorkerSource::OutsideFile(path) => outside_name(path),
-        _ => String::new(),
-    };
-    tree::collect(&root, &[name.as_str()]).map_err(|e| e.to_string())?;
-    Ok(source)
+    })
 }
 
 /// A pip requirement as PEP 508 writes one: `name[extras] specifiers ; marker`,
@@ -316,14 +310,15 @@ fn is_url(text: &str) -> bool {
         && !text.chars().any(char::is_whitespace)
 }
 
-/// Wires a local source in (pure): upload steps before the first step that references
-/// `{{user `worker_source`}}` (on the same builders), and the variable's value and default
-/// set to the uploaded copy. A requirement changes nothing; nor does a local source that
-/// no step uses.
+/// Wires a local source read from `source_dir` in (pure): upload steps before the first
+/// step that references `{{user `worker_source`}}` (on the same builders), and the
+/// variable's value and default set to the uploaded copy. A requirement changes nothing;
+/// nor does a local source that no step uses.
 pub fn wire(
     definition: &mut Definition,
     values: &mut BTreeMap<String, String>,
     source: &WorkerSource,
+    source_dir: &Path,
 ) {
     let Some(steps) = source.upload() else {
         return;
@@ -344,7 +339,7 @@ pub fn wire(
         line,
     });
     definition.steps.splice(index..index, steps);
-    definition.worker_source_dir = source.outside_root();
+    definition.worker_source_dir = Some(source_dir.to_path_buf());
     let remote = source.remote();
     definition
         .variables
@@ -434,7 +429,10 @@ mod tests {
         );
         let wheel = elsewhere.path().join("w-1.0-py3-none-any.whl");
         let source = classify(d, wheel.to_str().unwrap()).unwrap();
-        assert_eq!(source.outside_root(), Some(canonical.clone()));
+        assert_eq!(
+            source.location(d),
+            Some((canonical.clone(), "w-1.0-py3-none-any.whl".into()))
+        );
         assert_eq!(
             source.remote(),
             format!("{REMOTE_DIR}/w-1.0-py3-none-any.whl")
@@ -481,24 +479,6 @@ mod tests {
         assert!(classify(d, " ").is_err());
     }
 
-    #[test]
-    fn a_local_source_follows_the_link_rules() {
-        let dir = tree();
-        let d = dir.path();
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("secret"), "s").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), d.join("worker/pkg/leak"))
-            .unwrap();
-        let err = classify(d, "worker").unwrap_err();
-        assert!(
-            err.contains("leak links to") && err.contains("secret"),
-            "{err}"
-        );
-        // Given from outside, its links may not leave it either.
-        let err = classify(outside.path(), d.join("worker").to_str().unwrap()).unwrap_err();
-        assert!(err.contains("leak links to"), "{err}");
-    }
-
     fn definition() -> Definition {
         let text = r#"
 name = "img"
@@ -524,6 +504,7 @@ only = "test"
             &mut def,
             &mut values,
             &WorkerSource::Directory("worker".into()),
+            Path::new("/d/worker"),
         );
         assert_eq!(def.steps.len(), 4);
         assert_eq!(
@@ -536,16 +517,16 @@ only = "test"
         let upload = &def.steps[2];
         assert_eq!(
             upload.kind,
-            StepKind::Upload {
-                source: "worker/".into(),
+            StepKind::UploadWorkerSource {
+                source: "".into(),
                 destination: REMOTE_DIR.into()
             }
         );
         assert_eq!(upload.only, Some(Only::Test), "on the builders that use it");
+        assert!(upload.uploads_worker_source(), "so it is fingerprinted");
         assert_eq!(
-            upload.local_sources(),
-            Some("worker/"),
-            "so it is fingerprinted"
+            def.worker_source_dir.as_deref(),
+            Some(Path::new("/d/worker"))
         );
         assert_eq!(values[VARIABLE], REMOTE_DIR);
         assert_eq!(def.variables[VARIABLE], REMOTE_DIR);
@@ -556,7 +537,14 @@ only = "test"
         let mut def = definition();
         let mut values = def.variables.clone();
         let wheel = WorkerSource::File("dist/w-1.0-py3-none-any.whl".into());
-        wire(&mut def, &mut values, &wheel);
+        wire(&mut def, &mut values, &wheel, Path::new("/d/dist"));
+        assert_eq!(
+            def.steps[2].kind,
+            StepKind::UploadWorkerSource {
+                source: "w-1.0-py3-none-any.whl".into(),
+                destination: format!("{REMOTE_DIR}/w-1.0-py3-none-any.whl")
+            }
+        );
         assert_eq!(
             values[VARIABLE],
             format!("{REMOTE_DIR}/w-1.0-py3-none-any.whl")
@@ -569,6 +557,7 @@ only = "test"
             &mut def,
             &mut values,
             &WorkerSource::Requirement("x==1".into()),
+            Path::new("/nowhere"),
         );
         assert_eq!(def, original);
         assert_eq!(values, original.variables);

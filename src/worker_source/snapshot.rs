@@ -1,0 +1,259 @@
+//! A local worker source read once: its files walked with the path rules and copied, as
+//! the walk found them, into a private directory. The fingerprint hashes the copy and
+//! packer uploads the copy, so what was checked is what is hashed and uploaded, whatever
+//! happens to the source meanwhile (a file rewritten, or swapped for a link out).
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::WorkerSource;
+use crate::definition::tree::{self, Found};
+use crate::workdir::Workdir;
+
+/// The copy's directory inside its work directory.
+const COPY: &str = "worker-source";
+
+/// The private copy of a local worker source (0700, removed when dropped and by the
+/// signal handler, as a run's work directory is).
+pub struct Snapshot {
+    workdir: Workdir,
+    /// Where the copy was read from: the source directory, or the one holding the file.
+    source_dir: PathBuf,
+    /// The copies, named by their path inside the source (a package file by its name).
+    files: Vec<Found>,
+}
+
+impl Snapshot {
+    /// Walks `source` (relative paths against the definition directory `dir`) once,
+    /// checking the path rules, and copies every file it found; None for a pip
+    /// requirement. A file that is no longer the one the walk checked when it is opened
+    /// is refused. Errors name the path.
+    pub fn take(dir: &Path, source: &WorkerSource) -> Result<Option<Snapshot>, String> {
+        let Some((root, path)) = source.location(dir) else {
+            return Ok(None);
+        };
+        let found = tree::collect(&root, &[path.as_str()]).map_err(|e| e.to_string())?;
+        let source_dir = root
+            .join(&path)
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", root.join(&path).display()))?;
+        let source_dir = match source.package_name() {
+            Some(_) => source_dir
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            None => source_dir,
+        };
+        let workdir = Workdir::create()
+            .map_err(|e| format!("cannot make a private directory for its copy: {e}"))?;
+        let copy_root = workdir.path().join(COPY);
+        make_dir(&copy_root)?;
+        let mut files = Vec::with_capacity(found.len());
+        for file in &found {
+            // Named by its path inside the source; a package file by its own name.
+            let rel = match source.package_name() {
+                Some(name) => name,
+                None => file
+                    .rel
+                    .strip_prefix(&path)
+                    .unwrap_or(&file.rel)
+                    .trim_start_matches('/')
+                    .to_string(),
+            };
+            files.push(copy_checked(file, &copy_root, rel)?);
+        }
+        Ok(Some(Snapshot {
+            workdir,
+            source_dir,
+            files,
+        }))
+    }
+
+    /// Where packer uploads the source from: the copy's directory.
+    pub fn dir(&self) -> PathBuf {
+        self.workdir.path().join(COPY)
+    }
+
+    /// Where the copy was read from (what `render --out`'s var-file names, for a packer
+    /// run of its own later).
+    pub fn source_dir(&self) -> &Path {
+        &self.source_dir
+    }
+
+    /// The copied files, named by their path inside the source, in byte order.
+    pub fn files(&self) -> &[Found] {
+        &self.files
+    }
+}
+
+/// Copies `file` to `rel` under `root`, with its permission bits, from the very file the
+/// walk checked (device and inode): a name swapped since for a link or another file is
+/// refused, not followed.
+fn copy_checked(file: &Found, root: &Path, rel: String) -> Result<Found, String> {
+    let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", file.full.display());
+    let mut from = File::open(&file.full).map_err(unreadable)?;
+    let meta = from.metadata().map_err(unreadable)?;
+    if !meta.is_file() || (meta.dev(), meta.ino()) != file.identity {
+        return Err(format!(
+            "{} changed while it was read (it is no longer the file that was checked); run again",
+            file.full.display()
+        ));
+    }
+    let to = root.join(&rel);
+    if let Some(parent) = to.parent() {
+        make_dir(parent)?;
+    }
+    let unwritable = |e: std::io::Error| format!("cannot copy it to {}: {e}", to.display());
+    let mode = meta.permissions().mode() & 0o777 | 0o600;
+    let mut copy = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&to)
+        .map_err(unwritable)?;
+    let len = std::io::copy(&mut from, &mut copy).map_err(unwritable)?;
+    // The umask may have taken bits the source had.
+    copy.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(unwritable)?;
+    Ok(Found {
+        rel,
+        full: to,
+        len,
+        executable: mode & 0o111 != 0,
+        identity: (meta.dev(), meta.ino()),
+    })
+}
+
+fn make_dir(path: &Path) -> Result<(), String> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| format!("cannot make {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("worker/pkg")).unwrap();
+        std::fs::write(dir.path().join("worker/setup.py"), "setup()\n").unwrap();
+        std::fs::write(dir.path().join("worker/pkg/__init__.py"), "V = 1\n").unwrap();
+        std::fs::write(dir.path().join("w-1.0-py3-none-any.whl"), "zip").unwrap();
+        dir
+    }
+
+    fn names(snapshot: &Snapshot) -> Vec<&str> {
+        snapshot.files().iter().map(|f| f.rel.as_str()).collect()
+    }
+
+    #[test]
+    fn a_directory_or_a_package_file_is_copied_named_inside_the_source() {
+        let dir = source();
+        let d = dir.path();
+        for source in [
+            WorkerSource::Directory("worker".into()),
+            WorkerSource::OutsideDirectory(d.join("worker")),
+        ] {
+            let snapshot = Snapshot::take(d, &source).unwrap().unwrap();
+            assert_eq!(names(&snapshot), ["pkg/__init__.py", "setup.py"]);
+            assert_eq!(
+                std::fs::read_to_string(snapshot.dir().join("pkg/__init__.py")).unwrap(),
+                "V = 1\n"
+            );
+            assert_eq!(
+                snapshot.source_dir(),
+                d.canonicalize().unwrap().join("worker")
+            );
+        }
+        for source in [
+            WorkerSource::File("w-1.0-py3-none-any.whl".into()),
+            WorkerSource::OutsideFile(d.join("w-1.0-py3-none-any.whl")),
+        ] {
+            let snapshot = Snapshot::take(d, &source).unwrap().unwrap();
+            assert_eq!(names(&snapshot), ["w-1.0-py3-none-any.whl"]);
+            assert_eq!(snapshot.source_dir(), d.canonicalize().unwrap());
+        }
+        let requirement = WorkerSource::Requirement("uworker==1".into());
+        assert!(Snapshot::take(d, &requirement).unwrap().is_none());
+    }
+
+    /// What the fingerprint hashes and packer uploads is the copy: a source rewritten, or
+    /// a file of it swapped for a link to a secret, after the check changes neither.
+    #[test]
+    fn the_copy_is_what_was_checked_whatever_the_source_does_after() {
+        let dir = source();
+        let d = dir.path();
+        let secret = tempfile::tempdir().unwrap();
+        std::fs::write(secret.path().join("key"), "PRIVATE KEY").unwrap();
+        let snapshot = Snapshot::take(d, &WorkerSource::Directory("worker".into()))
+            .unwrap()
+            .unwrap();
+        std::fs::write(d.join("worker/setup.py"), "import os; os.system('x')\n").unwrap();
+        std::fs::remove_file(d.join("worker/pkg/__init__.py")).unwrap();
+        std::os::unix::fs::symlink(secret.path().join("key"), d.join("worker/pkg/__init__.py"))
+            .unwrap();
+        let copy = snapshot.dir();
+        assert_eq!(
+            std::fs::read_to_string(copy.join("setup.py")).unwrap(),
+            "setup()\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(copy.join("pkg/__init__.py")).unwrap(),
+            "V = 1\n"
+        );
+        for file in snapshot.files() {
+            assert!(file.full.starts_with(&copy), "{file:?}");
+        }
+        let dropped = snapshot.dir();
+        drop(snapshot);
+        assert!(!dropped.exists(), "the copy goes with the snapshot");
+    }
+
+    #[test]
+    fn a_file_swapped_between_the_walk_and_the_copy_is_refused() {
+        let dir = source();
+        let d = dir.path();
+        let walked = tree::collect(d, &["worker"]).unwrap();
+        let setup = walked.iter().find(|f| f.rel == "worker/setup.py").unwrap();
+        // Another file under the checked name (made while the old one still exists, so it
+        // cannot get the old inode back).
+        std::fs::write(d.join("worker/swapped"), "swapped\n").unwrap();
+        std::fs::rename(d.join("worker/swapped"), d.join("worker/setup.py")).unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let error = copy_checked(setup, to.path(), "setup.py".into()).unwrap_err();
+        assert!(
+            error.contains("worker/setup.py changed while it was read"),
+            "{error}"
+        );
+        assert!(!to.path().join("setup.py").exists());
+    }
+
+    #[test]
+    fn a_link_out_of_the_source_is_refused_naming_it() {
+        let dir = source();
+        let d = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.join("worker/pkg/leak"))
+            .unwrap();
+        let error = Snapshot::take(d, &WorkerSource::Directory("worker".into()))
+            .err()
+            .unwrap();
+        assert!(
+            error.contains("leak links to") && error.contains("secret"),
+            "{error}"
+        );
+        // Given from outside, its links may not leave it either.
+        let error = Snapshot::take(
+            outside.path(),
+            &WorkerSource::OutsideDirectory(d.join("worker")),
+        )
+        .err()
+        .unwrap();
+        assert!(error.contains("leak links to"), "{error}");
+    }
+}
