@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::redirects::{self, RedirectRefused};
+use crate::http::redirects::{self, RedirectRefused};
+use crate::http::retry::{self, Failure, Retry};
+use crate::http::Redirects;
 
 #[derive(Debug, Error)]
 pub enum JobApiError {
@@ -30,34 +32,54 @@ impl crate::exit::Coded for JobApiError {
     }
 }
 
-/// Checks the worker's job-API credentials the way the worker itself logs in. The root
-/// URL is a worker value, treated as a secret, so messages do not repeat it.
+/// What the messages call the request: the root URL is a worker value, treated as a
+/// secret, so they do not repeat it.
+const LABEL: &str = "GET <UWORKER_JOB_API_ROOT>/token";
+
+/// Checks the worker's job-API credentials the way the worker itself logs in, retried as
+/// `http::retry` allows.
 pub fn check_credentials(root: &str, username: &str, password: &str) -> Result<(), JobApiError> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .redirect(redirects::same_origin_only())
-        .build()
+    check_credentials_with(&Retry::default(), root, username, password)
+}
+
+fn check_credentials_with(
+    retry: &Retry,
+    root: &str,
+    username: &str,
+    password: &str,
+) -> Result<(), JobApiError> {
+    let client = crate::http::client(Redirects::SameOrigin, Duration::from_secs(20))
         .map_err(|e| JobApiError::Unreachable(e.to_string()))?;
     let url = format!("{}/token", root.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .basic_auth(username, Some(password))
-        .header("Accept", "application/json")
-        .send()
-        .map_err(|e| {
-            match redirects::refusal(&e) {
-                Some(RedirectRefused::CrossOrigin { to, .. }) => return JobApiError::Redirect(to),
-                Some(RedirectRefused::TooMany { .. }) => {
-                    return JobApiError::Unreachable("too many redirects".into())
-                }
-                None => {}
+    let response = retry::send(retry, LABEL, || {
+        client
+            .get(&url)
+            .basic_auth(username, Some(password))
+            .header("Accept", "application/json")
+            .send()
+    })
+    .map_err(|failure| match failure {
+        Failure::Exhausted { last, attempts } => JobApiError::Unreachable(format!(
+            "HTTP {}, still after {attempts} attempts",
+            last.status().as_u16()
+        )),
+        Failure::TooLong { last, wait, .. } => JobApiError::Unreachable(format!(
+            "HTTP {} asking to wait {} s, longer than the {} s a call waits",
+            last.status().as_u16(),
+            wait.as_secs(),
+            retry::MAX_WAIT.as_secs()
+        )),
+        Failure::Transport { error, attempts } => match redirects::refusal(&error) {
+            Some(RedirectRefused::CrossOrigin { to, .. }) => JobApiError::Redirect(to),
+            Some(RedirectRefused::TooMany { .. }) => {
+                JobApiError::Unreachable("too many redirects".into())
             }
-            JobApiError::Unreachable(if e.is_timeout() {
-                "timed out".into()
-            } else {
-                "cannot connect".into()
-            })
-        })?;
+            None => JobApiError::Unreachable(format!(
+                "{}, still after {attempts} attempts",
+                retry::transport_reason(&error)
+            )),
+        },
+    })?;
     let status = response.status();
     if status.as_u16() == 401 || status.as_u16() == 403 {
         return Err(JobApiError::Refused(status.as_u16()));
@@ -111,5 +133,36 @@ mod tests {
         assert!(last
             .header("authorization")
             .is_some_and(|a| a.starts_with("Basic ")));
+    }
+
+    #[test]
+    fn a_faltering_service_is_asked_again_and_a_refusal_is_not() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = AtomicU32::new(0);
+        let service = Server::start("127.0.0.1", move |request| {
+            match (request.path.as_str(), calls.fetch_add(1, Ordering::SeqCst)) {
+                ("/flaky/token", 0) => Answer::new(503, ""),
+                ("/flaky/token", 1) => Answer::new(429, "").header("Retry-After", "0"),
+                ("/flaky/token", _) => Answer::new(200, r#"{"token": "t"}"#),
+                _ => Answer::new(401, ""),
+            }
+        });
+        let quick = Retry {
+            attempts: 3,
+            first_delay: Duration::from_millis(10),
+        };
+        check_credentials_with(&quick, &format!("{}/flaky", service.url), "w", PASSWORD).unwrap();
+        assert_eq!(service.requests().len(), 3);
+        let err = check_credentials_with(&quick, &format!("{}/no", service.url), "w", PASSWORD)
+            .unwrap_err();
+        assert!(matches!(err, JobApiError::Refused(401)), "{err}");
+        assert_eq!(service.requests().len(), 4, "a refusal is final");
+        // Nothing listens on port 1; the root stays out of the message.
+        let err =
+            check_credentials_with(&quick, "http://127.0.0.1:1/x", "w", PASSWORD).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GET <UWORKER_JOB_API_ROOT>/token: cannot connect, still after 3 attempts"
+        );
     }
 }

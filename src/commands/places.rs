@@ -10,7 +10,8 @@ use anyhow::Result;
 
 use crate::definition::{Definition, Target};
 use crate::env::Env;
-use crate::openstack::client::{Backoff, Cloud, OpenStackError};
+use crate::http::retry::Retry;
+use crate::openstack::client::{Cloud, OpenStackError};
 use crate::openstack::clouds::{self, NamedBy};
 use crate::openstack::credentials::Credentials;
 
@@ -178,7 +179,7 @@ impl Places {
         }
         let login = match &account.credentials {
             Ok(None) => None,
-            Ok(Some(credentials)) => Some(Cloud::connect(credentials, Backoff::default())?),
+            Ok(Some(credentials)) => Some(Cloud::connect(credentials, Retry::default())?),
             Err(why) => return Err(OpenStackError::Config(why.clone()).into()),
         };
         Ok(account.login.get_or_init(|| login).as_ref())

@@ -9,7 +9,8 @@ use crate::ci::{self, Actions, Event};
 use crate::definition::WorkerKeys;
 use crate::env::Env;
 use crate::exit::Code;
-use crate::github::{GitHub, GitHubError, Retry};
+use crate::github::{self, GitHub, GitHubError};
+use crate::http::retry::Retry;
 use crate::record::{Provenance, Record};
 use crate::report::markdown::{self, Context};
 use crate::report::{
@@ -191,7 +192,7 @@ fn nothing_to_publish(record: &Record, event: &Event) -> String {
 
 /// Test and operator knob: the first retry delay (GitHub's answers decide the rest).
 fn retry_settings(env: &Env) -> Result<Retry> {
-    let mut retry = Retry::default();
+    let mut retry = github::default_retry();
     if let Some(text) = env.get("UWORKER_IMAGE_GITHUB_RETRY_DELAY") {
         retry.first_delay =
             humantime::parse_duration(text).map_err(|e| crate::inputs::InputError::BadValue {

@@ -1,8 +1,8 @@
 //! Keystone v3 and Glance v2 over HTTP (reqwest, blocking): a token renewed before it
 //! expires (and once more if the cloud answers 401 anyway), endpoints from the token's
-//! catalog, JSON always asked for (Glance answers HTML errors otherwise), unreachable
-//! endpoints, timeouts and 5xx retried with backoff before giving up, and no redirect
-//! followed to another origin (the token would go along).
+//! catalog, JSON always asked for (Glance answers HTML errors otherwise), calls retried
+//! as `http::retry` says (unreachable endpoints, timeouts, 5xx, 429, `Retry-After`)
+//! before giving up, and no redirect followed to another origin (the token would go along).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -16,7 +16,9 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::credentials::Credentials;
-use crate::redirects::{self, RedirectRefused};
+use crate::http::redirects::{self, RedirectRefused};
+use crate::http::retry::{self, Failure, Retry};
+use crate::http::Redirects;
 
 #[derive(Debug, Error)]
 pub enum OpenStackError {
@@ -62,29 +64,13 @@ impl crate::exit::Coded for OpenStackError {
 /// A new login with a session's credentials, in its region, made on another thread.
 pub struct Reconnect {
     credentials: Credentials,
-    backoff: Backoff,
+    retry: Retry,
     region: Option<String>,
 }
 
 impl Reconnect {
     pub fn connect(self) -> Result<Cloud, OpenStackError> {
-        Ok(Cloud::connect(&self.credentials, self.backoff)?.in_region(self.region.as_deref()))
-    }
-}
-
-/// How many tries and how long between them, for transient HTTP failures.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    pub attempts: u32,
-    pub first_delay: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            attempts: 4,
-            first_delay: Duration::from_millis(500),
-        }
+        Ok(Cloud::connect(&self.credentials, self.retry)?.in_region(self.region.as_deref()))
     }
 }
 
@@ -143,22 +129,17 @@ pub struct Cloud {
     catalog: Rc<Vec<CatalogEntry>>,
     region: Option<String>,
     interface: String,
-    backoff: Backoff,
+    retry: Retry,
     /// HTTP requests made (tests hold the Glance lookup to its two requests with it).
     pub requests: Cell<u32>,
 }
 
 impl Cloud {
     /// Logs in (`POST /v3/auth/tokens`).
-    pub fn connect(credentials: &Credentials, backoff: Backoff) -> Result<Cloud, OpenStackError> {
-        let http = Client::builder()
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("uworker-image/", env!("CARGO_PKG_VERSION")))
-            .redirect(redirects::same_origin_only())
-            .build()
+    pub fn connect(credentials: &Credentials, retry: Retry) -> Result<Cloud, OpenStackError> {
+        let http = crate::http::client(Redirects::SameOrigin, Duration::from_secs(60))
             .map_err(|e| OpenStackError::Config(format!("HTTP client: {e}")))?;
-        let login = login(&http, credentials, &backoff)?;
+        let login = login(&http, credentials, &retry)?;
         Ok(Cloud {
             http,
             credentials: credentials.clone(),
@@ -167,7 +148,7 @@ impl Cloud {
             catalog: Rc::new(login.catalog),
             region: credentials.region.clone(),
             interface: credentials.interface.clone(),
-            backoff,
+            retry,
             requests: Cell::new(1),
         })
     }
@@ -177,7 +158,7 @@ impl Cloud {
     pub fn reconnect(&self) -> Reconnect {
         Reconnect {
             credentials: self.credentials.clone(),
-            backoff: self.backoff.clone(),
+            retry: self.retry.clone(),
             region: self.region.clone(),
         }
     }
@@ -195,7 +176,7 @@ impl Cloud {
                 .map(str::to_string)
                 .or_else(|| self.credentials.region.clone()),
             interface: self.interface.clone(),
-            backoff: self.backoff.clone(),
+            retry: self.retry.clone(),
             requests: Cell::new(0),
         }
     }
@@ -280,7 +261,7 @@ impl Cloud {
     ) -> Result<Response, OpenStackError> {
         self.requests.set(self.requests.get() + 1);
         let token = self.token.borrow();
-        send(&self.backoff, method.clone(), url, || {
+        send(&self.retry, method.clone(), url, || {
             build(
                 self.http
                     .request(method.clone(), url)
@@ -300,22 +281,18 @@ impl Cloud {
     /// A new token from the same credentials; the catalog and project stay as they were.
     fn renew(&self) -> Result<(), OpenStackError> {
         self.requests.set(self.requests.get() + 1);
-        let login = login(&self.http, &self.credentials, &self.backoff)?;
+        let login = login(&self.http, &self.credentials, &self.retry)?;
         *self.token.borrow_mut() = login.token;
         Ok(())
     }
 }
 
 /// `POST /auth/tokens`: the token, its lifetime, its project and its catalog.
-fn login(
-    http: &Client,
-    credentials: &Credentials,
-    backoff: &Backoff,
-) -> Result<Login, OpenStackError> {
+fn login(http: &Client, credentials: &Credentials, retry: &Retry) -> Result<Login, OpenStackError> {
     let url = format!("{}/auth/tokens", credentials.auth_url);
     let body = credentials.token_request();
     let obtained = Instant::now();
-    let response = send(backoff, Method::POST, &url, || http.post(&url).json(&body))?;
+    let response = send(retry, Method::POST, &url, || http.post(&url).json(&body))?;
     if response.status() == StatusCode::UNAUTHORIZED {
         return Err(OpenStackError::Unauthorized {
             variables: credentials.variables_used.clone(),
@@ -356,51 +333,50 @@ fn lifetime(token: &Value) -> Option<Duration> {
     time("expires_at")?.duration_since(time("issued_at")?).ok()
 }
 
-/// Sends with retries on connection errors, timeouts, 5xx and 429.
+/// Sends as `http::retry` allows; what is still failing after that is an error.
 fn send(
-    backoff: &Backoff,
+    retry: &Retry,
     method: Method,
     url: &str,
     request: impl Fn() -> RequestBuilder,
 ) -> Result<Response, OpenStackError> {
-    let mut delay = backoff.first_delay;
-    let mut last = String::new();
-    for attempt in 1..=backoff.attempts.max(1) {
-        match request().send() {
-            Ok(r)
-                if r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS =>
-            {
-                last = format!("HTTP {}", r.status().as_u16());
-            }
-            Ok(r) => return Ok(r),
-            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                last = if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    "cannot connect".into()
-                };
-            }
-            Err(e) => {
-                if let Some(refused) = redirects::refusal(&e) {
-                    return Err(OpenStackError::Redirect {
-                        method: method.to_string(),
-                        url: url.to_string(),
-                        refused,
-                    });
-                }
-                return Err(OpenStackError::Config(format!("{method} {url}: {e}")));
-            }
-        }
-        if attempt < backoff.attempts {
-            std::thread::sleep(delay);
-            delay *= 2;
-        }
-    }
-    Err(OpenStackError::Unavailable {
+    let label = format!("{method} {url}");
+    let unavailable = |reason: String, attempts| OpenStackError::Unavailable {
         method: method.to_string(),
         url: url.to_string(),
-        reason: last,
-        attempts: backoff.attempts.max(1),
+        reason,
+        attempts,
+    };
+    retry::send(retry, &label, || request().send()).map_err(|failure| match failure {
+        Failure::Exhausted { last, attempts } => {
+            unavailable(format!("HTTP {}", last.status().as_u16()), attempts)
+        }
+        Failure::TooLong {
+            last,
+            wait,
+            attempts,
+        } => unavailable(
+            format!(
+                "HTTP {} asking to wait {} s, longer than the {} s a call waits",
+                last.status().as_u16(),
+                wait.as_secs(),
+                retry::MAX_WAIT.as_secs()
+            ),
+            attempts,
+        ),
+        Failure::Transport { error, attempts } => {
+            if let Some(refused) = redirects::refusal(&error) {
+                OpenStackError::Redirect {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    refused,
+                }
+            } else if retry::retryable(&error) {
+                unavailable(retry::transport_reason(&error).to_string(), attempts)
+            } else {
+                OpenStackError::Config(format!("{label}: {error}"))
+            }
+        }
     })
 }
 
@@ -434,46 +410,19 @@ fn check(method: Method, url: &str, response: Response) -> Result<Response, Open
 mod tests {
     use super::*;
     use crate::exit::Coded as _;
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use crate::loopback::{Answer, Server};
 
-    /// A loopback server that answers each connection with the next status in turn
-    /// (a faltering cloud, which the real Keystone and Glance cannot be made to be).
-    fn faltering(statuses: &'static [u16]) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for (stream, status) in listener.incoming().zip(statuses) {
-                let mut stream = stream.unwrap();
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-                );
-            }
-        });
-        url
-    }
-
-    fn quick(attempts: u32) -> Backoff {
-        Backoff {
+    fn quick(attempts: u32) -> Retry {
+        Retry {
             attempts,
             first_delay: Duration::from_millis(10),
         }
     }
 
     #[test]
-    fn server_errors_and_rate_limits_are_retried_until_an_answer() {
-        let url = faltering(&[503, 429, 502, 200]);
-        let http = Client::new();
-        let response = send(&quick(4), Method::GET, &url, || http.get(&url)).unwrap();
-        assert_eq!(response.status(), 200);
-    }
-
-    #[test]
     fn retries_end_with_an_external_failure_that_names_the_last_reason() {
-        let url = faltering(&[500, 500]);
+        let server = Server::start("127.0.0.1", |_| Answer::new(500, "{}"));
+        let url = format!("{}/", server.url);
         let http = Client::new();
         let err = send(&quick(2), Method::GET, &url, || http.get(&url)).unwrap_err();
         assert_eq!(err.code(), crate::exit::Code::External);
@@ -491,11 +440,19 @@ mod tests {
     }
 
     #[test]
-    fn client_errors_are_not_retried() {
-        let url = faltering(&[404, 200]);
+    fn a_wait_longer_than_the_cap_fails_at_once_and_says_why() {
+        let server = Server::start("127.0.0.1", |_| {
+            Answer::new(503, "{}").header("Retry-After", "3600")
+        });
+        let url = format!("{}/", server.url);
         let http = Client::new();
-        let response = send(&quick(4), Method::GET, &url, || http.get(&url)).unwrap();
-        assert_eq!(response.status(), 404, "answered at once, not retried");
+        let err = send(&quick(4), Method::GET, &url, || http.get(&url)).unwrap_err();
+        assert_eq!(err.code(), crate::exit::Code::External);
+        assert_eq!(
+            err.to_string(),
+            format!("GET {url}: HTTP 503 asking to wait 3600 s, longer than the 120 s a call waits, still after 1 attempts")
+        );
+        assert_eq!(server.requests().len(), 1);
     }
 }
 
@@ -555,11 +512,11 @@ mod session_tests {
             .map(|(k, v)| (k.to_string(), v)),
         );
         let credentials = Credentials::from_env(&env).unwrap().unwrap();
-        let backoff = Backoff {
+        let retry = Retry {
             attempts: 1,
             first_delay: Duration::from_millis(1),
         };
-        Cloud::connect(&credentials, backoff).unwrap()
+        Cloud::connect(&credentials, retry).unwrap()
     }
 
     fn logins(server: &Server) -> Vec<Request> {
@@ -708,7 +665,7 @@ mod session_tests {
             .map(|(k, v)| (k.to_string(), v)),
         );
         let credentials = Credentials::from_env(&env).unwrap().unwrap();
-        let err = Cloud::connect(&credentials, Backoff::default())
+        let err = Cloud::connect(&credentials, Retry::default())
             .err()
             .expect("refused");
         assert!(matches!(err, OpenStackError::Redirect { .. }), "{err}");

@@ -19,7 +19,8 @@ use common::systemd_host::{BootOptions, SystemdHost};
 use common::*;
 use reqwest::Method;
 use uworker_image::env::Env;
-use uworker_image::openstack::client::{Backoff, Cloud, OpenStackError};
+use uworker_image::http::retry::Retry as Backoff;
+use uworker_image::openstack::client::{Cloud, OpenStackError};
 use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
 

@@ -7,7 +7,8 @@ use common::*;
 use reqwest::Method;
 use serde_json::json;
 use uworker_image::env::Env;
-use uworker_image::openstack::client::{Backoff, Cloud};
+use uworker_image::http::retry::Retry;
+use uworker_image::openstack::client::Cloud;
 use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image};
 
@@ -616,7 +617,7 @@ impl Drop for ForeignProject {
 fn connect(vars: &[(String, String)]) -> Cloud {
     let env = Env::from_pairs(vars.iter().cloned());
     let credentials = Credentials::from_env(&env).unwrap().unwrap();
-    Cloud::connect(&credentials, Backoff::default()).unwrap()
+    Cloud::connect(&credentials, Retry::default()).unwrap()
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 use reqwest::Method;
 use uworker_image::env::Env;
-use uworker_image::openstack::client::{Backoff, Cloud};
+use uworker_image::http::retry::Retry;
+use uworker_image::openstack::client::Cloud;
 use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image};
 
@@ -120,7 +121,7 @@ pub use super::env_pairs;
 pub fn cloud() -> Cloud {
     let env = Env::from_pairs(os_env("appcred"));
     let credentials = Credentials::from_env(&env).unwrap().unwrap();
-    Cloud::connect(&credentials, Backoff::default()).unwrap()
+    Cloud::connect(&credentials, Retry::default()).unwrap()
 }
 
 /// A name no other test (or earlier run) uses.

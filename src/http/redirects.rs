@@ -8,7 +8,7 @@ use reqwest::Url;
 use thiserror::Error;
 
 /// How many same-origin redirects one request may take (reqwest's own default).
-const MAX_REDIRECTS: usize = 10;
+pub const MAX_REDIRECTS: usize = 10;
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum RedirectRefused {
