@@ -117,10 +117,21 @@ pub fn os_env(method: &str) -> Vec<(String, String)> {
 
 pub use super::env_pairs;
 
+/// The test cloud, as its application credential.
 pub fn cloud() -> Cloud {
-    let env = Env::from_pairs(os_env("appcred"));
+    connect(&os_env("appcred"))
+}
+
+/// Logged in to the cloud that the OS_* variables `vars` name (an RC file's, a region's).
+pub fn connect(vars: &[(String, String)]) -> Cloud {
+    connect_with(vars, Backoff::default())
+}
+
+/// `connect`, retrying each call as `backoff` says.
+pub fn connect_with(vars: &[(String, String)], backoff: Backoff) -> Cloud {
+    let env = Env::from_pairs(vars.iter().cloned());
     let credentials = Credentials::from_env(&env).unwrap().unwrap();
-    Cloud::connect(&credentials, Backoff::default()).unwrap()
+    Cloud::connect(&credentials, backoff).unwrap()
 }
 
 /// A name no other test (or earlier run) uses.

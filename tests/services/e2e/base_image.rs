@@ -35,11 +35,7 @@ fn a_base_image_name_several_images_share_is_refused_unless_trusted_owners_pick_
         ids: vec![ours.id.clone()],
     };
     std::thread::sleep(Duration::from_millis(1100)); // Glance's created_at has seconds
-    let admin = {
-        let env = Env::from_pairs(common::openstack::admin_env());
-        let credentials = Credentials::from_env(&env).unwrap().unwrap();
-        Cloud::connect(&credentials, Backoff::default()).unwrap()
-    };
+    let admin = common::openstack::connect(&common::openstack::admin_env());
     let public = [
         ("visibility", "public"),
         ("os_distro", "debian"),

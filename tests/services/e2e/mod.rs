@@ -30,9 +30,7 @@ use common::job_service::JobService;
 use common::openstack::{env_pairs, unique};
 use common::*;
 use reqwest::Method;
-use uworker_image::env::Env;
 use uworker_image::openstack::client::{Backoff, Cloud};
-use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
 
 /// Base images: placeholders in Glance whose standard os_distro/os_version properties
@@ -126,9 +124,7 @@ pub(crate) fn region_cloud(compute: &Compute) -> Cloud {
 }
 
 fn region_cloud_with(compute: &Compute, backoff: Backoff) -> Cloud {
-    let env = Env::from_pairs(compute.os_env());
-    let credentials = Credentials::from_env(&env).unwrap().unwrap();
-    Cloud::connect(&credentials, backoff).unwrap()
+    common::openstack::connect_with(&compute.os_env(), backoff)
 }
 
 /// The base images in `cloud`'s region's Glance, once per region.
