@@ -11,6 +11,6 @@ scripts/setup.sh
 tests/harness/github/prism.sh >/dev/null
 trap 'tests/harness/openstack.sh stop' EXIT
 # Release mode: one build serves every target, and the end-to-end build
-# (tests/services/e2e_build.rs) runs the way it is specified to
-# (`cargo test --release --features services --test services e2e_build::`).
+# (tests/services/e2e/) runs the way it is specified to
+# (`cargo test --release --features services --test services e2e::`).
 cargo test --locked --release --no-fail-fast --features services --lib --tests "$@"

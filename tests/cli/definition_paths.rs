@@ -8,6 +8,7 @@ use crate::common;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
+use common::packer_standin::PackerStandIn;
 use common::*;
 
 const DEF: &str = r#"name = "img"
@@ -47,13 +48,10 @@ fn leaking(how: &str) -> (Fixture, tempfile::TempDir) {
 /// A packer stand-in that only records that it ran.
 fn marker_packer(dir: &Path) -> (String, std::path::PathBuf) {
     let marker = dir.join("packer-ran");
-    let packer = dir.join("packer");
-    std::fs::write(
-        &packer,
-        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&packer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let packer = PackerStandIn::new()
+        .marker(&marker)
+        .exit(1)
+        .write(&dir.join("packer"));
     (packer.display().to_string(), marker)
 }
 

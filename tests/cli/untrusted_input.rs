@@ -4,11 +4,11 @@
 
 use crate::common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::packer_standin::PackerStandIn;
 use common::*;
 
 const MINIMAL: &str = r#"name = "img"
@@ -174,12 +174,7 @@ fn a_relative_packer_path_is_the_one_from_the_invocation_directory() {
     let f = Fixture::new(MINIMAL);
     let bin = f.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    std::fs::write(
-        bin.join("p"),
-        "#!/bin/sh\n[ \"$1\" = version ] && { echo '1,,version,1.6.6'; exit 0; }\nexit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(bin.join("p"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    PackerStandIn::new().version().write(&bin.join("p"));
     let mut cmd = tool(&worker_env());
     cmd.current_dir(f.path())
         .args(["--dir", ".", "--packer", "./bin/p", "validate"]);

@@ -8,6 +8,7 @@ use crate::common;
 
 use std::path::Path;
 
+use common::packer_standin::PackerStandIn;
 use common::worker_url::*;
 use common::*;
 
@@ -139,11 +140,11 @@ fn the_local_sources_content_enters_the_fingerprint_and_its_location_does_not() 
 fn a_missing_path_or_a_non_requirement_is_refused_before_packer_runs() {
     let f = fixture();
     let marker = f.path().join("packer-ran");
-    f.script(
-        "bin/packer",
-        &format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
-    );
-    let packer = f.path().join("bin/packer");
+    std::fs::create_dir(f.path().join("bin")).unwrap();
+    let packer = PackerStandIn::new()
+        .marker(&marker)
+        .exit(1)
+        .write(&f.path().join("bin/packer"));
     for (value, hint) in [
         ("./nowhere", "nothing exists at"),
         ("gone-1.0-py3-none-any.whl", "nothing exists at"),

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod packer_standin;
 pub mod worker_url;
 
 /// Secrets that break naive quoting: quotes, `$`, spaces, a backslash and a newline.

@@ -3,9 +3,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-
+use common::loopback::{Answer, Server};
 use common::openstack::*;
 use common::*;
 
@@ -28,79 +26,20 @@ fn vars(extra: &[(&'static str, String)]) -> Vec<(String, String)> {
     v
 }
 
-/// A stand-in for the job service's `GET /token`: 200 with a token for the right basic
-/// auth, 401 otherwise. Serves `n` requests, then stops.
-fn job_service(user: &str, password: &str, n: usize) -> String {
-    use base64_like::encode;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let root = format!("http://{}/api", listener.local_addr().unwrap());
-    let expected = format!("Basic {}", encode(&format!("{user}:{password}")));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(n) {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let mut authorized = false;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    authorized |= k.eq_ignore_ascii_case("authorization") && v.trim() == expected;
-                }
-            }
-            let ok = authorized && request_line.starts_with("GET /api/token ");
-            let (status, body) = if ok {
-                ("200 OK", r#"{"token": "t0k"}"#)
-            } else {
-                ("401 UNAUTHORIZED", "{}")
-            };
-            write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
+/// A stand-in for the job service's `GET /token` (root: its URL and `/api`): 200 with a
+/// token for the right basic auth, 401 otherwise.
+fn job_service(user: &str, password: &str) -> Server {
+    let expected = Some((user.to_string(), password.to_string()));
+    Server::start("127.0.0.1", move |request| {
+        if request.basic_auth() == expected
+            && request.method == "GET"
+            && request.target == "/api/token"
+        {
+            Answer::json(200, r#"{"token": "t0k"}"#)
+        } else {
+            Answer::json(401, "{}")
         }
-    });
-    root
-}
-
-/// Base64 for the basic-auth header the stand-in expects (RFC 4648, with padding).
-mod base64_like {
-    pub fn encode(text: &str) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let bytes = text.as_bytes();
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn known_values() {
-        assert_eq!(
-            encode("Aladdin:open sesame"),
-            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-        assert_eq!(encode("ab"), "YWI=");
-    }
+    })
 }
 
 #[test]
@@ -154,8 +93,8 @@ fn worker_credentials_are_checked_against_the_job_service() {
     let base = create_image(&cloud(), &unique("base-"), &[], true);
     let f = definition(&format!("source_image = \"{}\"", base.id), &unique("job"));
 
-    let refused_root = job_service("someone-else", "x", 1);
-    let v = vars(&[("UWORKER_JOB_API_ROOT", refused_root)]);
+    let refused = job_service("someone-else", "x");
+    let v = vars(&[("UWORKER_JOB_API_ROOT", format!("{}/api", refused.url))]);
     let r = run_tool(
         f.path(),
         &["build", "--check-worker-credentials"],
@@ -168,8 +107,8 @@ fn worker_credentials_are_checked_against_the_job_service() {
     // Accepted: the build goes on to import the run's key pair, and this cloud's catalog
     // has no compute endpoint in its region (or, before any e2e scenario registered the
     // stand-in, no compute service at all): a failure in seconds, before packer starts.
-    let root = job_service(NASTY_USERNAME, NASTY_PASSWORD, 1);
-    let v = vars(&[("UWORKER_JOB_API_ROOT", root)]);
+    let accepting = job_service(NASTY_USERNAME, NASTY_PASSWORD);
+    let v = vars(&[("UWORKER_JOB_API_ROOT", format!("{}/api", accepting.url))]);
     let r = run_tool(
         f.path(),
         &["build", "--check-worker-credentials", "--attempts", "2"],

@@ -5,12 +5,11 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use common::github::{FakeGitHub, Job, Prism, TOKEN};
+use common::loopback::{Answer, Server};
 use common::{default_definition, run, tool};
 use serde_json::{json, Value};
 
@@ -216,36 +215,15 @@ fn asset_downloads_follow_the_redirect_to_storage_without_the_token() {
 
 /// Storage on another host (127.0.0.2) that serves `content` to every GET and records
 /// the Authorization header of each request.
-fn storage_host(content: String) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
-    let listener = TcpListener::bind("127.0.0.2:0").expect("127.0.0.2 is loopback");
-    let url = format!("http://{}", listener.local_addr().unwrap());
+fn storage_host(content: String) -> (Server, Arc<Mutex<Vec<Option<String>>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut authorization = None;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("authorization") {
-                        authorization = Some(value.trim().to_string());
-                    }
-                }
-            }
-            record.lock().unwrap().push(authorization);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-                content.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(content.as_bytes());
-        }
+    let server = Server::start("127.0.0.2", move |request| {
+        let authorization = request.header("authorization").map(str::to_string);
+        record.lock().unwrap().push(authorization);
+        Answer::new(200, content.clone()).header("Content-Type", "application/octet-stream")
     });
-    (url, seen)
+    (server, seen)
 }
 
 #[test]
@@ -255,7 +233,7 @@ fn the_token_never_follows_a_redirect_to_another_host() {
     let plan = plan_record();
     let record = build_record(&plan).to_string();
     let (storage, at_storage) = storage_host(record.clone());
-    for (where_to, expect_token) in [(Some(storage.clone()), false), (None, true)] {
+    for (where_to, expect_token) in [(Some(storage.url.clone()), false), (None, true)] {
         let fake = FakeGitHub::start();
         {
             let mut state = fake.state.lock().unwrap();

@@ -3,14 +3,14 @@
 //! Glance, the Compute stand-in, or root. Behind the `services` feature:
 //! `cargo test --release --features services` (scripts/test.sh, and so CI, runs it).
 //! One module, e.g. the end-to-end build, runs alone by its name:
-//! `cargo test --release --features services --test services e2e_build::`.
+//! `cargo test --release --features services --test services e2e::`.
 
 mod common;
 
 mod actionlint;
 mod build;
 mod build_report;
-mod e2e_build;
+mod e2e;
 mod github;
 mod install;
 mod matrix;

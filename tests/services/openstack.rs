@@ -6,10 +6,7 @@ use common::openstack::*;
 use common::*;
 use reqwest::Method;
 use serde_json::json;
-use uworker_image::env::Env;
-use uworker_image::http::retry::Retry;
 use uworker_image::openstack::client::Cloud;
-use uworker_image::openstack::credentials::Credentials;
 use uworker_image::openstack::glance::{Glance, Image};
 
 fn definition(source: &str, name: &str) -> Fixture {
@@ -612,12 +609,6 @@ impl Drop for ForeignProject {
                 .call(Method::DELETE, &format!("{keystone}{path}"), |r| r);
         }
     }
-}
-
-fn connect(vars: &[(String, String)]) -> Cloud {
-    let env = Env::from_pairs(vars.iter().cloned());
-    let credentials = Credentials::from_env(&env).unwrap().unwrap();
-    Cloud::connect(&credentials, Retry::default()).unwrap()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! own region's services, packer's included.
 
 use crate::common;
-use crate::e2e_build::{
+use crate::e2e::{
     assert_built, build, delete_images_in, ensure_base_images, images_in, plain_config, record,
     region_cloud, sweep, swept, Scenario, BASE_IMAGE, PROVISION_HOSTNAME,
 };

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::packer_standin::PackerStandIn;
 use common::sshd::Sshd;
 use common::*;
 
@@ -429,22 +430,10 @@ fn a_failure_reason_names_the_error_and_never_holds_a_secret() {
 /// A packer wrapper that records the environment of every run into `dir`, then runs
 /// the real packer.
 fn recording_packer(dir: &Path) -> std::path::PathBuf {
-    let real = String::from_utf8(Command::new("which").arg("packer").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
-    let wrapper = dir.join("packer");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nenv > \"$(mktemp '{}/env.XXXXXX')\"\nexec '{real}' \"$@\"\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o700)).unwrap();
-    wrapper
+    PackerStandIn::new()
+        .record_env(dir)
+        .wrap_real()
+        .write(&dir.join("packer"))
 }
 
 /// The variable names of every recorded packer run.
@@ -558,23 +547,11 @@ fn an_interrupted_validate_stops_packer_and_removes_its_work_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tempfile::tempdir().unwrap();
     let pid_file = bin.path().join("validate.pid");
-    let real = String::from_utf8(Command::new("which").arg("packer").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
     // A slow `packer validate`: it says its PID, then takes its time.
-    let wrapper = bin.path().join("packer");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = validate ]; then echo $$ > '{}'; sleep 60 & wait; fi\n\
-             exec '{real}' \"$@\"\n",
-            pid_file.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let wrapper = PackerStandIn::new()
+        .hold("validate", &pid_file)
+        .wrap_real()
+        .write(&bin.path().join("packer"));
     let mut cmd = tool(&worker_env());
     cmd.env("TMPDIR", tmp.path())
         .arg("--dir")
@@ -704,20 +681,10 @@ worker_source = "{}"
     let f = definition(&sshd, &steps, "");
     let tmp = tempfile::tempdir().unwrap();
     let argv = tmp.path().join("argv.log");
-    let wrapper = sshd.dir.path().join("packer-wrapper");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" >>'{}'\nexec packer \"$@\"\n",
-            argv.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let wrapper = PackerStandIn::new()
+        .record_argv(&argv)
+        .wrap_real()
+        .write(&sshd.dir.path().join("packer-wrapper"));
     let cmd = test_cmd(
         f.path(),
         &sshd,

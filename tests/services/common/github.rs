@@ -1,12 +1,10 @@
 //! GitHub for the tests: Prism serving GitHub's official OpenAPI description (trimmed,
 //! tests/harness/github) checks every request the tool sends. `Prism::mock` answers
 //! with GitHub's examples; `Prism::proxy` sits in front of `FakeGitHub`, a small
-//! stateful server on std's TcpListener, so both the requests and the fake's answers
+//! stateful server on common::loopback, so both the requests and the fake's answers
 //! are checked against the description.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::loopback::{Answer, Request, Server};
 use super::sshd::free_port;
 use super::{run, tool, Run};
 
@@ -295,84 +294,43 @@ pub struct FakeGitHub {
 
 impl FakeGitHub {
     pub fn start() -> FakeGitHub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let fake = FakeGitHub {
-            url,
-            state: Arc::new(Mutex::new(State {
-                next_id: 100,
-                ..State::default()
-            })),
-        };
-        let server = fake.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let server = server.clone();
-                std::thread::spawn(move || server.serve(stream));
-            }
-        });
-        fake
+        let state = Arc::new(Mutex::new(State {
+            next_id: 100,
+            ..State::default()
+        }));
+        let mut fake = None;
+        Server::start_knowing_url("127.0.0.1", |url| {
+            let server = FakeGitHub {
+                url: url.to_string(),
+                state: state.clone(),
+            };
+            fake = Some(server.clone());
+            move |request| server.serve(request)
+        })
+        .detach();
+        fake.unwrap()
     }
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
 
-    fn serve(&self, stream: TcpStream) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut words = line.split_whitespace();
-        let method = words.next().unwrap_or_default().to_string();
-        let target = words.next().unwrap_or_default().to_string();
-        let mut length = 0;
-        let mut authorization = None;
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header).unwrap();
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let (name, value) = header.split_once(':').unwrap_or((header, ""));
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "authorization" => authorization = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    fn serve(&self, request: Request) -> Answer {
+        let (path, query) = request.path_and_query();
         let (status, headers, payload) = {
             let mut state = self.state.lock().unwrap();
             state.seen.push(Seen {
-                method: method.clone(),
-                path: target.clone(),
-                authorization,
+                method: request.method.clone(),
+                path: request.target.clone(),
+                authorization: request.header("authorization").map(str::to_string),
             });
-            self.answer(&mut state, &method, path, query, &body)
+            self.answer(&mut state, &request.method, path, query, &request.body)
         };
-        let mut stream = stream;
-        let reason = match status {
-            200 => "OK",
-            201 => "Created",
-            204 => "No Content",
-            302 => "Found",
-            403 => "Forbidden",
-            404 => "Not Found",
-            422 => "Unprocessable Entity",
-            _ => "Error",
-        };
-        let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
-        for (k, v) in &headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
+        Answer {
+            status,
+            headers,
+            body: payload,
         }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
-        let _ = stream.write_all(head.as_bytes());
-        let _ = stream.write_all(&payload);
     }
 
     fn answer(

@@ -9,6 +9,7 @@ pub use shared::*;
 pub mod compute;
 pub mod github;
 pub mod job_service;
+pub mod loopback;
 pub mod openstack;
 pub mod procs;
 pub mod runner;

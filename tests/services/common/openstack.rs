@@ -118,10 +118,21 @@ pub fn os_env(method: &str) -> Vec<(String, String)> {
 
 pub use super::env_pairs;
 
+/// The test cloud, as its application credential.
 pub fn cloud() -> Cloud {
-    let env = Env::from_pairs(os_env("appcred"));
+    connect(&os_env("appcred"))
+}
+
+/// Logged in to the cloud that the OS_* variables `vars` name (an RC file's, a region's).
+pub fn connect(vars: &[(String, String)]) -> Cloud {
+    connect_with(vars, Retry::default())
+}
+
+/// `connect`, retrying each call as `retry` says.
+pub fn connect_with(vars: &[(String, String)], retry: Retry) -> Cloud {
+    let env = Env::from_pairs(vars.iter().cloned());
     let credentials = Credentials::from_env(&env).unwrap().unwrap();
-    Cloud::connect(&credentials, Retry::default()).unwrap()
+    Cloud::connect(&credentials, retry).unwrap()
 }
 
 /// A name no other test (or earlier run) uses.
