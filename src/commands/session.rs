@@ -20,7 +20,7 @@ use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::{clouds, openrc};
 use crate::packer::Packer;
-use crate::plan::BaseImageChoice;
+use crate::record::BaseImageChoice;
 use crate::request::Load;
 use crate::secrets::Redactor;
 use crate::worker_source;
