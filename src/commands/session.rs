@@ -15,7 +15,7 @@ use crate::definition::{Definition, SourceImage, Target, COMMAND_MODE_PAIR, TEST
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
-use crate::openstack::client::Cloud;
+use crate::openstack::client::{Cloud, OpenStackError};
 use crate::openstack::credentials::Credentials;
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::{clouds, openrc};
@@ -47,7 +47,7 @@ pub struct Session {
 /// the login failed) and its targets.
 pub struct TargetsAt<'s, 'a> {
     pub place: Place,
-    pub cloud: Result<Option<&'s Cloud>>,
+    pub cloud: Result<Option<&'s Cloud>, OpenStackError>,
     pub targets: Vec<&'a Target>,
 }
 
@@ -191,7 +191,7 @@ impl Session {
     /// The Keystone session of `target`'s cloud, in its region, opened on first use; None
     /// without credentials.
     pub fn cloud_for(&self, target: &Target) -> Result<Option<&Cloud>> {
-        self.places.cloud(&self.places.place(target))
+        Ok(self.places.cloud(&self.places.place(target))?)
     }
 
     /// `target`'s session, for a command that cannot work without the cloud.

@@ -62,10 +62,10 @@ pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
                 .into())
             }
             Err(error) if several => {
-                report.unswept(place.label(), &error);
+                report.unswept(place.label(), error);
                 continue;
             }
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         };
         // All targets (None) sweeps what any target of this definition left; over several
         // places, each sweeps its own targets' leftovers (places may share a Glance).
@@ -77,8 +77,8 @@ pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
         scope.run = request.run.clone();
         match sweep_cloud(cloud, &scope, request.dry_run) {
             Ok(swept) => report.add(swept, place.label()),
-            Err(error) if several => report.unswept(place.label(), &error),
-            Err(error) => return Err(error),
+            Err(error) if several => report.unswept(place.label(), error),
+            Err(error) => return Err(error.into()),
         }
     }
     match request.output {
@@ -216,11 +216,12 @@ impl Report {
     }
 
     /// A place that could not be listed: a failure, the other places still swept.
-    fn unswept(&mut self, place: Option<String>, error: &anyhow::Error) {
+    fn unswept(&mut self, place: Option<String>, error: OpenStackError) {
         let place = place.unwrap_or_else(|| "the environment's cloud".into());
-        self.unswept.push(format!("{place}: {error:#}"));
+        self.external_failure |= error.code() == Code::External;
+        self.unswept
+            .push(format!("{place}: {:#}", anyhow::Error::new(error)));
         self.failed += 1;
-        self.external_failure |= crate::exit::classify(error) == Code::External;
     }
 
     fn lines(&self) -> Vec<String> {
@@ -266,7 +267,7 @@ impl Report {
 
 /// Lists, selects and (unless `dry_run`) removes. Listing failures end it (exit 3 when
 /// the cloud kept failing); a removal failure is reported and the rest goes on.
-pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report> {
+pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report, OpenStackError> {
     let selection = sweep::select(scope, &find(cloud, scope)?);
     let Selection { items, spared } = selection;
     let nova = Nova::new(cloud)?;
