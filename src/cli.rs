@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
+mod causes;
+
 use crate::commands;
 use crate::env::Env;
 use crate::exit::{self, Code};
@@ -427,9 +429,11 @@ pub fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {}", error_text(&error));
             if crate::ci::in_actions(&env) {
-                crate::ci::annotate(&error, &env);
+                if let Some((path, line, message)) = causes::definition_line(&error) {
+                    crate::ci::annotate(path, line, &message, &env);
+                }
             }
-            exit::classify(&error).into()
+            causes::classify(&error).into()
         }
     }
 }
