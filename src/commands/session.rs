@@ -16,7 +16,7 @@ use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
 use crate::openstack::client::{Cloud, OpenStackError};
-use crate::openstack::credentials::Credentials;
+use crate::openstack::credentials::{self, AuthMethod, Credentials};
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::{clouds, openrc};
 use crate::packer::Packer;
@@ -29,6 +29,9 @@ use crate::worker_source;
 pub struct Session {
     pub definition: Definition,
     pub inputs: Inputs,
+    /// The credential set the environment holds (after --openrc and OS_CLOUD), if a
+    /// complete one is there.
+    pub cloud_login: Option<AuthMethod>,
     pub redactor: Redactor,
     pub quiet: bool,
     /// Where the tool may cache facts between runs (the packer version).
@@ -90,6 +93,7 @@ impl Session {
         );
         let places = Places::load(&definition, env, environment)?;
         let mut inputs = Inputs::gather(&definition, &load.inputs, env)?;
+        let cloud_login = credentials::detect(env);
         if let Some(warning) = inputs.worker.ignored_warning() {
             eprintln!("{warning}");
         }
@@ -112,6 +116,7 @@ impl Session {
         Ok(Session {
             definition,
             inputs,
+            cloud_login,
             redactor,
             quiet: load.quiet,
             cache_dir,
@@ -243,7 +248,7 @@ impl Session {
         }
         // The environment's cloud: full when a credential set is there (a broken one is
         // packer's to report).
-        let environment = self.inputs.cloud.is_some();
+        let environment = self.cloud_login.is_some();
         if builders.len() == 1 {
             return Ok(vec![CloudValidation {
                 packer: self.packer()?.clone(),
