@@ -21,7 +21,8 @@ use reqwest::Method;
 use uworker_image::env::Env;
 use uworker_image::openstack::client::{Backoff, Cloud, OpenStackError};
 use uworker_image::openstack::credentials::Credentials;
-use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
+use uworker_image::openstack::glance::{Glance, Image};
+use uworker_image::run_marks::IMAGE_PROPERTY;
 
 /// Base images: placeholders in Glance whose standard os_distro/os_version properties
 /// tell the stand-in which cached root filesystem a server of theirs boots (as a cloud
