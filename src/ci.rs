@@ -240,19 +240,9 @@ impl Drop for Group {
 
 /// An `::error file=..,line=..::` annotation for an error that points into the
 /// definition, so the pull request shows it on the line.
-pub fn annotate(error: &anyhow::Error, env: &Env) {
-    for cause in error.chain() {
-        if let Some(definition) = cause.downcast_ref::<crate::definition::DefinitionError>() {
-            if let Some((path, line)) = definition.location() {
-                let file = relative_to_workspace(path, env.get("GITHUB_WORKSPACE"));
-                command(&format!(
-                    "{}\n",
-                    error_annotation(&file, line, &definition.to_string())
-                ));
-            }
-            return;
-        }
-    }
+pub fn annotate(path: &Path, line: Option<usize>, message: &str, env: &Env) {
+    let file = relative_to_workspace(path, env.get("GITHUB_WORKSPACE"));
+    command(&format!("{}\n", error_annotation(&file, line, message)));
 }
 
 /// Annotations name files relative to the checkout.

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
+
+mod causes;
 
 use crate::commands;
 use crate::env::Env;
@@ -282,7 +284,8 @@ pub struct PlanArgs {
 
 impl Cli {
     /// The flags as the request the commands take.
-    pub fn into_request(self) -> Request {
+    /// What the command line asks for.
+    pub fn into_asked(self) -> Asked {
         let Cli { global, command } = self;
         let load = request::Load {
             dir: global.dir,
@@ -297,7 +300,7 @@ impl Cli {
             quiet: global.quiet,
         };
         let (target, output, verbose) = (global.target, global.output, global.verbose);
-        match command {
+        Asked::Command(Box::new(match command {
             Command::Render(args) => Request::Render(request::Render {
                 load,
                 out: args.out,
@@ -370,10 +373,10 @@ impl Cli {
                 run: args.run,
                 dry_run: args.dry_run,
             }),
-            Command::Completions(args) => Request::Completions(args.shell),
-            Command::Man => Request::Man,
             Command::Schema => Request::Schema,
-        }
+            Command::Completions(args) => return Asked::Text(Ok(completion_script(args.shell))),
+            Command::Man => return Asked::Text(man_page()),
+        }))
     }
 }
 
@@ -417,16 +420,59 @@ pub fn main() -> ExitCode {
     let env = Env::from_process();
     // Packer runs in a work directory: a relative path means one from here.
     cli.global.packer = cli.global.packer.map(|p| absolute_if_a_path(&p));
-    match commands::run(cli.into_request(), &env) {
+    let outcome = match cli.into_asked() {
+        Asked::Command(request) => commands::run(*request, &env),
+        Asked::Text(text) => text.and_then(|text| commands::print(&text)),
+    };
+    match outcome {
         Ok(code) => code.into(),
         Err(error) => {
             eprintln!("error: {}", error_text(&error));
             if crate::ci::in_actions(&env) {
-                crate::ci::annotate(&error, &env);
+                if let Some((path, line, message)) = causes::definition_line(&error) {
+                    crate::ci::annotate(path, line, &message, &env);
+                }
             }
-            exit::classify(&error).into()
+            causes::classify(&error).into()
         }
     }
+}
+
+/// What the command line asks for: a command to run, or text this module makes itself.
+pub enum Asked {
+    Command(Box<Request>),
+    /// `completions SHELL` and `man`: generated from the same clap definition as the
+    /// parser, so they list every command and flag there is.
+    Text(anyhow::Result<Vec<u8>>),
+}
+
+fn man_page() -> anyhow::Result<Vec<u8>> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    Ok(page)
+}
+
+fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut command = Cli::command();
+    let name = command.get_name().to_string();
+    // Into memory first: clap_complete panics when its writer fails (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, name.clone(), &mut script);
+    if shell == clap_complete::Shell::Bash {
+        script = fix_bash_states(&String::from_utf8_lossy(&script), &name).into_bytes();
+    }
+    script
+}
+
+/// clap_complete's bash script spells a hyphenated program's state one way where it
+/// sets it (`uworker__image__subcmd__plan`) and another in the `case` arms that use it
+/// (`uworker__subcmd__image__subcmd__plan`), so nothing after a command completes
+/// (clap-rs/clap#6421, open). Spell the arms as the loop does.
+fn fix_bash_states(script: &str, name: &str) -> String {
+    if !name.contains('-') {
+        return script.to_string();
+    }
+    script.replace(&name.replace('-', "__subcmd__"), &name.replace('-', "__"))
 }
 
 /// A relative path with a directory part (`./packer`, `bin/packer`) made absolute
@@ -475,9 +521,12 @@ mod tests {
     use super::*;
 
     fn request(args: &[&str]) -> Request {
-        Cli::try_parse_from(std::iter::once("uworker-image").chain(args.iter().copied()))
-            .unwrap()
-            .into_request()
+        let cli = Cli::try_parse_from(std::iter::once("uworker-image").chain(args.iter().copied()))
+            .unwrap();
+        let Asked::Command(request) = cli.into_asked() else {
+            panic!("not a command: {args:?}");
+        };
+        *request
     }
 
     /// The flags that say "not" become what the commands ask: shellcheck, report.

@@ -1,6 +1,6 @@
 //! Everything a run takes besides the definition: variables (definition defaults, the
-//! seed's var-file, `--var`), the worker config (file and environment), cloud credentials
-//! and the fingerprint key. Reading the files named is this module's only I/O.
+//! seed's var-file, `--var`), the worker config (file and environment) and the
+//! fingerprint key. Cloud credentials are the session's (commands/session.rs). Reading the files named is this module's only I/O.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,6 @@ use thiserror::Error;
 
 use crate::definition::{self, Definition};
 use crate::env::Env;
-use crate::openstack::credentials::{self, AuthMethod};
 use crate::secrets::WorkerConfig;
 use crate::seed::{self, SeedError};
 use crate::vars;
@@ -70,7 +69,6 @@ pub struct Inputs {
     /// Where each value came from, for messages.
     pub origins: BTreeMap<String, String>,
     pub worker: WorkerConfig,
-    pub cloud: Option<AuthMethod>,
     pub fingerprint_key: Option<SecretString>,
 }
 
@@ -185,7 +183,6 @@ impl Inputs {
             values,
             origins,
             worker,
-            cloud: credentials::detect(env),
             fingerprint_key,
         })
     }

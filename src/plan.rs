@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use crate::fingerprint::{Changes, Fingerprint, Manifest};
-use crate::record::{Action, Record};
+use crate::record::{Action, BaseImageChoice, Record};
 
 /// What looking for an image with the fingerprint found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,29 +24,6 @@ pub enum Lookup {
 pub struct Policy {
     pub force: bool,
     pub max_age: Option<Duration>,
-}
-
-/// The image a `source_image_name` resolved to, and whose it is: base images are often
-/// another project's (public), so the plan and the record say which one was picked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct BaseImageChoice {
-    pub name: String,
-    pub id: String,
-    pub owner: Option<String>,
-    pub visibility: Option<String>,
-}
-
-impl BaseImageChoice {
-    /// `NAME = ID (owner PROJECT, VISIBILITY)`.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} = {} (owner {}, {})",
-            self.name,
-            self.id,
-            self.owner.as_deref().unwrap_or("unknown"),
-            self.visibility.as_deref().unwrap_or("visibility unknown")
-        )
-    }
 }
 
 /// The plan record for `manifest`, whose `fingerprint` (as `Manifest::fingerprint` gives

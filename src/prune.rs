@@ -8,7 +8,22 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::openstack::glance::{Image, FINGERPRINT_PROPERTY, TARGET_PROPERTY};
+/// An image of the definition as the decision sees it; the Glance edge fills it
+/// (commands/prune.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    /// Glance's status: `active`, `queued`, `deactivated`, ...
+    pub status: String,
+    /// RFC 3339 in UTC, so text order is time order.
+    pub created_at: String,
+    pub protected: bool,
+    /// Its target mark (`run_marks::TARGET_PROPERTY`).
+    pub target: String,
+    /// Its fingerprint mark (`run_marks::FINGERPRINT_PROPERTY`), if any.
+    pub fingerprint: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
@@ -33,8 +48,10 @@ const DEACTIVATED_REASON: &str =
 pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>) -> Vec<Decision> {
     let mut by_target: BTreeMap<String, Vec<&Image>> = BTreeMap::new();
     for image in images {
-        let target = image.property(TARGET_PROPERTY).unwrap_or("").to_string();
-        by_target.entry(target).or_default().push(image);
+        by_target
+            .entry(image.target.clone())
+            .or_default()
+            .push(image);
     }
     let mut decisions = Vec::new();
     for (target, mut list) in by_target {
@@ -47,7 +64,7 @@ pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>)
         let mut kept_active = 0;
         let mut current_seen = false;
         for image in list {
-            let fingerprint = image.property(FINGERPRINT_PROPERTY);
+            let fingerprint = image.fingerprint.as_deref();
             let is_current = !current_seen
                 && image.status == "active"
                 && fingerprint.is_some()
@@ -72,7 +89,7 @@ pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>)
             };
             decisions.push(Decision {
                 id: image.id.clone(),
-                name: image.name.clone().unwrap_or_default(),
+                name: image.name.clone(),
                 target: target.clone(),
                 created_at: image.created_at.clone(),
                 delete,
@@ -88,12 +105,15 @@ mod tests {
     use super::*;
 
     fn image(id: &str, created: &str, status: &str, protected: bool, fp: &str) -> Image {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "name": format!("img-t-{id}"), "status": status,
-            "created_at": created, "protected": protected,
-            "uworker_target": "t", "uworker_fingerprint": fp,
-        }))
-        .unwrap()
+        Image {
+            id: id.into(),
+            name: format!("img-t-{id}"),
+            status: status.into(),
+            created_at: created.into(),
+            protected,
+            target: "t".into(),
+            fingerprint: Some(fp.into()),
+        }
     }
 
     #[test]

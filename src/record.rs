@@ -21,7 +21,29 @@ use thiserror::Error;
 
 pub use crate::fingerprint::Fingerprint;
 use crate::fingerprint::{Changes, Manifest};
-use crate::plan::BaseImageChoice;
+
+/// The image a `source_image_name` resolved to, and whose it is: base images are often
+/// another project's (public), so the plan and the record say which one was picked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BaseImageChoice {
+    pub name: String,
+    pub id: String,
+    pub owner: Option<String>,
+    pub visibility: Option<String>,
+}
+
+impl BaseImageChoice {
+    /// `NAME = ID (owner PROJECT, VISIBILITY)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} = {} (owner {}, {})",
+            self.name,
+            self.id,
+            self.owner.as_deref().unwrap_or("unknown"),
+            self.visibility.as_deref().unwrap_or("visibility unknown")
+        )
+    }
+}
 
 /// Bumped when fields change meaning.
 pub const RECORD_SCHEMA: u32 = 1;

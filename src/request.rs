@@ -148,7 +148,5 @@ pub enum Request {
     Report(Report),
     Matrix(Matrix),
     Sweep(Sweep),
-    Completions(clap_complete::Shell),
-    Man,
     Schema,
 }

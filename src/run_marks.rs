@@ -3,6 +3,8 @@
 //! them as metadata; a Nova key pair has no metadata and belongs to a user, not a project,
 //! so its name carries them.
 //!
+//! - `uworker_image`, `uworker_target`: the definition and target (on images also
+//!   `uworker_fingerprint`, what plan looks images up by).
 //! - `uworker_run_id`: the run (`<GitHub run>-<attempt>`, or a local run's own ID).
 //! - `uworker_deadline`: when the run will have ended, cleanup included (RFC 3339, UTC).
 //!   A run never outlives it: the tool interrupts packer there.
@@ -13,6 +15,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The image property the build sets to the fingerprint (`sha256:<hex>`).
+pub const FINGERPRINT_PROPERTY: &str = "uworker_fingerprint";
+/// The image property and server metadata naming the definition (`name` of image.toml).
+pub const IMAGE_PROPERTY: &str = "uworker_image";
+/// The image property and server metadata naming the target.
+pub const TARGET_PROPERTY: &str = "uworker_target";
 pub const RUN_ID_KEY: &str = "uworker_run_id";
 pub const DEADLINE_KEY: &str = "uworker_deadline";
 pub const ALIVE_UNTIL_KEY: &str = "uworker_alive_until";

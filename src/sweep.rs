@@ -11,12 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::openstack::compute::{Keypair, Server};
-use crate::openstack::glance::{Image, IMAGE_PROPERTY, TARGET_PROPERTY};
-use crate::openstack::network::FloatingIp;
 use crate::run_marks::{
     self, KeypairMarks, ALIVE_UNTIL_KEY, DEADLINE_KEY, FLOATING_IP_FROM_POOL, FLOATING_IP_KEY,
-    RUN_ID_KEY,
+    IMAGE_PROPERTY, RUN_ID_KEY, TARGET_PROPERTY,
 };
 
 /// Packer names the key pairs it makes itself `packer_<time-ordered UUID>`: runs from before
@@ -54,6 +51,58 @@ pub struct Scope {
     pub user_floating_ips: BTreeSet<String>,
     pub limit: Limit,
     pub now: SystemTime,
+}
+
+/// A server as the selection sees it; the cloud's edge fills it from Nova's
+/// (commands/sweep.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Server {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    /// RFC 3339 in UTC (`2026-01-01T00:00:00Z`).
+    pub created: String,
+    /// The project it runs in (Nova's `tenant_id`), when Nova says.
+    pub project_id: Option<String>,
+    pub key_name: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// What Nova is doing with it right now (`spawning`, `image_uploading`, ...); None
+    /// when nothing. Nova changes no metadata while a task runs.
+    pub task_state: Option<String>,
+}
+
+/// A key pair of the user's; `created_at` only when it was shown one by one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keypair {
+    pub name: String,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FloatingIp {
+    pub id: String,
+    pub address: String,
+    /// The port it is attached to, if any.
+    pub port_id: Option<String>,
+}
+
+/// An image as the selection sees it: Glance's fields and its text properties.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub created_at: String,
+    /// The project that owns it.
+    pub owner: Option<String>,
+    pub protected: bool,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Image {
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties.get(key).map(String::as_str)
+    }
 }
 
 /// What the cloud holds (as listed).
@@ -120,7 +169,7 @@ pub struct Selection {
 /// in our project.
 pub fn is_ours(scope: &Scope, server: &Server) -> bool {
     let meta = |k: &str| server.metadata.get(k).map(String::as_str);
-    let in_project = match (&scope.project_id, &server.tenant_id) {
+    let in_project = match (&scope.project_id, &server.project_id) {
         (Some(project), Some(tenant)) => project == tenant,
         _ => true,
     };
@@ -320,7 +369,7 @@ fn select_floating_ips(
             continue;
         };
         let configured = scope.user_floating_ips.contains(&fip.id)
-            || scope.user_floating_ips.contains(&fip.floating_ip_address);
+            || scope.user_floating_ips.contains(&fip.address);
         let from_pool =
             server.metadata.get(FLOATING_IP_KEY).map(String::as_str) == Some(FLOATING_IP_FROM_POOL);
         let (action, what) = match (configured, from_pool) {
@@ -334,7 +383,7 @@ fn select_floating_ips(
         selection.items.push(Item {
             kind: Kind::FloatingIp,
             id: fip.id.clone(),
-            name: fip.floating_ip_address.clone(),
+            name: fip.address.clone(),
             action,
             reason: format!("{what} on server {} of run {}", server.id, run_of(server)),
         });
@@ -415,10 +464,7 @@ fn select_images(
     let prefix = format!("{}-", scope.definition);
     for image in &found.images {
         let ours = image.property(IMAGE_PROPERTY) == Some(scope.definition.as_str())
-            && image
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with(&prefix))
+            && image.name.starts_with(&prefix)
             && scope.project_id.is_some()
             && image.owner.as_deref() == scope.project_id.as_deref()
             && in_scope(scope, image.property(TARGET_PROPERTY))
@@ -435,7 +481,7 @@ fn select_images(
         if !ours {
             continue;
         }
-        let name = image.name.clone().unwrap_or_default();
+        let name = image.name.clone();
         let verdict = match image.property(RUN_ID_KEY).and_then(|r| kept_runs.get(r)) {
             Some(why) => Err(why.clone()),
             None => dead_by_limit(scope, image.property(DEADLINE_KEY), Some(&image.created_at)),
@@ -480,7 +526,6 @@ pub fn unused_keypairs_of(scope: &Scope, servers: &[Server], keypairs: &[Keypair
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     const HOUR: u64 = 3600;
     /// 2026-01-01T12:00:00Z
@@ -508,13 +553,19 @@ mod tests {
     }
 
     fn server(id: &str, hours: u64, key: Option<&str>, meta: &[(&str, &str)]) -> Server {
-        serde_json::from_value(json!({
-            "id": id, "name": format!("packer_{id}"), "status": "ACTIVE",
-            "created": at(hours), "tenant_id": "p1", "key_name": key,
-            "metadata": meta.iter().map(|(k, v)| (k.to_string(), json!(v)))
-                .collect::<serde_json::Map<_, _>>(),
-        }))
-        .unwrap()
+        Server {
+            id: id.into(),
+            name: format!("packer_{id}"),
+            status: "ACTIVE".into(),
+            created: at(hours),
+            project_id: Some("p1".into()),
+            key_name: key.map(str::to_string),
+            metadata: meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            task_state: None,
+        }
     }
 
     fn ours(target: &str) -> Vec<(&'static str, String)> {
@@ -541,20 +592,26 @@ mod tests {
     fn fip(id: &str, address: &str, port: Option<&str>) -> FloatingIp {
         FloatingIp {
             id: id.into(),
-            floating_ip_address: address.into(),
+            address: address.into(),
             port_id: port.map(str::to_string),
         }
     }
 
     fn image(id: &str, name: &str, status: &str, hours: u64, extra: &[(&str, &str)]) -> Image {
-        let mut value = json!({
-            "id": id, "name": name, "status": status, "created_at": at(hours),
-            "owner": "p1", "uworker_image": "uworker", "uworker_target": "smog",
-        });
-        for (k, v) in extra {
-            value[*k] = json!(v);
+        let marks = [("uworker_image", "uworker"), ("uworker_target", "smog")];
+        Image {
+            id: id.into(),
+            name: name.into(),
+            status: status.into(),
+            created_at: at(hours),
+            owner: Some("p1".into()),
+            protected: false,
+            properties: marks
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
-        serde_json::from_value(value).unwrap()
     }
 
     fn ids(selection: &Selection) -> Vec<(Kind, &str, Action)> {
@@ -587,7 +644,7 @@ mod tests {
         );
         assert!(!is_ours(&s, &empty_run), "an empty run id");
         let mut foreign = server_of("f", 5, None, "smog");
-        foreign.tenant_id = Some("p2".into());
+        foreign.project_id = Some("p2".into());
         assert!(!is_ours(&s, &foreign), "another project");
         let narrowed = Scope {
             targets: Some(BTreeSet::from(["smog".to_string()])),
@@ -725,13 +782,7 @@ mod tests {
                 image("saving-young", "uworker-smog-4", "saving", 1, &[]),
                 image("active-old", "uworker-smog-5", "active", 5, &[]),
                 image("killed-old", "uworker-smog-6", "killed", 5, &[]),
-                image(
-                    "other-project",
-                    "uworker-smog-7",
-                    "saving",
-                    5,
-                    &[("owner", "p2")],
-                ),
+                image("other-project", "uworker-smog-7", "saving", 5, &[]),
                 image("other-name", "foreign-smog-8", "saving", 5, &[]),
                 image(
                     "other-def",
@@ -745,6 +796,7 @@ mod tests {
             ..Found::default()
         };
         let mut found = found;
+        found.images[6].owner = Some("p2".into());
         found.images[9].protected = true;
         let selection = select(&scope(), &found);
         assert_eq!(

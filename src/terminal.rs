@@ -17,7 +17,18 @@ use std::sync::Mutex;
 
 use secrecy::SecretString;
 
-use crate::openstack::openrc::Prompted;
+/// What reading the password on the terminal can come to.
+#[derive(Debug)]
+pub enum Prompted {
+    Password(SecretString),
+    /// The process has no controlling terminal.
+    NoTerminal,
+    /// Ctrl-C at the prompt.
+    Interrupted,
+    /// Ctrl-D (or end of input) before any character.
+    Eof,
+    Failed(std::io::Error),
+}
 
 /// The settings to put back should a signal end the process mid-prompt.
 static SAVED: Mutex<Option<(i32, libc::termios)>> = Mutex::new(None);

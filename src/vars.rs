@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::definition::WorkerKeys;
-
 /// The seed's variables.json key for the floating IP (kept as a template variable).
 pub const FLOATING_IP: &str = "openstack_free_floating_ip";
 /// The seed's variables.json key naming the worker config file (an input, not a template variable).
@@ -93,23 +91,18 @@ pub fn worker_variable(key: &str) -> String {
     key.to_ascii_lowercase()
 }
 
-/// Names a step may reference with `{{user `NAME`}}`.
-pub fn template_variable_names(
+/// Names a step may reference with `{{user `NAME`}}`: the tool's, the definition's
+/// `variables`, and the variable of each worker key that is a template variable.
+pub fn template_variable_names<'k>(
     variables: &BTreeMap<String, String>,
-    worker: &WorkerKeys,
+    worker_keys: impl IntoIterator<Item = &'k String>,
 ) -> Vec<String> {
     RESERVED
         .iter()
         .filter(|n| **n != WORKER_CONFIG_FILE_KEY)
         .map(|n| n.to_string())
         .chain(variables.keys().cloned())
-        .chain(
-            worker
-                .required
-                .iter()
-                .chain(&worker.optional)
-                .map(|k| worker_variable(k)),
-        )
+        .chain(worker_keys.into_iter().map(|k| worker_variable(k)))
         .collect()
 }
 

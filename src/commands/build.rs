@@ -16,15 +16,13 @@ use crate::env::Env;
 use crate::exit::Code;
 use crate::jobapi;
 use crate::openstack::client::Cloud;
-use crate::openstack::glance::{
-    Glance, Image, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY,
-};
+use crate::openstack::glance::{Glance, Image};
 use crate::openstack::network;
 use crate::packer::attempts::Outcome;
 use crate::record::{Action, Fingerprint, FingerprintImage, Provenance, Record};
 use crate::render::Builders;
 use crate::request::{self, Output};
-use crate::run_marks::KeypairMarks;
+use crate::run_marks::{KeypairMarks, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
 use crate::vars;
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.

@@ -3,7 +3,6 @@
 //! cloud, packer, fingerprint), `stage` (the files a run writes), `packer_run`.
 
 mod build;
-mod completions;
 mod error;
 mod fingerprint;
 mod matrix;
@@ -44,14 +43,12 @@ pub fn run(request: Request, env: &Env) -> Result<Code> {
         Request::Report(request) => report::run(&request, env),
         Request::Matrix(request) => matrix::run(&request, env),
         Request::Sweep(request) => sweep::run(&request, env),
-        Request::Completions(shell) => completions::print_completions(shell),
-        Request::Man => completions::print_man_page(),
         Request::Schema => schema::run(),
     }
 }
 
 /// Writes to stdout; a reader that stopped early (`| head`) is not an error.
-fn print(bytes: &[u8]) -> Result<Code> {
+pub fn print(bytes: &[u8]) -> Result<Code> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),

@@ -3,14 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::stage::Staged;
 use super::Session;
 use crate::env::Env;
 use crate::exit::Code;
+use crate::interrupt;
 use crate::packer::attempts::{Outcome, Retry};
-use crate::packer::run::{BuildSpec, Printer, StopSignals};
+use crate::packer::run::{BuildSpec, Printer};
 use crate::packer::Packer;
 use crate::request::RunLimits;
 
@@ -70,10 +71,18 @@ pub fn run_packer(
         first_delay: limits.retry_delay,
     };
     let manifest_file = staged.workdir.path().join("packer-manifest.json");
-    let stop = StopSignals::install().context("installing signal handlers")?;
+    // While packer runs, a signal only raises the flag (the handler is installed at the
+    // start of every command): the run interrupts packer and waits for its cleanup.
+    let _supervised = interrupt::Supervised::begin();
     let stderr = std::io::stderr();
     let mut printer = Printer::new(stderr.lock(), &session.redactor, spec.ci_groups);
-    Ok(packer.build_with_retries(&spec, &manifest_file, &retry, &mut printer, &stop)?)
+    Ok(packer.build_with_retries(
+        &spec,
+        &manifest_file,
+        &retry,
+        &mut printer,
+        &interrupt::raised,
+    )?)
 }
 
 /// The exit code and a one-line verdict for an outcome that is not a success.

@@ -158,7 +158,7 @@ impl Places {
     }
 
     /// The session of `place`, logged in on first use; None without credentials.
-    pub fn cloud(&self, place: &Place) -> Result<Option<&Cloud>> {
+    pub fn cloud(&self, place: &Place) -> Result<Option<&Cloud>, OpenStackError> {
         let view = self
             .views
             .get(place)
@@ -172,7 +172,7 @@ impl Places {
         Ok(view.get_or_init(|| cloud).as_ref())
     }
 
-    fn login(&self, place: &Place) -> Result<Option<&Cloud>> {
+    fn login(&self, place: &Place) -> Result<Option<&Cloud>, OpenStackError> {
         let account = self.account(place);
         if let Some(login) = account.login.get() {
             return Ok(login.as_ref());
@@ -180,7 +180,7 @@ impl Places {
         let login = match &account.credentials {
             Ok(None) => None,
             Ok(Some(credentials)) => Some(Cloud::connect(credentials, Retry::default())?),
-            Err(why) => return Err(OpenStackError::Config(why.clone()).into()),
+            Err(why) => return Err(OpenStackError::Config(why.clone())),
         };
         Ok(account.login.get_or_init(|| login).as_ref())
     }
@@ -245,7 +245,7 @@ mod session_tests {
     use super::super::plan;
     use super::super::session::Session;
     use crate::env::Env;
-    use crate::exit::Code;
+    use crate::exit::{Code, Coded as _};
     use crate::loopback::{Answer, Request, Server};
     use crate::request::Load;
 
@@ -449,7 +449,10 @@ mod session_tests {
         let error = session(dir.path(), "cloud = \"nope\"", &env)
             .err()
             .expect("refused");
-        assert_eq!(crate::exit::classify(&error), Code::BadInput);
+        let clouds_error = error
+            .downcast_ref::<crate::openstack::clouds::CloudsError>()
+            .expect("a clouds.yaml error");
+        assert_eq!(clouds_error.code(), Code::BadInput);
         let text = format!("{error:#}");
         let expected = format!(
             "{} [target.a] cloud = \"nope\": {} has no cloud of that name under `clouds:` (it has: ci); fix the target's `cloud` or the file",

@@ -11,9 +11,10 @@ use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::openstack::client::Cloud;
-use crate::openstack::glance::{Glance, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::openstack::glance::Glance;
 use crate::prune;
 use crate::request::{self, Output};
+use crate::run_marks::{FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
 
 pub fn run(request: &request::Prune, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
@@ -64,15 +65,23 @@ fn prune_in(
     let glance = Glance::new(cloud)?;
     let name = &session.definition.name;
     let prefix = format!("{name}-");
-    let images: Vec<_> = glance
+    let images: Vec<prune::Image> = glance
         .list_owned(&[(IMAGE_PROPERTY, name.as_str())])?
         .into_iter()
         // Both marks must agree: a property alone could be copied onto a foreign image.
         .filter(|i| i.property(IMAGE_PROPERTY) == Some(name.as_str()))
         .filter(|i| i.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
-        .filter(|i| {
-            i.property(TARGET_PROPERTY)
-                .is_some_and(|t| current.contains_key(t))
+        .filter_map(|i| {
+            let target = i.property(TARGET_PROPERTY)?.to_string();
+            current.contains_key(&target).then(|| prune::Image {
+                target,
+                fingerprint: i.property(FINGERPRINT_PROPERTY).map(str::to_string),
+                id: i.id,
+                name: i.name.unwrap_or_default(),
+                status: i.status,
+                created_at: i.created_at,
+                protected: i.protected,
+            })
         })
         .collect();
     let decisions = prune::decide(&images, request.keep, &current);

@@ -11,9 +11,10 @@ use secrecy::SecretString;
 
 use crate::openstack::client::{Cloud, Reconnect};
 use crate::openstack::compute::{is_busy, is_gone, Nova};
-use crate::openstack::glance::IMAGE_PROPERTY;
 use crate::run_key::RunKey;
-use crate::run_marks::{self, KeypairMarks, ALIVE_UNTIL_KEY, LEASE_PERIODS, RUN_ID_KEY};
+use crate::run_marks::{
+    self, KeypairMarks, ALIVE_UNTIL_KEY, IMAGE_PROPERTY, LEASE_PERIODS, RUN_ID_KEY,
+};
 
 /// The run's key pair in Nova: deleted when dropped (success, failure, deadline, Ctrl-C,
 /// an error on the way), so only a killed tool leaves it, for `sweep`.

@@ -16,12 +16,12 @@ use crate::definition::{Definition, SourceImage, Target, COMMAND_MODE_PAIR, TEST
 use crate::env::Env;
 use crate::fingerprint::{files, Fingerprint, Manifest, ManifestInputs};
 use crate::inputs::{check_url, InputError, Inputs};
-use crate::openstack::client::Cloud;
-use crate::openstack::credentials::Credentials;
+use crate::openstack::client::{Cloud, OpenStackError};
+use crate::openstack::credentials::{self, AuthMethod, Credentials};
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::{clouds, openrc};
 use crate::packer::Packer;
-use crate::plan::BaseImageChoice;
+use crate::record::BaseImageChoice;
 use crate::request::Load;
 use crate::secrets::Redactor;
 use crate::worker_source::{self, Snapshot};
@@ -34,6 +34,9 @@ pub struct Session {
     /// A local `worker_source`'s private copy: what is fingerprinted and uploaded.
     pub worker_source: Option<Snapshot>,
     pub inputs: Inputs,
+    /// The credential set the environment holds (after --openrc and OS_CLOUD), if a
+    /// complete one is there.
+    pub cloud_login: Option<AuthMethod>,
     pub redactor: Redactor,
     pub quiet: bool,
     /// Where the tool may cache facts between runs (the packer version).
@@ -52,7 +55,7 @@ pub struct Session {
 /// the login failed) and its targets.
 pub struct TargetsAt<'s, 'a> {
     pub place: Place,
-    pub cloud: Result<Option<&'s Cloud>>,
+    pub cloud: Result<Option<&'s Cloud>, OpenStackError>,
     pub targets: Vec<&'a Target>,
 }
 
@@ -96,6 +99,7 @@ impl Session {
         );
         let places = Places::load(&definition, env, environment)?;
         let mut inputs = Inputs::gather(&definition, &load.inputs, env)?;
+        let cloud_login = credentials::detect(env);
         if let Some(warning) = inputs.worker.ignored_warning() {
             eprintln!("{warning}");
         }
@@ -120,6 +124,7 @@ impl Session {
             definition_files,
             worker_source,
             inputs,
+            cloud_login,
             redactor,
             quiet: load.quiet,
             cache_dir,
@@ -199,7 +204,7 @@ impl Session {
     /// The Keystone session of `target`'s cloud, in its region, opened on first use; None
     /// without credentials.
     pub fn cloud_for(&self, target: &Target) -> Result<Option<&Cloud>> {
-        self.places.cloud(&self.places.place(target))
+        Ok(self.places.cloud(&self.places.place(target))?)
     }
 
     /// `target`'s session, for a command that cannot work without the cloud.
@@ -251,7 +256,7 @@ impl Session {
         }
         // The environment's cloud: full when a credential set is there (a broken one is
         // packer's to report).
-        let environment = self.inputs.cloud.is_some();
+        let environment = self.cloud_login.is_some();
         if builders.len() == 1 {
             return Ok(vec![CloudValidation {
                 packer: self.packer()?.clone(),

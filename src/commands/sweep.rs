@@ -13,10 +13,11 @@ use super::Session;
 use crate::env::Env;
 use crate::exit::{Code, Coded as _};
 use crate::openstack::client::{Cloud, OpenStackError};
-use crate::openstack::compute::{is_gone, Nova};
-use crate::openstack::glance::{Glance, IMAGE_PROPERTY};
+use crate::openstack::compute::{self, is_gone, Nova};
+use crate::openstack::glance::{self, Glance};
 use crate::openstack::network::Neutron;
 use crate::request::{self, Output};
+use crate::run_marks::IMAGE_PROPERTY;
 use crate::sweep::{self, Action, Found, Item, Kind, Limit, Scope, Selection, Spared};
 use crate::vars;
 
@@ -62,10 +63,10 @@ pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
                 .into())
             }
             Err(error) if several => {
-                report.unswept(place.label(), &error);
+                report.unswept(place.label(), error);
                 continue;
             }
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         };
         // All targets (None) sweeps what any target of this definition left; over several
         // places, each sweeps its own targets' leftovers (places may share a Glance).
@@ -77,8 +78,8 @@ pub fn run(request: &request::Sweep, env: &Env) -> Result<Code> {
         scope.run = request.run.clone();
         match sweep_cloud(cloud, &scope, request.dry_run) {
             Ok(swept) => report.add(swept, place.label()),
-            Err(error) if several => report.unswept(place.label(), &error),
-            Err(error) => return Err(error),
+            Err(error) if several => report.unswept(place.label(), error),
+            Err(error) => return Err(error.into()),
         }
     }
     match request.output {
@@ -216,11 +217,12 @@ impl Report {
     }
 
     /// A place that could not be listed: a failure, the other places still swept.
-    fn unswept(&mut self, place: Option<String>, error: &anyhow::Error) {
+    fn unswept(&mut self, place: Option<String>, error: OpenStackError) {
         let place = place.unwrap_or_else(|| "the environment's cloud".into());
-        self.unswept.push(format!("{place}: {error:#}"));
+        self.external_failure |= error.code() == Code::External;
+        self.unswept
+            .push(format!("{place}: {:#}", anyhow::Error::new(error)));
         self.failed += 1;
-        self.external_failure |= crate::exit::classify(error) == Code::External;
     }
 
     fn lines(&self) -> Vec<String> {
@@ -266,7 +268,7 @@ impl Report {
 
 /// Lists, selects and (unless `dry_run`) removes. Listing failures end it (exit 3 when
 /// the cloud kept failing); a removal failure is reported and the rest goes on.
-pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report> {
+pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report, OpenStackError> {
     let selection = sweep::select(scope, &find(cloud, scope)?);
     let Selection { items, spared } = selection;
     let nova = Nova::new(cloud)?;
@@ -349,7 +351,7 @@ fn action_word(action: Action) -> &'static str {
 /// Everything the selection looks at, listed from the cloud.
 fn find(cloud: &Cloud, scope: &Scope) -> Result<Found, OpenStackError> {
     let nova = Nova::new(cloud)?;
-    let servers = nova.servers()?;
+    let servers: Vec<sweep::Server> = nova.servers()?.into_iter().map(server_view).collect();
     let mut found = Found::default();
     for server in servers.iter().filter(|s| sweep::is_ours(scope, s)) {
         match nova.server_ports(&server.id) {
@@ -361,7 +363,8 @@ fn find(cloud: &Cloud, scope: &Scope) -> Result<Found, OpenStackError> {
             Err(e) => return Err(e),
         }
     }
-    let mut keypairs = nova.keypairs()?;
+    let mut keypairs: Vec<sweep::Keypair> =
+        nova.keypairs()?.into_iter().map(keypair_view).collect();
     // Only an age limit needs our unused key pairs' ages (the list does not carry them).
     let unused: BTreeSet<String> = match scope.limit {
         Limit::OlderThan(_) => sweep::unused_keypairs_of(scope, &servers, &keypairs)
@@ -378,13 +381,62 @@ fn find(cloud: &Cloud, scope: &Scope) -> Result<Found, OpenStackError> {
     }
     found.keypairs = keypairs;
     if !found.ports.is_empty() {
-        found.floating_ips = Neutron::new(cloud)?.floating_ips()?;
+        found.floating_ips = Neutron::new(cloud)?
+            .floating_ips()?
+            .into_iter()
+            .map(|ip| sweep::FloatingIp {
+                id: ip.id,
+                address: ip.floating_ip_address,
+                port_id: ip.port_id,
+            })
+            .collect();
     }
     found.servers = servers;
     if scope.project_id.is_some() {
         // Asked by owner and checked by owner, as prune's and plan's lookups are.
-        found.images =
-            Glance::new(cloud)?.list_owned(&[(IMAGE_PROPERTY, scope.definition.as_str())])?;
+        found.images = Glance::new(cloud)?
+            .list_owned(&[(IMAGE_PROPERTY, scope.definition.as_str())])?
+            .into_iter()
+            .map(image_view)
+            .collect();
     }
     Ok(found)
+}
+
+fn server_view(server: compute::Server) -> sweep::Server {
+    sweep::Server {
+        id: server.id,
+        name: server.name,
+        status: server.status,
+        created: server.created,
+        project_id: server.tenant_id,
+        key_name: server.key_name,
+        metadata: server.metadata,
+        task_state: server.task_state,
+    }
+}
+
+fn keypair_view(keypair: compute::Keypair) -> sweep::Keypair {
+    sweep::Keypair {
+        name: keypair.name,
+        created_at: keypair.created_at,
+    }
+}
+
+/// Glance's image with its text properties (the marks are text).
+fn image_view(image: glance::Image) -> sweep::Image {
+    let properties = image
+        .properties
+        .iter()
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+        .collect();
+    sweep::Image {
+        id: image.id,
+        name: image.name.unwrap_or_default(),
+        status: image.status,
+        created_at: image.created_at,
+        owner: image.owner,
+        protected: image.protected,
+        properties,
+    }
 }

@@ -31,8 +31,8 @@ pub fn run(request: &request::Validate, env: &Env) -> Result<Code> {
         None => Builders::Targets,
     };
     let staged = stage(&session, builders, RunFacts::default())?;
-    let full = session.inputs.cloud.is_some();
-    let mode = match &session.inputs.cloud {
+    let full = session.cloud_login.is_some();
+    let mode = match &session.cloud_login {
         Some(method) => format!("full (OpenStack login with {})", method.describe()),
         None => "syntax only (no OpenStack credentials in the environment)".to_string(),
     };

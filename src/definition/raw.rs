@@ -199,7 +199,8 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
         targets.insert(target_name, target);
     }
 
-    let known_vars: Vec<String> = vars::template_variable_names(&variables, &worker);
+    let known_vars: Vec<String> =
+        vars::template_variable_names(&variables, worker.required.iter().chain(&worker.optional));
     let mut steps = Vec::with_capacity(raw.provision.len());
     for (index, spanned) in raw.provision.into_iter().enumerate() {
         let line = lines.of(spanned.span().start);

@@ -12,12 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::{Cloud, OpenStackError};
-
-/// The image property the build sets to the fingerprint (`sha256:<hex>`).
-pub const FINGERPRINT_PROPERTY: &str = "uworker_fingerprint";
-/// The image property naming the definition (`name` of image.toml).
-pub const IMAGE_PROPERTY: &str = "uworker_image";
-pub const TARGET_PROPERTY: &str = "uworker_target";
+use crate::run_marks::FINGERPRINT_PROPERTY;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Image {

@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use thiserror::Error;
 
 use crate::env::Env;
 use crate::shell;
+use crate::terminal::Prompted;
 
 #[derive(Debug, Error)]
 pub enum OpenRcError {
@@ -53,19 +54,6 @@ impl crate::exit::Coded for OpenRcError {
             OpenRcError::Interrupted => Code::Interrupted,
         }
     }
-}
-
-/// What reading the password on the terminal can come to.
-#[derive(Debug)]
-pub enum Prompted {
-    Password(SecretString),
-    /// The process has no controlling terminal.
-    NoTerminal,
-    /// Ctrl-C at the prompt.
-    Interrupted,
-    /// Ctrl-D (or end of input) before any character.
-    Eof,
-    Failed(std::io::Error),
 }
 
 /// The file's settings, in the order a shell would leave them.
@@ -496,6 +484,8 @@ fn map_v2(rc: &mut RcFile) {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
     use super::*;
 
     // Exact renderings of Horizon's templates (openstack_dashboard/dashboards/project/

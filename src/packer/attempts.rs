@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::classify::{classify, Failure};
-use super::run::{BuildSpec, Printer, RunEnd, StopSignals};
+use super::run::{BuildSpec, Printer, RunEnd};
 use super::{Packer, PackerError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl Packer {
         manifest_file: &Path,
         retry: &Retry,
         printer: &mut Printer<'_, W>,
-        stop: &StopSignals,
+        stop: &dyn Fn() -> bool,
     ) -> Result<Outcome, PackerError> {
         let attempts = retry.attempts.max(1);
         let mut delay = retry.first_delay;
@@ -165,7 +165,7 @@ impl Packer {
                     ));
                     let wake = Instant::now() + delay;
                     while Instant::now() < wake {
-                        if stop.raised() {
+                        if stop() {
                             return Ok(Outcome::Interrupted);
                         }
                         if Instant::now() >= spec.deadline {

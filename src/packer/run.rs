@@ -1,7 +1,8 @@
 //! One `packer build` run: in its own process group, its machine-readable output parsed
-//! and printed redacted as it arrives, a heartbeat while it is quiet, a deadline, and on
-//! SIGINT/SIGTERM an interrupt of the whole group, a grace period for packer's cleanup,
-//! then a kill. Nothing of the run outlives it.
+//! and printed redacted as it arrives, a heartbeat while it is quiet, a deadline, and
+//! when the caller's `stop` says so (SIGINT/SIGTERM, which the caller watches) an
+//! interrupt of the whole group, a grace period for packer's cleanup, then a kill.
+//! Nothing of the run outlives it.
 //!
 //! Packer writes into files of the private work directory, not into pipes: should the
 //! tool be killed outright, packer gets its death signal and must be able to print its
@@ -59,7 +60,8 @@ pub enum RunEnd {
     },
     /// The deadline passed; packer was interrupted.
     TimedOut,
-    /// SIGINT or SIGTERM reached the tool; packer was interrupted.
+    /// The caller's `stop` said so (SIGINT or SIGTERM reached the tool); packer was
+    /// interrupted.
     Interrupted,
 }
 
@@ -67,25 +69,6 @@ enum Line {
     Out(String),
     Err(String),
     Closed,
-}
-
-/// The tool's stop flag (`crate::interrupt`), held while a packer run stops packer by
-/// itself: a signal then interrupts packer instead of ending the tool at once.
-pub struct StopSignals {
-    _supervised: crate::interrupt::Supervised,
-}
-
-impl StopSignals {
-    pub fn install() -> std::io::Result<StopSignals> {
-        crate::interrupt::install()?;
-        Ok(StopSignals {
-            _supervised: crate::interrupt::Supervised::begin(),
-        })
-    }
-
-    pub fn raised(&self) -> bool {
-        crate::interrupt::raised()
-    }
 }
 
 /// Sends `signal` to every process of the group led by `child`.
@@ -253,7 +236,7 @@ impl Packer {
         &self,
         spec: &BuildSpec,
         printer: &mut Printer<'_, W>,
-        stop: &StopSignals,
+        stop: &dyn Fn() -> bool,
     ) -> Result<RunEnd, PackerError> {
         let (stdout_w, stdout_r) = output_file(&spec.cwd).map_err(|e| self.run_error(e))?;
         let (stderr_w, stderr_r) = output_file(&spec.cwd).map_err(|e| self.run_error(e))?;
@@ -292,7 +275,7 @@ fn watch<W: Write>(
     done: &AtomicBool,
     spec: &BuildSpec,
     printer: &mut Printer<'_, W>,
-    stop: &StopSignals,
+    stop: &dyn Fn() -> bool,
 ) -> std::io::Result<RunEnd> {
     let started = Instant::now();
     let mut last_output = Instant::now();
@@ -354,7 +337,7 @@ fn watch<W: Write>(
         let now = Instant::now();
         match &interrupted {
             None => {
-                let why = if stop.raised() {
+                let why = if stop() {
                     Some((RunEnd::Interrupted, spec.signal_grace, "interrupted"))
                 } else if now >= spec.deadline {
                     Some((RunEnd::TimedOut, spec.deadline_grace, "deadline reached"))

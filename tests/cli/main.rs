@@ -8,6 +8,7 @@
 
 mod common;
 
+mod architecture;
 mod completions;
 mod definition_paths;
 mod docs_links;

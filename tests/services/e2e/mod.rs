@@ -32,7 +32,8 @@ use common::*;
 use reqwest::Method;
 use uworker_image::http::retry::Retry;
 use uworker_image::openstack::client::Cloud;
-use uworker_image::openstack::glance::{Glance, Image, IMAGE_PROPERTY};
+use uworker_image::openstack::glance::{Glance, Image};
+use uworker_image::run_marks::IMAGE_PROPERTY;
 
 /// Base images: placeholders in Glance whose standard os_distro/os_version properties
 /// tell the stand-in which cached root filesystem a server of theirs boots (as a cloud

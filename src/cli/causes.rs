@@ -1,0 +1,151 @@
+//! What the top reads from the chain of causes of an error that ended a command: its
+//! exit code (the first a cause has) and the definition line it points at. Only here
+//! does the tool look at error types (ripgrep's `main` is the model): each module's
+//! error says its own code (`exit::Coded`, beside the type), and this list tries them on
+//! each cause. It may name any module's error, since nothing below `cli` imports it.
+
+use crate::commands::CommandError;
+use crate::definition::tree::TreeError;
+use std::path::Path;
+
+use crate::definition::DefinitionError;
+use crate::exit::{Code, Coded as _};
+use crate::fingerprint::FingerprintError;
+use crate::github::GitHubError;
+use crate::inputs::InputError;
+use crate::jobapi::JobApiError;
+use crate::openstack::client::OpenStackError;
+use crate::openstack::clouds::CloudsError;
+use crate::openstack::openrc::OpenRcError;
+use crate::packer::PackerError;
+use crate::report::ReportError;
+use crate::seed::SeedError;
+
+/// `code_of` tries each error type on a cause; `CODED` names them for the test that
+/// every error type of the crate is among them.
+macro_rules! coded_errors {
+    ($($error:ty),* $(,)?) => {
+        fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<Code> {
+            $(
+                if let Some(error) = cause.downcast_ref::<$error>() {
+                    return Some(error.code());
+                }
+            )*
+            None
+        }
+
+        #[cfg(test)]
+        const CODED: &[&str] = &[$(stringify!($error)),*];
+    };
+}
+
+coded_errors!(
+    DefinitionError,
+    TreeError,
+    InputError,
+    SeedError,
+    FingerprintError,
+    CloudsError,
+    OpenRcError,
+    OpenStackError,
+    PackerError,
+    GitHubError,
+    JobApiError,
+    ReportError,
+    CommandError,
+);
+
+/// The exit code for an error that ended a command: the first cause that has one (the
+/// outermost error is the most specific), else 1.
+pub fn classify(error: &anyhow::Error) -> Code {
+    error.chain().find_map(code_of).unwrap_or(Code::Failed)
+}
+
+/// The definition error among the causes that points at a line of a file: the file,
+/// the line and its message, for CI to annotate.
+pub fn definition_line(error: &anyhow::Error) -> Option<(&Path, Option<usize>, String)> {
+    let definition = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<DefinitionError>())?;
+    let (path, line) = definition.location()?;
+    Some((path, line, definition.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Error types that never leave their module: their text is folded into another
+    /// error's message there.
+    const INTERNAL: &[&str] = &["WordError", "ValueError", "TransportError"];
+
+    /// Every `enum ...Error` in src/, whatever its visibility and derives.
+    fn error_types_in_src() -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                    let mut words = line.split_whitespace();
+                    if words.any(|word| word == "enum") {
+                        let name = words.next().unwrap_or_default();
+                        let name = name.split(['<', '{']).next().unwrap_or_default();
+                        if name.ends_with("Error") {
+                            found.push(name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn every_error_type_of_the_crate_has_its_exit_code_read() {
+        let coded: Vec<&str> = CODED
+            .iter()
+            .map(|path| path.rsplit("::").next().unwrap().trim())
+            .collect();
+        let missing: Vec<String> = error_types_in_src()
+            .into_iter()
+            .filter(|name| !coded.contains(&name.as_str()) && !INTERNAL.contains(&name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "add {missing:?} to `coded_errors!` in src/cli/causes.rs (with `impl Coded`), or to INTERNAL if it never leaves its module"
+        );
+        let scanned = error_types_in_src();
+        for known in ["CommandError", "InputError", "TreeError", "WordError"] {
+            assert!(
+                scanned.iter().any(|n| n == known),
+                "the scan missed {known}: {scanned:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_outermost_cause_with_a_code_decides() {
+        let packer = anyhow::Error::new(PackerError::NotFound {
+            program: "packer".into(),
+        });
+        assert_eq!(classify(&packer), Code::BadInput);
+        let wrapped = packer.context("while building");
+        assert_eq!(classify(&wrapped), Code::BadInput);
+        let plugin = anyhow::Error::new(PackerError::Plugin {
+            version: "1.9.0".into(),
+        });
+        assert_eq!(classify(&plugin), Code::External);
+        assert_eq!(classify(&anyhow::anyhow!("no type")), Code::Failed);
+        assert_eq!(
+            classify(&anyhow::Error::new(OpenRcError::Interrupted)),
+            Code::Interrupted
+        );
+    }
+}
