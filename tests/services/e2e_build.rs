@@ -327,13 +327,7 @@ fn a_failing_provisioner_is_not_retried() {
     assert!(s.images(&name).is_empty());
 }
 
-/// The tool, started with its output piped, for a test that signals it.
-/// Its work directory goes into `tmp` (TMPDIR), where the test can look for it.
-fn spawn_build(s: &Scenario, def: &Fixture, tmp: &Path, global: &[&str]) -> Child {
-    spawn_build_with(s, def, tmp, global, &[])
-}
-
-/// `spawn_build` with more `build` arguments.
+/// `build --attempts 1 ARGS` of `def`, its output piped.
 fn spawn_build_with(
     s: &Scenario,
     def: &Fixture,
@@ -371,13 +365,18 @@ struct LongBuild {
 }
 
 fn long_build_in_provisioning(s: &Scenario, prefix: &str) -> LongBuild {
+    build_until(s, prefix, PROVISION_FOREVER, &[], "provisioning-started")
+}
+
+/// A build of `script` with `args`, started and past the stderr line holding `marker`.
+fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: &str) -> LongBuild {
     let name = s.definition_name(prefix);
-    let def = small_definition(&name, PROVISION_FOREVER);
+    let def = small_definition(&name, script);
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn_build(s, &def, tmp.path(), &[]);
+    let mut child = spawn_build_with(s, &def, tmp.path(), &[], args);
     let stderr = Lines::of(child.stderr.take().unwrap());
     let mut seen = Vec::new();
-    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    stderr.wait_for(marker, Duration::from_secs(180), &mut seen);
     LongBuild {
         name,
         _def: def,
@@ -1205,13 +1204,20 @@ fn a_build_outlives_its_token() {
 #[test]
 fn a_live_runs_lease_spares_it_from_any_sweep() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-lease-");
-    let def = small_definition(&name, PROVISION_FOREVER);
-    let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn_build_with(&s, &def, tmp.path(), &[], &["--heartbeat", "2s"]);
-    let stderr = Lines::of(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let LongBuild {
+        name: _,
+        _def: def,
+        tmp: _tmp,
+        mut child,
+        stderr,
+        mut seen,
+    } = build_until(
+        &s,
+        "e2e-lease-",
+        PROVISION_FOREVER,
+        &["--heartbeat", "2s"],
+        "provisioning-started",
+    );
     // A renewal that went through (one while the server was still building got a 409).
     let until = Instant::now() + Duration::from_secs(20);
     while !s
@@ -1251,15 +1257,22 @@ fn a_live_runs_lease_spares_it_from_any_sweep() {
 #[test]
 fn a_server_nova_is_snapshotting_is_spared_by_a_sweep_though_its_lease_lapsed() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-snap-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
     s.compute.inject(faults(&[("slow_snapshot", 1)]));
-    let tmp = tempfile::tempdir().unwrap();
     // A 1 s heartbeat: a 3 s lease, lapsed within the snapshot's 15 s.
-    let mut child = spawn_build_with(&s, &def, tmp.path(), &[], &["--heartbeat", "1s"]);
-    let stderr = Lines::of(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    stderr.wait_for("Waiting for image", Duration::from_secs(180), &mut seen);
+    let LongBuild {
+        name,
+        _def: def,
+        tmp: _tmp,
+        mut child,
+        stderr,
+        mut seen,
+    } = build_until(
+        &s,
+        "e2e-snap-",
+        PROVISION_HOSTNAME,
+        &["--heartbeat", "1s"],
+        "Waiting for image",
+    );
     std::thread::sleep(Duration::from_secs(4));
 
     let (run, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
