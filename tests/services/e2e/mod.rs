@@ -249,13 +249,8 @@ pub(crate) fn plain_config() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The tool, started with its output piped, for a test that signals it.
+/// `build --attempts 1 ARGS` of `def`, its output piped, for a test that signals it.
 /// Its work directory goes into `tmp` (TMPDIR), where the test can look for it.
-fn spawn_build(s: &Scenario, def: &Fixture, tmp: &Path, global: &[&str]) -> Child {
-    spawn_build_with(s, def, tmp, global, &[])
-}
-
-/// `spawn_build` with more `build` arguments.
 fn spawn_build_with(
     s: &Scenario,
     def: &Fixture,
@@ -293,13 +288,18 @@ struct LongBuild {
 }
 
 fn long_build_in_provisioning(s: &Scenario, prefix: &str) -> LongBuild {
+    build_until(s, prefix, PROVISION_FOREVER, &[], "provisioning-started")
+}
+
+/// A build of `script` with `args`, started and past the stderr line holding `marker`.
+fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: &str) -> LongBuild {
     let name = s.definition_name(prefix);
-    let def = small_definition(&name, PROVISION_FOREVER);
+    let def = small_definition(&name, script);
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn_build(s, &def, tmp.path(), &[]);
+    let mut child = spawn_build_with(s, &def, tmp.path(), &[], args);
     let stderr = Lines::of(child.stderr.take().unwrap());
     let mut seen = Vec::new();
-    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    stderr.wait_for(marker, Duration::from_secs(180), &mut seen);
     LongBuild {
         name,
         _def: def,

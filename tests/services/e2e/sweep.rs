@@ -9,13 +9,20 @@ use common::compute::faults;
 #[test]
 fn a_live_runs_lease_spares_it_from_any_sweep() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-lease-");
-    let def = small_definition(&name, PROVISION_FOREVER);
-    let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn_build_with(&s, &def, tmp.path(), &[], &["--heartbeat", "2s"]);
-    let stderr = Lines::of(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let LongBuild {
+        name: _,
+        _def: def,
+        tmp: _tmp,
+        mut child,
+        stderr,
+        mut seen,
+    } = build_until(
+        &s,
+        "e2e-lease-",
+        PROVISION_FOREVER,
+        &["--heartbeat", "2s"],
+        "provisioning-started",
+    );
     // A renewal that went through (one while the server was still building got a 409).
     let until = Instant::now() + Duration::from_secs(20);
     while !s
@@ -55,15 +62,22 @@ fn a_live_runs_lease_spares_it_from_any_sweep() {
 #[test]
 fn a_server_nova_is_snapshotting_is_spared_by_a_sweep_though_its_lease_lapsed() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-snap-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
     s.compute.inject(faults(&[("slow_snapshot", 1)]));
-    let tmp = tempfile::tempdir().unwrap();
     // A 1 s heartbeat: a 3 s lease, lapsed within the snapshot's 15 s.
-    let mut child = spawn_build_with(&s, &def, tmp.path(), &[], &["--heartbeat", "1s"]);
-    let stderr = Lines::of(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    stderr.wait_for("Waiting for image", Duration::from_secs(180), &mut seen);
+    let LongBuild {
+        name,
+        _def: def,
+        tmp: _tmp,
+        mut child,
+        stderr,
+        mut seen,
+    } = build_until(
+        &s,
+        "e2e-snap-",
+        PROVISION_HOSTNAME,
+        &["--heartbeat", "1s"],
+        "Waiting for image",
+    );
     std::thread::sleep(Duration::from_secs(4));
 
     let (run, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
