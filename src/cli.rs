@@ -427,7 +427,8 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code.into(),
         Err(error) => {
-            eprintln!("error: {}", error_text(&error));
+            // Each error keeps its cause in `#[source]`: the chain, once, `: `-joined.
+            eprintln!("error: {error:#}");
             if crate::ci::in_actions(&env) {
                 if let Some((path, line, message)) = causes::definition_line(&error) {
                     crate::ci::annotate(path, line, &message, &env);
@@ -482,23 +483,6 @@ fn absolute_if_a_path(path: &std::path::Path) -> PathBuf {
         return path.to_path_buf();
     }
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// The error and its causes, `: `-joined as `{:#}` does, but without a cause whose text
-/// the message before it already holds (an I/O error named in its wrapper's message).
-pub fn error_text(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
 }
 
 /// CI leaves unset inputs, variables and secrets empty (`UWORKER_IMAGE_TARGET: ${{

@@ -33,6 +33,14 @@ pub enum InputError {
         key: String,
         message: String,
     },
+    /// A value whose file or files cannot be used, for the reason in its source.
+    #[error("{origin}: {key}")]
+    Unusable {
+        origin: String,
+        key: String,
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{} is too short ({len} bytes): use at least {MIN_FINGERPRINT_KEY_LEN} random bytes, e.g. `openssl rand -hex 32`", vars::FINGERPRINT_KEY_ENV)]
     WeakFingerprintKey { len: usize },
 }
@@ -41,9 +49,9 @@ impl crate::exit::Coded for InputError {
     fn code(&self) -> crate::exit::Code {
         match self {
             InputError::Seed(seed) => seed.code(),
-            InputError::BadValue { .. } | InputError::WeakFingerprintKey { .. } => {
-                crate::exit::Code::BadInput
-            }
+            InputError::BadValue { .. }
+            | InputError::Unusable { .. }
+            | InputError::WeakFingerprintKey { .. } => crate::exit::Code::BadInput,
         }
     }
 }

@@ -13,8 +13,11 @@ use crate::http::Redirects;
 pub enum JobApiError {
     #[error("the job service refused UWORKER_JOB_API_USERNAME/UWORKER_JOB_API_PASSWORD (GET <UWORKER_JOB_API_ROOT>/token: HTTP {0})")]
     Refused(u16),
+    /// Why, in a word of ours: reqwest's own text names the URL, which is a secret.
     #[error("GET <UWORKER_JOB_API_ROOT>/token: {0}")]
     Unreachable(String),
+    #[error("making the HTTP client for the job service")]
+    Client(#[source] reqwest::Error),
     /// Only the redirect's target is named: the root (its origin too) is a secret.
     #[error("GET <UWORKER_JOB_API_ROOT>/token: refused a redirect from the origin of UWORKER_JOB_API_ROOT to another origin, {0}: the credentials were not sent there (give the job service's final URL as UWORKER_JOB_API_ROOT)")]
     Redirect(String),
@@ -26,7 +29,9 @@ impl crate::exit::Coded for JobApiError {
     fn code(&self) -> crate::exit::Code {
         use crate::exit::Code;
         match self {
-            JobApiError::Unreachable(_) | JobApiError::Redirect(_) => Code::External,
+            JobApiError::Unreachable(_) | JobApiError::Redirect(_) | JobApiError::Client(_) => {
+                Code::External
+            }
             JobApiError::Refused(_) | JobApiError::NoToken => Code::BadInput,
         }
     }
@@ -49,7 +54,7 @@ fn check_credentials_with(
     password: &str,
 ) -> Result<(), JobApiError> {
     let client = crate::http::client(Redirects::SameOrigin, Duration::from_secs(20))
-        .map_err(|e| JobApiError::Unreachable(e.to_string()))?;
+        .map_err(JobApiError::Client)?;
     let url = format!("{}/token", root.trim_end_matches('/'));
     let response = retry::send(retry, LABEL, || {
         client

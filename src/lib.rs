@@ -10,6 +10,7 @@ pub mod cli;
 mod commands;
 pub mod definition;
 pub mod env;
+pub mod error_chain;
 pub mod exit;
 pub mod fingerprint;
 pub mod github;

@@ -152,7 +152,7 @@ fn first_schema() -> u32 {
 /// (`ReportError`), which gives the exit code.
 #[derive(Debug, Error)]
 pub enum Unusable {
-    #[error("{0}")]
+    #[error(transparent)]
     Malformed(#[from] serde_json::Error),
     #[error("written by a newer uworker-image (record schema {schema}, this one reads up to {RECORD_SCHEMA})")]
     Newer { schema: u32 },

@@ -11,10 +11,11 @@ use crate::vars;
 
 #[derive(Debug, Error)]
 pub enum SeedError {
-    #[error("cannot read {what} {path}: {error}")]
+    #[error("cannot read {what} {path}")]
     Read {
         what: &'static str,
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
     #[error("{path}:{line}: `{key}` is set twice (also on line {first}); keep one")]

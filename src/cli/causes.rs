@@ -9,6 +9,7 @@ use crate::definition::tree::TreeError;
 use std::path::Path;
 
 use crate::definition::DefinitionError;
+use crate::error_chain::Chain;
 use crate::exit::{Code, Coded as _};
 use crate::fingerprint::FingerprintError;
 use crate::github::GitHubError;
@@ -68,16 +69,16 @@ pub fn definition_line(error: &anyhow::Error) -> Option<(&Path, Option<usize>, S
         .chain()
         .find_map(|cause| cause.downcast_ref::<DefinitionError>())?;
     let (path, line) = definition.location()?;
-    Some((path, line, definition.to_string()))
+    Some((path, line, Chain(definition).to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Error types that never leave their module: their text is folded into another
-    /// error's message there.
-    const INTERNAL: &[&str] = &["WordError", "ValueError", "TransportError"];
+    /// Error types that are only ever folded into, or the `#[source]` of, an error of
+    /// the list, which gives the code.
+    const INTERNAL: &[&str] = &["WordError", "ValueError", "TransportError", "SnapshotError"];
 
     /// Every `enum ...Error` in src/, whatever its visibility and derives.
     fn error_types_in_src() -> Vec<String> {

@@ -13,6 +13,7 @@ use super::stage::{stage, write_record, RunFacts};
 use super::{plan, CommandError, Session};
 use crate::definition::{SourceImage, Target};
 use crate::env::Env;
+use crate::error_chain::Chain;
 use crate::exit::Code;
 use crate::jobapi;
 use crate::openstack::client::Cloud;
@@ -172,7 +173,8 @@ fn fingerprint_images(
         Ok(images) => images,
         Err(e) => {
             session.info(&format!(
-                "build: warning: listing the images of this fingerprint failed ({e}); the release names only {}",
+                "build: warning: listing the images of this fingerprint failed ({}); the release names only {}",
+                Chain(&e),
                 built.id
             ));
             vec![built.clone()]

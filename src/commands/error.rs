@@ -24,10 +24,11 @@ pub enum CommandError {
     NoTestHost,
     #[error("test: test_ssh_key: not set: the SSH private key for the test host (--var-file or --var test_ssh_key=PATH)")]
     NoTestSshKey,
-    #[error("{origin}: test_ssh_key: cannot read {path}: {error}")]
+    #[error("{origin}: test_ssh_key: cannot read {path}")]
     TestSshKeyUnreadable {
         origin: String,
         path: String,
+        #[source]
         error: std::io::Error,
     },
     #[error("{origin}: source_image_name: no active image named `{name}` in Glance")]

@@ -46,13 +46,17 @@ pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
 /// `--previous`: an earlier run's manifest, alone or in its record (of any schema: only
 /// the manifest is compared, see `record`).
 pub(super) fn read_previous(path: &Path) -> Result<Manifest, FingerprintError> {
-    let fail = |message: String| FingerprintError::Previous {
+    let text =
+        crate::input_file::read_text(path, crate::input_file::RECORD_CAP).map_err(|error| {
+            FingerprintError::Unreadable {
+                path: path.to_path_buf(),
+                error,
+            }
+        })?;
+    crate::record::read_manifest(&text).map_err(|error| FingerprintError::Previous {
         path: path.to_path_buf(),
-        message,
-    };
-    let text = crate::input_file::read_text(path, crate::input_file::RECORD_CAP)
-        .map_err(|e| fail(e.to_string()))?;
-    crate::record::read_manifest(&text).map_err(|e| fail(e.to_string()))
+        error,
+    })
 }
 
 /// Fingerprint the target (its base image name resolved when a cloud is at hand) and

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use crate::ci::{self, Actions, Event};
 use crate::definition::WorkerKeys;
 use crate::env::Env;
+use crate::error_chain::Chain;
 use crate::exit::Code;
 use crate::github::{self, GitHub, GitHubError};
 use crate::http::retry::Retry;
@@ -213,14 +214,15 @@ fn latest_baseline(github: &GitHub, record: &Record) -> Result<Baseline> {
             // Only its manifest is compared: a record a newer release wrote serves too.
             Ok(match crate::record::read_manifest(&text) {
                 Ok(latest) => Baseline::choose(record, Some((release.tag_name, latest))),
-                Err(e) => {
-                    Baseline::Unavailable(ReportError::unusable(&label, e.into()).to_string())
-                }
+                Err(e) => Baseline::Unavailable(
+                    Chain(&ReportError::unusable(&label, e.into())).to_string(),
+                ),
             })
         }
         Ok(None) => Ok(Baseline::choose(record, None)),
         Err(e) if e.is_forbidden() => Ok(Baseline::Unavailable(format!(
-            "the token may not read releases ({e})"
+            "the token may not read releases ({})",
+            Chain(&e)
         ))),
         Err(e) => Err(e.into()),
     }
@@ -321,7 +323,10 @@ fn sticky_comment(
             } else {
                 "the job's token needs `permissions: pull-requests: write`"
             };
-            let note = format!("no comment on #{number}: {why} ({e}); this summary is the report");
+            let note = format!(
+                "no comment on #{number}: {why} ({}); this summary is the report",
+                Chain(&e)
+            );
             ci::warning(&note);
             notes.push(note);
             Ok(())

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result};
 use secrecy::SecretString;
 
+use crate::error_chain::Chain;
 use crate::openstack::client::{Cloud, Reconnect};
 use crate::openstack::compute::{is_busy, is_gone, Nova};
 use crate::run_key::RunKey;
@@ -65,8 +66,9 @@ impl<'a> RunKeypair<'a> {
             Ok(()) => (self.info)(&format!("build: key pair `{}` deleted", self.name)),
             Err(e) if is_gone(&e) => {}
             Err(e) => (self.info)(&format!(
-                "build: warning: deleting key pair `{}` failed ({e}); `uworker-image sweep` removes it once the run's deadline has passed",
-                self.name
+                "build: warning: deleting key pair `{}` failed ({}); `uworker-image sweep` removes it once the run's deadline has passed",
+                self.name,
+                Chain(&e)
             )),
         }
     }
@@ -99,7 +101,8 @@ impl Lease {
                 Ok(cloud) => cloud,
                 Err(e) => {
                     return warn(&format!(
-                        "build: warning: no lease for the run's server: logging in failed ({e}); a sweep by age (--older-than) could take it"
+                        "build: warning: no lease for the run's server: logging in failed ({}); a sweep by age (--older-than) could take it",
+                        Chain(&e)
                     ))
                 }
             };

@@ -24,6 +24,7 @@ use crate::packer::Packer;
 use crate::record::BaseImageChoice;
 use crate::request::Load;
 use crate::secrets::Redactor;
+use crate::worker_source::snapshot::SnapshotError;
 use crate::worker_source::{self, Snapshot};
 
 /// The loaded definition and inputs of one invocation.
@@ -461,7 +462,12 @@ fn wire_worker_source(
         message,
     };
     let source = worker_source::classify(&definition.dir, value).map_err(bad_value)?;
-    let Some(snapshot) = Snapshot::take(&definition.dir, &source).map_err(bad_value)? else {
+    let unusable = |error: SnapshotError| InputError::Unusable {
+        origin: inputs.origins[worker_source::VARIABLE].clone(),
+        key: worker_source::VARIABLE.into(),
+        error: error.into(),
+    };
+    let Some(snapshot) = Snapshot::take(&definition.dir, &source).map_err(unusable)? else {
         return Ok(None);
     };
     worker_source::wire(

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::Session;
 use crate::env::Env;
+use crate::error_chain::Chain;
 use crate::exit::{Code, Coded as _};
 use crate::openstack::client::{Cloud, OpenStackError};
 use crate::openstack::compute::{self, is_gone, Nova};
@@ -109,7 +110,8 @@ pub fn before_build(session: &Session, cloud: &Cloud, target: &str, timeout: Opt
             }
         }
         Err(error) => session.info(&format!(
-            "build: warning: cannot sweep earlier runs' leftovers ({error}); building anyway"
+            "build: warning: cannot sweep earlier runs' leftovers ({}); building anyway",
+            Chain(&error)
         )),
     }
 }
@@ -308,7 +310,7 @@ pub fn sweep_cloud(cloud: &Cloud, scope: &Scope, dry_run: bool) -> Result<Report
             Err(e) => {
                 report.failed += 1;
                 report.external_failure |= e.code() == Code::External;
-                format!("failed: {e}")
+                format!("failed: {}", Chain(&e))
             }
         };
         report.items.push(Done {

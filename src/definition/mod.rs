@@ -237,9 +237,10 @@ pub struct TestSettings {
 
 #[derive(Debug, Error)]
 pub enum DefinitionError {
-    #[error("cannot read {path}: {error}; pass the definition directory with --dir (or UWORKER_IMAGE_DIR)")]
+    #[error("cannot read {path} (pass the definition directory with --dir or UWORKER_IMAGE_DIR)")]
     Read {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
@@ -254,6 +255,17 @@ pub enum DefinitionError {
         line: usize,
         message: String,
     },
+    /// A file a step reads that cannot be read, or that the path rules refuse.
+    #[error("{path}:{line}: `{source_path}`{hint}")]
+    StepFile {
+        path: PathBuf,
+        line: usize,
+        source_path: String,
+        /// What to do, when the cause alone does not say.
+        hint: String,
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl crate::exit::Coded for DefinitionError {
@@ -261,7 +273,8 @@ impl crate::exit::Coded for DefinitionError {
         match self {
             DefinitionError::Read { .. }
             | DefinitionError::Parse { .. }
-            | DefinitionError::Invalid { .. } => crate::exit::Code::BadInput,
+            | DefinitionError::Invalid { .. }
+            | DefinitionError::StepFile { .. } => crate::exit::Code::BadInput,
         }
     }
 }
@@ -272,7 +285,8 @@ impl DefinitionError {
         match self {
             DefinitionError::Read { .. } => None,
             DefinitionError::Parse { path, line, .. }
-            | DefinitionError::Invalid { path, line, .. } => Some((path, Some(*line))),
+            | DefinitionError::Invalid { path, line, .. }
+            | DefinitionError::StepFile { path, line, .. } => Some((path, Some(*line))),
         }
     }
 }
@@ -351,11 +365,19 @@ impl Definition {
                 line: step.line,
                 message,
             };
+            let unreadable = |hint: String, error| DefinitionError::StepFile {
+                path: path.to_path_buf(),
+                line: step.line,
+                source_path: source.to_string(),
+                hint,
+                error,
+            };
             let meta = std::fs::metadata(&full).map_err(|e| {
-                invalid(format!(
-                    "`{source}` cannot be read ({e}): paths are relative to {}",
+                let hint = format!(
+                    " cannot be read (paths are relative to {})",
                     self.dir.display()
-                ))
+                );
+                unreadable(hint, e.into())
             })?;
             if matches!(step.kind, StepKind::Script(_)) && !meta.is_file() {
                 return Err(invalid(format!("script `{source}` is not a file")));
@@ -367,7 +389,7 @@ impl Definition {
             }
             // Step by step, so an error names its step's line.
             let files = tree::collect(&self.dir, &[source])
-                .map_err(|e| invalid(format!("`{source}`: {e}")))?;
+                .map_err(|e| unreadable(String::new(), e.into()))?;
             found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
         }
         // In byte order of the paths, each once, as `tree::collect` gives them.

@@ -12,9 +12,10 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TreeError {
-    #[error("cannot read {path}: {error}")]
+    #[error("cannot read {path}")]
     Unreadable {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
     #[error("{path} links to {target}, outside {root}: copy the file in, or move the definition")]

@@ -24,13 +24,18 @@ pub const SCHEMA: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum FingerprintError {
-    #[error("cannot read {path}: {error}")]
+    #[error("cannot read {path}")]
     Unreadable {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
-    #[error("{path} is not a manifest or a record of an earlier run: {message}")]
-    Previous { path: PathBuf, message: String },
+    #[error("{path} is not a manifest or a record of an earlier run")]
+    Previous {
+        path: PathBuf,
+        #[source]
+        error: serde_json::Error,
+    },
 }
 
 impl crate::exit::Coded for FingerprintError {

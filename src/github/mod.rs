@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::http::retry::{Retry, MAX_WAIT};
 use crate::http::Redirects;
-use transport::{chain, Transport, TransportError};
+use transport::{Transport, TransportError};
 
 #[derive(Debug, Error)]
 pub enum GitHubError {
@@ -25,19 +25,19 @@ pub enum GitHubError {
     Repository(String),
     #[error("GITHUB_API_URL `{0}` is not an http(s) URL")]
     ApiUrl(String),
-    #[error("starting the GitHub client: {0}")]
-    Client(String),
+    #[error("starting the GitHub client")]
+    Client(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{what}: GitHub answered HTTP {status}: {message}")]
     Status {
         what: String,
         status: u16,
         message: String,
     },
-    #[error("{what}: GitHub did not answer after {attempts} attempt(s): {message}")]
-    Unreachable {
+    #[error("{what}")]
+    Transport {
         what: String,
-        attempts: u32,
-        message: String,
+        #[source]
+        error: TransportError,
     },
     #[error("{what}: rate limited by GitHub for {wait_s} s more, longer than the {max_s} s this run waits; rerun later")]
     RateLimited {
@@ -45,6 +45,8 @@ pub enum GitHubError {
         wait_s: u64,
         max_s: u64,
     },
+    /// octocrab's errors print their cause inside their own text (some a backtrace too),
+    /// so only the text of the innermost one is kept.
     #[error("{what}: unexpected answer: {message}")]
     Answer { what: String, message: String },
 }
@@ -68,7 +70,7 @@ impl crate::exit::Coded for GitHubError {
             } => Code::BadInput,
             GitHubError::Status { .. }
             | GitHubError::Client(_)
-            | GitHubError::Unreachable { .. }
+            | GitHubError::Transport { .. }
             | GitHubError::RateLimited { .. }
             | GitHubError::Answer { .. } => Code::External,
         }
@@ -198,11 +200,11 @@ impl GitHub {
             Redirects::AnyHostWithoutAuthorization,
             Duration::from_secs(60),
         )
-        .map_err(|e| GitHubError::Client(e.to_string()))?;
+        .map_err(|e| GitHubError::Client(e.into()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| GitHubError::Client(e.to_string()))?;
+            .map_err(|e| GitHubError::Client(e.into()))?;
         // octocrab's buffer worker is spawned on the runtime of the caller.
         let _entered = runtime.enter();
         let transport = Transport {
@@ -217,7 +219,7 @@ impl GitHub {
             .with_service(transport)
             .with_auth(AuthState::None)
             .build()
-            .map_err(|e| GitHubError::Client(e.to_string()))?;
+            .map_err(|e| GitHubError::Client(e.into()))?;
         Ok(GitHub {
             runtime,
             crab,
@@ -311,7 +313,7 @@ impl GitHub {
         let request = http::Request::post(url)
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(octocrab::OctoBody::from(bytes))
-            .map_err(|e| GitHubError::Client(e.to_string()))?;
+            .map_err(|e| GitHubError::Client(e.into()))?;
         let upload = async {
             let response = self.crab.execute(request).await?;
             let response = octocrab::map_github_error(response).await?;
@@ -478,38 +480,40 @@ fn origin(url: &str) -> Result<String, GitHubError> {
         .ok_or_else(|| GitHubError::ApiUrl(url.into()))
 }
 
-/// An octocrab failure as ours: GitHub's answer, or why there was none.
+/// An octocrab failure as ours: GitHub's answer, the transport's own error, or the
+/// innermost cause octocrab gave.
 fn failure(what: &str, error: octocrab::Error) -> GitHubError {
-    if let octocrab::Error::GitHub { source, .. } = &error {
-        return GitHubError::Status {
-            what: what.into(),
-            status: source.status_code.as_u16(),
-            message: source.message.clone(),
-        };
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = cause {
-        match e.downcast_ref::<TransportError>() {
-            Some(TransportError::RateLimited { wait_s }) => {
-                return GitHubError::RateLimited {
-                    what: what.into(),
-                    wait_s: *wait_s,
-                    max_s: MAX_WAIT.as_secs(),
-                }
+    let what = what.to_string();
+    let error = match error {
+        octocrab::Error::GitHub { source, .. } => {
+            return GitHubError::Status {
+                what,
+                status: source.status_code.as_u16(),
+                message: source.message.clone(),
             }
-            Some(TransportError::Unreachable { attempts, reason }) => {
-                return GitHubError::Unreachable {
-                    what: what.into(),
-                    attempts: *attempts,
-                    message: reason.clone(),
-                }
-            }
-            _ => cause = e.source(),
         }
+        octocrab::Error::Service { source, .. } => match source.downcast::<TransportError>() {
+            Ok(transport) => {
+                return match *transport {
+                    TransportError::RateLimited { wait_s } => GitHubError::RateLimited {
+                        what,
+                        wait_s,
+                        max_s: MAX_WAIT.as_secs(),
+                    },
+                    error => GitHubError::Transport { what, error },
+                }
+            }
+            Err(other) => other,
+        },
+        other => Box::new(other),
+    };
+    let mut innermost: &(dyn std::error::Error + 'static) = error.as_ref();
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
     }
     GitHubError::Answer {
-        what: what.into(),
-        message: chain(&error),
+        what,
+        message: innermost.to_string(),
     }
 }
 

@@ -23,12 +23,24 @@ use crate::http::retry::{self, Failure, Retry};
 /// Why a request got no answer octocrab can read; `GitHub` turns it into its own error.
 #[derive(Debug, Error)]
 pub enum TransportError {
-    #[error("no answer after {attempts} attempt(s): {reason}")]
-    Unreachable { attempts: u32, reason: String },
+    #[error("GitHub did not answer after {attempts} attempt(s)")]
+    Unreachable {
+        attempts: u32,
+        #[source]
+        error: reqwest::Error,
+    },
     #[error("rate limited for {wait_s} s more")]
     RateLimited { wait_s: u64 },
-    #[error("the request could not be made: {0}")]
-    Request(String),
+    #[error("{url} is not a URL")]
+    Url {
+        url: String,
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the token is not a header value")]
+    Token,
+    #[error("the request could not be made")]
+    Request(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The bottom of octocrab's stack for one API.
@@ -84,7 +96,10 @@ impl Transport {
         let url = self.url(&parts.uri);
         let with_token = reqwest::Url::parse(&url)
             .map(|u| self.origins.contains(&u.origin().ascii_serialization()))
-            .map_err(|e| TransportError::Request(format!("{url}: {e}")))?;
+            .map_err(|error| TransportError::Url {
+                url: url.clone(),
+                error: error.into(),
+            })?;
         let mut headers = parts.headers;
         if !headers.contains_key(ACCEPT) {
             headers.insert(ACCEPT, HeaderValue::from_static(JSON));
@@ -95,7 +110,7 @@ impl Transport {
         );
         if with_token {
             let mut value = HeaderValue::try_from(format!("Bearer {}", self.token.expose_secret()))
-                .map_err(|_| TransportError::Request("the token is not a header value".into()))?;
+                .map_err(|_| TransportError::Token)?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
@@ -121,10 +136,9 @@ impl Transport {
             Err(Failure::TooLong { wait, .. }) => Err(TransportError::RateLimited {
                 wait_s: wait.as_secs(),
             }),
-            Err(Failure::Transport { error, attempts }) => Err(TransportError::Unreachable {
-                attempts,
-                reason: chain(&error),
-            }),
+            Err(Failure::Transport { error, attempts }) => {
+                Err(TransportError::Unreachable { attempts, error })
+            }
         }
     }
 }
@@ -145,28 +159,16 @@ impl tower_service::Service<http::Request<OctoBody>> for Transport {
             let body = body
                 .collect()
                 .await
-                .map_err(|e| TransportError::Request(e.to_string()))?
+                .map_err(|e| TransportError::Request(e.into()))?
                 .to_bytes();
             // The blocking client may not run on the runtime's own thread.
             let answer = tokio::task::spawn_blocking(move || transport.send(parts, body))
                 .await
-                .map_err(|e| TransportError::Request(e.to_string()))??;
+                .map_err(|e| TransportError::Request(e.into()))??;
             let mut response = http::Response::new(Full::new(answer.body));
             *response.status_mut() = answer.status;
             *response.headers_mut() = answer.headers;
             Ok(response)
         })
     }
-}
-
-/// An error and its causes on one line (a URL, never a header: the token is a header).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

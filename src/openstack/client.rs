@@ -24,6 +24,14 @@ use crate::http::Redirects;
 pub enum OpenStackError {
     #[error("{0}")]
     Config(String),
+    /// A call that went wrong on our side of it: a body that is not what was asked, a
+    /// request that could not be sent.
+    #[error("{call}")]
+    Http {
+        call: String,
+        #[source]
+        error: reqwest::Error,
+    },
     #[error("OpenStack refused the credentials (HTTP 401) from {}: check them (values are not shown)", .variables.join(", "))]
     Unauthorized { variables: Vec<&'static str> },
     #[error("{method} {url}: HTTP {status}: {message}")]
@@ -33,10 +41,11 @@ pub enum OpenStackError {
         status: u16,
         message: String,
     },
-    #[error("{method} {url}: {refused}")]
+    #[error("{method} {url}")]
     Redirect {
         method: String,
         url: String,
+        #[source]
         refused: RedirectRefused,
     },
     #[error("{method} {url}: {reason}, still after {attempts} attempts")]
@@ -55,6 +64,7 @@ impl crate::exit::Coded for OpenStackError {
         match self {
             OpenStackError::Unavailable { .. } | OpenStackError::Redirect { .. } => Code::External,
             OpenStackError::Config(_)
+            | OpenStackError::Http { .. }
             | OpenStackError::Unauthorized { .. }
             | OpenStackError::Api { .. } => Code::BadInput,
         }
@@ -137,8 +147,12 @@ pub struct Cloud {
 impl Cloud {
     /// Logs in (`POST /v3/auth/tokens`).
     pub fn connect(credentials: &Credentials, retry: Retry) -> Result<Cloud, OpenStackError> {
-        let http = crate::http::client(Redirects::SameOrigin, Duration::from_secs(60))
-            .map_err(|e| OpenStackError::Config(format!("HTTP client: {e}")))?;
+        let http = crate::http::client(Redirects::SameOrigin, Duration::from_secs(60)).map_err(
+            |error| OpenStackError::Http {
+                call: "making the HTTP client".into(),
+                error,
+            },
+        )?;
         let login = login(&http, credentials, &retry)?;
         Ok(Cloud {
             http,
@@ -229,7 +243,10 @@ impl Cloud {
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, OpenStackError> {
         self.call(Method::GET, url, |r| r)?
             .json()
-            .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))
+            .map_err(|error| OpenStackError::Http {
+                call: format!("GET {url}"),
+                error,
+            })
     }
 
     /// A request with the token, JSON accepted, retried when the cloud falters. A token
@@ -307,9 +324,10 @@ fn login(http: &Client, credentials: &Credentials, retry: &Retry) -> Result<Logi
         .ok_or_else(|| {
             OpenStackError::Config(format!("{url}: no X-Subject-Token in the answer"))
         })?;
-    let body: Value = response
-        .json()
-        .map_err(|e| OpenStackError::Config(format!("{url}: {e}")))?;
+    let body: Value = response.json().map_err(|error| OpenStackError::Http {
+        call: format!("POST {url}"),
+        error,
+    })?;
     let token = &body["token"];
     Ok(Login {
         token: Token {
@@ -374,7 +392,10 @@ fn send(
             } else if retry::retryable(&error) {
                 unavailable(retry::transport_reason(&error).to_string(), attempts)
             } else {
-                OpenStackError::Config(format!("{label}: {error}"))
+                OpenStackError::Http {
+                    call: label.clone(),
+                    error,
+                }
             }
         }
     })
@@ -409,6 +430,7 @@ fn check(method: Method, url: &str, response: Response) -> Result<Response, Open
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_chain::Chain;
     use crate::exit::Coded as _;
     use crate::loopback::{Answer, Server};
 
@@ -427,7 +449,7 @@ mod tests {
         let err = send(&quick(2), Method::GET, &url, || http.get(&url)).unwrap_err();
         assert_eq!(err.code(), crate::exit::Code::External);
         assert_eq!(
-            err.to_string(),
+            Chain(&err).to_string(),
             format!("GET {url}: HTTP 500, still after 2 attempts")
         );
         // Nothing listens on port 1: every attempt fails to connect.
@@ -449,7 +471,7 @@ mod tests {
         let err = send(&quick(4), Method::GET, &url, || http.get(&url)).unwrap_err();
         assert_eq!(err.code(), crate::exit::Code::External);
         assert_eq!(
-            err.to_string(),
+            Chain(&err).to_string(),
             format!("GET {url}: HTTP 503 asking to wait 3600 s, longer than the 120 s a call waits, still after 1 attempts")
         );
         assert_eq!(server.requests().len(), 1);
@@ -463,6 +485,7 @@ mod tests {
 mod session_tests {
     use super::*;
     use crate::env::Env;
+    use crate::error_chain::Chain;
     use crate::exit::Coded as _;
     use crate::loopback::{Answer, Request, Server};
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -630,7 +653,7 @@ mod session_tests {
         assert_eq!(err.code(), crate::exit::Code::External, "{err}");
         let port = |u: &str| u.rsplit(':').next().unwrap().to_string();
         assert_eq!(
-            err.to_string(),
+            Chain(&err).to_string(),
             format!(
                 "GET {url}: refused a redirect from http://127.0.0.1:{} to another origin, http://127.0.0.2:{}: credentials are only sent to the origin they are for",
                 port(&server.url),
@@ -669,7 +692,7 @@ mod session_tests {
             .err()
             .expect("refused");
         assert!(matches!(err, OpenStackError::Redirect { .. }), "{err}");
-        assert!(err.to_string().contains(&elsewhere.url), "{err}");
+        assert!(Chain(&err).to_string().contains(&elsewhere.url), "{err}");
         assert!(elsewhere.requests().is_empty(), "nothing reached 127.0.0.2");
     }
 }

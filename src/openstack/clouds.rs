@@ -18,8 +18,15 @@ use crate::env::Env;
 pub enum CloudsError {
     #[error("{}: no clouds.yaml found (looked at {}); create one, set OS_CLIENT_CONFIG_FILE{}", .by.name, .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "), .by.alternative())]
     NotFound { by: NamedBy, searched: Vec<PathBuf> },
-    #[error("{}: {message}", .path.display())]
-    Unreadable { path: PathBuf, message: String },
+    #[error("{}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    /// The parser's words, with the quoted text (it may be a secret) left out.
+    #[error("{}: not valid YAML: {message}", .path.display())]
+    NotYaml { path: PathBuf, message: String },
     #[error("{}: `{key}` of cloud `{cloud}` is {found} as YAML reads it, not text: quote it (`{key_leaf}: \"...\"`)", .path.display())]
     NotText {
         path: PathBuf,
@@ -77,6 +84,7 @@ impl crate::exit::Coded for CloudsError {
         match self {
             CloudsError::NotFound { .. }
             | CloudsError::Unreadable { .. }
+            | CloudsError::NotYaml { .. }
             | CloudsError::NotText { .. }
             | CloudsError::NoSuchCloud { .. } => crate::exit::Code::BadInput,
         }
@@ -195,20 +203,21 @@ fn candidates(env: &Env, variable: &str, file: &str) -> Vec<PathBuf> {
 }
 
 fn load(path: &Path) -> Result<Value, CloudsError> {
-    let text = crate::input_file::read_text(path, crate::input_file::CONFIG_CAP).map_err(|e| {
-        CloudsError::Unreadable {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }
-    })?;
+    let text =
+        crate::input_file::read_text(path, crate::input_file::CONFIG_CAP).map_err(|error| {
+            CloudsError::Unreadable {
+                path: path.to_path_buf(),
+                error,
+            }
+        })?;
     parse(&text, path)
 }
 
 /// clouds.yaml or secure.yaml text as a YAML value.
 pub fn parse(text: &str, path: &Path) -> Result<Value, CloudsError> {
-    serde_yaml_ng::from_str(text).map_err(|e| CloudsError::Unreadable {
+    serde_yaml_ng::from_str(text).map_err(|e| CloudsError::NotYaml {
         path: path.to_path_buf(),
-        message: format!("not valid YAML: {}", without_quoted_text(&e.to_string())),
+        message: without_quoted_text(&e.to_string()),
     })
 }
 
@@ -312,6 +321,7 @@ fn yaml_kind(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error_chain::Chain;
 
     const CLOUDS: &str = r#"
 clouds:
@@ -514,8 +524,8 @@ clouds:
             ("OS_CLOUD", "smog"),
             ("OS_CLIENT_CONFIG_FILE", "/dev/zero"),
         ]))
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        let err = Chain(&err).to_string();
         assert!(err.contains("/dev/zero: is a character device"), "{err}");
     }
 

@@ -97,7 +97,10 @@ impl<'a> Glance<'a> {
                     |r| if first { r.query(&query) } else { r },
                 )?
                 .json()
-                .map_err(|e| OpenStackError::Config(format!("GET {url}: {e}")))?;
+                .map_err(|error| OpenStackError::Http {
+                    call: format!("GET {url}"),
+                    error,
+                })?;
             first = false;
             for image in page.images {
                 let more = keep_going(&image);
@@ -184,7 +187,10 @@ impl<'a> Glance<'a> {
                 .body(body.clone())
             })?
             .json()
-            .map_err(|e| OpenStackError::Config(format!("PATCH {url}: {e}")))
+            .map_err(|error| OpenStackError::Http {
+                call: format!("PATCH {url}"),
+                error,
+            })
     }
 
     pub fn add_tag(&self, id: &str, tag: &str) -> Result<(), OpenStackError> {

@@ -18,9 +18,10 @@ use crate::terminal::Prompted;
 
 #[derive(Debug, Error)]
 pub enum OpenRcError {
-    #[error("--openrc {}: {error}", .path.display())]
+    #[error("--openrc {}", .path.display())]
     Read {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
     #[error("{}:{line}: {message}. --openrc reads the file and runs nothing; to run it, `source {}` in your shell and leave out --openrc", .path.display(), .path.display())]
@@ -33,9 +34,10 @@ pub enum OpenRcError {
     NoTerminal { path: PathBuf },
     #[error("--openrc {}: no password entered; type it at the prompt, or set OS_PASSWORD", .path.display())]
     NoPassword { path: PathBuf },
-    #[error("--openrc {}: reading the password on the terminal (/dev/tty): {error}", .path.display())]
+    #[error("--openrc {}: reading the password on the terminal (/dev/tty)", .path.display())]
     Terminal {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
     #[error("the password prompt was interrupted")]
@@ -487,6 +489,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
+    use crate::error_chain::Chain;
 
     // Exact renderings of Horizon's templates (openstack_dashboard/dashboards/project/
     // api_access/templates/api_access/): openrc.sh.template today, its earlier unquoted
@@ -628,8 +631,8 @@ mod tests {
         let err = resolve(Some(&dir.path().join("none.sh")), &Env::default(), |_| {
             panic!("asked")
         })
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+        let err = Chain(&err).to_string();
         assert!(
             err.starts_with("--openrc ") && err.contains("none.sh: No such file"),
             "{err}"

@@ -20,7 +20,7 @@ pub enum PackerError {
     Version { program: String, detail: String },
     #[error("packer {version} needs the openstack plugin and `packer plugins install github.com/hashicorp/openstack` failed")]
     Plugin { version: String },
-    #[error("running {program}: {source}")]
+    #[error("running {program}")]
     Run {
         program: String,
         source: std::io::Error,

@@ -11,10 +11,20 @@ use crate::record::{Record, Unusable, RECORD_SCHEMA};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
-    #[error("cannot read the record {path}: {error}; pass the file `plan --output json` or `build --out` wrote")]
-    Read { path: String, error: std::io::Error },
-    #[error("{path}: not a record of `plan --output json` or `build --out`: {message}")]
-    Record { path: String, message: String },
+    #[error(
+        "cannot read the record {path} (pass the file `plan --output json` or `build --out` wrote)"
+    )]
+    Read {
+        path: String,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("{path}: not a record of `plan --output json` or `build --out`")]
+    Record {
+        path: String,
+        #[source]
+        error: serde_json::Error,
+    },
     #[error("GITHUB_TOKEN is not set: publishing a release needs it (`env: GITHUB_TOKEN: ${{ github.token }}`, `permissions: contents: write`)")]
     NoToken,
     #[error("{path}: written by a newer uworker-image (record schema {schema}, this one reads up to {RECORD_SCHEMA}); report it with that release")]
@@ -26,10 +36,7 @@ impl ReportError {
     pub fn unusable(path: &str, cause: Unusable) -> ReportError {
         let path = path.to_string();
         match cause {
-            Unusable::Malformed(error) => ReportError::Record {
-                path,
-                message: error.to_string(),
-            },
+            Unusable::Malformed(error) => ReportError::Record { path, error },
             Unusable::Newer { schema } => ReportError::NewerRecord { path, schema },
         }
     }
@@ -142,6 +149,7 @@ pub fn outputs(record: &Record, baseline: &Baseline) -> Vec<(&'static str, Strin
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::error_chain::Chain;
 
     /// A build record as `build --out` writes it.
     pub fn record_json(action: &str, built: bool, image: Option<&str>) -> String {
@@ -202,7 +210,10 @@ pub(crate) mod tests {
             &record_json("build", false, None).replace("\"build\"", "\"deploy\""),
         )
         .unwrap_err();
-        assert!(error.to_string().contains("action `deploy`"), "{error}");
+        assert!(
+            Chain(&error).to_string().contains("action `deploy`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -7,9 +7,34 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use thiserror::Error;
+
 use super::WorkerSource;
-use crate::definition::tree::{self, Found};
+use crate::definition::tree::{self, Found, TreeError};
 use crate::workdir::Workdir;
+
+/// Why a local worker source could not be copied; each names the path.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Walk(#[from] TreeError),
+    #[error("cannot read {}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("{} changed while it was read (it is no longer the file that was checked); run again", .path.display())]
+    Changed { path: PathBuf },
+    #[error("cannot copy it to {}", .path.display())]
+    Unwritable {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("cannot make a private directory for its copy")]
+    Workdir(#[source] std::io::Error),
+}
 
 /// The copy's directory inside its work directory.
 const COPY: &str = "worker-source";
@@ -29,15 +54,18 @@ impl Snapshot {
     /// checking the path rules, and copies every file it found; None for a pip
     /// requirement. A file that is no longer the one the walk checked when it is opened
     /// is refused. Errors name the path.
-    pub fn take(dir: &Path, source: &WorkerSource) -> Result<Option<Snapshot>, String> {
+    pub fn take(dir: &Path, source: &WorkerSource) -> Result<Option<Snapshot>, SnapshotError> {
         let Some((root, path)) = source.location(dir) else {
             return Ok(None);
         };
-        let found = tree::collect(&root, &[path.as_str()]).map_err(|e| e.to_string())?;
-        let source_dir = root
-            .join(&path)
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", root.join(&path).display()))?;
+        let found = tree::collect(&root, &[path.as_str()])?;
+        let source_dir =
+            root.join(&path)
+                .canonicalize()
+                .map_err(|error| SnapshotError::Unreadable {
+                    path: root.join(&path),
+                    error,
+                })?;
         let source_dir = match source.package_name() {
             Some(_) => source_dir
                 .parent()
@@ -45,8 +73,7 @@ impl Snapshot {
                 .unwrap_or_default(),
             None => source_dir,
         };
-        let workdir = Workdir::create()
-            .map_err(|e| format!("cannot make a private directory for its copy: {e}"))?;
+        let workdir = Workdir::create().map_err(SnapshotError::Workdir)?;
         let copy_root = workdir.path().join(COPY);
         make_dir(&copy_root)?;
         let mut files = Vec::with_capacity(found.len());
@@ -90,21 +117,26 @@ impl Snapshot {
 /// Copies `file` to `rel` under `root`, with its permission bits, from the very file the
 /// walk checked (device and inode): a name swapped since for a link or another file is
 /// refused, not followed.
-fn copy_checked(file: &Found, root: &Path, rel: String) -> Result<Found, String> {
-    let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", file.full.display());
+fn copy_checked(file: &Found, root: &Path, rel: String) -> Result<Found, SnapshotError> {
+    let unreadable = |error| SnapshotError::Unreadable {
+        path: file.full.clone(),
+        error,
+    };
     let mut from = File::open(&file.full).map_err(unreadable)?;
     let meta = from.metadata().map_err(unreadable)?;
     if !meta.is_file() || (meta.dev(), meta.ino()) != file.identity {
-        return Err(format!(
-            "{} changed while it was read (it is no longer the file that was checked); run again",
-            file.full.display()
-        ));
+        return Err(SnapshotError::Changed {
+            path: file.full.clone(),
+        });
     }
     let to = root.join(&rel);
     if let Some(parent) = to.parent() {
         make_dir(parent)?;
     }
-    let unwritable = |e: std::io::Error| format!("cannot copy it to {}: {e}", to.display());
+    let unwritable = |error| SnapshotError::Unwritable {
+        path: to.clone(),
+        error,
+    };
     let mode = meta.permissions().mode() & 0o777 | 0o600;
     let mut copy = OpenOptions::new()
         .write(true)
@@ -125,12 +157,15 @@ fn copy_checked(file: &Found, root: &Path, rel: String) -> Result<Found, String>
     })
 }
 
-fn make_dir(path: &Path) -> Result<(), String> {
+fn make_dir(path: &Path) -> Result<(), SnapshotError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| format!("cannot make {}: {e}", path.display()))
+        .map_err(|error| SnapshotError::Unwritable {
+            path: path.to_path_buf(),
+            error,
+        })
 }
 
 #[cfg(test)]
@@ -224,7 +259,9 @@ mod tests {
         std::fs::write(d.join("worker/swapped"), "swapped\n").unwrap();
         std::fs::rename(d.join("worker/swapped"), d.join("worker/setup.py")).unwrap();
         let to = tempfile::tempdir().unwrap();
-        let error = copy_checked(setup, to.path(), "setup.py".into()).unwrap_err();
+        let error = copy_checked(setup, to.path(), "setup.py".into())
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("worker/setup.py changed while it was read"),
             "{error}"
@@ -242,7 +279,8 @@ mod tests {
             .unwrap();
         let error = Snapshot::take(d, &WorkerSource::Directory("worker".into()))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(
             error.contains("leak links to") && error.contains("secret"),
             "{error}"
@@ -253,7 +291,8 @@ mod tests {
             &WorkerSource::OutsideDirectory(d.join("worker")),
         )
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(error.contains("leak links to"), "{error}");
     }
 }

@@ -99,7 +99,10 @@ fn fifos_and_devices_are_refused_by_name_without_hanging() {
     mkfifo(&g.path().join("image.toml"));
     let mut cmd = tool(&[]);
     cmd.arg("--dir").arg(g.path()).arg("render");
-    assert_bad_input(&run_within(cmd, limit), &["image.toml: is a FIFO"]);
+    assert_bad_input(
+        &run_within(cmd, limit),
+        &["image.toml (pass the definition directory", "): is a FIFO"],
+    );
     let mut cmd = tool(&[]);
     cmd.arg("--dir")
         .arg(f.path())
