@@ -131,6 +131,72 @@ mod tests {
         }
     }
 
+    /// The `#[source]` (or `#[from]`, or `source`) field of each variant after `#[error`
+    /// at `lines[at]`; "0" for a tuple variant's.
+    fn source_fields(lines: &[&str], at: usize) -> Vec<String> {
+        let mut fields = Vec::new();
+        let mut marked = false;
+        for line in lines[at + 1..].iter().map(|l| l.trim()) {
+            if line.starts_with("#[error") {
+                break;
+            }
+            if line.contains("(#[source]") || line.contains("(#[from]") {
+                fields.push("0".to_string());
+            }
+            let field = line.split(':').next().unwrap_or_default().trim();
+            if marked || field == "source" {
+                fields.push(field.to_string());
+            }
+            marked = line == "#[source]" || line == "#[from]";
+            if line.ends_with("},") || line.ends_with("),") || line == "}" {
+                break;
+            }
+        }
+        fields
+    }
+
+    /// One way to fail: a cause is the error's `#[source]`, printed once by the chain,
+    /// never also in the error's own message.
+    #[test]
+    fn no_error_message_repeats_its_source() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut pending = vec![root];
+        let mut offenders = Vec::new();
+        let mut checked = 0;
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let lines: Vec<&str> = text.lines().collect();
+                for (at, line) in lines.iter().enumerate() {
+                    if !line.trim_start().starts_with("#[error(\"") {
+                        continue;
+                    }
+                    for field in source_fields(&lines, at) {
+                        checked += 1;
+                        let shown = [
+                            format!("{{{field}}}"),
+                            format!("{{{field}:"),
+                            format!(".{field}"),
+                        ];
+                        if shown.iter().any(|s| line.contains(s.as_str())) {
+                            offenders.push(format!("{}:{}", path.display(), at + 1));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 20, "the scan found only {checked} sources");
+        assert!(
+            offenders.is_empty(),
+            "these messages show their #[source]; leave it to the chain: {offenders:?}"
+        );
+    }
+
     #[test]
     fn the_outermost_cause_with_a_code_decides() {
         let packer = anyhow::Error::new(PackerError::NotFound {
