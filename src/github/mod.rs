@@ -454,8 +454,8 @@ impl GitHub {
             .map(Comment::from)
     }
 
-    /// Edits a comment in place. The one call made by hand: GitHub documents PATCH, and
-    /// octocrab 0.54.9's `IssueHandler::update_comment` sends POST.
+    /// Edits a comment in place. Made by hand (as is `replace_asset`'s upload): GitHub
+    /// documents PATCH, and octocrab 0.54.9's `IssueHandler::update_comment` sends POST.
     pub fn update_comment(&self, id: u64, body: &str) -> Result<Comment, GitHubError> {
         let what = format!("updating comment {id}");
         let route = format!("/repos/{}/{}/issues/comments/{id}", self.owner, self.name);
