@@ -19,11 +19,7 @@ fn transient_failures_are_retried_until_the_build_succeeds() {
     assert!(run.stderr.contains("attempt 3 of 3"), "{}", run.stderr);
 
     let report = s.finish();
-    let creates: Vec<u64> = report
-        .calls("ServersController.create")
-        .iter()
-        .map(|c| c["status"].as_u64().unwrap())
-        .collect();
+    let creates = report.statuses("ServersController.create");
     assert_eq!(creates, [500, 202, 202], "{:#?}", report.0["calls"]);
     // One key pair for the run, the tool's own (ed25519, imported, its marks in its name),
     // used by every attempt and deleted at the end: Nova generated none.

@@ -566,10 +566,6 @@ fn sweep_exits_3_when_the_cloud_keeps_failing_and_0_when_it_recovers() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(swept(&report), [], "{report:#}");
     let report = s.finish();
-    let lists: Vec<u64> = report
-        .calls("ServersController.detail")
-        .iter()
-        .map(|c| c["status"].as_u64().unwrap())
-        .collect();
+    let lists = report.statuses("ServersController.detail");
     assert_eq!(lists, [500, 500, 500, 500, 500, 500, 500, 200]);
 }

@@ -77,11 +77,7 @@ fn a_build_outlives_its_token() {
     // The run's lease was renewed all through the 25 s of provisioning (a renewal each
     // 5 s), past the first token's expiry; the only refusals were Nova's 409s while the
     // server was building or being stopped, which the tool waits out without a word.
-    let renewals: Vec<u64> = report
-        .calls("ServerMetadataController.create")
-        .iter()
-        .map(|c| c["status"].as_u64().unwrap())
-        .collect();
+    let renewals = report.statuses("ServerMetadataController.create");
     assert!(
         renewals.iter().filter(|status| **status == 200).count() >= 4
             && renewals.iter().all(|status| [200, 409].contains(status)),
