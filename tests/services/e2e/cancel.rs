@@ -55,8 +55,7 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
 #[test]
 fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-cancel-");
-    let def = small_definition_with(&name, "floating_ip_network = \"public\"", PROVISION_FOREVER);
+    let (name, def) = s.small_definition_with("e2e-cancel-", FIP_FROM_POOL, PROVISION_FOREVER);
     let tmp = tempfile::tempdir().unwrap();
     let inputs = std::collections::BTreeMap::from([
         ("command", "build".to_string()),

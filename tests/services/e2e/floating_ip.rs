@@ -58,8 +58,7 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     let s = Scenario::start();
     let floating = allocate_floating_ip(&s.cloud);
     let (fip, address) = (floating.id.clone(), floating.address.clone());
-    let name = s.definition_name("e2e-fip-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
+    let (_, def) = s.small_definition("e2e-fip-", PROVISION_HOSTNAME);
     // The seed's variable holds the address; packer's `floating_ip` takes the ID, which
     // `build` looks up.
     let var = format!("openstack_free_floating_ip={address}");
@@ -78,9 +77,8 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     // A target's own floating_ip is in the template as written: an address there is
     // refused before packer, with the ID to write instead.
     s.compute.reset();
-    let literal = s.definition_name("e2e-fiplit-");
-    let def = small_definition_with(
-        &literal,
+    let (_, def) = s.small_definition_with(
+        "e2e-fiplit-",
         &format!("floating_ip = \"{address}\""),
         "#!/bin/sh\ntrue\n",
     );
@@ -119,12 +117,7 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
 #[test]
 fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-pool-");
-    let def = small_definition_with(
-        &name,
-        "floating_ip_network = \"public\"",
-        PROVISION_HOSTNAME,
-    );
+    let (_, def) = s.small_definition_with("e2e-pool-", FIP_FROM_POOL, PROVISION_HOSTNAME);
     let (run, rec) = build(&s, def.path(), &plain_config(), &[], &[]);
     assert_built(&run, &rec);
     let report = s.finish();
@@ -146,8 +139,7 @@ fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
 fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
     let s = Scenario::start();
     let floating = allocate_floating_ip(&s.cloud);
-    let name = s.definition_name("e2e-killedfip-");
-    let def = small_definition(&name, PROVISION_FOREVER);
+    let (_, def) = s.small_definition("e2e-killedfip-", PROVISION_FOREVER);
     let var = format!("openstack_free_floating_ip={}", floating.address);
     // The build as kill_build_mid_provisioning runs it, with the seed's floating IP.
     let tmp = tempfile::tempdir().unwrap();

@@ -87,6 +87,24 @@ impl Scenario {
         name
     }
 
+    /// The small definition of one script step under a new definition name of this
+    /// scenario (from `prefix`): the name and the definition.
+    pub(crate) fn small_definition(&self, prefix: &str, script: &str) -> (String, Fixture) {
+        self.small_definition_with(prefix, "", script)
+    }
+
+    /// The same with more keys in its target.
+    pub(crate) fn small_definition_with(
+        &self,
+        prefix: &str,
+        target_keys: &str,
+        script: &str,
+    ) -> (String, Fixture) {
+        let name = self.definition_name(prefix);
+        let def = small_definition_with(&name, target_keys, script);
+        (name, def)
+    }
+
     /// Images of definition `name` in Glance.
     pub(crate) fn images(&self, name: &str) -> Vec<Image> {
         images_in(&self.cloud, name)
@@ -180,6 +198,9 @@ fn small_definition_with(name: &str, target_keys: &str, script: &str) -> Fixture
     f.script("step.sh", script);
     f
 }
+
+/// The target key of a small definition whose server gets a floating IP from the pool.
+const FIP_FROM_POOL: &str = "floating_ip_network = \"public\"";
 
 pub(crate) fn record(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -293,8 +314,7 @@ fn long_build_in_provisioning(s: &Scenario, prefix: &str) -> LongBuild {
 
 /// A build of `script` with `args`, started and past the stderr line holding `marker`.
 fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: &str) -> LongBuild {
-    let name = s.definition_name(prefix);
-    let def = small_definition(&name, script);
+    let (name, def) = s.small_definition(prefix, script);
     let tmp = tempfile::tempdir().unwrap();
     let mut child = spawn_build_with(s, &def, tmp.path(), &[], args);
     let stderr = Lines::of(child.stderr.take().unwrap());

@@ -226,8 +226,7 @@ fn ids_of(report: &common::compute::Report, key: &str, field: &str) -> Vec<Strin
 #[test]
 fn a_killed_runner_leaves_nothing_after_sweep() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-killed-");
-    let def = small_definition_with(&name, "floating_ip_network = \"public\"", PROVISION_FOREVER);
+    let (name, def) = s.small_definition_with("e2e-killed-", FIP_FROM_POOL, PROVISION_FOREVER);
     // Another definition's server and its packer key pair, a server with no metadata,
     // and a key pair of another tool: none of them is ours.
     let mut nova = Nova::new(&s);
@@ -484,9 +483,8 @@ fn a_short_runs_sweep_never_touches_a_long_runs_server() {
 #[test]
 fn a_stuck_image_of_ours_older_than_the_limit_is_swept_and_a_fresh_one_is_not() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-stuck-");
+    let (name, def) = s.small_definition("e2e-stuck-", PROVISION_HOSTNAME);
     let other = s.definition_name("e2e-stuck-other-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
     let ours = |suffix: &str| format!("{name}-e2e-{suffix}");
     let marks = [("uworker_image", name.as_str()), ("uworker_target", "e2e")];
     // Old: ours stuck saving (its upload died with the glance-api worker), ours active (a
@@ -545,8 +543,7 @@ fn a_stuck_image_of_ours_older_than_the_limit_is_swept_and_a_fresh_one_is_not() 
 #[test]
 fn sweep_exits_3_when_the_cloud_keeps_failing_and_0_when_it_recovers() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-sweepfail-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
+    let (_, def) = s.small_definition("e2e-sweepfail-", PROVISION_HOSTNAME);
     // The client tries 4 times: 4 failures are one too many, 3 are weathered.
     s.compute.inject(faults(&[("list_500", 4)]));
     let (run, report) = sweep(&s, def.path(), &["--dry-run"]);

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// PROVISION_HOSTNAME after 25 s, past the short-token Keystone's 20 s tokens.
+const SLEEPS_PAST_THE_TOKEN: &str =
+    "#!/bin/sh\nset -e\nsleep 25\necho \"provisioned $(hostname)\"\n";
+
 /// Keystone tokens last an hour and builds may take hours. Here tokens last 20 seconds (a
 /// second Keystone of the harness, same users and catalog) and a step sleeps past that:
 /// packer re-authenticates itself, the stand-in's snapshot upload rides on its service
@@ -9,11 +13,7 @@ use super::*;
 #[test]
 fn a_build_outlives_its_token() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-token-");
-    let def = small_definition(
-        &name,
-        "#!/bin/sh\nset -e\nsleep 25\necho \"provisioned $(hostname)\"\n",
-    );
+    let (name, def) = s.small_definition("e2e-token-", SLEEPS_PAST_THE_TOKEN);
     let mut vars: Vec<(String, String)> = s
         .compute
         .os_env()
