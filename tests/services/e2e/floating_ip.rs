@@ -16,6 +16,21 @@ impl FloatingIp<'_> {
         let network = self.cloud.endpoint("network").unwrap();
         format!("{network}/v2.0/floatingips/{}", self.id)
     }
+
+    /// Neutron shows it on no port now.
+    fn assert_detached(&self) {
+        let now: serde_json::Value = self
+            .cloud
+            .call(Method::GET, &self.url(), |r| r)
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            now["floatingip"]["port_id"],
+            serde_json::Value::Null,
+            "{now:#}"
+        );
+    }
 }
 
 impl Drop for FloatingIp<'_> {
@@ -99,17 +114,7 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
         .is_empty());
 
     // The server's deletion freed the address; the floating IP itself is the user's.
-    let now: serde_json::Value = s
-        .cloud
-        .call(Method::GET, &floating.url(), |r| r)
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(
-        now["floatingip"]["port_id"],
-        serde_json::Value::Null,
-        "{now:#}"
-    );
+    floating.assert_detached();
     drop(floating);
     s.finish();
 }
@@ -169,17 +174,7 @@ fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
         "{report:#}"
     );
     assert_eq!(items.len(), 3, "{report:#}");
-    let now: serde_json::Value = s
-        .cloud
-        .call(Method::GET, &floating.url(), |r| r)
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(
-        now["floatingip"]["port_id"],
-        serde_json::Value::Null,
-        "{now:#}"
-    );
+    floating.assert_detached();
     let report = s.compute.report();
     assert_eq!(
         report.calls("neutron PUT floatingips").len(),
