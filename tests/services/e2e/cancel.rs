@@ -8,12 +8,12 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
     let s = Scenario::start();
     let LongBuild {
         name,
-        _def,
+        def: _def,
         tmp,
         mut child,
         stderr,
         mut seen,
-    } = long_build_in_provisioning(&s, "e2e-sigint-");
+    } = long_build_in_provisioning(&s, "e2e-sigint-", &[]);
     let report = s.compute.report();
     assert_eq!(report.0["servers"].as_array().unwrap().len(), 1);
     assert_eq!(report.0["containers"].as_array().unwrap().len(), 1);
@@ -121,11 +121,11 @@ fn a_killed_tool_leaves_packer_to_clean_up() {
     let s = Scenario::start();
     let LongBuild {
         name,
-        _def: def,
+        def,
         tmp,
         mut child,
         ..
-    } = long_build_in_provisioning(&s, "e2e-kill9-");
+    } = long_build_in_provisioning(&s, "e2e-kill9-", &[]);
     let tool_pid = child.id() as i32;
     // Packer runs as a pair (its outer process and the real packer) plus plugins, all in
     // the group of the outer one: every one of them must end.

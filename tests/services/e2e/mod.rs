@@ -297,10 +297,10 @@ fn spawn_build_with(
 const PROVISION_FOREVER: &str =
     "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n";
 
-/// A build of PROVISION_FOREVER, started and in its provisioning step.
+/// A build started in the background and past a given line of its output (`build_until`).
 struct LongBuild {
     name: String,
-    _def: Fixture,
+    def: Fixture,
     /// The build's TMPDIR.
     tmp: tempfile::TempDir,
     child: Child,
@@ -308,8 +308,19 @@ struct LongBuild {
     seen: Vec<String>,
 }
 
-fn long_build_in_provisioning(s: &Scenario, prefix: &str) -> LongBuild {
-    build_until(s, prefix, PROVISION_FOREVER, &[], "provisioning-started")
+impl LongBuild {
+    /// SIGINT, as a user's Ctrl-C: the build exits 130.
+    fn interrupt(&mut self) {
+        procs::signal(self.child.id() as i32, libc::SIGINT).unwrap();
+        let status = self.child.wait().unwrap();
+        self.stderr.drain_into(&mut self.seen);
+        assert_eq!(status.code(), Some(130), "{}", self.seen.join("\n"));
+    }
+}
+
+/// A build of PROVISION_FOREVER with `args`, started and in its provisioning step.
+fn long_build_in_provisioning(s: &Scenario, prefix: &str, args: &[&str]) -> LongBuild {
+    build_until(s, prefix, PROVISION_FOREVER, args, "provisioning-started")
 }
 
 /// A build of `script` with `args`, started and past the stderr line holding `marker`.
@@ -322,7 +333,7 @@ fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: 
     stderr.wait_for(marker, Duration::from_secs(180), &mut seen);
     LongBuild {
         name,
-        _def: def,
+        def,
         tmp,
         child,
         stderr,

@@ -9,20 +9,7 @@ use common::compute::faults;
 #[test]
 fn a_live_runs_lease_spares_it_from_any_sweep() {
     let s = Scenario::start();
-    let LongBuild {
-        name: _,
-        _def: def,
-        tmp: _tmp,
-        mut child,
-        stderr,
-        mut seen,
-    } = build_until(
-        &s,
-        "e2e-lease-",
-        PROVISION_FOREVER,
-        &["--heartbeat", "2s"],
-        "provisioning-started",
-    );
+    let mut lease = long_build_in_provisioning(&s, "e2e-lease-", &["--heartbeat", "2s"]);
     // A renewal that went through (one while the server was still building got a 409).
     let until = Instant::now() + Duration::from_secs(20);
     while !s
@@ -37,7 +24,7 @@ fn a_live_runs_lease_spares_it_from_any_sweep() {
     }
     let server = ids_of(&s.compute.report(), "servers", "id");
 
-    let (run, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
+    let (run, report) = sweep(&s, lease.def.path(), &["--older-than", "0s"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(swept(&report), [], "{report:#}");
     let spared = &report["spared"][0];
@@ -50,10 +37,7 @@ fn a_live_runs_lease_spares_it_from_any_sweep() {
         "{report:#}"
     );
 
-    procs::signal(child.id() as i32, libc::SIGINT).unwrap();
-    let status = child.wait().unwrap();
-    stderr.drain_into(&mut seen);
-    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    lease.interrupt();
     s.finish();
 }
 
@@ -66,7 +50,7 @@ fn a_server_nova_is_snapshotting_is_spared_by_a_sweep_though_its_lease_lapsed() 
     // A 1 s heartbeat: a 3 s lease, lapsed within the snapshot's 15 s.
     let LongBuild {
         name,
-        _def: def,
+        def,
         tmp: _tmp,
         mut child,
         stderr,
@@ -408,14 +392,9 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
 #[test]
 fn a_short_runs_sweep_never_touches_a_long_runs_server() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-tworuns-");
-    let long_def = small_definition(&name, PROVISION_FOREVER);
-    let tmp = tempfile::tempdir().unwrap();
     // No lease renewal during the test: the long run's deadline alone must spare it.
-    let mut long = spawn_build_with(&s, &long_def, tmp.path(), &[], &QUIET_LEASE);
-    let stderr = Lines::of(long.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let mut long = long_build_in_provisioning(&s, "e2e-tworuns-", &QUIET_LEASE);
+    let name = long.name.clone();
     let before = s.compute.report();
     let long_server = ids_of(&before, "servers", "id");
     let long_keypair = ids_of(&before, "keypairs", "");
@@ -470,12 +449,12 @@ fn a_short_runs_sweep_never_touches_a_long_runs_server() {
         (long_server, long_keypair),
         "the long run's server and key pair stay"
     );
-    assert!(long.try_wait().unwrap().is_none(), "the long build runs on");
+    assert!(
+        long.child.try_wait().unwrap().is_none(),
+        "the long build runs on"
+    );
 
-    procs::signal(long.id() as i32, libc::SIGINT).unwrap();
-    let status = long.wait().unwrap();
-    stderr.drain_into(&mut seen);
-    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    long.interrupt();
     drop(nova);
     s.finish();
 }
