@@ -207,6 +207,18 @@ fn ids_of(report: &common::compute::Report, key: &str, field: &str) -> Vec<Strin
     ids
 }
 
+/// `ids_of` but for those in `foreign` (what the test made itself).
+fn ids_of_ours(
+    report: &common::compute::Report,
+    key: &str,
+    field: &str,
+    foreign: &[String],
+) -> Vec<String> {
+    let mut ids = ids_of(report, key, field);
+    ids.retain(|id| !foreign.contains(id));
+    ids
+}
+
 #[test]
 fn a_killed_runner_leaves_nothing_after_sweep() {
     let s = Scenario::start();
@@ -240,14 +252,8 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     let t0 = Instant::now();
     kill_build_mid_provisioning(&s, &def);
     let left = s.compute.report();
-    let our_server: Vec<String> = ids_of(&left, "servers", "id")
-        .into_iter()
-        .filter(|id| !foreign_servers.contains(id))
-        .collect();
-    let our_key: Vec<String> = ids_of(&left, "keypairs", "")
-        .into_iter()
-        .filter(|k| !foreign_keys.contains(k))
-        .collect();
+    let our_server = ids_of_ours(&left, "servers", "id", &foreign_servers);
+    let our_key = ids_of_ours(&left, "keypairs", "", &foreign_keys);
     let our_fip = ids_of(&left, "floating_ips", "id");
     assert_eq!(our_server.len(), 1, "{:#}", left.0);
     assert_eq!(our_key.len(), 1, "{:#}", left.0);
@@ -354,10 +360,7 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     // (default limit), then builds, and leaves nothing behind.
     kill_build_mid_provisioning(&s, &def);
     let second = s.compute.report();
-    let second_server: Vec<String> = ids_of(&second, "servers", "id")
-        .into_iter()
-        .filter(|id| !foreign_servers.contains(id))
-        .collect();
+    let second_server = ids_of_ours(&second, "servers", "id", &foreign_servers);
     assert_eq!(second_server.len(), 1, "{:#}", second.0);
     s.compute.age(5 * 3600);
     def.script("step.sh", PROVISION_HOSTNAME);
