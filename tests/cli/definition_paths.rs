@@ -11,16 +11,15 @@ use std::path::Path;
 use common::packer_standin::PackerStandIn;
 use common::*;
 
-const DEF: &str = r#"name = "img"
-[target.t]
-source_image = "base-id"
-flavor = "f"
-[[provision]]
+const DEF: &str = crate::definition_with_target_t!(
+    "img",
+    r#"[[provision]]
 script = "scripts/ok.sh"
 [[provision]]
 file = "files/"
 destination = "/tmp/files"
-"#;
+"#
+);
 
 /// A definition whose `files/` holds `leak`, a link to a "secret" outside it.
 fn leaking(how: &str) -> (Fixture, tempfile::TempDir) {

@@ -8,12 +8,10 @@ use std::path::Path;
 use common::*;
 use proptest::prelude::*;
 
-const DEF: &str = r#"name = "fp"
-[variables]
+const DEF: &str = crate::definition_with_target_t!(
+    "fp",
+    r#"[variables]
 flavor_hint = "small"
-[target.t]
-source_image = "base-id"
-flavor = "f"
 [[provision]]
 script = "scripts/run.sh"
 [[provision]]
@@ -22,7 +20,8 @@ destination = "/opt/tree"
 [[provision]]
 inline = ["echo test"]
 only = "test"
-"#;
+"#
+);
 
 /// Writes the definition and `files` (relative path, content, executable) in the given order.
 fn materialize(dir: &Path, files: &[(String, Vec<u8>, bool)]) {

@@ -15,13 +15,11 @@ use uworker_image::report::release_tag;
 use uworker_image::secrets::Redactor;
 use uworker_image::{seed, userinfo, worker_source};
 
-const DEFINITION: &str = r#"name = "img"
+const DEFINITION: &str = crate::definition_with_target_t!(
+    "img",
+    r#"metadata = { a = "b" }
 [variables]
 worker_source = "git+https://u:t@h/w.git"
-[target.t]
-source_image = "abc"
-flavor = "f"
-metadata = { a = "b" }
 [[provision]]
 inline = ["echo {{user `worker_source`}}"]
 environment = { A = "{{user `worker_source`}}" }
@@ -30,7 +28,8 @@ only = "build"
 optional = ["UWORKER_X"]
 [test]
 ssh_timeout = "1m"
-"#;
+"#
+);
 const VAR_FILE: &str = "{\n  \"test_host\": \"h:22\",\n  \"test_ssh_key\": \"k\\\"\\u00e9\"\n}\n";
 const WORKER_CONFIG: &str =
     "# c\nexport UWORKER_A='x\ny'\nexport UWORKER_B=\"a\\$b\"\nexport UWORKER_C=plain\n";

@@ -12,18 +12,17 @@ use common::packer_standin::PackerStandIn;
 use common::worker_url::*;
 use common::*;
 
-const DEF: &str = r#"name = "ws"
-[variables]
+const DEF: &str = crate::definition_with_target_t!(
+    "ws",
+    r#"[variables]
 worker_source = "git+https://github.com/Odin-SMR/molflow-microq-worker.git#subdirectory=src"
-[target.t]
-source_image = "base-id"
-flavor = "f"
 [[provision]]
 inline = ["echo base"]
 [[provision]]
 script = "scripts/install.sh"
 environment = { WORKER_SOURCE = "{{user `worker_source`}}" }
-"#;
+"#
+);
 
 fn fixture() -> Fixture {
     let f = Fixture::new(DEF);

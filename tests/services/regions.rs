@@ -37,6 +37,13 @@ impl TwoRegions {
         TwoRegions { s, two, cloud_two }
     }
 
+    /// A new definition of this scenario (`two_region_definition`): its name and fixture.
+    fn definition(&self, prefix: &str) -> (String, Fixture) {
+        let name = self.s.definition_name(prefix);
+        let def = two_region_definition(&name);
+        (name, def)
+    }
+
     /// Images of definition `name` in the first region's Glance and the second's.
     fn images(&self, name: &str) -> (Vec<Image>, Vec<Image>) {
         (self.s.images(name), images_in(&self.cloud_two, name))
@@ -108,8 +115,7 @@ fn ids(images: &[Image]) -> Vec<&str> {
 #[test]
 fn plan_prune_and_sweep_go_to_each_targets_region() {
     let t = TwoRegions::start();
-    let name = t.s.definition_name("regions-glance-");
-    let def = two_region_definition(&name);
+    let (name, def) = t.definition("regions-glance-");
     let base_in = |cloud: &Cloud| {
         let found = Glance::new(cloud)
             .unwrap()
@@ -245,8 +251,7 @@ fn plan_prune_and_sweep_go_to_each_targets_region() {
 #[test]
 fn two_targets_build_in_their_own_regions_and_a_second_plan_skips_both() {
     let t = TwoRegions::start();
-    let name = t.s.definition_name("regions-build-");
-    let def = two_region_definition(&name);
+    let (name, def) = t.definition("regions-build-");
     let config = plain_config();
     let mut built = Vec::new();
     for target in ["one", "two"] {
@@ -291,8 +296,7 @@ fn two_targets_build_in_their_own_regions_and_a_second_plan_skips_both() {
 #[test]
 fn a_region_sweep_cannot_list_is_reported_and_the_other_is_still_swept() {
     let t = TwoRegions::start();
-    let name = t.s.definition_name("regions-sweepfail-");
-    let def = two_region_definition(&name);
+    let (name, def) = t.definition("regions-sweepfail-");
     let marks = [("uworker_image", name.as_str()), ("uworker_target", "one")];
     let stuck = create_image(&t.s.cloud, &format!("{name}-one-stuck"), &marks, false);
     std::thread::sleep(Duration::from_secs(2));

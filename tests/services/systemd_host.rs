@@ -94,36 +94,29 @@ fn a_debian_13_host_boots_from_its_own_cached_rootfs() {
 #[test]
 fn a_persistent_boot_of_the_pristine_rootfs_is_refused() {
     let state = tempfile::tempdir().unwrap();
-    let out = Command::new(systemd_host::harness())
-        .args([
-            "boot",
-            "--persistent",
-            "--address",
-            &systemd_host::address(22),
-        ])
-        .arg("--state")
-        .arg(state.path())
-        .output()
-        .unwrap();
+    // `boot --persistent`, with `root_args` before its state directory.
+    let persistent_boot = |root_args: &[&std::ffi::OsStr]| {
+        Command::new(systemd_host::harness())
+            .args([
+                "boot",
+                "--persistent",
+                "--address",
+                &systemd_host::address(22),
+            ])
+            .args(root_args)
+            .arg("--state")
+            .arg(state.path())
+            .output()
+            .unwrap()
+    };
+    let out = persistent_boot(&[]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--persistent needs --root"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(systemd_host::harness())
-        .args([
-            "boot",
-            "--persistent",
-            "--address",
-            &systemd_host::address(22),
-        ])
-        .arg("--root")
-        .arg(systemd_host::rootfs())
-        .arg("--state")
-        .arg(state.path())
-        .output()
-        .unwrap();
+    let out = persistent_boot(&["--root".as_ref(), systemd_host::rootfs().as_os_str()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to boot the pristine rootfs"));
 }

@@ -25,3 +25,18 @@ pub const TOOL_ENV: &[(&str, &str)] = &[
 pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// The text of a definition named `$name` whose one target, `t`, builds from image
+/// `base-id` with flavor `f`, then `$rest` (more keys of the target, its steps, other
+/// tables): the definition most tests here start from, written once. A `&'static str`.
+#[macro_export]
+macro_rules! definition_with_target_t {
+    ($name:literal, $rest:literal) => {
+        concat!(
+            "name = \"",
+            $name,
+            "\"\n[target.t]\nsource_image = \"base-id\"\nflavor = \"f\"\n",
+            $rest
+        )
+    };
+}

@@ -171,6 +171,14 @@ impl Report {
             .collect()
     }
 
+    /// The HTTP status of each call of `operation`, in the order they came.
+    pub fn statuses(&self, operation: &str) -> Vec<u64> {
+        self.calls(operation)
+            .iter()
+            .map(|c| c["status"].as_u64().unwrap())
+            .collect()
+    }
+
     /// Nothing left behind, nothing off-spec: the end state of every scenario.
     pub fn assert_clean(&self) {
         for key in [

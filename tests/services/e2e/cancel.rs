@@ -8,12 +8,12 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
     let s = Scenario::start();
     let LongBuild {
         name,
-        _def,
+        def: _def,
         tmp,
         mut child,
         stderr,
         mut seen,
-    } = long_build_in_provisioning(&s, "e2e-sigint-");
+    } = long_build_in_provisioning(&s, "e2e-sigint-", &[]);
     let report = s.compute.report();
     assert_eq!(report.0["servers"].as_array().unwrap().len(), 1);
     assert_eq!(report.0["containers"].as_array().unwrap().len(), 1);
@@ -55,8 +55,7 @@ fn sigint_mid_provisioning_cleans_up_within_ten_seconds() {
 #[test]
 fn a_cancelled_action_step_leaves_nothing_within_the_runners_ten_seconds() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-cancel-");
-    let def = small_definition_with(&name, "floating_ip_network = \"public\"", PROVISION_FOREVER);
+    let (name, def) = s.small_definition_with("e2e-cancel-", FIP_FROM_POOL, PROVISION_FOREVER);
     let tmp = tempfile::tempdir().unwrap();
     let inputs = std::collections::BTreeMap::from([
         ("command", "build".to_string()),
@@ -122,11 +121,11 @@ fn a_killed_tool_leaves_packer_to_clean_up() {
     let s = Scenario::start();
     let LongBuild {
         name,
-        _def: def,
+        def,
         tmp,
         mut child,
         ..
-    } = long_build_in_provisioning(&s, "e2e-kill9-");
+    } = long_build_in_provisioning(&s, "e2e-kill9-", &[]);
     let tool_pid = child.id() as i32;
     // Packer runs as a pair (its outer process and the real packer) plus plugins, all in
     // the group of the outer one: every one of them must end.

@@ -68,20 +68,13 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
     let s = Scenario::start();
     // 1. A fresh build: packer's openstack builder provisions the stand-in's server over
     // SSH; the image is active in Glance with the fingerprint; the record is written.
-    let DefaultBuild {
-        def,
-        service,
-        config,
-        run,
-        rec,
-        image_id,
-        took: first,
-    } = build_default_definition(&s, "e2e-default-", BASE_IMAGE);
-    assert!(run.stderr.contains("(command mode)"), "{}", run.stderr);
-    assert!(run.stderr.contains("Connected to SSH!"), "{}", run.stderr);
+    let first = build_default_definition(&s, "e2e-default-", BASE_IMAGE);
+    let (said, rec, image_id) = (&first.run.stderr, &first.rec, &first.image_id);
+    assert!(said.contains("(command mode)"), "{said}");
+    assert!(said.contains("Connected to SSH!"), "{said}");
     assert_eq!(rec["action"], "build", "{rec:#}");
     let fingerprint = rec["fingerprint"].as_str().unwrap().to_string();
-    let image = Glance::new(&s.cloud).unwrap().get(&image_id).unwrap();
+    let image = Glance::new(&s.cloud).unwrap().get(image_id).unwrap();
     assert_eq!(image.status, "active");
     assert_eq!(
         image.property("uworker_fingerprint"),
@@ -95,8 +88,8 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
     s.compute.reset();
     let (run, rec) = build(
         &s,
-        def.path(),
-        &config,
+        first.def.path(),
+        &first.config,
         &["--var", "worker_source=worker-standin"],
         &[],
     );
@@ -113,9 +106,10 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
 
     // 3. The image works: booted as a new host, its worker starts and logs in.
     let t1 = Instant::now();
-    boot_and_check_worker(&s, &image_id, &service, "debian 12");
+    boot_and_check_worker(&s, image_id, &first.service, "debian 12");
     eprintln!(
-        "default definition: build {first:?}, boot check {:?}",
+        "default definition: build {:?}, boot check {:?}",
+        first.took,
         t1.elapsed()
     );
 }
@@ -125,33 +119,21 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
 #[test]
 fn the_default_definition_builds_on_debian_13_and_its_image_runs_the_worker() {
     let s = Scenario::start();
-    let DefaultBuild {
-        service,
-        run,
-        image_id,
-        took: built,
-        ..
-    } = build_default_definition(&s, "e2e-debian13-", BASE_IMAGE_13);
+    let built = build_default_definition(&s, "e2e-debian13-", BASE_IMAGE_13);
+    let said = &built.run.stderr;
     assert!(
-        run.stderr
-            .contains("Python 3.12+: the worker is installed without ConcurrentLogHandler"),
-        "{}",
-        run.stderr
+        said.contains("Python 3.12+: the worker is installed without ConcurrentLogHandler"),
+        "{said}"
     );
-    assert_eq!(
-        Glance::new(&s.cloud)
-            .unwrap()
-            .get(&image_id)
-            .unwrap()
-            .status,
-        "active"
-    );
+    let image = Glance::new(&s.cloud).unwrap().get(&built.image_id).unwrap();
+    assert_eq!(image.status, "active");
     let report = s.finish();
     assert_eq!(report.calls("ServersController._create_image").len(), 1);
     let t1 = Instant::now();
-    boot_and_check_worker(&s, &image_id, &service, "debian 13");
+    boot_and_check_worker(&s, &built.image_id, &built.service, "debian 13");
     eprintln!(
-        "default definition on Debian 13: build {built:?}, boot check {:?}",
+        "default definition on Debian 13: build {:?}, boot check {:?}",
+        built.took,
         t1.elapsed()
     );
 }

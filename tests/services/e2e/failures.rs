@@ -8,8 +8,7 @@ use uworker_image::openstack::client::OpenStackError;
 #[test]
 fn transient_failures_are_retried_until_the_build_succeeds() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-retry-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
+    let (name, def) = s.small_definition("e2e-retry-", PROVISION_HOSTNAME);
     // Attempt 1: HTTP 500 on server create; attempt 2: the server goes to ERROR.
     s.compute
         .inject(faults(&[("create_500", 1), ("boot_error", 1)]));
@@ -19,11 +18,7 @@ fn transient_failures_are_retried_until_the_build_succeeds() {
     assert!(run.stderr.contains("attempt 3 of 3"), "{}", run.stderr);
 
     let report = s.finish();
-    let creates: Vec<u64> = report
-        .calls("ServersController.create")
-        .iter()
-        .map(|c| c["status"].as_u64().unwrap())
-        .collect();
+    let creates = report.statuses("ServersController.create");
     assert_eq!(creates, [500, 202, 202], "{:#?}", report.0["calls"]);
     // One key pair for the run, the tool's own (ed25519, imported, its marks in its name),
     // used by every attempt and deleted at the end: Nova generated none.
@@ -61,14 +56,13 @@ fn assert_the_runs_own_key_pair(report: &common::compute::Report, definition: &s
     );
 }
 
+/// A step that fails, saying so.
+const BREAKS_ON_PURPOSE: &str = "#!/bin/sh\necho 'step 2 of 3 broke on purpose' >&2\nexit 7\n";
+
 #[test]
 fn a_failing_provisioner_is_not_retried() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-fail-");
-    let def = small_definition(
-        &name,
-        "#!/bin/sh\necho 'step 2 of 3 broke on purpose' >&2\nexit 7\n",
-    );
+    let (name, def) = s.small_definition("e2e-fail-", BREAKS_ON_PURPOSE);
     let started = Instant::now();
     let (run, rec) = build(&s, def.path(), &plain_config(), &[], &["--attempts", "3"]);
     assert_eq!(run.code, 1, "{}", run.all());

@@ -16,6 +16,21 @@ impl FloatingIp<'_> {
         let network = self.cloud.endpoint("network").unwrap();
         format!("{network}/v2.0/floatingips/{}", self.id)
     }
+
+    /// Neutron shows it on no port now.
+    fn assert_detached(&self) {
+        let now: serde_json::Value = self
+            .cloud
+            .call(Method::GET, &self.url(), |r| r)
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            now["floatingip"]["port_id"],
+            serde_json::Value::Null,
+            "{now:#}"
+        );
+    }
 }
 
 impl Drop for FloatingIp<'_> {
@@ -58,8 +73,7 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     let s = Scenario::start();
     let floating = allocate_floating_ip(&s.cloud);
     let (fip, address) = (floating.id.clone(), floating.address.clone());
-    let name = s.definition_name("e2e-fip-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
+    let (_, def) = s.small_definition("e2e-fip-", PROVISION_HOSTNAME);
     // The seed's variable holds the address; packer's `floating_ip` takes the ID, which
     // `build` looks up.
     let var = format!("openstack_free_floating_ip={address}");
@@ -78,9 +92,8 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
     // A target's own floating_ip is in the template as written: an address there is
     // refused before packer, with the ID to write instead.
     s.compute.reset();
-    let literal = s.definition_name("e2e-fiplit-");
-    let def = small_definition_with(
-        &literal,
+    let (_, def) = s.small_definition_with(
+        "e2e-fiplit-",
         &format!("floating_ip = \"{address}\""),
         "#!/bin/sh\ntrue\n",
     );
@@ -101,17 +114,7 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
         .is_empty());
 
     // The server's deletion freed the address; the floating IP itself is the user's.
-    let now: serde_json::Value = s
-        .cloud
-        .call(Method::GET, &floating.url(), |r| r)
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(
-        now["floatingip"]["port_id"],
-        serde_json::Value::Null,
-        "{now:#}"
-    );
+    floating.assert_detached();
     drop(floating);
     s.finish();
 }
@@ -119,12 +122,7 @@ fn a_configured_floating_ip_is_how_packer_reaches_the_server() {
 #[test]
 fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-pool-");
-    let def = small_definition_with(
-        &name,
-        "floating_ip_network = \"public\"",
-        PROVISION_HOSTNAME,
-    );
+    let (_, def) = s.small_definition_with("e2e-pool-", FIP_FROM_POOL, PROVISION_HOSTNAME);
     let (run, rec) = build(&s, def.path(), &plain_config(), &[], &[]);
     assert_built(&run, &rec);
     let report = s.finish();
@@ -146,8 +144,7 @@ fn a_floating_ip_from_the_pool_is_allocated_and_released_by_packer() {
 fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
     let s = Scenario::start();
     let floating = allocate_floating_ip(&s.cloud);
-    let name = s.definition_name("e2e-killedfip-");
-    let def = small_definition(&name, PROVISION_FOREVER);
+    let (_, def) = s.small_definition("e2e-killedfip-", PROVISION_FOREVER);
     let var = format!("openstack_free_floating_ip={}", floating.address);
     // The build as kill_build_mid_provisioning runs it, with the seed's floating IP.
     let tmp = tempfile::tempdir().unwrap();
@@ -177,17 +174,7 @@ fn a_configured_floating_ip_left_on_a_dead_server_is_detached_not_released() {
         "{report:#}"
     );
     assert_eq!(items.len(), 3, "{report:#}");
-    let now: serde_json::Value = s
-        .cloud
-        .call(Method::GET, &floating.url(), |r| r)
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(
-        now["floatingip"]["port_id"],
-        serde_json::Value::Null,
-        "{now:#}"
-    );
+    floating.assert_detached();
     let report = s.compute.report();
     assert_eq!(
         report.calls("neutron PUT floatingips").len(),

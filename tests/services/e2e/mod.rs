@@ -87,6 +87,24 @@ impl Scenario {
         name
     }
 
+    /// The small definition of one script step under a new definition name of this
+    /// scenario (from `prefix`): the name and the definition.
+    pub(crate) fn small_definition(&self, prefix: &str, script: &str) -> (String, Fixture) {
+        self.small_definition_with(prefix, "", script)
+    }
+
+    /// The same with more keys in its target.
+    pub(crate) fn small_definition_with(
+        &self,
+        prefix: &str,
+        target_keys: &str,
+        script: &str,
+    ) -> (String, Fixture) {
+        let name = self.definition_name(prefix);
+        let def = small_definition_with(&name, target_keys, script);
+        (name, def)
+    }
+
     /// Images of definition `name` in Glance.
     pub(crate) fn images(&self, name: &str) -> Vec<Image> {
         images_in(&self.cloud, name)
@@ -180,6 +198,9 @@ fn small_definition_with(name: &str, target_keys: &str, script: &str) -> Fixture
     f.script("step.sh", script);
     f
 }
+
+/// The target key of a small definition whose server gets a floating IP from the pool.
+const FIP_FROM_POOL: &str = "floating_ip_network = \"public\"";
 
 pub(crate) fn record(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -276,10 +297,10 @@ fn spawn_build_with(
 const PROVISION_FOREVER: &str =
     "#!/bin/sh\necho provisioning-started\nsleep 300\necho provisioning-finished\n";
 
-/// A build of PROVISION_FOREVER, started and in its provisioning step.
+/// A build started in the background and past a given line of its output (`build_until`).
 struct LongBuild {
     name: String,
-    _def: Fixture,
+    def: Fixture,
     /// The build's TMPDIR.
     tmp: tempfile::TempDir,
     child: Child,
@@ -287,14 +308,24 @@ struct LongBuild {
     seen: Vec<String>,
 }
 
-fn long_build_in_provisioning(s: &Scenario, prefix: &str) -> LongBuild {
-    build_until(s, prefix, PROVISION_FOREVER, &[], "provisioning-started")
+impl LongBuild {
+    /// SIGINT, as a user's Ctrl-C: the build exits 130.
+    fn interrupt(&mut self) {
+        procs::signal(self.child.id() as i32, libc::SIGINT).unwrap();
+        let status = self.child.wait().unwrap();
+        self.stderr.drain_into(&mut self.seen);
+        assert_eq!(status.code(), Some(130), "{}", self.seen.join("\n"));
+    }
+}
+
+/// A build of PROVISION_FOREVER with `args`, started and in its provisioning step.
+fn long_build_in_provisioning(s: &Scenario, prefix: &str, args: &[&str]) -> LongBuild {
+    build_until(s, prefix, PROVISION_FOREVER, args, "provisioning-started")
 }
 
 /// A build of `script` with `args`, started and past the stderr line holding `marker`.
 fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: &str) -> LongBuild {
-    let name = s.definition_name(prefix);
-    let def = small_definition(&name, script);
+    let (name, def) = s.small_definition(prefix, script);
     let tmp = tempfile::tempdir().unwrap();
     let mut child = spawn_build_with(s, &def, tmp.path(), &[], args);
     let stderr = Lines::of(child.stderr.take().unwrap());
@@ -302,7 +333,7 @@ fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: 
     stderr.wait_for(marker, Duration::from_secs(180), &mut seen);
     LongBuild {
         name,
-        _def: def,
+        def,
         tmp,
         child,
         stderr,

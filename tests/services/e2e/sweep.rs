@@ -9,20 +9,7 @@ use common::compute::faults;
 #[test]
 fn a_live_runs_lease_spares_it_from_any_sweep() {
     let s = Scenario::start();
-    let LongBuild {
-        name: _,
-        _def: def,
-        tmp: _tmp,
-        mut child,
-        stderr,
-        mut seen,
-    } = build_until(
-        &s,
-        "e2e-lease-",
-        PROVISION_FOREVER,
-        &["--heartbeat", "2s"],
-        "provisioning-started",
-    );
+    let mut lease = long_build_in_provisioning(&s, "e2e-lease-", &["--heartbeat", "2s"]);
     // A renewal that went through (one while the server was still building got a 409).
     let until = Instant::now() + Duration::from_secs(20);
     while !s
@@ -37,7 +24,7 @@ fn a_live_runs_lease_spares_it_from_any_sweep() {
     }
     let server = ids_of(&s.compute.report(), "servers", "id");
 
-    let (run, report) = sweep(&s, def.path(), &["--older-than", "0s"]);
+    let (run, report) = sweep(&s, lease.def.path(), &["--older-than", "0s"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(swept(&report), [], "{report:#}");
     let spared = &report["spared"][0];
@@ -50,10 +37,7 @@ fn a_live_runs_lease_spares_it_from_any_sweep() {
         "{report:#}"
     );
 
-    procs::signal(child.id() as i32, libc::SIGINT).unwrap();
-    let status = child.wait().unwrap();
-    stderr.drain_into(&mut seen);
-    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    lease.interrupt();
     s.finish();
 }
 
@@ -66,7 +50,7 @@ fn a_server_nova_is_snapshotting_is_spared_by_a_sweep_though_its_lease_lapsed() 
     // A 1 s heartbeat: a 3 s lease, lapsed within the snapshot's 15 s.
     let LongBuild {
         name,
-        _def: def,
+        def,
         tmp: _tmp,
         mut child,
         stderr,
@@ -223,11 +207,22 @@ fn ids_of(report: &common::compute::Report, key: &str, field: &str) -> Vec<Strin
     ids
 }
 
+/// `ids_of` but for those in `foreign` (what the test made itself).
+fn ids_of_ours(
+    report: &common::compute::Report,
+    key: &str,
+    field: &str,
+    foreign: &[String],
+) -> Vec<String> {
+    let mut ids = ids_of(report, key, field);
+    ids.retain(|id| !foreign.contains(id));
+    ids
+}
+
 #[test]
 fn a_killed_runner_leaves_nothing_after_sweep() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-killed-");
-    let def = small_definition_with(&name, "floating_ip_network = \"public\"", PROVISION_FOREVER);
+    let (name, def) = s.small_definition_with("e2e-killed-", FIP_FROM_POOL, PROVISION_FOREVER);
     // Another definition's server and its packer key pair, a server with no metadata,
     // and a key pair of another tool: none of them is ours.
     let mut nova = Nova::new(&s);
@@ -257,14 +252,8 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     let t0 = Instant::now();
     kill_build_mid_provisioning(&s, &def);
     let left = s.compute.report();
-    let our_server: Vec<String> = ids_of(&left, "servers", "id")
-        .into_iter()
-        .filter(|id| !foreign_servers.contains(id))
-        .collect();
-    let our_key: Vec<String> = ids_of(&left, "keypairs", "")
-        .into_iter()
-        .filter(|k| !foreign_keys.contains(k))
-        .collect();
+    let our_server = ids_of_ours(&left, "servers", "id", &foreign_servers);
+    let our_key = ids_of_ours(&left, "keypairs", "", &foreign_keys);
     let our_fip = ids_of(&left, "floating_ips", "id");
     assert_eq!(our_server.len(), 1, "{:#}", left.0);
     assert_eq!(our_key.len(), 1, "{:#}", left.0);
@@ -371,10 +360,7 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
     // (default limit), then builds, and leaves nothing behind.
     kill_build_mid_provisioning(&s, &def);
     let second = s.compute.report();
-    let second_server: Vec<String> = ids_of(&second, "servers", "id")
-        .into_iter()
-        .filter(|id| !foreign_servers.contains(id))
-        .collect();
+    let second_server = ids_of_ours(&second, "servers", "id", &foreign_servers);
     assert_eq!(second_server.len(), 1, "{:#}", second.0);
     s.compute.age(5 * 3600);
     def.script("step.sh", PROVISION_HOSTNAME);
@@ -409,14 +395,9 @@ fn a_killed_runner_leaves_nothing_after_sweep() {
 #[test]
 fn a_short_runs_sweep_never_touches_a_long_runs_server() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-tworuns-");
-    let long_def = small_definition(&name, PROVISION_FOREVER);
-    let tmp = tempfile::tempdir().unwrap();
     // No lease renewal during the test: the long run's deadline alone must spare it.
-    let mut long = spawn_build_with(&s, &long_def, tmp.path(), &[], &QUIET_LEASE);
-    let stderr = Lines::of(long.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    stderr.wait_for("provisioning-started", Duration::from_secs(180), &mut seen);
+    let mut long = long_build_in_provisioning(&s, "e2e-tworuns-", &QUIET_LEASE);
+    let name = long.name.clone();
     let before = s.compute.report();
     let long_server = ids_of(&before, "servers", "id");
     let long_keypair = ids_of(&before, "keypairs", "");
@@ -471,12 +452,12 @@ fn a_short_runs_sweep_never_touches_a_long_runs_server() {
         (long_server, long_keypair),
         "the long run's server and key pair stay"
     );
-    assert!(long.try_wait().unwrap().is_none(), "the long build runs on");
+    assert!(
+        long.child.try_wait().unwrap().is_none(),
+        "the long build runs on"
+    );
 
-    procs::signal(long.id() as i32, libc::SIGINT).unwrap();
-    let status = long.wait().unwrap();
-    stderr.drain_into(&mut seen);
-    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+    long.interrupt();
     drop(nova);
     s.finish();
 }
@@ -484,9 +465,8 @@ fn a_short_runs_sweep_never_touches_a_long_runs_server() {
 #[test]
 fn a_stuck_image_of_ours_older_than_the_limit_is_swept_and_a_fresh_one_is_not() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-stuck-");
+    let (name, def) = s.small_definition("e2e-stuck-", PROVISION_HOSTNAME);
     let other = s.definition_name("e2e-stuck-other-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
     let ours = |suffix: &str| format!("{name}-e2e-{suffix}");
     let marks = [("uworker_image", name.as_str()), ("uworker_target", "e2e")];
     // Old: ours stuck saving (its upload died with the glance-api worker), ours active (a
@@ -545,8 +525,7 @@ fn a_stuck_image_of_ours_older_than_the_limit_is_swept_and_a_fresh_one_is_not() 
 #[test]
 fn sweep_exits_3_when_the_cloud_keeps_failing_and_0_when_it_recovers() {
     let s = Scenario::start();
-    let name = s.definition_name("e2e-sweepfail-");
-    let def = small_definition(&name, PROVISION_HOSTNAME);
+    let (_, def) = s.small_definition("e2e-sweepfail-", PROVISION_HOSTNAME);
     // The client tries 4 times: 4 failures are one too many, 3 are weathered.
     s.compute.inject(faults(&[("list_500", 4)]));
     let (run, report) = sweep(&s, def.path(), &["--dry-run"]);
@@ -566,10 +545,6 @@ fn sweep_exits_3_when_the_cloud_keeps_failing_and_0_when_it_recovers() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(swept(&report), [], "{report:#}");
     let report = s.finish();
-    let lists: Vec<u64> = report
-        .calls("ServersController.detail")
-        .iter()
-        .map(|c| c["status"].as_u64().unwrap())
-        .collect();
+    let lists = report.statuses("ServersController.detail");
     assert_eq!(lists, [500, 500, 500, 500, 500, 500, 500, 200]);
 }
