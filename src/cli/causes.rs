@@ -80,26 +80,35 @@ mod tests {
     /// the list, which gives the code.
     const INTERNAL: &[&str] = &["WordError", "ValueError", "TransportError", "SnapshotError"];
 
-    /// Every `enum ...Error` in src/, whatever its visibility and derives.
-    fn error_types_in_src() -> Vec<String> {
-        let mut found = Vec::new();
+    /// Every file under src/, with its text.
+    fn src_files() -> Vec<(std::path::PathBuf, String)> {
+        let mut files = Vec::new();
         let mut pending = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
         while let Some(dir) = pending.pop() {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     pending.push(path);
-                    continue;
+                } else {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    files.push((path, text));
                 }
-                let text = std::fs::read_to_string(&path).unwrap();
-                for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
-                    let mut words = line.split_whitespace();
-                    if words.any(|word| word == "enum") {
-                        let name = words.next().unwrap_or_default();
-                        let name = name.split(['<', '{']).next().unwrap_or_default();
-                        if name.ends_with("Error") {
-                            found.push(name.to_string());
-                        }
+            }
+        }
+        files
+    }
+
+    /// Every `enum ...Error` in src/, whatever its visibility and derives.
+    fn error_types_in_src() -> Vec<String> {
+        let mut found = Vec::new();
+        for (_, text) in src_files() {
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                let mut words = line.split_whitespace();
+                if words.any(|word| word == "enum") {
+                    let name = words.next().unwrap_or_default();
+                    let name = name.split(['<', '{']).next().unwrap_or_default();
+                    if name.ends_with("Error") {
+                        found.push(name.to_string());
                     }
                 }
             }
@@ -159,33 +168,23 @@ mod tests {
     /// never also in the error's own message.
     #[test]
     fn no_error_message_repeats_its_source() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut pending = vec![root];
         let mut offenders = Vec::new();
         let mut checked = 0;
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    pending.push(path);
+        for (path, text) in src_files() {
+            let lines: Vec<&str> = text.lines().collect();
+            for (at, line) in lines.iter().enumerate() {
+                if !line.trim_start().starts_with("#[error(\"") {
                     continue;
                 }
-                let text = std::fs::read_to_string(&path).unwrap();
-                let lines: Vec<&str> = text.lines().collect();
-                for (at, line) in lines.iter().enumerate() {
-                    if !line.trim_start().starts_with("#[error(\"") {
-                        continue;
-                    }
-                    for field in source_fields(&lines, at) {
-                        checked += 1;
-                        let shown = [
-                            format!("{{{field}}}"),
-                            format!("{{{field}:"),
-                            format!(".{field}"),
-                        ];
-                        if shown.iter().any(|s| line.contains(s.as_str())) {
-                            offenders.push(format!("{}:{}", path.display(), at + 1));
-                        }
+                for field in source_fields(&lines, at) {
+                    checked += 1;
+                    let shown = [
+                        format!("{{{field}}}"),
+                        format!("{{{field}:"),
+                        format!(".{field}"),
+                    ];
+                    if shown.iter().any(|s| line.contains(s.as_str())) {
+                        offenders.push(format!("{}:{}", path.display(), at + 1));
                     }
                 }
             }
