@@ -244,6 +244,18 @@ fn each_caller_calls_the_pipeline_with_inherit_and_the_grant_it_needs() {
         "about 20 lines: {}",
         text.lines().count()
     );
+    // Shown whole in the README's adoption section, which says why `secrets: inherit`.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Adopting the action\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README: ## Adopting the action");
+    assert!(
+        section.contains(&format!("```yaml\n{text}```\n")),
+        "README's adoption section does not show {CALLER_EXAMPLE} whole"
+    );
+    assert!(section.contains("secrets: inherit"));
 }
 
 #[test]
