@@ -230,6 +230,12 @@ fn each_caller_calls_the_pipeline_with_inherit_and_the_grant_it_needs() {
         events(&example),
         set(&["pull_request", "push", "workflow_dispatch", "schedule"])
     );
+    // What it calls keeps the secret boundary: no secret in a `uses:` step's env, none
+    // at job or workflow level, none where something compiles.
+    assert_eq!(
+        secret_boundary_violations(&load(PIPELINE)),
+        Vec::<String>::new()
+    );
     let with = &example["jobs"]["image"]["with"];
     assert!(with["tool-version"].is_badvalue() && with["sweep"].is_badvalue());
     assert_eq!(with["force"], image["force"]);
