@@ -20,6 +20,7 @@ use crate::openstack::clouds::CloudsError;
 use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
 use crate::report::ReportError;
+use crate::run_key::RunKeyError;
 use crate::seed::SeedError;
 
 /// `code_of` tries each error type on a cause; `CODED` names them for the test that
@@ -53,6 +54,7 @@ coded_errors!(
     GitHubError,
     JobApiError,
     ReportError,
+    RunKeyError,
     CommandError,
 );
 
@@ -98,15 +100,16 @@ mod tests {
         files
     }
 
-    /// Every `enum ...Error` in src/, whatever its visibility and derives.
+    /// Every `enum ...Error` and `struct ...Error` in src/, whatever its visibility and
+    /// derives.
     fn error_types_in_src() -> Vec<String> {
         let mut found = Vec::new();
         for (_, text) in src_files() {
             for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
                 let mut words = line.split_whitespace();
-                if words.any(|word| word == "enum") {
+                if words.any(|word| word == "enum" || word == "struct") {
                     let name = words.next().unwrap_or_default();
-                    let name = name.split(['<', '{']).next().unwrap_or_default();
+                    let name = name.split(['<', '{', '(']).next().unwrap_or_default();
                     if name.ends_with("Error") {
                         found.push(name.to_string());
                     }
@@ -173,10 +176,15 @@ mod tests {
         for (path, text) in src_files() {
             let lines: Vec<&str> = text.lines().collect();
             for (at, line) in lines.iter().enumerate() {
-                if !line.trim_start().starts_with("#[error(\"") {
+                if !line.trim_start().starts_with("#[error(") {
                     continue;
                 }
-                for field in source_fields(&lines, at) {
+                // The attribute, over as many lines as it takes.
+                let end = (at..lines.len())
+                    .find(|&i| lines[i].trim_end().ends_with(")]"))
+                    .unwrap_or(at);
+                let line = lines[at..=end].join(" ");
+                for field in source_fields(&lines, end) {
                     checked += 1;
                     let shown = [
                         format!("{{{field}}}"),
