@@ -207,17 +207,20 @@ mod tests {
     /// CI's annotation names the definition's file and line, with the whole chain.
     #[test]
     fn a_definition_error_anywhere_in_the_chain_gives_its_line() {
-        let error = anyhow::Error::new(DefinitionError::StepFile {
+        let error = anyhow::Error::new(DefinitionError::StepFileMissing {
             path: "image.toml".into(),
             line: 5,
             source_path: "scripts/a.sh".into(),
-            hint: " cannot be read".into(),
-            error: std::io::Error::other("gone").into(),
+            dir: "/def".into(),
+            error: std::io::Error::other("gone"),
         })
         .context("loading the definition");
         let (path, line, message) = definition_line(&error).unwrap();
         assert_eq!((path, line), (Path::new("image.toml"), Some(5)));
-        assert_eq!(message, "image.toml:5: `scripts/a.sh` cannot be read: gone");
+        assert_eq!(
+            message,
+            "image.toml:5: `scripts/a.sh` cannot be read (paths are relative to /def): gone"
+        );
         assert!(definition_line(&anyhow::anyhow!("no definition")).is_none());
     }
 
