@@ -603,6 +603,42 @@ fn sweep_step(job: &Yaml, name: &str) -> String {
 }
 
 #[test]
+fn the_release_runs_after_a_failed_or_cancelled_build_leg_but_never_on_pull_request() {
+    // One cancelled leg marks the whole matrix cancelled; the targets that built must
+    // still be released, or the next plan skips them (their image exists).
+    let wf = load(PIPELINE);
+    let job = &wf["jobs"]["release"];
+    let cond = job["if"].as_str().unwrap_or_default();
+    assert!(cond.starts_with("always() && "), "release: {cond}");
+    assert!(!cond.contains("cancelled"), "release: {cond}");
+    assert!(
+        !cond.contains("needs.build.result == 'success'"),
+        "release: {cond}"
+    );
+    assert!(
+        cond.contains("github.event_name != 'pull_request'"),
+        "release: {cond}"
+    );
+    assert!(
+        cond.contains("needs.plan.result == 'success'"),
+        "release: {cond}"
+    );
+    assert!(
+        cond.contains("needs.build.result != 'skipped'"),
+        "release: {cond}"
+    );
+    // It releases whatever records the legs left.
+    assert!(
+        job["steps"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .any(|s| s["with"]["pattern"].as_str() == Some("record-*")),
+        "release: downloads every record"
+    );
+}
+
+#[test]
 fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
     // After the build job of a run failed or was cancelled: that run's leftovers, at once.
     let pipeline = load(PIPELINE);
