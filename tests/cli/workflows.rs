@@ -1263,7 +1263,8 @@ fn a_release_tag_installs_the_release_binary_checked_and_compiles_nothing() {
         "asset=uworker-image-x86_64-unknown-linux-musl.tar.gz",
         r#"if [ "$(cat "$asset.sha256")" != "$(sha256sum "$asset")" ]; then"#,
         r#"gh attestation verify "$asset" --repo "$REPOSITORY" \"#,
-        r#"--signer-workflow "$REPOSITORY/.github/workflows/release.yml""#,
+        r#"--signer-workflow "$REPOSITORY/.github/workflows/release.yml" \"#,
+        r#"--source-ref "refs/tags/$tag" --deny-self-hosted-runners"#,
     ] {
         assert!(script.contains(part), "tool-release: no `{part}`");
     }
@@ -1323,7 +1324,7 @@ fn the_release_binary_is_refused_when_its_checksum_does_not_name_it_alone() {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(
         bin.join("gh"),
-        "#!/bin/sh\necho \"$@\" >>\"$RUNNER_TEMP/gh-args\"\n",
+        "#!/bin/sh\necho \"$@\" >>\"$RUNNER_TEMP/gh-args\"\n[ ! -e \"$(dirname \"$0\")/gh-fails\" ]\n",
     )
     .unwrap();
     std::fs::set_permissions(
@@ -1367,9 +1368,18 @@ fn the_release_binary_is_refused_when_its_checksum_does_not_name_it_alone() {
         );
         assert_eq!(
             gh,
-            "attestation verify uworker-image-x86_64-unknown-linux-musl.tar.gz --repo OWNER/uworker-image --signer-workflow OWNER/uworker-image/.github/workflows/release.yml\n"
+            "attestation verify uworker-image-x86_64-unknown-linux-musl.tar.gz --repo OWNER/uworker-image --signer-workflow OWNER/uworker-image/.github/workflows/release.yml --source-ref refs/tags/v1.2.0 --deny-self-hosted-runners\n"
         );
     }
+    // The attestation does not verify (another ref, another workflow): the step fails,
+    // nothing is unpacked or run, nothing is output.
+    std::fs::write(bin.join("gh-fails"), "").unwrap();
+    let (r, output, gh) = fetch("v1.2.0", at_tag);
+    std::fs::remove_file(bin.join("gh-fails")).unwrap();
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains("uworker-image 1.2.0"), "{}", r.all());
+    assert_eq!(output, "");
+    assert!(gh.contains("--source-ref refs/tags/v1.2.0"), "{gh}");
     // Called at a branch with no tool-version; a version that is no tag.
     for (version, workflow_ref, message) in [
         (
