@@ -113,6 +113,19 @@ fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
         paths("pull_request").contains(&"provision/**".to_string())
             && paths("pull_request").contains(&"src/**".to_string())
     );
+    // What a pull request runs on, its merge runs on too: a change to the tool's source
+    // is compiled and used on main (docs/github-actions.md), not only in its check.
+    let sorted = |event: &str| paths(event).into_iter().collect::<BTreeSet<_>>();
+    assert_eq!(sorted("push"), sorted("pull_request"));
+    for path in [
+        "src/**",
+        "Cargo.toml",
+        "Cargo.lock",
+        "action.yml",
+        "action/**",
+    ] {
+        assert!(paths("push").contains(&path.to_string()), "push: {path}");
+    }
     assert_eq!(on["push"]["branches"][0].as_str(), Some("main"));
     let inputs = &on["workflow_dispatch"]["inputs"];
     assert_eq!(keys(inputs), set(&["force", "target"]));
