@@ -1401,11 +1401,23 @@ fn the_release_binary_is_refused_when_its_checksum_does_not_name_it_alone() {
             "not at a release tag: set input tool-version",
         ),
         ("../v1", at_tag, "is not a release tag"),
+        // A newline in the ref or the input: no second workflow command.
+        (
+            "",
+            "O/u/.github/workflows/p.yml@refs/heads/x\n::warning::injected%0A",
+            "not at a release tag: set input tool-version",
+        ),
+        ("v1\n::warning::injected", at_tag, "is not a release tag"),
     ] {
         let (r, output, _) = fetch(version, workflow_ref);
         assert_ne!(r.code, 0, "{version:?}");
         assert!(r.all().contains(message), "{}", r.all());
         assert_eq!(output, "");
+        let all = r.all();
+        let commands: Vec<&str> = all.lines().filter(|l| l.starts_with("::")).collect();
+        assert_eq!(commands.len(), 1, "{}", r.all());
+        assert!(commands[0].starts_with("::error::"), "{}", r.all());
+        assert!(!r.all().contains("injected%0A"), "{}", r.all());
     }
     // A .sha256 that does not match, names another file, or has a second line: refused
     // before gh, never output.
