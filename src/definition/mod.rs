@@ -271,8 +271,9 @@ pub enum DefinitionError {
         path: PathBuf,
         line: usize,
         source_path: String,
+        /// Boxed: a TreeError holds three paths, and every Result of this type carries its size.
         #[source]
-        error: tree::TreeError,
+        error: Box<tree::TreeError>,
     },
 }
 
@@ -397,7 +398,7 @@ impl Definition {
                     path: path.to_path_buf(),
                     line: step.line,
                     source_path: source.to_string(),
-                    error,
+                    error: Box::new(error),
                 }
             })?;
             found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
