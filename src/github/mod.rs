@@ -705,6 +705,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limit_that_outlasts_the_tries_is_no_refusal_of_the_token() {
+        let server = Server::start("127.0.0.1", |_| {
+            Answer::new(
+                403,
+                r#"{"message": "You have exceeded a secondary rate limit"}"#,
+            )
+            .header("Retry-After", "0")
+        });
+        let err = github(&server).release_by_tag("image-1").unwrap_err();
+        assert!(!err.is_forbidden(), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                GitHubError::Transport {
+                    error: TransportError::StillRateLimited { attempts: 5 },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(server.requests().len(), 5);
+    }
+
+    #[test]
     fn the_asset_download_follows_storage_elsewhere_without_the_token() {
         let storage = Server::start("127.0.0.2", |_| Answer::new(200, "{\"elsewhere\": 1}"));
         let away = format!("{}/download/1", storage.url);

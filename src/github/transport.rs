@@ -31,6 +31,9 @@ pub enum TransportError {
     },
     #[error("rate limited for {wait_s} s more")]
     RateLimited { wait_s: u64 },
+    /// Every try met a rate limit: not the token's refusal, which a 403 would look like.
+    #[error("GitHub still rate limited after {attempts} attempt(s)")]
+    StillRateLimited { attempts: u32 },
     #[error("{url} is not a URL")]
     Url {
         url: String,
@@ -76,6 +79,20 @@ impl retry::Answer for ReadAnswer {
         String::from_utf8_lossy(&self.body)
             .to_ascii_lowercase()
             .contains("rate limit")
+    }
+}
+
+impl ReadAnswer {
+    /// A primary (`x-ratelimit-remaining: 0`) or secondary rate limit.
+    fn is_rate_limit(&self) -> bool {
+        use retry::Answer;
+        matches!(self.status.as_u16(), 403 | 429)
+            && (self
+                .headers
+                .get("x-ratelimit-remaining")
+                .map(|v| v.as_bytes())
+                == Some(b"0")
+                || self.says_rate_limited())
     }
 }
 
@@ -131,6 +148,10 @@ impl Transport {
             })
         };
         match retry::send(&self.retry, &label, once) {
+            // A 403 rate limit handed to octocrab would read as a refusal of the token.
+            Err(Failure::Exhausted { last, attempts }) if last.is_rate_limit() => {
+                Err(TransportError::StillRateLimited { attempts })
+            }
             // The last answer of a call that kept failing is octocrab's to report.
             Ok(answer) | Err(Failure::Exhausted { last: answer, .. }) => Ok(answer),
             Err(Failure::TooLong { wait, .. }) => Err(TransportError::RateLimited {
