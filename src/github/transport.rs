@@ -193,3 +193,67 @@ impl tower_service::Service<http::Request<OctoBody>> for Transport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::retry::{Answer as _, Verdict};
+    use crate::loopback::{Answer, Server};
+    use std::time::{Duration, SystemTime};
+
+    fn transport(api: &str) -> Transport {
+        let origin = reqwest::Url::parse(api)
+            .unwrap()
+            .origin()
+            .ascii_serialization();
+        Transport {
+            client: Client::new(),
+            retry: Retry {
+                attempts: 1,
+                first_delay: Duration::from_millis(10),
+            },
+            api: api.to_string(),
+            origins: [origin.clone(), origin],
+            token: SecretString::from("ghs_not-a-real-token".to_string()),
+        }
+    }
+
+    fn get(uri: &str) -> http::request::Parts {
+        http::Request::get(uri).body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_token_goes_only_to_githubs_origins() {
+        let api = Server::start("127.0.0.1", |_| Answer::new(200, "{}"));
+        let elsewhere = Server::start("127.0.0.2", |_| Answer::new(200, "{}"));
+        let transport = transport(&api.url);
+        transport.send(get("/user"), Bytes::new()).unwrap();
+        let away = format!("{}/somewhere", elsewhere.url);
+        transport.send(get(&away), Bytes::new()).unwrap();
+        assert_eq!(
+            api.requests()[0].header("authorization"),
+            Some("Bearer ghs_not-a-real-token")
+        );
+        assert_eq!(elsewhere.requests().len(), 1);
+        assert_eq!(elsewhere.requests()[0].header("authorization"), None);
+    }
+
+    #[test]
+    fn a_secondary_limit_without_retry_after_is_judged_a_rate_limit() {
+        let answer = ReadAnswer {
+            status: StatusCode::FORBIDDEN,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(br#"{"message": "You have exceeded a secondary rate limit"}"#),
+        };
+        assert!(answer.says_rate_limited());
+        assert!(answer.is_rate_limit());
+        let verdict = crate::github::default_retry().verdict(
+            answer.status(),
+            answer.headers(),
+            answer.says_rate_limited(),
+            1,
+            SystemTime::now(),
+        );
+        assert_eq!(verdict, Verdict::RetryAfter(Duration::from_secs(60)));
+    }
+}
