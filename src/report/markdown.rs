@@ -15,7 +15,7 @@ pub struct Context {
 }
 
 /// Inline code that survives backticks in the value.
-fn code(value: &str) -> String {
+pub fn code(value: &str) -> String {
     if value.contains('`') {
         format!("`` {value} ``")
     } else {
@@ -24,7 +24,7 @@ fn code(value: &str) -> String {
 }
 
 /// A two-column table with an empty header row (GitHub needs one).
-fn table(rows: &[(&str, String)]) -> String {
+pub fn table(rows: &[(&str, String)]) -> String {
     let mut out = String::from("| | |\n|---|---|\n");
     for (key, value) in rows {
         out.push_str(&format!("| {key} | {} |\n", value.replace('|', "\\|")));
