@@ -11,6 +11,7 @@ use super::Session;
 use crate::ci::Actions;
 use crate::definition::Target;
 use crate::env::Env;
+use crate::error_chain::Chain;
 use crate::lifecycle::{
     self, LifecycleError, Status, STATUS_PROPERTY, WITHDRAWN_AT_PROPERTY, WITHDRAWN_BY_PROPERTY,
     WITHDRAWN_REASON_PROPERTY,
@@ -200,7 +201,8 @@ impl Outcome {
             self.current.as_ref().map_or_else(none, Shown::markdown),
         ));
         if let Some(reason) = &self.reason {
-            rows.push(("reason", reason.clone()));
+            // One table row: a line break would end the table.
+            rows.push(("reason", reason.replace(['\r', '\n'], " ")));
         }
         format!(
             "### {} of target {}{}\n\n{}\n",
@@ -227,19 +229,30 @@ impl Outcome {
                 }
             }
         }
+        // The change is made: a summary that cannot be written is a warning, not a failure.
         if let Some(actions) = Actions::detect(env) {
-            actions.add_summary(&session.redactor.redact(&self.markdown()))?;
             let withdrawn: Vec<&str> = self.withdrawn.iter().map(|i| i.id.as_str()).collect();
-            actions.set_outputs(&[
-                (
-                    "current_image_id",
-                    self.current
-                        .as_ref()
-                        .map(|i| i.id.clone())
-                        .unwrap_or_default(),
-                ),
-                ("withdrawn_image_ids", withdrawn.join(" ")),
-            ])?;
+            let written = actions
+                .add_summary(&session.redactor.redact(&self.markdown()))
+                .and_then(|()| {
+                    actions.set_outputs(&[
+                        (
+                            "current_image_id",
+                            self.current
+                                .as_ref()
+                                .map(|i| i.id.clone())
+                                .unwrap_or_default(),
+                        ),
+                        ("withdrawn_image_ids", withdrawn.join(" ")),
+                    ])
+                });
+            if let Err(error) = written {
+                session.info(&format!(
+                    "{}: warning: cannot write the job summary or step outputs: {}",
+                    self.command,
+                    Chain(&error)
+                ));
+            }
         }
         Ok(())
     }
@@ -292,6 +305,10 @@ mod tests {
             markdown.contains("| reason | worker \\| crashes |"),
             "{markdown}"
         );
+        outcome.reason = Some("two\nlines".into());
+        let markdown = outcome.markdown();
+        assert!(markdown.contains("| reason | two lines |\n"), "{markdown}");
+        outcome.reason = Some("worker | crashes".into());
 
         outcome.dry_run = true;
         outcome.current = None;

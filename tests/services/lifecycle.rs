@@ -118,12 +118,37 @@ fn rollback_moves_the_current_image_back_and_promote_moves_it_forward() {
     );
 
     let reason = "worker \"crashes\" at $HOME start\nsee run 42";
+    // As a workflow step: the job summary, the step outputs, the actor.
+    let actions = tempfile::tempdir().unwrap();
+    let summary = actions.path().join("summary.md");
+    let outputs = actions.path().join("outputs");
+    let mut in_actions = vars.clone();
+    in_actions.extend([
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_ACTOR", "octo cat"),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ("GITHUB_OUTPUT", outputs.to_str().unwrap()),
+    ]);
     let rolled = run_tool(
         f.path(),
         &["--output", "json", "rollback", "--reason", reason],
-        &vars,
+        &in_actions,
     );
     let outcome = json(&rolled);
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.starts_with("### rollback of target `t`\n")
+            && summary.contains(&format!("| withdrawn | `{}` `{name}-t-2`", v2.id))
+            && summary.contains(&format!("| current now | `{}` `{name}-t-1`", v1.id))
+            && summary.contains("| reason | worker \"crashes\" at $HOME start see run 42 |\n"),
+        "{summary}"
+    );
+    let outputs = std::fs::read_to_string(&outputs).unwrap();
+    assert!(
+        outputs.contains(&format!("current_image_id={}\n", v1.id))
+            && outputs.contains(&format!("withdrawn_image_ids={}\n", v2.id)),
+        "{outputs}"
+    );
     assert_eq!(outcome["was_current"]["id"], v2.id.as_str());
     assert_eq!(outcome["withdrawn"][0]["id"], v2.id.as_str());
     assert_eq!(outcome["current"]["id"], v1.id.as_str());
@@ -133,6 +158,10 @@ fn rollback_moves_the_current_image_back_and_promote_moves_it_forward() {
     let withdrawn = glance.get(&v2.id).unwrap();
     assert_eq!(withdrawn.property("uworker_status"), Some("withdrawn"));
     assert_eq!(withdrawn.property("uworker_withdrawn_reason"), Some(reason));
+    assert_eq!(
+        withdrawn.property("uworker_withdrawn_by"),
+        Some("github:octo cat")
+    );
     let withdrawn_at = withdrawn
         .property("uworker_withdrawn_at")
         .unwrap()
