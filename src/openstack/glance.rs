@@ -173,9 +173,9 @@ impl<'a> Glance<'a> {
             .collect())
     }
 
-    /// The current image of `target` of definition `name`, as consumers ask for it: one
-    /// query for the project's newest active image with `uworker_image`, `uworker_target`
-    /// and `uworker_status` = `verified`.
+    /// The current image of `target` of definition `name`, exactly as consumers ask for
+    /// it (no name check, unlike `definition_images`): the project's newest active image
+    /// with `uworker_image`, `uworker_target` and `uworker_status` = `verified`.
     pub fn current_image(&self, name: &str, target: &str) -> Result<Option<Image>, OpenStackError> {
         let owner = self.cloud.project_id()?;
         let verified = Status::Verified.as_str();
@@ -184,9 +184,6 @@ impl<'a> Glance<'a> {
                 && i.property(IMAGE_PROPERTY) == Some(name)
                 && i.property(TARGET_PROPERTY) == Some(target)
                 && i.property(STATUS_PROPERTY) == Some(verified)
-                && i.name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(&format!("{name}-")))
         };
         let found = self.list(
             &[
