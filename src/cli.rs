@@ -97,8 +97,15 @@ pub enum Command {
     Test(TestArgs),
     /// Plan, then build the target's image with packer unless one with this fingerprint exists.
     Build(BuildArgs),
-    /// Delete old images of this definition in Glance, keeping the newest N per target.
+    /// Delete old images of this definition in Glance, keeping the newest N per target
+    /// (never the current image nor the one a rollback returns to).
     Prune(PruneArgs),
+    /// Make the target's previous verified image current again: its current image (the
+    /// newest verified) is marked withdrawn.
+    Rollback(RollbackArgs),
+    /// Make a verified or withdrawn image the target's current one: it is marked verified
+    /// and every newer verified image withdrawn.
+    Promote(PromoteArgs),
     /// Report a plan or build record to GitHub: a release (push to the default branch,
     /// dispatch) or a sticky pull-request comment, step outputs and the job summary.
     Report(ReportArgs),
@@ -211,6 +218,35 @@ pub struct PruneArgs {
     #[arg(long, env = "UWORKER_IMAGE_KEEP", default_value_t = 3)]
     pub keep: usize,
     /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Why (kept in Glance as `uworker_withdrawn_reason` on the withdrawn image, at most
+    /// 255 characters).
+    #[arg(long, env = "UWORKER_IMAGE_REASON", value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Say what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The image: its ID or name (of this definition and target, in this project).
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Also promote an image without a `uworker_status` (built before the image
+    /// lifecycle, never verified).
+    #[arg(long)]
+    pub adopt: bool,
+    /// Why (kept in Glance as `uworker_withdrawn_reason` on the images it withdraws, at
+    /// most 255 characters).
+    #[arg(long, env = "UWORKER_IMAGE_REASON", value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Say what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -353,6 +389,22 @@ impl Cli {
                 target,
                 output,
                 keep: args.keep,
+                dry_run: args.dry_run,
+            }),
+            Command::Rollback(args) => Request::Rollback(request::Rollback {
+                load,
+                target,
+                output,
+                reason: args.reason,
+                dry_run: args.dry_run,
+            }),
+            Command::Promote(args) => Request::Promote(request::Promote {
+                load,
+                target,
+                output,
+                image: args.image,
+                adopt: args.adopt,
+                reason: args.reason,
                 dry_run: args.dry_run,
             }),
             Command::Report(args) => Request::Report(request::Report {
@@ -564,6 +616,24 @@ mod tests {
             panic!("not plan");
         };
         assert_eq!(plan.record.validation, Validation::Cancelled);
+        let Request::Rollback(rollback) = request(&[
+            "--target",
+            "t",
+            "rollback",
+            "--reason",
+            "boot loops",
+            "--dry-run",
+        ]) else {
+            panic!("not rollback");
+        };
+        assert_eq!(rollback.target.as_deref(), Some("t"));
+        assert_eq!(rollback.reason.as_deref(), Some("boot loops"));
+        assert!(rollback.dry_run);
+        let Request::Promote(promote) = request(&["promote", "img-1", "--adopt"]) else {
+            panic!("not promote");
+        };
+        assert_eq!(promote.image, "img-1");
+        assert!(promote.adopt && !promote.dry_run && promote.reason.is_none());
         let Request::Report(report) =
             request(&["report", "--record", "r", "--validation", "failure"])
         else {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::fingerprint::{Changes, Fingerprint, Manifest};
+use crate::lifecycle::{Serving, Status};
 use crate::record::{Action, BaseImageChoice, Record};
 
 /// What looking for an image with the fingerprint found.
@@ -14,6 +15,8 @@ pub enum Lookup {
         image_id: String,
         /// Since Glance's `created_at` of the image (None when it could not be read).
         age: Option<Duration>,
+        /// Its lifecycle status: whether it serves its fingerprint.
+        serving: Serving,
     },
     Missing,
 }
@@ -39,7 +42,11 @@ pub fn decide(
 ) -> Record {
     let changes = previous.map(|p| Changes::between(p, &manifest));
     let image_age_seconds = match &lookup {
-        Lookup::Found { age, .. } => age.map(|a| a.as_secs()),
+        Lookup::Found {
+            age,
+            serving: Serving::Serves,
+            ..
+        } => age.map(|a| a.as_secs()),
         _ => None,
     };
     let (action, image_id, reason) = match (lookup, policy.force) {
@@ -48,10 +55,35 @@ pub fn decide(
             None,
             format!("--force: rebuilding although image {image_id} has this fingerprint"),
         ),
+        // Rolled back or failed: the same inputs would make the same image again.
+        (
+            Lookup::Found {
+                image_id,
+                serving: Serving::Held { status, since },
+                ..
+            },
+            false,
+        ) => (Action::Skip, None, held_reason(&image_id, status, since)),
+        (
+            Lookup::Found {
+                image_id,
+                serving: Serving::Unverified { value },
+                ..
+            },
+            false,
+        ) => (
+            Action::Build,
+            None,
+            format!(
+                "image {image_id} of this fingerprint is `{value}`, never verified (a run that \
+                 ended before its verification): a build is planned"
+            ),
+        ),
         (
             Lookup::Found {
                 image_id,
                 age: Some(age),
+                ..
             },
             false,
         ) if policy.max_age.is_some_and(|max| age > max) => {
@@ -99,6 +131,22 @@ pub fn decide(
         warnings,
         ..Record::plan(manifest, fingerprint, action, reason)
     }
+}
+
+/// Why the image of a withdrawn or failed fingerprint is not built again: the plan skips
+/// (nothing serves from it; the target's current image is still the previous verified
+/// one), and says what would build.
+fn held_reason(image_id: &str, status: Status, since: Option<String>) -> String {
+    let what = match status {
+        Status::Failed => "failed its verification".to_string(),
+        _ => match since {
+            Some(at) => format!("was withdrawn (rolled back) on {at}"),
+            None => "was withdrawn (rolled back)".to_string(),
+        },
+    };
+    format!(
+        "image {image_id} of this fingerprint {what}: a rebuild needs a changed input or --force"
+    )
 }
 
 /// A duration in its largest whole unit: `31 days`, `3 hours`, `1 minute`, `2 seconds`.
@@ -166,9 +214,14 @@ mod tests {
     }
 
     fn plan(age: Option<u64>, policy: Policy) -> Record {
+        plan_of(age, Serving::Serves, policy)
+    }
+
+    fn plan_of(age: Option<u64>, serving: Serving, policy: Policy) -> Record {
         let lookup = Lookup::Found {
             image_id: "img-1".into(),
             age: age.map(Duration::from_secs),
+            serving,
         };
         decide(
             manifest(),
@@ -252,6 +305,76 @@ mod tests {
         );
         assert_eq!(forced.action, Action::Build);
         assert!(forced.reason.starts_with("--force"), "{}", forced.reason);
+    }
+
+    /// A rolled-back or failed fingerprint is not built again by itself, old or not (the
+    /// same inputs would make the same image), nor does its image serve; `--force` builds.
+    #[test]
+    fn a_withdrawn_or_failed_image_does_not_serve_and_holds_its_fingerprint() {
+        let withdrawn = || Serving::Held {
+            status: Status::Withdrawn,
+            since: Some("2026-11-30T12:00:00Z".into()),
+        };
+        let stale = Policy {
+            force: false,
+            max_age: Some(Duration::from_secs(DAY)),
+        };
+        for policy in [Policy::default(), stale] {
+            let held = plan_of(Some(2 * DAY), withdrawn(), policy);
+            assert_eq!(held.action, Action::Skip);
+            assert_eq!((held.image_id, held.image_age_seconds), (None, None));
+            assert_eq!(
+                held.reason,
+                "image img-1 of this fingerprint was withdrawn (rolled back) on \
+                 2026-11-30T12:00:00Z: a rebuild needs a changed input or --force"
+            );
+        }
+        let failed = Serving::Held {
+            status: Status::Failed,
+            since: None,
+        };
+        let held = plan_of(None, failed.clone(), Policy::default());
+        assert_eq!((held.action, held.image_id), (Action::Skip, None));
+        assert_eq!(
+            held.reason,
+            "image img-1 of this fingerprint failed its verification: a rebuild needs a \
+             changed input or --force"
+        );
+        let undated = Serving::Held {
+            status: Status::Withdrawn,
+            since: None,
+        };
+        assert!(plan_of(None, undated, Policy::default())
+            .reason
+            .contains("was withdrawn (rolled back): a rebuild"));
+        let forced = Policy {
+            force: true,
+            max_age: None,
+        };
+        for serving in [withdrawn(), failed] {
+            let p = plan_of(None, serving, forced);
+            assert_eq!(p.action, Action::Build);
+            assert!(p.reason.starts_with("--force"), "{}", p.reason);
+        }
+    }
+
+    /// A candidate is an image whose run died before verifying it: it never served, so the
+    /// fingerprint is built (and verified) again.
+    #[test]
+    fn a_candidate_does_not_serve_and_is_built_again() {
+        let candidate = Serving::Unverified {
+            value: "candidate".into(),
+        };
+        let p = plan_of(Some(5), candidate, Policy::default());
+        assert_eq!(
+            (p.action, p.image_id, p.image_age_seconds),
+            (Action::Build, None, None)
+        );
+        assert_eq!(
+            p.reason,
+            "image img-1 of this fingerprint is `candidate`, never verified (a run that ended \
+             before its verification): a build is planned"
+        );
     }
 
     #[test]

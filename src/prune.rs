@@ -1,12 +1,15 @@
 //! Which old images of a definition to delete (pure): per target, the newest `keep`
 //! active images stay; protected and deactivated images, the newest active image of the
 //! current fingerprint and images still being made (queued, saving, importing) are never
-//! touched. Older images of the current fingerprint (rebuilt by `max_age`) age out like
-//! any other.
+//! touched, nor the target's current image (its newest verified one) and the one a
+//! rollback would return to (the second newest verified), whatever `keep` says. Older
+//! images of the current fingerprint (rebuilt by `max_age`) age out like any other.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+use crate::lifecycle;
 
 /// An image of the definition as the decision sees it; the Glance edge fills it
 /// (commands/prune.rs).
@@ -23,6 +26,8 @@ pub struct Image {
     pub target: String,
     /// Its fingerprint mark (`run_marks::FINGERPRINT_PROPERTY`), if any.
     pub fingerprint: Option<String>,
+    /// Its lifecycle status (`lifecycle::STATUS_PROPERTY`), if any.
+    pub lifecycle: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,6 +68,7 @@ pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>)
         });
         let mut kept_active = 0;
         let mut current_seen = false;
+        let lifecycle_roles = lifecycle_roles(&list);
         for image in list {
             let fingerprint = image.fingerprint.as_deref();
             let is_current = !current_seen
@@ -73,6 +79,8 @@ pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>)
                 (false, "protected".to_string())
             } else if image.status == DEACTIVATED {
                 (false, DEACTIVATED_REASON.to_string())
+            } else if let Some(role) = lifecycle_roles.get(image.id.as_str()) {
+                (false, role.to_string())
             } else if is_current {
                 current_seen = true;
                 (false, "image of the current fingerprint".to_string())
@@ -100,6 +108,33 @@ pub fn decide(images: &[Image], keep: usize, current: &BTreeMap<String, String>)
     decisions
 }
 
+const CURRENT_REASON: &str = "the target's current image (its newest verified)";
+const ROLLBACK_REASON: &str =
+    "the image a rollback returns to (the target's second newest verified)";
+
+/// The target's current image and the one a rollback would return to, by ID, with why
+/// they stay.
+fn lifecycle_roles<'a>(images: &[&'a Image]) -> BTreeMap<&'a str, &'static str> {
+    let view: Vec<lifecycle::Image> = images
+        .iter()
+        .map(|i| lifecycle::Image {
+            id: i.id.clone(),
+            name: i.name.clone(),
+            created_at: i.created_at.clone(),
+            active: i.status == "active",
+            status: i.lifecycle.clone(),
+        })
+        .collect();
+    let verified = lifecycle::verified_newest_first(&view);
+    let mut roles = BTreeMap::new();
+    for (verified, reason) in verified.into_iter().zip([CURRENT_REASON, ROLLBACK_REASON]) {
+        if let Some(image) = images.iter().find(|i| i.id == verified.id) {
+            roles.insert(image.id.as_str(), reason);
+        }
+    }
+    roles
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,7 +148,64 @@ mod tests {
             protected,
             target: "t".into(),
             fingerprint: Some(fp.into()),
+            lifecycle: None,
         }
+    }
+
+    fn with_status(mut image: Image, status: &str) -> Image {
+        image.lifecycle = Some(status.into());
+        image
+    }
+
+    /// The current image and the rollback's target stay whatever `keep` says, even when
+    /// newer images (failed, withdrawn, candidates, others' fingerprints) fill the count;
+    /// a third verified image ages out like any other.
+    #[test]
+    fn the_current_image_and_the_rollback_target_are_never_deleted() {
+        let t = |day: u32| format!("2026-01-{day:02}T00:00:00Z");
+        let images = vec![
+            with_status(image("v1", &t(1), "active", false, "sha256:1"), "verified"),
+            with_status(image("v2", &t(2), "active", false, "sha256:2"), "verified"),
+            with_status(image("v3", &t(3), "active", false, "sha256:3"), "verified"),
+            with_status(image("w4", &t(4), "active", false, "sha256:4"), "withdrawn"),
+            with_status(image("f5", &t(5), "active", false, "sha256:5"), "failed"),
+            with_status(image("c6", &t(6), "active", false, "sha256:6"), "candidate"),
+            image("n7", &t(7), "active", false, "sha256:7"),
+        ];
+        let current = BTreeMap::from([("t".to_string(), "sha256:other".to_string())]);
+        for keep in [0, 1, 2] {
+            let decisions = decide(&images, keep, &current);
+            let verdict = |id: &str| {
+                let d = decisions.iter().find(|d| d.id == id).unwrap();
+                (d.delete, d.reason.as_str())
+            };
+            assert_eq!(verdict("v3"), (false, CURRENT_REASON), "keep {keep}");
+            assert_eq!(verdict("v2"), (false, ROLLBACK_REASON), "keep {keep}");
+            assert!(verdict("v1").0, "keep {keep}: {decisions:?}");
+        }
+        let deleted = |keep| -> Vec<String> {
+            decide(&images, keep, &current)
+                .into_iter()
+                .filter(|d| d.delete)
+                .map(|d| d.id)
+                .collect()
+        };
+        assert_eq!(deleted(0), ["n7", "c6", "f5", "w4", "v1"]);
+        assert_eq!(deleted(2), ["f5", "w4", "v1"]);
+        // A verified image that is not active cannot be current: the next one is.
+        let mut held = images.clone();
+        held[2].status = "deactivated".into();
+        let decisions = decide(&held, 0, &current);
+        let reason = |id: &str| {
+            decisions
+                .iter()
+                .find(|d| d.id == id)
+                .unwrap()
+                .reason
+                .clone()
+        };
+        assert_eq!(reason("v2"), CURRENT_REASON);
+        assert_eq!(reason("v1"), ROLLBACK_REASON);
     }
 
     #[test]

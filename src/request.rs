@@ -110,6 +110,30 @@ pub struct Prune {
     pub dry_run: bool,
 }
 
+/// `rollback`: the target's current image withdrawn, the previous verified one current.
+#[derive(Debug)]
+pub struct Rollback {
+    pub load: Load,
+    pub target: Option<String>,
+    pub output: Output,
+    pub reason: Option<String>,
+    pub dry_run: bool,
+}
+
+/// `promote IMAGE`: that image current, every newer verified one withdrawn.
+#[derive(Debug)]
+pub struct Promote {
+    pub load: Load,
+    pub target: Option<String>,
+    pub output: Output,
+    /// Its ID or name.
+    pub image: String,
+    /// Accept an image without a status (built before the lifecycle).
+    pub adopt: bool,
+    pub reason: Option<String>,
+    pub dry_run: bool,
+}
+
 #[derive(Debug)]
 pub struct Report {
     pub record: PathBuf,
@@ -145,6 +169,8 @@ pub enum Request {
     Test(Test),
     Build(Build),
     Prune(Prune),
+    Rollback(Rollback),
+    Promote(Promote),
     Report(Report),
     Matrix(Matrix),
     Sweep(Sweep),

@@ -15,6 +15,7 @@ use crate::fingerprint::FingerprintError;
 use crate::github::GitHubError;
 use crate::inputs::InputError;
 use crate::jobapi::JobApiError;
+use crate::lifecycle::LifecycleError;
 use crate::openstack::client::OpenStackError;
 use crate::openstack::clouds::CloudsError;
 use crate::openstack::openrc::OpenRcError;
@@ -55,6 +56,7 @@ coded_errors!(
     JobApiError,
     ReportError,
     RunKeyError,
+    LifecycleError,
     CommandError,
 );
 

@@ -5,13 +5,16 @@
 mod build;
 mod error;
 mod fingerprint;
+mod lifecycle;
 mod matrix;
 mod packer_run;
 mod places;
 pub(crate) mod plan;
+mod promote;
 mod prune;
 mod render;
 pub(crate) mod report;
+mod rollback;
 mod run_cloud;
 mod schema;
 mod session;
@@ -39,6 +42,8 @@ pub fn run(request: Request, env: &Env) -> Result<Code> {
         Request::Plan(request) => plan::run(&request, env),
         Request::Test(request) => test::run(&request, env),
         Request::Prune(request) => prune::run(&request, env),
+        Request::Rollback(request) => rollback::run(&request, env),
+        Request::Promote(request) => promote::run(&request, env),
         Request::Build(request) => build::run(&request, env),
         Request::Report(request) => report::run(&request, env),
         Request::Matrix(request) => matrix::run(&request, env),

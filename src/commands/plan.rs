@@ -11,6 +11,7 @@ use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
 use crate::fingerprint::{FingerprintError, Manifest};
+use crate::lifecycle;
 use crate::openstack::glance::Glance;
 use crate::plan::{self, Lookup};
 use crate::record::Record;
@@ -87,6 +88,10 @@ pub(super) fn compute(
         Some(cloud) => match Glance::new(cloud)?.find_fingerprint(fingerprint.as_str())? {
             Some(image) => Lookup::Found {
                 age: image_age(&image.created_at, std::time::SystemTime::now()),
+                serving: lifecycle::serving(
+                    image.property(lifecycle::STATUS_PROPERTY),
+                    image.property(lifecycle::WITHDRAWN_AT_PROPERTY),
+                ),
                 image_id: image.id,
             },
             None => Lookup::Missing,

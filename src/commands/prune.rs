@@ -1,6 +1,7 @@
 //! `prune`: delete old images of this definition in Glance, keeping the newest N per
 //! target; never a protected image, never the image of a target's current fingerprint,
-//! never an image another project owns (whatever properties it carries).
+//! never a target's current image nor the one a rollback returns to, never an image
+//! another project owns (whatever properties it carries).
 
 use std::collections::BTreeMap;
 
@@ -10,11 +11,12 @@ use super::{CommandError, Session};
 use crate::definition::Target;
 use crate::env::Env;
 use crate::exit::Code;
+use crate::lifecycle;
 use crate::openstack::client::Cloud;
 use crate::openstack::glance::Glance;
 use crate::prune;
 use crate::request::{self, Output};
-use crate::run_marks::{FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
+use crate::run_marks::{FINGERPRINT_PROPERTY, TARGET_PROPERTY};
 
 pub fn run(request: &request::Prune, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
@@ -63,19 +65,15 @@ fn prune_in(
         current.insert(target.name.clone(), fingerprinted.fingerprint.into());
     }
     let glance = Glance::new(cloud)?;
-    let name = &session.definition.name;
-    let prefix = format!("{name}-");
     let images: Vec<prune::Image> = glance
-        .list_owned(&[(IMAGE_PROPERTY, name.as_str())])?
+        .definition_images(&session.definition.name, None)?
         .into_iter()
-        // Both marks must agree: a property alone could be copied onto a foreign image.
-        .filter(|i| i.property(IMAGE_PROPERTY) == Some(name.as_str()))
-        .filter(|i| i.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
         .filter_map(|i| {
             let target = i.property(TARGET_PROPERTY)?.to_string();
             current.contains_key(&target).then(|| prune::Image {
                 target,
                 fingerprint: i.property(FINGERPRINT_PROPERTY).map(str::to_string),
+                lifecycle: i.property(lifecycle::STATUS_PROPERTY).map(str::to_string),
                 id: i.id,
                 name: i.name.unwrap_or_default(),
                 status: i.status,

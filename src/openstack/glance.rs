@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::{Cloud, OpenStackError};
-use crate::run_marks::FINGERPRINT_PROPERTY;
+use crate::lifecycle::{Status, STATUS_PROPERTY};
+use crate::run_marks::{FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Image {
@@ -150,6 +151,51 @@ impl<'a> Glance<'a> {
     /// `fingerprint`.
     pub fn find_fingerprint(&self, fingerprint: &str) -> Result<Option<Image>, OpenStackError> {
         self.newest_owned_with(FINGERPRINT_PROPERTY, fingerprint)
+    }
+
+    /// The images of definition `name` (and of `target`, when given) that the token's
+    /// project owns, newest first: marked `uworker_image` = `name` and named `<name>-…`
+    /// (both marks must agree: a property alone could be copied onto a foreign image).
+    pub fn definition_images(
+        &self,
+        name: &str,
+        target: Option<&str>,
+    ) -> Result<Vec<Image>, OpenStackError> {
+        let mut filters = vec![(IMAGE_PROPERTY, name)];
+        filters.extend(target.map(|t| (TARGET_PROPERTY, t)));
+        let prefix = format!("{name}-");
+        Ok(self
+            .list_owned(&filters)?
+            .into_iter()
+            .filter(|i| i.property(IMAGE_PROPERTY) == Some(name))
+            .filter(|i| target.is_none_or(|t| i.property(TARGET_PROPERTY) == Some(t)))
+            .filter(|i| i.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
+            .collect())
+    }
+
+    /// The current image of `target` of definition `name`, exactly as consumers ask for
+    /// it (no name check, unlike `definition_images`): the project's newest active image
+    /// with `uworker_image`, `uworker_target` and `uworker_status` = `verified`.
+    pub fn current_image(&self, name: &str, target: &str) -> Result<Option<Image>, OpenStackError> {
+        let owner = self.cloud.project_id()?;
+        let verified = Status::Verified.as_str();
+        let wanted = |i: &Image| {
+            i.owner.as_deref() == Some(owner)
+                && i.property(IMAGE_PROPERTY) == Some(name)
+                && i.property(TARGET_PROPERTY) == Some(target)
+                && i.property(STATUS_PROPERTY) == Some(verified)
+        };
+        let found = self.list(
+            &[
+                (IMAGE_PROPERTY, name),
+                (TARGET_PROPERTY, target),
+                (STATUS_PROPERTY, verified),
+                ("status", "active"),
+                ("owner", owner),
+            ],
+            |i| !wanted(i),
+        )?;
+        Ok(found.into_iter().find(|i| wanted(i)))
     }
 
     /// Every active image called `name` that the project sees, whoever owns it (base

@@ -15,7 +15,7 @@ pub struct Context {
 }
 
 /// Inline code that survives backticks in the value.
-fn code(value: &str) -> String {
+pub fn code(value: &str) -> String {
     if value.contains('`') {
         format!("`` {value} ``")
     } else {
@@ -24,7 +24,7 @@ fn code(value: &str) -> String {
 }
 
 /// A two-column table with an empty header row (GitHub needs one).
-fn table(rows: &[(&str, String)]) -> String {
+pub fn table(rows: &[(&str, String)]) -> String {
     let mut out = String::from("| | |\n|---|---|\n");
     for (key, value) in rows {
         out.push_str(&format!("| {key} | {} |\n", value.replace('|', "\\|")));
@@ -152,13 +152,11 @@ pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> 
 
 /// One line on what merging the pull request will do.
 fn on_merge(record: &Record) -> String {
-    if record.builds() {
-        format!("a new image will be built ({})", record.reason)
-    } else {
-        format!(
-            "no build: image {} already has this fingerprint",
-            record.image_id.as_deref().map(code).unwrap_or_default()
-        )
+    match &record.image_id {
+        _ if record.builds() => format!("a new image will be built ({})", record.reason),
+        Some(id) => format!("no build: image {} already has this fingerprint", code(id)),
+        // A fingerprint held by its withdrawn or failed image: the plan's reason says so.
+        None => format!("no build: {}", record.reason),
     }
 }
 
@@ -301,6 +299,15 @@ mod tests {
         assert!(text.contains("no build: image `img-0` already has this fingerprint"));
         let failed = pr_comment(&record, &context(), Validation::Failed, &Baseline::None);
         assert!(failed.contains("❌ validation failed"));
+        let mut held = crate::record::read(&record_json("skip", false, None)).unwrap();
+        held.reason = "image img-0 of this fingerprint was withdrawn (rolled back)".into();
+        let text = pr_comment(&held, &context(), Validation::Passed, &Baseline::None);
+        assert!(
+            text.contains(
+                "| no build: image img-0 of this fingerprint was withdrawn (rolled back) |"
+            ),
+            "{text}"
+        );
     }
 
     /// Issue 18: the age of the image that serves, in the comment and the summary; every

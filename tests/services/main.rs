@@ -13,6 +13,7 @@ mod build_report;
 mod e2e;
 mod github;
 mod install;
+mod lifecycle;
 mod matrix;
 mod openrc;
 mod openstack;
