@@ -23,6 +23,7 @@ pub mod jobapi;
 mod loopback;
 pub mod openstack;
 pub mod packer;
+pub mod pin;
 pub mod plan;
 pub mod prune;
 pub mod record;

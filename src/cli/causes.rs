@@ -19,6 +19,7 @@ use crate::openstack::client::OpenStackError;
 use crate::openstack::clouds::CloudsError;
 use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
+use crate::pin::PinError;
 use crate::report::ReportError;
 use crate::seed::SeedError;
 
@@ -50,6 +51,7 @@ coded_errors!(
     OpenRcError,
     OpenStackError,
     PackerError,
+    PinError,
     GitHubError,
     JobApiError,
     ReportError,
