@@ -4,13 +4,45 @@
 //! at the full commit its ref names now (no ref: the remote's HEAD).
 //!
 //! - `git` parses such a value and forms its pinned value, and picks the commit from
-//!   `git ls-remote`'s listing (pure).
+//!   `git ls-remote`'s listing (pure);
+//! - `ls_remote` asks the remote (the edge: runs git, with a timeout, its credentials
+//!   neither on a command line nor in any message).
 //!
 //! Not wired into plan or the fingerprint yet.
 
 pub mod git;
+pub mod ls_remote;
+
+use std::path::PathBuf;
 
 pub use git::{GitSource, Pin};
+pub use ls_remote::Git;
+
+/// What git said when it failed: its exit status and its standard error, credentials
+/// masked. The source of `PinError::ListRefs`.
+#[derive(Debug)]
+pub struct GitSaid {
+    pub status: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for GitSaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stderr = self.stderr.trim();
+        if stderr.is_empty() {
+            write!(f, "git ls-remote {}", self.status)
+        } else {
+            write!(
+                f,
+                "git ls-remote {}: {}",
+                self.status,
+                stderr.replace('\n', "; ")
+            )
+        }
+    }
+}
+
+impl std::error::Error for GitSaid {}
 
 /// Why a git source could not be pinned. Every message names the repository by its URL
 /// without credentials (`https://HOST/PATH`), never the credentials.
@@ -18,15 +50,64 @@ pub use git::{GitSource, Pin};
 pub enum PinError {
     #[error("worker_source `{url}` is no git URL pip can install: {reason}")]
     Malformed { url: String, reason: String },
+    #[error("pinning worker_source {url}: git ({}) was not found; install git (2.31 or newer), which resolves a git worker_source to its commit", .program.display())]
+    GitMissing {
+        url: String,
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pinning worker_source {url}: git could not be run")]
+    Run {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pinning worker_source {url}: {host} did not answer within {seconds} s (git ls-remote was stopped)")]
+    TimedOut {
+        url: String,
+        host: String,
+        seconds: u64,
+    },
+    #[error("pinning worker_source {url}: the refs of the repository at {host} could not be listed (is it reachable, and are the URL's credentials right?)")]
+    ListRefs {
+        url: String,
+        host: String,
+        #[source]
+        source: GitSaid,
+    },
+    #[error("pinning worker_source {url}: the repository at {host} has no {}; give a branch, a tag, a full ref (`refs/...`) or a full 40-hex commit", .reference.as_deref().map_or_else(|| "HEAD".to_string(), |r| format!("branch or tag `{r}` (an abbreviated commit cannot be looked up)")))]
+    NoSuchRef {
+        url: String,
+        host: String,
+        reference: Option<String>,
+    },
 }
 
 impl crate::exit::Coded for PinError {
     fn code(&self) -> crate::exit::Code {
         use crate::exit::Code;
         match self {
-            PinError::Malformed { .. } => Code::BadInput,
+            PinError::Malformed { .. } | PinError::GitMissing { .. } => Code::BadInput,
+            PinError::Run { .. }
+            | PinError::TimedOut { .. }
+            | PinError::ListRefs { .. }
+            | PinError::NoSuchRef { .. } => Code::External,
         }
     }
+}
+
+/// The pinned form of `value`: None when it is not a `git+http(s)://` URL (nothing this
+/// module pins yet); the value itself, without asking anyone, when it already names a
+/// full commit; else the commit its ref names now on the remote, asked through `git`.
+pub fn pin(value: &str, git: &Git) -> Result<Option<Pin>, PinError> {
+    let Some(source) = GitSource::parse(value)? else {
+        return Ok(None);
+    };
+    if let Some(pin) = source.already_pinned() {
+        return Ok(Some(pin));
+    }
+    git.resolve(&source).map(Some)
 }
 
 #[cfg(test)]
@@ -35,8 +116,56 @@ mod tests {
     use crate::exit::{Code, Coded as _};
 
     #[test]
-    fn a_bad_url_is_bad_input() {
+    fn a_pinned_value_or_another_kind_asks_no_one() {
+        // A git that cannot run: any attempt to use it would fail.
+        let git = Git::new("/nonexistent/git", std::time::Duration::from_secs(1));
+        assert!(pin("uworker==1.0", &git).unwrap().is_none());
+        assert!(pin("./worker", &git).unwrap().is_none());
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let value = format!("git+https://u:p@h.example/o/w.git@{commit}#subdirectory=src");
+        let pinned = pin(&value, &git).unwrap().unwrap();
+        assert_eq!(pinned.value, value);
+        assert_eq!(pinned.commit, commit);
+        let floating = pin("git+https://h.example/o/w.git", &git).unwrap_err();
+        assert!(
+            matches!(floating, PinError::GitMissing { .. }),
+            "{floating}"
+        );
+        assert_eq!(floating.code(), Code::BadInput);
+    }
+
+    #[test]
+    fn what_cannot_be_resolved_is_external_and_a_bad_url_bad_input() {
         let url = || "https://h.example/o/w.git".to_string();
+        let host = || "h.example".to_string();
+        let external = [
+            PinError::Run {
+                url: url(),
+                source: std::io::Error::other("x"),
+            },
+            PinError::TimedOut {
+                url: url(),
+                host: host(),
+                seconds: 30,
+            },
+            PinError::ListRefs {
+                url: url(),
+                host: host(),
+                source: GitSaid {
+                    status: "exit status: 128".into(),
+                    stderr: "fatal".into(),
+                },
+            },
+            PinError::NoSuchRef {
+                url: url(),
+                host: host(),
+                reference: None,
+            },
+        ];
+        for error in external {
+            assert_eq!(error.code(), Code::External, "{error}");
+            assert!(error.to_string().contains("h.example"), "{error}");
+        }
         let malformed = PinError::Malformed {
             url: url(),
             reason: "r".into(),
