@@ -16,6 +16,7 @@ mod install;
 mod matrix;
 mod openrc;
 mod openstack;
+mod pin_git;
 mod regions;
 mod render_packer;
 mod secrets_validate;

@@ -7,6 +7,7 @@ mod shared;
 pub use shared::*;
 
 pub mod compute;
+pub mod git_server;
 pub mod github;
 pub mod job_service;
 pub mod loopback;

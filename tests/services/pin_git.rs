@@ -1,0 +1,144 @@
+//! Pinning a git worker source against a real git server on loopback
+//! (common::git_server: `git http-backend` behind HTTP): the branch resolves to its
+//! commit, moves one commit and resolves to the new one; tags, HEAD, a missing ref, a
+//! private repository's credentials, and a host that is not there.
+
+use std::time::Duration;
+
+use uworker_image::error_chain::Chain;
+use uworker_image::exit::{Code, Coded as _};
+use uworker_image::pin::{self, Git, PinError};
+
+use crate::common::git_server::GitServer;
+
+fn git() -> Git {
+    Git::new("git", Duration::from_secs(30))
+}
+
+fn pinned(value: &str) -> pin::Pin {
+    pin::pin(value, &git()).unwrap().expect("a git source")
+}
+
+#[test]
+fn a_branch_that_moves_one_commit_pins_to_the_new_commit() {
+    let server = GitServer::start(None);
+    let repository = server.repository_url();
+    let first = server.head();
+    let value = format!("git+{repository}@main#subdirectory=src");
+    let pin = pinned(&value);
+    assert_eq!(pin.commit, first);
+    assert_eq!(pin.reference.as_deref(), Some("main"));
+    assert_eq!(
+        pin.value,
+        format!("git+{repository}@{first}#subdirectory=src")
+    );
+    // No ref: the remote's HEAD, the same branch.
+    let head = pinned(&format!("git+{repository}#subdirectory=src"));
+    assert_eq!(head.commit, first);
+    assert_eq!(head.reference, None);
+
+    let second = server.commit("second");
+    assert_ne!(second, first);
+    let moved = pinned(&value);
+    assert_eq!(moved.commit, second, "the branch's new commit");
+    assert_eq!(
+        moved.value,
+        format!("git+{repository}@{second}#subdirectory=src")
+    );
+    assert_eq!(pinned(&format!("git+{repository}")).commit, second);
+
+    // Smart HTTP, protocol v2, as against a forge.
+    assert!(server
+        .requests()
+        .iter()
+        .any(|r| r.target.ends_with("/info/refs?service=git-upload-pack")
+            && r.header("git-protocol") == Some("version=2")));
+
+    // The pinned value is left as it is, without a request.
+    let asked = server.requests().len();
+    assert_eq!(pinned(&pin.value).value, pin.value);
+    assert_eq!(
+        server.requests().len(),
+        asked,
+        "no request for a pinned value"
+    );
+}
+
+#[test]
+fn tags_resolve_to_their_commit_and_a_missing_ref_is_external() {
+    let server = GitServer::start(None);
+    let repository = server.repository_url();
+    let first = server.head();
+    server.tag("v1", true);
+    server.tag("light", false);
+    let second = server.commit("second");
+    assert_eq!(
+        pinned(&format!("git+{repository}@v1")).commit,
+        first,
+        "an annotated tag peeled to its commit"
+    );
+    assert_eq!(pinned(&format!("git+{repository}@light")).commit, first);
+    assert_eq!(
+        pinned(&format!("git+{repository}@refs/heads/main")).commit,
+        second
+    );
+
+    let error = pin::pin(&format!("git+{repository}@nope"), &git()).unwrap_err();
+    assert!(matches!(error, PinError::NoSuchRef { .. }), "{error:?}");
+    assert_eq!(error.code(), Code::External);
+    assert!(error.to_string().contains("`nope`"), "{error}");
+}
+
+#[test]
+fn a_private_repository_takes_the_urls_credentials_and_never_shows_them() {
+    let (user, password) = ("x-access-token", "S3cr@t/T0ken");
+    let server = GitServer::start(Some((user, password)));
+    let authority = server.url.trim_start_matches("http://").to_string();
+    let with = |pass: &str| {
+        format!("git+http://{user}:{pass}@{authority}/worker.git@main#subdirectory=src")
+    };
+    let pin = pinned(&with("S3cr%40t%2FT0ken"));
+    assert_eq!(pin.commit, server.head());
+    assert_eq!(
+        pin.value,
+        format!(
+            "git+http://{user}:S3cr%40t%2FT0ken@{authority}/worker.git@{}#subdirectory=src",
+            server.head()
+        ),
+        "the credentials stay in the value, for the install"
+    );
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.basic_auth() == Some((user.into(), password.into()))),
+        "git sent the decoded pair"
+    );
+    assert!(requests.iter().all(|r| !r.target.contains("S3cr")));
+
+    // Wrong credentials: exit 3 naming the host, the password in no form.
+    let error = pin::pin(&with("wr0ngPassw0rd"), &git()).unwrap_err();
+    assert!(matches!(error, PinError::ListRefs { .. }), "{error:?}");
+    assert_eq!(error.code(), Code::External);
+    let shown = Chain(&error).to_string();
+    assert!(shown.contains(&authority), "{shown}");
+    assert!(!shown.contains("wr0ngPassw0rd"), "{shown}");
+
+    // No credentials at all: git may not prompt; it fails at once.
+    let error = pin::pin(&format!("git+http://{authority}/worker.git@main"), &git()).unwrap_err();
+    assert!(matches!(error, PinError::ListRefs { .. }), "{error:?}");
+}
+
+#[test]
+fn a_host_that_is_not_there_is_external_naming_it() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let value = format!("git+http://u:S3cretPass@127.0.0.1:{port}/worker.git");
+    let error = pin::pin(&value, &git()).unwrap_err();
+    assert_eq!(error.code(), Code::External);
+    let shown = Chain(&error).to_string();
+    assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+    assert!(!shown.contains("S3cretPass"), "{shown}");
+}
