@@ -19,6 +19,26 @@ fn pinned(value: &str) -> pin::Pin {
     pin::pin(value, &git()).unwrap().expect("a git source")
 }
 
+/// A `git` that runs the real one with GIT_TRACE writing to `trace`. Written by a shell,
+/// so no descriptor of this process is open on it when it runs ("text file busy").
+fn traced_git(dir: &std::path::Path, trace: &std::path::Path) -> std::path::PathBuf {
+    let program = dir.join("git");
+    let script = format!(
+        "#!/bin/sh\nGIT_TRACE={} exec git \"$@\"\n",
+        uworker_image::shell::quote(&trace.display().to_string())
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf '%s' \"$2\" > \"$1\" && chmod 0755 \"$1\"")
+        .arg("sh")
+        .arg(&program)
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    program
+}
+
 #[test]
 fn a_branch_that_moves_one_commit_pins_to_the_new_commit() {
     let server = GitServer::start(None);
@@ -115,6 +135,28 @@ fn a_private_repository_takes_the_urls_credentials_and_never_shows_them() {
         "git sent the decoded pair"
     );
     assert!(requests.iter().all(|r| !r.target.contains("S3cr")));
+
+    // No command line git ran held them: git's own trace of every program it started
+    // (its remote helper, the credential helper) and of its own arguments.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let traced = Git::new(traced_git(dir.path(), &trace), Duration::from_secs(30));
+    let again = pin::pin(&with("S3cr%40t%2FT0ken"), &traced)
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.commit, pin.commit);
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        trace.contains("remote-http"),
+        "the trace follows git's children:\n{trace}"
+    );
+    assert!(
+        trace.contains("f get"),
+        "the credential helper ran:\n{trace}"
+    );
+    for form in ["S3cr", "T0ken", "%40t"] {
+        assert!(!trace.contains(form), "{form} on a command line:\n{trace}");
+    }
 
     // Wrong credentials: exit 3 naming the host, the password in no form.
     let error = pin::pin(&with("wr0ngPassw0rd"), &git()).unwrap_err();
