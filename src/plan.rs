@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::fingerprint::{Changes, Fingerprint, Manifest};
-use crate::record::{Action, BaseImageChoice, Record};
+use crate::record::{Action, BaseImageChoice, InputPin, PinKind, Record};
 
 /// What looking for an image with the fingerprint found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,9 @@ pub struct Policy {
 }
 
 /// The plan record for `manifest`, whose `fingerprint` (as `Manifest::fingerprint` gives
-/// it) the caller has already computed to look it up.
+/// it) the caller has already computed to look it up; `pins` are the inputs pinned into
+/// it (compared with `previous`'s, so that the reason says what moved).
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     manifest: Manifest,
     fingerprint: Fingerprint,
@@ -35,9 +37,11 @@ pub fn decide(
     lookup: Lookup,
     policy: Policy,
     previous: Option<&Manifest>,
+    pins: Vec<InputPin>,
     warnings: Vec<String>,
 ) -> Record {
     let changes = previous.map(|p| Changes::between(p, &manifest));
+    let pins = crate::pin::against_previous(pins, previous);
     let image_age_seconds = match &lookup {
         Lookup::Found { age, .. } => age.map(|a| a.as_secs()),
         _ => None,
@@ -91,14 +95,43 @@ pub fn decide(
             format!("{why}: cannot look for an image with this fingerprint, so a build is planned"),
         ),
     };
+    let moved: Vec<String> = pins.iter().filter_map(moved_reason).collect();
+    let reason = if action == Action::Build && !policy.force && !moved.is_empty() {
+        format!("{}; {reason}", moved.join("; "))
+    } else {
+        reason
+    };
     Record {
         image_id,
         image_age_seconds,
         base_image,
         changes,
         warnings,
+        pins,
         ..Record::plan(manifest, fingerprint, action, reason)
     }
+}
+
+/// Why a pinned input makes a build, when it differs from the previous run's:
+/// "the worker's branch moved (a1b2c3d → 9e0d2b4)".
+fn moved_reason(pin: &InputPin) -> Option<String> {
+    let moved = pin.moved()?;
+    let whose = if pin.input == crate::worker_source::VARIABLE {
+        "the worker's".to_string()
+    } else {
+        format!("`{}`'s", pin.input)
+    };
+    Some(match pin.kind {
+        PinKind::Git if pin.floating == "HEAD" => {
+            format!("{whose} default branch moved ({moved})")
+        }
+        PinKind::Git => format!("{whose} branch moved ({moved})"),
+        PinKind::Requirement => format!(
+            "{whose} requirement `{}` takes another release ({moved})",
+            pin.floating
+        ),
+        PinKind::Url => format!("{whose} URL serves other content ({moved})"),
+    })
 }
 
 /// A duration in its largest whole unit: `31 days`, `3 hours`, `1 minute`, `2 seconds`.
@@ -129,6 +162,13 @@ pub fn to_text(plan: &Record, previous_label: Option<&str>) -> String {
     }
     if let Some(base) = &plan.base_image {
         out.push_str(&format!("base image:  {}\n", base.describe()));
+    }
+    for pin in &plan.pins {
+        out.push_str(&format!("{}: {}", pin.input, pin.arrow()));
+        match pin.moved() {
+            Some(moved) => out.push_str(&format!(" (moved: {moved})\n")),
+            None => out.push('\n'),
+        }
     }
     if let (Some(changes), Some(label)) = (&plan.changes, previous_label) {
         if changes.is_empty() {
@@ -177,6 +217,7 @@ mod tests {
             lookup,
             policy,
             None,
+            vec![],
             vec![],
         )
     }

@@ -8,12 +8,18 @@
 //! - `ls_remote` asks the remote (the edge: runs git, with a timeout, its credentials
 //!   neither on a command line nor in any message).
 //!
-//! Not wired into plan or the fingerprint yet.
+//! `plan`, `build` and `matrix` pin (through `commands::Session::load_pinned`): the
+//! pinned value replaces the variable's, so it enters the manifest, the fingerprint and
+//! packer's variables; the record lists each pin (`record::InputPin`). The offline
+//! commands (`fingerprint`, `render`, `validate`, and `test`) use the value as written.
 
 pub mod git;
 pub mod ls_remote;
 
 use std::path::PathBuf;
+
+use crate::fingerprint::Manifest;
+use crate::record::{InputPin, PinKind};
 
 pub use git::{GitSource, Pin};
 pub use ls_remote::Git;
@@ -95,6 +101,88 @@ impl crate::exit::Coded for PinError {
             | PinError::NoSuchRef { .. } => Code::External,
         }
     }
+}
+
+/// What pins need: how to run git.
+#[derive(Debug, Clone, Default)]
+pub struct Pinner {
+    pub git: Git,
+}
+
+impl Pinner {
+    /// The environment variable naming the git program (default: `git` on PATH); the
+    /// tests point it at a stand-in so that no test reaches the default definition's
+    /// github.com.
+    pub const GIT_ENV: &'static str = "UWORKER_IMAGE_GIT";
+
+    pub fn from_env(env: &crate::env::Env) -> Pinner {
+        Pinner {
+            git: Git::new(env.get(Pinner::GIT_ENV).unwrap_or("git"), Git::TIMEOUT),
+        }
+    }
+}
+
+/// A value pinned for the build: what to install (credentials as written) and what the
+/// record says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub value: String,
+    pub entry: InputPin,
+}
+
+/// The input `input`'s value `value` pinned: None when nothing in it floats (not a remote
+/// input this module knows, or already at a full commit); an error when it cannot be
+/// resolved (exit 3, naming the host) or is malformed (exit 2). Never an unpinned value.
+pub fn pin_input(input: &str, value: &str, pinner: &Pinner) -> Result<Option<Resolved>, PinError> {
+    let Some(source) = GitSource::parse(value)? else {
+        return Ok(None);
+    };
+    if source.already_pinned().is_some() {
+        return Ok(None);
+    }
+    let pin = pinner.git.resolve(&source)?;
+    let entry = InputPin {
+        input: input.to_string(),
+        kind: PinKind::Git,
+        written: crate::userinfo::strip(value).value,
+        resolved: crate::userinfo::strip(&pin.value).value,
+        floating: pin.reference.clone().unwrap_or_else(|| "HEAD".into()),
+        pinned: pin.commit.clone(),
+        previous: None,
+    };
+    Ok(Some(Resolved {
+        value: pin.value,
+        entry,
+    }))
+}
+
+/// What `value` (an earlier manifest's, credentials left out) was pinned to, in the terms
+/// of `kind`'s `InputPin::pinned`; None when it was not pinned (or is of another kind).
+pub fn pinned_in(kind: PinKind, value: &str) -> Option<String> {
+    match kind {
+        PinKind::Git => GitSource::parse(value)
+            .ok()
+            .flatten()?
+            .already_pinned()
+            .map(|p| p.commit),
+        PinKind::Requirement | PinKind::Url => None,
+    }
+}
+
+/// `pins` with what `previous` (an earlier run's manifest) had pinned each input to, where
+/// that differs.
+pub fn against_previous(mut pins: Vec<InputPin>, previous: Option<&Manifest>) -> Vec<InputPin> {
+    let Some(previous) = previous else {
+        return pins;
+    };
+    for pin in &mut pins {
+        pin.previous = previous
+            .variables
+            .get(&pin.input)
+            .and_then(|value| pinned_in(pin.kind, value))
+            .filter(|before| *before != pin.pinned);
+    }
+    pins
 }
 
 /// The pinned form of `value`: None when it is not a `git+http(s)://` URL (nothing this

@@ -184,3 +184,63 @@ fn a_host_that_is_not_there_is_external_naming_it() {
     assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
     assert!(!shown.contains("S3cretPass"), "{shown}");
 }
+
+/// `plan` through the CLI with the real git: the worker source's branch pinned to its
+/// commit in the record, the manifest and the text; after one commit, plan against the
+/// first record names the move as its reason; against the second, nothing moved.
+#[test]
+fn plan_pins_the_worker_and_names_the_commit_it_moved_from() {
+    use crate::common::{run_tool, Fixture, REAL_GIT};
+    let server = GitServer::start(None);
+    let repository = server.repository_url();
+    let f = Fixture::new(&format!(
+        "name = \"pins\"\n[target.t]\nsource_image = \"base-id\"\nflavor = \"f\"\n\
+         [variables]\nworker_source = \"git+{repository}@main#subdirectory=src\"\n\
+         [[provision]]\ninline = [\"echo {{{{user `worker_source`}}}}\"]\n"
+    ));
+    let plan = |previous: Option<&std::path::Path>| {
+        let out = f.path().join("plan.json");
+        let mut args = vec!["plan", "--out", out.to_str().unwrap()];
+        if let Some(previous) = previous {
+            args.extend(["--previous", previous.to_str().unwrap()]);
+        }
+        let run = run_tool(f.path(), &args, &[REAL_GIT]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        (run.stdout, record)
+    };
+    let first = server.head();
+    let (text, record) = plan(None);
+    assert_eq!(record["pins"][0]["pinned"], first.as_str());
+    assert_eq!(
+        record["manifest"]["variables"]["worker_source"],
+        format!("git+{repository}@{first}#subdirectory=src")
+    );
+    assert!(
+        text.contains(&format!("worker_source: main → {}…\n", &first[..8])),
+        "{text}"
+    );
+    let before = f.path().join("before.json");
+    std::fs::write(&before, record.to_string()).unwrap();
+
+    let second = server.commit("second");
+    let (text, record) = plan(Some(&before));
+    assert_eq!(record["pins"][0]["pinned"], second.as_str());
+    assert_eq!(record["pins"][0]["previous"], first.as_str());
+    let moved = format!("{} → {}", &first[..7], &second[..7]);
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("the worker's branch moved ({moved});")),
+        "{record}"
+    );
+    assert!(text.contains(&format!("(moved: {moved})")), "{text}");
+
+    let after = f.path().join("after.json");
+    std::fs::write(&after, record.to_string()).unwrap();
+    let (_, record) = plan(Some(&after));
+    assert_eq!(record["pins"][0]["previous"], serde_json::Value::Null);
+    assert_eq!(record["changes"]["changed"], serde_json::json!([]));
+}

@@ -8,12 +8,18 @@ pub use shared::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// What every run of the tool gets in this tier (`tool`): the packer stand-in, and a
-/// cache directory of its own for the version it reports (not the user's ~/.cache).
+/// What every run of the tool gets in this tier (`tool`): the packer stand-in, the git
+/// stand-in (`plan` pins a git `worker_source` with `git ls-remote`; the default
+/// definition's is on github.com, which this tier never reaches), and a cache directory
+/// of its own for the version packer reports (not the user's ~/.cache).
 pub const TOOL_ENV: &[(&str, &str)] = &[
     (
         "UWORKER_IMAGE_PACKER",
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/packer-1.6.6"),
+    ),
+    (
+        "UWORKER_IMAGE_GIT",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/git-ls-remote"),
     ),
     (
         "XDG_CACHE_HOME",
