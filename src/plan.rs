@@ -295,6 +295,82 @@ mod tests {
         assert!(forced.reason.starts_with("--force"), "{}", forced.reason);
     }
 
+    fn git_pin(commit: &str, floating: &str) -> InputPin {
+        InputPin {
+            input: "worker_source".into(),
+            kind: PinKind::Git,
+            written: "git+https://h/w.git".into(),
+            resolved: format!("git+https://h/w.git@{commit}"),
+            floating: floating.into(),
+            pinned: commit.into(),
+            previous: None,
+        }
+    }
+
+    fn with_worker_at(commit: &str) -> Manifest {
+        let mut m = manifest();
+        m.variables.insert(
+            "worker_source".into(),
+            format!("git+https://h/w.git@{commit}#subdirectory=src"),
+        );
+        m
+    }
+
+    #[test]
+    fn a_pin_that_moved_against_the_previous_run_is_the_reason_for_the_build() {
+        let (old, new) = ("a".repeat(40), "b".repeat(40));
+        let decide_with = |previous: &Manifest, floating: &str, policy: Policy| {
+            decide(
+                with_worker_at(&new),
+                "sha256:ab".to_string().into(),
+                None,
+                Lookup::Missing,
+                policy,
+                Some(previous),
+                vec![git_pin(&new, floating)],
+                vec![],
+            )
+        };
+        let moved = decide_with(&with_worker_at(&old), "main", Policy::default());
+        assert_eq!(moved.action, Action::Build);
+        assert_eq!(
+            moved.reason,
+            "the worker's branch moved (aaaaaaa → bbbbbbb); no image has this fingerprint yet"
+        );
+        assert_eq!(moved.pins[0].previous.as_deref(), Some(old.as_str()));
+        assert!(
+            to_text(&moved, Some("prev.json"))
+                .contains("worker_source: main → bbbbbbbb… (moved: aaaaaaa → bbbbbbb)\n"),
+            "{}",
+            to_text(&moved, None)
+        );
+        let head = decide_with(&with_worker_at(&old), "HEAD", Policy::default());
+        assert!(
+            head.reason
+                .starts_with("the worker's default branch moved (aaaaaaa → bbbbbbb); "),
+            "{}",
+            head.reason
+        );
+        // --force says why itself; the pin still records the move.
+        let forced = decide_with(
+            &with_worker_at(&old),
+            "main",
+            Policy {
+                force: true,
+                max_age: None,
+            },
+        );
+        assert_eq!(forced.reason, "--force: rebuilding on request");
+        assert!(forced.pins[0].previous.is_some());
+        // The same commit, or a previous value that was not pinned: nothing moved.
+        for previous in [with_worker_at(&new), manifest()] {
+            let same = decide_with(&previous, "main", Policy::default());
+            assert_eq!(same.reason, "no image has this fingerprint yet");
+            assert_eq!(same.pins[0].previous, None);
+            assert!(to_text(&same, None).contains("worker_source: main → bbbbbbbb…\n"));
+        }
+    }
+
     #[test]
     fn durations_read_in_their_largest_unit() {
         let text = |s| human_duration(Duration::from_secs(s));
