@@ -145,7 +145,8 @@ impl Session {
     /// stops the command (exit 3, naming the host): never a silent unpinned build.
     pub fn load_pinned(load: &Load, env: &Env) -> Result<Session> {
         let mut session = Session::load(load, env)?;
-        session.pin(&crate::pin::Pinner::from_env(env))?;
+        let pinner = crate::pin::Pinner::from_env(env, &session.definition.pins);
+        session.pin(&pinner)?;
         Ok(session)
     }
 

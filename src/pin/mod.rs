@@ -14,7 +14,9 @@
 //! commands (`fingerprint`, `render`, `validate`, and `test`) use the value as written.
 
 pub mod git;
+pub mod index;
 pub mod ls_remote;
+pub mod requirement;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,7 @@ use crate::record::{InputPin, PinKind};
 
 pub use git::{GitSource, Pin};
 pub use ls_remote::Git;
+use requirement::Requirement;
 
 /// What git said when it failed: its exit status and its standard error, credentials
 /// masked. The source of `PinError::ListRefs`.
@@ -49,6 +52,19 @@ impl std::fmt::Display for GitSaid {
 }
 
 impl std::error::Error for GitSaid {}
+
+/// What an HTTP server said when a pin's request failed (a status, or a transport failure
+/// in words that name no URL). The source of `PinError::Index` and `PinError::Content`.
+#[derive(Debug)]
+pub struct HttpSaid(pub String);
+
+impl std::fmt::Display for HttpSaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HttpSaid {}
 
 /// Why a git source could not be pinned. Every message names the repository by its URL
 /// without credentials (`https://HOST/PATH`), never the credentials.
@@ -82,6 +98,40 @@ pub enum PinError {
         #[source]
         source: GitSaid,
     },
+    #[error("pinning worker_source: the package index at {host} could not give {url} (is index_url right and reachable?)")]
+    Index {
+        url: String,
+        host: String,
+        #[source]
+        source: HttpSaid,
+    },
+    #[error("pinning worker_source: the package index at {host} answered {url} with a page that is not PEP 691 JSON")]
+    BadPage {
+        url: String,
+        host: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("pinning worker_source `{requirement}` against the package index at {host}: {reason}")]
+    NoRelease {
+        requirement: String,
+        host: String,
+        reason: String,
+    },
+    #[error("pinning worker_source: {url} at {host} could not be read to hash its content")]
+    Content {
+        url: String,
+        host: String,
+        #[source]
+        source: HttpSaid,
+    },
+    #[error("pinning worker_source: no HTTP client could be made")]
+    HttpClient {
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("[pins] python `{python}` is no Python 3 version: write `major.minor`, e.g. \"3.12\" (Ubuntu 24.04's)")]
+    BadPython { python: String },
     #[error("pinning worker_source {url}: the repository at {host} has no {}; give a branch, a tag, a full ref (`refs/...`) or a full 40-hex commit", .reference.as_deref().map_or_else(|| "HEAD".to_string(), |r| format!("branch or tag `{r}` (an abbreviated commit cannot be looked up)")))]
     NoSuchRef {
         url: String,
@@ -94,19 +144,33 @@ impl crate::exit::Coded for PinError {
     fn code(&self) -> crate::exit::Code {
         use crate::exit::Code;
         match self {
-            PinError::Malformed { .. } | PinError::GitMissing { .. } => Code::BadInput,
+            PinError::Malformed { .. }
+            | PinError::GitMissing { .. }
+            | PinError::BadPython { .. } => Code::BadInput,
             PinError::Run { .. }
             | PinError::TimedOut { .. }
             | PinError::ListRefs { .. }
-            | PinError::NoSuchRef { .. } => Code::External,
+            | PinError::NoSuchRef { .. }
+            | PinError::Index { .. }
+            | PinError::BadPage { .. }
+            | PinError::NoRelease { .. }
+            | PinError::Content { .. }
+            | PinError::HttpClient { .. } => Code::External,
         }
     }
 }
 
-/// What pins need: how to run git.
-#[derive(Debug, Clone, Default)]
+/// The image's Python when `[pins] python` does not say: Ubuntu 24.04's.
+pub const DEFAULT_PYTHON: &str = "3.12";
+
+/// What pins need: how to run git, the package index and the image's Python.
+#[derive(Debug, Clone)]
 pub struct Pinner {
     pub git: Git,
+    /// A PEP 691 simple index (`https://pypi.org/simple/`).
+    pub index_url: String,
+    /// `major.minor`, for `requires-python` and wheel tags.
+    pub python: String,
 }
 
 impl Pinner {
@@ -114,10 +178,21 @@ impl Pinner {
     /// tests point it at a stand-in so that no test reaches the default definition's
     /// github.com.
     pub const GIT_ENV: &'static str = "UWORKER_IMAGE_GIT";
+    /// The environment variable naming the index, over `[pins] index_url`.
+    pub const INDEX_ENV: &'static str = "UWORKER_IMAGE_INDEX_URL";
 
-    pub fn from_env(env: &crate::env::Env) -> Pinner {
+    pub fn from_env(env: &crate::env::Env, settings: &crate::definition::PinSettings) -> Pinner {
         Pinner {
             git: Git::new(env.get(Pinner::GIT_ENV).unwrap_or("git"), Git::TIMEOUT),
+            index_url: env
+                .get(Pinner::INDEX_ENV)
+                .map(str::to_string)
+                .or_else(|| settings.index_url.clone())
+                .unwrap_or_else(|| index::DEFAULT_INDEX.to_string()),
+            python: settings
+                .python
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PYTHON.to_string()),
         }
     }
 }
@@ -134,6 +209,16 @@ pub struct Resolved {
 /// input this module knows, or already at a full commit); an error when it cannot be
 /// resolved (exit 3, naming the host) or is malformed (exit 2). Never an unpinned value.
 pub fn pin_input(input: &str, value: &str, pinner: &Pinner) -> Result<Option<Resolved>, PinError> {
+    if let Some(requirement) = Requirement::parse_floating(value) {
+        return pin_requirement(input, value, &requirement, pinner).map(Some);
+    }
+    if GitSource::parse(value)?.is_none() {
+        return pin_url(input, value);
+    }
+    pin_git(input, value, pinner)
+}
+
+fn pin_git(input: &str, value: &str, pinner: &Pinner) -> Result<Option<Resolved>, PinError> {
     let Some(source) = GitSource::parse(value)? else {
         return Ok(None);
     };
@@ -156,6 +241,104 @@ pub fn pin_input(input: &str, value: &str, pinner: &Pinner) -> Result<Option<Res
     }))
 }
 
+/// A requirement by name: the release an install takes now from the index, pinned to its
+/// artifact's URL and sha256 (the index's, else the content's own).
+fn pin_requirement(
+    input: &str,
+    value: &str,
+    requirement: &Requirement,
+    pinner: &Pinner,
+) -> Result<Resolved, PinError> {
+    let python = requirement::Python::parse(&pinner.python).ok_or_else(|| PinError::BadPython {
+        python: pinner.python.clone(),
+    })?;
+    let (page, page_url) = index::project_page(&pinner.index_url, &requirement.project())?;
+    let choice =
+        requirement::choose(requirement, &page, &python).map_err(|why| PinError::NoRelease {
+            requirement: value.trim().to_string(),
+            host: index::host_of(&pinner.index_url),
+            reason: why.0,
+        })?;
+    let url = index::resolve(&page_url, &choice.url)?;
+    // The URL without a fragment the index may have put there (its own `#sha256=`).
+    let url = url.split('#').next().unwrap_or(&url).to_string();
+    let sha256 = match choice.sha256 {
+        Some(sha256) => sha256,
+        None => index::content_sha256(&url)?,
+    };
+    let pinned = requirement.pinned(&url, &sha256);
+    Ok(Resolved {
+        entry: InputPin {
+            input: input.to_string(),
+            kind: PinKind::Requirement,
+            written: crate::userinfo::strip(value).value,
+            resolved: crate::userinfo::strip(&pinned).value,
+            floating: requirement.floating(),
+            pinned: format!("{} sha256:{sha256}", choice.version),
+            previous: None,
+        },
+        value: pinned,
+    })
+}
+
+/// The http(s) URL of `value` (`URL`, or `name @ URL`, before a marker): its start and end.
+fn http_url(value: &str) -> Option<(usize, usize)> {
+    let start = ["https://", "http://"]
+        .iter()
+        .filter_map(|scheme| value.find(scheme))
+        .min()?;
+    let before = value[..start].trim();
+    if !(before.is_empty() || before.ends_with('@')) {
+        return None;
+    }
+    let end = value[start..]
+        .find(|c: char| c.is_whitespace() || c == ';')
+        .map_or(value.len(), |e| start + e);
+    Some((start, end))
+}
+
+/// Any other http(s) URL (a wheel, an sdist): pinned to the sha256 of its content, unless
+/// its fragment has one already.
+fn pin_url(input: &str, value: &str) -> Result<Option<Resolved>, PinError> {
+    let Some((start, end)) = http_url(value) else {
+        return Ok(None);
+    };
+    let url = &value[start..end];
+    if requirement::has_sha256(url) {
+        return Ok(None);
+    }
+    let fetched = url.split('#').next().unwrap_or(url);
+    let sha256 = index::content_sha256(fetched)?;
+    let pinned = format!(
+        "{}{}{}",
+        &value[..start],
+        requirement::with_sha256(url, &sha256),
+        &value[end..]
+    );
+    Ok(Some(Resolved {
+        entry: InputPin {
+            input: input.to_string(),
+            kind: PinKind::Url,
+            written: crate::userinfo::strip(value).value,
+            resolved: crate::userinfo::strip(&pinned).value,
+            floating: "content".into(),
+            pinned: format!("sha256:{sha256}"),
+            previous: None,
+        },
+        value: pinned,
+    }))
+}
+
+/// The `sha256=HEX` of a URL's fragment in `value`, when there is one.
+fn fragment_sha256(value: &str) -> Option<String> {
+    let (_, fragment) = value.split_once('#')?;
+    fragment
+        .split(|c: char| c == '&' || c.is_whitespace() || c == ';')
+        .find_map(|part| part.strip_prefix("sha256="))
+        .filter(|hex| hex.len() == 64)
+        .map(str::to_ascii_lowercase)
+}
+
 /// What `value` (an earlier manifest's, credentials left out) was pinned to, in the terms
 /// of `kind`'s `InputPin::pinned`; None when it was not pinned (or is of another kind).
 pub fn pinned_in(kind: PinKind, value: &str) -> Option<String> {
@@ -165,7 +348,26 @@ pub fn pinned_in(kind: PinKind, value: &str) -> Option<String> {
             .flatten()?
             .already_pinned()
             .map(|p| p.commit),
-        PinKind::Requirement | PinKind::Url => None,
+        // The version is not in the value, only its artifact: the hash tells them apart,
+        // and the version read from the wheel or sdist name goes before it.
+        PinKind::Requirement => {
+            let sha256 = fragment_sha256(value)?;
+            let (start, end) = http_url(value)?;
+            let url = value[start..end].split('#').next()?;
+            let file = url.rsplit('/').next()?;
+            let version = file
+                .strip_suffix(".whl")
+                .and_then(|stem| stem.split('-').nth(1))
+                .or_else(|| {
+                    [".tar.gz", ".zip"]
+                        .iter()
+                        .find_map(|s| file.strip_suffix(s))
+                        .and_then(|stem| stem.rsplit_once('-'))
+                        .map(|(_, v)| v)
+                })?;
+            Some(format!("{version} sha256:{sha256}"))
+        }
+        PinKind::Url => fragment_sha256(value).map(|hex| format!("sha256:{hex}")),
     }
 }
 
@@ -220,6 +422,132 @@ mod tests {
             "{floating}"
         );
         assert_eq!(floating.code(), Code::BadInput);
+    }
+
+    fn pinner(index_url: &str) -> Pinner {
+        Pinner {
+            git: Git::new("/nonexistent/git", std::time::Duration::from_secs(1)),
+            index_url: index_url.to_string(),
+            python: DEFAULT_PYTHON.to_string(),
+        }
+    }
+
+    /// sha256 of `text`, lower-case hex.
+    fn sha(text: &str) -> String {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    }
+
+    /// A PEP 691 index on loopback: `uworker` 1.0 (wheel and sdist) and 1.1 (sdist, whose
+    /// hash the index does not give), and the artifacts.
+    fn index() -> crate::loopback::Server {
+        crate::loopback::Server::start("127.0.0.1", |request: &crate::loopback::Request| {
+            let page = format!(
+                r#"{{"meta":{{"api-version":"1.0"}},"name":"uworker","files":[
+                {{"filename":"uworker-1.0-py3-none-any.whl","url":"/files/uworker-1.0-py3-none-any.whl","hashes":{{"sha256":"{}"}}}},
+                {{"filename":"uworker-1.1.tar.gz","url":"../../files/uworker-1.1.tar.gz","hashes":{{}},"requires-python":">=3.8"}}
+                ]}}"#,
+                sha("wheel 1.0")
+            );
+            match request.path.as_str() {
+                "/simple/uworker/" => crate::loopback::Answer::new(200, &page)
+                    .header("Content-Type", "application/vnd.pypi.simple.v1+json"),
+                "/files/uworker-1.1.tar.gz" => crate::loopback::Answer::new(200, "sdist 1.1"),
+                "/files/w.tar.gz" => crate::loopback::Answer::new(200, "a tarball"),
+                _ => crate::loopback::Answer::new(404, "no"),
+            }
+        })
+    }
+
+    #[test]
+    fn a_requirement_is_pinned_to_the_newest_artifact_and_its_sha256() {
+        let server = index();
+        let pinner = pinner(&format!("{}/simple/", server.url));
+        let resolved = pin_input("worker_source", "uworker>=1.0", &pinner)
+            .unwrap()
+            .unwrap();
+        let url = format!("{}/files/uworker-1.1.tar.gz", server.url);
+        let hash = sha("sdist 1.1");
+        assert_eq!(resolved.value, format!("uworker @ {url}#sha256={hash}"));
+        assert_eq!(resolved.entry.kind, PinKind::Requirement);
+        assert_eq!(resolved.entry.floating, ">=1.0");
+        assert_eq!(resolved.entry.pinned, format!("1.1 sha256:{hash}"));
+        // Read back from a manifest, it is what was pinned.
+        assert_eq!(
+            pinned_in(PinKind::Requirement, &resolved.value),
+            Some(resolved.entry.pinned.clone())
+        );
+        // The index's own hash, for the wheel of 1.0.
+        let older = pin_input("worker_source", "uworker<1.1", &pinner)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            older.value,
+            format!(
+                "uworker @ {}/files/uworker-1.0-py3-none-any.whl#sha256={}",
+                server.url,
+                sha("wheel 1.0")
+            )
+        );
+        // Exact, or nothing on the index that suits: left as is, or exit 3 naming it.
+        assert_eq!(
+            pin_input("worker_source", "uworker==1.0", &pinner).unwrap(),
+            None
+        );
+        let none = pin_input("worker_source", "uworker>=2", &pinner).unwrap_err();
+        assert_eq!(none.code(), Code::External);
+        assert!(none.to_string().contains("127.0.0.1"), "{none}");
+        let missing = pin_input("worker_source", "other", &pinner).unwrap_err();
+        assert!(matches!(missing, PinError::Index { .. }), "{missing:?}");
+        let python = Pinner {
+            python: "three".into(),
+            ..pinner.clone()
+        };
+        let bad = pin_input("worker_source", "uworker", &python).unwrap_err();
+        assert_eq!(bad.code(), Code::BadInput);
+    }
+
+    #[test]
+    fn a_url_is_pinned_to_its_contents_sha256() {
+        let server = index();
+        let pinner = pinner("http://127.0.0.1:9/unused/");
+        let url = format!("{}/files/w.tar.gz", server.url);
+        let hash = sha("a tarball");
+        for (value, pinned) in [
+            (url.clone(), format!("{url}#sha256={hash}")),
+            (
+                format!("w @ {url}#egg=w ; python_version >= '3'"),
+                format!("w @ {url}#egg=w&sha256={hash} ; python_version >= '3'"),
+            ),
+        ] {
+            let resolved = pin_input("worker_source", &value, &pinner)
+                .unwrap()
+                .unwrap();
+            assert_eq!(resolved.value, pinned);
+            assert_eq!(resolved.entry.kind, PinKind::Url);
+            assert_eq!(resolved.entry.pinned, format!("sha256:{hash}"));
+            assert_eq!(
+                pinned_in(PinKind::Url, &resolved.value).as_deref(),
+                Some(resolved.entry.pinned.as_str())
+            );
+            // Pinned, it is left as it is.
+            assert_eq!(pin_input("worker_source", &pinned, &pinner).unwrap(), None);
+        }
+        let gone = pin_input(
+            "worker_source",
+            &format!("{}/files/gone.whl", server.url),
+            &pinner,
+        )
+        .unwrap_err();
+        assert_eq!(gone.code(), Code::External);
+        // Not URLs of this kind: nothing to pin here.
+        for other in ["hg+https://h/w", "./worker", "git+ssh://git@h/w.git"] {
+            assert_eq!(
+                pin_input("worker_source", other, &pinner).unwrap(),
+                None,
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -28,10 +28,15 @@ use tempfile::TempDir;
 /// the network (the default definition's worker source is on github.com, which the lab
 /// cannot reach). The pin tests run the real git (`REAL_GIT`) against a git server on
 /// loopback.
-pub const TOOL_ENV: &[(&str, &str)] = &[(
-    "UWORKER_IMAGE_GIT",
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/git-ls-remote"),
-)];
+pub const TOOL_ENV: &[(&str, &str)] = &[
+    (
+        "UWORKER_IMAGE_GIT",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/git-ls-remote"),
+    ),
+    // A requirement without `==` is pinned against this index: nothing listens there, so
+    // no test reaches PyPI (the pin tests serve their own index on loopback).
+    ("UWORKER_IMAGE_INDEX_URL", "http://127.0.0.1:9/simple/"),
+];
 
 /// `UWORKER_IMAGE_GIT` for a run that pins with the real git on PATH.
 pub const REAL_GIT: (&str, &str) = ("UWORKER_IMAGE_GIT", "git");
