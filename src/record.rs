@@ -243,7 +243,14 @@ impl InputPin {
     pub fn arrow(&self) -> String {
         let pinned = match self.kind {
             PinKind::Git => format!("{}…", self.pinned.chars().take(8).collect::<String>()),
-            _ => format!("{}…", InputPin::short(self.kind, &self.pinned)),
+            PinKind::Requirement => match self.pinned.split_once(" sha256:") {
+                Some((version, hash)) => format!(
+                    "{version} (sha256 {}…)",
+                    hash.chars().take(12).collect::<String>()
+                ),
+                None => self.pinned.clone(),
+            },
+            PinKind::Url => format!("{}…", InputPin::short(self.kind, &self.pinned)),
         };
         format!("{} → {pinned}", self.floating)
     }

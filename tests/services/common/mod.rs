@@ -12,6 +12,7 @@ pub mod github;
 pub mod job_service;
 pub mod loopback;
 pub mod openstack;
+pub mod package_index;
 pub mod procs;
 pub mod runner;
 pub mod sshd;
