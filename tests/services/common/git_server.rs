@@ -116,6 +116,29 @@ impl GitServer {
         self.head()
     }
 
+    /// A copy of directory `from` committed as `to` (a path in the repository), pushed: the
+    /// branch moves. Returns the commit.
+    pub fn commit_dir(&self, from: &Path, to: &str, message: &str) -> String {
+        let work = self.work();
+        let target = work.join(to);
+        std::fs::create_dir_all(&target).unwrap();
+        let mut copy = Command::new("cp");
+        copy.arg("-R")
+            .arg(format!("{}/.", from.display()))
+            .arg(&target);
+        run(copy);
+        for args in [
+            vec!["add", "--all", "."],
+            vec!["commit", "--quiet", "-m", message],
+            vec!["push", "--quiet", "origin", BRANCH],
+        ] {
+            let mut command = git(&work);
+            command.args(args);
+            run(command);
+        }
+        self.head()
+    }
+
     /// A tag at the work tree's commit, pushed (annotated: a tag object of its own).
     pub fn tag(&self, name: &str, annotated: bool) {
         let work = self.work();
