@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use reqwest::blocking::{Client, Response};
-use sha2::{Digest, Sha256};
 
 use super::requirement::ProjectPage;
 use super::{HttpSaid, PinError};
+use crate::fingerprint::HashWriter;
 use crate::http::retry::{self, Failure, Retry};
 use crate::http::Redirects;
 
@@ -132,23 +132,10 @@ pub fn content_sha256(url: &str) -> Result<String, PinError> {
     let client = client(CONTENT_TIMEOUT)?;
     let label = format!("GET {host} content to hash");
     let mut answer = get(&client, url, "*/*", &label).map_err(failed)?;
-    let mut hasher = HashWriter(Sha256::new());
+    let mut hasher = HashWriter::default();
     std::io::copy(&mut answer, &mut hasher)
         .map_err(|e| failed(HttpSaid(format!("reading the content: {}", e.kind()))))?;
-    Ok(hex::encode(hasher.0.finalize()))
-}
-
-/// A writer that only hashes.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    Ok(hasher.hex())
 }
 
 #[cfg(test)]

@@ -102,14 +102,18 @@ impl GitServer {
 
     /// A new commit on `main`, pushed: the branch moves. Returns the commit.
     pub fn commit(&self, message: &str) -> String {
-        let work = self.work();
-        std::fs::write(work.join("version.txt"), message).unwrap();
+        std::fs::write(self.work().join("version.txt"), message).unwrap();
+        self.commit_work_tree(message)
+    }
+
+    /// Everything in the work tree committed and pushed. Returns the commit.
+    fn commit_work_tree(&self, message: &str) -> String {
         for args in [
-            vec!["add", "version.txt"],
+            vec!["add", "--all", "."],
             vec!["commit", "--quiet", "-m", message],
             vec!["push", "--quiet", "origin", BRANCH],
         ] {
-            let mut command = git(&work);
+            let mut command = git(&self.work());
             command.args(args);
             run(command);
         }
@@ -127,16 +131,7 @@ impl GitServer {
             .arg(format!("{}/.", from.display()))
             .arg(&target);
         run(copy);
-        for args in [
-            vec!["add", "--all", "."],
-            vec!["commit", "--quiet", "-m", message],
-            vec!["push", "--quiet", "origin", BRANCH],
-        ] {
-            let mut command = git(&work);
-            command.args(args);
-            run(command);
-        }
-        self.head()
+        self.commit_work_tree(message)
     }
 
     /// A tag at the work tree's commit, pushed (annotated: a tag object of its own).
