@@ -68,7 +68,7 @@ fn image_text(record: &Record) -> String {
 /// The changed inputs, as a heading line and a list.
 fn changes_section(baseline: &Baseline) -> String {
     let (label, changes) = match baseline {
-        Baseline::Release { tag, changes } => {
+        Baseline::Release { tag, changes, .. } => {
             (format!("the latest image ({})", code(tag)), changes)
         }
         Baseline::Previous(changes) => ("the previous record".to_string(), changes),
@@ -96,14 +96,18 @@ fn changes_section(baseline: &Baseline) -> String {
     out
 }
 
-/// The remote inputs the plan pinned, and which of them moved against `--previous`:
-/// "the worker moved `a1b2c3d` → `9e0d2b4`". Known before any build.
-fn pins_section(record: &Record) -> String {
-    if record.pins.is_empty() {
+/// The remote inputs the plan pinned, and which of them moved against the latest release
+/// (else `--previous`): "the worker moved `a1b2c3d` → `9e0d2b4`". Known before any build.
+fn pins_section(record: &Record, baseline: &Baseline) -> String {
+    let pins = match baseline {
+        Baseline::Release { pins, .. } => pins,
+        _ => &record.pins,
+    };
+    if pins.is_empty() {
         return String::new();
     }
     let mut out = String::from("\n**Pinned inputs**\n\n");
-    for pin in &record.pins {
+    for pin in pins {
         let short = InputPin::short(pin.kind, &pin.pinned);
         let floating = format!("{} {}", pin.kind.as_str(), code(&pin.floating));
         match &pin.previous {
@@ -181,7 +185,7 @@ pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> 
         table = table(&rows),
         images = images_section(record),
         changes = changes_section(baseline),
-        pins = pins_section(record),
+        pins = pins_section(record, baseline),
         asset = code(RECORD_ASSET),
     )
 }
@@ -256,7 +260,7 @@ pub fn pr_comment(
         target = code(&record.target),
         table = table(&rows),
         changes = changes_section(baseline),
-        pins = pins_section(record),
+        pins = pins_section(record, baseline),
         warnings = warnings_section(record),
         footer = footer(context),
     )
@@ -293,7 +297,7 @@ pub fn summary(
         code(&record.target),
         table(&rows),
         changes_section(baseline),
-        pins_section(record),
+        pins_section(record, baseline),
         warnings_section(record),
     );
     if !notes.is_empty() {
@@ -418,6 +422,7 @@ mod tests {
         let text = changes_section(&Baseline::Release {
             tag: "image-1".into(),
             changes,
+            pins: vec![],
         });
         assert_eq!(
             text,

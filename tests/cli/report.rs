@@ -185,6 +185,23 @@ fn comment_and_summary_when_the_worker_moved() {
         summary.contains("- `worker_source`: git `HEAD` → `9e0d2b4`"),
         "{summary}"
     );
+    // In CI the baseline is the latest release: its manifest's commit is the old one.
+    let release: Manifest = serde_json::from_value(manifest(
+        &"11".repeat(32),
+        &format!("{url}@{old}#subdirectory=src"),
+    ))
+    .unwrap();
+    let unmoved = subject(json!({"pins": pin(None)}));
+    let against_release = markdown::pr_comment(
+        &unmoved,
+        &context("pull request #9"),
+        Validation::Passed,
+        &Baseline::choose(&unmoved, Some(("image-0a1b2c3d4e5f".into(), release))),
+    );
+    assert!(
+        against_release.contains("- the worker moved `a1b2c3d` → `9e0d2b4` (git `HEAD`)"),
+        "{against_release}"
+    );
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("report_comment_worker_moved", comment);
         insta::assert_snapshot!("report_summary_worker_pinned", summary);
