@@ -508,6 +508,68 @@ mod tests {
     }
 
     #[test]
+    fn a_git_branch_is_pinned_to_its_commit_and_a_full_commit_left_as_written() {
+        // The tiers' git stand-in: each ref at the SHA-1 of "URL REF".
+        let git = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/git-ls-remote");
+        let pinner = Pinner {
+            git: Git::new(git, std::time::Duration::from_secs(20)),
+            ..pinner("http://127.0.0.1:9/unused/")
+        };
+        let value = "git+https://u:T0ken@h.example/w.git@main#subdirectory=src";
+        let resolved = pin_input("worker_source", value, &pinner).unwrap().unwrap();
+        let commit = resolved.entry.pinned.clone();
+        assert!(git::is_full_commit(&commit), "{commit}");
+        assert_eq!(
+            resolved.value,
+            format!("git+https://u:T0ken@h.example/w.git@{commit}#subdirectory=src")
+        );
+        assert_eq!(resolved.entry.kind, PinKind::Git);
+        assert_eq!(resolved.entry.floating, "main");
+        assert_eq!(
+            resolved.entry.resolved,
+            format!("git+https://h.example/w.git@{commit}#subdirectory=src")
+        );
+        assert_eq!(
+            resolved.entry.written,
+            "git+https://h.example/w.git@main#subdirectory=src"
+        );
+        assert_eq!(resolved.entry.previous, None);
+        assert_eq!(
+            pinned_in(PinKind::Git, &resolved.entry.resolved).as_deref(),
+            Some(commit.as_str())
+        );
+        assert_eq!(
+            pin_input("worker_source", &resolved.value, &pinner).unwrap(),
+            None
+        );
+        // No ref: the remote's HEAD.
+        let head = pin_input("worker_source", "git+https://h.example/w.git", &pinner)
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.entry.floating, "HEAD");
+        assert_ne!(head.entry.pinned, commit);
+        // Against an earlier manifest: the previous commit where it differs.
+        let mut previous: Manifest = serde_json::from_value(serde_json::json!({
+            "schema": 1, "image": "u", "target": "t", "template_sha256": "00",
+            "files": [], "variables": {"worker_source": format!("git+https://h.example/w.git@{}", "a".repeat(40))},
+            "secrets": {}, "base_image": {"by": "id", "value": "b", "resolved_id": "b"},
+            "packer_version": "1.6.6"
+        }))
+        .unwrap();
+        let moved = against_previous(vec![resolved.entry.clone()], Some(&previous));
+        assert_eq!(moved[0].previous, Some("a".repeat(40)));
+        previous
+            .variables
+            .insert("worker_source".into(), resolved.entry.resolved.clone());
+        let same = against_previous(vec![resolved.entry.clone()], Some(&previous));
+        assert_eq!(same[0].previous, None);
+        assert_eq!(
+            against_previous(vec![resolved.entry], None)[0].previous,
+            None
+        );
+    }
+
+    #[test]
     fn a_url_is_pinned_to_its_contents_sha256() {
         let server = index();
         let pinner = pinner("http://127.0.0.1:9/unused/");
