@@ -19,6 +19,9 @@ command -v npm >/dev/null 2>&1 || packages+=("npm=9.2.0*")
 # Venvs for the test harnesses (actionlint, Keystone + Glance); curl for action/install.sh.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=("python3-venv=3.11.2*")
 command -v curl >/dev/null 2>&1 || packages+=("curl=7.88.1*")
+# git: the loopback git server (git http-backend) of the pin tests (tests/services/pin_git.rs),
+# and what resolves a git worker_source to its commit (git ls-remote, 2.31+).
+command -v git >/dev/null 2>&1 || packages+=("git=1:2.39.5*")
 # tmux: a real terminal for the --openrc password prompt tests (tests/services/openrc.rs).
 command -v tmux >/dev/null 2>&1 || packages+=("tmux=3.3a-3*")
 

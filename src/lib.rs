@@ -24,6 +24,7 @@ pub mod lifecycle;
 mod loopback;
 pub mod openstack;
 pub mod packer;
+pub mod pin;
 pub mod plan;
 pub mod prune;
 pub mod record;

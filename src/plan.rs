@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::fingerprint::{Changes, Fingerprint, Manifest};
 use crate::lifecycle::{Serving, Status};
-use crate::record::{Action, BaseImageChoice, Record};
+use crate::record::{Action, BaseImageChoice, InputPin, PinKind, Record};
 
 /// What looking for an image with the fingerprint found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,9 @@ pub struct Policy {
 }
 
 /// The plan record for `manifest`, whose `fingerprint` (as `Manifest::fingerprint` gives
-/// it) the caller has already computed to look it up.
+/// it) the caller has already computed to look it up; `pins` are the inputs pinned into
+/// it (compared with `previous`'s, so that the reason says what moved).
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     manifest: Manifest,
     fingerprint: Fingerprint,
@@ -38,9 +40,11 @@ pub fn decide(
     lookup: Lookup,
     policy: Policy,
     previous: Option<&Manifest>,
+    pins: Vec<InputPin>,
     warnings: Vec<String>,
 ) -> Record {
     let changes = previous.map(|p| Changes::between(p, &manifest));
+    let pins = crate::pin::against_previous(pins, previous);
     let image_age_seconds = match &lookup {
         Lookup::Found {
             age,
@@ -123,12 +127,19 @@ pub fn decide(
             format!("{why}: cannot look for an image with this fingerprint, so a build is planned"),
         ),
     };
+    let moved: Vec<String> = pins.iter().filter_map(moved_reason).collect();
+    let reason = if action == Action::Build && !policy.force && !moved.is_empty() {
+        format!("{}; {reason}", moved.join("; "))
+    } else {
+        reason
+    };
     Record {
         image_id,
         image_age_seconds,
         base_image,
         changes,
         warnings,
+        pins,
         ..Record::plan(manifest, fingerprint, action, reason)
     }
 }
@@ -147,6 +158,28 @@ fn held_reason(image_id: &str, status: Status, since: Option<String>) -> String 
     format!(
         "image {image_id} of this fingerprint {what}: a rebuild needs a changed input or --force"
     )
+}
+
+/// Why a pinned input makes a build, when it differs from the previous run's:
+/// "the worker's branch moved (a1b2c3d → 9e0d2b4)".
+fn moved_reason(pin: &InputPin) -> Option<String> {
+    let moved = pin.moved()?;
+    let whose = if pin.input == crate::worker_source::VARIABLE {
+        "the worker's".to_string()
+    } else {
+        format!("`{}`'s", pin.input)
+    };
+    Some(match pin.kind {
+        PinKind::Git if pin.floating == "HEAD" => {
+            format!("{whose} default branch moved ({moved})")
+        }
+        PinKind::Git => format!("{whose} branch moved ({moved})"),
+        PinKind::Requirement => format!(
+            "{whose} requirement `{}` takes another release ({moved})",
+            pin.floating
+        ),
+        PinKind::Url => format!("{whose} URL serves other content ({moved})"),
+    })
 }
 
 /// A duration in its largest whole unit: `31 days`, `3 hours`, `1 minute`, `2 seconds`.
@@ -177,6 +210,13 @@ pub fn to_text(plan: &Record, previous_label: Option<&str>) -> String {
     }
     if let Some(base) = &plan.base_image {
         out.push_str(&format!("base image:  {}\n", base.describe()));
+    }
+    for pin in &plan.pins {
+        out.push_str(&format!("{}: {}", pin.input, pin.arrow()));
+        match pin.moved() {
+            Some(moved) => out.push_str(&format!(" (moved: {moved})\n")),
+            None => out.push('\n'),
+        }
     }
     if let (Some(changes), Some(label)) = (&plan.changes, previous_label) {
         if changes.is_empty() {
@@ -230,6 +270,7 @@ mod tests {
             lookup,
             policy,
             None,
+            vec![],
             vec![],
         )
     }
@@ -375,6 +416,82 @@ mod tests {
             "image img-1 of this fingerprint is `candidate`, never verified (a run that ended \
              before its verification): a build is planned"
         );
+    }
+
+    fn git_pin(commit: &str, floating: &str) -> InputPin {
+        InputPin {
+            input: "worker_source".into(),
+            kind: PinKind::Git,
+            written: "git+https://h/w.git".into(),
+            resolved: format!("git+https://h/w.git@{commit}"),
+            floating: floating.into(),
+            pinned: commit.into(),
+            previous: None,
+        }
+    }
+
+    fn with_worker_at(commit: &str) -> Manifest {
+        let mut m = manifest();
+        m.variables.insert(
+            "worker_source".into(),
+            format!("git+https://h/w.git@{commit}#subdirectory=src"),
+        );
+        m
+    }
+
+    #[test]
+    fn a_pin_that_moved_against_the_previous_run_is_the_reason_for_the_build() {
+        let (old, new) = ("a".repeat(40), "b".repeat(40));
+        let decide_with = |previous: &Manifest, floating: &str, policy: Policy| {
+            decide(
+                with_worker_at(&new),
+                "sha256:ab".to_string().into(),
+                None,
+                Lookup::Missing,
+                policy,
+                Some(previous),
+                vec![git_pin(&new, floating)],
+                vec![],
+            )
+        };
+        let moved = decide_with(&with_worker_at(&old), "main", Policy::default());
+        assert_eq!(moved.action, Action::Build);
+        assert_eq!(
+            moved.reason,
+            "the worker's branch moved (aaaaaaa → bbbbbbb); no image has this fingerprint yet"
+        );
+        assert_eq!(moved.pins[0].previous.as_deref(), Some(old.as_str()));
+        assert!(
+            to_text(&moved, Some("prev.json"))
+                .contains("worker_source: main → bbbbbbbb… (moved: aaaaaaa → bbbbbbb)\n"),
+            "{}",
+            to_text(&moved, None)
+        );
+        let head = decide_with(&with_worker_at(&old), "HEAD", Policy::default());
+        assert!(
+            head.reason
+                .starts_with("the worker's default branch moved (aaaaaaa → bbbbbbb); "),
+            "{}",
+            head.reason
+        );
+        // --force says why itself; the pin still records the move.
+        let forced = decide_with(
+            &with_worker_at(&old),
+            "main",
+            Policy {
+                force: true,
+                max_age: None,
+            },
+        );
+        assert_eq!(forced.reason, "--force: rebuilding on request");
+        assert!(forced.pins[0].previous.is_some());
+        // The same commit, or a previous value that was not pinned: nothing moved.
+        for previous in [with_worker_at(&new), manifest()] {
+            let same = decide_with(&previous, "main", Policy::default());
+            assert_eq!(same.reason, "no image has this fingerprint yet");
+            assert_eq!(same.pins[0].previous, None);
+            assert!(to_text(&same, None).contains("worker_source: main → bbbbbbbb…\n"));
+        }
     }
 
     #[test]

@@ -140,6 +140,11 @@ pub struct Record {
     /// Packer runs this build took; 0 when none ran (and in a plan record).
     #[serde(default)]
     pub attempts: u32,
+    /// The remote inputs the plan pinned (a floating git ref, a requirement without `==`,
+    /// a URL), each as written and as resolved; empty when nothing floated (and in records
+    /// of earlier releases, or of the offline commands, which pin nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<InputPin>,
     /// Every input of the image; its SHA-256 is `fingerprint`.
     pub manifest: Manifest,
 }
@@ -179,6 +184,87 @@ pub fn read_manifest(text: &str) -> Result<Manifest, serde_json::Error> {
         None => value,
     };
     serde_json::from_value(manifest)
+}
+
+/// What kind of remote input a pin resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PinKind {
+    /// A `git+http(s)://` URL: its ref resolved to the full commit.
+    Git,
+    /// A package requirement without `==`: the version an install takes now, and its
+    /// artifact's sha256.
+    Requirement,
+    /// Any other http(s) URL: the sha256 of its content.
+    Url,
+}
+
+impl PinKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinKind::Git => "git",
+            PinKind::Requirement => "requirement",
+            PinKind::Url => "url",
+        }
+    }
+}
+
+/// One remote input the plan pinned. Every value is without URL credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InputPin {
+    /// The variable (`worker_source`).
+    pub input: String,
+    pub kind: PinKind,
+    /// The value as written (credentials left out).
+    pub written: String,
+    /// The pinned value, what the build installs (credentials left out).
+    pub resolved: String,
+    /// What floated: the git ref (`HEAD` for none), the version specifier, or `content`.
+    pub floating: String,
+    /// What it was pinned to: the full commit, `VERSION sha256:HEX`, or `sha256:HEX`.
+    pub pinned: String,
+    /// What `--previous` had pinned instead, when it differs (null: the same, or unknown).
+    #[serde(default)]
+    pub previous: Option<String>,
+}
+
+impl InputPin {
+    /// How a pinned value reads in short: a commit's first 7 digits (`9e0d2b4`), a
+    /// requirement's version, a content hash's first 12 digits.
+    pub fn short(kind: PinKind, pinned: &str) -> String {
+        match kind {
+            PinKind::Git => pinned.chars().take(7).collect(),
+            PinKind::Requirement => pinned.split(' ').next().unwrap_or(pinned).to_string(),
+            PinKind::Url => pinned.chars().take("sha256:".len() + 12).collect(),
+        }
+    }
+
+    /// `main → 9e0d2b4c…` (plan text): what floated and the start of what it is pinned to.
+    pub fn arrow(&self) -> String {
+        let pinned = match self.kind {
+            PinKind::Git => format!("{}…", self.pinned.chars().take(8).collect::<String>()),
+            PinKind::Requirement => match self.pinned.split_once(" sha256:") {
+                Some((version, hash)) => format!(
+                    "{version} (sha256 {}…)",
+                    hash.chars().take(12).collect::<String>()
+                ),
+                None => self.pinned.clone(),
+            },
+            PinKind::Url => format!("{}…", InputPin::short(self.kind, &self.pinned)),
+        };
+        format!("{} → {pinned}", self.floating)
+    }
+
+    /// `a1b2c3d → 9e0d2b4`: what `--previous` had and what it is now, in short; None when
+    /// it had the same, or nothing known.
+    pub fn moved(&self) -> Option<String> {
+        let previous = self.previous.as_deref()?;
+        Some(format!(
+            "{} → {}",
+            InputPin::short(self.kind, previous),
+            InputPin::short(self.kind, &self.pinned)
+        ))
+    }
 }
 
 /// One image built for a fingerprint.
@@ -224,6 +310,7 @@ impl Record {
             git_commit: None,
             run_url: None,
             attempts: 0,
+            pins: Vec::new(),
             manifest,
         }
     }

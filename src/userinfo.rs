@@ -98,7 +98,9 @@ pub fn secret_forms(userinfo: &str) -> Vec<String> {
     forms
 }
 
-fn percent_decode(text: &str) -> String {
+/// `text` with its `%XX` escapes decoded (a URL's user or password as git reads it);
+/// a `%` without two hex digits stays as it is.
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

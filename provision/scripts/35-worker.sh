@@ -33,10 +33,15 @@ done
 # git (which pip runs for git+ URLs) asks its credential helper: only this file's,
 # through the environment (GIT_CONFIG_COUNT, git 2.31+), never a prompt.
 credential_dir=''
+artifact_dir=''
+cleanup() {
+  [ -z "$credential_dir" ] || rm -rf "$credential_dir"
+  [ -z "$artifact_dir" ] || rm -rf "$artifact_dir"
+}
+trap cleanup EXIT
 use_credentials() {
   # /run is a tmpfs: the file never reaches the disk (no fallback to one that would).
   credential_dir=$(mktemp -d /run/uworker-git.XXXXXXXX)
-  trap 'rm -rf "$credential_dir"' EXIT
   (umask 077 && printf '%s' "$credentials" >"$credential_dir/credentials")
   export GIT_CONFIG_COUNT=2 GIT_TERMINAL_PROMPT=0
   export GIT_CONFIG_KEY_0=credential.helper GIT_CONFIG_VALUE_0=''
@@ -55,10 +60,47 @@ else
   wanted="requirement $requirement"
 fi
 
+# A pinned artifact (`[name @ ]http(s)://HOST/FILE#...sha256=HEX...`, as uworker-image's
+# plan pins a requirement or a URL): downloaded here and checked against its sha256
+# before pip sees it, then pip installs the checked file (and checks the hash again).
+artifact_re='^(([A-Za-z0-9._-]+(\[[^]]*\])?)[[:space:]]*@[[:space:]]*)?(https?://[^#[:space:];]+)#([^[:space:];]*)(.*)$'
+sha256_re='(^|&)sha256=([0-9a-fA-F]{64})(&|$)'
+check_artifact() {
+  [[ $requirement =~ $artifact_re ]] || return 0
+  local name=${BASH_REMATCH[2]} url=${BASH_REMATCH[4]} fragment=${BASH_REMATCH[5]}
+  local rest=${BASH_REMATCH[6]}
+  [[ $fragment =~ $sha256_re ]] || return 0
+  local sha256=${BASH_REMATCH[2],,}
+  artifact_dir=$(mktemp -d /tmp/uworker-artifact.XXXXXXXX)
+  local file
+  file="$artifact_dir/$(basename "$url")"
+  python3 - "$url" "$file" <<'PY'
+import sys
+import urllib.request
+
+with urllib.request.urlopen(sys.argv[1], timeout=600) as answer, open(sys.argv[2], "wb") as out:
+    while chunk := answer.read(1 << 20):
+        out.write(chunk)
+PY
+  local got
+  got=$(sha256sum <"$file" | cut -d' ' -f1)
+  if [ "$got" != "$sha256" ]; then
+    echo "35-worker.sh: $url has sha256 $got, not the pinned $sha256: the artifact changed since plan pinned it (plan again to pin what it is now)" >&2
+    exit 1
+  fi
+  echo "35-worker.sh: $(basename "$url") matches its pinned sha256"
+  if [ -n "$name" ]; then
+    requirement="$name @ file://$file#sha256=$sha256$rest"
+  else
+    requirement="$file$rest"
+  fi
+}
+
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$venv/bin/uworker" ]; then
   echo "35-worker.sh: the worker is installed from this source already"
 else
   [ -z "$credentials" ] || use_credentials
+  check_artifact
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   pip=("$venv/bin/pip" --disable-pip-version-check --no-cache-dir --quiet)
   if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then

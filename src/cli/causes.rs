@@ -20,6 +20,7 @@ use crate::openstack::client::OpenStackError;
 use crate::openstack::clouds::CloudsError;
 use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
+use crate::pin::PinError;
 use crate::report::ReportError;
 use crate::run_key::RunKeyError;
 use crate::seed::SeedError;
@@ -52,6 +53,7 @@ coded_errors!(
     OpenRcError,
     OpenStackError,
     PackerError,
+    PinError,
     GitHubError,
     JobApiError,
     ReportError,

@@ -30,7 +30,7 @@ use crate::vars;
 const DEFAULT_TIMEOUT: Duration = super::sweep::BUILD_DEADLINE;
 
 pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
-    let session = Session::load(&request.load, env)?;
+    let session = Session::load_pinned(&request.load, env)?;
     let target = session.target(request.target.as_deref())?;
     session.check_worker_config(false)?;
     let cloud = session.require_cloud_for(target, "build", "Compute, Networking and Glance")?;

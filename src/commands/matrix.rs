@@ -30,7 +30,7 @@ fn to_json<'a>(targets: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 pub fn run(request: &request::Matrix, env: &Env) -> Result<Code> {
-    let session = Session::load(&request.load, env)?;
+    let session = Session::load_pinned(&request.load, env)?;
     // --target (the dispatch input) narrows the matrix to one target, which must exist.
     let targets = session.targets(request.target.as_deref())?;
     let selected = if request.needs_build {

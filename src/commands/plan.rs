@@ -18,7 +18,7 @@ use crate::record::Record;
 use crate::request::{self, Output};
 
 pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
-    let session = Session::load(&request.load, env)?;
+    let session = Session::load_pinned(&request.load, env)?;
     let target = session.target(request.target.as_deref())?;
     let previous = request.previous.as_deref().map(read_previous).transpose()?;
     let plan = compute(&session, target, request.force, previous.as_ref())?;
@@ -107,6 +107,7 @@ pub(super) fn compute(
             max_age: session.max_age(target),
         },
         previous,
+        session.pins.clone(),
         warnings,
     ))
 }

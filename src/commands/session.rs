@@ -21,7 +21,7 @@ use crate::openstack::credentials::{self, AuthMethod, Credentials};
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::{clouds, openrc};
 use crate::packer::Packer;
-use crate::record::BaseImageChoice;
+use crate::record::{BaseImageChoice, InputPin};
 use crate::request::Load;
 use crate::secrets::Redactor;
 use crate::worker_source::snapshot::SnapshotError;
@@ -35,6 +35,9 @@ pub struct Session {
     /// A local `worker_source`'s private copy: what is fingerprinted and uploaded.
     pub worker_source: Option<Snapshot>,
     pub inputs: Inputs,
+    /// The remote inputs pinned into `inputs` (`load_pinned`); empty for the offline
+    /// commands, which use the values as written.
+    pub pins: Vec<InputPin>,
     /// The credential set the environment holds (after --openrc and OS_CLOUD), if a
     /// complete one is there.
     pub cloud_login: Option<AuthMethod>,
@@ -125,6 +128,7 @@ impl Session {
             definition_files,
             worker_source,
             inputs,
+            pins: Vec::new(),
             cloud_login,
             redactor,
             quiet: load.quiet,
@@ -134,6 +138,39 @@ impl Session {
             packer_path: load.packer.clone(),
             packer: OnceCell::new(),
         })
+    }
+
+    /// `load`, then every remote input that floats pinned (`crate::pin`): what `plan`,
+    /// `build` and `matrix` fingerprint and build. An input that cannot be resolved
+    /// stops the command (exit 3, naming the host): never a silent unpinned build.
+    pub fn load_pinned(load: &Load, env: &Env) -> Result<Session> {
+        let mut session = Session::load(load, env)?;
+        let pinner = crate::pin::Pinner::from_env(env, &session.definition.pins);
+        session.pin(&pinner)?;
+        Ok(session)
+    }
+
+    /// Pins the `worker_source` requirement (a local source is hashed file by file).
+    fn pin(&mut self, pinner: &crate::pin::Pinner) -> Result<()> {
+        if self.worker_source.is_some() {
+            return Ok(());
+        }
+        let Some(value) = self.inputs.values.get(worker_source::VARIABLE) else {
+            return Ok(());
+        };
+        let Some(resolved) = crate::pin::pin_input(worker_source::VARIABLE, value, pinner)? else {
+            return Ok(());
+        };
+        self.info(&format!(
+            "pinned {}: {}",
+            resolved.entry.input,
+            resolved.entry.arrow()
+        ));
+        self.inputs
+            .values
+            .insert(worker_source::VARIABLE.to_string(), resolved.value);
+        self.pins.push(resolved.entry);
+        Ok(())
     }
 
     /// `--target`'s target, or the definition's only one.

@@ -50,6 +50,16 @@ pub struct Definition {
     /// Where a local `worker_source` was read from, once wired in (`crate::worker_source`:
     /// a run uploads its private copy instead); None otherwise.
     pub worker_source_dir: Option<PathBuf>,
+    /// `[pins]`: how `plan` pins a requirement `worker_source` (crate::pin).
+    pub pins: PinSettings,
+}
+
+/// `[pins]`: the PEP 691 index a requirement is resolved against (None: PyPI's), and the
+/// image's Python (`major.minor`; None: `crate::pin::DEFAULT_PYTHON`, Ubuntu 24.04's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PinSettings {
+    pub index_url: Option<String>,
+    pub python: Option<String>,
 }
 
 /// A definition as `load` found it: the model, and every file its steps read as the walk

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Definition, DefinitionError, Only, SourceImage, Step, StepKind, Target, TestSettings,
-    WorkerKeys, SHARED_VISIBILITIES, TEST_BUILDER,
+    Definition, DefinitionError, Only, PinSettings, SourceImage, Step, StepKind, Target,
+    TestSettings, WorkerKeys, SHARED_VISIBILITIES, TEST_BUILDER,
 };
 use crate::vars;
 
@@ -30,6 +30,16 @@ struct RawDefinition {
     worker: Option<Spanned<RawWorker>>,
     #[serde(default)]
     test: Option<RawTest>,
+    #[serde(default)]
+    pins: Option<RawPins>,
+}
+
+/// `[pins]`: how a requirement `worker_source` is pinned (crate::pin).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPins {
+    index_url: Option<String>,
+    python: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +236,13 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
             ssh_timeout: test.ssh_timeout,
         },
         worker_source_dir: None,
+        pins: match raw.pins {
+            None => PinSettings::default(),
+            Some(pins) => PinSettings {
+                index_url: pins.index_url,
+                python: pins.python,
+            },
+        },
     })
 }
 

@@ -268,9 +268,9 @@ impl Manifest {
     /// the hash: no JSON tree and no buffer of the whole document (20,000 files made
     /// those a tenth of a fingerprint run, all of it on one core).
     pub fn fingerprint(&self) -> Fingerprint {
-        let mut hasher = HashWriter(Sha256::new());
+        let mut hasher = HashWriter::default();
         serde_json::to_writer(&mut hasher, &Canonical::of(self)).expect("manifest serializes");
-        Fingerprint(format!("sha256:{}", hex::encode(hasher.0.finalize())))
+        Fingerprint(format!("sha256:{}", hasher.hex()))
     }
 
     /// Every input as a (name, digest or value) pair, in a stable order: what `--explain`
@@ -377,8 +377,16 @@ impl<'a> Canonical<'a> {
     }
 }
 
-/// `io::Write` into a running SHA-256.
-struct HashWriter(Sha256);
+/// `io::Write` into a running SHA-256 (also what `pin` streams a URL's content into).
+#[derive(Default)]
+pub struct HashWriter(pub Sha256);
+
+impl HashWriter {
+    /// The digest so far, lower-case hex.
+    pub fn hex(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
 
 impl std::io::Write for HashWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

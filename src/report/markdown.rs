@@ -3,7 +3,7 @@
 //! caller still redacts the text before it leaves the process.
 
 use super::{changed_names, marker, release_tag, Baseline, Validation, RECORD_ASSET};
-use crate::record::Record;
+use crate::record::{InputPin, Record};
 
 /// Where the run happened: shown as the footer of every text.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +68,7 @@ fn image_text(record: &Record) -> String {
 /// The changed inputs, as a heading line and a list.
 fn changes_section(baseline: &Baseline) -> String {
     let (label, changes) = match baseline {
-        Baseline::Release { tag, changes } => {
+        Baseline::Release { tag, changes, .. } => {
             (format!("the latest image ({})", code(tag)), changes)
         }
         Baseline::Previous(changes) => ("the previous record".to_string(), changes),
@@ -91,6 +91,45 @@ fn changes_section(baseline: &Baseline) -> String {
     ] {
         for name in names {
             out.push_str(&format!("- {word}: {}\n", code(name)));
+        }
+    }
+    out
+}
+
+/// The remote inputs the plan pinned, and which of them moved against the latest release
+/// (else `--previous`): "the worker moved `a1b2c3d` → `9e0d2b4`". Known before any build.
+fn pins_section(record: &Record, baseline: &Baseline) -> String {
+    let pins = match baseline {
+        Baseline::Release { pins, .. } => pins,
+        _ => &record.pins,
+    };
+    if pins.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n**Pinned inputs**\n\n");
+    for pin in pins {
+        let short = InputPin::short(pin.kind, &pin.pinned);
+        let floating = format!("{} {}", pin.kind.as_str(), code(&pin.floating));
+        match &pin.previous {
+            Some(previous) => {
+                let whose = if pin.input == crate::worker_source::VARIABLE {
+                    "the worker".to_string()
+                } else {
+                    code(&pin.input)
+                };
+                out.push_str(&format!(
+                    "- {whose} moved {} → {} ({floating}): {}\n",
+                    code(&InputPin::short(pin.kind, previous)),
+                    code(&short),
+                    code(&pin.resolved)
+                ));
+            }
+            None => out.push_str(&format!(
+                "- {}: {floating} → {}: {}\n",
+                code(&pin.input),
+                code(&short),
+                code(&pin.resolved)
+            )),
         }
     }
     out
@@ -139,13 +178,14 @@ pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> 
     }
     rows.push(("Packer", code(&record.manifest.packer_version)));
     format!(
-        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}\nThe build record, with every input's digest, is attached as {asset}: \
+        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}{pins}\nThe build record, with every input's digest, is attached as {asset}: \
          `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
         marker = marker(&record.target),
         target = code(&record.target),
         table = table(&rows),
         images = images_section(record),
         changes = changes_section(baseline),
+        pins = pins_section(record, baseline),
         asset = code(RECORD_ASSET),
     )
 }
@@ -213,11 +253,12 @@ pub fn pr_comment(
     rows.extend(age_row(record));
     rows.push(("On merge", on_merge(record)));
     format!(
-        "{marker}\n### Worker image {target}: {headline}\n\n{table}\n{changes}{warnings}\n{footer}",
+        "{marker}\n### Worker image {target}: {headline}\n\n{table}\n{changes}{pins}{warnings}\n{footer}",
         marker = marker(&record.target),
         target = code(&record.target),
         table = table(&rows),
         changes = changes_section(baseline),
+        pins = pins_section(record, baseline),
         warnings = warnings_section(record),
         footer = footer(context),
     )
@@ -250,10 +291,11 @@ pub fn summary(
         rows.push(("Validation", validation_text(validation).to_string()));
     }
     let mut out = format!(
-        "### uworker-image: target {}\n\n{}\n{}{}",
+        "### uworker-image: target {}\n\n{}\n{}{}{}",
         code(&record.target),
         table(&rows),
         changes_section(baseline),
+        pins_section(record, baseline),
         warnings_section(record),
     );
     if !notes.is_empty() {
@@ -387,6 +429,7 @@ mod tests {
         let text = changes_section(&Baseline::Release {
             tag: "image-1".into(),
             changes,
+            pins: vec![],
         });
         assert_eq!(
             text,

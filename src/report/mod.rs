@@ -84,8 +84,13 @@ pub enum Validation {
 /// What the inputs were compared with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Baseline {
-    /// The manifest of the latest image release of the target (its tag).
-    Release { tag: String, changes: Changes },
+    /// The manifest of the latest image release of the target (its tag); `pins` are the
+    /// record's, each with what that release had pinned where it differs.
+    Release {
+        tag: String,
+        changes: Changes,
+        pins: Vec<crate::record::InputPin>,
+    },
     /// The record's own comparison (`--previous`).
     Previous(Changes),
     /// No earlier image of this target to compare with.
@@ -101,6 +106,7 @@ impl Baseline {
             (Some((tag, manifest)), _) => Baseline::Release {
                 tag,
                 changes: Changes::between(&manifest, &record.manifest),
+                pins: crate::pin::against_previous(record.pins.clone(), Some(&manifest)),
             },
             (None, Some(changes)) => Baseline::Previous(changes.clone()),
             (None, None) => Baseline::None,

@@ -16,6 +16,7 @@ mod errors;
 mod fingerprint;
 mod help;
 mod parsers_fuzz;
+mod pins;
 mod render;
 mod report;
 mod secrets;

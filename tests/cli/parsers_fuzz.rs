@@ -1,6 +1,7 @@
 //! Every parser of outside input takes arbitrary bytes without a panic: image.toml, the
 //! var-file, the worker config, clouds.yaml, a record, packer's machine-readable lines,
-//! and the worker_source and URL-credential readers. Inputs are random bytes and valid
+//! the worker_source and URL-credential readers, and a git worker_source's pin (its
+//! pinned value reads back as itself) and `git ls-remote`'s listing. Inputs are random bytes and valid
 //! documents with random text spliced in (which reaches deeper than noise alone).
 
 use std::path::Path;
@@ -10,6 +11,7 @@ use proptest::prelude::*;
 use uworker_image::definition::Definition;
 use uworker_image::openstack::clouds;
 use uworker_image::packer::machine;
+use uworker_image::pin::git::{GitSource, Wanted};
 use uworker_image::record::{self, Fingerprint};
 use uworker_image::report::release_tag;
 use uworker_image::secrets::Redactor;
@@ -41,6 +43,9 @@ const RECORD: &str = r#"{"action":"build","built":true,"target":"t","fingerprint
 "resolved_id":"b"},"packer_version":"1.6.6"}}"#;
 /// The dashboard's v3 RC file, as Horizon renders it (the password prompt included).
 const OPENRC: &str = include_str!("../fixtures/openrc/v3.sh");
+/// A git worker_source with every part pip reads, and `git ls-remote`'s listing.
+const GIT_SOURCE: &str = "uworker @ git+https://u:p%40ss@h.example:8443/o/w.git@v1?x=1#egg=w&subdirectory=src ; python_version >= \"3.10\"\n\
+0123456789abcdef0123456789abcdef01234567\tHEAD\n0123456789abcdef0123456789abcdef01234567\trefs/tags/v1^{}\n";
 const PACKER_LINES: &str = "1795546070,,ui,message,    null: a%!(PACKER_COMMA) b\\n c\n\
 1795546070,test,artifact,0,id,x\n1795546070,test,artifact-count,1\n1795546070,,error-count,2\n";
 
@@ -81,6 +86,7 @@ fn every_parser(input: &str) {
         let _ = machine::unescape(line);
     }
     let _ = worker_source::check_requirement(input);
+    git_source(input);
     let stripped = userinfo::strip(input);
     for info in &stripped.userinfo {
         let _ = userinfo::secret_forms(info);
@@ -88,6 +94,37 @@ fn every_parser(input: &str) {
     let _ = release_tag(&Fingerprint::from(input.to_string()));
     let redactor = Redactor::new(stripped.userinfo.iter().map(String::as_str).chain([input]));
     let _ = redactor.with_packer_escapes().redact(input);
+}
+
+/// A git source's pinned value is pinned, reads back as itself, and names the same
+/// repository; its URL (what git is given and messages show) holds no credentials.
+fn git_source(input: &str) {
+    for line in input.lines() {
+        let Ok(Some(source)) = GitSource::parse(line) else {
+            continue;
+        };
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let pin = source.pinned(commit);
+        let again = GitSource::parse(&pin.value)
+            .expect("a pinned value parses")
+            .expect("as a git source");
+        assert_eq!(
+            again.already_pinned().map(|p| p.value),
+            Some(pin.value.clone())
+        );
+        assert_eq!((again.url(), again.host()), (source.url(), source.host()));
+        assert_eq!(again.credential(), source.credential());
+        if let Some(credential) = source.credential().filter(|c| !c.is_empty()) {
+            assert!(!source.url().contains(&format!("{credential}@")), "{line}");
+        }
+    }
+    for wanted in [
+        Wanted::Head,
+        Wanted::Name(input.to_string()),
+        Wanted::Exact(input.to_string()),
+    ] {
+        let _ = wanted.commit_in(input);
+    }
 }
 
 proptest! {
@@ -100,11 +137,11 @@ proptest! {
 
     #[test]
     fn valid_documents_with_noise_never_panic(
-        which in 0usize..7,
+        which in 0usize..8,
         at in any::<prop::sample::Index>(),
         noise in text(),
     ) {
-        let document = [DEFINITION, VAR_FILE, WORKER_CONFIG, CLOUDS, RECORD, PACKER_LINES, OPENRC][which];
+        let document = [DEFINITION, VAR_FILE, WORKER_CONFIG, CLOUDS, RECORD, PACKER_LINES, OPENRC, GIT_SOURCE][which];
         every_parser(&spliced(document, at, &noise));
     }
 }
@@ -130,4 +167,12 @@ fn the_documents_parse_as_they_are() {
             .asks_password
     );
     assert_eq!(PACKER_LINES.lines().filter_map(machine::parse).count(), 4);
+    let source = GitSource::parse(GIT_SOURCE.lines().next().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(source.url(), "https://h.example:8443/o/w.git?x=1");
+    assert_eq!(
+        source.wanted().commit_in(GIT_SOURCE).as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
 }

@@ -133,6 +133,81 @@ fn summary_of_a_skip() {
     snapshot_settings().bind(|| insta::assert_snapshot!("report_summary_skip", text));
 }
 
+/// A plan whose worker branch moved against `--previous`: the comment and the summary
+/// say "the worker moved OLD → NEW", known before any build; an input pinned and not
+/// moved is listed with its commit.
+#[test]
+fn comment_and_summary_when_the_worker_moved() {
+    let (old, new) = (
+        "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+        "9e0d2b4c0123456789abcdef0123456789abcdef",
+    );
+    let url = "git+https://github.com/Odin-SMR/molflow-microq-worker.git";
+    let pin = |previous: Option<&str>| {
+        json!([{
+            "input": "worker_source", "kind": "git",
+            "written": format!("{url}#subdirectory=src"),
+            "resolved": format!("{url}@{new}#subdirectory=src"),
+            "floating": "HEAD", "pinned": new, "previous": previous
+        }])
+    };
+    let mut moved = subject(json!({
+        "pins": pin(Some(old)),
+        "reason": "the worker's default branch moved (a1b2c3d → 9e0d2b4); no image has this fingerprint yet",
+        "changes": {"added": [], "removed": [], "changed": ["variable worker_source"]},
+    }));
+    moved.manifest.variables.insert(
+        "worker_source".into(),
+        format!("{url}@{new}#subdirectory=src"),
+    );
+    let comment = markdown::pr_comment(
+        &moved,
+        &context("pull request #9"),
+        Validation::Passed,
+        &Baseline::choose(&moved, None),
+    );
+    assert!(
+        comment.contains("- the worker moved `a1b2c3d` → `9e0d2b4` (git `HEAD`)"),
+        "{comment}"
+    );
+    let still = subject(json!({
+        "pins": pin(None), "action": "skip", "image_id": "6f0c1b5e-1111-4a5e-9d6e-000000000009",
+        "reason": "image 6f0c1b5e-1111-4a5e-9d6e-000000000009 already has this fingerprint",
+    }));
+    let summary = markdown::summary(
+        &still,
+        &context("push to `main`"),
+        Validation::Unknown,
+        &Baseline::None,
+        &[],
+    );
+    assert!(
+        summary.contains("- `worker_source`: git `HEAD` → `9e0d2b4`"),
+        "{summary}"
+    );
+    // In CI the baseline is the latest release: its manifest's commit is the old one.
+    let release: Manifest = serde_json::from_value(manifest(
+        &"11".repeat(32),
+        &format!("{url}@{old}#subdirectory=src"),
+    ))
+    .unwrap();
+    let unmoved = subject(json!({"pins": pin(None)}));
+    let against_release = markdown::pr_comment(
+        &unmoved,
+        &context("pull request #9"),
+        Validation::Passed,
+        &Baseline::choose(&unmoved, Some(("image-0a1b2c3d4e5f".into(), release))),
+    );
+    assert!(
+        against_release.contains("- the worker moved `a1b2c3d` → `9e0d2b4` (git `HEAD`)"),
+        "{against_release}"
+    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("report_comment_worker_moved", comment);
+        insta::assert_snapshot!("report_summary_worker_pinned", summary);
+    });
+}
+
 /// `UWORKER_IMAGE_RECORD` names the record for `report` as `--record` does, so a job sets
 /// it once for `build --out` and the `report` step after it.
 #[test]

@@ -17,6 +17,8 @@ mod lifecycle;
 mod matrix;
 mod openrc;
 mod openstack;
+mod pin_git;
+mod pin_index;
 mod regions;
 mod render_packer;
 mod secrets_validate;

@@ -8,13 +8,23 @@ pub use shared::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// What every run of the tool gets in this tier (`tool`): the packer stand-in, and a
-/// cache directory of its own for the version it reports (not the user's ~/.cache).
+/// What every run of the tool gets in this tier (`tool`): the packer stand-in, the git
+/// stand-in (`plan` pins a git `worker_source` with `git ls-remote`; the default
+/// definition's is on github.com, which this tier never reaches), a package index where
+/// nothing listens (never PyPI), and a cache directory
+/// of its own for the version packer reports (not the user's ~/.cache).
 pub const TOOL_ENV: &[(&str, &str)] = &[
     (
         "UWORKER_IMAGE_PACKER",
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/packer-1.6.6"),
     ),
+    (
+        "UWORKER_IMAGE_GIT",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/git-ls-remote"),
+    ),
+    // A requirement without `==` is pinned against this index: nothing listens there, so
+    // no test reaches PyPI (one that means to pin serves its own index).
+    ("UWORKER_IMAGE_INDEX_URL", "http://127.0.0.1:9/simple/"),
     (
         "XDG_CACHE_HOME",
         concat!(env!("CARGO_TARGET_TMPDIR"), "/cache"),

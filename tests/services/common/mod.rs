@@ -7,10 +7,12 @@ mod shared;
 pub use shared::*;
 
 pub mod compute;
+pub mod git_server;
 pub mod github;
 pub mod job_service;
 pub mod loopback;
 pub mod openstack;
+pub mod package_index;
 pub mod procs;
 pub mod runner;
 pub mod sshd;
@@ -22,9 +24,23 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-/// What every run of the tool gets in this tier (`tool`): nothing more; packer is the
-/// real one on PATH.
-pub const TOOL_ENV: &[(&str, &str)] = &[];
+/// What every run of the tool gets in this tier (`tool`): packer is the real one on PATH;
+/// git, for pinning a git `worker_source`, the stand-in that answers `ls-remote` without
+/// the network (the default definition's worker source is on github.com, which the lab
+/// cannot reach). The pin tests run the real git (`REAL_GIT`) against a git server on
+/// loopback.
+pub const TOOL_ENV: &[(&str, &str)] = &[
+    (
+        "UWORKER_IMAGE_GIT",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/git-ls-remote"),
+    ),
+    // A requirement without `==` is pinned against this index: nothing listens there, so
+    // no test reaches PyPI (the pin tests serve their own index on loopback).
+    ("UWORKER_IMAGE_INDEX_URL", "http://127.0.0.1:9/simple/"),
+];
+
+/// `UWORKER_IMAGE_GIT` for a run that pins with the real git on PATH.
+pub const REAL_GIT: (&str, &str) = ("UWORKER_IMAGE_GIT", "git");
 
 /// A copy of the default definition with the worker stand-in (tests/fixtures/worker-standin)
 /// inside it, for `--var worker_source=worker-standin` (a local worker_source must be a

@@ -14,6 +14,7 @@ mod default_image;
 mod failures;
 mod floating_ip;
 mod image;
+mod pins;
 mod standin;
 mod sweep;
 mod token;
