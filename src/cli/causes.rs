@@ -22,6 +22,7 @@ use crate::packer::PackerError;
 use crate::report::ReportError;
 use crate::run_key::RunKeyError;
 use crate::seed::SeedError;
+use crate::verify::ssh::SshError;
 
 /// `code_of` tries each error type on a cause; `CODED` names them for the test that
 /// every error type of the crate is among them.
@@ -55,6 +56,7 @@ coded_errors!(
     JobApiError,
     ReportError,
     RunKeyError,
+    SshError,
     CommandError,
 );
 
