@@ -17,6 +17,7 @@ mod image;
 mod standin;
 mod sweep;
 mod token;
+mod verify;
 
 use crate::common;
 
@@ -330,11 +331,24 @@ fn long_build_in_provisioning(s: &Scenario, prefix: &str, args: &[&str]) -> Long
 /// A build of `script` with `args`, started and past the stderr line holding `marker`.
 fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: &str) -> LongBuild {
     let (name, def) = s.small_definition(prefix, script);
+    build_of_until(s, name, def, args, marker, Duration::from_secs(180))
+}
+
+/// A build of definition `name` (`def`) with `args`, started and past the stderr line
+/// holding `marker`, seen `within` the start.
+fn build_of_until(
+    s: &Scenario,
+    name: String,
+    def: Fixture,
+    args: &[&str],
+    marker: &str,
+    within: Duration,
+) -> LongBuild {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = spawn_build_with(s, &def, tmp.path(), &[], args);
     let stderr = Lines::of(child.stderr.take().unwrap());
     let mut seen = Vec::new();
-    stderr.wait_for(marker, Duration::from_secs(180), &mut seen);
+    stderr.wait_for(marker, within, &mut seen);
     LongBuild {
         name,
         def,
