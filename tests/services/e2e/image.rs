@@ -118,14 +118,22 @@ fn two_clones_are_two_machines() {
                 .to_string()
         })
         .collect();
+    // The build's key pair and server first, then the verification's.
     assert_eq!(
         packer_keys.len(),
-        1,
-        "packer made one key pair: {packer_keys:?}"
+        2,
+        "the build and its verification made one key pair each: {packer_keys:?}"
     );
     let packer_key = &packer_keys[0];
     let build_servers = report.list("created");
-    assert_eq!(build_servers.len(), 1, "{build_servers:?}");
+    assert_eq!(build_servers.len(), 2, "{build_servers:?}");
+    assert!(
+        build_servers[1]["name"]
+            .as_str()
+            .unwrap()
+            .contains("-verify-"),
+        "{build_servers:?}"
+    );
     let build_host = build_servers[0]["hostname"].as_str().unwrap();
 
     // The image itself: no machine-id, no host keys, nothing the build left, nothing that
