@@ -41,5 +41,6 @@ pub mod sweep;
 pub mod terminal;
 pub mod userinfo;
 pub mod vars;
+pub mod verify;
 pub mod workdir;
 pub mod worker_source;

@@ -145,6 +145,10 @@ pub struct Record {
     /// of earlier releases, or of the offline commands, which pin nothing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pins: Vec<InputPin>,
+    /// The built image's verification in the cloud (docs/verify.md); absent when none ran
+    /// (a plan, a skip, a failed build, `[verify] enabled = false`, older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     /// Every input of the image; its SHA-256 is `fingerprint`.
     pub manifest: Manifest,
 }
@@ -276,6 +280,46 @@ pub struct FingerprintImage {
     pub created_at: String,
 }
 
+/// How a verification ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStatus {
+    /// Every check passed: the image is `verified`.
+    Passed,
+    /// A check failed (or the server never answered, or the deadline passed): `failed`.
+    Failed,
+    /// Stopped by a signal before it ended: the image stays a `candidate`.
+    Interrupted,
+}
+
+/// The built image booted once in the target's cloud and checked (docs/verify.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Verification {
+    pub status: VerificationStatus,
+    /// The checks in the order they ran, up to the first that failed.
+    pub checks: Vec<CheckOutcome>,
+    /// The first check that failed; null when none did.
+    #[serde(default)]
+    pub failed_check: Option<String>,
+    /// From the verification's start (its key pair) to the server's deletion.
+    pub total_milliseconds: u64,
+    /// The verification's server (deleted by now); null when none was made.
+    #[serde(default)]
+    pub server_id: Option<String>,
+}
+
+/// One check of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckOutcome {
+    /// Its name (`ssh`, `cloud-init`, `worker-import`, ..., `extra:PATH`).
+    pub name: String,
+    pub ok: bool,
+    pub milliseconds: u64,
+    /// A failed check's output (redacted, its last lines); null for a check that passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
 /// Where and by what the run happened (from the CI environment).
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
@@ -311,6 +355,7 @@ impl Record {
             run_url: None,
             attempts: 0,
             pins: Vec::new(),
+            verification: None,
             manifest,
         }
     }

@@ -24,6 +24,7 @@ use crate::pin::PinError;
 use crate::report::ReportError;
 use crate::run_key::RunKeyError;
 use crate::seed::SeedError;
+use crate::verify::ssh::SshError;
 
 /// `code_of` tries each error type on a cause; `CODED` names them for the test that
 /// every error type of the crate is among them.
@@ -59,6 +60,7 @@ coded_errors!(
     ReportError,
     RunKeyError,
     LifecycleError,
+    SshError,
     CommandError,
 );
 

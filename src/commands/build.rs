@@ -1,12 +1,13 @@
 //! `build`: plan; unless an image with the fingerprint exists (or with --force),
 //! pre-flight checks, the target's openstack builder with retries and a deadline, then
-//! the image verified and marked in Glance, and a result record.
+//! the image checked active and marked in Glance (a `candidate`), verified in the cloud
+//! (`verification`: then `verified` or `failed`), and a result record.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use super::packer_run::{failure_verdict, run_packer, PackerRun, RunDefaults};
+use super::packer_run::{failure_verdict, run_packer_to, PackerRun, RunDefaults};
 use super::run_cloud::{Lease, RunKeypair};
 use super::session::check_base_owner;
 use super::stage::{stage, write_record, RunFacts};
@@ -16,15 +17,19 @@ use crate::env::Env;
 use crate::error_chain::Chain;
 use crate::exit::Code;
 use crate::jobapi;
+use crate::lifecycle::{Status, STATUS_PROPERTY};
 use crate::openstack::client::Cloud;
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::network;
 use crate::packer::attempts::Outcome;
-use crate::record::{Action, Fingerprint, FingerprintImage, Provenance, Record};
+use crate::record::{
+    Action, Fingerprint, FingerprintImage, Provenance, Record, Verification, VerificationStatus,
+};
 use crate::render::Builders;
 use crate::request::{self, Output};
 use crate::run_marks::{KeypairMarks, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, TARGET_PROPERTY};
 use crate::vars;
+use crate::verify::{self, IdentityCapture};
 
 /// Saving an image takes 10-20 minutes, sometimes hours; the plugin itself waits forever.
 const DEFAULT_TIMEOUT: Duration = super::sweep::BUILD_DEADLINE;
@@ -83,19 +88,23 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
         RunFacts {
             fingerprint: Some(record.fingerprint.to_string()),
             provenance,
-            floating_ip_id,
+            floating_ip_id: floating_ip_id.clone(),
             keypair_name: Some(keypair.name.clone()),
             private_key: Some(keypair.private_key.clone()),
             deadline: Some(deadline),
             ..RunFacts::default()
         },
     )?;
+    let verifies = session.definition.verify.enabled;
+    if verifies {
+        add_identity_step(&staged.template)?;
+    }
     let redactor = session.redactor.clone();
     let quiet = session.quiet;
     let lease = Lease::start(
         cloud.reconnect(),
         session.definition.name.clone(),
-        run_id,
+        run_id.clone(),
         request.limits.heartbeat,
         move |line| {
             if !quiet {
@@ -103,7 +112,9 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
             }
         },
     );
-    let outcome = run_packer(
+    let mut identity = IdentityCapture::default();
+    let stderr = std::io::stderr();
+    let outcome = run_packer_to(
         &session,
         &staged,
         PackerRun {
@@ -114,6 +125,11 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
         &request.limits,
         &defaults,
         env,
+        Watched {
+            out: stderr.lock(),
+            line: Vec::new(),
+            capture: &mut identity,
+        },
     )?;
     drop(lease);
     drop(staged);
@@ -138,7 +154,37 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
             record.reason = format!("built {} in {attempts} attempt(s)", image.id);
             record.image_age_seconds = None;
             record.fingerprint_images = fingerprint_images(&session, cloud, &record, &image);
-            Code::Ok
+            if verifies {
+                let verification = super::verification::run(
+                    &session,
+                    target,
+                    cloud,
+                    super::verification::Build {
+                        image_id: &image.id,
+                        run_id: &run_id,
+                        identity: identity.found.as_ref(),
+                        floating_ip_id: floating_ip_id.as_deref(),
+                        heartbeat: request.limits.heartbeat,
+                    },
+                );
+                let verification = match verification {
+                    Ok(verification) => verification,
+                    Err(error) => {
+                        // The image could not be verified: it stays a candidate.
+                        eprintln!("error: verifying image {}: {error:#}", image.id);
+                        record.reason = format!(
+                            "built {}, but its verification could not run; it stays a candidate",
+                            image.id
+                        );
+                        return finish(&session, request, &record, Code::External, env);
+                    }
+                };
+                let code = settle(&session, cloud, &image.id, &verification, &mut record)?;
+                record.verification = Some(verification);
+                code
+            } else {
+                Code::Ok
+            }
         }
         other => {
             let timeout = request.limits.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -228,6 +274,13 @@ fn preflight(
     request: &request::Build,
 ) -> Result<()> {
     session.packer()?.ensure_openstack_plugin(packer_version)?;
+    if session.definition.verify.enabled
+        && crate::packer::search_path(std::path::Path::new("ssh")).is_none()
+    {
+        bail!(CommandError::NoSshClient {
+            definition: session.definition.path().display().to_string(),
+        });
+    }
     if let SourceImage::Id(id) = &target.source_image {
         let glance = Glance::new(cloud)?;
         let image = glance
@@ -286,7 +339,8 @@ fn floating_ip_id(session: &Session, target: &Target, cloud: &Cloud) -> Result<O
 }
 
 /// The built image must be active; it gets the fingerprint and definition properties
-/// (in case the builder did not set them) and a tag with the short fingerprint.
+/// (in case the builder did not set them), the status `candidate`, and a tag with the
+/// short fingerprint.
 fn mark_image(
     cloud: &Cloud,
     id: &str,
@@ -308,6 +362,8 @@ fn mark_image(
         (FINGERPRINT_PROPERTY, fingerprint.as_str()),
         (IMAGE_PROPERTY, definition),
         (TARGET_PROPERTY, target.name.as_str()),
+        // Never current until its verification passed (src/lifecycle.rs).
+        (STATUS_PROPERTY, Status::Candidate.as_str()),
     ];
     let missing: Vec<(&str, &str)> = wanted
         .iter()
@@ -359,4 +415,99 @@ fn finish(
         };
     }
     Ok(code)
+}
+
+/// The image's status after its verification, and the run's code: `verified` (with
+/// `uworker_verified_at`) and 0; `failed` and 1, the record saying which check; after a
+/// signal it stays a `candidate` and the run exits 130.
+fn settle(
+    session: &Session,
+    cloud: &Cloud,
+    image_id: &str,
+    verification: &Verification,
+    record: &mut Record,
+) -> Result<Code> {
+    let seconds = verification.total_milliseconds as f64 / 1000.0;
+    let (status, code) = match verification.status {
+        VerificationStatus::Passed => {
+            record.reason = format!("{}, verified in {seconds:.1} s", record.reason);
+            (Some(Status::Verified), Code::Ok)
+        }
+        VerificationStatus::Failed => {
+            let check = verification.failed_check.as_deref().unwrap_or("unknown");
+            record.reason = format!(
+                "{}, but verification failed: {check}; the image is marked failed and never current",
+                record.reason
+            );
+            (Some(Status::Failed), Code::Failed)
+        }
+        VerificationStatus::Interrupted => {
+            record.reason = format!(
+                "{}, verification interrupted; the image stays a candidate",
+                record.reason
+            );
+            (None, Code::Interrupted)
+        }
+    };
+    session.info(&format!("verify: {}", record.reason));
+    if let Some(status) = status {
+        let now = crate::run_marks::stamp(SystemTime::now());
+        let mut properties = vec![(STATUS_PROPERTY, status.as_str())];
+        if status == Status::Verified {
+            properties.push((verify::VERIFIED_AT_PROPERTY, now.as_str()));
+        }
+        Glance::new(cloud)?
+            .set_properties(image_id, &properties)
+            .with_context(|| format!("marking image {image_id} {status}"))?;
+    }
+    Ok(code)
+}
+
+/// Puts the step that prints the build server's identity first (after the upload
+/// directory's): the verification compares a clone's with it. Only in the run's copy of
+/// the template: it does not shape the image, so the fingerprint does not count it.
+fn add_identity_step(template: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(template)
+        .with_context(|| format!("reading {}", template.display()))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text)?;
+    if let Some(steps) = value["provisioners"].as_array_mut() {
+        let at = steps.len().min(1);
+        steps.insert(
+            at,
+            serde_json::json!({
+                "type": "shell",
+                "remote_folder": format!("{{{{user `{}`}}}}", vars::UPLOAD_DIR),
+                "inline": verify::identity_step_lines(),
+            }),
+        );
+    }
+    std::fs::write(template, crate::render::to_text(&value))
+        .with_context(|| format!("writing {}", template.display()))?;
+    Ok(())
+}
+
+/// Packer's output on its way to stderr, each line shown to the identity capture.
+struct Watched<'a, W: std::io::Write> {
+    out: W,
+    line: Vec<u8>,
+    capture: &'a mut IdentityCapture,
+}
+
+impl<W: std::io::Write> std::io::Write for Watched<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(bytes)?;
+        for &b in &bytes[..n] {
+            if b == b'\n' {
+                self.capture.line(&String::from_utf8_lossy(&self.line));
+                self.line.clear();
+            } else if self.line.len() < 4096 {
+                self.line.push(b);
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }

@@ -24,6 +24,8 @@ pub enum CommandError {
     NoTestHost,
     #[error("test: test_ssh_key: not set: the SSH private key for the test host (--var-file or --var test_ssh_key=PATH)")]
     NoTestSshKey,
+    #[error("build: the verification needs the OpenSSH client `ssh` on PATH: install openssh-client, or set `[verify] enabled = false` in {definition}")]
+    NoSshClient { definition: String },
     #[error("{origin}: test_ssh_key: cannot read {path}")]
     TestSshKeyUnreadable {
         origin: String,
@@ -106,6 +108,7 @@ impl Coded for CommandError {
             | CommandError::HalfCommandMode { .. }
             | CommandError::NoTestHost
             | CommandError::NoTestSshKey
+            | CommandError::NoSshClient { .. }
             | CommandError::TestSshKeyUnreadable { .. }
             | CommandError::NoSuchBaseImage { .. }
             | CommandError::UntrustedBaseImage { .. }

@@ -22,6 +22,7 @@ mod stage;
 mod sweep;
 mod test;
 mod validate;
+mod verification;
 
 use std::io::Write;
 

@@ -46,6 +46,20 @@ pub fn run_packer(
     defaults: &RunDefaults,
     env: &Env,
 ) -> Result<Outcome> {
+    let stderr = std::io::stderr();
+    run_packer_to(session, staged, run, limits, defaults, env, stderr.lock())
+}
+
+/// The same, packer's output (redacted) going to `out` instead of stderr.
+pub fn run_packer_to<W: std::io::Write>(
+    session: &Session,
+    staged: &Staged,
+    run: PackerRun,
+    limits: &RunLimits,
+    defaults: &RunDefaults,
+    env: &Env,
+    out: W,
+) -> Result<Outcome> {
     let PackerRun {
         packer,
         only,
@@ -74,8 +88,7 @@ pub fn run_packer(
     // While packer runs, a signal only raises the flag (the handler is installed at the
     // start of every command): the run interrupts packer and waits for its cleanup.
     let _supervised = interrupt::Supervised::begin();
-    let stderr = std::io::stderr();
-    let mut printer = Printer::new(stderr.lock(), &session.redactor, spec.ci_groups);
+    let mut printer = Printer::new(out, &session.redactor, spec.ci_groups);
     Ok(packer.build_with_retries(
         &spec,
         &manifest_file,

@@ -24,6 +24,8 @@ pub struct RunKeypair<'a> {
     pub name: String,
     /// The private key, for the 0600 file packer reads.
     pub private_key: SecretString,
+    /// The public key (an OpenSSH line), which a server of the key pair authorizes.
+    pub public_key: String,
     deleted: bool,
     /// Where the deletion's outcome is told (a progress line).
     info: &'a dyn Fn(&str),
@@ -46,6 +48,7 @@ impl<'a> RunKeypair<'a> {
             cloud,
             name,
             private_key: SecretString::from(key.private_openssh()),
+            public_key: key.public.clone(),
             deleted: false,
             info,
         })

@@ -52,6 +52,8 @@ pub struct Definition {
     pub worker_source_dir: Option<PathBuf>,
     /// `[pins]`: how `plan` pins a requirement `worker_source` (crate::pin).
     pub pins: PinSettings,
+    /// `[verify]`: how `build` verifies a built image in the cloud.
+    pub verify: VerifySettings,
 }
 
 /// `[pins]`: the PEP 691 index a requirement is resolved against (None: PyPI's), and the
@@ -245,6 +247,38 @@ pub struct TestSettings {
     pub ssh_timeout: String,
 }
 
+/// The verification's default deadline: a boot, cloud-init and the checks.
+pub const DEFAULT_VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// `[verify]` of image.toml: whether and how `build` boots the built image once in the
+/// target's cloud and checks it (docs/verify.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifySettings {
+    pub enabled: bool,
+    /// The verification's deadline: server, checks and clean-up.
+    pub timeout: std::time::Duration,
+    /// The definition's own check scripts, relative to its directory (fingerprinted).
+    pub checks: Vec<String>,
+    /// Let the worker run its real loop against `job_api_root` (a staging job service).
+    pub start_worker: bool,
+    pub job_api_root: Option<String>,
+    /// Line of the `[verify]` table, for error annotations.
+    pub line: usize,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            enabled: true,
+            timeout: DEFAULT_VERIFY_TIMEOUT,
+            checks: Vec::new(),
+            start_worker: false,
+            job_api_root: None,
+            line: 1,
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum DefinitionError {
     #[error("cannot read {path} (pass the definition directory with --dir or UWORKER_IMAGE_DIR)")]
@@ -408,6 +442,34 @@ impl Definition {
                     path: path.to_path_buf(),
                     line: step.line,
                     source_path: source.to_string(),
+                    error: Box::new(error),
+                }
+            })?;
+            found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
+        }
+        // The verification's own check scripts: the same rules as a step's script.
+        for check in &self.verify.checks {
+            let full = self.dir.join(check);
+            let meta =
+                std::fs::metadata(&full).map_err(|error| DefinitionError::StepFileMissing {
+                    path: path.to_path_buf(),
+                    line: self.verify.line,
+                    source_path: check.clone(),
+                    dir: self.dir.clone(),
+                    error,
+                })?;
+            if !meta.is_file() {
+                return Err(DefinitionError::Invalid {
+                    path: path.to_path_buf(),
+                    line: self.verify.line,
+                    message: format!("[verify] check `{check}` is not a file"),
+                });
+            }
+            let files = tree::collect(&self.dir, &[check.as_str()]).map_err(|error| {
+                DefinitionError::StepFileRefused {
+                    path: path.to_path_buf(),
+                    line: self.verify.line,
+                    source_path: check.clone(),
                     error: Box::new(error),
                 }
             })?;

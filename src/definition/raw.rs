@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::{
     Definition, DefinitionError, Only, PinSettings, SourceImage, Step, StepKind, Target,
-    TestSettings, WorkerKeys, SHARED_VISIBILITIES, TEST_BUILDER,
+    TestSettings, VerifySettings, WorkerKeys, SHARED_VISIBILITIES, TEST_BUILDER,
 };
 use crate::vars;
 
@@ -32,6 +32,8 @@ struct RawDefinition {
     test: Option<RawTest>,
     #[serde(default)]
     pins: Option<RawPins>,
+    #[serde(default)]
+    verify: Option<Spanned<RawVerify>>,
 }
 
 /// `[pins]`: how a requirement `worker_source` is pinned (crate::pin).
@@ -110,6 +112,18 @@ struct RawTest {
     ssh_username: String,
     #[serde(default = "default_test_ssh_timeout")]
     ssh_timeout: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    enabled: Option<bool>,
+    timeout: Option<String>,
+    #[serde(default)]
+    checks: Vec<String>,
+    #[serde(default)]
+    start_worker: bool,
+    job_api_root: Option<String>,
 }
 
 fn default_ssh_username() -> String {
@@ -224,6 +238,15 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
         ssh_timeout: default_test_ssh_timeout(),
     });
 
+    let verify = match raw.verify {
+        None => VerifySettings::default(),
+        Some(v) => {
+            let line = lines.of(v.span().start);
+            convert_verify(v.into_inner(), line)
+                .map_err(|m| invalid(line, format!("[verify]: {m}")))?
+        }
+    };
+
     Ok(Definition {
         dir: dir.to_path_buf(),
         name,
@@ -243,6 +266,71 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
                 python: pins.python,
             },
         },
+        verify,
+    })
+}
+
+/// `[verify]`: every key optional; an old definition without the table is verified with
+/// the defaults.
+fn convert_verify(raw: RawVerify, line: usize) -> Result<VerifySettings, String> {
+    let defaults = VerifySettings::default();
+    let timeout = match &raw.timeout {
+        Some(text) => {
+            let timeout = humantime::parse_duration(text).map_err(|e| {
+                format!("timeout `{text}` is not a duration ({e}): write e.g. \"15m\"")
+            })?;
+            if timeout.is_zero() {
+                return Err("timeout is zero: give the verification time, e.g. \"15m\"".into());
+            }
+            timeout
+        }
+        None => defaults.timeout,
+    };
+    for check in &raw.checks {
+        let path = Path::new(check);
+        let plain = !check.trim().is_empty()
+            && path
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !plain || check.ends_with('/') {
+            return Err(format!(
+                "check `{check}` must be a script's path inside the definition directory (relative, no `..`)"
+            ));
+        }
+    }
+    let job_api_root = match raw.job_api_root {
+        Some(root) => {
+            let ok = (root.starts_with("https://") || root.starts_with("http://"))
+                && !root
+                    .chars()
+                    .any(|c| c.is_whitespace() || "'\"\\|&".contains(c));
+            if !ok {
+                return Err(format!(
+                    "job_api_root `{}` must be an http(s) URL without quotes, spaces, `\\`, `|` or `&` (a staging job service's root)",
+                    crate::userinfo::strip(&root).value
+                ));
+            }
+            if crate::userinfo::strip(&root).value != root {
+                return Err(
+                    "job_api_root must not hold credentials: the worker logs in with its own config's".into(),
+                );
+            }
+            Some(root)
+        }
+        None => None,
+    };
+    if raw.start_worker && job_api_root.is_none() {
+        return Err(
+            "start_worker = true needs job_api_root: a staging job service's root, so the verified worker takes no real job".into(),
+        );
+    }
+    Ok(VerifySettings {
+        enabled: raw.enabled.unwrap_or(defaults.enabled),
+        timeout,
+        checks: raw.checks,
+        start_worker: raw.start_worker,
+        job_api_root,
+        line,
     })
 }
 
@@ -551,6 +639,61 @@ mod tests {
             "",
         ] {
             assert!(check_ip(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn verify_of(table: &str) -> Result<crate::definition::VerifySettings, String> {
+        let text =
+            format!("name = \"x\"\n[target.a]\nsource_image = \"i\"\nflavor = \"f\"\n{table}");
+        let dir = std::path::Path::new("/defs");
+        crate::definition::Definition::parse(&text, dir, &dir.join("image.toml"))
+            .map(|d| d.verify)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn verify_is_on_by_default_and_every_key_is_checked() {
+        let default = verify_of("").unwrap();
+        assert!(default.enabled && !default.start_worker && default.checks.is_empty());
+        assert_eq!(default.timeout, std::time::Duration::from_secs(900));
+        let set = verify_of(
+            "[verify]\nenabled = false\ntimeout = \"2m\"\nchecks = [\"verify/a.sh\"]\n\
+             start_worker = true\njob_api_root = \"https://staging.example/api\"\n",
+        )
+        .unwrap();
+        assert!(!set.enabled && set.start_worker);
+        assert_eq!(set.timeout, std::time::Duration::from_secs(120));
+        assert_eq!(set.checks, ["verify/a.sh"]);
+        assert_eq!(set.line, 5);
+        for (table, said) in [
+            ("timeout = \"soon\"", "timeout `soon` is not a duration"),
+            ("timeout = \"0s\"", "timeout is zero"),
+            (
+                "checks = [\"../x.sh\"]",
+                "check `../x.sh` must be a script's path",
+            ),
+            (
+                "checks = [\"/etc/x.sh\"]",
+                "check `/etc/x.sh` must be a script's path",
+            ),
+            (
+                "start_worker = true",
+                "start_worker = true needs job_api_root",
+            ),
+            (
+                "job_api_root = \"ftp://x\"",
+                "job_api_root `ftp://x` must be an http(s) URL",
+            ),
+            ("job_api_root = \"https://x/a|b\"", "must be an http(s) URL"),
+            (
+                "job_api_root = \"https://u:secret@x/api\"",
+                "job_api_root must not hold credentials",
+            ),
+            ("bogus = 1", "unknown field `bogus`"),
+        ] {
+            let error = verify_of(&format!("[verify]\n{table}\n")).unwrap_err();
+            assert!(error.contains(said), "{table}: {error}");
+            assert!(!error.contains("secret"), "{error}");
         }
     }
 

@@ -150,13 +150,22 @@ pub struct ManifestInputs<'a> {
     pub resolved_base_image: Option<&'a str>,
 }
 
-/// Local paths the target's steps read, relative to the definition directory.
+/// Local paths the target's steps read, relative to the definition directory, and the
+/// verification's own check scripts when it verifies (what the image must pass counts).
 pub fn local_sources<'a>(definition: &'a Definition, target: &Target) -> Vec<&'a str> {
+    let verify = &definition.verify;
     definition
         .steps
         .iter()
         .filter(|s| s.runs_on(&target.name))
         .filter_map(|s| s.local_sources())
+        .chain(
+            verify
+                .checks
+                .iter()
+                .filter(|_| verify.enabled)
+                .map(String::as_str),
+        )
         .collect()
 }
 

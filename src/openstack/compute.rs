@@ -1,6 +1,6 @@
 //! Compute (Nova) v2.1: the calls `build` makes for its run (its key pair, its server's
-//! lease) and `sweep` makes to find and delete what a dead run left (servers with their
-//! metadata and ports, key pairs). Nova at its base microversion 2.1 (no header): every
+//! lease, the verification's server: create, show, delete) and `sweep` makes to find and
+//! delete what a dead run left (servers with their metadata and ports, key pairs). Nova at its base microversion 2.1 (no header): every
 //! cloud serves it.
 
 use std::collections::BTreeMap;
@@ -31,6 +31,63 @@ pub struct Server {
     /// `image_uploading`, ...); None when nothing. Nova changes no metadata while a task runs.
     #[serde(default, rename = "OS-EXT-STS:task_state")]
     pub task_state: Option<String>,
+    /// Network name -> its addresses (fixed and floating), as Nova shows them.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, Vec<Address>>,
+    /// Why the server is in ERROR, when it is.
+    #[serde(default)]
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Address {
+    pub addr: String,
+    #[serde(default)]
+    pub version: u8,
+    #[serde(default, rename = "OS-EXT-IPS:type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fault {
+    #[serde(default)]
+    pub message: String,
+}
+
+impl Server {
+    /// The address to reach the server at: a floating IPv4 address if it has one, else
+    /// its first fixed IPv4 address (the first network's, in Nova's order of names).
+    pub fn access_ipv4(&self) -> Option<&str> {
+        let all = || self.addresses.values().flatten().filter(|a| a.version == 4);
+        all()
+            .find(|a| a.kind.as_deref() == Some("floating"))
+            .or_else(|| all().next())
+            .map(|a| a.addr.as_str())
+    }
+}
+
+/// What `create_server` asks Nova for (base microversion 2.1).
+#[derive(Debug, Clone)]
+pub struct NewServer<'a> {
+    pub name: &'a str,
+    pub image_id: &'a str,
+    pub flavor_id: &'a str,
+    pub key_name: &'a str,
+    /// cloud-init's user-data, as written (base64-encoded here).
+    pub user_data: &'a str,
+    pub metadata: &'a BTreeMap<String, String>,
+    /// Network UUIDs; empty: the cloud's default.
+    pub networks: &'a [String],
+    pub security_groups: &'a [String],
+    pub availability_zone: Option<&'a str>,
+    pub config_drive: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Flavor {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +156,83 @@ impl<'a> Nova<'a> {
         let url = self.url(&format!("/servers/{server_id}/os-interface"));
         let found: Attachments = self.cloud.get_json(&url)?;
         Ok(found.attachments.into_iter().map(|a| a.port_id).collect())
+    }
+
+    /// One server with its details.
+    pub fn server(&self, id: &str) -> Result<Server, OpenStackError> {
+        #[derive(Deserialize)]
+        struct Shown {
+            server: Server,
+        }
+        let shown: Shown = self.cloud.get_json(&self.url(&format!("/servers/{id}")))?;
+        Ok(shown.server)
+    }
+
+    /// Asks Nova for a server; its ID (it is `BUILD` until booted: see `server`).
+    pub fn create_server(&self, new: &NewServer) -> Result<String, OpenStackError> {
+        use base64::Engine as _;
+        #[derive(Deserialize)]
+        struct Created {
+            server: Id,
+        }
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let mut server = json!({
+            "name": new.name,
+            "imageRef": new.image_id,
+            "flavorRef": new.flavor_id,
+            "key_name": new.key_name,
+            "user_data": base64::engine::general_purpose::STANDARD.encode(new.user_data),
+            "metadata": new.metadata,
+        });
+        if !new.networks.is_empty() {
+            server["networks"] = new
+                .networks
+                .iter()
+                .map(|uuid| json!({ "uuid": uuid }))
+                .collect();
+        }
+        if !new.security_groups.is_empty() {
+            server["security_groups"] = new
+                .security_groups
+                .iter()
+                .map(|name| json!({ "name": name }))
+                .collect();
+        }
+        if let Some(zone) = new.availability_zone {
+            server["availability_zone"] = json!(zone);
+        }
+        if let Some(drive) = new.config_drive {
+            server["config_drive"] = json!(drive);
+        }
+        let body = json!({ "server": server });
+        let url = self.url("/servers");
+        let created: Created = self
+            .cloud
+            .call(Method::POST, &url, |r| r.json(&body))?
+            .json()
+            .map_err(|error| OpenStackError::Http {
+                call: format!("POST {url}"),
+                error,
+            })?;
+        Ok(created.server.id)
+    }
+
+    /// The ID of the flavor `name_or_id` names (packer's `flavor` takes either).
+    pub fn flavor_id(&self, name_or_id: &str) -> Result<String, OpenStackError> {
+        #[derive(Deserialize)]
+        struct List {
+            flavors: Vec<Flavor>,
+        }
+        let list: List = self.cloud.get_json(&self.url("/flavors"))?;
+        let items: Vec<(&str, &str)> = list
+            .flavors
+            .iter()
+            .map(|f| (f.id.as_str(), f.name.as_str()))
+            .collect();
+        super::id_of_name_or_id(&items, name_or_id, "flavor", "openstack flavor list")
     }
 
     pub fn delete_server(&self, id: &str) -> Result<(), OpenStackError> {

@@ -1,5 +1,6 @@
 //! Networking (Neutron) v2.0: the project's floating IPs, for `build` (the seed gives a
-//! floating IP by address; packer takes its ID) and `sweep` (release or detach them).
+//! floating IP by address; packer takes its ID; the verification's server gets the
+//! target's floating IP, or one from its pool) and `sweep` (release or detach them).
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -63,6 +64,78 @@ impl<'a> Neutron<'a> {
                 "more than one floating IP has the address {address}: give the ID"
             ))),
         }
+    }
+
+    /// One floating IP.
+    pub fn floating_ip(&self, id: &str) -> Result<FloatingIp, OpenStackError> {
+        #[derive(Deserialize)]
+        struct Shown {
+            floatingip: FloatingIp,
+        }
+        let shown: Shown = self
+            .cloud
+            .get_json(&self.url(&format!("/floatingips/{id}")))?;
+        Ok(shown.floatingip)
+    }
+
+    /// The ID of the network `name_or_id` names (packer's `floating_ip_network` takes either).
+    pub fn network_id(&self, name_or_id: &str) -> Result<String, OpenStackError> {
+        #[derive(Deserialize)]
+        struct Network {
+            id: String,
+            #[serde(default)]
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct List {
+            networks: Vec<Network>,
+        }
+        let list: List = self.cloud.get_json(&self.url("/networks"))?;
+        let items: Vec<(&str, &str)> = list
+            .networks
+            .iter()
+            .map(|n| (n.id.as_str(), n.name.as_str()))
+            .collect();
+        super::id_of_name_or_id(
+            &items,
+            name_or_id,
+            "network",
+            "openstack network list --external",
+        )
+    }
+
+    /// A new floating IP from the external network `network_id`, attached to `port_id`.
+    pub fn allocate_floating_ip(
+        &self,
+        network_id: &str,
+        port_id: &str,
+    ) -> Result<FloatingIp, OpenStackError> {
+        #[derive(Deserialize)]
+        struct Created {
+            floatingip: FloatingIp,
+        }
+        let body = serde_json::json!({
+            "floatingip": { "floating_network_id": network_id, "port_id": port_id }
+        });
+        let url = self.url("/floatingips");
+        self.cloud
+            .call(Method::POST, &url, |r| r.json(&body))?
+            .json::<Created>()
+            .map(|c| c.floatingip)
+            .map_err(|error| OpenStackError::Http {
+                call: format!("POST {url}"),
+                error,
+            })
+    }
+
+    /// Attaches the floating IP `id` to `port_id`.
+    pub fn attach_floating_ip(&self, id: &str, port_id: &str) -> Result<(), OpenStackError> {
+        let body = serde_json::json!({ "floatingip": { "port_id": port_id } });
+        self.cloud
+            .call(Method::PUT, &self.url(&format!("/floatingips/{id}")), |r| {
+                r.json(&body)
+            })?;
+        Ok(())
     }
 
     /// Releases a floating IP back to its pool.

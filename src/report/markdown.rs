@@ -3,7 +3,7 @@
 //! caller still redacts the text before it leaves the process.
 
 use super::{changed_names, marker, release_tag, Baseline, Validation, RECORD_ASSET};
-use crate::record::{InputPin, Record};
+use crate::record::{InputPin, Record, VerificationStatus};
 
 /// Where the run happened: shown as the footer of every text.
 #[derive(Debug, Clone, Default)]
@@ -177,6 +177,7 @@ pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> 
         rows.push(("Run", format!("[{url}]({url})")));
     }
     rows.push(("Packer", code(&record.manifest.packer_version)));
+    rows.extend(verification_row(record));
     format!(
         "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}{pins}\nThe build record, with every input's digest, is attached as {asset}: \
          `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
@@ -216,6 +217,34 @@ fn images_section(record: &Record) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The built image's verification in the cloud, when one ran (docs/verify.md).
+fn verification_row(record: &Record) -> Option<(&'static str, String)> {
+    let v = record.verification.as_ref()?;
+    let seconds = v.total_milliseconds as f64 / 1000.0;
+    let text = match v.status {
+        VerificationStatus::Passed => format!(
+            "✅ passed: {} checks in {seconds:.1} s; the image is `verified`",
+            v.checks.len()
+        ),
+        VerificationStatus::Failed => format!(
+            "❌ verification failed: {}; the image is marked `failed` and the previous verified image stays current",
+            code(v.failed_check.as_deref().unwrap_or("unknown"))
+        ),
+        VerificationStatus::Interrupted => {
+            "⚠️ interrupted: the image stays a `candidate`".to_string()
+        }
+    };
+    Some(("Verification", text))
+}
+
+/// Whether the built image failed its verification.
+fn failed_verification(record: &Record) -> bool {
+    record
+        .verification
+        .as_ref()
+        .is_some_and(|v| v.status != VerificationStatus::Passed)
 }
 
 /// The age of the image that serves the fingerprint, when one was skipped to.
@@ -272,7 +301,20 @@ pub fn summary(
     baseline: &Baseline,
     notes: &[String],
 ) -> String {
-    let result = if record.built() {
+    let result = if record.built() && failed_verification(record) {
+        let check = record
+            .verification
+            .as_ref()
+            .and_then(|v| v.failed_check.as_deref());
+        match check {
+            Some(check) => format!(
+                "❌ built {}, but verification failed: {}",
+                image_text(record),
+                code(check)
+            ),
+            None => format!("❌ built {}, verification interrupted", image_text(record)),
+        }
+    } else if record.built() {
         format!("✅ built {}", image_text(record))
     } else if record.failed_build() {
         format!("❌ {}", record.reason)
@@ -287,6 +329,7 @@ pub fn summary(
         ("Fingerprint", code(record.fingerprint.as_str())),
     ];
     rows.extend(age_row(record));
+    rows.extend(verification_row(record));
     if validation != Validation::Unknown {
         rows.push(("Validation", validation_text(validation).to_string()));
     }
@@ -417,6 +460,50 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("| Validation |"), "{text}");
+    }
+
+    #[test]
+    fn a_failed_verification_says_so_in_the_summary_and_the_release() {
+        use crate::record::{CheckOutcome, Verification};
+        let mut record = crate::record::read(&record_json("build", true, Some("img-1"))).unwrap();
+        let check = |name: &str, ok: bool| CheckOutcome {
+            name: name.into(),
+            ok,
+            milliseconds: 700,
+            output: None,
+        };
+        record.verification = Some(Verification {
+            status: VerificationStatus::Failed,
+            checks: vec![check("ssh", true), check("worker-import", false)],
+            failed_check: Some("worker-import".into()),
+            total_milliseconds: 41_250,
+            server_id: Some("srv".into()),
+        });
+        let plain_summary =
+            |r: &Record| summary(r, &context(), Validation::Unknown, &Baseline::None, &[]);
+        let text = plain_summary(&record);
+        assert!(
+            text.contains("| Result | ❌ built `img-1` (`worker-north-0123456789ab`), but verification failed: `worker-import` |"),
+            "{text}"
+        );
+        let body = release_body(&record, &context(), &Baseline::None);
+        assert!(
+            body.contains("| Verification | ❌ verification failed: `worker-import`; the image is marked `failed` and the previous verified image stays current |"),
+            "{body}"
+        );
+        let verification = record.verification.as_mut().unwrap();
+        verification.status = VerificationStatus::Passed;
+        verification.failed_check = None;
+        verification.checks[1].ok = true;
+        let body = release_body(&record, &context(), &Baseline::None);
+        assert!(
+            body.contains(
+                "| Verification | ✅ passed: 2 checks in 41.2 s; the image is `verified` |"
+            ),
+            "{body}"
+        );
+        let text = plain_summary(&record);
+        assert!(text.contains("| Result | ✅ built"), "{text}");
     }
 
     #[test]

@@ -343,3 +343,39 @@ fn plan_json_and_changes_against_a_previous_run() {
         bad.stderr
     );
 }
+
+/// `[verify] checks` are what the image must pass: their content counts, as a step's
+/// does, while the verification runs; the table's other settings shape no image.
+#[test]
+fn the_verifications_own_checks_count_and_its_settings_do_not() {
+    let dir = fixture();
+    let base = fingerprint(dir.path(), &[], &[]);
+    let with = |table: &str| {
+        std::fs::write(
+            dir.path().join("image.toml"),
+            format!("{DEF}[verify]\n{table}\n"),
+        )
+        .unwrap();
+        fingerprint(dir.path(), &[], &[])
+    };
+    assert_eq!(base, with("timeout = \"5m\""), "settings");
+    std::fs::create_dir_all(dir.path().join("verify")).unwrap();
+    std::fs::write(dir.path().join("verify/x.sh"), "#!/bin/sh\ntrue\n").unwrap();
+    let checked = with("checks = [\"verify/x.sh\"]");
+    assert_ne!(base, checked, "a check script");
+    std::fs::write(dir.path().join("verify/x.sh"), "#!/bin/sh\nfalse\n").unwrap();
+    assert_ne!(checked, with("checks = [\"verify/x.sh\"]"), "its content");
+    assert_eq!(
+        base,
+        with("enabled = false\nchecks = [\"verify/x.sh\"]"),
+        "checks that never run"
+    );
+    std::fs::remove_file(dir.path().join("verify/x.sh")).unwrap();
+    let r = run_tool(dir.path(), &["fingerprint"], &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("`verify/x.sh` cannot be read"),
+        "{}",
+        r.stderr
+    );
+}

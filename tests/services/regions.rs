@@ -78,7 +78,8 @@ fn two_region_definition(name: &str) -> Fixture {
         )
     };
     let f = Fixture::new(&format!(
-        "name = \"{name}\"\n{}{}[[provision]]\nscript = \"step.sh\"\n",
+        // Not generalized: no verification (tests/services/e2e/verify.rs verifies).
+        "name = \"{name}\"\n{}{}[[provision]]\nscript = \"step.sh\"\n[verify]\nenabled = false\n",
         target("one", ""),
         target("two", &format!("region = \"{REGION_TWO}\"")),
     ));

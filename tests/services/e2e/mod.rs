@@ -18,6 +18,7 @@ mod pins;
 mod standin;
 mod sweep;
 mod token;
+mod verify;
 
 use crate::common;
 
@@ -184,7 +185,9 @@ fn small_definition(name: &str, script: &str) -> Fixture {
     small_definition_with(name, "", script)
 }
 
-/// The small definition with more keys in its target.
+/// The small definition with more keys in its target. Its image is not generalized (the
+/// build's key stays authorized, the build server's cloud-init state stays): a
+/// verification would rightly fail it, so it has none (e2e/verify.rs verifies).
 fn small_definition_with(name: &str, target_keys: &str, script: &str) -> Fixture {
     let f = Fixture::new(&format!(
         "name = \"{name}\"\n\
@@ -194,7 +197,9 @@ fn small_definition_with(name: &str, target_keys: &str, script: &str) -> Fixture
          ssh_username = \"ubuntu\"\n\
          {target_keys}\n\
          [[provision]]\n\
-         script = \"step.sh\"\n"
+         script = \"step.sh\"\n\
+         [verify]\n\
+         enabled = false\n"
     ));
     f.script("step.sh", script);
     f
@@ -327,11 +332,24 @@ fn long_build_in_provisioning(s: &Scenario, prefix: &str, args: &[&str]) -> Long
 /// A build of `script` with `args`, started and past the stderr line holding `marker`.
 fn build_until(s: &Scenario, prefix: &str, script: &str, args: &[&str], marker: &str) -> LongBuild {
     let (name, def) = s.small_definition(prefix, script);
+    build_of_until(s, name, def, args, marker, Duration::from_secs(180))
+}
+
+/// A build of definition `name` (`def`) with `args`, started and past the stderr line
+/// holding `marker`, seen `within` the start.
+fn build_of_until(
+    s: &Scenario,
+    name: String,
+    def: Fixture,
+    args: &[&str],
+    marker: &str,
+    within: Duration,
+) -> LongBuild {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = spawn_build_with(s, &def, tmp.path(), &[], args);
     let stderr = Lines::of(child.stderr.take().unwrap());
     let mut seen = Vec::new();
-    stderr.wait_for(marker, Duration::from_secs(180), &mut seen);
+    stderr.wait_for(marker, within, &mut seen);
     LongBuild {
         name,
         def,
