@@ -114,6 +114,17 @@ pub enum Command {
     /// Print the JSON Schema of the record that `plan --output json` and `build --out`
     /// write and `report --record` reads.
     Schema,
+    /// Print what changed between two image SBOMs (CycloneDX JSON): packages added,
+    /// removed, and changed from one version to another.
+    SbomDiff(SbomDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SbomDiffArgs {
+    /// The older image's SBOM.
+    pub old: PathBuf,
+    /// The newer image's SBOM.
+    pub new: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +385,11 @@ impl Cli {
                 dry_run: args.dry_run,
             }),
             Command::Schema => Request::Schema,
+            Command::SbomDiff(args) => Request::SbomDiff(request::SbomDiff {
+                old: args.old,
+                new: args.new,
+                output,
+            }),
             Command::Completions(args) => return Asked::Text(Ok(completion_script(args.shell))),
             Command::Man => return Asked::Text(man_page()),
         }))

@@ -135,6 +135,14 @@ pub struct Sweep {
     pub dry_run: bool,
 }
 
+/// `sbom-diff`: two SBOM files, older first.
+#[derive(Debug)]
+pub struct SbomDiff {
+    pub old: PathBuf,
+    pub new: PathBuf,
+    pub output: Output,
+}
+
 /// One invocation.
 #[derive(Debug)]
 pub enum Request {
@@ -149,4 +157,5 @@ pub enum Request {
     Matrix(Matrix),
     Sweep(Sweep),
     Schema,
+    SbomDiff(SbomDiff),
 }

@@ -20,6 +20,7 @@ use crate::openstack::clouds::CloudsError;
 use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
 use crate::report::ReportError;
+use crate::sbom::SbomError;
 use crate::seed::SeedError;
 
 /// `code_of` tries each error type on a cause; `CODED` names them for the test that
@@ -53,6 +54,7 @@ coded_errors!(
     GitHubError,
     JobApiError,
     ReportError,
+    SbomError,
     CommandError,
 );
 

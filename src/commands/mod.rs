@@ -13,6 +13,7 @@ mod prune;
 mod render;
 pub(crate) mod report;
 mod run_cloud;
+mod sbom_diff;
 mod schema;
 mod session;
 mod stage;
@@ -44,6 +45,7 @@ pub fn run(request: Request, env: &Env) -> Result<Code> {
         Request::Matrix(request) => matrix::run(&request, env),
         Request::Sweep(request) => sweep::run(&request, env),
         Request::Schema => schema::run(),
+        Request::SbomDiff(request) => sbom_diff::run(&request),
     }
 }
 

@@ -18,6 +18,7 @@ mod help;
 mod parsers_fuzz;
 mod render;
 mod report;
+mod sbom_diff;
 mod secrets;
 mod untrusted_input;
 mod worker_source;
