@@ -241,6 +241,27 @@ mod tests {
         assert_eq!(diff.lines(), ["no package changed"]);
     }
 
+    /// A diff of one kind of change alone is still a change.
+    #[test]
+    fn one_kind_of_change_alone_is_a_change() {
+        let none = read(&bom(&[])).unwrap();
+        let one = read(&bom(&[("library", "openssl", "3.0.11-1", Some(SSL))])).unwrap();
+        let newer = read(&bom(&[("library", "openssl", "3.0.13-1", Some(SSL_NEW))])).unwrap();
+        for (old, new, line) in [
+            (&none, &one, "+ pkg:deb/debian/openssl?arch=amd64 3.0.11-1"),
+            (&one, &none, "- pkg:deb/debian/openssl?arch=amd64 3.0.11-1"),
+            (
+                &one,
+                &newer,
+                "~ pkg:deb/debian/openssl?arch=amd64 3.0.11-1 -> 3.0.13-1",
+            ),
+        ] {
+            let diff = diff(old, new);
+            assert!(!diff.is_empty(), "{diff:?}");
+            assert_eq!(diff.lines(), [line]);
+        }
+    }
+
     /// One name in two ecosystems, or for two architectures, is two packages.
     #[test]
     fn ecosystem_and_architecture_tell_packages_apart() {
