@@ -154,7 +154,7 @@ expected_sha256() {
 
 # GitHub's build provenance attestation, when gh is there to check it.
 verify_provenance() {
-  local file=$1 token=${UWORKER_IMAGE_ACTION_GITHUB_TOKEN:-}
+  local file=$1 tag=$2 token=${UWORKER_IMAGE_ACTION_GITHUB_TOKEN:-}
   if ! command -v gh >/dev/null 2>&1; then
     say "gh is not installed: the build provenance of $asset is not verified (its checksum is)"
     return 0
@@ -163,11 +163,12 @@ verify_provenance() {
     say "no github-token for gh: the build provenance of $asset is not verified (its checksum is)"
     return 0
   fi
-  # Built by this repository's release workflow, not by any workflow or fork of it.
+  # Built by this repository's release workflow, from this tag: not by any workflow or
+  # fork of it, nor by a run of it on another ref.
   local workflow=$repository/.github/workflows/release.yml
-  say "verifying the build provenance of $asset: gh attestation verify --repo $repository --signer-workflow $workflow"
+  say "verifying the build provenance of $asset: gh attestation verify --repo $repository --signer-workflow $workflow --source-ref refs/tags/$tag"
   if ! GH_TOKEN=$token GH_HOST=$host gh attestation verify "$file" --repo "$repository" \
-    --signer-workflow "$workflow" >&2; then
+    --signer-workflow "$workflow" --source-ref "refs/tags/$tag" >&2; then
     say "the build provenance attestation of $asset does not verify for $repository: refusing it"
     return 1
   fi
@@ -219,7 +220,7 @@ reusable_release() {
     have=$(sha256_of "$dir/$asset")
     unpacked=$(tar -xzOf "$dir/$asset" uworker-image 2>/dev/null | sha256sum | cut -d' ' -f1)
     if [ "$have" = "$want" ] && [ "$unpacked" = "$(sha256_of "$dir/bin/uworker-image")" ]; then
-      verify_provenance "$dir/$asset" || return 2
+      verify_provenance "$dir/$asset" "$tag" || return 2
       return 0
     fi
     say "the cached $dir is not $repository's $tag (its asset has sha256 $have, the release's .sha256 says $want; or its binary is not the asset's): not using it, installing again"
@@ -266,7 +267,7 @@ install_release() {
     say "checksum mismatch for $asset: sha256 $have, its .sha256 says $want: refusing it"
     return 2
   fi
-  verify_provenance "$tmp/$asset" || return 2
+  verify_provenance "$tmp/$asset" "$tag" || return 2
   # Called as `$(install_release) || status=$?`, where set -e does not hold: every step
   # says how it failed. The asset is kept: a later run checks the cache against it.
   mkdir -p "$dir/bin" || return 2

@@ -294,8 +294,8 @@ pub struct PlanArgs {
 }
 
 impl Cli {
-    /// The flags as the request the commands take.
-    /// What the command line asks for.
+    /// What the command line asks for: the flags as the request the commands take, or
+    /// text this module makes itself.
     pub fn into_asked(self) -> Asked {
         let Cli { global, command } = self;
         let load = request::Load {

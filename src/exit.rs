@@ -1,5 +1,5 @@
 //! Exit codes: each error type says its own (`Coded`, an exhaustive match beside the
-//! type). Which code ends a command is decided at the top (`cli::exit_code`), the one
+//! type). Which code ends a command is decided at the top (`cli::causes::classify`), the one
 //! place that looks at error types; this module imports nothing of the crate, so every
 //! module may use it. The table `--help` and the README show comes from `Code::ALL`.
 

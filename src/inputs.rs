@@ -1,6 +1,7 @@
 //! Everything a run takes besides the definition: variables (definition defaults, the
 //! seed's var-file, `--var`), the worker config (file and environment) and the
-//! fingerprint key. Cloud credentials are the session's (commands/session.rs). Reading the files named is this module's only I/O.
+//! fingerprint key. Cloud credentials are the session's (commands/session.rs). Reading
+//! the files named is this module's only I/O.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ pub mod input_file;
 pub mod inputs;
 pub mod interrupt;
 pub mod jobapi;
+pub mod lifecycle;
 #[cfg(test)]
 mod loopback;
 pub mod openstack;

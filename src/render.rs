@@ -76,7 +76,7 @@ pub fn template_variables(def: &Definition) -> Vec<TemplateVar> {
             &def.test.ssh_username,
         ),
     ];
-    // Declared only when an outside worker source is wired in, so other templates (and
+    // Declared only when a local worker source is wired in, so other templates (and
     // their fingerprints) stay as they were.
     if def.worker_source_dir.is_some() {
         list.push(var(vars::WORKER_SOURCE_DIR, VarKind::Runtime, ""));

@@ -13,6 +13,13 @@ use thiserror::Error;
 #[error("making the build's SSH key (ed25519)")]
 pub struct RunKeyError(#[source] ssh_key::Error);
 
+impl crate::exit::Coded for RunKeyError {
+    /// The machine's own failure (its random source), neither the input's nor a service's.
+    fn code(&self) -> crate::exit::Code {
+        crate::exit::Code::Failed
+    }
+}
+
 /// A fresh key: the public half for Nova, the private half (OpenSSH format) for packer.
 pub struct RunKey {
     /// `ssh-ed25519 AAAA… <comment>`

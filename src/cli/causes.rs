@@ -20,6 +20,7 @@ use crate::openstack::clouds::CloudsError;
 use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
 use crate::report::ReportError;
+use crate::run_key::RunKeyError;
 use crate::sbom::SbomError;
 use crate::seed::SeedError;
 
@@ -54,6 +55,7 @@ coded_errors!(
     GitHubError,
     JobApiError,
     ReportError,
+    RunKeyError,
     SbomError,
     CommandError,
 );
@@ -100,15 +102,16 @@ mod tests {
         files
     }
 
-    /// Every `enum ...Error` in src/, whatever its visibility and derives.
+    /// Every `enum ...Error` and `struct ...Error` in src/, whatever its visibility and
+    /// derives.
     fn error_types_in_src() -> Vec<String> {
         let mut found = Vec::new();
         for (_, text) in src_files() {
             for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
                 let mut words = line.split_whitespace();
-                if words.any(|word| word == "enum") {
+                if words.any(|word| word == "enum" || word == "struct") {
                     let name = words.next().unwrap_or_default();
-                    let name = name.split(['<', '{']).next().unwrap_or_default();
+                    let name = name.split(['<', '{', '(']).next().unwrap_or_default();
                     if name.ends_with("Error") {
                         found.push(name.to_string());
                     }
@@ -175,10 +178,15 @@ mod tests {
         for (path, text) in src_files() {
             let lines: Vec<&str> = text.lines().collect();
             for (at, line) in lines.iter().enumerate() {
-                if !line.trim_start().starts_with("#[error(\"") {
+                if !line.trim_start().starts_with("#[error(") {
                     continue;
                 }
-                for field in source_fields(&lines, at) {
+                // The attribute, over as many lines as it takes.
+                let end = (at..lines.len())
+                    .find(|&i| lines[i].trim_end().ends_with(")]"))
+                    .unwrap_or(at);
+                let line = lines[at..=end].join(" ");
+                for field in source_fields(&lines, end) {
                     checked += 1;
                     let shown = [
                         format!("{{{field}}}"),
@@ -201,17 +209,20 @@ mod tests {
     /// CI's annotation names the definition's file and line, with the whole chain.
     #[test]
     fn a_definition_error_anywhere_in_the_chain_gives_its_line() {
-        let error = anyhow::Error::new(DefinitionError::StepFile {
+        let error = anyhow::Error::new(DefinitionError::StepFileMissing {
             path: "image.toml".into(),
             line: 5,
             source_path: "scripts/a.sh".into(),
-            hint: " cannot be read".into(),
-            error: std::io::Error::other("gone").into(),
+            dir: "/def".into(),
+            error: std::io::Error::other("gone"),
         })
         .context("loading the definition");
         let (path, line, message) = definition_line(&error).unwrap();
         assert_eq!((path, line), (Path::new("image.toml"), Some(5)));
-        assert_eq!(message, "image.toml:5: `scripts/a.sh` cannot be read: gone");
+        assert_eq!(
+            message,
+            "image.toml:5: `scripts/a.sh` cannot be read (paths are relative to /def): gone"
+        );
         assert!(definition_line(&anyhow::anyhow!("no definition")).is_none());
     }
 

@@ -222,8 +222,7 @@ impl Report {
     fn unswept(&mut self, place: Option<String>, error: OpenStackError) {
         let place = place.unwrap_or_else(|| "the environment's cloud".into());
         self.external_failure |= error.code() == Code::External;
-        self.unswept
-            .push(format!("{place}: {:#}", anyhow::Error::new(error)));
+        self.unswept.push(format!("{place}: {}", Chain(&error)));
         self.failed += 1;
     }
 

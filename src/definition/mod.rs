@@ -255,16 +255,25 @@ pub enum DefinitionError {
         line: usize,
         message: String,
     },
-    /// A file a step reads that cannot be read, or that the path rules refuse.
-    #[error("{path}:{line}: `{source_path}`{hint}")]
-    StepFile {
+    /// A file a step reads that is not there (or cannot be stat'ed).
+    #[error("{path}:{line}: `{source_path}` cannot be read (paths are relative to {})", .dir.display())]
+    StepFileMissing {
         path: PathBuf,
         line: usize,
         source_path: String,
-        /// What to do, when the cause alone does not say.
-        hint: String,
+        dir: PathBuf,
         #[source]
-        error: Box<dyn std::error::Error + Send + Sync>,
+        error: std::io::Error,
+    },
+    /// A file or tree a step reads that the path rules refuse (a link out, a loop).
+    #[error("{path}:{line}: `{source_path}`")]
+    StepFileRefused {
+        path: PathBuf,
+        line: usize,
+        source_path: String,
+        /// Boxed: a TreeError holds three paths, and every Result of this type carries its size.
+        #[source]
+        error: Box<tree::TreeError>,
     },
 }
 
@@ -274,7 +283,8 @@ impl crate::exit::Coded for DefinitionError {
             DefinitionError::Read { .. }
             | DefinitionError::Parse { .. }
             | DefinitionError::Invalid { .. }
-            | DefinitionError::StepFile { .. } => crate::exit::Code::BadInput,
+            | DefinitionError::StepFileMissing { .. }
+            | DefinitionError::StepFileRefused { .. } => crate::exit::Code::BadInput,
         }
     }
 }
@@ -286,7 +296,8 @@ impl DefinitionError {
             DefinitionError::Read { .. } => None,
             DefinitionError::Parse { path, line, .. }
             | DefinitionError::Invalid { path, line, .. }
-            | DefinitionError::StepFile { path, line, .. } => Some((path, Some(*line))),
+            | DefinitionError::StepFileMissing { path, line, .. }
+            | DefinitionError::StepFileRefused { path, line, .. } => Some((path, Some(*line))),
         }
     }
 }
@@ -365,20 +376,14 @@ impl Definition {
                 line: step.line,
                 message,
             };
-            let unreadable = |hint: String, error| DefinitionError::StepFile {
-                path: path.to_path_buf(),
-                line: step.line,
-                source_path: source.to_string(),
-                hint,
-                error,
-            };
-            let meta = std::fs::metadata(&full).map_err(|e| {
-                let hint = format!(
-                    " cannot be read (paths are relative to {})",
-                    self.dir.display()
-                );
-                unreadable(hint, e.into())
-            })?;
+            let meta =
+                std::fs::metadata(&full).map_err(|error| DefinitionError::StepFileMissing {
+                    path: path.to_path_buf(),
+                    line: step.line,
+                    source_path: source.to_string(),
+                    dir: self.dir.clone(),
+                    error,
+                })?;
             if matches!(step.kind, StepKind::Script(_)) && !meta.is_file() {
                 return Err(invalid(format!("script `{source}` is not a file")));
             }
@@ -388,8 +393,14 @@ impl Definition {
                 )));
             }
             // Step by step, so an error names its step's line.
-            let files = tree::collect(&self.dir, &[source])
-                .map_err(|e| unreadable(String::new(), e.into()))?;
+            let files = tree::collect(&self.dir, &[source]).map_err(|error| {
+                DefinitionError::StepFileRefused {
+                    path: path.to_path_buf(),
+                    line: step.line,
+                    source_path: source.to_string(),
+                    error: Box::new(error),
+                }
+            })?;
             found.extend(files.into_iter().map(|f| (f.rel.clone(), f)));
         }
         // In byte order of the paths, each once, as `tree::collect` gives them.

@@ -151,6 +151,31 @@ impl From<issues::Comment> for Comment {
     }
 }
 
+/// A comment as a listing gives it: its author is null when the account was deleted.
+#[derive(Debug, serde::Deserialize)]
+struct ListedComment {
+    id: u64,
+    body: Option<String>,
+    html_url: String,
+    user: Option<ListedUser>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListedUser {
+    login: String,
+}
+
+impl From<ListedComment> for Comment {
+    fn from(comment: ListedComment) -> Comment {
+        Comment {
+            id: comment.id,
+            body: comment.body,
+            html_url: comment.html_url,
+            author: comment.user.map(|u| u.login).unwrap_or_default(),
+        }
+    }
+}
+
 /// A client for one repository.
 pub struct GitHub {
     runtime: tokio::runtime::Runtime,
@@ -409,14 +434,23 @@ impl GitHub {
             &format!("listing the comments of #{issue}"),
             30,
             |page| {
-                let issues = self.issues();
+                // Not octocrab's `list_comments`: its `Comment.user` is required, and
+                // GitHub answers `"user": null` for a comment of a deleted account.
+                let route = format!(
+                    "/repos/{}/{}/issues/{issue}/comments",
+                    self.owner, self.name
+                );
                 async move {
-                    let page = issues.list_comments(issue).per_page(PER_PAGE).page(page);
-                    Ok(page.send().await?.items)
+                    let params = [("per_page", u32::from(PER_PAGE)), ("page", page)];
+                    self.crab
+                        .get::<Vec<ListedComment>, _, _>(route, Some(&params))
+                        .await
                 }
             },
-            |c: &issues::Comment| {
-                c.user.login.eq_ignore_ascii_case(author)
+            |c: &ListedComment| {
+                c.user
+                    .as_ref()
+                    .is_some_and(|u| u.login.eq_ignore_ascii_case(author))
                     && c.body.as_deref().is_some_and(|b| b.starts_with(marker))
             },
         )?;
@@ -671,6 +705,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limit_that_outlasts_the_tries_is_no_refusal_of_the_token() {
+        let server = Server::start("127.0.0.1", |_| {
+            Answer::new(
+                403,
+                r#"{"message": "You have exceeded a secondary rate limit"}"#,
+            )
+            .header("Retry-After", "0")
+        });
+        let err = github(&server).release_by_tag("image-1").unwrap_err();
+        assert!(!err.is_forbidden(), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                GitHubError::Transport {
+                    error: TransportError::StillRateLimited { attempts: 5 },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(server.requests().len(), 5);
+    }
+
+    #[test]
     fn the_asset_download_follows_storage_elsewhere_without_the_token() {
         let storage = Server::start("127.0.0.2", |_| Answer::new(200, "{\"elsewhere\": 1}"));
         let away = format!("{}/download/1", storage.url);
@@ -734,6 +792,14 @@ mod tests {
         let server = Server::start("127.0.0.1", |request: &Request| {
             match (request.method.as_str(), request.path.as_str()) {
                 ("GET", "/repos/o/r/issues/7/comments?per_page=100&page=1") => ok(json!([
+                    // A deleted account's comment: GitHub gives no user.
+                    json!({
+                        "id": 0, "node_id": "IC_0",
+                        "url": "https://api.github.com/repos/o/r/issues/comments/0",
+                        "html_url": "https://github.com/o/r/issues/7#issuecomment-0",
+                        "body": "<!-- m -->\nghost", "user": null,
+                        "created_at": "2026-01-01T00:00:00Z",
+                    }),
                     comment_json(1, "mallory", "<!-- m -->\nplanted"),
                     comment_json(2, "github-actions[bot]", "> <!-- m -->\nquoted"),
                     comment_json(3, "GitHub-Actions[bot]", "<!-- m -->\nours"),

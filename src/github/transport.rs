@@ -31,6 +31,9 @@ pub enum TransportError {
     },
     #[error("rate limited for {wait_s} s more")]
     RateLimited { wait_s: u64 },
+    /// Every try met a rate limit: not the token's refusal, which a 403 would look like.
+    #[error("GitHub still rate limited after {attempts} attempt(s)")]
+    StillRateLimited { attempts: u32 },
     #[error("{url} is not a URL")]
     Url {
         url: String,
@@ -76,6 +79,20 @@ impl retry::Answer for ReadAnswer {
         String::from_utf8_lossy(&self.body)
             .to_ascii_lowercase()
             .contains("rate limit")
+    }
+}
+
+impl ReadAnswer {
+    /// A primary (`x-ratelimit-remaining: 0`) or secondary rate limit.
+    fn is_rate_limit(&self) -> bool {
+        use retry::Answer;
+        matches!(self.status.as_u16(), 403 | 429)
+            && (self
+                .headers
+                .get("x-ratelimit-remaining")
+                .map(|v| v.as_bytes())
+                == Some(b"0")
+                || self.says_rate_limited())
     }
 }
 
@@ -131,6 +148,10 @@ impl Transport {
             })
         };
         match retry::send(&self.retry, &label, once) {
+            // A 403 rate limit handed to octocrab would read as a refusal of the token.
+            Err(Failure::Exhausted { last, attempts }) if last.is_rate_limit() => {
+                Err(TransportError::StillRateLimited { attempts })
+            }
             // The last answer of a call that kept failing is octocrab's to report.
             Ok(answer) | Err(Failure::Exhausted { last: answer, .. }) => Ok(answer),
             Err(Failure::TooLong { wait, .. }) => Err(TransportError::RateLimited {
@@ -170,5 +191,69 @@ impl tower_service::Service<http::Request<OctoBody>> for Transport {
             *response.headers_mut() = answer.headers;
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::retry::{Answer as _, Verdict};
+    use crate::loopback::{Answer, Server};
+    use std::time::{Duration, SystemTime};
+
+    fn transport(api: &str) -> Transport {
+        let origin = reqwest::Url::parse(api)
+            .unwrap()
+            .origin()
+            .ascii_serialization();
+        Transport {
+            client: Client::new(),
+            retry: Retry {
+                attempts: 1,
+                first_delay: Duration::from_millis(10),
+            },
+            api: api.to_string(),
+            origins: [origin.clone(), origin],
+            token: SecretString::from("ghs_not-a-real-token".to_string()),
+        }
+    }
+
+    fn get(uri: &str) -> http::request::Parts {
+        http::Request::get(uri).body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_token_goes_only_to_githubs_origins() {
+        let api = Server::start("127.0.0.1", |_| Answer::new(200, "{}"));
+        let elsewhere = Server::start("127.0.0.2", |_| Answer::new(200, "{}"));
+        let transport = transport(&api.url);
+        transport.send(get("/user"), Bytes::new()).unwrap();
+        let away = format!("{}/somewhere", elsewhere.url);
+        transport.send(get(&away), Bytes::new()).unwrap();
+        assert_eq!(
+            api.requests()[0].header("authorization"),
+            Some("Bearer ghs_not-a-real-token")
+        );
+        assert_eq!(elsewhere.requests().len(), 1);
+        assert_eq!(elsewhere.requests()[0].header("authorization"), None);
+    }
+
+    #[test]
+    fn a_secondary_limit_without_retry_after_is_judged_a_rate_limit() {
+        let answer = ReadAnswer {
+            status: StatusCode::FORBIDDEN,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(br#"{"message": "You have exceeded a secondary rate limit"}"#),
+        };
+        assert!(answer.says_rate_limited());
+        assert!(answer.is_rate_limit());
+        let verdict = crate::github::default_retry().verdict(
+            answer.status(),
+            answer.headers(),
+            answer.says_rate_limited(),
+            1,
+            SystemTime::now(),
+        );
+        assert_eq!(verdict, Verdict::RetryAfter(Duration::from_secs(60)));
     }
 }

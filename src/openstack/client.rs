@@ -24,8 +24,8 @@ use crate::http::Redirects;
 pub enum OpenStackError {
     #[error("{0}")]
     Config(String),
-    /// A call that went wrong on our side of it: a body that is not what was asked, a
-    /// request that could not be sent.
+    /// A call without an answer to use: a body that is not what was asked, or a request
+    /// that could not be sent. The cloud's or the network's doing, so External (3).
     #[error("{call}")]
     Http {
         call: String,
@@ -62,9 +62,10 @@ impl crate::exit::Coded for OpenStackError {
     fn code(&self) -> crate::exit::Code {
         use crate::exit::Code;
         match self {
-            OpenStackError::Unavailable { .. } | OpenStackError::Redirect { .. } => Code::External,
+            OpenStackError::Unavailable { .. }
+            | OpenStackError::Redirect { .. }
+            | OpenStackError::Http { .. } => Code::External,
             OpenStackError::Config(_)
-            | OpenStackError::Http { .. }
             | OpenStackError::Unauthorized { .. }
             | OpenStackError::Api { .. } => Code::BadInput,
         }
@@ -634,6 +635,25 @@ mod session_tests {
         );
         assert_eq!(calls(&server, "/thing").len(), 2, "one call, one repeat");
         assert_eq!(logins(&server).len(), 2, "the first login and one more");
+    }
+
+    /// An answer that is not the JSON asked for is the cloud's fault: exit 3, the call
+    /// named, the parser's words as the cause.
+    #[test]
+    fn an_answer_that_does_not_decode_is_external_and_names_the_call() {
+        let server = keystone(Duration::from_secs(3600), |_, _| Answer::new(200, "<html>"));
+        let cloud = connect(&server);
+        let url = format!("{}/v2/images", server.url);
+        let err = cloud.get_json::<Value>(&url).unwrap_err();
+        assert_eq!(err.code(), crate::exit::Code::External, "{err}");
+        assert_eq!(err.to_string(), format!("GET {url}"));
+        assert!(
+            Chain(&err)
+                .to_string()
+                .starts_with(&format!("GET {url}: error decoding")),
+            "{}",
+            Chain(&err)
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! packer uploads the copy, so what was checked is what is hashed and uploaded, whatever
 //! happens to the source meanwhile (a file rewritten, or swapped for a link out).
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,12 @@ pub enum SnapshotError {
     },
     #[error("{} changed while it was read (it is no longer the file that was checked); run again", .path.display())]
     Changed { path: PathBuf },
+    #[error("{} leads to {}, outside {}, now that it is opened; run again, and look for what changes the source", .path.display(), .target.display(), .inside.display())]
+    Outside {
+        path: PathBuf,
+        target: PathBuf,
+        inside: PathBuf,
+    },
     #[error("cannot copy it to {}", .path.display())]
     Unwritable {
         path: PathBuf,
@@ -73,6 +80,12 @@ impl Snapshot {
                 .unwrap_or_default(),
             None => source_dir,
         };
+        let inside = root
+            .canonicalize()
+            .map_err(|error| SnapshotError::Unreadable {
+                path: root.clone(),
+                error,
+            })?;
         let workdir = Workdir::create().map_err(SnapshotError::Workdir)?;
         let copy_root = workdir.path().join(COPY);
         make_dir(&copy_root)?;
@@ -88,7 +101,7 @@ impl Snapshot {
                     .trim_start_matches('/')
                     .to_string(),
             };
-            files.push(copy_checked(file, &copy_root, rel)?);
+            files.push(copy_checked(file, &inside, &copy_root, rel)?);
         }
         Ok(Some(Snapshot {
             workdir,
@@ -115,18 +128,39 @@ impl Snapshot {
 }
 
 /// Copies `file` to `rel` under `root`, with its permission bits, from the very file the
-/// walk checked (device and inode): a name swapped since for a link or another file is
-/// refused, not followed.
-fn copy_checked(file: &Found, root: &Path, rel: String) -> Result<Found, SnapshotError> {
+/// walk checked (device and inode), and only from inside `inside` (canonical): a name
+/// swapped since for a link or another file is refused, not followed, even when the
+/// swap raced the walk's own check. Opened without blocking, so a FIFO put in its place
+/// cannot hang the run.
+fn copy_checked(
+    file: &Found,
+    inside: &Path,
+    root: &Path,
+    rel: String,
+) -> Result<Found, SnapshotError> {
     let unreadable = |error| SnapshotError::Unreadable {
         path: file.full.clone(),
         error,
     };
-    let mut from = File::open(&file.full).map_err(unreadable)?;
+    let mut from = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&file.full)
+        .map_err(unreadable)?;
     let meta = from.metadata().map_err(unreadable)?;
     if !meta.is_file() || (meta.dev(), meta.ino()) != file.identity {
         return Err(SnapshotError::Changed {
             path: file.full.clone(),
+        });
+    }
+    // Where the open file really is: the walk's check and this open are two steps.
+    let target =
+        std::fs::read_link(format!("/proc/self/fd/{}", from.as_raw_fd())).map_err(unreadable)?;
+    if !target.starts_with(inside) {
+        return Err(SnapshotError::Outside {
+            path: file.full.clone(),
+            target,
+            inside: inside.to_path_buf(),
         });
     }
     let to = root.join(&rel);
@@ -259,7 +293,8 @@ mod tests {
         std::fs::write(d.join("worker/swapped"), "swapped\n").unwrap();
         std::fs::rename(d.join("worker/swapped"), d.join("worker/setup.py")).unwrap();
         let to = tempfile::tempdir().unwrap();
-        let error = copy_checked(setup, to.path(), "setup.py".into())
+        let inside = d.canonicalize().unwrap();
+        let error = copy_checked(setup, &inside, to.path(), "setup.py".into())
             .unwrap_err()
             .to_string();
         assert!(
@@ -267,6 +302,88 @@ mod tests {
             "{error}"
         );
         assert!(!to.path().join("setup.py").exists());
+    }
+
+    /// The walk checked a link's target and then stat'ed it in two steps: a link
+    /// re-pointed between them gives the outside file's identity. The open file's own
+    /// path is what decides.
+    #[test]
+    fn a_link_repointed_out_during_the_walk_is_refused_when_opened() {
+        let dir = source();
+        let d = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("key"), "PRIVATE KEY").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("key"), d.join("worker/raced")).unwrap();
+        let meta = std::fs::metadata(d.join("worker/raced")).unwrap();
+        let raced = Found {
+            rel: "worker/raced".into(),
+            full: d.join("worker/raced"),
+            len: meta.len(),
+            executable: false,
+            identity: (meta.dev(), meta.ino()),
+        };
+        let to = tempfile::tempdir().unwrap();
+        let inside = d.canonicalize().unwrap();
+        let error = copy_checked(&raced, &inside, to.path(), "raced".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("worker/raced leads to") && error.contains("outside"),
+            "{error}"
+        );
+        assert!(!to.path().join("raced").exists());
+    }
+
+    /// A FIFO in a checked file's place is refused at once, not waited on.
+    #[test]
+    fn a_fifo_swapped_in_is_refused_without_blocking() {
+        let dir = source();
+        let d = dir.path();
+        let walked = tree::collect(d, &["worker"]).unwrap();
+        let setup = walked.iter().find(|f| f.rel == "worker/setup.py").unwrap();
+        std::fs::remove_file(d.join("worker/setup.py")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("worker/setup.py"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let to = tempfile::tempdir().unwrap();
+        let inside = d.canonicalize().unwrap();
+        let error = copy_checked(setup, &inside, to.path(), "setup.py".into()).unwrap_err();
+        assert!(matches!(error, SnapshotError::Changed { .. }), "{error}");
+    }
+
+    /// The copy has the source's permission bits (set after creation, so the umask cannot
+    /// take any), never less than owner read-write. (The umask itself is not changed
+    /// here: it is the whole test process's.)
+    #[test]
+    fn the_copy_keeps_the_sources_mode() {
+        let dir = source();
+        let d = dir.path();
+        let script = d.join("worker/run.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            d.join("worker/setup.py"),
+            std::fs::Permissions::from_mode(0o400),
+        )
+        .unwrap();
+        let walked = tree::collect(d, &["worker"]).unwrap();
+        let inside = d.canonicalize().unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let copies: Vec<Found> = ["worker/run.sh", "worker/setup.py"]
+            .iter()
+            .map(|rel| {
+                let file = walked.iter().find(|f| f.rel == *rel).unwrap();
+                copy_checked(file, &inside, to.path(), rel.replace("worker/", ""))
+            })
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&copies[0].full), 0o755);
+        assert!(copies[0].executable);
+        assert_eq!(mode(&copies[1].full), 0o600, "0400 | 0600");
+        assert!(!copies[1].executable);
     }
 
     #[test]

@@ -113,6 +113,19 @@ fn the_image_workflow_runs_on_pull_requests_pushes_dispatch_and_weekly() {
         paths("pull_request").contains(&"provision/**".to_string())
             && paths("pull_request").contains(&"src/**".to_string())
     );
+    // What a pull request runs on, its merge runs on too: a change to the tool's source
+    // is compiled and used on main (docs/github-actions.md), not only in its check.
+    let sorted = |event: &str| paths(event).into_iter().collect::<BTreeSet<_>>();
+    assert_eq!(sorted("push"), sorted("pull_request"));
+    for path in [
+        "src/**",
+        "Cargo.toml",
+        "Cargo.lock",
+        "action.yml",
+        "action/**",
+    ] {
+        assert!(paths("push").contains(&path.to_string()), "push: {path}");
+    }
     assert_eq!(on["push"]["branches"][0].as_str(), Some("main"));
     let inputs = &on["workflow_dispatch"]["inputs"];
     assert_eq!(keys(inputs), set(&["force", "target"]));
@@ -367,7 +380,7 @@ fn the_pipeline_is_reusable_and_does_by_event_what_the_issue_asks() {
         .collect();
     for command in [
         "exec uworker-image validate --target \"$MATRIX_TARGET\" --without-secrets",
-        "exec uworker-image plan --target \"$MATRIX_TARGET\"",
+        "exec \"$tool\" plan --target \"$MATRIX_TARGET\"",
     ] {
         assert!(check.contains(command), "pr-check: no `{command}`");
     }
@@ -600,6 +613,42 @@ fn sweep_step(job: &Yaml, name: &str) -> String {
         "{name}: the cloud credentials, no worker secret"
     );
     step["run"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_release_runs_after_a_failed_or_cancelled_build_leg_but_never_on_pull_request() {
+    // One cancelled leg marks the whole matrix cancelled; the targets that built must
+    // still be released, or the next plan skips them (their image exists).
+    let wf = load(PIPELINE);
+    let job = &wf["jobs"]["release"];
+    let cond = job["if"].as_str().unwrap_or_default();
+    assert!(cond.starts_with("always() && "), "release: {cond}");
+    assert!(!cond.contains("cancelled"), "release: {cond}");
+    assert!(
+        !cond.contains("needs.build.result == 'success'"),
+        "release: {cond}"
+    );
+    assert!(
+        cond.contains("github.event_name != 'pull_request'"),
+        "release: {cond}"
+    );
+    assert!(
+        cond.contains("needs.plan.result == 'success'"),
+        "release: {cond}"
+    );
+    assert!(
+        cond.contains("needs.build.result != 'skipped'"),
+        "release: {cond}"
+    );
+    // It releases whatever records the legs left.
+    assert!(
+        job["steps"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .any(|s| s["with"]["pattern"].as_str() == Some("record-*")),
+        "release: downloads every record"
+    );
 }
 
 #[test]
@@ -1064,7 +1113,13 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
         for (name, job) in wf["jobs"].as_hash().unwrap() {
             let name = name.as_str().unwrap();
             for step in job["steps"].as_vec().into_iter().flatten() {
-                if !text_of(&step["env"]).contains("secrets.") {
+                // Every step that holds a secret or the job's token, but the one that
+                // downloads the release binary (it runs no tool; its own test checks it)
+                // and release's (checked below: it runs the tool per record).
+                let env = text_of(&step["env"]);
+                if ["tool-release", "release"].contains(&name)
+                    || !(env.contains("secrets.") || env.contains("github.token"))
+                {
                     continue;
                 }
                 assert_eq!(
@@ -1109,7 +1164,11 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
             }
         }
     }
-    assert_eq!(checked.len(), 5, "{checked:?}");
+    assert_eq!(checked.len(), 6, "{checked:?}");
+    assert!(
+        checked.iter().any(|c| c.ends_with(": pr-check")),
+        "{checked:?}"
+    );
 
     // The release job holds a write token: its binary is checked before it runs, too.
     let wf = load(PIPELINE);
@@ -1227,7 +1286,8 @@ fn a_release_tag_installs_the_release_binary_checked_and_compiles_nothing() {
         "asset=uworker-image-x86_64-unknown-linux-musl.tar.gz",
         r#"if [ "$(cat "$asset.sha256")" != "$(sha256sum "$asset")" ]; then"#,
         r#"gh attestation verify "$asset" --repo "$REPOSITORY" \"#,
-        r#"--signer-workflow "$REPOSITORY/.github/workflows/release.yml""#,
+        r#"--signer-workflow "$REPOSITORY/.github/workflows/release.yml" \"#,
+        r#"--source-ref "refs/tags/$tag" --deny-self-hosted-runners"#,
     ] {
         assert!(script.contains(part), "tool-release: no `{part}`");
     }
@@ -1287,7 +1347,7 @@ fn the_release_binary_is_refused_when_its_checksum_does_not_name_it_alone() {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(
         bin.join("gh"),
-        "#!/bin/sh\necho \"$@\" >>\"$RUNNER_TEMP/gh-args\"\n",
+        "#!/bin/sh\necho \"$@\" >>\"$RUNNER_TEMP/gh-args\"\n[ ! -e \"$(dirname \"$0\")/gh-fails\" ]\n",
     )
     .unwrap();
     std::fs::set_permissions(
@@ -1331,9 +1391,18 @@ fn the_release_binary_is_refused_when_its_checksum_does_not_name_it_alone() {
         );
         assert_eq!(
             gh,
-            "attestation verify uworker-image-x86_64-unknown-linux-musl.tar.gz --repo OWNER/uworker-image --signer-workflow OWNER/uworker-image/.github/workflows/release.yml\n"
+            "attestation verify uworker-image-x86_64-unknown-linux-musl.tar.gz --repo OWNER/uworker-image --signer-workflow OWNER/uworker-image/.github/workflows/release.yml --source-ref refs/tags/v1.2.0 --deny-self-hosted-runners\n"
         );
     }
+    // The attestation does not verify (another ref, another workflow): the step fails,
+    // nothing is unpacked or run, nothing is output.
+    std::fs::write(bin.join("gh-fails"), "").unwrap();
+    let (r, output, gh) = fetch("v1.2.0", at_tag);
+    std::fs::remove_file(bin.join("gh-fails")).unwrap();
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains("uworker-image 1.2.0"), "{}", r.all());
+    assert_eq!(output, "");
+    assert!(gh.contains("--source-ref refs/tags/v1.2.0"), "{gh}");
     // Called at a branch with no tool-version; a version that is no tag.
     for (version, workflow_ref, message) in [
         (
@@ -1342,11 +1411,23 @@ fn the_release_binary_is_refused_when_its_checksum_does_not_name_it_alone() {
             "not at a release tag: set input tool-version",
         ),
         ("../v1", at_tag, "is not a release tag"),
+        // A newline in the ref or the input: no second workflow command.
+        (
+            "",
+            "O/u/.github/workflows/p.yml@refs/heads/x\n::warning::injected%0A",
+            "not at a release tag: set input tool-version",
+        ),
+        ("v1\n::warning::injected", at_tag, "is not a release tag"),
     ] {
         let (r, output, _) = fetch(version, workflow_ref);
         assert_ne!(r.code, 0, "{version:?}");
         assert!(r.all().contains(message), "{}", r.all());
         assert_eq!(output, "");
+        let all = r.all();
+        let commands: Vec<&str> = all.lines().filter(|l| l.starts_with("::")).collect();
+        assert_eq!(commands.len(), 1, "{}", r.all());
+        assert!(commands[0].starts_with("::error::"), "{}", r.all());
+        assert!(!r.all().contains("injected%0A"), "{}", r.all());
     }
     // A .sha256 that does not match, names another file, or has a second line: refused
     // before gh, never output.

@@ -1032,7 +1032,7 @@ fn a_release_binary_needs_its_provenance_attestation_when_gh_is_there() {
         assert!(
             line.starts_with("attestation verify ")
                 && line.contains(&format!(
-                    "/{ASSET} --repo owner/uworker-image --signer-workflow owner/uworker-image/.github/workflows/release.yml token=ghs_readonly host={host}"
+                    "/{ASSET} --repo owner/uworker-image --signer-workflow owner/uworker-image/.github/workflows/release.yml --source-ref refs/tags/v9.9.4 token=ghs_readonly host={host}"
                 )),
             "{log}"
         );
