@@ -121,9 +121,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SbomDiffArgs {
-    /// The older image's SBOM.
+    /// The older image's SBOM: a file, or `image:ID` (its release asset, through the
+    /// image's Glance properties; needs the cloud and GITHUB_TOKEN, GITHUB_REPOSITORY).
     pub old: PathBuf,
-    /// The newer image's SBOM.
+    /// The newer image's SBOM: a file, or `image:ID`.
     pub new: PathBuf,
 }
 
@@ -248,6 +249,10 @@ pub struct RunArgs {
 pub struct TestArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// Write the test host's SBOM (CycloneDX JSON) to FILE, when the definition has an
+    /// `sbom = true` step.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +349,7 @@ impl Cli {
             Command::Test(args) => Request::Test(request::Test {
                 load,
                 limits: args.run.into(),
+                sbom: args.sbom,
             }),
             Command::Build(args) => Request::Build(request::Build {
                 load,
@@ -386,8 +392,10 @@ impl Cli {
             }),
             Command::Schema => Request::Schema,
             Command::SbomDiff(args) => Request::SbomDiff(request::SbomDiff {
-                old: args.old,
-                new: args.new,
+                load,
+                target,
+                old: request::SbomSource::parse(args.old.as_os_str()),
+                new: request::SbomSource::parse(args.new.as_os_str()),
                 output,
             }),
             Command::Completions(args) => return Asked::Text(Ok(completion_script(args.shell))),

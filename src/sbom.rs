@@ -11,6 +11,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// The SBOM's name: in the work dir, on the host, next to the record (`build --out`).
+pub const FILE_NAME: &str = "sbom.cdx.json";
+
+/// The script that writes the SBOM on the host (`[[provision]] sbom = true`): bash,
+/// python3's standard library and dpkg-query, nothing installed.
+pub const HOST_SCRIPT: &str = include_str!("sbom.sh");
+
 #[derive(Debug, Error)]
 pub enum SbomError {
     #[error("cannot read the SBOM {}", .path.display())]
@@ -25,11 +32,39 @@ pub enum SbomError {
         "`bomFormat` is `{0}`, not `CycloneDX`: pass the SBOM the build attached (sbom.cdx.json)"
     )]
     Format(String),
+    #[error("image {image} has no `{SHA256_PROPERTY}` property: it was built without an SBOM (`[[provision]] sbom = true`) or before uworker-image made them")]
+    NoSbom { image: String },
+    #[error(
+        "image {image} has no `uworker_fingerprint` property, so no release to find its SBOM in"
+    )]
+    NoFingerprint { image: String },
+    #[error("reading the SBOM of image {image} from GitHub needs GITHUB_TOKEN and GITHUB_REPOSITORY (OWNER/NAME); GITHUB_API_URL for GitHub Enterprise")]
+    NoGitHub { image: String },
+    #[error(
+        "the SBOM of image {image} is not found: {place} (was the release deleted, or the asset?)"
+    )]
+    NoAsset { image: String, place: String },
+    #[error("the SBOM of image {image} ({asset}) has SHA-256 {actual}, but the image says {expected}: the asset is not the image's")]
+    Digest {
+        image: String,
+        asset: String,
+        expected: String,
+        actual: String,
+    },
 }
 
 impl crate::exit::Coded for SbomError {
     fn code(&self) -> crate::exit::Code {
-        crate::exit::Code::BadInput
+        match self {
+            SbomError::NoAsset { .. } => crate::exit::Code::External,
+            SbomError::Read { .. }
+            | SbomError::Json(_)
+            | SbomError::Format(_)
+            | SbomError::NoSbom { .. }
+            | SbomError::NoFingerprint { .. }
+            | SbomError::NoGitHub { .. }
+            | SbomError::Digest { .. } => crate::exit::Code::BadInput,
+        }
     }
 }
 
@@ -49,11 +84,87 @@ struct Component {
     #[serde(default)]
     version: String,
     purl: Option<String>,
+    #[serde(default)]
+    properties: Vec<Property>,
 }
 
-/// What an SBOM holds: each package's version by its identity.
+#[derive(Deserialize)]
+struct Property {
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// The property that says which kind of package a component is (`deb`, `pypi`, `kernel`,
+/// `worker`), as the tool's SBOM script writes it.
+pub const KIND_PROPERTY: &str = "uworker-image:kind";
+/// The worker's pin: its commit, or `sha256:` and the digest of what was installed.
+pub const PIN_PROPERTY: &str = "uworker-image:worker:pin";
+
+impl Component {
+    fn property(&self, name: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.value.as_str())
+    }
+
+    /// The tool's kind property, else the purl's type, else the component's type.
+    fn package_kind(&self) -> String {
+        if let Some(kind) = self.property(KIND_PROPERTY) {
+            return kind.to_string();
+        }
+        self.purl
+            .as_deref()
+            .and_then(|p| p.strip_prefix("pkg:"))
+            .and_then(|p| p.split_once('/'))
+            .map_or_else(|| self.kind.clone(), |(kind, _)| kind.to_string())
+    }
+
+    /// The version a diff compares: with the worker's pin, a new commit of one version
+    /// is a change.
+    fn compared_version(&self) -> String {
+        match self.property(PIN_PROPERTY) {
+            Some(pin) if !pin.is_empty() => {
+                let short: String = pin
+                    .strip_prefix("sha256:")
+                    .map_or(pin, |digest| digest)
+                    .chars()
+                    .take(12)
+                    .collect();
+                let prefix = if pin.starts_with("sha256:") {
+                    "sha256:"
+                } else {
+                    ""
+                };
+                format!("{} ({prefix}{short})", self.version)
+            }
+            _ => self.version.clone(),
+        }
+    }
+}
+
+/// One package of an SBOM: its kind and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub kind: String,
+    pub version: String,
+}
+
+/// What an SBOM holds: each package by its identity.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Packages(BTreeMap<String, String>);
+pub struct Packages(BTreeMap<String, Package>);
+
+impl Packages {
+    /// How many packages of each kind.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for package in self.0.values() {
+            *counts.entry(package.kind.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
 
 /// A package's identity: its purl without the version, or `TYPE/NAME`.
 fn identity(component: &Component) -> String {
@@ -83,14 +194,42 @@ pub fn read(text: &str) -> Result<Packages, SbomError> {
         document
             .components
             .iter()
-            .map(|c| (identity(c), c.version.clone()))
+            .map(|c| {
+                let package = Package {
+                    kind: c.package_kind(),
+                    version: c.compared_version(),
+                };
+                (identity(c), package)
+            })
             .collect(),
     ))
+}
+
+/// What the record says of an SBOM's text: its SHA-256 and its packages by kind.
+pub fn describe(text: &str) -> Result<(String, BTreeMap<String, u64>), SbomError> {
+    let counts = read(text)?.counts();
+    Ok((sha256(text), counts))
+}
+
+/// The SHA-256 of an SBOM's bytes, as the record and the Glance property hold it.
+pub fn sha256(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The Glance property that holds the SHA-256 of an image's SBOM.
+pub const SHA256_PROPERTY: &str = "uworker_sbom_sha256";
+
+/// The release asset of an image's SBOM: one per image, so every image of a fingerprint
+/// (a `max_age` rebuild keeps it) keeps its own.
+pub fn asset_name(image_id: &str) -> String {
+    format!("sbom-{image_id}.cdx.json")
 }
 
 /// One package that changed version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
+    pub kind: String,
     pub package: String,
     pub from: String,
     pub to: String,
@@ -99,12 +238,13 @@ pub struct Change {
 /// One package added or removed, with its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
+    pub kind: String,
     pub package: String,
     pub version: String,
 }
 
 /// What the newer SBOM holds that the older did not, in the packages' order.
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
     pub added: Vec<Entry>,
     pub removed: Vec<Entry>,
@@ -113,29 +253,69 @@ pub struct Diff {
 
 pub fn diff(old: &Packages, new: &Packages) -> Diff {
     let mut result = Diff::default();
-    for (package, version) in &new.0 {
+    for (package, now) in &new.0 {
         match old.0.get(package) {
             None => result.added.push(Entry {
+                kind: now.kind.clone(),
                 package: package.clone(),
-                version: version.clone(),
+                version: now.version.clone(),
             }),
-            Some(before) if before != version => result.changed.push(Change {
+            Some(before) if before.version != now.version => result.changed.push(Change {
+                kind: now.kind.clone(),
                 package: package.clone(),
-                from: before.clone(),
-                to: version.clone(),
+                from: before.version.clone(),
+                to: now.version.clone(),
             }),
             Some(_) => {}
         }
     }
-    for (package, version) in &old.0 {
+    for (package, before) in &old.0 {
         if !new.0.contains_key(package) {
             result.removed.push(Entry {
+                kind: before.kind.clone(),
                 package: package.clone(),
-                version: version.clone(),
+                version: before.version.clone(),
             });
         }
     }
     result
+}
+
+/// A package's identity as people read it: `openssl:amd64` (dpkg's way), `requests`,
+/// `running kernel`.
+pub fn display_name(package: &str) -> String {
+    let (path, qualifiers) = package.split_once('?').unwrap_or((package, ""));
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let arch = qualifiers
+        .split('&')
+        .find_map(|q| q.strip_prefix("arch="))
+        .map(|arch| format!(":{}", percent_decoded(arch)))
+        .unwrap_or_default();
+    format!("{}{arch}", percent_decoded(name))
+}
+
+/// A purl part without its percent-encoding (`libstdc%2B%2B6` is `libstdc++6`).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Diff {
@@ -288,7 +468,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(packages.0.len(), 4, "{packages:?}");
-        assert_eq!(packages.0["pkg:pypi/six"], "1.16.0");
+        assert_eq!(packages.0["pkg:pypi/six"].version, "1.16.0");
+        assert_eq!(
+            packages.counts(),
+            BTreeMap::from([("deb".to_string(), 3), ("pypi".to_string(), 1)])
+        );
     }
 
     #[test]
@@ -304,5 +488,61 @@ mod tests {
             "{}",
             Chain(&error)
         );
+    }
+
+    /// The worker's pin is part of what is compared: a new commit of one version is a
+    /// change; kinds come from the tool's property, else the purl's type.
+    #[test]
+    fn a_new_worker_commit_is_a_change_of_kind_worker() {
+        let worker = |pin: &str| {
+            serde_json::json!({"bomFormat": "CycloneDX", "components": [
+                {"type": "application", "name": "uworker", "version": "0.3.0",
+                 "purl": "pkg:pypi/uworker@0.3.0", "properties": [
+                    {"name": KIND_PROPERTY, "value": "worker"},
+                    {"name": PIN_PROPERTY, "value": pin}]},
+                {"type": "operating-system", "name": "running kernel", "version": "6.1.0-18"},
+                {"type": "library", "name": "six", "version": "1", "purl": "pkg:pypi/six@1"},
+            ]})
+            .to_string()
+        };
+        let old = read(&worker("a1b2c3d4e5f60718293a")).unwrap();
+        let new = read(&worker("9e0d2b4c5a6f708192a3")).unwrap();
+        let diff = diff(&old, &new);
+        assert_eq!(
+            diff.changed,
+            [Change {
+                kind: "worker".into(),
+                package: "pkg:pypi/uworker".into(),
+                from: "0.3.0 (a1b2c3d4e5f6)".into(),
+                to: "0.3.0 (9e0d2b4c5a6f)".into(),
+            }]
+        );
+        assert_eq!(
+            new.counts(),
+            BTreeMap::from([
+                ("operating-system".to_string(), 1),
+                ("pypi".to_string(), 1),
+                ("worker".to_string(), 1)
+            ])
+        );
+        let hashed = read(&worker(&format!("sha256:{}", "ab".repeat(32)))).unwrap();
+        assert_eq!(
+            hashed.0["pkg:pypi/uworker"].version,
+            "0.3.0 (sha256:abababababab)"
+        );
+    }
+
+    #[test]
+    fn display_names_read_as_dpkg_and_pip_spell_them() {
+        assert_eq!(
+            display_name("pkg:deb/debian/libstdc%2B%2B6?arch=amd64"),
+            "libstdc++6:amd64"
+        );
+        assert_eq!(display_name("pkg:pypi/requests"), "requests");
+        assert_eq!(
+            display_name("operating-system/running kernel"),
+            "running kernel"
+        );
+        assert_eq!(display_name("pkg:deb/debian/bad%zz"), "bad%zz");
     }
 }

@@ -45,7 +45,7 @@ pub fn run(request: Request, env: &Env) -> Result<Code> {
         Request::Matrix(request) => matrix::run(&request, env),
         Request::Sweep(request) => sweep::run(&request, env),
         Request::Schema => schema::run(),
-        Request::SbomDiff(request) => sbom_diff::run(&request),
+        Request::SbomDiff(request) => sbom_diff::run(&request, env),
     }
 }
 

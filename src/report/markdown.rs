@@ -2,7 +2,9 @@
 //! the job summary. Records hold no secret values (only names and HMAC digests); the
 //! caller still redacts the text before it leaves the process.
 
-use super::{changed_names, marker, release_tag, Baseline, Validation, RECORD_ASSET};
+use super::{
+    changed_names, marker, release_tag, Baseline, PackageBaseline, Validation, RECORD_ASSET,
+};
 use crate::record::Record;
 
 /// Where the run happened: shown as the footer of every text.
@@ -96,6 +98,93 @@ fn changes_section(baseline: &Baseline) -> String {
     out
 }
 
+/// The kinds of packages, in the order the diff shows them; any other kind comes after.
+const PACKAGE_KINDS: [&str; 4] = ["worker", "kernel", "deb", "pypi"];
+
+/// A kind's lists longer than this fold into `<details>`.
+const FOLD_OVER: usize = 10;
+
+/// What changed in the image's packages against the image the target had before, by
+/// kind (worker, kernel, deb, pypi), each with old → new versions; empty without an SBOM.
+fn packages_section(packages: &PackageBaseline) -> String {
+    let (image, diff) = match packages {
+        PackageBaseline::None => return String::new(),
+        PackageBaseline::Unavailable(why) => {
+            return format!("\n**Packages**: no comparison ({why}).\n");
+        }
+        PackageBaseline::Image { image, diff } => (image, diff),
+    };
+    if diff.is_empty() {
+        return format!(
+            "\n**Packages**: none changed against image {}.\n",
+            code(image)
+        );
+    }
+    let mut kinds: Vec<&str> = diff
+        .added
+        .iter()
+        .map(|e| e.kind.as_str())
+        .chain(diff.removed.iter().map(|e| e.kind.as_str()))
+        .chain(diff.changed.iter().map(|c| c.kind.as_str()))
+        .collect();
+    let rank = |kind: &str| {
+        PACKAGE_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(PACKAGE_KINDS.len())
+    };
+    kinds.sort_by_key(|kind| (rank(kind), *kind));
+    kinds.dedup();
+    let mut out = format!(
+        "\n**Packages** against image {} ({} changed, {} added, {} removed):\n",
+        code(image),
+        diff.changed.len(),
+        diff.added.len(),
+        diff.removed.len()
+    );
+    for kind in kinds {
+        let name = |package: &str| code(&crate::sbom::display_name(package));
+        let mut lines: Vec<String> = diff
+            .changed
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| format!("- {} {} → {}", name(&c.package), code(&c.from), code(&c.to)))
+            .collect();
+        let (changed, mut added, mut removed) = (lines.len(), 0, 0);
+        for entry in diff.added.iter().filter(|e| e.kind == kind) {
+            lines.push(format!(
+                "- added {} {}",
+                name(&entry.package),
+                code(&entry.version)
+            ));
+            added += 1;
+        }
+        for entry in diff.removed.iter().filter(|e| e.kind == kind) {
+            lines.push(format!(
+                "- removed {} {}",
+                name(&entry.package),
+                code(&entry.version)
+            ));
+            removed += 1;
+        }
+        let counts: Vec<String> = [(changed, "changed"), (added, "added"), (removed, "removed")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, word)| format!("{n} {word}"))
+            .collect();
+        let counts = counts.join(", ");
+        let list = lines.join("\n");
+        if lines.len() > FOLD_OVER {
+            out.push_str(&format!(
+                "\n<details><summary>{kind}: {counts}</summary>\n\n{list}\n\n</details>\n"
+            ));
+        } else {
+            out.push_str(&format!("\n**{kind}** ({counts}):\n\n{list}\n"));
+        }
+    }
+    out
+}
+
 fn warnings_section(record: &Record) -> String {
     if record.warnings.is_empty() {
         return String::new();
@@ -118,7 +207,12 @@ pub fn release_name(record: &Record) -> String {
 }
 
 /// The body of a target's release (the marker lets `report` find its newest release).
-pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> String {
+pub fn release_body(
+    record: &Record,
+    context: &Context,
+    baseline: &Baseline,
+    packages: &PackageBaseline,
+) -> String {
     let mut rows = vec![
         (
             "Image ID",
@@ -138,14 +232,22 @@ pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> 
         rows.push(("Run", format!("[{url}]({url})")));
     }
     rows.push(("Packer", code(&record.manifest.packer_version)));
+    let sbom = match (&record.sbom, &record.image_id) {
+        (Some(_), Some(id)) => format!(
+            " Its SBOM (CycloneDX) is attached as {}: `uworker-image sbom-diff OLD NEW` compares two.",
+            code(&crate::sbom::asset_name(id))
+        ),
+        _ => String::new(),
+    };
     format!(
-        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}\nThe build record, with every input's digest, is attached as {asset}: \
-         `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
+        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}{packages}\nThe build record, with every input's digest, is attached as {asset}: \
+         `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.{sbom}\n",
         marker = marker(&record.target),
         target = code(&record.target),
         table = table(&rows),
         images = images_section(record),
         changes = changes_section(baseline),
+        packages = packages_section(packages),
         asset = code(RECORD_ASSET),
     )
 }
@@ -231,6 +333,7 @@ pub fn summary(
     context: &Context,
     validation: Validation,
     baseline: &Baseline,
+    packages: &PackageBaseline,
     notes: &[String],
 ) -> String {
     let result = if record.built() {
@@ -252,10 +355,11 @@ pub fn summary(
         rows.push(("Validation", validation_text(validation).to_string()));
     }
     let mut out = format!(
-        "### uworker-image: target {}\n\n{}\n{}{}",
+        "### uworker-image: target {}\n\n{}\n{}{}{}",
         code(&record.target),
         table(&rows),
         changes_section(baseline),
+        packages_section(packages),
         warnings_section(record),
     );
     if !notes.is_empty() {
@@ -316,6 +420,7 @@ mod tests {
                 &context(),
                 Validation::Unknown,
                 &Baseline::None,
+                &PackageBaseline::None,
                 &[],
             ),
         ] {
@@ -327,7 +432,7 @@ mod tests {
             created_at: created.into(),
         };
         record.fingerprint_images = vec![image("img-new", "2026-11-30T03:00:00Z")];
-        let body = release_body(&record, &context(), &Baseline::None);
+        let body = release_body(&record, &context(), &Baseline::None, &PackageBaseline::None);
         assert!(
             !body.contains("Images built for this fingerprint"),
             "{body}"
@@ -335,7 +440,7 @@ mod tests {
         record
             .fingerprint_images
             .push(image("img-old", "2026-10-30T03:00:00Z"));
-        let body = release_body(&record, &context(), &Baseline::None);
+        let body = release_body(&record, &context(), &Baseline::None, &PackageBaseline::None);
         let listed = body
             .split_once("**Images built for this fingerprint**, newest first:\n\n")
             .map(|(_, rest)| rest)
@@ -361,6 +466,7 @@ mod tests {
             &context(),
             Validation::Unknown,
             &Baseline::None,
+            &PackageBaseline::None,
             &[],
         );
         assert!(
