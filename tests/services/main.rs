@@ -18,6 +18,7 @@ mod openrc;
 mod openstack;
 mod regions;
 mod render_packer;
+mod sbom;
 mod secrets_validate;
 mod shell_scripts;
 mod systemd_host;
