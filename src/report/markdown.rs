@@ -496,4 +496,59 @@ mod tests {
             "No input changed against the previous record.\n"
         );
     }
+
+    /// No SBOM: no section; none to compare with: a note; the same packages: one line;
+    /// a list of more than FOLD_OVER folds, one of FOLD_OVER does not.
+    #[test]
+    fn the_package_section_says_what_it_compared_or_why_not() {
+        assert_eq!(packages_section(&PackageBaseline::None), "");
+        assert_eq!(
+            packages_section(&PackageBaseline::Unavailable("no earlier image".into())),
+            "\n**Packages**: no comparison (no earlier image).\n"
+        );
+        let image = |diff| PackageBaseline::Image {
+            image: "img-0".into(),
+            diff,
+        };
+        assert_eq!(
+            packages_section(&image(crate::sbom::Diff::default())),
+            "\n**Packages**: none changed against image `img-0`.\n"
+        );
+        let debs = |n: usize| crate::sbom::Diff {
+            added: (0..n)
+                .map(|i| crate::sbom::Entry {
+                    kind: "deb".into(),
+                    package: format!("pkg:deb/debian/p{i}?arch=all"),
+                    version: "1".into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let ten = packages_section(&image(debs(FOLD_OVER)));
+        assert!(
+            ten.contains("\n**deb** (10 added):\n\n- added `p0:all` `1`\n"),
+            "{ten}"
+        );
+        assert!(!ten.contains("<details>"), "{ten}");
+        let eleven = packages_section(&image(debs(FOLD_OVER + 1)));
+        assert!(
+            eleven.contains("<details><summary>deb: 11 added</summary>\n\n- added `p0:all` `1`\n"),
+            "{eleven}"
+        );
+        // An unknown kind comes after the known ones.
+        let mut mixed = debs(1);
+        mixed.added.insert(
+            0,
+            crate::sbom::Entry {
+                kind: "gem".into(),
+                package: "pkg:gem/rake".into(),
+                version: "13".into(),
+            },
+        );
+        let text = packages_section(&image(mixed));
+        assert!(
+            text.find("**deb**").unwrap() < text.find("**gem**").unwrap(),
+            "{text}"
+        );
+    }
 }

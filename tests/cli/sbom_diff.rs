@@ -70,3 +70,19 @@ fn what_is_no_sbom_is_bad_input_naming_the_file() {
         assert!(r.stderr.contains(&needle), "{needle:?} in {}", r.stderr);
     }
 }
+
+/// `image:ID` reads an image's SBOM through the target's cloud: without credentials it
+/// says so (exit 2) before anything else; a file beside it is still read as a file.
+#[test]
+fn an_image_side_needs_the_cloud_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = sbom(dir.path(), "new.json", "1", "");
+    let mut cmd = tool(&[]);
+    cmd.arg("--dir")
+        .arg(default_definition())
+        .args(["sbom-diff", "image:0b5e7c1e-aaaa-4bbb-8ccc-000000000007", &new]);
+    let r = run(cmd);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("sbom-diff image:ID"), "{}", r.stderr);
+    assert!(r.stderr.contains("Glance"), "{}", r.stderr);
+}
