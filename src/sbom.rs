@@ -526,7 +526,10 @@ mod tests {
             ])
         );
         // No pin recorded (a worker installed from an index): the version alone.
-        assert_eq!(read(&worker("")).unwrap().0["pkg:pypi/uworker"].version, "0.3.0");
+        assert_eq!(
+            read(&worker("")).unwrap().0["pkg:pypi/uworker"].version,
+            "0.3.0"
+        );
         let hashed = read(&worker(&format!("sha256:{}", "ab".repeat(32)))).unwrap();
         assert_eq!(
             hashed.0["pkg:pypi/uworker"].version,

@@ -78,9 +78,11 @@ fn an_image_side_needs_the_cloud_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let new = sbom(dir.path(), "new.json", "1", "");
     let mut cmd = tool(&[]);
-    cmd.arg("--dir")
-        .arg(default_definition())
-        .args(["sbom-diff", "image:0b5e7c1e-aaaa-4bbb-8ccc-000000000007", &new]);
+    cmd.arg("--dir").arg(default_definition()).args([
+        "sbom-diff",
+        "image:0b5e7c1e-aaaa-4bbb-8ccc-000000000007",
+        &new,
+    ]);
     let r = run(cmd);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("sbom-diff image:ID"), "{}", r.stderr);
