@@ -537,6 +537,18 @@ mod tests {
         );
     }
 
+    /// What the record and Glance hold: the SHA-256 of the very bytes, and the counts.
+    #[test]
+    fn describe_gives_the_bytes_digest_and_the_counts_by_kind() {
+        let text = bom(&[("library", "openssl", "3.0.11-1", Some(SSL))]);
+        let (sha256, counts) = describe(&text).unwrap();
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+        assert_eq!(sha256, hex::encode(digest));
+        assert_eq!(sha256.len(), 64);
+        assert_eq!(counts, BTreeMap::from([("deb".to_string(), 1)]));
+        assert!(describe("{}").is_err());
+    }
+
     #[test]
     fn display_names_read_as_dpkg_and_pip_spell_them() {
         assert_eq!(
