@@ -121,6 +121,18 @@ pub enum Command {
     /// Print the JSON Schema of the record that `plan --output json` and `build --out`
     /// write and `report --record` reads.
     Schema,
+    /// Print what changed between two image SBOMs (CycloneDX JSON): packages added,
+    /// removed, and changed from one version to another.
+    SbomDiff(SbomDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SbomDiffArgs {
+    /// The older image's SBOM: a file, or `image:ID` (its release asset, through the
+    /// image's Glance properties; needs the cloud and GITHUB_TOKEN, GITHUB_REPOSITORY).
+    pub old: PathBuf,
+    /// The newer image's SBOM: a file, or `image:ID`.
+    pub new: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +285,10 @@ pub struct RunArgs {
 pub struct TestArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// Write the test host's SBOM (CycloneDX JSON) to FILE, when the definition has an
+    /// `sbom = true` step.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -369,6 +385,7 @@ impl Cli {
             Command::Test(args) => Request::Test(request::Test {
                 load,
                 limits: args.run.into(),
+                sbom: args.sbom,
             }),
             Command::Build(args) => Request::Build(request::Build {
                 load,
@@ -426,6 +443,13 @@ impl Cli {
                 dry_run: args.dry_run,
             }),
             Command::Schema => Request::Schema,
+            Command::SbomDiff(args) => Request::SbomDiff(request::SbomDiff {
+                load,
+                target,
+                old: request::SbomSource::parse(args.old.as_os_str()),
+                new: request::SbomSource::parse(args.new.as_os_str()),
+                output,
+            }),
             Command::Completions(args) => return Asked::Text(Ok(completion_script(args.shell))),
             Command::Man => return Asked::Text(man_page()),
         }))

@@ -33,6 +33,7 @@ pub mod report;
 pub mod request;
 pub mod run_key;
 pub mod run_marks;
+pub mod sbom;
 pub mod secrets;
 pub mod seed;
 pub mod shell;

@@ -149,6 +149,9 @@ pub struct Record {
     /// (a plan, a skip, a failed build, `[verify] enabled = false`, older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// The built image's SBOM (a definition with `sbom = true`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomFile>,
     /// Every input of the image; its SHA-256 is `fingerprint`.
     pub manifest: Manifest,
 }
@@ -320,6 +323,18 @@ pub struct CheckOutcome {
     pub output: Option<String>,
 }
 
+/// The SBOM a build brought back from the build server (CycloneDX JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SbomFile {
+    /// Its file name, next to the record (`build --out`); the release asset is
+    /// `sbom-<image ID>.cdx.json`.
+    pub file: String,
+    /// The SHA-256 of its bytes, also the image's Glance property `uworker_sbom_sha256`.
+    pub sha256: String,
+    /// How many packages of each kind it lists (`deb`, `pypi`, `kernel`, `worker`).
+    pub packages: std::collections::BTreeMap<String, u64>,
+}
+
 /// Where and by what the run happened (from the CI environment).
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
@@ -356,6 +371,7 @@ impl Record {
             attempts: 0,
             pins: Vec::new(),
             verification: None,
+            sbom: None,
             manifest,
         }
     }

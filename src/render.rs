@@ -81,6 +81,10 @@ pub fn template_variables(def: &Definition) -> Vec<TemplateVar> {
     if def.worker_source_dir.is_some() {
         list.push(var(vars::WORKER_SOURCE_DIR, VarKind::Runtime, ""));
     }
+    if def.writes_sbom() {
+        list.push(var(vars::SBOM_SCRIPT, VarKind::Runtime, ""));
+        list.push(var(vars::SBOM_FILE, VarKind::Runtime, ""));
+    }
     // A URL's credentials are a secret: the template states the URL without them (the
     // var-file, 0600, has the whole value).
     list.extend(
@@ -135,7 +139,7 @@ pub fn template(def: &Definition, builders: Builders) -> Value {
         .chain(
             def.steps
                 .iter()
-                .filter_map(|step| provisioner(step, &builder_names)),
+                .flat_map(|step| provisioners(step, &builder_names)),
         )
         .chain(std::iter::once(upload_dir::close()))
         .collect();
@@ -337,15 +341,59 @@ mod upload_dir {
     }
 }
 
-fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
+/// The packer provisioners of one step: one, or none where it runs on no builder here;
+/// the SBOM step is three (write it, download it, remove it on the host).
+fn provisioners(step: &Step, builders: &[&str]) -> Vec<Value> {
     let runs_on: Vec<&str> = builders
         .iter()
         .copied()
         .filter(|b| step.runs_on(b))
         .collect();
     if runs_on.is_empty() {
-        return None;
+        return Vec::new();
     }
+    let mut steps = provisioner(step);
+    if runs_on.len() < builders.len() {
+        for p in &mut steps {
+            p["only"] = json!(runs_on);
+        }
+    }
+    steps
+}
+
+/// Where the SBOM is written on the host: the run's private upload directory.
+fn sbom_on_host() -> String {
+    format!("{}/{}", user(vars::UPLOAD_DIR), crate::sbom::FILE_NAME)
+}
+
+/// The tool's SBOM step: its script (staged in the work dir) writes the SBOM 0600 into
+/// the private upload directory as the SSH user (nothing there needs root), packer
+/// downloads it into the work dir, and it goes from the host at once.
+fn sbom_steps() -> Vec<Value> {
+    let mut write = Map::new();
+    write.insert("script".into(), json!(user(vars::SBOM_SCRIPT)));
+    shell(&mut write, false);
+    write.insert(
+        "environment_vars".into(),
+        json!([format!("UWORKER_SBOM_FILE={}", sbom_on_host())]),
+    );
+    vec![
+        Value::Object(write),
+        json!({
+            "type": "file",
+            "direction": "download",
+            "source": sbom_on_host(),
+            "destination": user(vars::SBOM_FILE),
+        }),
+        json!({
+            "type": "shell",
+            "remote_folder": user(vars::UPLOAD_DIR),
+            "inline": [format!("rm -f -- '{}'", sbom_on_host())],
+        }),
+    ]
+}
+
+fn provisioner(step: &Step) -> Vec<Value> {
     let mut p = Map::new();
     let local = |path: &str| format!("{}/{path}", user(vars::DEFINITION_DIR));
     match &step.kind {
@@ -381,6 +429,7 @@ fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
             p.insert("source".into(), json!(user(vars::WORKER_CONFIG_PATH)));
             p.insert("destination".into(), json!(destination));
         }
+        StepKind::Sbom => return sbom_steps(),
     }
     if !step.environment.is_empty() {
         let env: Vec<String> = step
@@ -390,10 +439,7 @@ fn provisioner(step: &Step, builders: &[&str]) -> Option<Value> {
             .collect();
         p.insert("environment_vars".into(), json!(env));
     }
-    if runs_on.len() < builders.len() {
-        p.insert("only".into(), json!(runs_on));
-    }
-    Some(Value::Object(p))
+    vec![Value::Object(p)]
 }
 
 /// A shell step: its script and its environment's file go into the private upload
@@ -530,5 +576,42 @@ inline = ["echo all"]
             t["builders"][0]["floating_ip"],
             "{{user `openstack_free_floating_ip`}}"
         );
+    }
+
+    /// `sbom = true`: the tool's script writes the SBOM into the private upload directory
+    /// as the SSH user, packer downloads it into the work dir, and it leaves the host at
+    /// once; its two variables are declared only where the step is.
+    #[test]
+    fn the_sbom_step_writes_downloads_and_removes_the_file() {
+        let plain = template(&def(TWO_TARGETS), Builders::All);
+        assert!(plain["variables"].get(vars::SBOM_FILE).is_none());
+        let d = def(&format!(
+            "{TWO_TARGETS}[[provision]]\nsbom = true\nonly = \"build\"\n"
+        ));
+        let t = template(&d, Builders::All);
+        assert_eq!(t["variables"][vars::SBOM_SCRIPT], "");
+        assert_eq!(t["variables"][vars::SBOM_FILE], "");
+        let p = steps(&t);
+        let [write, download, remove] = &p[p.len() - 3..] else {
+            panic!("{p:?}")
+        };
+        let on_host = "{{user `upload_dir`}}/sbom.cdx.json";
+        assert_eq!(write["script"], "{{user `sbom_script`}}");
+        assert_eq!(write["remote_folder"], "{{user `upload_dir`}}");
+        assert_eq!(write["execute_command"], EXECUTE, "not through sudo");
+        assert_eq!(
+            write["environment_vars"],
+            json!([format!("UWORKER_SBOM_FILE={on_host}")])
+        );
+        assert_eq!(download["type"], "file");
+        assert_eq!(download["direction"], "download");
+        assert_eq!(download["source"], on_host);
+        assert_eq!(download["destination"], "{{user `sbom_file`}}");
+        assert_eq!(remove["inline"], json!([format!("rm -f -- '{on_host}'")]));
+        for step in [write, download, remove] {
+            assert_eq!(step["only"], json!(["a", "b"]), "{step}");
+        }
+        let test_only = template(&d, Builders::Test);
+        assert!(!to_text(&test_only).contains("sbom.cdx.json"));
     }
 }

@@ -87,6 +87,8 @@ pub struct Plan {
 pub struct Test {
     pub load: Load,
     pub limits: RunLimits,
+    /// `--sbom FILE`: where the test host's SBOM goes.
+    pub sbom: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -159,6 +161,34 @@ pub struct Sweep {
     pub dry_run: bool,
 }
 
+/// `sbom-diff`: two SBOM files, older first.
+#[derive(Debug)]
+pub struct SbomDiff {
+    /// For `image:ID`: the definition and target whose cloud holds the images.
+    pub load: Load,
+    pub target: Option<String>,
+    pub old: SbomSource,
+    pub new: SbomSource,
+    pub output: Output,
+}
+
+/// Where `sbom-diff` reads an SBOM: a file, or an image's release asset (`image:ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SbomSource {
+    File(PathBuf),
+    Image(String),
+}
+
+impl SbomSource {
+    /// `image:ID` names an image; anything else is a file.
+    pub fn parse(arg: &std::ffi::OsStr) -> SbomSource {
+        match arg.to_str().and_then(|a| a.strip_prefix("image:")) {
+            Some(id) if !id.is_empty() => SbomSource::Image(id.to_string()),
+            _ => SbomSource::File(PathBuf::from(arg)),
+        }
+    }
+}
+
 /// One invocation.
 #[derive(Debug)]
 pub enum Request {
@@ -175,4 +205,5 @@ pub enum Request {
     Matrix(Matrix),
     Sweep(Sweep),
     Schema,
+    SbomDiff(SbomDiff),
 }

@@ -31,9 +31,13 @@ pub const RUN_DEADLINE: &str = "run_deadline";
 /// the first step, removed by the last): every script, packer's variable files and the
 /// worker config are uploaded there, never to a predictable path in a shared directory.
 pub const UPLOAD_DIR: &str = "upload_dir";
+/// The tool's SBOM script (in the work dir) and where packer downloads the SBOM to:
+/// declared only by a definition with `sbom = true`.
+pub const SBOM_SCRIPT: &str = "sbom_script";
+pub const SBOM_FILE: &str = "sbom_file";
 
 /// Every variable name the tool itself defines; definitions may not reuse them.
-pub const RESERVED: [&str; 18] = [
+pub const RESERVED: [&str; 20] = [
     FLOATING_IP,
     WORKER_CONFIG_FILE_KEY,
     TEST_HOST,
@@ -52,6 +56,8 @@ pub const RESERVED: [&str; 18] = [
     SSH_PRIVATE_KEY_FILE,
     RUN_DEADLINE,
     UPLOAD_DIR,
+    SBOM_SCRIPT,
+    SBOM_FILE,
 ];
 
 /// The seed's variables.json keys (what `--var-file` accepts besides definition variables).

@@ -23,6 +23,7 @@ use crate::packer::PackerError;
 use crate::pin::PinError;
 use crate::report::ReportError;
 use crate::run_key::RunKeyError;
+use crate::sbom::SbomError;
 use crate::seed::SeedError;
 use crate::verify::ssh::SshError;
 
@@ -61,6 +62,7 @@ coded_errors!(
     RunKeyError,
     LifecycleError,
     SshError,
+    SbomError,
     CommandError,
 );
 

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use super::packer_run::{failure_verdict, run_packer_to, PackerRun, RunDefaults};
 use super::run_cloud::{Lease, RunKeypair};
 use super::session::check_base_owner;
-use super::stage::{stage, write_record, RunFacts};
+use super::stage::{downloaded_sbom, stage, write_record, write_sbom, RunFacts, Sbom};
 use super::{plan, CommandError, Session};
 use crate::definition::{SourceImage, Target};
 use crate::env::Env;
@@ -51,7 +51,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let mut record = plan.into_build(&provenance);
     session.info(&format!("build: {} ({})", record.action, record.reason));
     if record.action == Action::Skip {
-        return finish(&session, request, &record, Code::Ok, env);
+        return finish(&session, request, &record, Code::Ok, env, None);
     }
 
     preflight(&session, target, cloud, &record.packer_version, request)?;
@@ -132,22 +132,30 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
         },
     )?;
     drop(lease);
+    let sbom = downloaded_sbom(&staged);
     drop(staged);
     keypair.delete();
 
+    let mut kept = None;
     let code = match &outcome {
         Outcome::Built {
             artifact_id,
             attempts,
         } => {
             record.attempts = *attempts;
+            kept = kept_sbom(sbom, &mut record);
             let image = mark_image(
                 cloud,
                 artifact_id,
                 &session.definition.name,
                 target,
                 &record.fingerprint,
+                kept.as_ref().map(|s| s.file.sha256.as_str()),
             )?;
+            if let (Some(sbom), Some(out)) = (&kept, &request.record.file) {
+                let path = write_sbom(out, sbom)?;
+                session.info(&format!("build: wrote the SBOM {}", path.display()));
+            }
             record.built = Some(true);
             record.image_id = Some(image.id.clone());
             record.image_name = image.name.clone();
@@ -176,7 +184,14 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
                             "built {}, but its verification could not run; it stays a candidate",
                             image.id
                         );
-                        return finish(&session, request, &record, Code::External, env);
+                        return finish(
+                            &session,
+                            request,
+                            &record,
+                            Code::External,
+                            env,
+                            kept.as_ref(),
+                        );
                     }
                 };
                 let code = settle(&session, cloud, &image.id, &verification, &mut record)?;
@@ -197,7 +212,24 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
             code
         }
     };
-    finish(&session, request, &record, code, env)
+    finish(&session, request, &record, code, env, kept.as_ref())
+}
+
+/// The SBOM of the built image in the record; one that did not come back is a warning
+/// (the image is built by then).
+fn kept_sbom(sbom: Option<Result<Sbom>>, record: &mut Record) -> Option<Sbom> {
+    match sbom? {
+        Ok(sbom) => {
+            record.sbom = Some(sbom.file.clone());
+            Some(sbom)
+        }
+        Err(error) => {
+            record.warnings.push(format!(
+                "the image has no SBOM: the SBOM step's file is unusable ({error:#})"
+            ));
+            None
+        }
+    }
 }
 
 /// The project's active images of the record's fingerprint, newest first, for the
@@ -347,6 +379,7 @@ fn mark_image(
     definition: &str,
     target: &Target,
     fingerprint: &Fingerprint,
+    sbom_sha256: Option<&str>,
 ) -> Result<crate::openstack::glance::Image> {
     let glance = Glance::new(cloud)?;
     let image = glance
@@ -358,13 +391,14 @@ fn mark_image(
             image.status
         );
     }
-    let wanted = [
+    let mut wanted = vec![
         (FINGERPRINT_PROPERTY, fingerprint.as_str()),
         (IMAGE_PROPERTY, definition),
         (TARGET_PROPERTY, target.name.as_str()),
         // Never current until its verification passed (src/lifecycle.rs).
         (STATUS_PROPERTY, Status::Candidate.as_str()),
     ];
+    wanted.extend(sbom_sha256.map(|sha256| (crate::sbom::SHA256_PROPERTY, sha256)));
     let missing: Vec<(&str, &str)> = wanted
         .iter()
         .copied()
@@ -387,6 +421,7 @@ fn finish(
     record: &Record,
     code: Code,
     env: &Env,
+    sbom: Option<&Sbom>,
 ) -> Result<Code> {
     let json = serde_json::to_string_pretty(record)?;
     if let Some(path) = &request.record.file {
@@ -403,8 +438,13 @@ fn finish(
         }
     }
     if request.record.report && crate::ci::in_actions(env) {
-        let reported =
-            super::report::after_run(record, request.record.validation, env, &session.redactor);
+        let reported = super::report::after_run(
+            record,
+            request.record.validation,
+            env,
+            &session.redactor,
+            sbom.map(|s| s.text.as_str()),
+        );
         return match (code, reported) {
             (Code::Ok, reported) => reported,
             (failed, Err(error)) => {

@@ -16,6 +16,7 @@ mod render;
 pub(crate) mod report;
 mod rollback;
 mod run_cloud;
+mod sbom_diff;
 mod schema;
 mod session;
 mod stage;
@@ -50,6 +51,7 @@ pub fn run(request: Request, env: &Env) -> Result<Code> {
         Request::Matrix(request) => matrix::run(&request, env),
         Request::Sweep(request) => sweep::run(&request, env),
         Request::Schema => schema::run(),
+        Request::SbomDiff(request) => sbom_diff::run(&request, env),
     }
 }
 

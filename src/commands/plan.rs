@@ -39,7 +39,13 @@ pub fn run(request: &request::Plan, env: &Env) -> Result<Code> {
         }
     }
     if request.record.report && crate::ci::in_actions(env) {
-        return super::report::after_run(&plan, request.record.validation, env, &session.redactor);
+        return super::report::after_run(
+            &plan,
+            request.record.validation,
+            env,
+            &session.redactor,
+            None,
+        );
     }
     Ok(Code::Ok)
 }

@@ -30,7 +30,7 @@ fn write_out(session: &Session, out: &Path, template: &str) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("resolving {}", out.display()))?;
     // Earlier outputs are replaced, never rewritten in place: a fresh 0600 file each time.
-    for name in ["template.json", "variables.json", "uworker.conf"] {
+    for name in ["template.json", "variables.json", "uworker.conf", "sbom.sh"] {
         match std::fs::remove_file(out.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("replacing {}", out.join(name).display()))
@@ -41,8 +41,21 @@ fn write_out(session: &Session, out: &Path, template: &str) -> Result<()> {
     let template_path = out.join("template.json");
     write_new(&template_path, template.as_bytes(), 0o644)
         .with_context(|| format!("writing {}", template_path.display()))?;
+    // The SBOM script beside them; packer downloads the SBOM there too.
+    let sbom_script = if session.definition.writes_sbom() {
+        let path = out.join("sbom.sh");
+        write_new(&path, crate::sbom::HOST_SCRIPT.as_bytes(), 0o755)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Some(path)
+    } else {
+        None
+    };
     let facts = RunFacts {
         worker_config_path: write_worker_config(session, &out)?,
+        sbom_file: sbom_script
+            .as_ref()
+            .map(|_| out.join(crate::sbom::FILE_NAME)),
+        sbom_script,
         // packer runs later, on its own: from the source itself.
         worker_source_dir: session.definition.worker_source_dir.clone(),
         manifest_file: Some(out.join("packer-manifest.json")),

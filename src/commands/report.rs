@@ -15,7 +15,7 @@ use crate::http::retry::Retry;
 use crate::record::{Provenance, Record};
 use crate::report::markdown::{self, Context};
 use crate::report::{
-    marker, outputs, release_tag, Baseline, ReportError, Validation, RECORD_ASSET,
+    marker, outputs, release_tag, Baseline, PackageBaseline, ReportError, Validation, RECORD_ASSET,
 };
 use crate::request;
 use crate::secrets::{Redactor, WorkerConfig};
@@ -36,7 +36,36 @@ pub fn run(request: &request::Report, env: &Env) -> Result<Code> {
     if ci::in_actions(env) {
         ci::mask_secrets(&redactor, env);
     }
-    publish(&record, validation, env, &redactor)
+    let sbom = sbom_beside(&request.record, &record);
+    publish(&record, validation, env, &redactor, sbom.as_deref())
+}
+
+/// The SBOM `build --out` wrote next to the record, when it is the one the record names
+/// (its SHA-256); one missing or changed is left out with a warning, never attached.
+fn sbom_beside(record_path: &std::path::Path, record: &Record) -> Option<String> {
+    let sbom = record.sbom.as_ref()?;
+    let path = record_path.with_file_name(&sbom.file);
+    let text = match crate::input_file::read_text(&path, crate::input_file::RECORD_CAP) {
+        Ok(text) => text,
+        Err(error) => {
+            ci::warning(&format!(
+                "the SBOM is not attached: cannot read {} ({})",
+                path.display(),
+                Chain(&error)
+            ));
+            return None;
+        }
+    };
+    let sha256 = crate::sbom::sha256(&text);
+    if sha256 != sbom.sha256 {
+        ci::warning(&format!(
+            "the SBOM is not attached: {} has SHA-256 {sha256}, the record says {}",
+            path.display(),
+            sbom.sha256
+        ));
+        return None;
+    }
+    Some(text)
 }
 
 /// What `plan` and `build` do after their own output inside Actions (unless
@@ -46,16 +75,19 @@ pub fn after_run(
     validation: Validation,
     env: &Env,
     redactor: &Redactor,
+    sbom: Option<&str>,
 ) -> Result<Code> {
-    publish(record, validation, env, redactor)
+    publish(record, validation, env, redactor, sbom)
 }
 
-/// Publishes the record; outputs and the summary are written even when GitHub fails.
+/// Publishes the record (and the built image's SBOM, `sbom`); outputs and the summary
+/// are written even when GitHub fails.
 pub fn publish(
     record: &Record,
     validation: Validation,
     env: &Env,
     redactor: &Redactor,
+    sbom: Option<&str>,
 ) -> Result<Code> {
     let provenance = Provenance::from_env(env);
     let mut context = Context {
@@ -66,7 +98,8 @@ pub fn publish(
     let Some(actions) = Actions::detect(env) else {
         // Outside Actions: show what the summary would say; nothing is sent.
         let baseline = Baseline::choose(record, None);
-        let text = markdown::summary(record, &context, validation, &baseline, &[]);
+        let packages = no_package_baseline(record, "outside GitHub Actions");
+        let text = markdown::summary(record, &context, validation, &baseline, &packages, &[]);
         print!("{}", redactor.redact(&text));
         return Ok(Code::Ok);
     };
@@ -86,14 +119,24 @@ pub fn publish(
     let published = {
         let _group = ci::Group::start(&format!("uworker-image: report {}", record.target));
         to_github(
-            &actions, record, validation, &context, env, redactor, &mut notes,
+            &actions,
+            Published {
+                record,
+                sbom,
+                validation,
+                context: &context,
+            },
+            env,
+            redactor,
+            &mut notes,
         )
     };
-    let (baseline, result) = match published {
-        Ok(baseline) => (baseline, Ok(Code::Ok)),
+    let (baseline, packages, result) = match published {
+        Ok((baseline, packages)) => (baseline, packages, Ok(Code::Ok)),
         Err(error) => {
             notes.push(format!("❌ {}", redactor.redact(&format!("{error:#}"))));
-            (Baseline::choose(record, None), Err(error))
+            let packages = no_package_baseline(record, "publishing failed");
+            (Baseline::choose(record, None), packages, Err(error))
         }
     };
     let outputs: Vec<(&str, String)> = outputs(record, &baseline)
@@ -103,24 +146,46 @@ pub fn publish(
     actions
         .set_outputs(&outputs)
         .context("writing GITHUB_OUTPUT")?;
-    let summary = markdown::summary(record, &context, validation, &baseline, &notes);
+    let summary = markdown::summary(record, &context, validation, &baseline, &packages, &notes);
     actions
         .add_summary(&redactor.redact(&summary))
         .context("writing GITHUB_STEP_SUMMARY")?;
     result
 }
 
+/// Nothing to compare the packages with, and why; nothing at all for a record without
+/// an SBOM.
+fn no_package_baseline(record: &Record, why: &str) -> PackageBaseline {
+    if record.sbom.is_some() && record.built() {
+        PackageBaseline::Unavailable(why.to_string())
+    } else {
+        PackageBaseline::None
+    }
+}
+
+/// What a report publishes: the record, the built image's SBOM, and where it ran.
+struct Published<'a> {
+    record: &'a Record,
+    sbom: Option<&'a str>,
+    validation: Validation,
+    context: &'a Context,
+}
+
 /// The release or the comment, whichever the event calls for; returns what the inputs
-/// were compared with.
+/// and the packages were compared with.
 fn to_github(
     actions: &Actions,
-    record: &Record,
-    validation: Validation,
-    context: &Context,
+    published: Published,
     env: &Env,
     redactor: &Redactor,
     notes: &mut Vec<String>,
-) -> Result<Baseline> {
+) -> Result<(Baseline, PackageBaseline)> {
+    let Published {
+        record,
+        sbom,
+        validation,
+        context,
+    } = published;
     let pull_request = match actions.event {
         // Number 0: the payload was unreadable; there is nothing to comment on.
         Event::PullRequest { number, fork, .. } if number > 0 => Some((number, fork)),
@@ -141,7 +206,8 @@ fn to_github(
             ci::warning(&note);
         }
         notes.push(note);
-        return Ok(Baseline::choose(record, None));
+        let packages = no_package_baseline(record, "GITHUB_TOKEN is not set");
+        return Ok((Baseline::choose(record, None), packages));
     };
     let repository = actions.repository.as_deref().unwrap_or_default();
     let api = env
@@ -150,28 +216,99 @@ fn to_github(
     let github = GitHub::new(api, repository, token, retry_settings(env)?)?;
     // The comparison with the latest image is worth a lookup on every event (the
     // `changed` output), but only a failure to publish fails the step.
-    let baseline = match latest_baseline(&github, record) {
-        Ok(baseline) => baseline,
+    let (baseline, latest) = match latest_baseline(&github, record) {
+        Ok(found) => found,
         Err(error) if !publishes => {
             let why = redactor.redact(&format!("{error:#}")).into_owned();
             ci::warning(&format!("changed inputs unknown: {why}"));
-            Baseline::Unavailable(why)
+            (Baseline::Unavailable(why), None)
         }
         Err(error) => return Err(error),
     };
+    let packages = match sbom {
+        Some(text) if record.built() => package_baseline(&github, record, text, latest.as_ref()),
+        _ => no_package_baseline(record, "the SBOM is not at hand"),
+    };
     if !publishes {
         notes.push(nothing_to_publish(record, &actions.event));
-        return Ok(baseline);
+        return Ok((baseline, packages));
     }
     let redacted = |text: String| redactor.redact(&text).into_owned();
     if release {
-        let body = redacted(markdown::release_body(record, context, &baseline));
-        publish_release(&github, record, &body, context, notes)?;
+        let body = redacted(markdown::release_body(
+            record, context, &baseline, &packages,
+        ));
+        publish_release(&github, record, sbom, &body, context, notes)?;
     } else if let Some((number, fork)) = pull_request {
         let body = redacted(markdown::pr_comment(record, context, validation, &baseline));
         sticky_comment(&github, env, number, fork, &record.target, &body, notes)?;
     }
-    Ok(baseline)
+    Ok((baseline, packages))
+}
+
+/// The built image's packages against the image the target had before: the same
+/// fingerprint's older image (a `max_age` rebuild), else the latest release's image,
+/// through its SBOM asset. What cannot be found is a note, never a failure.
+fn package_baseline(
+    github: &GitHub,
+    record: &Record,
+    sbom: &str,
+    latest: Option<&(github::Release, Option<String>)>,
+) -> PackageBaseline {
+    let new = match crate::sbom::read(sbom) {
+        Ok(new) => new,
+        Err(error) => return PackageBaseline::Unavailable(Chain(&error).to_string()),
+    };
+    let older = record
+        .fingerprint_images
+        .iter()
+        .find(|image| Some(&image.id) != record.image_id.as_ref());
+    let (release, image) = match (older, latest) {
+        (Some(older), _) => match github.release_by_tag(&release_tag(&record.fingerprint)) {
+            Ok(Some(release)) => (release, older.id.clone()),
+            Ok(None) => {
+                return PackageBaseline::Unavailable(format!(
+                    "image {} of this fingerprint has no release",
+                    older.id
+                ))
+            }
+            Err(error) => return PackageBaseline::Unavailable(Chain(&error).to_string()),
+        },
+        (None, Some((release, Some(image)))) => (release.clone(), image.clone()),
+        (None, Some((release, None))) => {
+            return PackageBaseline::Unavailable(format!(
+                "the record of release {} names no image",
+                release.tag_name
+            ))
+        }
+        (None, None) => {
+            return PackageBaseline::Unavailable(
+                "no earlier image of this target to compare with".into(),
+            )
+        }
+    };
+    let asset = crate::sbom::asset_name(&image);
+    let old = match github.asset_text(&release, &asset) {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return PackageBaseline::Unavailable(format!(
+                "release {} has no SBOM of image {image} ({asset})",
+                release.tag_name
+            ))
+        }
+        Err(error) => return PackageBaseline::Unavailable(Chain(&error).to_string()),
+    };
+    match crate::sbom::read(&old) {
+        Ok(old) => PackageBaseline::Image {
+            image,
+            diff: crate::sbom::diff(&old, &new),
+        },
+        Err(error) => PackageBaseline::Unavailable(format!(
+            "{asset} of release {}: {}",
+            release.tag_name,
+            Chain(&error)
+        )),
+    }
 }
 
 fn nothing_to_publish(record: &Record, event: &Event) -> String {
@@ -192,7 +329,7 @@ fn nothing_to_publish(record: &Record, event: &Event) -> String {
 }
 
 /// Test and operator knob: the first retry delay (GitHub's answers decide the rest).
-fn retry_settings(env: &Env) -> Result<Retry> {
+pub fn retry_settings(env: &Env) -> Result<Retry> {
     let mut retry = github::default_retry();
     if let Some(text) = env.get("UWORKER_IMAGE_GITHUB_RETRY_DELAY") {
         retry.first_delay =
@@ -205,25 +342,33 @@ fn retry_settings(env: &Env) -> Result<Retry> {
     Ok(retry)
 }
 
-/// The target's latest image release (other than this fingerprint's) and its manifest.
-fn latest_baseline(github: &GitHub, record: &Record) -> Result<Baseline> {
+/// The latest release and the image its record names.
+type LatestRelease = (github::Release, Option<String>);
+
+/// The target's latest image release (other than this fingerprint's) and its manifest;
+/// with that release and the image its record names.
+fn latest_baseline(github: &GitHub, record: &Record) -> Result<(Baseline, Option<LatestRelease>)> {
     let tag = release_tag(&record.fingerprint);
     match github.latest_asset(&marker(&record.target), RECORD_ASSET, &tag) {
         Ok(Some((release, text))) => {
             let label = format!("{RECORD_ASSET} of release {}", release.tag_name);
+            let image = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("image_id")?.as_str().map(str::to_string));
             // Only its manifest is compared: a record a newer release wrote serves too.
-            Ok(match crate::record::read_manifest(&text) {
-                Ok(latest) => Baseline::choose(record, Some((release.tag_name, latest))),
+            let baseline = match crate::record::read_manifest(&text) {
+                Ok(latest) => Baseline::choose(record, Some((release.tag_name.clone(), latest))),
                 Err(e) => Baseline::Unavailable(
                     Chain(&ReportError::unusable(&label, e.into())).to_string(),
                 ),
-            })
+            };
+            Ok((baseline, Some((release, image))))
         }
-        Ok(None) => Ok(Baseline::choose(record, None)),
-        Err(e) if e.is_forbidden() => Ok(Baseline::Unavailable(format!(
-            "the token may not read releases ({})",
-            Chain(&e)
-        ))),
+        Ok(None) => Ok((Baseline::choose(record, None), None)),
+        Err(e) if e.is_forbidden() => Ok((
+            Baseline::Unavailable(format!("the token may not read releases ({})", Chain(&e))),
+            None,
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -231,6 +376,7 @@ fn latest_baseline(github: &GitHub, record: &Record) -> Result<Baseline> {
 fn publish_release(
     github: &GitHub,
     record: &Record,
+    sbom: Option<&str>,
     body: &str,
     context: &Context,
     notes: &mut Vec<String>,
@@ -261,8 +407,14 @@ fn publish_release(
     })?;
     let asset = serde_json::to_vec_pretty(record).context("serialising the record")?;
     github.replace_asset(&release, RECORD_ASSET, asset)?;
+    let mut attached = format!("`{RECORD_ASSET}`");
+    if let (Some(text), Some(image)) = (sbom, &record.image_id) {
+        let name = crate::sbom::asset_name(image);
+        github.replace_asset(&release, &name, text.as_bytes().to_vec())?;
+        attached.push_str(&format!(" and `{name}`"));
+    }
     notes.push(format!(
-        "{verb} release [{tag}]({}) with `{RECORD_ASSET}`",
+        "{verb} release [{tag}]({}) with {attached}",
         release.html_url
     ));
     eprintln!("report: {verb} release {tag}: {}", release.html_url);

@@ -31,6 +31,9 @@ pub struct RunFacts {
     pub private_key_file: Option<PathBuf>,
     /// When the run will have ended, cleanup included.
     pub deadline: Option<SystemTime>,
+    /// The tool's SBOM script and where packer downloads the SBOM (`sbom = true`).
+    pub sbom_script: Option<PathBuf>,
+    pub sbom_file: Option<PathBuf>,
 }
 
 /// Values of every template variable for a run. Holds secrets: write it 0600 only.
@@ -55,6 +58,8 @@ pub fn var_file_json(session: &Session, facts: &RunFacts) -> Result<String> {
             (_, vars::WORKER_CONFIG_PATH) => path_text(&facts.worker_config_path),
             (_, vars::UPLOAD_DIR) => Some(private_upload_dir()?),
             (_, vars::MANIFEST_FILE) => path_text(&facts.manifest_file),
+            (_, vars::SBOM_SCRIPT) => path_text(&facts.sbom_script),
+            (_, vars::SBOM_FILE) => path_text(&facts.sbom_file),
             (_, vars::IMAGE_FINGERPRINT) => facts.fingerprint.clone(),
             (_, vars::GIT_COMMIT) => facts.provenance.git_commit.clone(),
             (_, vars::RUN_URL) => facts.provenance.run_url.clone(),
@@ -99,6 +104,8 @@ pub struct Staged {
     pub workdir: Workdir,
     pub template: PathBuf,
     pub var_file: PathBuf,
+    /// Where the SBOM lands once packer has run the SBOM step (`sbom = true`).
+    pub sbom: Option<PathBuf>,
 }
 
 /// Renders `builders` into a private work dir with the var-file; `run` adds the
@@ -112,8 +119,18 @@ pub fn stage(session: &Session, builders: Builders, run: RunFacts) -> Result<Sta
         Some(key) => Some(workdir.write_secret("run-key", key.expose_secret().as_bytes())?),
         None => None,
     };
+    let sbom_script = if session.definition.writes_sbom() {
+        Some(workdir.write_public("sbom.sh", crate::sbom::HOST_SCRIPT.as_bytes())?)
+    } else {
+        None
+    };
+    let sbom_file = sbom_script
+        .as_ref()
+        .map(|_| workdir.path().join(crate::sbom::FILE_NAME));
     let facts = RunFacts {
         worker_config_path,
+        sbom_script,
+        sbom_file: sbom_file.clone(),
         // The private copy the fingerprint hashed, never the source itself.
         worker_source_dir: session.worker_source.as_ref().map(|s| s.dir()),
         manifest_file: Some(workdir.path().join("packer-manifest.json")),
@@ -126,6 +143,7 @@ pub fn stage(session: &Session, builders: Builders, run: RunFacts) -> Result<Sta
         workdir,
         template: template_path,
         var_file,
+        sbom: sbom_file,
     })
 }
 
@@ -139,6 +157,47 @@ pub fn write_worker_config(session: &Session, dir: &Path) -> Result<Option<PathB
     crate::workdir::write_new(&path, content.expose_secret().as_bytes(), 0o600)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(Some(path))
+}
+
+/// The SBOM packer brought back from the host, and what the record says of it.
+pub struct Sbom {
+    pub text: String,
+    pub file: crate::record::SbomFile,
+}
+
+/// The SBOM the run's `sbom = true` step downloaded, read before the work dir goes; None
+/// for a definition without the step.
+pub fn downloaded_sbom(staged: &Staged) -> Option<Result<Sbom>> {
+    let path = staged.sbom.as_ref()?;
+    let read = || -> Result<Sbom> {
+        let text =
+            crate::input_file::read_text(path, crate::input_file::RECORD_CAP).map_err(|error| {
+                crate::sbom::SbomError::Read {
+                    path: path.clone(),
+                    error,
+                }
+            })?;
+        let (sha256, packages) = crate::sbom::describe(&text)?;
+        Ok(Sbom {
+            text,
+            file: crate::record::SbomFile {
+                file: crate::sbom::FILE_NAME.to_string(),
+                sha256,
+                packages,
+            },
+        })
+    };
+    Some(read())
+}
+
+/// The SBOM next to the record (`--out FILE`), replacing an earlier one; it holds no
+/// secret, so it is world-readable as the record is.
+pub fn write_sbom(record: &Path, sbom: &Sbom) -> Result<PathBuf> {
+    let path = record.with_file_name(&sbom.file.file);
+    let _ = std::fs::remove_file(&path);
+    write_new(&path, sbom.text.as_bytes(), 0o644)
+        .with_context(|| format!("writing the SBOM to {}", path.display()))?;
+    Ok(path)
 }
 
 /// A plan or build record (`--out FILE`), replacing an earlier one. It holds no secret

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::packer_run::{failure_verdict, run_packer, PackerRun, RunDefaults};
-use super::stage::{stage, RunFacts};
+use super::stage::{downloaded_sbom, stage, write_sbom, RunFacts};
 use super::{CommandError, Session};
 use crate::definition::TEST_BUILDER;
 use crate::env::Env;
@@ -73,17 +73,51 @@ pub fn run(request: &request::Test, env: &Env) -> Result<Code> {
         &defaults,
         env,
     )?;
+    let sbom = downloaded_sbom(&staged);
     drop(staged);
     let (code, verdict) = match &outcome {
-        Outcome::Built { attempts, .. } => (
-            Code::Ok,
-            format!(
-                "test: ok, every step ran on {}:{} (attempts: {attempts})",
-                host.host, host.port
-            ),
-        ),
+        Outcome::Built { attempts, .. } => {
+            if let Some(sbom) = sbom {
+                keep_sbom(&session, sbom?, request.sbom.as_deref())?;
+            }
+            (
+                Code::Ok,
+                format!(
+                    "test: ok, every step ran on {}:{} (attempts: {attempts})",
+                    host.host, host.port
+                ),
+            )
+        }
         other => failure_verdict(other, "test", timeout),
     };
     println!("{}", session.redactor.redact(&verdict));
     Ok(code)
+}
+
+/// The test host's SBOM: its packages by kind, and the file `--sbom FILE` asks for.
+fn keep_sbom(session: &Session, sbom: super::stage::Sbom, out: Option<&Path>) -> Result<()> {
+    let counts: Vec<String> = sbom
+        .file
+        .packages
+        .iter()
+        .map(|(kind, count)| format!("{count} {kind}"))
+        .collect();
+    let place = match out {
+        Some(out) => {
+            let file = super::stage::Sbom {
+                file: crate::record::SbomFile {
+                    file: out
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| crate::sbom::FILE_NAME.to_string()),
+                    ..sbom.file
+                },
+                ..sbom
+            };
+            format!("written to {}", write_sbom(out, &file)?.display())
+        }
+        None => "not kept (--sbom FILE keeps it)".to_string(),
+    };
+    session.info(&format!("test: SBOM: {} ({place})", counts.join(", ")));
+    Ok(())
 }

@@ -157,6 +157,9 @@ pub enum StepKind {
     WorkerConfig {
         destination: String,
     },
+    /// The image's SBOM, written on the host by the tool's own script
+    /// (`crate::sbom::HOST_SCRIPT`) and downloaded into the run's work directory.
+    Sbom,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,7 +189,7 @@ impl Step {
             StepKind::Upload { destination, .. }
             | StepKind::UploadWorkerSource { destination, .. }
             | StepKind::WorkerConfig { destination } => texts.push(destination),
-            StepKind::Script(_) => {}
+            StepKind::Script(_) | StepKind::Sbom => {}
         }
         texts
     }
@@ -198,7 +201,8 @@ impl Step {
             StepKind::Upload { source, .. } => Some(source),
             StepKind::Inline(_)
             | StepKind::WorkerConfig { .. }
-            | StepKind::UploadWorkerSource { .. } => None,
+            | StepKind::UploadWorkerSource { .. }
+            | StepKind::Sbom => None,
         }
     }
 
@@ -372,6 +376,11 @@ impl Definition {
 
     pub fn path(&self) -> PathBuf {
         self.dir.join(FILE_NAME)
+    }
+
+    /// Whether the definition has the tool's SBOM step (`sbom = true`).
+    pub fn writes_sbom(&self) -> bool {
+        self.steps.iter().any(|s| s.kind == StepKind::Sbom)
     }
 
     /// Every worker key the definition names: required first, then optional.

@@ -87,6 +87,7 @@ struct RawStep {
     file: Option<String>,
     destination: Option<String>,
     worker_config: Option<String>,
+    sbom: Option<bool>,
     #[serde(default)]
     environment: BTreeMap<String, String>,
     #[serde(default)]
@@ -230,6 +231,15 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
         let line = lines.of(spanned.span().start);
         let step = convert_step(spanned.into_inner(), line, &known_vars)
             .map_err(|m| invalid(line, format!("[[provision]] step {}: {m}", index + 1)))?;
+        if step.kind == StepKind::Sbom && steps.iter().any(|s: &Step| s.kind == StepKind::Sbom) {
+            return Err(invalid(
+                line,
+                format!(
+                    "[[provision]] step {}: a second `sbom = true` step: an image has one SBOM (keep the one after the last step that installs anything)",
+                    index + 1
+                ),
+            ));
+        }
         steps.push(step);
     }
 
@@ -508,6 +518,7 @@ fn convert_step(raw: RawStep, line: usize, known_vars: &[String]) -> Result<Step
         ("inline", raw.inline.is_some()),
         ("file", raw.file.is_some()),
         ("worker_config", raw.worker_config.is_some()),
+        ("sbom", raw.sbom.is_some()),
     ]
     .iter()
     .filter(|(_, set)| *set)
@@ -515,7 +526,7 @@ fn convert_step(raw: RawStep, line: usize, known_vars: &[String]) -> Result<Step
     .collect();
     if given.len() != 1 {
         return Err(format!(
-            "a step has exactly one of `script`, `inline`, `file` or `worker_config` (found {})",
+            "a step has exactly one of `script`, `inline`, `file`, `worker_config` or `sbom` (found {})",
             if given.is_empty() {
                 "none".to_string()
             } else {
@@ -544,14 +555,21 @@ fn convert_step(raw: RawStep, line: usize, known_vars: &[String]) -> Result<Step
             source,
             destination,
         }
-    } else {
-        let destination = raw.worker_config.unwrap_or_default();
+    } else if let Some(destination) = raw.worker_config {
         check_worker_config_destination(&destination)?;
         StepKind::WorkerConfig { destination }
+    } else {
+        if raw.sbom != Some(true) {
+            return Err(
+                "`sbom = false`: leave the step out (an image without `sbom = true` has no SBOM)"
+                    .into(),
+            );
+        }
+        StepKind::Sbom
     };
     if matches!(
         kind,
-        StepKind::WorkerConfig { .. } | StepKind::Upload { .. }
+        StepKind::WorkerConfig { .. } | StepKind::Upload { .. } | StepKind::Sbom
     ) && (raw.sudo || !raw.environment.is_empty())
     {
         return Err("`sudo` and `environment` apply to `script` and `inline` steps".into());
@@ -711,6 +729,40 @@ mod tests {
                 error.contains(&format!("`{key}` is empty")) && error.contains("[target.a]"),
                 "{error}"
             );
+        }
+    }
+
+    /// `sbom = true` is a step of its own kind, once; anything else about it is refused
+    /// with the step's number and what to do.
+    #[test]
+    fn the_sbom_step_is_true_once_and_alone() {
+        let parse = |steps: &str| {
+            let text =
+                format!("name = \"x\"\n[target.a]\nsource_image = \"i\"\nflavor = \"f\"\n{steps}");
+            let dir = std::path::Path::new("/defs");
+            crate::definition::Definition::parse(&text, dir, &dir.join("image.toml"))
+                .map_err(|e| e.to_string())
+        };
+        let ok = parse("[[provision]]\nsbom = true\nonly = \"build\"\n").unwrap();
+        assert_eq!(ok.steps[0].kind, crate::definition::StepKind::Sbom);
+        assert!(ok.writes_sbom());
+        for (steps, wanted) in [
+            ("[[provision]]\nsbom = false\n", "step 1: `sbom = false`: leave the step out"),
+            (
+                "[[provision]]\nsbom = true\n[[provision]]\nsbom = true\n",
+                "step 2: a second `sbom = true` step",
+            ),
+            (
+                "[[provision]]\nsbom = true\nsudo = true\n",
+                "`sudo` and `environment` apply to `script` and `inline` steps",
+            ),
+            (
+                "[[provision]]\nsbom = true\ninline = [\"x\"]\n",
+                "exactly one of `script`, `inline`, `file`, `worker_config` or `sbom` (found inline, sbom)",
+            ),
+        ] {
+            let error = parse(steps).unwrap_err();
+            assert!(error.contains(wanted), "{steps}: {error}");
         }
     }
 }

@@ -383,12 +383,15 @@ impl GitHub {
         let Some(release) = found.map(Release::from) else {
             return Ok(None);
         };
-        let id = release
-            .assets
-            .iter()
-            .find(|a| a.name == asset)
-            .map(|a| a.id)
-            .unwrap_or_default();
+        let content = self.asset_text(&release, asset)?.unwrap_or_default();
+        Ok(Some((release, content)))
+    }
+
+    /// The content of the release's asset `name`; None when it has none of that name.
+    pub fn asset_text(&self, release: &Release, name: &str) -> Result<Option<String>, GitHubError> {
+        let Some(id) = release.assets.iter().find(|a| a.name == name).map(|a| a.id) else {
+            return Ok(None);
+        };
         // The API redirects to storage on another host: the client follows, without
         // the token (http::Redirects::AnyHostWithoutAuthorization), and the transport
         // adds it only for GitHub's own origins (tests/services/github.rs:
@@ -403,9 +406,8 @@ impl GitHub {
             }
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         };
-        let what = format!("downloading {asset} of {}", release.tag_name);
-        let content = self.run(&what, download)?;
-        Ok(Some((release, content)))
+        let what = format!("downloading {name} of {}", release.tag_name);
+        self.run(&what, download).map(Some)
     }
 
     /// The login the token acts as (`GET /user`); None when GitHub refuses to say, as it

@@ -2,7 +2,9 @@
 //! the job summary. Records hold no secret values (only names and HMAC digests); the
 //! caller still redacts the text before it leaves the process.
 
-use super::{changed_names, marker, release_tag, Baseline, Validation, RECORD_ASSET};
+use super::{
+    changed_names, marker, release_tag, Baseline, PackageBaseline, Validation, RECORD_ASSET,
+};
 use crate::record::{InputPin, Record, VerificationStatus};
 
 /// Where the run happened: shown as the footer of every text.
@@ -135,6 +137,93 @@ fn pins_section(record: &Record, baseline: &Baseline) -> String {
     out
 }
 
+/// The kinds of packages, in the order the diff shows them; any other kind comes after.
+const PACKAGE_KINDS: [&str; 4] = ["worker", "kernel", "deb", "pypi"];
+
+/// A kind's lists longer than this fold into `<details>`.
+const FOLD_OVER: usize = 10;
+
+/// What changed in the image's packages against the image the target had before, by
+/// kind (worker, kernel, deb, pypi), each with old → new versions; empty without an SBOM.
+fn packages_section(packages: &PackageBaseline) -> String {
+    let (image, diff) = match packages {
+        PackageBaseline::None => return String::new(),
+        PackageBaseline::Unavailable(why) => {
+            return format!("\n**Packages**: no comparison ({why}).\n");
+        }
+        PackageBaseline::Image { image, diff } => (image, diff),
+    };
+    if diff.is_empty() {
+        return format!(
+            "\n**Packages**: none changed against image {}.\n",
+            code(image)
+        );
+    }
+    let mut kinds: Vec<&str> = diff
+        .added
+        .iter()
+        .map(|e| e.kind.as_str())
+        .chain(diff.removed.iter().map(|e| e.kind.as_str()))
+        .chain(diff.changed.iter().map(|c| c.kind.as_str()))
+        .collect();
+    let rank = |kind: &str| {
+        PACKAGE_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(PACKAGE_KINDS.len())
+    };
+    kinds.sort_by_key(|kind| (rank(kind), *kind));
+    kinds.dedup();
+    let mut out = format!(
+        "\n**Packages** against image {} ({} changed, {} added, {} removed):\n",
+        code(image),
+        diff.changed.len(),
+        diff.added.len(),
+        diff.removed.len()
+    );
+    for kind in kinds {
+        let name = |package: &str| code(&crate::sbom::display_name(package));
+        let mut lines: Vec<String> = diff
+            .changed
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| format!("- {} {} → {}", name(&c.package), code(&c.from), code(&c.to)))
+            .collect();
+        let (changed, mut added, mut removed) = (lines.len(), 0, 0);
+        for entry in diff.added.iter().filter(|e| e.kind == kind) {
+            lines.push(format!(
+                "- added {} {}",
+                name(&entry.package),
+                code(&entry.version)
+            ));
+            added += 1;
+        }
+        for entry in diff.removed.iter().filter(|e| e.kind == kind) {
+            lines.push(format!(
+                "- removed {} {}",
+                name(&entry.package),
+                code(&entry.version)
+            ));
+            removed += 1;
+        }
+        let counts: Vec<String> = [(changed, "changed"), (added, "added"), (removed, "removed")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, word)| format!("{n} {word}"))
+            .collect();
+        let counts = counts.join(", ");
+        let list = lines.join("\n");
+        if lines.len() > FOLD_OVER {
+            out.push_str(&format!(
+                "\n<details><summary>{kind}: {counts}</summary>\n\n{list}\n\n</details>\n"
+            ));
+        } else {
+            out.push_str(&format!("\n**{kind}** ({counts}):\n\n{list}\n"));
+        }
+    }
+    out
+}
+
 fn warnings_section(record: &Record) -> String {
     if record.warnings.is_empty() {
         return String::new();
@@ -157,7 +246,12 @@ pub fn release_name(record: &Record) -> String {
 }
 
 /// The body of a target's release (the marker lets `report` find its newest release).
-pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> String {
+pub fn release_body(
+    record: &Record,
+    context: &Context,
+    baseline: &Baseline,
+    packages: &PackageBaseline,
+) -> String {
     let mut rows = vec![
         (
             "Image ID",
@@ -178,15 +272,23 @@ pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> 
     }
     rows.push(("Packer", code(&record.manifest.packer_version)));
     rows.extend(verification_row(record));
+    let sbom = match (&record.sbom, &record.image_id) {
+        (Some(_), Some(id)) => format!(
+            " Its SBOM (CycloneDX) is attached as {}: `uworker-image sbom-diff OLD NEW` compares two.",
+            code(&crate::sbom::asset_name(id))
+        ),
+        _ => String::new(),
+    };
     format!(
-        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}{pins}\nThe build record, with every input's digest, is attached as {asset}: \
-         `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
+        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}{pins}{packages}\nThe build record, with every input's digest, is attached as {asset}: \
+         `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.{sbom}\n",
         marker = marker(&record.target),
         target = code(&record.target),
         table = table(&rows),
         images = images_section(record),
         changes = changes_section(baseline),
         pins = pins_section(record, baseline),
+        packages = packages_section(packages),
         asset = code(RECORD_ASSET),
     )
 }
@@ -299,6 +401,7 @@ pub fn summary(
     context: &Context,
     validation: Validation,
     baseline: &Baseline,
+    packages: &PackageBaseline,
     notes: &[String],
 ) -> String {
     let result = if record.built() && failed_verification(record) {
@@ -334,11 +437,12 @@ pub fn summary(
         rows.push(("Validation", validation_text(validation).to_string()));
     }
     let mut out = format!(
-        "### uworker-image: target {}\n\n{}\n{}{}{}",
+        "### uworker-image: target {}\n\n{}\n{}{}{}{}",
         code(&record.target),
         table(&rows),
         changes_section(baseline),
         pins_section(record, baseline),
+        packages_section(packages),
         warnings_section(record),
     );
     if !notes.is_empty() {
@@ -408,6 +512,7 @@ mod tests {
                 &context(),
                 Validation::Unknown,
                 &Baseline::None,
+                &PackageBaseline::None,
                 &[],
             ),
         ] {
@@ -419,7 +524,7 @@ mod tests {
             created_at: created.into(),
         };
         record.fingerprint_images = vec![image("img-new", "2026-11-30T03:00:00Z")];
-        let body = release_body(&record, &context(), &Baseline::None);
+        let body = release_body(&record, &context(), &Baseline::None, &PackageBaseline::None);
         assert!(
             !body.contains("Images built for this fingerprint"),
             "{body}"
@@ -427,7 +532,7 @@ mod tests {
         record
             .fingerprint_images
             .push(image("img-old", "2026-10-30T03:00:00Z"));
-        let body = release_body(&record, &context(), &Baseline::None);
+        let body = release_body(&record, &context(), &Baseline::None, &PackageBaseline::None);
         let listed = body
             .split_once("**Images built for this fingerprint**, newest first:\n\n")
             .map(|(_, rest)| rest)
@@ -453,6 +558,7 @@ mod tests {
             &context(),
             Validation::Unknown,
             &Baseline::None,
+            &PackageBaseline::None,
             &[],
         );
         assert!(
@@ -479,14 +585,22 @@ mod tests {
             total_milliseconds: 41_250,
             server_id: Some("srv".into()),
         });
-        let plain_summary =
-            |r: &Record| summary(r, &context(), Validation::Unknown, &Baseline::None, &[]);
+        let plain_summary = |r: &Record| {
+            summary(
+                r,
+                &context(),
+                Validation::Unknown,
+                &Baseline::None,
+                &PackageBaseline::None,
+                &[],
+            )
+        };
         let text = plain_summary(&record);
         assert!(
             text.contains("| Result | ❌ built `img-1` (`worker-north-0123456789ab`), but verification failed: `worker-import` |"),
             "{text}"
         );
-        let body = release_body(&record, &context(), &Baseline::None);
+        let body = release_body(&record, &context(), &Baseline::None, &PackageBaseline::None);
         assert!(
             body.contains("| Verification | ❌ verification failed: `worker-import`; the image is marked `failed` and the previous verified image stays current |"),
             "{body}"
@@ -495,7 +609,7 @@ mod tests {
         verification.status = VerificationStatus::Passed;
         verification.failed_check = None;
         verification.checks[1].ok = true;
-        let body = release_body(&record, &context(), &Baseline::None);
+        let body = release_body(&record, &context(), &Baseline::None, &PackageBaseline::None);
         assert!(
             body.contains(
                 "| Verification | ✅ passed: 2 checks in 41.2 s; the image is `verified` |"
@@ -525,6 +639,61 @@ mod tests {
         assert_eq!(
             changes_section(&Baseline::Previous(Changes::default())),
             "No input changed against the previous record.\n"
+        );
+    }
+
+    /// No SBOM: no section; none to compare with: a note; the same packages: one line;
+    /// a list of more than FOLD_OVER folds, one of FOLD_OVER does not.
+    #[test]
+    fn the_package_section_says_what_it_compared_or_why_not() {
+        assert_eq!(packages_section(&PackageBaseline::None), "");
+        assert_eq!(
+            packages_section(&PackageBaseline::Unavailable("no earlier image".into())),
+            "\n**Packages**: no comparison (no earlier image).\n"
+        );
+        let image = |diff| PackageBaseline::Image {
+            image: "img-0".into(),
+            diff,
+        };
+        assert_eq!(
+            packages_section(&image(crate::sbom::Diff::default())),
+            "\n**Packages**: none changed against image `img-0`.\n"
+        );
+        let debs = |n: usize| crate::sbom::Diff {
+            added: (0..n)
+                .map(|i| crate::sbom::Entry {
+                    kind: "deb".into(),
+                    package: format!("pkg:deb/debian/p{i}?arch=all"),
+                    version: "1".into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let ten = packages_section(&image(debs(FOLD_OVER)));
+        assert!(
+            ten.contains("\n**deb** (10 added):\n\n- added `p0:all` `1`\n"),
+            "{ten}"
+        );
+        assert!(!ten.contains("<details>"), "{ten}");
+        let eleven = packages_section(&image(debs(FOLD_OVER + 1)));
+        assert!(
+            eleven.contains("<details><summary>deb: 11 added</summary>\n\n- added `p0:all` `1`\n"),
+            "{eleven}"
+        );
+        // An unknown kind comes after the known ones.
+        let mut mixed = debs(1);
+        mixed.added.insert(
+            0,
+            crate::sbom::Entry {
+                kind: "gem".into(),
+                package: "pkg:gem/rake".into(),
+                version: "13".into(),
+            },
+        );
+        let text = packages_section(&image(mixed));
+        assert!(
+            text.find("**deb**").unwrap() < text.find("**gem**").unwrap(),
+            "{text}"
         );
     }
 }

@@ -121,6 +121,23 @@ impl Baseline {
     }
 }
 
+/// What the built image's packages were compared with: the SBOM of the image the target
+/// had before (the same fingerprint's older image after a `max_age` rebuild, else the
+/// latest release's image).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PackageBaseline {
+    /// Nothing to compare: no SBOM in this record (a plan, a skip, no `sbom = true`).
+    #[default]
+    None,
+    /// The SBOM of that image, by its ID.
+    Image {
+        image: String,
+        diff: crate::sbom::Diff,
+    },
+    /// No SBOM of an earlier image to compare with; why (a note, never a failure).
+    Unavailable(String),
+}
+
 /// Every changed input name, in the order added, removed, changed.
 pub fn changed_names(changes: &Changes) -> Vec<&str> {
     changes

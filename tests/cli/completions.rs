@@ -86,7 +86,10 @@ fn zsh_and_fish_completions_and_the_man_page_name_every_command() {
             "fish lacks {command}"
         );
         assert!(
-            man.contains(&format!("uworker\\-image\\-{command}")),
+            man.contains(&format!(
+                "uworker\\-image\\-{}",
+                command.replace('-', "\\-")
+            )),
             "man page lacks {command}"
         );
     }

@@ -19,6 +19,7 @@ mod parsers_fuzz;
 mod pins;
 mod render;
 mod report;
+mod sbom_diff;
 mod secrets;
 mod untrusted_input;
 mod worker_source;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uworker_image::fingerprint::Manifest;
 use uworker_image::record::{self, Record};
 use uworker_image::report::markdown::{self, Context};
-use uworker_image::report::{outputs, Baseline, Validation};
+use uworker_image::report::{outputs, Baseline, PackageBaseline, Validation};
 
 fn manifest(script_digest: &str, source: &str) -> Value {
     json!({
@@ -84,22 +84,111 @@ fn pull_request_comment_for_a_skip_from_a_fork_whose_validation_failed() {
     snapshot_settings().bind(|| insta::assert_snapshot!("report_comment_skip_failed", text));
 }
 
+/// A component as the tool's SBOM script writes it: its kind, name, version, purl and
+/// (the worker's) pin.
+fn component(
+    kind: &str,
+    name: &str,
+    version: &str,
+    purl: Option<&str>,
+    pin: Option<&str>,
+) -> Value {
+    let mut properties = vec![json!({"name": "uworker-image:kind", "value": kind})];
+    if let Some(pin) = pin {
+        properties.push(json!({"name": "uworker-image:worker:pin", "value": pin}));
+    }
+    json!({"type": "library", "name": name, "version": version, "purl": purl, "properties": properties})
+}
+
+fn sbom(components: Vec<Value>) -> uworker_image::sbom::Packages {
+    let text = json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "components": components});
+    uworker_image::sbom::read(&text.to_string()).unwrap()
+}
+
+/// A `max_age` rebuild: security updates of deb packages (more than fold into a list),
+/// a new kernel, a worker on a new commit, a pypi package added and one removed.
+fn package_diff() -> PackageBaseline {
+    let worker = |commit: &str| {
+        component(
+            "worker",
+            "uworker",
+            "0.3.0",
+            Some("pkg:pypi/uworker@0.3.0"),
+            Some(commit),
+        )
+    };
+    let kernel = |version: &str| component("kernel", "installed kernel", version, None, None);
+    let pypi = |name: &str, version: &str| {
+        component(
+            "pypi",
+            name,
+            version,
+            Some(&format!("pkg:pypi/{name}@{version}")),
+            None,
+        )
+    };
+    let deb = |name: &str, version: &str| {
+        let purl = format!(
+            "pkg:deb/ubuntu/{}@{version}?arch=amd64&distro=ubuntu-24.04",
+            name.replace('+', "%2B")
+        );
+        component("deb", name, version, Some(&purl), None)
+    };
+    let mut old = vec![
+        worker("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"),
+        kernel("6.8.0-45-generic"),
+        pypi("requests", "2.32.3"),
+        pypi("six", "1.16.0"),
+    ];
+    let mut new = vec![
+        worker("9e0d2b4c5a6f708192a3b4c5d6e7f80912345678"),
+        kernel("6.8.0-49-generic"),
+        pypi("requests", "2.32.3"),
+        pypi("urllib3", "2.2.3"),
+    ];
+    let updated = [
+        "libssl3t64",
+        "openssl",
+        "libc6",
+        "libc-bin",
+        "curl",
+        "libcurl4t64",
+        "tzdata",
+        "libgnutls30t64",
+        "libexpat1",
+        "python3.12",
+        "libpython3.12-stdlib",
+        "libstdc++6",
+    ];
+    for (i, name) in updated.iter().enumerate() {
+        old.push(deb(name, &format!("1.{i}-1ubuntu0.1")));
+        new.push(deb(name, &format!("1.{i}-1ubuntu0.2")));
+    }
+    PackageBaseline::Image {
+        image: "6f0c1b5e-1111-4a5e-9d6e-000000000007".into(),
+        diff: uworker_image::sbom::diff(&sbom(old), &sbom(new)),
+    }
+}
+
 #[test]
 fn summary_and_release_body_of_a_new_image() {
     let subject = subject(json!({
         "built": true, "image_id": "6f0c1b5e-1111-4a5e-9d6e-000000000042",
         "image_name": "uworker-north-5d41402abc4b", "reason": "built 6f0c1b5e-1111-4a5e-9d6e-000000000042 in 2 attempt(s)",
+        "sbom": {"file": "sbom.cdx.json", "sha256": "ef".repeat(32), "packages": {"deb": 12, "kernel": 1, "pypi": 2, "worker": 1}},
     }));
     let baseline = Baseline::choose(&subject, latest_release());
-    let notes = ["created release [image-5d41402abc4b](https://github.com/o/r/releases/tag/image-5d41402abc4b) with `image.json`".to_string()];
+    let packages = package_diff();
+    let notes = ["created release [image-5d41402abc4b](https://github.com/o/r/releases/tag/image-5d41402abc4b) with `image.json` and `sbom-6f0c1b5e-1111-4a5e-9d6e-000000000042.cdx.json`".to_string()];
     let summary = markdown::summary(
         &subject,
         &context("push to `main`"),
         Validation::Unknown,
         &baseline,
+        &packages,
         &notes,
     );
-    let body = markdown::release_body(&subject, &context("push to `main`"), &baseline);
+    let body = markdown::release_body(&subject, &context("push to `main`"), &baseline, &packages);
     assert_eq!(
         markdown::release_name(&subject),
         "uworker north image-5d41402abc4b"
@@ -128,6 +217,7 @@ fn summary_of_a_skip() {
         &context("manual dispatch on `main`"),
         Validation::Passed,
         &Baseline::choose(&subject, None),
+        &PackageBaseline::None,
         &notes,
     );
     snapshot_settings().bind(|| insta::assert_snapshot!("report_summary_skip", text));
@@ -179,6 +269,7 @@ fn comment_and_summary_when_the_worker_moved() {
         &context("push to `main`"),
         Validation::Unknown,
         &Baseline::None,
+        &PackageBaseline::None,
         &[],
     );
     assert!(

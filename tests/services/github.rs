@@ -714,3 +714,115 @@ fn rate_limits_wait_as_github_says_and_give_up_when_too_long() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// A CycloneDX SBOM as the tool's script writes it, of (kind, name, version, pin).
+fn sbom_text(components: &[(&str, &str, &str, Option<&str>)]) -> String {
+    let components: Vec<Value> = components
+        .iter()
+        .map(|(kind, name, version, pin)| {
+            let mut properties = vec![json!({"name": "uworker-image:kind", "value": kind})];
+            if let Some(pin) = pin {
+                properties.push(json!({"name": "uworker-image:worker:pin", "value": pin}));
+            }
+            let purl = match *kind {
+                "deb" => Some(format!("pkg:deb/debian/{name}@{version}?arch=amd64")),
+                "pypi" | "worker" => Some(format!("pkg:pypi/{name}@{version}")),
+                _ => None,
+            };
+            json!({"type": "library", "name": name, "version": version, "purl": purl,
+                   "properties": properties})
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "components": components,
+    }))
+    .unwrap()
+}
+
+/// Issue 28: the built image's SBOM goes to its release as `sbom-<image>.cdx.json`
+/// (uploaded through the uploads operation Prism checks), and the release body and the
+/// summary list the packages that changed against the previous image's SBOM, found
+/// through the latest release's record and asset. An SBOM that is not the record's
+/// (another SHA-256) is never attached.
+#[test]
+fn a_release_carries_the_sbom_and_the_package_diff_against_the_previous_image() {
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy_logging(&fake.url);
+    let plan = plan_record();
+    let mut record = build_record(&plan);
+    let target = plan["target"].as_str().unwrap();
+    let old_commit = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+    let new_commit = "9e0d2b4c5a6f708192a3b4c5d6e7f80912345678";
+    let old_sbom = sbom_text(&[
+        ("worker", "uworker", "0.3.0", Some(old_commit)),
+        ("kernel", "installed kernel", "6.1.0-18-amd64", None),
+        ("deb", "openssl", "3.0.11-1~deb12u2", None),
+        ("deb", "gone", "1.0", None),
+    ]);
+    let new_sbom = sbom_text(&[
+        ("worker", "uworker", "0.3.0", Some(new_commit)),
+        ("kernel", "installed kernel", "6.1.0-21-amd64", None),
+        ("deb", "openssl", "3.0.13-1~deb12u1", None),
+        ("pypi", "requests", "2.32.3", None),
+    ]);
+    let (sha256, packages) = uworker_image::sbom::describe(&new_sbom).unwrap();
+    record["sbom"] = json!({"file": "sbom.cdx.json", "sha256": sha256, "packages": packages});
+    let old_image = "0b5e7c1e-aaaa-4bbb-8ccc-000000000007";
+    let mut older = record.clone();
+    older["image_id"] = json!(old_image);
+    fake.state.lock().unwrap().add_release(
+        "image-000000000000",
+        &format!("<!-- uworker-image:{target} -->\nolder"),
+        &[
+            ("image.json", &older.to_string()),
+            (&format!("sbom-{old_image}.cdx.json"), &old_sbom),
+        ],
+    );
+
+    let job = Job::push(&prism.url);
+    std::fs::write(job.dir.path().join("sbom.cdx.json"), &new_sbom).unwrap();
+    let r = job.report(&record, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), prism.log());
+    let asset = "sbom-0b5e7c1e-aaaa-4bbb-8ccc-000000000042.cdx.json";
+    let tag = format!("image-{}", &record["fingerprint"].as_str().unwrap()[7..19]);
+    let state = fake.state.lock().unwrap();
+    let release = state.releases.iter().find(|r| r.tag == tag).unwrap();
+    let names: Vec<&str> = release.assets.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["image.json", asset]);
+    assert_eq!(release.assets[1].content, new_sbom.as_bytes());
+    let summary = job.summary();
+    for text in [release.body.as_str(), summary.as_str()] {
+        for expected in [
+            format!("**Packages** against image `{old_image}` (3 changed, 1 added, 1 removed)"),
+            "- `uworker` `0.3.0 (a1b2c3d4e5f6)` → `0.3.0 (9e0d2b4c5a6f)`".to_string(),
+            "- `installed kernel` `6.1.0-18-amd64` → `6.1.0-21-amd64`".to_string(),
+            "- `openssl:amd64` `3.0.11-1~deb12u2` → `3.0.13-1~deb12u1`".to_string(),
+            "- added `requests` `2.32.3`".to_string(),
+            "- removed `gone:amd64` `1.0`".to_string(),
+        ] {
+            assert!(text.contains(&expected), "no {expected} in:\n{text}");
+        }
+    }
+    assert!(
+        release.body.contains(&format!("attached as `{asset}`")),
+        "{}",
+        release.body
+    );
+    drop(state);
+    prism.assert_conformant_but_storage();
+
+    // The same record with an SBOM that is not the one it names: not attached, a warning.
+    std::fs::write(job.dir.path().join("sbom.cdx.json"), &old_sbom).unwrap();
+    fake.state.lock().unwrap().releases.retain(|r| r.tag != tag);
+    let r = job.report(&record, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("::warning::the SBOM is not attached")
+            || r.stderr.contains("the SBOM is not attached"),
+        "{}",
+        r.all()
+    );
+    let state = fake.state.lock().unwrap();
+    let release = state.releases.iter().find(|r| r.tag == tag).unwrap();
+    assert_eq!(release.assets.len(), 1, "only image.json");
+}

@@ -21,6 +21,7 @@ mod pin_git;
 mod pin_index;
 mod regions;
 mod render_packer;
+mod sbom;
 mod secrets_validate;
 mod shell_scripts;
 mod systemd_host;

@@ -89,6 +89,7 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
     assert_eq!(image.property("image_type"), Some("snapshot"));
     let report = s.finish();
     assert_eq!(report.calls("ServersController._create_image").len(), 1);
+    check_sbom(&first, &image);
 
     // 2. Again: an image with this fingerprint exists, so packer never starts.
     s.compute.reset();
@@ -118,6 +119,123 @@ fn the_default_definition_builds_then_skips_and_its_image_boots_into_a_working_w
         first.took,
         t1.elapsed()
     );
+}
+
+/// Issue 28: the build's SBOM, taken on the build server and brought back next to the
+/// record: valid CycloneDX 1.5, its SHA-256 in the record and on the image in Glance, and
+/// listing dpkg's packages, the kernel and the worker pinned by the hash of the source
+/// the tool uploaded. Then `report` of that record against GitHub's description (Prism
+/// in front of the fake) releases it with the package diff against an earlier SBOM.
+fn check_sbom(built: &DefaultBuild, image: &uworker_image::openstack::glance::Image) {
+    use crate::sbom::{assert_valid_cyclonedx, components, property};
+    let path = built.def.path().join("sbom.cdx.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let sha256 = uworker_image::sbom::sha256(&text);
+    assert_eq!(
+        built.rec["sbom"]["sha256"],
+        sha256.as_str(),
+        "{:#}",
+        built.rec
+    );
+    assert_eq!(image.property("uworker_sbom_sha256"), Some(sha256.as_str()));
+    assert_valid_cyclonedx(&[&path]);
+    let sbom: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let debs = components(&sbom, "deb");
+    assert!(debs.len() > 100, "{} deb packages", debs.len());
+    assert!(debs.iter().any(|c| c["name"] == "systemd"), "no systemd");
+    assert!(!components(&sbom, "kernel").is_empty(), "no kernel");
+    let pypi = components(&sbom, "pypi");
+    assert!(
+        pypi.iter().any(|c| c["name"] == "requests"),
+        "the worker's dependencies: {pypi:?}"
+    );
+    let [worker] = components(&sbom, "worker")[..] else {
+        panic!("one worker: {sbom:#}")
+    };
+    assert_eq!(worker["name"], "uworker-standin");
+    let pin = property(worker, "uworker-image:worker:pin").unwrap();
+    let stamp = property(worker, "uworker-image:worker:installed-source").unwrap();
+    assert!(
+        pin.starts_with("sha256:") && stamp == format!("directory {}", &pin[7..]),
+        "{pin} / {stamp}"
+    );
+    for (_, value) in &built.config {
+        for line in value.lines().filter(|l| l.trim().len() >= 4) {
+            assert!(!text.contains(line), "the SBOM holds a worker secret");
+        }
+    }
+    assert_eq!(
+        built.rec["sbom"]["packages"]["deb"],
+        debs.len() as u64,
+        "{:#}",
+        built.rec
+    );
+
+    // The release: an earlier image of the target had an older openssl and worker.
+    use common::github::{FakeGitHub, Job, Prism};
+    let mut older: serde_json::Value = sbom.clone();
+    for c in older["components"].as_array_mut().unwrap() {
+        if c["name"] == "openssl" || c["name"] == "libc6" {
+            c["version"] = "0.0.1-1".into();
+        }
+        for p in c["properties"].as_array_mut().unwrap() {
+            if p["name"] == "uworker-image:worker:pin" {
+                p["value"] = format!("sha256:{}", "0".repeat(64)).into();
+            }
+        }
+    }
+    let fake = FakeGitHub::start();
+    let prism = Prism::proxy_logging(&fake.url);
+    let mut previous = built.rec.clone();
+    previous["image_id"] = "0b5e7c1e-aaaa-4bbb-8ccc-000000000007".into();
+    let target = built.rec["target"].as_str().unwrap();
+    fake.state.lock().unwrap().add_release(
+        "image-000000000000",
+        &format!("<!-- uworker-image:{target} -->\nolder"),
+        &[
+            ("image.json", &previous.to_string()),
+            (
+                "sbom-0b5e7c1e-aaaa-4bbb-8ccc-000000000007.cdx.json",
+                &older.to_string(),
+            ),
+        ],
+    );
+    let job = Job::push(&prism.url);
+    std::fs::copy(&path, job.dir.path().join("sbom.cdx.json")).unwrap();
+    let r = job.report(&built.rec, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.all(), prism.log());
+    let state = fake.state.lock().unwrap();
+    let release = state
+        .releases
+        .iter()
+        .find(|r| r.tag != "image-000000000000")
+        .unwrap();
+    let asset = format!("sbom-{}.cdx.json", built.image_id);
+    assert!(
+        release
+            .assets
+            .iter()
+            .any(|a| a.name == asset && a.content == text.as_bytes()),
+        "{:?}",
+        release.assets.iter().map(|a| &a.name).collect::<Vec<_>>()
+    );
+    let body = &release.body;
+    assert!(
+        body.contains("**Packages** against image `0b5e7c1e-aaaa-4bbb-8ccc-000000000007`"),
+        "{body}"
+    );
+    assert!(body.contains("**worker** (1 changed)"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "`0.0.1-1` → `{}`",
+            debs.iter().find(|c| c["name"] == "libc6").unwrap()["version"]
+                .as_str()
+                .unwrap()
+        )),
+        "{body}"
+    );
+    drop(state);
+    prism.assert_conformant_but_storage();
 }
 
 /// Debian 13 (Python 3.13: the install path of the default base, Ubuntu 24.04): the
