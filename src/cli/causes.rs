@@ -17,6 +17,7 @@ use crate::inputs::InputError;
 use crate::jobapi::JobApiError;
 use crate::openstack::client::OpenStackError;
 use crate::openstack::clouds::CloudsError;
+use crate::openstack::image_copy::CopyError;
 use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
 use crate::report::ReportError;
@@ -50,6 +51,7 @@ coded_errors!(
     CloudsError,
     OpenRcError,
     OpenStackError,
+    CopyError,
     PackerError,
     GitHubError,
     JobApiError,
