@@ -4,7 +4,7 @@
 //! error says its own code (`exit::Coded`, beside the type), and this list tries them on
 //! each cause. It may name any module's error, since nothing below `cli` imports it.
 
-use crate::commands::CommandError;
+use crate::commands::{CommandError, CopySourceError};
 use crate::definition::tree::TreeError;
 use std::path::Path;
 
@@ -58,6 +58,7 @@ coded_errors!(
     ReportError,
     RunKeyError,
     CommandError,
+    CopySourceError,
 );
 
 /// The exit code for an error that ended a command: the first cause that has one (the

@@ -32,6 +32,9 @@ const DEFAULT_TIMEOUT: Duration = super::sweep::BUILD_DEADLINE;
 pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let session = Session::load(&request.load, env)?;
     let target = session.target(request.target.as_deref())?;
+    if !target.is_built() {
+        return super::copy_build::run(&session, target, request, env);
+    }
     session.check_worker_config(false)?;
     let cloud = session.require_cloud_for(target, "build", "Compute, Networking and Glance")?;
     let previous = request
@@ -157,7 +160,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
 /// The project's active images of the record's fingerprint, newest first, for the
 /// release body. The image is built and marked by now: a listing that fails costs the
 /// release its list of older images, never the record.
-fn fingerprint_images(
+pub(super) fn fingerprint_images(
     session: &Session,
     cloud: &Cloud,
     record: &Record,
@@ -194,7 +197,7 @@ fn fingerprint_images(
 
 /// The run ID the temporary server carries (`uworker_run_id`), so `sweep` can tell a
 /// run's leftovers: GitHub's run and attempt, or a local run's start time and process.
-fn run_id(provenance: &Provenance, env: &Env) -> String {
+pub(super) fn run_id(provenance: &Provenance, env: &Env) -> String {
     match (&provenance.run_id, env.get("GITHUB_RUN_ATTEMPT")) {
         (Some(run), Some(attempt)) => format!("{run}-{attempt}"),
         (Some(run), None) => run.clone(),
@@ -287,7 +290,7 @@ fn floating_ip_id(session: &Session, target: &Target, cloud: &Cloud) -> Result<O
 
 /// The built image must be active; it gets the fingerprint and definition properties
 /// (in case the builder did not set them) and a tag with the short fingerprint.
-fn mark_image(
+pub(super) fn mark_image(
     cloud: &Cloud,
     id: &str,
     definition: &str,
@@ -325,7 +328,7 @@ fn mark_image(
 
 /// Writes the record (--out), prints it, reports it inside GitHub Actions (unless
 /// --no-report), and returns the code: the build's, unless only the report failed.
-fn finish(
+pub(super) fn finish(
     session: &Session,
     request: &request::Build,
     record: &Record,

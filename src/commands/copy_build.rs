@@ -1,0 +1,256 @@
+//! `build --target COPY` for a `copy_of` target: plan (the source's fingerprint looked up
+//! in the copy's region); unless a copy is there already, the source's image found in
+//! the source's region (active; verified, when it carries a status), streamed into the
+//! copy's Glance and checked (`openstack::image_copy`), then marked as a build marks its
+//! image, plus `uworker_copied_from`, and a result record.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Result;
+use thiserror::Error;
+
+use super::build::{fingerprint_images, finish, mark_image, run_id};
+use super::{plan, Session};
+use crate::definition::Target;
+use crate::env::Env;
+use crate::error_chain::Chain;
+use crate::exit::{Code, Coded};
+use crate::lifecycle::{Status, STATUS_PROPERTY};
+use crate::openstack::glance::{Glance, Image};
+use crate::openstack::image_copy::{self, Job, Limits};
+use crate::record::{Action, Provenance, RegionImage};
+use crate::request;
+use crate::run_marks::{
+    self, DEADLINE_KEY, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, RUN_ID_KEY, TARGET_PROPERTY,
+};
+
+/// The image property naming what a copy was copied from: `<image ID>@<region>`.
+pub const COPIED_FROM_PROPERTY: &str = "uworker_copied_from";
+
+/// A copy takes minutes, or an hour for a large image over a slow link.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+
+/// Why there is nothing to copy.
+#[derive(Debug, Error)]
+pub enum CopySourceError {
+    #[error("{origin}: copy_of `{source_target}`: no active image of fingerprint {fingerprint} in {place}: build target `{source_target}` first (a copy job runs after its source's build job)")]
+    Missing {
+        origin: String,
+        source_target: String,
+        fingerprint: String,
+        place: String,
+    },
+    #[error("{origin}: copy_of `{source_target}`: image {id} is {status}, and only a verified image is copied: verify it first (or build again)")]
+    NotVerified {
+        origin: String,
+        source_target: String,
+        id: String,
+        status: String,
+    },
+}
+
+impl Coded for CopySourceError {
+    fn code(&self) -> Code {
+        match self {
+            CopySourceError::Missing { .. } | CopySourceError::NotVerified { .. } => Code::Failed,
+        }
+    }
+}
+
+/// `build` of a copy target.
+pub fn run(
+    session: &Session,
+    target: &Target,
+    request: &request::Build,
+    env: &Env,
+) -> Result<Code> {
+    let source_target = session.source_of(target)?;
+    let cloud = session.require_cloud_for(target, "build", "Glance in the copy's region")?;
+    let source_cloud =
+        session.require_cloud_for(source_target, "build", "Glance in the source's region")?;
+    let previous = request
+        .previous
+        .as_deref()
+        .map(plan::read_previous)
+        .transpose()?;
+    let plan = plan::compute(session, target, request.force, previous.as_ref())?;
+    let mut provenance = Provenance::from_env(env);
+    let run_id = run_id(&provenance, env);
+    provenance.run_id = Some(run_id.clone());
+    let mut record = plan.into_build(&provenance);
+    session.info(&format!("build: {} ({})", record.action, record.reason));
+    if record.action == Action::Skip {
+        return finish(session, request, &record, Code::Ok, env);
+    }
+
+    let source_place = place_label(source_cloud.region());
+    let source = source_image(
+        session,
+        target,
+        source_target,
+        source_cloud,
+        &record.fingerprint,
+    )?;
+    let timeout = request.limits.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let (deadline, deadline_at) = (Instant::now() + timeout, SystemTime::now() + timeout);
+    let definition = &session.definition.name;
+    let mut properties: Vec<(String, String)> = target
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    properties.extend(
+        [
+            (IMAGE_PROPERTY, definition.as_str()),
+            (TARGET_PROPERTY, target.name.as_str()),
+            (RUN_ID_KEY, run_id.as_str()),
+            (DEADLINE_KEY, &run_marks::stamp(deadline_at)),
+            (
+                "uworker_git_commit",
+                provenance.git_commit.as_deref().unwrap_or(""),
+            ),
+            (
+                "uworker_run_url",
+                provenance.run_url.as_deref().unwrap_or(""),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let job = Job {
+        source: source_cloud,
+        image: &source,
+        destination: cloud,
+        name: image_name(definition, &target.name, SystemTime::now()),
+        visibility: target.image_visibility.clone(),
+        properties,
+        tags: target.image_tags.clone(),
+    };
+    let redactor = session.redactor.clone();
+    let quiet = session.quiet;
+    let say: image_copy::Say = Arc::new(move |line: &str| {
+        if !quiet {
+            eprintln!("{}", redactor.redact(line));
+        }
+    });
+    // A signal only raises the flag: the copy stops at its next read and deletes itself.
+    let supervised = crate::interrupt::Supervised::begin();
+    let copied = image_copy::copy(
+        &job,
+        &Limits::until(deadline),
+        Arc::new(crate::interrupt::raised),
+        say,
+    );
+    drop(supervised);
+    let copy = match copied {
+        Ok(copy) => copy,
+        Err(error) => {
+            record.reason = format!("copy failed: {}", Chain(&error));
+            session.info(&format!("build: error: {}", Chain(&error)));
+            return finish(session, request, &record, error.code(), env);
+        }
+    };
+    let copied_from = format!("{}@{source_place}", source.id);
+    let image = mark_image(cloud, &copy.id, definition, target, &record.fingerprint)?;
+    let mut marks = vec![(COPIED_FROM_PROPERTY, copied_from.as_str())];
+    if source.property(STATUS_PROPERTY) == Some(Status::Verified.as_str()) {
+        marks.push((STATUS_PROPERTY, Status::Verified.as_str()));
+    }
+    let image = Glance::new(cloud)?.set_properties(&image.id, &marks)?;
+    record.attempts = 0;
+    record.built = Some(true);
+    record.image_id = Some(image.id.clone());
+    record.image_name = image.name.clone();
+    record.reason = format!(
+        "copied from {copied_from} into {} as {}: the same bytes (os_hash_value and size checked)",
+        place_label(cloud.region()),
+        image.id
+    );
+    record.image_age_seconds = None;
+    record.fingerprint_images = fingerprint_images(session, cloud, &record, &image);
+    record.region_images = vec![
+        RegionImage {
+            target: source_target.name.clone(),
+            region: source_cloud.region().map(str::to_string),
+            image_id: source.id.clone(),
+        },
+        RegionImage {
+            target: target.name.clone(),
+            region: cloud.region().map(str::to_string),
+            image_id: image.id.clone(),
+        },
+    ];
+    finish(session, request, &record, Code::Ok, env)
+}
+
+/// `region R`, or the cloud's own.
+fn place_label(region: Option<&str>) -> String {
+    region.unwrap_or("default-region").to_string()
+}
+
+/// The source's image of `fingerprint` in the source's region: the newest verified one;
+/// else the newest without a status (an older tool's), with a warning; else refused.
+fn source_image(
+    session: &Session,
+    target: &Target,
+    source_target: &Target,
+    cloud: &crate::openstack::client::Cloud,
+    fingerprint: &crate::record::Fingerprint,
+) -> Result<Image> {
+    let images = Glance::new(cloud)?.list_owned(&[
+        (FINGERPRINT_PROPERTY, fingerprint.as_str()),
+        ("status", "active"),
+    ])?;
+    let status = |i: &Image| i.property(STATUS_PROPERTY).map(str::to_string);
+    let origin = session.target_origin(target);
+    if let Some(verified) = images
+        .iter()
+        .find(|i| status(i).as_deref() == Some(Status::Verified.as_str()))
+    {
+        return Ok(verified.clone());
+    }
+    if let Some(unmarked) = images.iter().find(|i| status(i).is_none()) {
+        session.info(&format!(
+            "build: warning: image {} of `{}` carries no {STATUS_PROPERTY} (made before images were verified): copied as it is",
+            unmarked.id, source_target.name
+        ));
+        return Ok(unmarked.clone());
+    }
+    match images.first() {
+        Some(image) => Err(CopySourceError::NotVerified {
+            origin,
+            source_target: source_target.name.clone(),
+            id: image.id.clone(),
+            status: status(image).unwrap_or_default(),
+        }
+        .into()),
+        None => Err(CopySourceError::Missing {
+            origin,
+            source_target: source_target.name.clone(),
+            fingerprint: fingerprint.to_string(),
+            place: place_label(cloud.region()),
+        }
+        .into()),
+    }
+}
+
+/// `<definition>-<target>-<YYYYmmdd-HHMMSS>` (UTC), as packer names a build's image, so
+/// `prune` and `sweep` see the copy as one of the definition's images.
+fn image_name(definition: &str, target: &str, now: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    format!("{definition}-{target}-{}-{}", &digits[..8], &digits[8..14])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_named_as_packer_names_a_build() {
+        let now = humantime::parse_rfc3339("2026-12-07T07:05:09Z").unwrap();
+        assert_eq!(image_name("uw", "east", now), "uw-east-20261207-070509");
+    }
+}
