@@ -12,6 +12,7 @@ pub mod job_service;
 pub mod loopback;
 pub mod openstack;
 pub mod procs;
+pub mod proxy;
 pub mod runner;
 pub mod sshd;
 pub mod systemd_host;
