@@ -139,12 +139,13 @@ pub fn release_body(record: &Record, context: &Context, baseline: &Baseline) -> 
     }
     rows.push(("Packer", code(&record.manifest.packer_version)));
     format!(
-        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}\nThe build record, with every input's digest, is attached as {asset}: \
+        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{regions}{changes}\nThe build record, with every input's digest, is attached as {asset}: \
          `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.\n",
         marker = marker(&record.target),
         target = code(&record.target),
         table = table(&rows),
         images = images_section(record),
+        regions = regions_section(record),
         changes = changes_section(baseline),
         asset = code(RECORD_ASSET),
     )
@@ -174,6 +175,28 @@ fn images_section(record: &Record) -> String {
             code(&image.id),
             image.name.as_deref().map(code).unwrap_or_default(),
             image.created_at
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// Each region's image of the fingerprint (a copy's record: its source's and its own).
+fn regions_section(record: &Record) -> String {
+    if record.region_images.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("**This fingerprint's image in each region**:\n\n");
+    for image in &record.region_images {
+        out.push_str(&format!(
+            "- {} (target {}): {}\n",
+            image
+                .region
+                .as_deref()
+                .map(code)
+                .unwrap_or_else(|| "the cloud's own region".to_string()),
+            code(&image.target),
+            code(&image.image_id)
         ));
     }
     out.push('\n');
@@ -252,9 +275,10 @@ pub fn summary(
         rows.push(("Validation", validation_text(validation).to_string()));
     }
     let mut out = format!(
-        "### uworker-image: target {}\n\n{}\n{}{}",
+        "### uworker-image: target {}\n\n{}\n{}{}{}",
         code(&record.target),
         table(&rows),
+        regions_section(record),
         changes_section(baseline),
         warnings_section(record),
     );
@@ -389,5 +413,38 @@ mod tests {
             changes_section(&Baseline::Previous(Changes::default())),
             "No input changed against the previous record.\n"
         );
+    }
+
+    #[test]
+    fn a_copys_release_and_summary_list_each_regions_image() {
+        let mut record =
+            crate::record::read(&record_json("build", true, Some("img-copy"))).unwrap();
+        assert!(!release_body(&record, &context(), &Baseline::None).contains("each region"));
+        record.region_images = vec![
+            crate::record::RegionImage {
+                target: "north".into(),
+                region: Some("RegionOne".into()),
+                image_id: "img-src".into(),
+            },
+            crate::record::RegionImage {
+                target: "east".into(),
+                region: None,
+                image_id: "img-copy".into(),
+            },
+        ];
+        let expected = "**This fingerprint's image in each region**:\n\n- `RegionOne` (target `north`): `img-src`\n- the cloud's own region (target `east`): `img-copy`\n\n";
+        assert!(
+            release_body(&record, &context(), &Baseline::None).contains(expected),
+            "{}",
+            release_body(&record, &context(), &Baseline::None)
+        );
+        let summary = summary(
+            &record,
+            &context(),
+            Validation::Unknown,
+            &Baseline::None,
+            &[],
+        );
+        assert!(summary.contains(expected), "{summary}");
     }
 }
