@@ -382,3 +382,66 @@ fn a_cancel_mid_stream_leaves_no_copy_behind() {
     );
     assert!(images_of(&images.two, &images.name).is_empty(), "{seen}");
 }
+
+#[test]
+fn a_copy_half_uploaded_by_a_dead_run_is_swept_in_its_region_once_its_deadline_passed() {
+    // sweep lists servers and key pairs too: the second region gets its Compute stand-in.
+    crate::common::compute::second_compute();
+    let (two_region, _) = region_two();
+    let (def, images, _source) = scenario("copy-sweep-", two_region, 64 * 1024 * 1024, "verified");
+    let vars = vars();
+    // A run whose deadline is 8 s away, killed (SIGKILL: no cleanup) as its copy starts.
+    let mut cmd = tool(&env_pairs(&vars));
+    cmd.arg("--dir")
+        .arg(def.path())
+        .args(["--target", "copy", "build", "--timeout", "8s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let killed_at = Instant::now();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("attempt 1 of") {
+            break;
+        }
+    }
+    procs::signal(child.id() as i32, libc::SIGKILL).unwrap();
+    child.wait().unwrap();
+    let left = images_of(&images.two, &images.name);
+    assert_eq!(left.len(), 1, "{left:?}\n{seen}");
+    let half = &left[0];
+    assert!(
+        ["queued", "saving", "uploading"].contains(&half.status.as_str()),
+        "{half:?}"
+    );
+    assert!(half.property("uworker_run_id").is_some(), "{half:?}");
+    assert!(half.property("uworker_deadline").is_some(), "{half:?}");
+
+    let sweep = |what: &str| {
+        let run = run_tool(
+            def.path(),
+            &["--target", "copy", "--output", "json", "sweep"],
+            &env_pairs(&vars),
+        );
+        assert_eq!(run.code, 0, "{what}: {}", run.all());
+        run.all()
+    };
+    // Its run's deadline has not passed: spared.
+    let early = sweep("before the deadline");
+    assert!(early.contains("has not passed"), "{early}");
+    assert_eq!(images_of(&images.two, &images.name).len(), 1);
+    // Past it: swept, in the copy's region.
+    if let Some(wait) = Duration::from_secs(10).checked_sub(killed_at.elapsed()) {
+        std::thread::sleep(wait);
+    }
+    let late = sweep("after the deadline");
+    assert!(late.contains(&half.id), "{late}");
+    assert!(images_of(&images.two, &images.name).is_empty(), "{late}");
+}
