@@ -37,17 +37,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     }
     session.check_worker_config(false)?;
     let cloud = session.require_cloud_for(target, "build", "Compute, Networking and Glance")?;
-    let previous = request
-        .previous
-        .as_deref()
-        .map(plan::read_previous)
-        .transpose()?;
-    let plan = plan::compute(&session, target, request.force, previous.as_ref())?;
-    let mut provenance = Provenance::from_env(env);
-    let run_id = run_id(&provenance, env);
-    provenance.run_id = Some(run_id.clone());
-    let mut record = plan.into_build(&provenance);
-    session.info(&format!("build: {} ({})", record.action, record.reason));
+    let (mut record, provenance, run_id) = planned(&session, target, request, env)?;
     if record.action == Action::Skip {
         return finish(&session, request, &record, Code::Ok, env);
     }
@@ -157,6 +147,28 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     finish(&session, request, &record, code, env)
 }
 
+/// The plan (against `--previous`) made this run's build record, said on stderr, with
+/// the run's provenance and ID.
+pub(super) fn planned(
+    session: &Session,
+    target: &Target,
+    request: &request::Build,
+    env: &Env,
+) -> Result<(Record, Provenance, String)> {
+    let previous = request
+        .previous
+        .as_deref()
+        .map(plan::read_previous)
+        .transpose()?;
+    let plan = plan::compute(session, target, request.force, previous.as_ref())?;
+    let mut provenance = Provenance::from_env(env);
+    let run_id = run_id(&provenance, env);
+    provenance.run_id = Some(run_id.clone());
+    let record = plan.into_build(&provenance);
+    session.info(&format!("build: {} ({})", record.action, record.reason));
+    Ok((record, provenance, run_id))
+}
+
 /// The project's active images of the record's fingerprint, newest first, for the
 /// release body. The image is built and marked by now: a listing that fails costs the
 /// release its list of older images, never the record.
@@ -197,7 +209,7 @@ pub(super) fn fingerprint_images(
 
 /// The run ID the temporary server carries (`uworker_run_id`), so `sweep` can tell a
 /// run's leftovers: GitHub's run and attempt, or a local run's start time and process.
-pub(super) fn run_id(provenance: &Provenance, env: &Env) -> String {
+fn run_id(provenance: &Provenance, env: &Env) -> String {
     match (&provenance.run_id, env.get("GITHUB_RUN_ATTEMPT")) {
         (Some(run), Some(attempt)) => format!("{run}-{attempt}"),
         (Some(run), None) => run.clone(),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 use thiserror::Error;
 
-use super::build::{fingerprint_images, finish, mark_image, run_id};
-use super::{plan, Session};
+use super::build::{fingerprint_images, finish, mark_image, planned};
+use super::Session;
 use crate::definition::Target;
 use crate::env::Env;
 use crate::error_chain::Chain;
@@ -19,7 +19,7 @@ use crate::exit::{Code, Coded};
 use crate::lifecycle::{Status, STATUS_PROPERTY};
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::image_copy::{self, Job, Limits};
-use crate::record::{Action, Provenance, RegionImage};
+use crate::record::{Action, RegionImage};
 use crate::request;
 use crate::run_marks::{
     self, DEADLINE_KEY, FINGERPRINT_PROPERTY, IMAGE_PROPERTY, RUN_ID_KEY, TARGET_PROPERTY,
@@ -69,17 +69,7 @@ pub fn run(
     let cloud = session.require_cloud_for(target, "build", "Glance in the copy's region")?;
     let source_cloud =
         session.require_cloud_for(source_target, "build", "Glance in the source's region")?;
-    let previous = request
-        .previous
-        .as_deref()
-        .map(plan::read_previous)
-        .transpose()?;
-    let plan = plan::compute(session, target, request.force, previous.as_ref())?;
-    let mut provenance = Provenance::from_env(env);
-    let run_id = run_id(&provenance, env);
-    provenance.run_id = Some(run_id.clone());
-    let mut record = plan.into_build(&provenance);
-    session.info(&format!("build: {} ({})", record.action, record.reason));
+    let (mut record, provenance, run_id) = planned(session, target, request, env)?;
     if record.action == Action::Skip {
         return finish(session, request, &record, Code::Ok, env);
     }

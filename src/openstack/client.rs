@@ -299,12 +299,7 @@ impl Cloud {
             self.renew()?;
         }
         self.requests.set(self.requests.get() + 1);
-        let request = build(
-            self.http
-                .request(method.clone(), url)
-                .header("X-Auth-Token", self.token.borrow().secret.expose_secret())
-                .header("Accept", "application/json"),
-        );
+        let request = build(self.authorized(&method, url, &self.token.borrow()));
         let response = request.send().map_err(|error| OpenStackError::Http {
             call: format!("{method} {url}"),
             error,
@@ -321,13 +316,16 @@ impl Cloud {
         self.requests.set(self.requests.get() + 1);
         let token = self.token.borrow();
         send(&self.retry, method.clone(), url, || {
-            build(
-                self.http
-                    .request(method.clone(), url)
-                    .header("X-Auth-Token", token.secret.expose_secret())
-                    .header("Accept", "application/json"),
-            )
+            build(self.authorized(method, url, &token))
         })
+    }
+
+    /// A request with `token`, JSON accepted.
+    fn authorized(&self, method: &Method, url: &str, token: &Token) -> RequestBuilder {
+        self.http
+            .request(method.clone(), url)
+            .header("X-Auth-Token", token.secret.expose_secret())
+            .header("Accept", "application/json")
     }
 
     fn token_due(&self) -> bool {

@@ -556,12 +556,7 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     );
 
     // The plan job asks `matrix --needs-build` unless forced.
-    let plan: String = wf["jobs"]["plan"]["steps"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .filter_map(|step| step["run"].as_str())
-        .collect();
+    let plan = runs_of(&wf["jobs"]["plan"]);
     assert!(
         plan.contains("args=(matrix --copies-out \"$RUNNER_TEMP/copies.json\")")
             && plan.contains("[ \"$FORCE_BUILD\" = true ] || args+=(--needs-build)"),
@@ -584,6 +579,16 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     );
 }
 
+/// The `run` scripts of a job's steps, one after the other.
+fn runs_of(job: &Yaml) -> String {
+    job["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect()
+}
+
 #[test]
 fn copies_run_after_the_builds_from_the_plans_second_matrix() {
     let wf = load(PIPELINE);
@@ -592,12 +597,7 @@ fn copies_run_after_the_builds_from_the_plans_second_matrix() {
         plan["outputs"]["copies"].as_str(),
         Some("${{ steps.matrix.outputs.copies }}")
     );
-    let plan_runs: String = plan["steps"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .filter_map(|step| step["run"].as_str())
-        .collect();
+    let plan_runs = runs_of(plan);
     assert!(
         plan_runs.contains("args=(matrix --copies-out \"$RUNNER_TEMP/copies.json\")")
             && plan_runs.contains(

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 
-use crate::common::openstack::{cloud, env_pairs, os_env, second_region_glance, unique};
+use crate::common::openstack::{
+    cloud, create_image_with, env_pairs, os_env, second_region_glance, unique,
+};
 use crate::common::proxy::{register_region, Mode, Proxy};
 use crate::common::{procs, run_tool, tool, Fixture};
 use uworker_image::openstack::client::Cloud;
@@ -82,7 +84,6 @@ fn source_image(
     status: &str,
     data: Vec<u8>,
 ) -> Image {
-    let base = cloud.endpoint("image").unwrap();
     let body = serde_json::json!({
         "name": format!("{name}-one-20261207-000000"),
         "disk_format": "raw", "container_format": "bare", "min_disk": 1,
@@ -90,24 +91,7 @@ fn source_image(
         "uworker_fingerprint": fingerprint, "uworker_status": status,
         "os_distro": "debian", "os_version": "12",
     });
-    let created: Image = cloud
-        .call(Method::POST, &format!("{base}/v2/images"), |r| {
-            r.json(&body)
-        })
-        .unwrap()
-        .json()
-        .unwrap();
-    cloud
-        .call(
-            Method::PUT,
-            &format!("{base}/v2/images/{}/file", created.id),
-            |r| {
-                r.header("Content-Type", "application/octet-stream")
-                    .body(data.clone())
-            },
-        )
-        .unwrap();
-    Glance::new(cloud).unwrap().get(&created.id).unwrap()
+    create_image_with(cloud, &body, Some(data))
 }
 
 /// Every image of definition `name` in `cloud`'s Glance, whatever its status.
@@ -163,6 +147,41 @@ fn download(cloud: &Cloud, id: &str) -> Vec<u8> {
         .bytes()
         .unwrap()
         .to_vec()
+}
+
+/// `build --target copy ARGS` of `def` in the background, past its line saying the copy
+/// started (the destination image exists then): the child and its stderr so far.
+#[allow(clippy::zombie_processes)] // the caller signals and waits for the child
+fn copy_started(
+    def: &Fixture,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+) {
+    let vars = vars();
+    let mut cmd = tool(&env_pairs(&vars));
+    cmd.arg("--dir")
+        .arg(def.path())
+        .args(["--target", "copy", "build"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("attempt 1 of") {
+            return (child, stderr, seen);
+        }
+    }
 }
 
 #[test]
@@ -338,27 +357,7 @@ fn a_cancel_mid_stream_leaves_no_copy_behind() {
     register_region("RegionSlow", &proxy.url);
     let (def, images, _source) =
         scenario("copy-cancel-", "RegionSlow", 32 * 1024 * 1024, "verified");
-    let vars = vars();
-    let mut cmd = tool(&env_pairs(&vars));
-    cmd.arg("--dir")
-        .arg(def.path())
-        .args(["--target", "copy", "build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "ended early:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("attempt 1 of") {
-            break;
-        }
-    }
+    let (mut child, mut stderr, mut seen) = copy_started(&def, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while proxy.uploaded.load(std::sync::atomic::Ordering::SeqCst) < 1024 * 1024 {
         assert!(Instant::now() < deadline, "no bytes moved:\n{seen}");
@@ -391,27 +390,8 @@ fn a_copy_half_uploaded_by_a_dead_run_is_swept_in_its_region_once_its_deadline_p
     let (def, images, _source) = scenario("copy-sweep-", two_region, 64 * 1024 * 1024, "verified");
     let vars = vars();
     // A run whose deadline is 8 s away, killed (SIGKILL: no cleanup) as its copy starts.
-    let mut cmd = tool(&env_pairs(&vars));
-    cmd.arg("--dir")
-        .arg(def.path())
-        .args(["--target", "copy", "build", "--timeout", "8s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
     let killed_at = Instant::now();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "ended early:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("attempt 1 of") {
-            break;
-        }
-    }
+    let (mut child, _stderr, seen) = copy_started(&def, &["--timeout", "8s"]);
     procs::signal(child.id() as i32, libc::SIGKILL).unwrap();
     child.wait().unwrap();
     let left = images_of(&images.two, &images.name);
