@@ -72,7 +72,7 @@ pub(super) fn compute(
         base_image,
         manifest,
         fingerprint,
-    } = session.fingerprint(session.source_of(target)?)?;
+    } = session.fingerprint(target)?;
     let mut warnings: Vec<String> = target.shared_image_warning().into_iter().collect();
     let missing = session.missing_secrets();
     if !missing.is_empty() {

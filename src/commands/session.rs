@@ -319,8 +319,9 @@ impl Session {
     }
 
     /// `target`'s fingerprint: its `source_image_name` resolved when a cloud is at hand,
-    /// its files hashed while packer reports its version.
+    /// its files hashed while packer reports its version. A copy's is its source's.
     pub fn fingerprint(&self, target: &Target) -> Result<Fingerprinted> {
+        let target = self.source_of(target)?;
         let packer = self.packer()?;
         let base_image = self.resolve_base_image(target)?;
         let manifest = self.manifest(target, packer, base_image.as_ref())?;
