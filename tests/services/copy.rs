@@ -291,6 +291,34 @@ fn a_copy_is_streamed_on_a_miss_proven_and_marked_and_skipped_on_a_hit() {
     assert_eq!(again["action"], "skip", "{again:#}");
     assert_eq!(again["image_id"], copy_id.as_str());
     assert_eq!(images_of(&images.two, &images.name).len(), 1);
+
+    // prune, in the copy's region: an older copy goes, the current one (of the source's
+    // fingerprint) stays even with --keep 0.
+    let old = create_image_with(
+        &images.two,
+        &serde_json::json!({
+            "name": format!("{}-copy-20200101-000000", images.name),
+            "disk_format": "raw", "container_format": "bare",
+            "uworker_image": images.name, "uworker_target": "copy",
+            "uworker_fingerprint": "sha256:00",
+        }),
+        Some(vec![1u8; 64]),
+    );
+    let (code, decisions, out) = json(&def, &["--target", "copy", "prune", "--keep", "0"]);
+    assert_eq!(code, 0, "{out}");
+    let deleted: Vec<&str> = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["delete"] == true)
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, [old.id.as_str()], "{decisions:#}");
+    let left: Vec<String> = images_of(&images.two, &images.name)
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(left, std::slice::from_ref(&copy_id));
 }
 
 #[test]
