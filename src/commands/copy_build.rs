@@ -160,19 +160,67 @@ pub fn run(
     );
     record.image_age_seconds = None;
     record.fingerprint_images = fingerprint_images(session, cloud, &record, &image);
-    record.region_images = vec![
-        RegionImage {
-            target: source_target.name.clone(),
-            region: source_cloud.region().map(str::to_string),
-            image_id: source.id.clone(),
-        },
-        RegionImage {
-            target: target.name.clone(),
-            region: cloud.region().map(str::to_string),
-            image_id: image.id.clone(),
-        },
-    ];
+    record.region_images = region_images(session, source_target, &source, target, &image, &record);
     finish(session, request, &record, Code::Ok, env)
+}
+
+/// The fingerprint's image in each region its targets name: the source's (the one
+/// copied), this copy, and each other copy of the source that is there by now (the
+/// fingerprint's release lists them all). A lookup that fails costs its line, never the
+/// record.
+fn region_images(
+    session: &Session,
+    source_target: &Target,
+    source: &Image,
+    target: &Target,
+    copy: &Image,
+    record: &crate::record::Record,
+) -> Vec<RegionImage> {
+    let mut images = Vec::new();
+    // The source first, then its copies by name.
+    let of_source = std::iter::once(source_target).chain(
+        session
+            .definition
+            .targets
+            .values()
+            .filter(|t| t.copy_of.as_deref() == Some(&source_target.name)),
+    );
+    for t in of_source {
+        let cloud = match session.cloud_for(t) {
+            Ok(Some(cloud)) => cloud,
+            _ => continue,
+        };
+        let found = if t.name == source_target.name {
+            Some(source.id.clone())
+        } else if t.name == target.name {
+            Some(copy.id.clone())
+        } else {
+            let listed = Glance::new(cloud).and_then(|g| {
+                g.list_owned(&[
+                    (FINGERPRINT_PROPERTY, record.fingerprint.as_str()),
+                    (TARGET_PROPERTY, t.name.as_str()),
+                    ("status", "active"),
+                ])
+            });
+            match listed {
+                Ok(found) => found.into_iter().next().map(|i| i.id),
+                Err(e) => {
+                    session.info(&format!(
+                        "build: warning: looking for target `{}`'s copy failed ({}); the record does not list it",
+                        t.name,
+                        Chain(&e)
+                    ));
+                    None
+                }
+            }
+        };
+        images.extend(found.map(|image_id| RegionImage {
+            target: t.name.clone(),
+            region: cloud.region().map(str::to_string),
+            image_id,
+        }));
+    }
+    images
 }
 
 /// `region R`, or the cloud's own.
