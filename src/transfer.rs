@@ -524,4 +524,48 @@ mod tests {
             ["hw_disk_bus", "image_type", "os_distro", "os_version"]
         );
     }
+
+    #[test]
+    fn every_sha2_glance_may_name_is_computed() {
+        let s = streamed(DATA, &["sha224", "sha256", "sha384"]);
+        assert_eq!(s.hashes["sha224"], hex::encode(sha2::Sha224::digest(DATA)));
+        assert_eq!(s.hashes["sha384"], hex::encode(sha2::Sha384::digest(DATA)));
+        assert_eq!(s.hashes.len(), 4);
+    }
+
+    #[test]
+    fn a_mismatch_says_what_differs() {
+        let texts = [
+            (Mismatch::Read { read: 1, size: 2 }, "read 1 bytes of a source of 2 bytes"),
+            (
+                Mismatch::Size { source: 2, copy: 3 },
+                "the copy holds 3 bytes, the source 2",
+            ),
+            (
+                Mismatch::Untold {
+                    side: "copy",
+                    what: "hash",
+                },
+                "the copy's Glance tells no hash",
+            ),
+            (
+                Mismatch::Hash {
+                    of: "the copy's hash against the source's",
+                    algorithm: "sha512".into(),
+                    expected: "0123456789abcdef0123".into(),
+                    got: "fedcba9876543210fedc".into(),
+                },
+                "the copy's hash against the source's: sha512 fedcba9876543210... where 0123456789abcdef... was expected",
+            ),
+            (
+                Mismatch::Unverifiable {
+                    algorithm: "sha3_512".into(),
+                },
+                "the copy's Glance hashes in sha3_512, which this tool cannot compute, and the source's in another",
+            ),
+        ];
+        for (mismatch, text) in texts {
+            assert_eq!(mismatch.to_string(), text);
+        }
+    }
 }
