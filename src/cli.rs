@@ -169,6 +169,11 @@ pub struct MatrixArgs {
     /// OpenStack credentials it cannot look, says so, and includes every target.
     #[arg(long, env = "UWORKER_IMAGE_NEEDS_BUILD")]
     pub needs_build: bool,
+    /// Also write the `copy_of` targets' matrix ({"target":...,"copy_of":...}) to this
+    /// file: the jobs that run after the builds, since a copy needs its source's image.
+    /// Stdout lists the targets packer builds.
+    #[arg(long, value_name = "FILE")]
+    pub copies_out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -432,6 +437,7 @@ impl Cli {
                 load,
                 target,
                 needs_build: args.needs_build,
+                copies_out: args.copies_out,
             }),
             Command::Sweep(args) => Request::Sweep(request::Sweep {
                 load,

@@ -40,6 +40,7 @@ pub mod shell;
 pub mod shellcheck;
 pub mod sweep;
 pub mod terminal;
+pub mod transfer;
 pub mod userinfo;
 pub mod vars;
 pub mod verify;

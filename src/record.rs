@@ -118,6 +118,10 @@ pub struct Record {
     /// `max_age`, one fingerprint gets a new image each time the newest gets too old.
     #[serde(default)]
     pub fingerprint_images: Vec<FingerprintImage>,
+    /// The images of this fingerprint by region: a copy's record names its source's and
+    /// its own (older records lack it; empty when the run knows of one region only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub region_images: Vec<RegionImage>,
     /// The resolved `source_image_name`, with its owner and visibility; null for an
     /// image ID or without a cloud (older records lack it).
     #[serde(default)]
@@ -335,6 +339,16 @@ pub struct SbomFile {
     pub packages: std::collections::BTreeMap<String, u64>,
 }
 
+/// The image of a fingerprint in one region: a build's, or a copy's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RegionImage {
+    /// The target it is the image of (a built one, or a `copy_of` one).
+    pub target: String,
+    /// Its region; null for the cloud's own.
+    pub region: Option<String>,
+    pub image_id: String,
+}
+
 /// Where and by what the run happened (from the CI environment).
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
@@ -362,6 +376,7 @@ impl Record {
             reason,
             image_age_seconds: None,
             fingerprint_images: Vec::new(),
+            region_images: Vec::new(),
             base_image: None,
             changes: None,
             warnings: Vec::new(),

@@ -112,24 +112,19 @@ pub fn template(def: &Definition, builders: Builders) -> Value {
         .map(|v| v.name.as_str())
         .collect();
 
+    // Copies are copied, not built: they have no builder.
+    let built = || def.targets.values().filter(|t| t.is_built());
     let (builder_list, builder_names): (Vec<Value>, Vec<&str>) = match builders {
         Builders::All => {
-            let mut list: Vec<Value> = def
-                .targets
-                .values()
-                .map(|t| openstack_builder(def, t))
-                .collect();
+            let mut list: Vec<Value> = built().map(|t| openstack_builder(def, t)).collect();
             list.push(test_builder(def));
-            let mut names: Vec<&str> = def.targets.keys().map(String::as_str).collect();
+            let mut names: Vec<&str> = built().map(|t| t.name.as_str()).collect();
             names.push(TEST_BUILDER);
             (list, names)
         }
         Builders::Targets => (
-            def.targets
-                .values()
-                .map(|t| openstack_builder(def, t))
-                .collect(),
-            def.targets.keys().map(String::as_str).collect(),
+            built().map(|t| openstack_builder(def, t)).collect(),
+            built().map(|t| t.name.as_str()).collect(),
         ),
         Builders::Test => (vec![test_builder(def)], vec![TEST_BUILDER]),
         Builders::Target(t) => (vec![openstack_builder(def, t)], vec![t.name.as_str()]),
@@ -613,5 +608,25 @@ inline = ["echo all"]
         }
         let test_only = template(&d, Builders::Test);
         assert!(!to_text(&test_only).contains("sbom.cdx.json"));
+    }
+
+    #[test]
+    fn a_copy_has_no_packer_builder() {
+        let d = def(&format!(
+            "{TWO_TARGETS}[target.east]\ncopy_of = \"b\"\nregion = \"r2\"\n"
+        ));
+        for builders in [Builders::All, Builders::Targets] {
+            let t = template(&d, builders);
+            let names: Vec<&str> = t["builders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["name"].as_str().unwrap())
+                .collect();
+            assert!(
+                names.contains(&"a") && names.contains(&"b") && !names.contains(&"east"),
+                "{names:?}"
+            );
+        }
     }
 }

@@ -147,6 +147,8 @@ pub struct Matrix {
     pub load: Load,
     pub target: Option<String>,
     pub needs_build: bool,
+    /// Where the copy targets' matrix goes (their jobs run after the builds).
+    pub copies_out: Option<PathBuf>,
 }
 
 #[derive(Debug)]

@@ -19,8 +19,9 @@ use crate::run_marks::{
 /// Packer names the key pairs it makes itself `packer_<time-ordered UUID>`: runs from before
 /// the tool made its own key pair left such ones on their servers.
 pub const PACKER_KEYPAIR_PREFIX: &str = "packer_";
-/// Glance statuses of an image not yet made; a dead run can leave one so forever.
-pub const UNFINISHED: [&str; 3] = ["queued", "saving", "importing"];
+/// Glance statuses of an image not yet made; a dead run can leave one so forever (a
+/// build's snapshot, or a copy whose upload stopped: `uploading` is an import's stage).
+pub const UNFINISHED: [&str; 4] = ["queued", "saving", "uploading", "importing"];
 
 /// When a leftover of ours counts as dead. Whatever the limit, a run whose lease has not
 /// run out is alive, and nothing of it goes.

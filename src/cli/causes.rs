@@ -4,7 +4,7 @@
 //! error says its own code (`exit::Coded`, beside the type), and this list tries them on
 //! each cause. It may name any module's error, since nothing below `cli` imports it.
 
-use crate::commands::CommandError;
+use crate::commands::{CommandError, CopySourceError};
 use crate::definition::tree::TreeError;
 use std::path::Path;
 
@@ -18,6 +18,7 @@ use crate::jobapi::JobApiError;
 use crate::lifecycle::LifecycleError;
 use crate::openstack::client::OpenStackError;
 use crate::openstack::clouds::CloudsError;
+use crate::openstack::image_copy::CopyError;
 use crate::openstack::openrc::OpenRcError;
 use crate::packer::PackerError;
 use crate::pin::PinError;
@@ -54,6 +55,7 @@ coded_errors!(
     CloudsError,
     OpenRcError,
     OpenStackError,
+    CopyError,
     PackerError,
     PinError,
     GitHubError,
@@ -64,6 +66,7 @@ coded_errors!(
     SshError,
     SbomError,
     CommandError,
+    CopySourceError,
 );
 
 /// The exit code for an error that ended a command: the first cause that has one (the

@@ -37,19 +37,12 @@ const DEFAULT_TIMEOUT: Duration = super::sweep::BUILD_DEADLINE;
 pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     let session = Session::load_pinned(&request.load, env)?;
     let target = session.target(request.target.as_deref())?;
+    if !target.is_built() {
+        return super::copy_build::run(&session, target, request, env);
+    }
     session.check_worker_config(false)?;
     let cloud = session.require_cloud_for(target, "build", "Compute, Networking and Glance")?;
-    let previous = request
-        .previous
-        .as_deref()
-        .map(plan::read_previous)
-        .transpose()?;
-    let plan = plan::compute(&session, target, request.force, previous.as_ref())?;
-    let mut provenance = Provenance::from_env(env);
-    let run_id = run_id(&provenance, env);
-    provenance.run_id = Some(run_id.clone());
-    let mut record = plan.into_build(&provenance);
-    session.info(&format!("build: {} ({})", record.action, record.reason));
+    let (mut record, provenance, run_id) = planned(&session, target, request, env)?;
     if record.action == Action::Skip {
         return finish(&session, request, &record, Code::Ok, env, None);
     }
@@ -150,6 +143,8 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
                 &session.definition.name,
                 target,
                 &record.fingerprint,
+                // Never current until its verification passed (src/lifecycle.rs).
+                Some(Status::Candidate),
                 kept.as_ref().map(|s| s.file.sha256.as_str()),
             )?;
             if let (Some(sbom), Some(out)) = (&kept, &request.record.file) {
@@ -232,10 +227,32 @@ fn kept_sbom(sbom: Option<Result<Sbom>>, record: &mut Record) -> Option<Sbom> {
     }
 }
 
+/// The plan (against `--previous`) made this run's build record, said on stderr, with
+/// the run's provenance and ID.
+pub(super) fn planned(
+    session: &Session,
+    target: &Target,
+    request: &request::Build,
+    env: &Env,
+) -> Result<(Record, Provenance, String)> {
+    let previous = request
+        .previous
+        .as_deref()
+        .map(plan::read_previous)
+        .transpose()?;
+    let plan = plan::compute(session, target, request.force, previous.as_ref())?;
+    let mut provenance = Provenance::from_env(env);
+    let run_id = run_id(&provenance, env);
+    provenance.run_id = Some(run_id.clone());
+    let record = plan.into_build(&provenance);
+    session.info(&format!("build: {} ({})", record.action, record.reason));
+    Ok((record, provenance, run_id))
+}
+
 /// The project's active images of the record's fingerprint, newest first, for the
 /// release body. The image is built and marked by now: a listing that fails costs the
 /// release its list of older images, never the record.
-fn fingerprint_images(
+pub(super) fn fingerprint_images(
     session: &Session,
     cloud: &Cloud,
     record: &Record,
@@ -370,15 +387,17 @@ fn floating_ip_id(session: &Session, target: &Target, cloud: &Cloud) -> Result<O
     }
 }
 
-/// The built image must be active; it gets the fingerprint and definition properties
-/// (in case the builder did not set them), the status `candidate`, and a tag with the
-/// short fingerprint.
-fn mark_image(
+/// The built (or copied) image must be active; it gets the fingerprint and definition
+/// properties (in case the builder did not set them), its lifecycle `status` (a build's
+/// is `candidate` until verified; a copy takes its source's, none for an image of an
+/// older tool), the SBOM's digest, and a tag with the short fingerprint.
+pub(super) fn mark_image(
     cloud: &Cloud,
     id: &str,
     definition: &str,
     target: &Target,
     fingerprint: &Fingerprint,
+    status: Option<Status>,
     sbom_sha256: Option<&str>,
 ) -> Result<crate::openstack::glance::Image> {
     let glance = Glance::new(cloud)?;
@@ -395,9 +414,8 @@ fn mark_image(
         (FINGERPRINT_PROPERTY, fingerprint.as_str()),
         (IMAGE_PROPERTY, definition),
         (TARGET_PROPERTY, target.name.as_str()),
-        // Never current until its verification passed (src/lifecycle.rs).
-        (STATUS_PROPERTY, Status::Candidate.as_str()),
     ];
+    wanted.extend(status.map(|status| (STATUS_PROPERTY, status.as_str())));
     wanted.extend(sbom_sha256.map(|sha256| (crate::sbom::SHA256_PROPERTY, sha256)));
     let missing: Vec<(&str, &str)> = wanted
         .iter()
@@ -415,7 +433,7 @@ fn mark_image(
 
 /// Writes the record (--out), prints it, reports it inside GitHub Actions (unless
 /// --no-report), and returns the code: the build's, unless only the report failed.
-fn finish(
+pub(super) fn finish(
     session: &Session,
     request: &request::Build,
     record: &Record,

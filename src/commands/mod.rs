@@ -3,6 +3,7 @@
 //! cloud, packer, fingerprint), `stage` (the files a run writes), `packer_run`.
 
 mod build;
+mod copy_build;
 mod error;
 mod fingerprint;
 mod lifecycle;
@@ -29,6 +30,7 @@ use std::io::Write;
 
 use anyhow::{Context as _, Result};
 
+pub use copy_build::CopySourceError;
 pub use error::{CommandError, CREDENTIAL_SOURCES};
 use session::Session;
 

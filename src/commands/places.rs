@@ -356,6 +356,47 @@ mod session_tests {
     }
 
     #[test]
+    fn a_copy_plans_its_sources_fingerprint_in_its_own_region() {
+        let (a, b) = (glance("base-in-a"), glance("base-in-b"));
+        let keystone = keystone(&a, &b);
+        let dir = tempfile::tempdir().unwrap();
+        // Target a in OS_REGION_NAME's RegionA; b its copy in RegionB.
+        let copy = "\n[target.b]\ncopy_of = \"a\"\nregion = \"RegionB\"";
+        let session = session(dir.path(), copy, &password_env(&keystone)).unwrap();
+        let source = session.target(Some("a")).unwrap();
+        let target = session.target(Some("b")).unwrap();
+        let of_source = plan::compute(&session, source, false, None).unwrap();
+        let before = image_calls(&b).len();
+        let of_copy = plan::compute(&session, target, false, None).unwrap();
+        // The source's build: its base image of RegionA, its fingerprint.
+        assert_eq!(of_copy.fingerprint, of_source.fingerprint);
+        assert_eq!(
+            of_copy.manifest.base_image.resolved_id.as_deref(),
+            Some("base-in-a")
+        );
+        assert_eq!(
+            session.fingerprint(target).unwrap().fingerprint,
+            of_source.fingerprint,
+            "what prune keeps for the copy"
+        );
+        // Looked up in the copy's region, under the copy's name.
+        let calls = image_calls(&b);
+        assert!(
+            calls[before..].iter().any(|r| r.path.contains(&format!(
+                "uworker_fingerprint={}",
+                of_source.fingerprint.as_str().replace(':', "%3A")
+            ))),
+            "{calls:?}"
+        );
+        assert_eq!(of_copy.target, "b");
+        assert!(
+            of_copy.reason.contains("copies target `a`"),
+            "{}",
+            of_copy.reason
+        );
+    }
+
+    #[test]
     fn a_target_without_a_region_stays_in_os_region_name() {
         let (a, b) = (glance("base-in-a"), glance("base-in-b"));
         let keystone = keystone(&a, &b);

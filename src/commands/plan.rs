@@ -74,6 +74,7 @@ pub(super) fn compute(
     force: bool,
     previous: Option<&Manifest>,
 ) -> Result<Record> {
+    // A copy's fingerprint is its source's, looked up in the copy's own region.
     let Fingerprinted {
         base_image,
         manifest,
@@ -103,7 +104,7 @@ pub(super) fn compute(
             None => Lookup::Missing,
         },
     };
-    Ok(plan::decide(
+    let mut record = plan::decide(
         manifest,
         fingerprint,
         base_image,
@@ -115,7 +116,17 @@ pub(super) fn compute(
         previous,
         session.pins.clone(),
         warnings,
-    ))
+    );
+    if let Some(source) = &target.copy_of {
+        record.target = target.name.clone();
+        if record.builds() {
+            record.reason = format!(
+                "{} in this region: build copies target `{source}`'s image here",
+                record.reason
+            );
+        }
+    }
+    Ok(record)
 }
 
 /// How long before `now` Glance says the image was created (`created_at`, RFC 3339);

@@ -178,6 +178,15 @@ impl Session {
         Ok(self.definition.select_target(name)?)
     }
 
+    /// The built target whose image `target` is: itself, or the one it is a copy of
+    /// (the definition guarantees it exists and is built).
+    pub fn source_of<'t>(&'t self, target: &'t Target) -> Result<&'t Target> {
+        match &target.copy_of {
+            None => Ok(target),
+            Some(source) => self.target(Some(source)),
+        }
+    }
+
     /// `--target`'s target, or every target (commands over several: prune, matrix, sweep).
     pub fn targets(&self, name: Option<&str>) -> Result<Vec<&Target>> {
         Ok(match name {
@@ -288,7 +297,7 @@ impl Session {
     pub fn packers_by_cloud(&self, with_test: bool) -> Result<Vec<CloudValidation>> {
         let mut builders: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
         builders.insert(None, Vec::new());
-        for target in self.definition.targets.values() {
+        for target in self.definition.targets.values().filter(|t| t.is_built()) {
             let cloud = self.places.place(target).cloud;
             builders.entry(cloud).or_default().push(target.name.clone());
         }
@@ -347,8 +356,9 @@ impl Session {
     }
 
     /// `target`'s fingerprint: its `source_image_name` resolved when a cloud is at hand,
-    /// its files hashed while packer reports its version.
+    /// its files hashed while packer reports its version. A copy's is its source's.
     pub fn fingerprint(&self, target: &Target) -> Result<Fingerprinted> {
+        let target = self.source_of(target)?;
         let packer = self.packer()?;
         let base_image = self.resolve_base_image(target)?;
         let manifest = self.manifest(target, packer, base_image.as_ref())?;

@@ -85,6 +85,10 @@ pub enum SourceImage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub name: String,
+    /// `copy_of`: the built target whose image this one copies into its own cloud and
+    /// region (its build settings are the source's, so is its fingerprint); None: packer
+    /// builds it.
+    pub copy_of: Option<String>,
     pub source_image: SourceImage,
     /// Project IDs whose base images this target accepts; empty: any owner.
     pub trusted_base_owners: Vec<String>,
@@ -119,6 +123,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether packer builds this target (a copy is copied, not built).
+    pub fn is_built(&self) -> bool {
+        self.copy_of.is_none()
+    }
+
     /// The plan's warning for an image other projects can download (allowed only with
     /// `allow_shared_image_with_secrets = true`).
     pub fn shared_image_warning(&self) -> Option<String> {

@@ -47,20 +47,21 @@ struct RawPins {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTarget {
+    /// Another target whose image this one copies into its own cloud/region.
+    copy_of: Option<String>,
     source_image: Option<String>,
     source_image_name: Option<String>,
     #[serde(default)]
     trusted_base_owners: Vec<String>,
     max_age: Option<String>,
-    flavor: String,
+    flavor: Option<String>,
     #[serde(default)]
     networks: Vec<String>,
     #[serde(default)]
     security_groups: Vec<String>,
     floating_ip: Option<String>,
     floating_ip_network: Option<String>,
-    #[serde(default = "default_ssh_username")]
-    ssh_username: String,
+    ssh_username: Option<String>,
     ssh_timeout: Option<String>,
     cloud: Option<String>,
     region: Option<String>,
@@ -217,12 +218,26 @@ pub(super) fn parse(text: &str, dir: &Path, path: &Path) -> Result<Definition, D
         ));
     }
     let mut targets = BTreeMap::new();
+    let mut copies = Vec::new();
     for (target_name, spanned) in raw.target {
         let line = lines.of(spanned.span().start);
-        let target = convert_target(target_name.clone(), spanned.into_inner(), line, max_age)
+        let raw_target = spanned.into_inner();
+        if raw_target.copy_of.is_some() {
+            copies.push((target_name, raw_target, line));
+            continue;
+        }
+        let target = convert_target(target_name.clone(), raw_target, line, max_age)
             .map_err(|m| invalid(line, format!("[target.{target_name}]: {m}")))?;
         targets.insert(target_name, target);
     }
+    // Copies after the targets they copy, which are built ones.
+    let mut converted = Vec::with_capacity(copies.len());
+    for (target_name, raw_target, line) in copies {
+        let target = convert_copy(target_name.clone(), raw_target, line, &targets)
+            .map_err(|m| invalid(line, format!("[target.{target_name}]: {m}")))?;
+        converted.push((target_name, target));
+    }
+    targets.extend(converted);
 
     let known_vars: Vec<String> =
         vars::template_variable_names(&variables, worker.required.iter().chain(&worker.optional));
@@ -359,14 +374,88 @@ fn parse_max_age(text: &str) -> Result<std::time::Duration, String> {
     })
 }
 
-/// `default_max_age`: the top-level `max_age`, which a target's own overrides.
-fn convert_target(
+/// The keys of a target that only a packer build uses: a copy refuses them.
+fn build_only_keys(raw: &RawTarget) -> Vec<&'static str> {
+    [
+        ("source_image", raw.source_image.is_some()),
+        ("source_image_name", raw.source_image_name.is_some()),
+        ("trusted_base_owners", !raw.trusted_base_owners.is_empty()),
+        ("max_age", raw.max_age.is_some()),
+        ("flavor", raw.flavor.is_some()),
+        ("networks", !raw.networks.is_empty()),
+        ("security_groups", !raw.security_groups.is_empty()),
+        ("floating_ip", raw.floating_ip.is_some()),
+        ("floating_ip_network", raw.floating_ip_network.is_some()),
+        ("ssh_username", raw.ssh_username.is_some()),
+        ("ssh_timeout", raw.ssh_timeout.is_some()),
+        ("availability_zone", raw.availability_zone.is_some()),
+        (
+            "use_blockstorage_volume",
+            raw.use_blockstorage_volume.is_some(),
+        ),
+        ("volume_size", raw.volume_size.is_some()),
+        ("volume_type", raw.volume_type.is_some()),
+        ("image_min_disk", raw.image_min_disk.is_some()),
+        ("config_drive", raw.config_drive.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(key, _)| key)
+    .collect()
+}
+
+/// `copy_of = "SOURCE"`: the source target's image, copied byte for byte into this
+/// target's cloud and region. It takes the source's build settings (so its fingerprint is
+/// the source's) and has its own place, visibility, tags and properties.
+fn convert_copy(
     name: String,
     raw: RawTarget,
     line: usize,
-    default_max_age: Option<std::time::Duration>,
+    built: &BTreeMap<String, Target>,
 ) -> Result<Target, String> {
-    if !is_name(&name, false) {
+    let of = raw.copy_of.clone().unwrap_or_default();
+    check_target_name(&name)?;
+    let refused = build_only_keys(&raw);
+    if let Some(key) = refused.first() {
+        return Err(format!(
+            "`{key}` is a packer build's setting, and this target is a copy (`copy_of = \"{of}\"`) of that build's image: remove `{key}`{}",
+            if refused.len() > 1 {
+                format!(" (and {})", refused[1..].join(", "))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let source = built.get(&of).ok_or_else(|| {
+        let names: Vec<&str> = built.keys().map(String::as_str).collect();
+        format!(
+            "copy_of = `{of}`: no built target of that name (a copy copies a target that packer builds, not another copy); built targets: {}",
+            names.join(", ")
+        )
+    })?;
+    check_place(&raw)?;
+    if raw.cloud == source.cloud && raw.region == source.region {
+        return Err(format!(
+            "a copy of `{of}` in its own cloud and region would be the same image twice: name another `region` (or `cloud`)"
+        ));
+    }
+    check_visibility(&raw)?;
+    Ok(Target {
+        name,
+        copy_of: Some(of),
+        cloud: raw.cloud,
+        region: raw.region,
+        image_visibility: raw.image_visibility,
+        allow_shared_image_with_secrets: raw.allow_shared_image_with_secrets,
+        image_tags: raw.image_tags,
+        metadata: raw.metadata,
+        line,
+        ..source.clone()
+    })
+}
+
+fn check_target_name(name: &str) -> Result<(), String> {
+    if !is_name(name, false) {
         return Err(
             "target names are letters, digits, `_` and `-` (they name packer builders)".into(),
         );
@@ -376,26 +465,11 @@ fn convert_target(
             "`{TEST_BUILDER}` is the test host's builder name; call the target something else"
         ));
     }
-    let source_image = match (raw.source_image, raw.source_image_name) {
-        (Some(id), None) if !id.trim().is_empty() => SourceImage::Id(id),
-        (None, Some(n)) if !n.trim().is_empty() => SourceImage::Name(n),
-        (Some(_), Some(_)) => {
-            return Err(
-                "set either `source_image` (an image ID) or `source_image_name`, not both".into(),
-            )
-        }
-        _ => return Err("missing `source_image` (an image ID) or `source_image_name`".into()),
-    };
-    if raw.trusted_base_owners.iter().any(|o| o.trim().is_empty()) {
-        return Err("`trusted_base_owners` holds an empty project ID".into());
-    }
-    if raw.flavor.trim().is_empty() {
-        return Err("`flavor` is empty".into());
-    }
-    if raw.ssh_username.trim().is_empty() {
-        return Err("`ssh_username` is empty".into());
-    }
-    // An empty one would silently mean the environment's cloud or region.
+    Ok(())
+}
+
+/// An empty `cloud` or `region` would silently mean the environment's.
+fn check_place(raw: &RawTarget) -> Result<(), String> {
     for (key, value) in [("cloud", &raw.cloud), ("region", &raw.region)] {
         if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
             return Err(format!(
@@ -403,9 +477,10 @@ fn convert_target(
             ));
         }
     }
-    if let Some(ip) = &raw.floating_ip {
-        check_ip(ip).map_err(|m| format!("floating_ip: {m}"))?;
-    }
+    Ok(())
+}
+
+fn check_visibility(raw: &RawTarget) -> Result<(), String> {
     if let Some(v) = &raw.image_visibility {
         if !VISIBILITIES.contains(&v.as_str()) {
             return Err(format!(
@@ -419,20 +494,61 @@ fn convert_target(
             ));
         }
     }
+    Ok(())
+}
+
+/// `default_max_age`: the top-level `max_age`, which a target's own overrides.
+fn convert_target(
+    name: String,
+    raw: RawTarget,
+    line: usize,
+    default_max_age: Option<std::time::Duration>,
+) -> Result<Target, String> {
+    check_target_name(&name)?;
+    let source_image = match (raw.source_image.clone(), raw.source_image_name.clone()) {
+        (Some(id), None) if !id.trim().is_empty() => SourceImage::Id(id),
+        (None, Some(n)) if !n.trim().is_empty() => SourceImage::Name(n),
+        (Some(_), Some(_)) => {
+            return Err(
+                "set either `source_image` (an image ID) or `source_image_name`, not both".into(),
+            )
+        }
+        _ => return Err("missing `source_image` (an image ID) or `source_image_name`".into()),
+    };
+    if raw.trusted_base_owners.iter().any(|o| o.trim().is_empty()) {
+        return Err("`trusted_base_owners` holds an empty project ID".into());
+    }
+    let flavor = raw.flavor.clone().unwrap_or_default();
+    if flavor.trim().is_empty() {
+        return Err("`flavor` is missing or empty".into());
+    }
+    let ssh_username = raw
+        .ssh_username
+        .clone()
+        .unwrap_or_else(default_ssh_username);
+    if ssh_username.trim().is_empty() {
+        return Err("`ssh_username` is empty".into());
+    }
+    check_place(&raw)?;
+    if let Some(ip) = &raw.floating_ip {
+        check_ip(ip).map_err(|m| format!("floating_ip: {m}"))?;
+    }
+    check_visibility(&raw)?;
     Ok(Target {
         name,
+        copy_of: None,
         source_image,
         trusted_base_owners: raw.trusted_base_owners,
         max_age: match &raw.max_age {
             Some(text) => Some(parse_max_age(text)?),
             None => default_max_age,
         },
-        flavor: raw.flavor,
+        flavor,
         networks: raw.networks,
         security_groups: raw.security_groups,
         floating_ip: raw.floating_ip,
         floating_ip_network: raw.floating_ip_network,
-        ssh_username: raw.ssh_username,
+        ssh_username,
         ssh_timeout: raw.ssh_timeout,
         cloud: raw.cloud,
         region: raw.region,
@@ -764,5 +880,106 @@ mod tests {
             let error = parse(steps).unwrap_err();
             assert!(error.contains(wanted), "{steps}: {error}");
         }
+    }
+
+    fn parse(text: &str) -> Result<crate::definition::Definition, String> {
+        let dir = std::path::Path::new("/defs");
+        crate::definition::Definition::parse(text, dir, &dir.join("image.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    const SOURCE: &str = "name = \"x\"\n[target.smog]\nsource_image_name = \"base\"\nflavor = \"f\"\nnetworks = [\"n\"]\nmax_age = \"7d\"\n";
+
+    #[test]
+    fn a_copy_takes_its_sources_build_and_has_its_own_place_and_marks() {
+        let def = parse(&format!(
+            "{SOURCE}[target.east]\ncopy_of = \"smog\"\nregion = \"RegionTwo\"\ncloud = \"other\"\nimage_visibility = \"private\"\nimage_tags = [\"t\"]\nmetadata = {{ k = \"v\" }}\n"
+        ))
+        .unwrap();
+        let (source, copy) = (&def.targets["smog"], &def.targets["east"]);
+        assert!(source.is_built() && !copy.is_built());
+        assert_eq!(copy.copy_of.as_deref(), Some("smog"));
+        assert_eq!(copy.name, "east");
+        assert_eq!(
+            (copy.cloud.as_deref(), copy.region.as_deref()),
+            (Some("other"), Some("RegionTwo"))
+        );
+        assert_eq!(copy.image_tags, ["t"]);
+        assert_eq!(copy.metadata["k"], "v");
+        assert_eq!(copy.image_visibility.as_deref(), Some("private"));
+        // The build settings are the source's: the same fingerprint's inputs.
+        assert_eq!(copy.source_image, source.source_image);
+        assert_eq!(copy.flavor, source.flavor);
+        assert_eq!(copy.networks, source.networks);
+        assert_eq!(copy.max_age, source.max_age);
+        assert_eq!(copy.line, 7);
+    }
+
+    #[test]
+    fn a_copy_refuses_a_builds_keys_naming_them() {
+        for (key, value) in [
+            ("flavor", "\"f\""),
+            ("source_image", "\"i\""),
+            ("source_image_name", "\"n\""),
+            ("networks", "[\"n\"]"),
+            ("ssh_username", "\"u\""),
+            ("floating_ip", "\"1.2.3.4\""),
+            ("volume_size", "10"),
+            ("max_age", "\"1d\""),
+            ("config_drive", "true"),
+        ] {
+            let error = parse(&format!(
+                "{SOURCE}[target.east]\ncopy_of = \"smog\"\nregion = \"r2\"\n{key} = {value}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                error.contains(&format!(
+                    "[target.east]: `{key}` is a packer build's setting"
+                )) && error.contains(&format!("remove `{key}`"))
+                    && error.starts_with("/defs/image.toml:7:"),
+                "{key}: {error}"
+            );
+        }
+        let error = parse(&format!(
+            "{SOURCE}[target.east]\ncopy_of = \"smog\"\nregion = \"r2\"\nflavor = \"f\"\nnetworks = [\"n\"]\n"
+        ))
+        .unwrap_err();
+        assert!(error.contains("remove `flavor` (and networks)"), "{error}");
+    }
+
+    #[test]
+    fn a_copy_copies_a_built_target_of_another_place() {
+        let error = parse(&format!(
+            "{SOURCE}[target.east]\ncopy_of = \"nope\"\nregion = \"r2\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            error.contains("copy_of = `nope`: no built target of that name")
+                && error.contains("built targets: smog"),
+            "{error}"
+        );
+        // Not a copy of a copy.
+        let error = parse(&format!(
+            "{SOURCE}[target.b]\ncopy_of = \"smog\"\nregion = \"r2\"\n[target.c]\ncopy_of = \"b\"\nregion = \"r3\"\n"
+        ))
+        .unwrap_err();
+        assert!(error.contains("[target.c]: copy_of = `b`"), "{error}");
+        // Not in the source's own place.
+        let error = parse(&format!("{SOURCE}[target.east]\ncopy_of = \"smog\"\n")).unwrap_err();
+        assert!(error.contains("the same image twice"), "{error}");
+        // Its own place's keys are checked as a build's.
+        let error = parse(&format!(
+            "{SOURCE}[target.east]\ncopy_of = \"smog\"\nregion = \" \"\n"
+        ))
+        .unwrap_err();
+        assert!(error.contains("`region` is empty"), "{error}");
+        let error = parse(&format!(
+            "{SOURCE}[target.east]\ncopy_of = \"smog\"\nregion = \"r2\"\nimage_visibility = \"public\"\n"
+        ))
+        .unwrap_err();
+        assert!(error.contains("allow_shared_image_with_secrets"), "{error}");
+        // A build without a flavor says so.
+        let error = parse("name = \"x\"\n[target.a]\nsource_image = \"i\"\n").unwrap_err();
+        assert!(error.contains("`flavor` is missing"), "{error}");
     }
 }

@@ -32,20 +32,53 @@ pub enum Redirects {
     AnyHostWithoutAuthorization,
 }
 
-/// A client with the tool's user agent and timeouts; `timeout` bounds a whole request.
-pub fn client(redirects: Redirects, timeout: Duration) -> Result<Client, reqwest::Error> {
+/// What bounds a request's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// The whole request, answer read included: every API call.
+    Total(Duration),
+    /// A transfer of any length (an image's bytes): no bound on the whole, but the
+    /// connection fails when data sent stays unacknowledged for `stall`. Each request
+    /// bounds itself (`RequestBuilder::timeout`: a download's reads, an upload's deadline).
+    Transfer { stall: Duration },
+}
+
+impl From<Duration> for Timeout {
+    fn from(total: Duration) -> Timeout {
+        Timeout::Total(total)
+    }
+}
+
+/// A client with the tool's user agent and timeouts (see `Timeout`; a `Duration` bounds
+/// a whole request).
+pub fn client(redirects: Redirects, timeout: impl Into<Timeout>) -> Result<Client, reqwest::Error> {
     let policy = match redirects {
         Redirects::SameOrigin => redirects::same_origin_only(),
         Redirects::AnyHostWithoutAuthorization => {
             reqwest::redirect::Policy::limited(redirects::MAX_REDIRECTS)
         }
     };
-    Client::builder()
+    let builder = Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(timeout)
-        .redirect(policy)
-        .build()
+        .redirect(policy);
+    match timeout.into() {
+        Timeout::Total(total) => builder.timeout(total),
+        Timeout::Transfer { stall } => unacknowledged_limit(builder.timeout(None), stall),
+    }
+    .build()
+}
+
+/// A connection whose sent data stays unacknowledged for `stall` fails (Linux's
+/// `TCP_USER_TIMEOUT`; elsewhere only keep-alive probes notice a dead peer).
+fn unacknowledged_limit(
+    builder: reqwest::blocking::ClientBuilder,
+    stall: Duration,
+) -> reqwest::blocking::ClientBuilder {
+    let builder = builder.tcp_keepalive(stall);
+    #[cfg(target_os = "linux")]
+    let builder = builder.tcp_user_timeout(stall);
+    builder
 }
 
 #[cfg(test)]

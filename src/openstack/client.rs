@@ -196,6 +196,22 @@ impl Cloud {
         }
     }
 
+    /// The same login and region with a client for transfers of any length (an image's
+    /// bytes): no bound on a whole request, a connection that stalls for `stall` fails.
+    pub fn for_transfers(&self, stall: Duration) -> Result<Cloud, OpenStackError> {
+        let http = crate::http::client(
+            Redirects::SameOrigin,
+            crate::http::Timeout::Transfer { stall },
+        )
+        .map_err(|error| OpenStackError::Http {
+            call: "making the HTTP client".into(),
+            error,
+        })?;
+        let mut view = self.in_region(self.region.as_deref());
+        view.http = http;
+        Ok(view)
+    }
+
     /// The region whose endpoints this view uses (None: any).
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
@@ -271,6 +287,26 @@ impl Cloud {
         check(method, url, response)
     }
 
+    /// A request with the token, sent once: its body (a stream) cannot be sent twice, so
+    /// the caller retries the whole transfer. A token near its expiry is renewed first.
+    pub fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, OpenStackError> {
+        if self.token_due() {
+            self.renew()?;
+        }
+        self.requests.set(self.requests.get() + 1);
+        let request = build(self.authorized(&method, url, &self.token.borrow()));
+        let response = request.send().map_err(|error| OpenStackError::Http {
+            call: format!("{method} {url}"),
+            error,
+        })?;
+        check(method, url, response)
+    }
+
     fn send_with_token(
         &self,
         method: &Method,
@@ -280,13 +316,16 @@ impl Cloud {
         self.requests.set(self.requests.get() + 1);
         let token = self.token.borrow();
         send(&self.retry, method.clone(), url, || {
-            build(
-                self.http
-                    .request(method.clone(), url)
-                    .header("X-Auth-Token", token.secret.expose_secret())
-                    .header("Accept", "application/json"),
-            )
+            build(self.authorized(method, url, &token))
         })
+    }
+
+    /// A request with `token`, JSON accepted.
+    fn authorized(&self, method: &Method, url: &str, token: &Token) -> RequestBuilder {
+        self.http
+            .request(method.clone(), url)
+            .header("X-Auth-Token", token.secret.expose_secret())
+            .header("Accept", "application/json")
     }
 
     fn token_due(&self) -> bool {

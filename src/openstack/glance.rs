@@ -239,6 +239,23 @@ impl<'a> Glance<'a> {
             })
     }
 
+    /// `POST /v2/images`: a new image record (no data yet) as `body` describes it.
+    pub fn create(&self, body: &Value) -> Result<Image, OpenStackError> {
+        let url = self.url("/images");
+        self.cloud
+            .call(Method::POST, &url, |r| r.json(body))?
+            .json()
+            .map_err(|error| OpenStackError::Http {
+                call: format!("POST {url}"),
+                error,
+            })
+    }
+
+    /// Where an image's data is read and written (`GET`/`PUT .../file`).
+    pub fn file_url(&self, id: &str) -> String {
+        self.url(&format!("/images/{id}/file"))
+    }
+
     pub fn add_tag(&self, id: &str, tag: &str) -> Result<(), OpenStackError> {
         let url = self.url(&format!("/images/{id}/tags/{tag}"));
         self.cloud.call(Method::PUT, &url, |r| r)?;

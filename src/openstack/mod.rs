@@ -7,6 +7,7 @@ pub mod clouds;
 pub mod compute;
 pub mod credentials;
 pub mod glance;
+pub mod image_copy;
 pub mod network;
 pub mod openrc;
 

@@ -280,12 +280,13 @@ pub fn release_body(
         _ => String::new(),
     };
     format!(
-        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{changes}{pins}{packages}\nThe build record, with every input's digest, is attached as {asset}: \
+        "{marker}\nWorker image of target {target}, built by uworker-image.\n\n{table}\n{images}{regions}{changes}{pins}{packages}\nThe build record, with every input's digest, is attached as {asset}: \
          `uworker-image plan --previous {RECORD_ASSET}` lists what changed since.{sbom}\n",
         marker = marker(&record.target),
         target = code(&record.target),
         table = table(&rows),
         images = images_section(record),
+        regions = regions_section(record),
         changes = changes_section(baseline),
         pins = pins_section(record, baseline),
         packages = packages_section(packages),
@@ -347,6 +348,28 @@ fn failed_verification(record: &Record) -> bool {
         .verification
         .as_ref()
         .is_some_and(|v| v.status != VerificationStatus::Passed)
+}
+
+/// Each region's image of the fingerprint (a copy's record: its source's and its own).
+fn regions_section(record: &Record) -> String {
+    if record.region_images.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("**This fingerprint's image in each region**:\n\n");
+    for image in &record.region_images {
+        out.push_str(&format!(
+            "- {} (target {}): {}\n",
+            image
+                .region
+                .as_deref()
+                .map(code)
+                .unwrap_or_else(|| "the cloud's own region".to_string()),
+            code(&image.target),
+            code(&image.image_id)
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 /// The age of the image that serves the fingerprint, when one was skipped to.
@@ -437,9 +460,10 @@ pub fn summary(
         rows.push(("Validation", validation_text(validation).to_string()));
     }
     let mut out = format!(
-        "### uworker-image: target {}\n\n{}\n{}{}{}{}",
+        "### uworker-image: target {}\n\n{}\n{}{}{}{}{}",
         code(&record.target),
         table(&rows),
+        regions_section(record),
         changes_section(baseline),
         pins_section(record, baseline),
         packages_section(packages),
@@ -695,5 +719,43 @@ mod tests {
             text.find("**deb**").unwrap() < text.find("**gem**").unwrap(),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_copys_release_and_summary_list_each_regions_image() {
+        let mut record =
+            crate::record::read(&record_json("build", true, Some("img-copy"))).unwrap();
+        assert!(
+            !release_body(&record, &context(), &Baseline::None, &PackageBaseline::None)
+                .contains("each region")
+        );
+        record.region_images = vec![
+            crate::record::RegionImage {
+                target: "north".into(),
+                region: Some("RegionOne".into()),
+                image_id: "img-src".into(),
+            },
+            crate::record::RegionImage {
+                target: "east".into(),
+                region: None,
+                image_id: "img-copy".into(),
+            },
+        ];
+        let expected = "**This fingerprint's image in each region**:\n\n- `RegionOne` (target `north`): `img-src`\n- the cloud's own region (target `east`): `img-copy`\n\n";
+        assert!(
+            release_body(&record, &context(), &Baseline::None, &PackageBaseline::None)
+                .contains(expected),
+            "{}",
+            release_body(&record, &context(), &Baseline::None, &PackageBaseline::None)
+        );
+        let summary = summary(
+            &record,
+            &context(),
+            Validation::Unknown,
+            &Baseline::None,
+            &PackageBaseline::None,
+            &[],
+        );
+        assert!(summary.contains(expected), "{summary}");
     }
 }

@@ -444,6 +444,7 @@ fn each_pipeline_job_has_least_privilege_and_secrets_only_in_the_environment() {
             "pr-check",
             "plan",
             "build",
+            "copy",
             "release",
             "prune",
             "sweep-after-build",
@@ -555,14 +556,9 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
     );
 
     // The plan job asks `matrix --needs-build` unless forced.
-    let plan: String = wf["jobs"]["plan"]["steps"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .filter_map(|step| step["run"].as_str())
-        .collect();
+    let plan = runs_of(&wf["jobs"]["plan"]);
     assert!(
-        plan.contains("args=(matrix)")
+        plan.contains("args=(matrix --copies-out \"$RUNNER_TEMP/copies.json\")")
             && plan.contains("[ \"$FORCE_BUILD\" = true ] || args+=(--needs-build)"),
         "{plan}"
     );
@@ -581,6 +577,74 @@ fn builds_run_per_target_from_the_plan_never_racing_and_long_enough() {
         wf["jobs"]["pr-check"]["concurrency"]["cancel-in-progress"].as_bool(),
         Some(true)
     );
+}
+
+/// The `run` scripts of a job's steps, one after the other.
+fn runs_of(job: &Yaml) -> String {
+    job["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect()
+}
+
+#[test]
+fn copies_run_after_the_builds_from_the_plans_second_matrix() {
+    let wf = load(PIPELINE);
+    let plan = &wf["jobs"]["plan"];
+    assert_eq!(
+        plan["outputs"]["copies"].as_str(),
+        Some("${{ steps.matrix.outputs.copies }}")
+    );
+    let plan_runs = runs_of(plan);
+    assert!(
+        plan_runs.contains("args=(matrix --copies-out \"$RUNNER_TEMP/copies.json\")")
+            && plan_runs.contains(
+                "echo \"copies=$(cat \"$RUNNER_TEMP/copies.json\")\" >>\"$GITHUB_OUTPUT\""
+            ),
+        "{plan_runs}"
+    );
+    let copy = &wf["jobs"]["copy"];
+    // After the build legs, which make the sources; not after a failed or cancelled one.
+    assert_eq!(text_of(&copy["needs"]), "---\n- tool\n- plan\n- build");
+    let cond = copy["if"].as_str().unwrap();
+    for part in [
+        "always() && ",
+        "needs.plan.result == 'success'",
+        "(needs.build.result == 'success' || needs.build.result == 'skipped')",
+        "fromJSON(needs.plan.outputs.copies).include[0] != null",
+    ] {
+        assert!(cond.contains(part), "copy: {cond}");
+    }
+    assert_eq!(
+        copy["strategy"]["matrix"].as_str(),
+        Some("${{ fromJSON(needs.plan.outputs.copies) }}")
+    );
+    assert_eq!(copy["strategy"]["fail-fast"].as_bool(), Some(false));
+    assert_eq!(
+        copy["concurrency"]["group"].as_str(),
+        wf["jobs"]["build"]["concurrency"]["group"].as_str(),
+        "one build or copy of a target at a time"
+    );
+    // Its record is released, and prune waits for it.
+    for job in ["release", "prune", "sweep-after-build"] {
+        assert!(
+            text_of(&wf["jobs"][job]["needs"]).contains("- copy"),
+            "{job} needs copy"
+        );
+    }
+    let release = wf["jobs"]["release"]["if"].as_str().unwrap();
+    assert!(
+        release.contains("needs.copy.result != 'skipped'"),
+        "{release}"
+    );
+    let upload = copy["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["with"]["name"].as_str() == Some("record-${{ matrix.target }}"));
+    assert!(upload.is_some(), "copy: uploads its record");
 }
 
 /// The `sweep` step of a job: its `run` text. It holds the cloud credentials only and
@@ -1164,7 +1228,7 @@ fn each_secret_step_execs_only_the_binary_the_tool_job_built() {
             }
         }
     }
-    assert_eq!(checked.len(), 6, "{checked:?}");
+    assert_eq!(checked.len(), 7, "{checked:?}");
     assert!(
         checked.iter().any(|c| c.ends_with(": pr-check")),
         "{checked:?}"

@@ -10,6 +10,7 @@ mod common;
 mod actionlint;
 mod build;
 mod build_report;
+mod copy;
 mod e2e;
 mod github;
 mod install;

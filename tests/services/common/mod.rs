@@ -14,6 +14,7 @@ pub mod loopback;
 pub mod openstack;
 pub mod package_index;
 pub mod procs;
+pub mod proxy;
 pub mod runner;
 pub mod sshd;
 pub mod systemd_host;

@@ -147,28 +147,31 @@ pub fn unique(prefix: &str) -> String {
 
 /// Creates an image with string `properties`; with `data`, uploads it (status active).
 pub fn create_image(cloud: &Cloud, name: &str, properties: &[(&str, &str)], data: bool) -> Image {
-    let glance = Glance::new(cloud).unwrap();
-    let base = cloud.endpoint("image").unwrap();
     let mut body =
         serde_json::json!({ "name": name, "disk_format": "raw", "container_format": "bare" });
     for (k, v) in properties {
         body[*k] = serde_json::json!(v);
     }
+    create_image_with(cloud, &body, data.then(|| vec![7u8; 512]))
+}
+
+/// Creates the image `body` describes; with `data`, uploads it (status active).
+pub fn create_image_with(cloud: &Cloud, body: &serde_json::Value, data: Option<Vec<u8>>) -> Image {
+    let glance = Glance::new(cloud).unwrap();
+    let base = cloud.endpoint("image").unwrap();
     let created: Image = cloud
-        .call(Method::POST, &format!("{base}/v2/images"), |r| {
-            r.json(&body)
-        })
+        .call(Method::POST, &format!("{base}/v2/images"), |r| r.json(body))
         .unwrap()
         .json()
         .unwrap();
-    if data {
+    if let Some(data) = data {
         cloud
             .call(
                 Method::PUT,
                 &format!("{base}/v2/images/{}/file", created.id),
                 |r| {
                     r.header("Content-Type", "application/octet-stream")
-                        .body(vec![7u8; 512])
+                        .body(data.clone())
                 },
             )
             .unwrap();
