@@ -289,33 +289,9 @@ pub fn display_name(package: &str) -> String {
     let arch = qualifiers
         .split('&')
         .find_map(|q| q.strip_prefix("arch="))
-        .map(|arch| format!(":{}", percent_decoded(arch)))
+        .map(|arch| format!(":{}", crate::userinfo::percent_decode(arch)))
         .unwrap_or_default();
-    format!("{}{arch}", percent_decoded(name))
-}
-
-/// A purl part without its percent-encoding (`libstdc%2B%2B6` is `libstdc++6`).
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    format!("{}{arch}", crate::userinfo::percent_decode(name))
 }
 
 impl Diff {

@@ -174,7 +174,12 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
                     Ok(verification) => verification,
                     Err(error) => {
                         // The image could not be verified: it stays a candidate.
-                        eprintln!("error: verifying image {}: {error:#}", image.id);
+                        eprintln!(
+                            "{}",
+                            session
+                                .redactor
+                                .redact(&format!("error: verifying image {}: {error:#}", image.id))
+                        );
                         record.reason = format!(
                             "built {}, but its verification could not run; it stays a candidate",
                             image.id
@@ -466,7 +471,12 @@ pub(super) fn finish(
         return match (code, reported) {
             (Code::Ok, reported) => reported,
             (failed, Err(error)) => {
-                eprintln!("error: reporting: {error:#}");
+                eprintln!(
+                    "{}",
+                    session
+                        .redactor
+                        .redact(&format!("error: reporting: {error:#}"))
+                );
                 Ok(failed)
             }
             (failed, Ok(_)) => Ok(failed),

@@ -189,23 +189,20 @@ fn packages_section(packages: &PackageBaseline) -> String {
             .filter(|c| c.kind == kind)
             .map(|c| format!("- {} {} → {}", name(&c.package), code(&c.from), code(&c.to)))
             .collect();
-        let (changed, mut added, mut removed) = (lines.len(), 0, 0);
-        for entry in diff.added.iter().filter(|e| e.kind == kind) {
-            lines.push(format!(
-                "- added {} {}",
-                name(&entry.package),
-                code(&entry.version)
-            ));
-            added += 1;
-        }
-        for entry in diff.removed.iter().filter(|e| e.kind == kind) {
-            lines.push(format!(
-                "- removed {} {}",
-                name(&entry.package),
-                code(&entry.version)
-            ));
-            removed += 1;
-        }
+        let changed = lines.len();
+        let mut listed = |word: &str, entries: &[crate::sbom::Entry]| {
+            let before = lines.len();
+            for entry in entries.iter().filter(|e| e.kind == kind) {
+                lines.push(format!(
+                    "- {word} {} {}",
+                    name(&entry.package),
+                    code(&entry.version)
+                ));
+            }
+            lines.len() - before
+        };
+        let added = listed("added", &diff.added);
+        let removed = listed("removed", &diff.removed);
         let counts: Vec<String> = [(changed, "changed"), (added, "added"), (removed, "removed")]
             .iter()
             .filter(|(n, _)| *n > 0)
