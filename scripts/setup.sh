@@ -8,6 +8,8 @@ packages=()
 command -v packer >/dev/null 2>&1 || packages+=("packer=1.6.6*")
 command -v shellcheck >/dev/null 2>&1 || packages+=("shellcheck=0.9.0*")
 [ -x /usr/sbin/sshd ] || packages+=("openssh-server=1:9.2p1*")
+# ssh: `build` checks the image it verifies over the OpenSSH client (src/verify/ssh.rs).
+command -v ssh >/dev/null 2>&1 || packages+=("openssh-client=1:9.2p1*")
 # The booted systemd test host (tests/harness/systemd-host.sh): debootstrap builds its
 # root filesystem once (cached as a zstd tarball), systemd-nspawn boots it.
 command -v debootstrap >/dev/null 2>&1 || packages+=("debootstrap=1.0.128+nmu2+deb12u2*")
