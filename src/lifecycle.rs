@@ -20,6 +20,11 @@ use crate::exit::{Code, Coded};
 /// The image property that holds the image's [`Status`].
 pub const STATUS_PROPERTY: &str = "uworker_status";
 
+/// The image property a build sets to [`VERIFICATION_DISABLED`] when its definition turned
+/// verification off (`[verify] enabled = false`): the image is `verified` unbooted.
+pub const VERIFICATION_PROPERTY: &str = "uworker_verification";
+pub const VERIFICATION_DISABLED: &str = "disabled";
+
 /// An image's place in its lifecycle, as the [`STATUS_PROPERTY`] spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {

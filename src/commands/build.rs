@@ -17,7 +17,7 @@ use crate::env::Env;
 use crate::error_chain::Chain;
 use crate::exit::Code;
 use crate::jobapi;
-use crate::lifecycle::{Status, STATUS_PROPERTY};
+use crate::lifecycle::{Status, STATUS_PROPERTY, VERIFICATION_DISABLED, VERIFICATION_PROPERTY};
 use crate::openstack::client::Cloud;
 use crate::openstack::glance::{Glance, Image};
 use crate::openstack::network;
@@ -143,10 +143,19 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
                 &session.definition.name,
                 target,
                 &record.fingerprint,
-                // Never current until its verification passed (src/lifecycle.rs).
-                Some(Status::Candidate),
+                // Never current until its verification passed (src/lifecycle.rs); with
+                // `[verify] enabled = false` the definition vouches for it instead.
+                Some(if verifies {
+                    Status::Candidate
+                } else {
+                    Status::Verified
+                }),
                 kept.as_ref().map(|s| s.file.sha256.as_str()),
             )?;
+            if !verifies {
+                Glance::new(cloud)?
+                    .set_properties(&image.id, &[(VERIFICATION_PROPERTY, VERIFICATION_DISABLED)])?;
+            }
             if let (Some(sbom), Some(out)) = (&kept, &request.record.file) {
                 let path = write_sbom(out, sbom)?;
                 session.info(&format!("build: wrote the SBOM {}", path.display()));

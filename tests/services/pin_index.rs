@@ -138,6 +138,9 @@ struct Install {
 /// provision/scripts/35-worker.sh as root with WORKER_SOURCE `value`, in a private mount
 /// namespace (tmpfs over /opt, /run and /tmp, whose leftovers are listed after); python3
 /// is the real one but for `-m venv`, which makes a venv of stand-ins.
+/// Where the namespace sees the test's work dir (on its own /run tmpfs, outside /tmp).
+const INSIDE: &str = "/run/uworker-pin-test";
+
 fn install(value: &str) -> Install {
     // Outside /tmp, which the namespace covers with its own tmpfs.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -149,27 +152,35 @@ fn install(value: &str) -> Install {
 if [ "$1 $2" = "-m venv" ]; then
   mkdir -p "$3/bin"
   printf '#!/bin/sh\nexit 0\n' >"$3/bin/python"
-  printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>{log}\ntouch "$(dirname "$0")/uworker"; chmod +x "$(dirname "$0")/uworker"\n' >"$3/bin/pip"
+  printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>{INSIDE}/pip.log\ntouch "$(dirname "$0")/uworker"; chmod +x "$(dirname "$0")/uworker"\n' >"$3/bin/pip"
   chmod +x "$3/bin/python" "$3/bin/pip"
   exit 0
 fi
 exec /usr/bin/python3 "$@"
-"#,
-        log = pip_log.display()
+"#
     );
     let path = bin.join("python3");
     std::fs::write(&path, python3).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("provision/scripts/35-worker.sh");
+    // The work dir and the script may be below /tmp (a checkout there): the work dir is
+    // bound at INSIDE, and the script copied into it, before /tmp gets its own tmpfs.
     let output = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "bash", "-c"])
         .arg(format!(
-            "mount -t tmpfs none /opt && mount -t tmpfs none /run && mount -t tmpfs none /tmp || exit 9
-            {}; status=$?
+            "mount -t tmpfs none /opt && mount -t tmpfs none /run && mkdir -p {inside} \
+               && mount --bind {work} {inside} && cp {script} {inside}/35-worker.sh \
+               && mount -t tmpfs none /tmp || exit 9
+            bash {inside}/35-worker.sh; status=$?
             echo \"artifacts left: $(find /tmp -name 'uworker-artifact*' | wc -l)\"; exit $status",
-            script.display()
+            inside = INSIDE,
+            work = work.path().display(),
+            script = script.display()
         ))
-        .env("PATH", format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", bin.display()))
+        .env(
+            "PATH",
+            format!("{INSIDE}/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
+        )
         .env("WORKER_SOURCE", value)
         .output()
         .unwrap();

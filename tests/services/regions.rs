@@ -271,6 +271,9 @@ fn two_targets_build_in_their_own_regions_and_a_second_plan_skips_both() {
     let fingerprint_of = |target: &str| plan(&t.s, def.path(), target)["fingerprint"].clone();
     for (image, target) in [(&in_one[0], "one"), (&in_two[0], "two")] {
         assert_eq!(image.property("uworker_target"), Some(target));
+        // `[verify] enabled = false`: the definition vouches for it, so it serves and is current.
+        assert_eq!(image.property("uworker_status"), Some("verified"));
+        assert_eq!(image.property("uworker_verification"), Some("disabled"));
         assert_eq!(
             Some(image.property("uworker_fingerprint").unwrap()),
             fingerprint_of(target).as_str()
