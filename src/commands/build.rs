@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use super::packer_run::{failure_verdict, run_packer_to, PackerRun, RunDefaults};
+use super::packer_run::{failure_verdict, run_packer, PackerRun, RunDefaults};
 use super::run_cloud::{Lease, RunKeypair};
 use super::session::check_base_owner;
 use super::stage::{downloaded_sbom, stage, write_record, write_sbom, RunFacts, Sbom};
@@ -107,7 +107,7 @@ pub fn run(request: &request::Build, env: &Env) -> Result<Code> {
     );
     let mut identity = IdentityCapture::default();
     let stderr = std::io::stderr();
-    let outcome = run_packer_to(
+    let outcome = run_packer(
         &session,
         &staged,
         PackerRun {

@@ -36,22 +36,10 @@ pub struct PackerRun<'a> {
     pub started: Instant,
 }
 
-/// Runs packer on a staged template for one builder, printing its output redacted on
-/// stderr; Ctrl-C, SIGTERM and the deadline interrupt it cleanly.
-pub fn run_packer(
-    session: &Session,
-    staged: &Staged,
-    run: PackerRun,
-    limits: &RunLimits,
-    defaults: &RunDefaults,
-    env: &Env,
-) -> Result<Outcome> {
-    let stderr = std::io::stderr();
-    run_packer_to(session, staged, run, limits, defaults, env, stderr.lock())
-}
-
-/// The same, packer's output (redacted) going to `out` instead of stderr.
-pub fn run_packer_to<W: std::io::Write>(
+/// Runs packer on a staged template for one builder, its output (redacted) going to
+/// `out` (stderr, or what the caller reads as it passes); Ctrl-C, SIGTERM and the
+/// deadline interrupt it cleanly.
+pub fn run_packer<W: std::io::Write>(
     session: &Session,
     staged: &Staged,
     run: PackerRun,

@@ -72,6 +72,7 @@ pub fn run(request: &request::Test, env: &Env) -> Result<Code> {
         &request.limits,
         &defaults,
         env,
+        std::io::stderr().lock(),
     )?;
     let sbom = downloaded_sbom(&staged);
     drop(staged);
